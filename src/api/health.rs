@@ -1,0 +1,59 @@
+//! Liveness and readiness probes.
+
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::ApiTags;
+use crate::service::Portcullis;
+
+/// Probe result.
+#[derive(Debug, Object)]
+pub struct HealthStatus {
+    /// `ok`.
+    pub status: String,
+}
+
+#[derive(ApiResponse)]
+pub enum HealthResponse {
+    /// The process is up.
+    #[oai(status = 200)]
+    Ok(Json<HealthStatus>),
+}
+
+#[derive(ApiResponse)]
+pub enum ReadyResponse {
+    /// The store answers: ready for traffic.
+    #[oai(status = 200)]
+    Ok(Json<HealthStatus>),
+    /// The store does not answer.
+    #[oai(status = 503)]
+    Unavailable(crate::error::Problem),
+}
+
+pub struct HealthApi;
+
+#[OpenApi(tag = "ApiTags::Health")]
+impl HealthApi {
+    /// Liveness: the process answers.
+    #[oai(path = "/healthz", method = "get", operation_id = "healthz")]
+    async fn healthz(&self) -> HealthResponse {
+        HealthResponse::Ok(Json(HealthStatus {
+            status: "ok".into(),
+        }))
+    }
+
+    /// Readiness: the store answers.
+    #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
+    async fn readyz(&self, core: Data<&Portcullis>) -> ReadyResponse {
+        match core.store.ping().await {
+            Ok(()) => ReadyResponse::Ok(Json(HealthStatus {
+                status: "ok".into(),
+            })),
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness probe failed");
+                ReadyResponse::Unavailable(crate::error::unavailable())
+            }
+        }
+    }
+}

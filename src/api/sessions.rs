@@ -1,0 +1,176 @@
+//! `/v1/sessions`: sign in, refresh, list, sign out.
+
+use poem::Request;
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Enum, Object, OpenApi};
+
+use super::models::{SessionView, TokensView};
+use super::types::{Secret, Text};
+use super::{ApiTags, BearerAuth, client_info};
+use crate::responses;
+use crate::service::{LogoutScope, Portcullis};
+
+/// Sign-in with email and password.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: Text,
+    pub password: Secret,
+    /// ALTCHA solution (base64 JSON) when a CAPTCHA is required.
+    pub captcha: Option<Text>,
+}
+
+/// A refresh token to exchange.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: Secret,
+}
+
+/// Which sessions `DELETE /v1/sessions` ends.
+#[derive(Debug, Clone, Copy, Enum, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum Scope {
+    /// This session only (the default).
+    Local,
+    /// Every session of the user except this one.
+    Others,
+    /// Every session of the user.
+    Global,
+}
+
+responses! {
+    pub enum LoginResponse {
+        /// Signed in: a token pair.
+        Ok(Json<TokensView>) = 200,
+    }
+    errors { BadRequest = 400, Unauthorized = 401, Forbidden = 403, TooManyRequests = 429, Unavailable = 503 }
+}
+
+responses! {
+    pub enum RefreshResponse {
+        /// A new token pair; the presented refresh token is retired.
+        Ok(Json<TokensView>) = 200,
+    }
+    errors { BadRequest = 400, Unauthorized = 401, TooManyRequests = 429, Unavailable = 503 }
+}
+
+responses! {
+    pub enum LogoutResponse {
+        /// Signed out.
+        NoContent = 204,
+    }
+    errors { BadRequest = 400, Unauthorized = 401, Unavailable = 503 }
+}
+
+responses! {
+    pub enum ListSessionsResponse {
+        /// Active sessions, newest first.
+        Ok(Json<Vec<SessionView>>) = 200,
+    }
+    errors { Unauthorized = 401, Unavailable = 503 }
+}
+
+responses! {
+    pub enum RevokeSessionResponse {
+        /// Session ended.
+        NoContent = 204,
+    }
+    errors { BadRequest = 400, Unauthorized = 401, NotFound = 404, Unavailable = 503 }
+}
+
+pub struct SessionsApi;
+
+#[OpenApi(tag = "ApiTags::Sessions")]
+impl SessionsApi {
+    /// Sign in with email and password.
+    #[oai(path = "/v1/sessions", method = "post", operation_id = "login")]
+    async fn login(
+        &self,
+        req: &Request,
+        core: Data<&Portcullis>,
+        body: Json<LoginRequest>,
+    ) -> LoginResponse {
+        let body = body.0;
+        let client = client_info(req, &core);
+        match core.login(&body.email.0, body.password.0, client).await {
+            Ok(tokens) => LoginResponse::Ok(Json(tokens.into())),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Exchange a refresh token for a new pair.
+    ///
+    /// Refresh tokens are single use. Presenting a retired one revokes its
+    /// whole session, except within the short grace window
+    /// (`PORTCULLIS_REFRESH_GRACE`, default 10 s) after its rotation, when
+    /// it yields the session's current pair (concurrent tabs refreshing).
+    #[oai(
+        path = "/v1/sessions/refresh",
+        method = "post",
+        operation_id = "refresh"
+    )]
+    async fn refresh(
+        &self,
+        core: Data<&Portcullis>,
+        body: Json<RefreshRequest>,
+    ) -> RefreshResponse {
+        use secrecy::ExposeSecret;
+        match core.refresh(body.0.refresh_token.0.expose_secret()).await {
+            Ok(tokens) => RefreshResponse::Ok(Json(tokens.into())),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Sign out: this session (`local`, default), all others (`others`) or all (`global`).
+    #[oai(path = "/v1/sessions", method = "delete", operation_id = "logout")]
+    async fn logout(
+        &self,
+        core: Data<&Portcullis>,
+        auth: BearerAuth,
+        scope: Query<Option<Scope>>,
+    ) -> LogoutResponse {
+        let scope = match scope.0.unwrap_or(Scope::Local) {
+            Scope::Local => LogoutScope::Local,
+            Scope::Others => LogoutScope::Others,
+            Scope::Global => LogoutScope::Global,
+        };
+        match core.logout(&auth.0, scope).await {
+            Ok(()) => LogoutResponse::NoContent,
+            Err(e) => e.into(),
+        }
+    }
+
+    /// The caller's active sessions.
+    #[oai(path = "/v1/sessions", method = "get", operation_id = "listSessions")]
+    async fn list(&self, core: Data<&Portcullis>, auth: BearerAuth) -> ListSessionsResponse {
+        match core.sessions(&auth.0).await {
+            Ok(list) => ListSessionsResponse::Ok(Json(
+                list.iter()
+                    .map(|s| SessionView::new(s, &auth.0.sid))
+                    .collect(),
+            )),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// End one of the caller's sessions.
+    #[oai(
+        path = "/v1/sessions/:sid",
+        method = "delete",
+        operation_id = "revokeSession"
+    )]
+    async fn revoke(
+        &self,
+        core: Data<&Portcullis>,
+        auth: BearerAuth,
+        sid: Path<String>,
+    ) -> RevokeSessionResponse {
+        match core.revoke_session(&auth.0, &sid.0).await {
+            Ok(()) => RevokeSessionResponse::NoContent,
+            Err(e) => e.into(),
+        }
+    }
+}

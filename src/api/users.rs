@@ -1,0 +1,109 @@
+//! `/v1/users` and `/v1/me`.
+
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
+use poem_openapi::{Object, OpenApi};
+
+use super::models::UserView;
+use super::types::{Secret, Text};
+use super::{ApiTags, BearerAuth};
+use crate::responses;
+use crate::service::{Portcullis, Registration};
+
+/// New account.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// Email address; unique, case-insensitively.
+    pub email: Text,
+    /// 8 to 128 characters of any script; common passwords are refused.
+    pub password: Secret,
+    /// Optional name shown to others (1 to 64 characters).
+    pub display_name: Option<Text>,
+    /// ALTCHA solution (base64 JSON) when a CAPTCHA is required.
+    pub captcha: Option<Text>,
+}
+
+/// Profile changes; fields left out stay as they are, `null` clears.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct UpdateProfileRequest {
+    pub display_name: MaybeUndefined<Text>,
+}
+
+responses! {
+    pub enum RegisterResponse {
+        /// Account created.
+        Created(Json<UserView>) = 201,
+    }
+    errors { BadRequest = 400, Conflict = 409, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
+}
+
+responses! {
+    pub enum MeResponse {
+        /// The caller's account.
+        Ok(Json<UserView>) = 200,
+    }
+    errors { Unauthorized = 401, Unavailable = 503 }
+}
+
+responses! {
+    pub enum UpdateMeResponse {
+        /// The updated account.
+        Ok(Json<UserView>) = 200,
+    }
+    errors { BadRequest = 400, Unauthorized = 401, Unprocessable = 422, Unavailable = 503 }
+}
+
+pub struct UsersApi;
+
+#[OpenApi(tag = "ApiTags::Users")]
+impl UsersApi {
+    /// Register a new account.
+    #[oai(path = "/v1/users", method = "post", operation_id = "register")]
+    async fn register(
+        &self,
+        core: Data<&Portcullis>,
+        body: Json<RegisterRequest>,
+    ) -> RegisterResponse {
+        let body = body.0;
+        let input = Registration {
+            email: body.email.0,
+            password: body.password.0,
+            display_name: body.display_name.map(|t| t.0),
+        };
+        match core.register(input).await {
+            Ok(user) => RegisterResponse::Created(Json(UserView::from(&user))),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// The caller's account.
+    #[oai(path = "/v1/me", method = "get", operation_id = "getMe")]
+    async fn me(&self, core: Data<&Portcullis>, auth: BearerAuth) -> MeResponse {
+        match core.me(&auth.0).await {
+            Ok(user) => MeResponse::Ok(Json(UserView::from(&user))),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Update the caller's profile.
+    #[oai(path = "/v1/me", method = "patch", operation_id = "updateMe")]
+    async fn update_me(
+        &self,
+        core: Data<&Portcullis>,
+        auth: BearerAuth,
+        body: Json<UpdateProfileRequest>,
+    ) -> UpdateMeResponse {
+        let display_name = match body.0.display_name {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(t) => Some(Some(t.0)),
+        };
+        match core.update_profile(&auth.0, display_name).await {
+            Ok(user) => UpdateMeResponse::Ok(Json(UserView::from(&user))),
+            Err(e) => e.into(),
+        }
+    }
+}

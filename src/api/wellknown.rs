@@ -1,0 +1,119 @@
+//! Discovery: the JWKS and the OpenID provider metadata a resource server
+//! needs to verify tokens offline.
+
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::ApiTags;
+use crate::service::Portcullis;
+
+/// A JSON Web Key Set (RFC 7517). Keys are public only.
+#[derive(Debug, Object)]
+pub struct Jwks {
+    /// Public keys; `kid` is the RFC 7638 thumbprint.
+    pub keys: Vec<serde_json::Value>,
+}
+
+/// OpenID provider metadata (the subset that applies).
+#[derive(Debug, Object)]
+pub struct OpenIdConfiguration {
+    pub issuer: String,
+    pub jwks_uri: String,
+    pub token_endpoint: String,
+    pub revocation_endpoint: String,
+    pub userinfo_endpoint: String,
+    pub response_types_supported: Vec<String>,
+    pub subject_types_supported: Vec<String>,
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    pub grant_types_supported: Vec<String>,
+    pub claims_supported: Vec<String>,
+}
+
+#[derive(ApiResponse)]
+pub enum JwksResponse {
+    /// The key set (cacheable for 5 minutes).
+    #[oai(status = 200)]
+    Ok(Json<Jwks>, #[oai(header = "Cache-Control")] String),
+}
+
+#[derive(ApiResponse)]
+pub enum OpenIdConfigurationResponse {
+    /// Provider metadata.
+    #[oai(status = 200)]
+    Ok(
+        Json<OpenIdConfiguration>,
+        #[oai(header = "Cache-Control")] String,
+    ),
+}
+
+const CACHE: &str = "public, max-age=300";
+
+pub struct WellKnownApi;
+
+#[OpenApi(tag = "ApiTags::Wellknown")]
+impl WellKnownApi {
+    /// Public signing keys.
+    #[oai(path = "/.well-known/jwks.json", method = "get", operation_id = "jwks")]
+    async fn jwks(&self, core: Data<&Portcullis>) -> JwksResponse {
+        let keys = core
+            .tokens
+            .ring()
+            .jwks()
+            .keys
+            .iter()
+            .filter_map(|k| serde_json::to_value(k).ok())
+            .collect();
+        JwksResponse::Ok(Json(Jwks { keys }), CACHE.to_string())
+    }
+
+    /// OpenID provider metadata, pointing at the JWKS.
+    #[oai(
+        path = "/.well-known/openid-configuration",
+        method = "get",
+        operation_id = "openidConfiguration"
+    )]
+    async fn openid_configuration(&self, core: Data<&Portcullis>) -> OpenIdConfigurationResponse {
+        let base = &core.settings.public_url;
+        let algs = core
+            .tokens
+            .ring()
+            .jwks()
+            .keys
+            .iter()
+            .filter_map(|k| k.common.key_algorithm.map(|a| a.to_string()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        OpenIdConfigurationResponse::Ok(
+            Json(OpenIdConfiguration {
+                issuer: core.tokens.issuer().to_string(),
+                jwks_uri: format!("{base}/.well-known/jwks.json"),
+                token_endpoint: format!("{base}/v1/sessions"),
+                revocation_endpoint: format!("{base}/v1/sessions"),
+                userinfo_endpoint: format!("{base}/v1/me"),
+                response_types_supported: strings(&["token"]),
+                subject_types_supported: strings(&["public"]),
+                id_token_signing_alg_values_supported: algs,
+                token_endpoint_auth_methods_supported: strings(&["none"]),
+                grant_types_supported: strings(&["password", "refresh_token"]),
+                claims_supported: strings(&[
+                    "iss",
+                    "aud",
+                    "sub",
+                    "exp",
+                    "iat",
+                    "nbf",
+                    "jti",
+                    "sid",
+                    "amr",
+                    "roles",
+                    "client_id",
+                ]),
+            }),
+            CACHE.to_string(),
+        )
+    }
+}

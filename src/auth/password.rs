@@ -1,0 +1,201 @@
+//! Password hashing: bcrypt over a fixed-length pre-hash, off the async
+//! runtime, behind a concurrency cap.
+//!
+//! bcrypt reads only 72 bytes of its input, so the input we give it is
+//! `base64(HMAC-SHA-256(pepper, password))`: 44 ASCII bytes whatever the
+//! password's length or script, so nothing is ever truncated. The pepper is a
+//! 32-byte server secret in `<keys dir>/password-pepper.key`; a stolen
+//! database alone cannot be attacked offline without it. Losing the pepper
+//! invalidates every password, so back it up with the signing keys.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use sha2::Sha256;
+use tokio::sync::Semaphore;
+
+use crate::domain::Password;
+
+const PEPPER_FILE: &str = "password-pepper.key";
+
+/// Hashes and verifies passwords.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    pepper: Arc<SecretBox<[u8; 32]>>,
+    cost: u32,
+    permits: Arc<Semaphore>,
+    /// A well-formed hash of the configured cost that matches no password:
+    /// unknown emails are checked against it so they cost what a wrong
+    /// password costs.
+    dummy_hash: Arc<str>,
+}
+
+impl std::fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordHasher")
+            .field("cost", &self.cost)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the pepper from the keys folder, creating it (mode 0600) if absent.
+pub fn load_or_create_pepper(keys_dir: &Path) -> anyhow::Result<(SecretBox<[u8; 32]>, bool)> {
+    let path = keys_dir.join(PEPPER_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let bytes = B64
+                .decode(text.trim())
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .with_context(|| format!("{} is not 32 base64 bytes", path.display()))?;
+            Ok((SecretBox::new(Box::new(bytes)), false))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            super::keys::ensure_private_dir(keys_dir)?;
+            let mut bytes = [0u8; 32];
+            aws_lc_rs::rand::fill(&mut bytes).map_err(|_| anyhow::anyhow!("no randomness"))?;
+            super::keys::write_private_file(&path, format!("{}\n", B64.encode(bytes)).as_bytes())?;
+            Ok((SecretBox::new(Box::new(bytes)), true))
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+impl PasswordHasher {
+    pub fn new(pepper: SecretBox<[u8; 32]>, cost: u32, concurrency: usize) -> Self {
+        // 22 salt characters + 31 hash characters of bcrypt's base64 alphabet.
+        let dummy_hash = format!(
+            "$2b${cost:02}${}{}",
+            "PortcullisDummySaltAAA", "PortcullisDummyHashThatMatchesX"
+        );
+        Self {
+            pepper: Arc::new(pepper),
+            cost,
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            dummy_hash: dummy_hash.into(),
+        }
+    }
+
+    /// The fixed-length bcrypt input for a password.
+    fn prehash(&self, password: &str) -> SecretString {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.pepper.expose_secret())
+            .expect("HMAC takes keys of any length");
+        mac.update(password.as_bytes());
+        SecretString::from(B64.encode(mac.finalize().into_bytes()))
+    }
+
+    pub fn cost(&self) -> u32 {
+        self.cost
+    }
+
+    /// Hashes a password for storage.
+    pub async fn hash(&self, password: &Password) -> anyhow::Result<String> {
+        let input = self.prehash(password.expose());
+        let cost = self.cost;
+        let _permit = self.permits.acquire().await.context("hasher closed")?;
+        tokio::task::spawn_blocking(move || {
+            bcrypt::non_truncating_hash(input.expose_secret(), cost).context("bcrypt hash")
+        })
+        .await
+        .context("bcrypt task")?
+    }
+
+    /// Checks a password against a stored hash, or against the dummy hash
+    /// when there is none (unknown account), so both take the same time.
+    pub async fn verify(&self, password: &Password, stored: Option<&str>) -> anyhow::Result<bool> {
+        let input = self.prehash(password.expose());
+        let known = stored.is_some();
+        let hash = stored.unwrap_or(&self.dummy_hash).to_string();
+        let _permit = self.permits.acquire().await.context("hasher closed")?;
+        let matched = tokio::task::spawn_blocking(move || {
+            bcrypt::non_truncating_verify(input.expose_secret(), &hash).unwrap_or(false)
+        })
+        .await
+        .context("bcrypt task")?;
+        Ok(known && matched)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hasher() -> PasswordHasher {
+        PasswordHasher::new(SecretBox::new(Box::new([7u8; 32])), 4, 2)
+    }
+
+    fn pw(s: &str) -> Password {
+        Password::for_verification(SecretString::from(s.to_string()))
+    }
+
+    #[tokio::test]
+    async fn hash_and_verify() {
+        let h = hasher();
+        let stored = h.hash(&pw("correct horse battery staple")).await.unwrap();
+        assert!(stored.starts_with("$2b$04$"));
+        assert!(
+            h.verify(&pw("correct horse battery staple"), Some(&stored))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !h.verify(&pw("correct horse battery stapler"), Some(&stored))
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn passwords_sharing_72_bytes_differ() {
+        let h = hasher();
+        let base = "a".repeat(72);
+        let stored = h.hash(&pw(&format!("{base}-one"))).await.unwrap();
+        assert!(
+            !h.verify(&pw(&format!("{base}-two")), Some(&stored))
+                .await
+                .unwrap()
+        );
+        assert!(!h.verify(&pw(&base), Some(&stored)).await.unwrap());
+        assert!(
+            h.verify(&pw(&format!("{base}-one")), Some(&stored))
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_account_never_matches() {
+        let h = hasher();
+        assert!(!h.verify(&pw("anything at all"), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn another_pepper_does_not_verify() {
+        let stored = hasher()
+            .hash(&pw("correct horse battery staple"))
+            .await
+            .unwrap();
+        let other = PasswordHasher::new(SecretBox::new(Box::new([8u8; 32])), 4, 2);
+        assert!(
+            !other
+                .verify(&pw("correct horse battery staple"), Some(&stored))
+                .await
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn pepper_file_is_created_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, created) = load_or_create_pepper(dir.path()).unwrap();
+        assert!(created);
+        let (b, created) = load_or_create_pepper(dir.path()).unwrap();
+        assert!(!created);
+        assert_eq!(a.expose_secret(), b.expose_secret());
+    }
+}

@@ -1,0 +1,478 @@
+//! Issuing and verifying JWTs.
+//!
+//! Access tokens follow RFC 9068 (`typ: at+jwt`); refresh tokens are JWTs of
+//! their own type (`typ: refresh+jwt`). Verification trusts nothing from the
+//! token that picks a key or algorithm: the `kid` must name a key of our ring,
+//! the `alg` must be that key's algorithm, and `jku`/`jwk`/`x5u`/`x5c`/`crit`
+//! headers are refused outright. `typ` is checked so one kind of token can
+//! never stand in for another. `exp`, `iss`, `aud`, `sub` are required and
+//! numeric dates are required to be numbers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::{Header, Validation};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::keys::KeyRing;
+
+/// JOSE `typ` of access tokens (RFC 9068).
+pub const ACCESS_TYP: &str = "at+jwt";
+/// JOSE `typ` of refresh tokens.
+pub const REFRESH_TYP: &str = "refresh+jwt";
+
+/// Clock skew tolerated on `exp`/`nbf`/`iat`, deliberately small
+/// (jsonwebtoken's default is 60 s).
+pub const LEEWAY_SECS: u64 = 5;
+
+/// Claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub exp: u64,
+    pub iat: u64,
+    pub nbf: u64,
+    pub jti: String,
+    pub client_id: String,
+    /// Session (refresh family) id.
+    pub sid: String,
+    /// Authentication methods (RFC 8176): `pwd`, `otp`, ...
+    pub amr: Vec<String>,
+    pub roles: Vec<String>,
+}
+
+/// Claims of a refresh token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RefreshClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub exp: u64,
+    pub iat: u64,
+    pub nbf: u64,
+    /// The refresh token's id: the family's current generation.
+    pub jti: String,
+    pub sid: String,
+}
+
+/// Why a token was refused. The text is safe to show to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("malformed token")]
+    Malformed,
+    #[error("wrong token type")]
+    WrongType,
+    #[error("unknown signing key")]
+    UnknownKey,
+    #[error("algorithm not allowed")]
+    AlgorithmNotAllowed,
+    #[error("header not allowed")]
+    ForbiddenHeader,
+    #[error("bad signature")]
+    BadSignature,
+    #[error("token expired")]
+    Expired,
+    #[error("token not yet valid")]
+    NotYetValid,
+    #[error("wrong issuer")]
+    WrongIssuer,
+    #[error("wrong audience")]
+    WrongAudience,
+    #[error("invalid claims")]
+    InvalidClaims,
+    #[error("token revoked")]
+    Revoked,
+}
+
+impl TokenError {
+    /// Short, client-safe reason (goes into `WWW-Authenticate`).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed token",
+            Self::WrongType => "wrong token type",
+            Self::UnknownKey => "unknown signing key",
+            Self::AlgorithmNotAllowed => "algorithm not allowed",
+            Self::ForbiddenHeader => "header not allowed",
+            Self::BadSignature => "bad signature",
+            Self::Expired => "token expired",
+            Self::NotYetValid => "token not yet valid",
+            Self::WrongIssuer => "wrong issuer",
+            Self::WrongAudience => "wrong audience",
+            Self::InvalidClaims => "invalid claims",
+            Self::Revoked => "token revoked",
+        }
+    }
+}
+
+impl From<TokenError> for crate::error::ApiError {
+    fn from(e: TokenError) -> Self {
+        Self::TokenInvalid(e.reason())
+    }
+}
+
+/// Issues and verifies tokens with one key ring and one issuer/audience.
+#[derive(Clone)]
+pub struct TokenService {
+    ring: Arc<KeyRing>,
+    issuer: String,
+    audience: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl TokenService {
+    pub fn new(
+        ring: Arc<KeyRing>,
+        issuer: String,
+        audience: String,
+        access_ttl: Duration,
+        refresh_ttl: Duration,
+    ) -> Self {
+        Self {
+            ring,
+            issuer,
+            audience,
+            access_ttl,
+            refresh_ttl,
+        }
+    }
+
+    pub fn ring(&self) -> &KeyRing {
+        &self.ring
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// Signs an access token for a user's session.
+    pub fn issue_access(
+        &self,
+        sub: &str,
+        sid: &str,
+        amr: &[String],
+        roles: &[String],
+        now: u64,
+    ) -> anyhow::Result<String> {
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: sub.to_string(),
+            iat: now,
+            nbf: now,
+            exp: now + self.access_ttl.as_secs(),
+            jti: uuid::Uuid::new_v4().to_string(),
+            client_id: self.audience.clone(),
+            sid: sid.to_string(),
+            amr: amr.to_vec(),
+            roles: roles.to_vec(),
+        };
+        self.sign(ACCESS_TYP, &claims)
+    }
+
+    /// Signs a refresh token carrying the family's current generation `jti`.
+    pub fn issue_refresh(
+        &self,
+        sub: &str,
+        sid: &str,
+        jti: &str,
+        now: u64,
+        exp: u64,
+    ) -> anyhow::Result<String> {
+        let claims = RefreshClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: sub.to_string(),
+            iat: now,
+            nbf: now,
+            exp,
+            jti: jti.to_string(),
+            sid: sid.to_string(),
+        };
+        self.sign(REFRESH_TYP, &claims)
+    }
+
+    /// Signs any claims with the active key under the given `typ`.
+    pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> anyhow::Result<String> {
+        let key = self.ring.signer();
+        let mut header = Header::new(key.alg);
+        header.typ = Some(typ.to_string());
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key.encoding)
+            .map_err(|e| anyhow::anyhow!("signing failed: {e}"))
+    }
+
+    pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        self.verify(token, ACCESS_TYP)
+    }
+
+    pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
+        self.verify(token, REFRESH_TYP)
+    }
+
+    /// Verifies signature, type and registered claims; returns the claims.
+    pub fn verify<T: DeserializeOwned>(&self, token: &str, typ: &str) -> Result<T, TokenError> {
+        if token.len() > 8192 || token.split('.').count() != 3 {
+            return Err(TokenError::Malformed);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.jku.is_some()
+            || header.jwk.is_some()
+            || header.x5u.is_some()
+            || header.x5c.is_some()
+            || header.crit.is_some()
+        {
+            return Err(TokenError::ForbiddenHeader);
+        }
+        let header_typ = header.typ.as_deref().unwrap_or("");
+        let header_typ = header_typ
+            .strip_prefix("application/")
+            .unwrap_or(header_typ);
+        if !header_typ.eq_ignore_ascii_case(typ) {
+            return Err(TokenError::WrongType);
+        }
+        let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
+        let key = self.ring.by_kid(kid).ok_or(TokenError::UnknownKey)?;
+        if header.alg != key.alg {
+            return Err(TokenError::AlgorithmNotAllowed);
+        }
+        let mut validation = Validation::new(key.alg);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let data = jsonwebtoken::decode::<T>(token, &key.decoding, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::InvalidSignature => TokenError::BadSignature,
+                K::ExpiredSignature => TokenError::Expired,
+                K::ImmatureSignature => TokenError::NotYetValid,
+                K::InvalidIssuer => TokenError::WrongIssuer,
+                K::InvalidAudience => TokenError::WrongAudience,
+                K::InvalidAlgorithm | K::MissingAlgorithm => TokenError::AlgorithmNotAllowed,
+                K::MissingRequiredClaim(_) | K::InvalidClaimFormat(_) | K::Json(_) => {
+                    TokenError::InvalidClaims
+                }
+                _ => TokenError::Malformed,
+            }
+        })?;
+        Ok(data.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SigningAlg;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use proptest::prelude::*;
+
+    fn service(alg: SigningAlg) -> (tempfile::TempDir, TokenService) {
+        let dir = tempfile::tempdir().unwrap();
+        let (ring, _) = KeyRing::load_or_generate(dir.path(), alg).unwrap();
+        let svc = TokenService::new(
+            Arc::new(ring),
+            "https://issuer.test".into(),
+            "portcullis".into(),
+            Duration::from_secs(900),
+            Duration::from_secs(86_400),
+        );
+        (dir, svc)
+    }
+
+    fn access(svc: &TokenService) -> String {
+        svc.issue_access(
+            "user-1",
+            "sid-1",
+            &["pwd".into()],
+            &["user".into()],
+            now_secs(),
+        )
+        .unwrap()
+    }
+
+    /// Re-encodes a token's header or claims (signature kept: so it no longer matches).
+    fn tamper(token: &str, part: usize, f: impl FnOnce(&mut serde_json::Value)) -> String {
+        let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&B64.decode(&parts[part]).unwrap()).unwrap();
+        f(&mut v);
+        parts[part] = B64.encode(serde_json::to_vec(&v).unwrap());
+        parts.join(".")
+    }
+
+    #[test]
+    fn round_trip_for_every_algorithm() {
+        for alg in [SigningAlg::EdDsa, SigningAlg::Es256, SigningAlg::Rs256] {
+            let (_d, svc) = service(alg);
+            let t = access(&svc);
+            let header = jsonwebtoken::decode_header(&t).unwrap();
+            assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+            assert_eq!(
+                header.kid.as_deref(),
+                Some(svc.ring().signer().kid.as_str())
+            );
+            let c = svc.verify_access(&t).unwrap();
+            assert_eq!(c.sub, "user-1");
+            assert_eq!(c.sid, "sid-1");
+            assert_eq!(c.amr, vec!["pwd"]);
+            assert_eq!(c.exp - c.iat, 900);
+        }
+    }
+
+    #[test]
+    fn tampered_signature_is_refused() {
+        let (_d, svc) = service(SigningAlg::EdDsa);
+        let t = access(&svc);
+        let forged = tamper(&t, 1, |c| c["sub"] = "admin".into());
+        assert_eq!(svc.verify_access(&forged), Err(TokenError::BadSignature));
+        let mut sig_flipped = t.clone();
+        let last = sig_flipped.pop().unwrap();
+        sig_flipped.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(svc.verify_access(&sig_flipped).is_err());
+    }
+
+    #[test]
+    fn wrong_typ_is_refused_both_ways() {
+        let (_d, svc) = service(SigningAlg::EdDsa);
+        let a = access(&svc);
+        let r = svc
+            .issue_refresh("u", "s", "j", now_secs(), now_secs() + 60)
+            .unwrap();
+        assert_eq!(svc.verify_refresh(&a).unwrap_err(), TokenError::WrongType);
+        assert_eq!(svc.verify_access(&r).unwrap_err(), TokenError::WrongType);
+        let no_typ = tamper(&a, 0, |h| {
+            h.as_object_mut()
+                .unwrap()
+                .remove("typ")
+                .map(|_| ())
+                .unwrap()
+        });
+        assert_eq!(
+            svc.verify_access(&no_typ).unwrap_err(),
+            TokenError::WrongType
+        );
+    }
+
+    #[test]
+    fn wrong_audience_and_issuer_are_refused() {
+        let (dir, svc) = service(SigningAlg::EdDsa);
+        let ring = KeyRing::load(dir.path(), SigningAlg::EdDsa).unwrap();
+        let other_aud = TokenService::new(
+            Arc::new(ring),
+            "https://issuer.test".into(),
+            "other".into(),
+            svc.access_ttl,
+            svc.refresh_ttl,
+        );
+        assert_eq!(
+            svc.verify_access(&access(&other_aud)),
+            Err(TokenError::WrongAudience)
+        );
+        let ring = KeyRing::load(dir.path(), SigningAlg::EdDsa).unwrap();
+        let other_iss = TokenService::new(
+            Arc::new(ring),
+            "https://evil.test".into(),
+            "portcullis".into(),
+            svc.access_ttl,
+            svc.refresh_ttl,
+        );
+        assert_eq!(
+            svc.verify_access(&access(&other_iss)),
+            Err(TokenError::WrongIssuer)
+        );
+    }
+
+    #[test]
+    fn expired_is_refused_beyond_the_leeway() {
+        let (_d, svc) = service(SigningAlg::EdDsa);
+        let past = now_secs() - 900 - LEEWAY_SECS - 2;
+        let t = svc.issue_access("u", "s", &[], &[], past).unwrap();
+        assert_eq!(svc.verify_access(&t), Err(TokenError::Expired));
+        let future = svc
+            .issue_access("u", "s", &[], &[], now_secs() + 120)
+            .unwrap();
+        assert_eq!(svc.verify_access(&future), Err(TokenError::NotYetValid));
+    }
+
+    #[test]
+    fn algorithm_confusion_is_refused() {
+        let (_d, svc) = service(SigningAlg::Rs256);
+        let t = access(&svc);
+        // alg: none with no signature.
+        let none = tamper(&t, 0, |h| h["alg"] = "none".into());
+        let none = format!("{}.", none.rsplit_once('.').unwrap().0);
+        assert!(svc.verify_access(&none).is_err());
+        // HS256 keyed with the public key (classic confusion attack).
+        let public = serde_json::to_vec(&svc.ring().signer().jwk).unwrap();
+        let mut h = Header::new(jsonwebtoken::Algorithm::HS256);
+        h.typ = Some("at+jwt".into());
+        h.kid = Some(svc.ring().signer().kid.clone());
+        let claims: AccessClaims = svc.verify_access(&t).unwrap();
+        let hs = jsonwebtoken::encode(
+            &h,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(&public),
+        )
+        .unwrap();
+        assert_eq!(svc.verify_access(&hs), Err(TokenError::AlgorithmNotAllowed));
+        // A key embedded in the header is never used.
+        let jwk_hdr = tamper(&t, 0, |h| {
+            h["jwk"] = serde_json::json!({"kty":"oct","k":"AA"})
+        });
+        assert_eq!(
+            svc.verify_access(&jwk_hdr),
+            Err(TokenError::ForbiddenHeader)
+        );
+        let jku = tamper(&t, 0, |h| h["jku"] = "https://evil.test/jwks".into());
+        assert_eq!(svc.verify_access(&jku), Err(TokenError::ForbiddenHeader));
+    }
+
+    #[test]
+    fn unknown_kid_is_refused() {
+        let (_d, a) = service(SigningAlg::EdDsa);
+        let (_e, b) = service(SigningAlg::EdDsa);
+        assert_eq!(a.verify_access(&access(&b)), Err(TokenError::UnknownKey));
+    }
+
+    #[test]
+    fn string_dates_are_refused() {
+        // Signed properly, but `exp` is a string: must not be skipped.
+        let (_d, svc) = service(SigningAlg::EdDsa);
+        let mut claims = serde_json::to_value(svc.verify_access(&access(&svc)).unwrap()).unwrap();
+        claims["exp"] = "99999999999".into();
+        let t = svc.sign(ACCESS_TYP, &claims).unwrap();
+        assert!(svc.verify_access(&t).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_input_never_panics(s in "\\PC{0,300}") {
+            let (_d, svc) = service(SigningAlg::EdDsa);
+            prop_assert!(svc.verify_access(&s).is_err());
+        }
+
+        #[test]
+        fn arbitrary_three_part_input_never_panics(a in "[A-Za-z0-9_-]{0,60}", b in "[A-Za-z0-9_-]{0,60}", c in "[A-Za-z0-9_-]{0,60}") {
+            let (_d, svc) = service(SigningAlg::EdDsa);
+            prop_assert!(svc.verify_access(&format!("{a}.{b}.{c}")).is_err());
+        }
+    }
+}

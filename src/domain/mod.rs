@@ -1,0 +1,9 @@
+//! Validated newtypes: a value that exists is valid.
+
+mod display_name;
+mod email;
+mod password;
+
+pub use display_name::DisplayName;
+pub use email::Email;
+pub use password::{Password, PasswordPolicy, PasswordProblem};
