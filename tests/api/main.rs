@@ -1,0 +1,12 @@
+//! HTTP integration tests: a real server on a random port, a fresh store per
+//! test. `PORTCULLIS_TEST_BACKEND=mongo` (with `PORTCULLIS_TEST_MONGODB_URI`)
+//! runs the same suite against MongoDB.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod errors;
+mod helpers;
+mod me;
+mod process;
+mod sessions;
+mod users;
+mod wellknown;

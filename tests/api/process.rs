@@ -1,0 +1,167 @@
+//! The real binary: first start, CLI, and what reaches the logs.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::PASSWORD;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start(dir: &std::path::Path, log: &std::path::Path) -> Server {
+    let port = free_port();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .env("PORTCULLIS_LISTEN", format!("127.0.0.1:{port}"))
+        .env("PORTCULLIS_DATA_DIR", dir.join("data"))
+        .env("PORTCULLIS_KEYS_DIR", dir.join("keys"))
+        .env("PORTCULLIS_BCRYPT_COST", "4")
+        .env("PORTCULLIS_LOG_FORMAT", "json")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    let mut backend = std::collections::BTreeMap::new();
+    crate::helpers::backend_settings(&mut backend);
+    cmd.envs(backend);
+    let child = cmd.spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await
+            && r.status() == StatusCode::OK
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Server { child, base }
+}
+
+#[tokio::test]
+async fn first_start_generates_keys_and_logs_no_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let server = start(dir.path(), &log).await;
+    let client = reqwest::Client::new();
+    let email = "log-check@example.com";
+    let r = client
+        .post(format!("{}/v1/users", server.base))
+        .json(&serde_json::json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let tokens: Value = client
+        .post(format!("{}/v1/sessions", server.base))
+        .json(&serde_json::json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let at = tokens["access_token"].as_str().unwrap();
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    let r = client
+        .get(format!("{}/v1/me", server.base))
+        .bearer_auth(at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = client
+        .post(format!("{}/v1/sessions/refresh", server.base))
+        .json(&serde_json::json!({"refresh_token": rt}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let _ = client
+        .post(format!("{}/v1/sessions", server.base))
+        .json(&serde_json::json!({"email": email, "password": "wrong but secret-ish 99"}))
+        .send()
+        .await
+        .unwrap();
+    drop(server);
+
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logs.contains("generated a new one"),
+        "no log line about generated keys:\n{logs}"
+    );
+    assert!(
+        logs.contains("\"user_id\""),
+        "authenticated requests log the user id"
+    );
+    for secret in [PASSWORD, "wrong but secret-ish 99", at, rt, "$2b$"] {
+        assert!(
+            !logs.contains(secret),
+            "a secret reached the logs: {secret}"
+        );
+    }
+    let keys: Vec<_> = std::fs::read_dir(dir.path().join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(
+        keys.iter()
+            .any(|p| p.extension().is_some_and(|e| e == "pem"))
+    );
+    #[cfg(unix)]
+    for k in &keys {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(k).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "{}",
+            k.display()
+        );
+    }
+}
+
+#[test]
+fn cli_keys_and_openapi() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("PORTCULLIS_KEYS_DIR", dir.path())
+            .env("PORTCULLIS_LOG_FORMAT", "json")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(run(&["keys", "generate"]).contains("created"));
+    assert!(run(&["keys", "generate"]).contains("already exists"));
+    assert!(run(&["keys", "rotate"]).contains("2 key(s) published"));
+    let spec: Value = serde_json::from_str(&run(&["openapi"])).unwrap();
+    assert!(spec["paths"]["/v1/users"].is_object());
+}

@@ -1,0 +1,137 @@
+//! Discovery documents, probes, docs and the committed spec.
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_resource_server_can_verify_tokens_from_the_jwks() {
+    for alg in ["EdDSA", "ES256", "RS256"] {
+        let app = spawn_app_with(|m| {
+            m.insert("PORTCULLIS_SIGNING_ALG".into(), alg.into());
+        })
+        .await;
+        let config: Value = app
+            .client
+            .get(app.url("/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(config["issuer"], "http://localhost:8080");
+        let jwks_uri = config["jwks_uri"].as_str().unwrap();
+        assert!(jwks_uri.ends_with("/.well-known/jwks.json"));
+        let r = app
+            .client
+            .get(app.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.headers()["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("max-age")
+        );
+        let jwks: JwkSet = r.json().await.unwrap();
+        let (_, tokens) = app.signed_in_user().await;
+        let at = token(&tokens, "access_token");
+        let header = jsonwebtoken::decode_header(&at).unwrap();
+        let jwk = jwks
+            .find(header.kid.as_deref().unwrap())
+            .expect("kid published");
+        assert_eq!(
+            jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+                .unwrap(),
+            header.kid.clone().unwrap(),
+            "kid is the RFC 7638 thumbprint"
+        );
+        let key = DecodingKey::from_jwk(jwk).unwrap();
+        let mut v = Validation::new(header.alg);
+        v.set_issuer(&["http://localhost:8080"]);
+        v.set_audience(&["portcullis"]);
+        let data = jsonwebtoken::decode::<Value>(&at, &key, &v).unwrap();
+        assert_eq!(data.claims["sub"], tokens["user"]["id"]);
+        assert_eq!(format!("{:?}", header.alg), alg);
+        for k in &jwks.keys {
+            let v = serde_json::to_value(k).unwrap();
+            for private in ["d", "p", "q", "dp", "dq", "qi"] {
+                assert!(v.get(private).is_none(), "private part {private} published");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn probes_docs_and_spec() {
+    let app = spawn_app().await;
+    for p in ["/healthz", "/readyz"] {
+        assert_eq!(
+            app.client.get(app.url(p)).send().await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
+    let docs = app.client.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert!(
+        docs.text()
+            .await
+            .unwrap()
+            .to_lowercase()
+            .contains("swagger")
+    );
+    let spec: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer");
+}
+
+#[test]
+fn committed_openapi_matches_the_code() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/openapi.json");
+    let current = portcullis::api::spec_json();
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &current).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == current,
+        "openapi/openapi.json is stale: run `cargo run -- openapi > openapi/openapi.json` (or UPDATE_OPENAPI=1 cargo test)"
+    );
+}
+
+#[test]
+fn the_spec_documents_every_error_status_as_problem_json() {
+    let spec: Value = serde_json::from_str(&portcullis::api::spec_json()).unwrap();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for (status, resp) in op["responses"].as_object().unwrap() {
+                let code: u16 = status.parse().unwrap();
+                if code >= 400 && !(path == "/readyz" && code == 503) {
+                    assert!(
+                        resp["content"].get("application/problem+json").is_some(),
+                        "{method} {path} {status} is not problem+json"
+                    );
+                }
+            }
+            if op.get("security").is_some() {
+                assert!(
+                    op["responses"].get("401").is_some(),
+                    "{method} {path} lacks 401"
+                );
+            }
+        }
+    }
+}
