@@ -8,8 +8,9 @@
 #            tokens with PyJWT (PyJWKClient) and with jose (createRemoteJWKSet),
 #            finding keys only via /.well-known/openid-configuration → jwks_uri.
 #            Both accept a fresh token and reject a tampered one, one for
-#            another audience, an expired one, and one whose key was rotated
-#            out of the JWKS (while a token of the new key still verifies).
+#            another audience, a refresh token, an expired one, and one whose
+#            key was rotated out of the JWKS (while a token of the new key
+#            still verifies).
 # 2. swagger Swagger UI at /docs in headless Chromium (Playwright): Authorize
 #            with a bearer token, GET /v1/me via "Try it out" → "Execute"; the
 #            page must show 200 and the email. Screenshot:
@@ -299,13 +300,15 @@ jwt_phase() {
   else
     fail "$alg: token header alg=$header_alg typ=$typ (want $alg, at+jwt)"
   fi
-  local tampered
+  local tampered refresh
   tampered=$(python3 "$INTEROP/tamper.py" "$token")
+  refresh=$(api "$main" POST /v1/sessions "{\"email\":\"reader-$alg@example.com\",\"password\":\"$PASSWORD\"}" | json_field refresh_token)
 
   for v in pyjwt jose; do
     expect_valid "$alg/$v: fresh access token verifies via discovery → jwks_uri" verify "$v" "$main" "$token"
     expect_rejected "$alg/$v: tampered claim (roles) with the original signature is rejected" signature verify "$v" "$main" "$tampered"
     expect_rejected "$alg/$v: token for audience 'portcullis' is rejected when 'other-api' is expected" audience verify "$v" "$main" "$token" other-api
+    expect_rejected "$alg/$v: refresh token (typ refresh+jwt) is rejected as an access token" typ verify "$v" "$main" "$refresh"
   done
 
   # Expired: verifiers use no leeway; wait until 1 s past exp.

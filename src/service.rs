@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
+use crate::auth::limits::Action;
 use crate::auth::tokens::now_secs;
-use crate::auth::{PasswordHasher, TokenService};
+use crate::auth::{Captcha, Limits, PasswordHasher, TokenService};
+use crate::config::CaptchaMode;
 use crate::config::Settings;
 use crate::domain::{DisplayName, Email, Password, PasswordPolicy, PasswordProblem};
 use crate::error::{ApiError, FieldError};
@@ -40,7 +42,7 @@ pub struct IssuedTokens {
 /// Where a request came from (stored with the session).
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
-    pub ip: Option<String>,
+    pub ip: Option<std::net::IpAddr>,
     pub user_agent: Option<String>,
 }
 
@@ -57,6 +59,7 @@ pub struct Registration {
     pub email: String,
     pub password: SecretString,
     pub display_name: Option<String>,
+    pub captcha: Option<String>,
 }
 
 /// The service core shared by all requests.
@@ -67,6 +70,8 @@ pub struct Portcullis {
     pub tokens: TokenService,
     pub hasher: PasswordHasher,
     pub policy: PasswordPolicy,
+    pub limits: Arc<Limits>,
+    pub captcha: Arc<Captcha>,
 }
 
 fn now_i64() -> i64 {
@@ -99,7 +104,15 @@ impl Portcullis {
     }
 
     /// Creates an account.
-    pub async fn register(&self, input: Registration) -> Result<UserRecord, ApiError> {
+    pub async fn register(
+        &self,
+        input: Registration,
+        client: &ClientInfo,
+    ) -> Result<UserRecord, ApiError> {
+        self.rate_limit(Action::Register, client)?;
+        if self.settings.captcha == CaptchaMode::Always {
+            self.check_captcha(input.captcha.as_deref())?;
+        }
         let mut errors = Vec::new();
         let email = Email::parse(&input.email)
             .map_err(|why| {
@@ -209,14 +222,63 @@ impl Portcullis {
         }
     }
 
+    /// Takes one request from the client's per-IP budget.
+    pub fn rate_limit(&self, action: Action, client: &ClientInfo) -> Result<(), ApiError> {
+        self.limits
+            .check(action, client.ip)
+            .map_err(|retry_after| ApiError::RateLimited { retry_after })
+    }
+
+    /// Verifies a CAPTCHA solution; a missing or bad one is `captcha-required`.
+    pub fn check_captcha(&self, solution: Option<&str>) -> Result<(), ApiError> {
+        let Some(solution) = solution else {
+            return Err(ApiError::CaptchaRequired);
+        };
+        self.captcha.verify(solution, now_secs()).map_err(|e| {
+            tracing::info!(reason = %e, "captcha refused");
+            ApiError::CaptchaRequired
+        })
+    }
+
     /// Signs in with email and password: a new session and its first token pair.
+    ///
+    /// After `PORTCULLIS_LOGIN_MAX_FAILURES` failures for an account within
+    /// 15 minutes, further attempts need a CAPTCHA (`on-failures`) or are
+    /// refused with 429 until the window slides (`off`).
     pub async fn login(
         &self,
         email: &str,
         password: SecretString,
+        captcha: Option<&str>,
         client: ClientInfo,
     ) -> Result<IssuedTokens, ApiError> {
-        let user = self.check_credentials(email, password).await?;
+        self.rate_limit(Action::SignIn, &client)?;
+        let account = Email::parse(email)
+            .map(|e| e.as_str().to_string())
+            .unwrap_or_else(|_| email.trim().to_lowercase());
+        let now = now_secs();
+        let (failures, retry_after) = self.limits.failures(&account, now);
+        let over = failures >= self.settings.login_max_failures;
+        match self.settings.captcha {
+            CaptchaMode::Always => self.check_captcha(captcha)?,
+            CaptchaMode::OnFailures if over => self.check_captcha(captcha)?,
+            CaptchaMode::Off if over => {
+                return Err(ApiError::RateLimited {
+                    retry_after: retry_after.max(1),
+                });
+            }
+            _ => {}
+        }
+        let user = match self.check_credentials(email, password).await {
+            Ok(u) => u,
+            Err(ApiError::InvalidCredentials) => {
+                self.limits.record_failure(&account, now);
+                tracing::info!(event = "session.failed", "sign-in failed");
+                return Err(ApiError::InvalidCredentials);
+            }
+            Err(e) => return Err(e),
+        };
+        self.limits.clear_failures(&account);
         let tokens = self
             .start_session(user, vec!["pwd".to_string()], client)
             .await?;
@@ -245,7 +307,7 @@ impl Portcullis {
             expires_at: now.saturating_add(self.refresh_ttl_secs()),
             revoked_at: None,
             user_agent: client.user_agent.map(|ua| ua.chars().take(256).collect()),
-            ip: client.ip,
+            ip: client.ip.map(|ip| ip.to_string()),
         };
         self.store.create_session(&session).await?;
         self.issue_pair(user, &session)
@@ -282,7 +344,12 @@ impl Portcullis {
     }
 
     /// Exchanges a refresh token for a new pair (rotation with reuse detection).
-    pub async fn refresh(&self, refresh_token: &str) -> Result<IssuedTokens, ApiError> {
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        client: &ClientInfo,
+    ) -> Result<IssuedTokens, ApiError> {
+        self.rate_limit(Action::Refresh, client)?;
         let claims = self.tokens.verify_refresh(refresh_token)?;
         let now = now_i64();
         let new_jti = uuid::Uuid::new_v4().to_string();

@@ -11,14 +11,20 @@ use poem::middleware::Cors;
 use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use tracing::Instrument;
 
-use crate::auth::password::load_or_create_pepper;
-use crate::auth::{KeyRing, PasswordHasher, TokenService};
+use crate::auth::password::{load_or_create_pepper, load_or_create_secret};
+use crate::auth::{Captcha, KeyRing, Limits, PasswordHasher, TokenService};
 use crate::config::Settings;
 use crate::domain::PasswordPolicy;
 use crate::error::{Problem, problem_from_poem_error, set_problem_base};
 use crate::service::Portcullis;
 use crate::store::DynStore;
 use crate::store::embedded::EmbeddedStore;
+
+/// Work of a CAPTCHA: the answer is uniform in 0..=this (about 0.1 s of
+/// SHA-256 in a browser on average).
+const CAPTCHA_MAX_NUMBER: u64 = 100_000;
+/// How long a CAPTCHA challenge may be solved and used.
+const CAPTCHA_TTL_SECS: u64 = 600;
 
 /// Opens the store the settings name.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<DynStore> {
@@ -45,6 +51,7 @@ pub async fn build_core(settings: Settings) -> anyhow::Result<Portcullis> {
     if created {
         tracing::warn!(dir = %settings.keys_dir.display(), "generated the password pepper: losing it invalidates every password");
     }
+    let (captcha_key, _) = load_or_create_secret(&settings.keys_dir, "captcha-hmac.key")?;
     let store = open_store(&settings).await?;
     let tokens = TokenService::new(
         Arc::new(ring),
@@ -58,6 +65,12 @@ pub async fn build_core(settings: Settings) -> anyhow::Result<Portcullis> {
         min_score: settings.password_min_score,
     };
     Ok(Portcullis {
+        limits: Arc::new(Limits::new(settings.rate_limit)),
+        captcha: Arc::new(Captcha::new(
+            captcha_key,
+            CAPTCHA_MAX_NUMBER,
+            CAPTCHA_TTL_SECS,
+        )),
         settings: Arc::new(settings),
         store,
         tokens,
@@ -266,10 +279,12 @@ impl Application {
     ) -> anyhow::Result<()> {
         let core = self.core.clone();
         let purge = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            let mut tick = tokio::time::interval(Duration::from_secs(600));
             loop {
                 tick.tick().await;
-                let now = i64::try_from(crate::auth::tokens::now_secs()).unwrap_or(0);
+                let now_secs = crate::auth::tokens::now_secs();
+                core.limits.housekeeping(now_secs);
+                let now = i64::try_from(now_secs).unwrap_or(0);
                 match core.store.purge_expired(now).await {
                     Ok(n) if n > 0 => tracing::info!(purged = n, "expired sessions purged"),
                     Ok(_) => {}

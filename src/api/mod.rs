@@ -1,6 +1,7 @@
 //! The HTTP API: poem-openapi endpoint groups, one per tag. Thin: parse,
 //! call the service, map the result.
 
+pub mod captcha;
 pub mod health;
 pub mod models;
 pub mod password;
@@ -26,6 +27,8 @@ pub enum ApiTags {
     Sessions,
     /// Password changes and resets.
     Password,
+    /// Proof-of-work challenges.
+    Captcha,
     /// Discovery documents for resource servers.
     Wellknown,
     /// Liveness and readiness.
@@ -58,6 +61,7 @@ pub type Api = (
     users::UsersApi,
     sessions::SessionsApi,
     password::PasswordApi,
+    captcha::CaptchaApi,
     wellknown::WellKnownApi,
     health::HealthApi,
 );
@@ -69,6 +73,7 @@ pub fn service() -> OpenApiService<Api, ()> {
             users::UsersApi,
             sessions::SessionsApi,
             password::PasswordApi,
+            captcha::CaptchaApi,
             wellknown::WellKnownApi,
             health::HealthApi,
         ),
@@ -119,7 +124,7 @@ pub fn client_ip(req: &Request, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
 
 pub fn client_info(req: &Request, core: &Portcullis) -> ClientInfo {
     ClientInfo {
-        ip: client_ip(req, &core.settings.trusted_proxies).map(|ip| ip.to_string()),
+        ip: client_ip(req, &core.settings.trusted_proxies),
         user_agent: req
             .headers()
             .get(poem::http::header::USER_AGENT)

@@ -23,8 +23,10 @@ pub struct UserView {
     /// Normalized (lower-case) email address.
     pub email: String,
     pub email_verified: bool,
+    #[oai(nullable)]
     pub display_name: Option<String>,
     /// URL of the user's avatar image, if any.
+    #[oai(nullable)]
     pub avatar_url: Option<String>,
     pub mfa_enabled: bool,
     pub roles: Vec<String>,
@@ -90,7 +92,9 @@ pub struct SessionView {
     pub expires_at: String,
     /// Authentication methods used to sign in (`pwd`, `otp`).
     pub amr: Vec<String>,
+    #[oai(nullable)]
     pub user_agent: Option<String>,
+    #[oai(nullable)]
     pub ip: Option<String>,
 }
 

@@ -23,7 +23,7 @@ responses! {
         /// Password changed; every other session of the user is revoked.
         NoContent = 204,
     }
-    errors { BadRequest = 400, Unauthorized = 401, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
+    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
 
 pub struct PasswordApi;

@@ -46,7 +46,7 @@ responses! {
         /// Signed in: a token pair.
         Ok(Json<TokensView>) = 200,
     }
-    errors { BadRequest = 400, Unauthorized = 401, Forbidden = 403, TooManyRequests = 429, Unavailable = 503 }
+    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Forbidden = 403, TooManyRequests = 429, Unavailable = 503 }
 }
 
 responses! {
@@ -54,7 +54,7 @@ responses! {
         /// A new token pair; the presented refresh token is retired.
         Ok(Json<TokensView>) = 200,
     }
-    errors { BadRequest = 400, Unauthorized = 401, TooManyRequests = 429, Unavailable = 503 }
+    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, TooManyRequests = 429, Unavailable = 503 }
 }
 
 responses! {
@@ -62,7 +62,7 @@ responses! {
         /// Signed out.
         NoContent = 204,
     }
-    errors { BadRequest = 400, Unauthorized = 401, Unavailable = 503 }
+    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Unavailable = 503 }
 }
 
 responses! {
@@ -78,7 +78,7 @@ responses! {
         /// Session ended.
         NoContent = 204,
     }
-    errors { BadRequest = 400, Unauthorized = 401, NotFound = 404, Unavailable = 503 }
+    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, NotFound = 404, Unavailable = 503 }
 }
 
 pub struct SessionsApi;
@@ -95,7 +95,15 @@ impl SessionsApi {
     ) -> LoginResponse {
         let body = body.0;
         let client = client_info(req, &core);
-        match core.login(&body.email.0, body.password.0, client).await {
+        match core
+            .login(
+                &body.email.0,
+                body.password.0,
+                body.captcha.as_ref().map(|c| c.0.as_str()),
+                client,
+            )
+            .await
+        {
             Ok(tokens) => LoginResponse::Ok(Json(tokens.into())),
             Err(e) => e.into(),
         }
@@ -114,11 +122,16 @@ impl SessionsApi {
     )]
     async fn refresh(
         &self,
+        req: &Request,
         core: Data<&Portcullis>,
         body: Json<RefreshRequest>,
     ) -> RefreshResponse {
         use secrecy::ExposeSecret;
-        match core.refresh(body.0.refresh_token.0.expose_secret()).await {
+        let client = client_info(req, &core);
+        match core
+            .refresh(body.0.refresh_token.0.expose_secret(), &client)
+            .await
+        {
             Ok(tokens) => RefreshResponse::Ok(Json(tokens.into())),
             Err(e) => e.into(),
         }

@@ -1,5 +1,6 @@
 //! `/v1/users` and `/v1/me`.
 
+use poem::Request;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
@@ -7,7 +8,7 @@ use poem_openapi::{Object, OpenApi};
 
 use super::models::UserView;
 use super::types::{Secret, Text};
-use super::{ApiTags, BearerAuth};
+use super::{ApiTags, BearerAuth, client_info};
 use crate::responses;
 use crate::service::{Portcullis, Registration};
 
@@ -20,6 +21,7 @@ pub struct RegisterRequest {
     /// 8 to 128 characters of any script; common passwords are refused.
     pub password: Secret,
     /// Optional name shown to others (1 to 64 characters).
+    #[oai(nullable)]
     pub display_name: Option<Text>,
     /// ALTCHA solution (base64 JSON) when a CAPTCHA is required.
     pub captcha: Option<Text>,
@@ -29,6 +31,7 @@ pub struct RegisterRequest {
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct UpdateProfileRequest {
+    #[oai(nullable)]
     pub display_name: MaybeUndefined<Text>,
 }
 
@@ -37,7 +40,7 @@ responses! {
         /// Account created.
         Created(Json<UserView>) = 201,
     }
-    errors { BadRequest = 400, Conflict = 409, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
+    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Conflict = 409, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
 
 responses! {
@@ -53,7 +56,7 @@ responses! {
         /// The updated account.
         Ok(Json<UserView>) = 200,
     }
-    errors { BadRequest = 400, Unauthorized = 401, Unprocessable = 422, Unavailable = 503 }
+    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Unprocessable = 422, Unavailable = 503 }
 }
 
 pub struct UsersApi;
@@ -64,16 +67,19 @@ impl UsersApi {
     #[oai(path = "/v1/users", method = "post", operation_id = "register")]
     async fn register(
         &self,
+        req: &Request,
         core: Data<&Portcullis>,
         body: Json<RegisterRequest>,
     ) -> RegisterResponse {
         let body = body.0;
+        let client = client_info(req, &core);
         let input = Registration {
             email: body.email.0,
             password: body.password.0,
             display_name: body.display_name.map(|t| t.0),
+            captcha: body.captcha.map(|t| t.0),
         };
-        match core.register(input).await {
+        match core.register(input, &client).await {
             Ok(user) => RegisterResponse::Created(Json(UserView::from(&user))),
             Err(e) => e.into(),
         }

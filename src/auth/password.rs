@@ -45,7 +45,16 @@ impl std::fmt::Debug for PasswordHasher {
 
 /// Reads the pepper from the keys folder, creating it (mode 0600) if absent.
 pub fn load_or_create_pepper(keys_dir: &Path) -> anyhow::Result<(SecretBox<[u8; 32]>, bool)> {
-    let path = keys_dir.join(PEPPER_FILE);
+    load_or_create_secret(keys_dir, PEPPER_FILE)
+}
+
+/// Reads a 32-byte base64 secret from `keys_dir/name`, creating it (mode
+/// 0600) if absent. Returns whether it was created.
+pub fn load_or_create_secret(
+    keys_dir: &Path,
+    name: &str,
+) -> anyhow::Result<(SecretBox<[u8; 32]>, bool)> {
+    let path = keys_dir.join(name);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let bytes = B64
@@ -82,7 +91,10 @@ impl PasswordHasher {
     }
 
     /// The fixed-length bcrypt input for a password.
-    #[allow(clippy::expect_used, reason = "HMAC-SHA-256 accepts keys of any length")]
+    #[allow(
+        clippy::expect_used,
+        reason = "HMAC-SHA-256 accepts keys of any length"
+    )]
     fn prehash(&self, password: &str) -> SecretString {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.pepper.expose_secret())
             .expect("HMAC takes keys of any length");

@@ -5,6 +5,7 @@
 
 mod errors;
 mod helpers;
+mod limits;
 mod me;
 mod process;
 mod sessions;
