@@ -5,8 +5,20 @@
 //!   TTL indexes are optional, every read checks `expires_at`, and
 //!   [`SessionStore::purge_expired`] deletes what a TTL monitor would have.
 //! - No transactions: every operation that must not race is one
-//!   single-document atomic command (insert under a unique index, or a
-//!   conditional `findAndModify` / `update`).
+//!   single-document atomic command.
+//! - Conditional updates are not atomic: FerretDB v1 runs `findAndModify`
+//!   and `update` as a query, then a replace by `_id` (see its
+//!   `internal/handler/msg_findandmodify.go`, issue FerretDB#2168), so two
+//!   racers can both "match". Only an insert under a unique index is atomic
+//!   on both servers. Refresh rotation therefore decides the race with an
+//!   insert: the attempt that inserts the retired token's record
+//!   (`revocations`, `_id` `rt:<jti>`) is the one that rotates; its swap of
+//!   the session is a conditional `findAndModify` that any later attempt
+//!   may finish for it (idempotent), so a crash between the two steps does
+//!   not wedge the family. On MongoDB the conditional update is atomic too.
+//!   What stays weaker on FerretDB: two different updates of one document
+//!   racing (say a revocation and a rotation of the same session within
+//!   milliseconds) can lose one of them.
 //! - No projection on `findAndModify`: none is used.
 //!
 //! Documents are the store records as BSON with `id` renamed to `_id`;
@@ -170,6 +182,59 @@ fn date_of(secs: i64) -> DateTime {
 /// The active-session condition of [`SessionRecord::is_active`] as a filter.
 fn active(now: i64) -> Document {
     doc! { "revoked_at": Bson::Null, "expires_at": { "$gt": now } }
+}
+
+/// A retired refresh token, in `revocations` under `_id` `rt:<jti>`: the
+/// record of the one rotation that retired it, and what that rotation
+/// changes in the family. Inserting it is the rotation's compare-and-swap
+/// (see [`SessionStore::rotate`] below); it expires with the family.
+#[derive(Debug, Clone, PartialEq)]
+struct RetiredToken {
+    sid: String,
+    next_jti: String,
+    /// The family's generation after the rotation.
+    generation: i64,
+    rotated_at: i64,
+    expires_at: i64,
+}
+
+impl RetiredToken {
+    fn new(r: &Rotation<'_>, next: &SessionRecord) -> Self {
+        Self {
+            sid: r.sid.to_string(),
+            next_jti: next.current_jti.clone(),
+            generation: i64::try_from(next.generation).unwrap_or(i64::MAX),
+            rotated_at: next.rotated_at,
+            expires_at: next.expires_at,
+        }
+    }
+
+    fn key(jti: &str) -> String {
+        format!("rt:{jti}")
+    }
+
+    fn to_doc(&self, jti: &str) -> Document {
+        doc! {
+            "_id": Self::key(jti),
+            "kind": "refresh_rotated",
+            "sid": &self.sid,
+            "next_jti": &self.next_jti,
+            "generation": self.generation,
+            "rotated_at": self.rotated_at,
+            "expires_at": self.expires_at,
+            EXPIRES_AT_DATE: date_of(self.expires_at),
+        }
+    }
+
+    fn from_doc(d: Document) -> Option<Self> {
+        Some(Self {
+            sid: d.get_str("sid").ok()?.to_string(),
+            next_jti: d.get_str("next_jti").ok()?.to_string(),
+            generation: d.get_i64("generation").ok()?,
+            rotated_at: d.get_i64("rotated_at").ok()?,
+            expires_at: d.get_i64("expires_at").ok()?,
+        })
+    }
 }
 
 /// Index on `keys` named `name`.
@@ -394,6 +459,100 @@ impl MongoStore {
             .transpose()
     }
 
+    /// Applies a retirement to the family: the conditional swap of the
+    /// current token. Idempotent: it matches only while `presented` is still
+    /// current at the generation before the retirement's.
+    async fn apply_retirement(
+        &self,
+        presented: &str,
+        t: &RetiredToken,
+        now: i64,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let mut filter = doc! {
+            "_id": &t.sid,
+            "current_jti": presented,
+            "generation": t.generation - 1,
+        };
+        filter.extend(active(now));
+        let update = doc! {
+            "$set": {
+                "previous_jti": presented,
+                "current_jti": &t.next_jti,
+                "rotated_at": t.rotated_at,
+                "generation": t.generation,
+                "last_used_at": t.rotated_at,
+                "expires_at": t.expires_at,
+                EXPIRES_AT_DATE: date_of(t.expires_at),
+            },
+        };
+        self.run(
+            self.sessions
+                .find_one_and_update(filter, update)
+                .return_document(ReturnDocument::After),
+        )
+        .await?
+        .map(from_doc)
+        .transpose()
+    }
+
+    /// A rotation whose token another attempt retired a moment ago.
+    async fn rotate_retired(&self, r: &Rotation<'_>) -> StoreResult<RotateOutcome> {
+        let mut current = self.find_session(r.sid).await?;
+        if current
+            .as_ref()
+            .is_some_and(|s| s.current_jti == r.presented_jti)
+        {
+            // The retiring attempt has not swapped the token yet (or never
+            // will: it may have died). Its swap is idempotent; finish it.
+            let Some(t) = self
+                .run(
+                    self.revocations
+                        .find_one(doc! { "_id": RetiredToken::key(r.presented_jti) }),
+                )
+                .await?
+                .and_then(RetiredToken::from_doc)
+            else {
+                return Ok(RotateOutcome::Invalid);
+            };
+            if t.sid != r.sid {
+                return Ok(RotateOutcome::Invalid);
+            }
+            self.apply_retirement(r.presented_jti, &t, r.now).await?;
+            current = self.find_session(r.sid).await?;
+        }
+        let Some(current) = current else {
+            return Ok(RotateOutcome::Invalid);
+        };
+        match classify_rotation(&current, r) {
+            RotateOutcome::Reused(_) => self.revoke_reused(r).await,
+            // Still current although retired: the swap could not apply
+            // (family no longer active is `Invalid`, not this).
+            RotateOutcome::Rotated(_) => Err(StoreError::Other(anyhow::anyhow!(
+                "refresh rotation of a session did not converge"
+            ))),
+            outcome @ (RotateOutcome::Grace(_) | RotateOutcome::Invalid) => Ok(outcome),
+        }
+    }
+
+    /// Revokes a family whose retired token came back. If another request
+    /// revoked it first, the family was already dead: `Invalid`.
+    async fn revoke_reused(&self, r: &Rotation<'_>) -> StoreResult<RotateOutcome> {
+        let revoked = self
+            .run(
+                self.sessions
+                    .find_one_and_update(
+                        doc! { "_id": r.sid, "revoked_at": Bson::Null },
+                        doc! { "$set": { "revoked_at": r.now } },
+                    )
+                    .return_document(ReturnDocument::After),
+            )
+            .await?;
+        match revoked {
+            Some(d) => Ok(RotateOutcome::Reused(from_doc(d)?)),
+            None => Ok(RotateOutcome::Invalid),
+        }
+    }
+
     /// Drops the whole database (tests).
     #[cfg(test)]
     async fn drop_database(&self) -> StoreResult<()> {
@@ -481,68 +640,41 @@ impl SessionStore for MongoStore {
     }
 
     async fn rotate(&self, r: &Rotation<'_>) -> StoreResult<RotateOutcome> {
-        // The compare-and-swap: one conditional findAndModify. Of racers
-        // presenting the same current token, exactly one matches.
-        let mut filter = doc! { "_id": r.sid, "current_jti": r.presented_jti };
-        filter.extend(active(r.now));
-        let update = doc! {
-            "$set": {
-                "previous_jti": r.presented_jti,
-                "current_jti": r.new_jti,
-                "rotated_at": r.now,
-                "last_used_at": r.now,
-                "expires_at": r.new_expires_at,
-                EXPIRES_AT_DATE: date_of(r.new_expires_at),
-            },
-            "$inc": { "generation": 1_i64 },
-        };
-        let swapped = self
-            .run(
-                self.sessions
-                    .find_one_and_update(filter, update)
-                    .return_document(ReturnDocument::After),
-            )
-            .await?;
-        if let Some(d) = swapped {
-            return Ok(RotateOutcome::Rotated(from_doc(d)?));
-        }
-
-        // No match: find out why, with the rules the backends share.
         let Some(current) = self.find_session(r.sid).await? else {
             return Ok(RotateOutcome::Invalid);
         };
         match classify_rotation(&current, r) {
-            RotateOutcome::Reused(_) => {
-                // Revoke unless someone else already did; if so, the family
-                // was dead before this attempt revoked it.
-                let revoked = self
-                    .run(
-                        self.sessions
-                            .find_one_and_update(
-                                doc! { "_id": r.sid, "revoked_at": Bson::Null },
-                                doc! { "$set": { "revoked_at": r.now } },
-                            )
-                            .return_document(ReturnDocument::After),
-                    )
-                    .await?;
-                match revoked {
-                    Some(d) => Ok(RotateOutcome::Reused(from_doc(d)?)),
-                    None => Ok(RotateOutcome::Invalid),
+            RotateOutcome::Rotated(next) => {
+                let mine = RetiredToken::new(r, &next);
+                match self
+                    .insert(&self.revocations, mine.to_doc(r.presented_jti))
+                    .await
+                {
+                    // This attempt retired the token: it alone rotates.
+                    Ok(()) => {
+                        if let Some(after) =
+                            self.apply_retirement(r.presented_jti, &mine, r.now).await?
+                        {
+                            return Ok(RotateOutcome::Rotated(after));
+                        }
+                        // Nothing matched: another attempt applied our
+                        // retirement for us (FerretDB), or the family died.
+                        Ok(match self.find_session(r.sid).await? {
+                            Some(s) if s.current_jti == mine.next_jti && s.is_active(r.now) => {
+                                RotateOutcome::Rotated(s)
+                            }
+                            _ => RotateOutcome::Invalid,
+                        })
+                    }
+                    // Another attempt retired it first: this one is late.
+                    Err(StoreError::Conflict) => self.rotate_retired(r).await,
+                    Err(e) => Err(e),
                 }
             }
-            RotateOutcome::Rotated(_) => {
-                // The presented token is current and the family active, yet
-                // the swap matched nothing: the document changed in between
-                // in a way token ids (never reused) cannot explain.
-                Err(StoreError::Other(anyhow::anyhow!(
-                    "refresh rotation of session {} did not converge",
-                    r.sid
-                )))
-            }
+            RotateOutcome::Reused(_) => self.revoke_reused(r).await,
             outcome @ (RotateOutcome::Grace(_) | RotateOutcome::Invalid) => Ok(outcome),
         }
     }
-
     async fn sessions_of(&self, user_id: &str, now: i64) -> StoreResult<Vec<SessionRecord>> {
         let mut filter = doc! { "user_id": user_id };
         filter.extend(active(now));
