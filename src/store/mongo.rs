@@ -92,6 +92,8 @@ pub struct MongoStore {
     op_timeout: Duration,
     server_version: String,
     ferretdb_version: Option<String>,
+    /// Whether the server took the TTL indexes (FerretDB v1 does not).
+    ttl_indexes: bool,
 }
 
 /// Maps a driver error: cannot reach / talk to the server → `Unavailable`
@@ -315,7 +317,7 @@ impl MongoStore {
         let server_version = info.get_str("version").unwrap_or("unknown").to_string();
         let ferretdb_version = info.get_str("ferretdbVersion").ok().map(str::to_string);
 
-        let store = Self {
+        let mut store = Self {
             users: db.collection(USERS),
             sessions: db.collection(SESSIONS),
             revocations: db.collection(REVOCATIONS),
@@ -323,8 +325,9 @@ impl MongoStore {
             op_timeout,
             server_version,
             ferretdb_version,
+            ttl_indexes: false,
         };
-        store.ensure_indexes().await?;
+        store.ttl_indexes = store.ensure_indexes().await?;
         tracing::info!(
             database = db_name,
             server = %store.describe(),
@@ -343,6 +346,12 @@ impl MongoStore {
         self.ferretdb_version.as_deref()
     }
 
+    /// Whether the server deletes expired documents itself (TTL indexes).
+    /// Either way reads check `expires_at` and the purge deletes them.
+    pub fn ttl_indexes(&self) -> bool {
+        self.ttl_indexes
+    }
+
     /// Runs one driver operation within the operation bound.
     async fn run<T>(
         &self,
@@ -352,7 +361,8 @@ impl MongoStore {
     }
 
     /// Creates every index; safe to repeat (same names, same options).
-    async fn ensure_indexes(&self) -> StoreResult<()> {
+    /// Returns whether the TTL indexes were accepted.
+    async fn ensure_indexes(&self) -> StoreResult<bool> {
         let unique_email = IndexModel::builder()
             .keys(doc! { "email": 1 })
             .options(
@@ -371,14 +381,14 @@ impl MongoStore {
             index(doc! { "expires_at": 1 }, "expires_at"),
         )
         .await?;
-        self.create_ttl_index(&self.sessions).await?;
+        let ttl = self.create_ttl_index(&self.sessions).await?;
 
         self.create_index(
             &self.revocations,
             index(doc! { "expires_at": 1 }, "expires_at"),
         )
         .await?;
-        self.create_ttl_index(&self.revocations).await?;
+        let ttl = self.create_ttl_index(&self.revocations).await? && ttl;
 
         let audit: Collection<Document> = self.db.collection(AUDIT_EVENTS);
         self.create_index(&audit, index(doc! { "at": -1 }, "at"))
@@ -389,8 +399,8 @@ impl MongoStore {
         // Avatars are keyed by user id (`_id`): no secondary index, but the
         // collection is created up front like the others.
         match run_bounded_raw(self.op_timeout, self.db.create_collection(AVATARS)).await? {
-            Ok(()) => Ok(()),
-            Err(e) if command_code(&e) == Some(NAMESPACE_EXISTS) => Ok(()),
+            Ok(()) => Ok(ttl),
+            Err(e) if command_code(&e) == Some(NAMESPACE_EXISTS) => Ok(ttl),
             Err(e) => Err(map_err(e)),
         }
     }
@@ -407,14 +417,14 @@ impl MongoStore {
     /// TTL index, tolerating exactly "not implemented" (FerretDB): without
     /// it expired documents stay until [`SessionStore::purge_expired`], and
     /// every read checks `expires_at`, so results do not change.
-    async fn create_ttl_index(&self, coll: &Collection<Document>) -> StoreResult<()> {
+    async fn create_ttl_index(&self, coll: &Collection<Document>) -> StoreResult<bool> {
         let result = run_bounded_raw(
             self.op_timeout,
             coll.create_index(ttl_index("ttl_expires_at")),
         )
         .await;
         match result {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(_)) => Ok(true),
             Ok(Err(e)) if command_code(&e) == Some(NOT_IMPLEMENTED) => {
                 if !TTL_FALLBACK_LOGGED.swap(true, Ordering::Relaxed) {
                     tracing::info!(
@@ -422,7 +432,7 @@ impl MongoStore {
                         "server does not implement TTL indexes; expired records are ignored on read and deleted by the hourly purge"
                     );
                 }
-                Ok(())
+                Ok(false)
             }
             Ok(Err(e)) => Err(map_err(e)),
             Err(elapsed) => Err(elapsed),
@@ -824,9 +834,14 @@ mod tests {
             .await
             .unwrap();
         println!(
-            "mongo conformance on server: buildInfo version {}, ferretdbVersion {}",
+            "mongo conformance on server: buildInfo version {}, ferretdbVersion {}, TTL indexes {}",
             store.server_version(),
-            store.ferretdb_version().unwrap_or("(none: not FerretDB)")
+            store.ferretdb_version().unwrap_or("(none: not FerretDB)"),
+            if store.ttl_indexes() {
+                "supported"
+            } else {
+                "not supported (read-time checks + purge)"
+            }
         );
         // Run in a task so the database is dropped even when a check fails.
         let suite = tokio::spawn(super::super::conformance::run_all(Arc::new(store.clone()))).await;
@@ -835,6 +850,72 @@ mod tests {
             std::panic::resume_unwind(e.into_panic());
         }
         println!("mongo conformance passed on {}", store.describe());
+    }
+
+    /// A rotation that inserted its retired-token record and died before
+    /// swapping the session: the next attempt with that token finishes the
+    /// swap and is answered like any late attempt.
+    #[tokio::test]
+    async fn rotation_finishes_a_retirement_left_halfway() {
+        let Some(uri) = test_uri("mongo half-done rotation test") else {
+            return;
+        };
+        let store = MongoStore::connect(&uri, &test_db_name(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        let result = tokio::spawn({
+            let store = store.clone();
+            async move {
+                let now = 1_900_000_000;
+                let s = super::super::conformance::session("halfway-user", now);
+                store.create_session(&s).await.unwrap();
+                let crashed = Rotation {
+                    sid: &s.id,
+                    presented_jti: &s.current_jti,
+                    new_jti: "lost-gen1",
+                    now: now + 5,
+                    new_expires_at: now + 5000,
+                    grace_secs: 10,
+                };
+                let RotateOutcome::Rotated(next) = classify_rotation(&s, &crashed) else {
+                    panic!("current token must classify as a rotation")
+                };
+                let t = RetiredToken::new(&crashed, &next);
+                store
+                    .insert(&store.revocations, t.to_doc(&s.current_jti))
+                    .await
+                    .unwrap();
+                assert_eq!(store.session(&s.id).await.unwrap().unwrap(), s);
+
+                // The client retries with the same token within the grace
+                // window: it gets the generation the dead attempt made.
+                let retry = Rotation {
+                    new_jti: "retry-gen1",
+                    now: now + 8,
+                    ..crashed.clone()
+                };
+                let RotateOutcome::Grace(g) = store.rotate(&retry).await.unwrap() else {
+                    panic!("grace expected")
+                };
+                assert_eq!(g, next);
+                assert_eq!(store.session(&s.id).await.unwrap().unwrap(), next);
+
+                // Too late for grace: reuse, and the family is revoked.
+                let late = Rotation {
+                    now: now + 60,
+                    ..retry.clone()
+                };
+                assert!(matches!(
+                    store.rotate(&late).await.unwrap(),
+                    RotateOutcome::Reused(_)
+                ));
+            }
+        })
+        .await;
+        store.drop_database().await.unwrap();
+        if let Err(e) = result {
+            std::panic::resume_unwind(e.into_panic());
+        }
     }
 
     #[tokio::test]
