@@ -7,9 +7,9 @@
 //! - No transactions: every operation that must not race is one
 //!   single-document atomic command.
 //! - Conditional updates are not atomic: FerretDB v1 runs `findAndModify`
-//!   and `update` as a query, then a replace by `_id` (see its
-//!   `internal/handler/msg_findandmodify.go`, issue FerretDB#2168), so two
-//!   racers can both "match". Only an insert under a unique index is atomic
+//!   and `update` as a query, then a replace by `_id` (its
+//!   `internal/handler/msg_findandmodify.go` and `common/update.go`), so
+//!   two racers can both "match". Only an insert under a unique index is atomic
 //!   on both servers. Refresh rotation therefore decides the race with an
 //!   insert: the attempt that inserts the retired token's record
 //!   (`revocations`, `_id` `rt:<jti>`) is the one that rotates; its swap of
@@ -30,6 +30,7 @@
 //! The connection string may hold a password: it never appears in errors or
 //! logs.
 
+use std::future::IntoFuture;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -40,7 +41,6 @@ use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument};
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::future::IntoFuture;
 
 use super::{
     ProfileUpdate, RotateOutcome, Rotation, SessionRecord, SessionStore, Store, StoreError,
@@ -850,6 +850,49 @@ mod tests {
             std::panic::resume_unwind(e.into_panic());
         }
         println!("mongo conformance passed on {}", store.describe());
+    }
+
+    #[tokio::test]
+    async fn bulk_insert_users() {
+        let Some(uri) = test_uri("mongo bulk insert test") else {
+            return;
+        };
+        let store = MongoStore::connect(&uri, &test_db_name(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        let result = tokio::spawn({
+            let store = store.clone();
+            async move {
+                use super::super::conformance::user;
+                store.bulk_insert_users(&[]).await.unwrap();
+                let batch: Vec<_> = (0..50)
+                    .map(|i| user(&format!("bulk{i}@example.com")))
+                    .collect();
+                store.bulk_insert_users(&batch).await.unwrap();
+                assert_eq!(
+                    store.user_by_email("bulk49@example.com").await.unwrap(),
+                    Some(batch[49].clone())
+                );
+                // A taken email: Conflict; unordered, so the new one is in.
+                let again = [user("bulk0@example.com"), user("bulk-new@example.com")];
+                assert!(matches!(
+                    store.bulk_insert_users(&again).await,
+                    Err(StoreError::Conflict)
+                ));
+                assert!(
+                    store
+                        .user_by_email("bulk-new@example.com")
+                        .await
+                        .unwrap()
+                        .is_some()
+                );
+            }
+        })
+        .await;
+        store.drop_database().await.unwrap();
+        if let Err(e) = result {
+            std::panic::resume_unwind(e.into_panic());
+        }
     }
 
     /// A rotation that inserted its retired-token record and died before
