@@ -9,6 +9,7 @@ use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::Cors;
 use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use secrecy::ExposeSecret;
 use tracing::Instrument;
 
 use crate::auth::password::{load_or_create_pepper, load_or_create_secret};
@@ -19,6 +20,7 @@ use crate::error::{Problem, problem_from_poem_error, set_problem_base};
 use crate::service::Portcullis;
 use crate::store::DynStore;
 use crate::store::embedded::EmbeddedStore;
+use crate::store::mongo::MongoStore;
 
 /// Work of a CAPTCHA: the answer is uniform in 0..=this (about 0.1 s of
 /// SHA-256 in a browser on average).
@@ -28,8 +30,20 @@ const CAPTCHA_TTL_SECS: u64 = 600;
 
 /// Opens the store the settings name.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<DynStore> {
-    if settings.mongodb_uri.is_some() {
-        anyhow::bail!("the MongoDB backend is not built yet; unset PORTCULLIS_MONGODB_URI");
+    if let Some(uri) = &settings.mongodb_uri {
+        let store = MongoStore::connect(
+            uri.expose_secret(),
+            &settings.mongodb_db,
+            settings.mongodb_timeout,
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "opening the MongoDB store (database `{}`, PORTCULLIS_MONGODB_URI)",
+                settings.mongodb_db
+            )
+        })?;
+        return Ok(Arc::new(store));
     }
     let store = EmbeddedStore::open(&settings.data_dir)?;
     Ok(Arc::new(store))

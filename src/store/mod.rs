@@ -6,6 +6,7 @@
 //! family's current generation and swap), revoking sessions.
 
 pub mod embedded;
+pub mod mongo;
 
 use std::sync::Arc;
 
