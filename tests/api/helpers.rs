@@ -94,6 +94,10 @@ pub fn unique_email() -> String {
 }
 
 impl TestApp {
+    pub fn keys_path(&self) -> &std::path::Path {
+        self._keys_dir.path()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.addr, path)
     }

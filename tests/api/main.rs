@@ -7,6 +7,7 @@ mod errors;
 mod helpers;
 mod limits;
 mod me;
+mod mongo;
 mod process;
 mod sessions;
 mod users;
