@@ -512,6 +512,42 @@ mod tests {
         assert!(!p.body.detail.contains("secret"));
     }
 
+    fn body_of(r: Response) -> serde_json::Value {
+        let bytes = futures_executor(r.into_body().into_vec()).unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    fn futures_executor<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_parse_failure_maps_to_a_well_formed_400(reason in "\\PC{0,500}") {
+            let err = poem::Error::from(poem_openapi::error::ParseRequestPayloadError { reason: reason.clone() });
+            let r = problem_from_poem_error(err);
+            proptest::prop_assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+            proptest::prop_assert_eq!(r.headers().get(header::CONTENT_TYPE).unwrap(), PROBLEM_JSON);
+            let body = body_of(r);
+            proptest::prop_assert_eq!(body["status"].as_u64(), Some(400));
+            let detail = body["detail"].as_str().unwrap();
+            proptest::prop_assert!(detail.chars().all(|c| !c.is_control()));
+            proptest::prop_assert!(detail.len() < 1500);
+        }
+
+        #[test]
+        fn any_status_maps_to_a_problem(code in 400u16..600) {
+            let status = StatusCode::from_u16(code).unwrap();
+            let r = problem_from_poem_error(poem::Error::from_status(status));
+            proptest::prop_assert_eq!(r.headers().get(header::CONTENT_TYPE).unwrap(), PROBLEM_JSON);
+            let body = body_of(r);
+            proptest::prop_assert!(body["type"].as_str().unwrap().contains("/problems/"));
+        }
+    }
+
     #[test]
     fn type_uri_ends_with_slug() {
         let p = ApiError::Validation(vec![FieldError::new("email", "invalid", "bad")]).to_problem();

@@ -10,5 +10,6 @@ mod me;
 mod mongo;
 mod process;
 mod sessions;
+mod storm;
 mod users;
 mod wellknown;
