@@ -44,7 +44,7 @@ async fn refresh_logout_and_password_change_storm() {
     let mut tasks = Vec::new();
     for (email, sessions) in users.clone() {
         // Two refreshers per user, each walking its own chain.
-        for s in sessions.iter().take(2).cloned() {
+        for s in sessions[..2].iter().cloned() {
             let (app, issued, email) = (app.clone(), issued.clone(), email.clone());
             tasks.push(tokio::spawn(async move {
                 let mut rt = token(&s, "refresh_token");
