@@ -44,8 +44,9 @@ async fn refresh_logout_and_password_change_storm() {
     let mut tasks = Vec::new();
     for (email, sessions) in users.clone() {
         // Two refreshers per user, each walking its own chain.
-        for s in sessions[..2].iter().cloned() {
+        for s in &sessions[..2] {
             let (app, issued, email) = (app.clone(), issued.clone(), email.clone());
+            let s = s.clone();
             tasks.push(tokio::spawn(async move {
                 let mut rt = token(&s, "refresh_token");
                 for _ in 0..15 {
