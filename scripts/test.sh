@@ -58,7 +58,7 @@ fi
 if [[ -n "$mongo_uri" ]]; then export PORTCULLIS_TEST_MONGODB_URI="$mongo_uri"; fi
 run_step "tests (embedded store, unit tests)" cargo test --locked
 if [[ -n "$mongo_uri" ]]; then
-    run_step "HTTP tests (MongoDB backend)" env PORTCULLIS_TEST_BACKEND=mongo cargo test --locked --test api
+    run_step "HTTP tests (MongoDB backend)" env PORTCULLIS_TEST_BACKEND=mongo cargo test --locked --test api -- --show-output
 elif [[ -n "$mongo_skip" ]]; then
     if [[ "${CI:-}" == "true" ]]; then
         record "tests (MongoDB backend)" "FAIL ($mongo_skip; required in CI)"

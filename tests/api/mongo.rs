@@ -169,3 +169,15 @@ async fn an_outage_answers_503_and_recovers_without_restart() {
     );
     app.login_ok(&email, PASSWORD).await;
 }
+
+#[tokio::test]
+async fn report_which_server_the_mongodb_run_used() {
+    if !mongo_backend() {
+        return;
+    }
+    let mut map = std::collections::BTreeMap::new();
+    backend_settings(&mut map);
+    let settings = portcullis::Settings::from_map(&map).unwrap();
+    let store = portcullis::startup::open_store(&settings).await.unwrap();
+    println!("MongoDB HTTP suite ran on: {}", store.describe());
+}
