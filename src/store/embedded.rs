@@ -53,6 +53,40 @@ fn user_session_key(user_id: &str, sid: &str) -> String {
     format!("{user_id}/{sid}")
 }
 
+/// Read-modify-write of one record in one write transaction (redb admits
+/// one writer at a time, so nothing interleaves). `f` gets the record and
+/// returns the version to write back, if any, and a result. `None` when
+/// there is no record at `key`.
+fn modify<T, R>(
+    db: &Database,
+    table: TableDefinition<&str, &[u8]>,
+    key: &str,
+    f: impl FnOnce(T) -> (Option<T>, R),
+) -> StoreResult<Option<R>>
+where
+    T: Serialize + DeserializeOwned,
+{
+    let txn = db.begin_write().map_err(other)?;
+    let result = {
+        let mut t = txn.open_table(table).map_err(other)?;
+        let Some(current): Option<T> = t
+            .get(key)
+            .map_err(other)?
+            .map(|v| decode(v.value()))
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        let (next, result) = f(current);
+        if let Some(next) = next {
+            t.insert(key, encode(&next)?.as_slice()).map_err(other)?;
+        }
+        result
+    };
+    txn.commit().map_err(other)?;
+    Ok(Some(result))
+}
+
 impl EmbeddedStore {
     /// Opens (or creates) the database in `data_dir`.
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
@@ -178,28 +212,13 @@ impl UserStore for EmbeddedStore {
         let id = id.to_string();
         let update = update.clone();
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
-            let user = {
-                let mut users = txn.open_table(USERS).map_err(other)?;
-                let Some(mut user): Option<UserRecord> = users
-                    .get(id.as_str())
-                    .map_err(other)?
-                    .map(|v| decode(v.value()))
-                    .transpose()?
-                else {
-                    return Ok(None);
-                };
+            modify(db, USERS, &id, |mut user: UserRecord| {
                 if let Some(name) = update.display_name {
                     user.display_name = name;
                 }
                 user.updated_at = now;
-                users
-                    .insert(id.as_str(), encode(&user)?.as_slice())
-                    .map_err(other)?;
-                user
-            };
-            txn.commit().map_err(other)?;
-            Ok(Some(user))
+                (Some(user.clone()), user)
+            })
         })
         .await
     }
@@ -208,25 +227,12 @@ impl UserStore for EmbeddedStore {
         let id = id.to_string();
         let hash = hash.to_string();
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
-            {
-                let mut users = txn.open_table(USERS).map_err(other)?;
-                let Some(mut user): Option<UserRecord> = users
-                    .get(id.as_str())
-                    .map_err(other)?
-                    .map(|v| decode(v.value()))
-                    .transpose()?
-                else {
-                    return Ok(false);
-                };
+            let done = modify(db, USERS, &id, |mut user: UserRecord| {
                 user.password_hash = hash;
                 user.updated_at = now;
-                users
-                    .insert(id.as_str(), encode(&user)?.as_slice())
-                    .map_err(other)?;
-            }
-            txn.commit().map_err(other)?;
-            Ok(true)
+                (Some(user), ())
+            })?;
+            Ok(done.is_some())
         })
         .await
     }
@@ -276,32 +282,17 @@ impl SessionStore for EmbeddedStore {
                 new_expires_at,
                 grace_secs,
             };
-            // One write transaction: redb admits one writer at a time, so
-            // the read-compare-write below cannot interleave with another.
-            let txn = db.begin_write().map_err(other)?;
-            let outcome = {
-                let mut sessions = txn.open_table(SESSIONS).map_err(other)?;
-                let Some(current): Option<SessionRecord> = sessions
-                    .get(sid.as_str())
-                    .map_err(other)?
-                    .map(|v| decode(v.value()))
-                    .transpose()?
-                else {
-                    return Ok(RotateOutcome::Invalid);
-                };
+            let outcome = modify(db, SESSIONS, &sid, |current: SessionRecord| {
                 let outcome = classify_rotation(&current, &r);
-                match &outcome {
+                let write = match &outcome {
                     RotateOutcome::Rotated(next) | RotateOutcome::Reused(next) => {
-                        sessions
-                            .insert(sid.as_str(), encode(next)?.as_slice())
-                            .map_err(other)?;
+                        Some(next.clone())
                     }
-                    RotateOutcome::Grace(_) | RotateOutcome::Invalid => {}
-                }
-                outcome
-            };
-            txn.commit().map_err(other)?;
-            Ok(outcome)
+                    RotateOutcome::Grace(_) | RotateOutcome::Invalid => None,
+                };
+                (write, outcome)
+            })?;
+            Ok(outcome.unwrap_or(RotateOutcome::Invalid))
         })
         .await
     }
@@ -336,27 +327,14 @@ impl SessionStore for EmbeddedStore {
         let user_id = user_id.to_string();
         let sid = sid.to_string();
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
-            {
-                let mut sessions = txn.open_table(SESSIONS).map_err(other)?;
-                let Some(mut s): Option<SessionRecord> = sessions
-                    .get(sid.as_str())
-                    .map_err(other)?
-                    .map(|v| decode(v.value()))
-                    .transpose()?
-                else {
-                    return Ok(false);
-                };
+            let revoked = modify(db, SESSIONS, &sid, |mut s: SessionRecord| {
                 if s.user_id != user_id || !s.is_active(now) {
-                    return Ok(false);
+                    return (None, false);
                 }
                 s.revoked_at = Some(now);
-                sessions
-                    .insert(sid.as_str(), encode(&s)?.as_slice())
-                    .map_err(other)?;
-            }
-            txn.commit().map_err(other)?;
-            Ok(true)
+                (Some(s), true)
+            })?;
+            Ok(revoked == Some(true))
         })
         .await
     }
