@@ -186,6 +186,7 @@ impl Portcullis {
         match self.store.create_user(&user).await {
             Ok(()) => {
                 tracing::info!(user_id = %user.id, event = "user.registered", "account created");
+                metrics::counter!("portcullis_registrations_total").increment(1);
                 Ok(user)
             }
             Err(crate::store::StoreError::Conflict) => Err(ApiError::Conflict(
@@ -273,6 +274,7 @@ impl Portcullis {
             Ok(u) => u,
             Err(ApiError::InvalidCredentials) => {
                 self.limits.record_failure(&account, now);
+                metrics::counter!("portcullis_logins_total", "result" => "failure").increment(1);
                 tracing::info!(event = "session.failed", "sign-in failed");
                 return Err(ApiError::InvalidCredentials);
             }
@@ -283,6 +285,7 @@ impl Portcullis {
             .start_session(user, vec!["pwd".to_string()], client)
             .await?;
         tracing::info!(user_id = %tokens.user.id, event = "session.created", "signed in");
+        metrics::counter!("portcullis_logins_total", "result" => "success").increment(1);
         Ok(tokens)
     }
 
@@ -369,6 +372,7 @@ impl Portcullis {
                 s
             }
             RotateOutcome::Reused(s) => {
+                metrics::counter!("portcullis_refresh_reuse_total").increment(1);
                 tracing::warn!(user_id = %s.user_id, sid = %s.id, event = "session.refresh_reused", "refresh token reused: family revoked");
                 return Err(ApiError::TokenInvalid(
                     "refresh token reused; session revoked",

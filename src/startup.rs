@@ -115,16 +115,43 @@ pub fn routes(core: Portcullis) -> impl Endpoint<Output = Response> {
             .max_age(600)
     });
     let max_body = core.settings.max_body_bytes;
+    let spec_doc: serde_json::Value = serde_json::from_str(&api.spec()).unwrap_or_default();
+    let mut templates: Vec<String> = spec_doc["paths"]
+        .as_object()
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default();
+    templates.extend(["/docs", "/openapi.json", "/metrics"].map(String::from));
+    let labels = Arc::new(crate::telemetry::RouteLabels::new(
+        templates.iter().map(String::as_str),
+    ));
+    let _ = crate::telemetry::metrics();
     Route::new()
         .nest("/", api)
         .nest("/docs", ui)
         .at("/openapi.json", spec)
+        .at(
+            "/metrics",
+            poem::get(poem::endpoint::make_sync(|_| metrics_text())),
+        )
         .data(core)
         .around(move |ep, req| async move { limit_body(ep, req, max_body).await })
         .catch_all_error(|err| async move { problem_from_poem_error(err) })
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .around(|ep, req| async move { security_headers(ep, req).await })
-        .around(|ep, req| async move { trace_request(ep, req).await })
+        .around(move |ep, req| {
+            let labels = labels.clone();
+            async move { trace_request(ep, req, &labels).await }
+        })
+}
+
+/// `GET /metrics`: Prometheus text format.
+fn metrics_text() -> Response {
+    let body = crate::telemetry::metrics()
+        .map(|h| h.render())
+        .unwrap_or_default();
+    Response::builder()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(body)
 }
 
 /// Reads bodies up to the limit; anything larger is a 413 before any
@@ -206,7 +233,13 @@ async fn security_headers<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result
 
 /// One span per request (request id, method, route, status, latency, user
 /// id), and one log line when it ends. Query strings are not logged.
-async fn trace_request<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+async fn trace_request<E: Endpoint>(
+    ep: Arc<E>,
+    req: Request,
+    labels: &crate::telemetry::RouteLabels,
+) -> poem::Result<Response> {
+    let route = labels.label(req.uri().path()).to_string();
+    let method = req.method().to_string();
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -231,8 +264,17 @@ async fn trace_request<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Re
         Ok(r) => r.into_response(),
         Err(e) => problem_from_poem_error(e),
     };
-    let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = start.elapsed();
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
     let status = resp.status().as_u16();
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("portcullis_http_requests_total", &labels).increment(1);
+    metrics::histogram!("portcullis_http_request_duration_seconds", &labels)
+        .record(elapsed.as_secs_f64());
     span.in_scope(|| {
         if status >= 500 {
             tracing::error!(status, latency_ms, "request failed");

@@ -28,3 +28,91 @@ pub fn init(format: LogFormat) {
         LogFormat::Pretty => builder.compact().try_init(),
     };
 }
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+static METRICS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The process-wide Prometheus recorder (installed on first use; one per
+/// process, shared by every server in it).
+pub fn metrics() -> Option<&'static PrometheusHandle> {
+    METRICS
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ])
+                .ok()?;
+            match builder.install_recorder() {
+                Ok(handle) => Some(handle),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics recorder not installed");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// Maps request paths to their route templates (`/v1/sessions/{sid}`), so
+/// metric labels stay few whatever the paths requested.
+#[derive(Debug, Clone)]
+pub struct RouteLabels {
+    routes: Vec<(Vec<Option<String>>, String)>,
+}
+
+impl RouteLabels {
+    /// From the OpenAPI paths (`{param}` segments match anything), plus extras.
+    pub fn new<'a>(templates: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut routes: Vec<(Vec<Option<String>>, String)> = templates
+            .into_iter()
+            .map(|t| {
+                let segments = t
+                    .trim_matches('/')
+                    .split('/')
+                    .map(|s| (!s.starts_with('{')).then(|| s.to_string()))
+                    .collect();
+                (segments, t.to_string())
+            })
+            .collect();
+        // Literal segments win over parameters (`/refresh` before `/{sid}`).
+        routes.sort_by_key(|(segments, _)| segments.iter().filter(|s| s.is_none()).count());
+        Self { routes }
+    }
+
+    pub fn label(&self, path: &str) -> &str {
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        self.routes
+            .iter()
+            .find(|(segments, _)| {
+                segments.len() == parts.len()
+                    && segments
+                        .iter()
+                        .zip(&parts)
+                        .all(|(s, p)| s.as_deref().is_none_or(|s| s == *p))
+            })
+            .map_or("unmatched", |(_, t)| t.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_labels() {
+        let l = RouteLabels::new([
+            "/v1/sessions",
+            "/v1/sessions/{sid}",
+            "/v1/sessions/refresh",
+            "/docs",
+        ]);
+        assert_eq!(l.label("/v1/sessions"), "/v1/sessions");
+        assert_eq!(l.label("/v1/sessions/refresh"), "/v1/sessions/refresh");
+        assert_eq!(l.label("/v1/sessions/abc-123"), "/v1/sessions/{sid}");
+        assert_eq!(l.label("/v1/sessions/a/b"), "unmatched");
+        assert_eq!(l.label("/etc/passwd"), "unmatched");
+    }
+}

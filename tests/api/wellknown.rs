@@ -135,3 +135,33 @@ fn the_spec_documents_every_error_status_as_problem_json() {
         }
     }
 }
+
+#[tokio::test]
+async fn metrics_in_prometheus_text_format() {
+    let app = spawn_app().await;
+    let (_, tokens) = app.signed_in_user().await;
+    app.get_authed("/v1/sessions", &token(&tokens, "access_token"))
+        .await;
+    app.client
+        .get(app.url("/v1/sessions/some-session-id"))
+        .send()
+        .await
+        .unwrap();
+    let r = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = r.text().await.unwrap();
+    assert!(text.contains("portcullis_http_requests_total"), "{text}");
+    assert!(text.contains("route=\"/v1/sessions\""));
+    assert!(text.contains("portcullis_logins_total"));
+    assert!(text.contains("portcullis_http_request_duration_seconds_bucket"));
+    assert!(
+        !text.contains("some-session-id"),
+        "raw paths must not become labels"
+    );
+}
