@@ -255,6 +255,7 @@ async fn trace_request<E: Endpoint>(
         "request",
         request_id = %request_id,
         method = %req.method(),
+        route = %route,
         path = %req.uri().path(),
         user_id = tracing::field::Empty,
     );
