@@ -313,3 +313,33 @@ async fn disabled_nothing_leaks_in_token_claims() {
     assert_eq!(claims["aud"], "portcullis");
     assert!(claims.get("email").is_none() && claims.get("password_hash").is_none());
 }
+
+#[tokio::test]
+async fn client_ip_comes_from_x_forwarded_for_only_behind_trusted_proxies() {
+    for (trusted, expected) in [(None, "127.0.0.1"), (Some("127.0.0.0/8"), "203.0.113.7")] {
+        let app = spawn_app_with(|m| {
+            if let Some(t) = trusted {
+                m.insert("PORTCULLIS_TRUSTED_PROXIES".into(), t.into());
+            }
+        })
+        .await;
+        let email = unique_email();
+        app.register(&email, PASSWORD).await;
+        let r = app
+            .client
+            .post(app.url("/v1/sessions"))
+            .header("x-forwarded-for", "198.51.100.1, 203.0.113.7")
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        let tokens: Value = r.json().await.unwrap();
+        let list: Vec<Value> = app
+            .get_authed("/v1/sessions", &token(&tokens, "access_token"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list[0]["ip"], expected, "trusted proxies: {trusted:?}");
+    }
+}
