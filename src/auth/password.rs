@@ -82,6 +82,10 @@ impl PasswordHasher {
     }
 
     /// The fixed-length bcrypt input for a password.
+    #[allow(
+        clippy::expect_used,
+        reason = "HMAC-SHA-256 accepts keys of any length"
+    )]
     fn prehash(&self, password: &str) -> SecretString {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.pepper.expose_secret())
             .expect("HMAC takes keys of any length");
