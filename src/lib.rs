@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bench_support;
 pub mod config;
 pub mod domain;
 pub mod error;

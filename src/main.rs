@@ -29,6 +29,9 @@ enum Command {
     },
     /// Print the OpenAPI spec (JSON) to stdout.
     Openapi,
+    /// Load-benchmark helpers (bench/run.sh).
+    #[command(hide = true, subcommand)]
+    Bench(portcullis::bench_support::BenchCommand),
 }
 
 #[derive(Subcommand)]
@@ -46,6 +49,7 @@ fn main() -> anyhow::Result<()> {
             print!("{}", portcullis::api::spec_json());
             Ok(())
         }
+        Command::Bench(action) => portcullis::bench_support::run(action, &Settings::load()?),
         Command::Keys { action } => {
             let settings = Settings::load()?;
             portcullis::telemetry::init(settings.log_format);
