@@ -8,7 +8,7 @@
 # CPU%, and the load average when the scenario started. See bench/README.md.
 #
 # Options (environment):
-#   BENCH_SCENARIOS   comma list of startup,login,me,refresh,register,isolation,scale
+#   BENCH_SCENARIOS   comma list of startup,login,me,refresh,register,isolation,scale,backends
 #                     (default: all)
 #   BENCH_DURATION    seconds measured per scenario (default 10; login at cost 12: 2x)
 #   BENCH_WARMUP      seconds of discarded warm-up before each measurement (default 3)
@@ -22,6 +22,8 @@
 #   BENCH_OUT         folder for the results (default: a temp dir, printed)
 #   BENCH_KEEP=1      keep the temp data dirs
 #   BENCH_BIN         use this binary instead of building target/release/portcullis
+#   BENCH_MONGODB_URI MongoDB for the backends scenario (default: a FerretDB started
+#                     with scripts/ferretdb.sh, built from the Go module proxy)
 #   BENCH_QUICK=1     CI smoke run: 1 s per scenario, no warm-up, small stores;
 #                     exits non-zero unless every scenario completed with zero errors
 set -euo pipefail
@@ -51,7 +53,7 @@ else
   IDLE_WAIT=1
   LONG=2
 fi
-SCENARIOS=${BENCH_SCENARIOS:-startup,login,me,refresh,register,isolation,scale}
+SCENARIOS=${BENCH_SCENARIOS:-startup,login,me,refresh,register,isolation,scale,backends}
 THREADS=${BENCH_THREADS:-2}
 SCALE_COST=${BENCH_SCALE_COST:-10}
 REGISTER_COST=${BENCH_REGISTER_COST:-10}
@@ -76,7 +78,7 @@ for tool in curl jq awk /usr/bin/time; do
   command -v "$tool" >/dev/null || die "$tool is required"
 done
 if [[ -n ${BENCH_BIN:-} ]]; then
-  BIN=$BENCH_BIN
+  BIN=$(realpath "$BENCH_BIN")
 else
   log "building the release binary (no-op when up to date)"
   (cd "$ROOT" && nice -n 10 cargo build --release --quiet --bin portcullis)
@@ -89,8 +91,10 @@ OUT=${BENCH_OUT:-$TMP/out}
 mkdir -p "$OUT"
 KEYS="$TMP/keys"
 SERVER_PID=""
+FERRET_DIR=""
 cleanup() {
   stop_server
+  if [[ -n $FERRET_DIR ]]; then "$ROOT/scripts/ferretdb.sh" stop "$FERRET_DIR" >/dev/null 2>&1 || true; fi
   if [[ ${BENCH_KEEP:-0} != 1 ]]; then
     # Keep the results when they were written inside the temp dir.
     find "$TMP" -mindepth 1 -maxdepth 1 ! -name out -exec rm -rf {} +
@@ -119,11 +123,13 @@ FAILURES=0
 
 # --- server -----------------------------------------------------------------
 # Settings of every portcullis process of the run, as `env` arguments.
+# EXTRA_ENV adds settings (the MongoDB backend).
+EXTRA_ENV=()
 settings() { # data_dir cost
   ENVV=(PORTCULLIS_LISTEN="127.0.0.1:$PORT" PORTCULLIS_PUBLIC_URL="$URL"
     PORTCULLIS_DATA_DIR="$1" PORTCULLIS_KEYS_DIR="$KEYS"
     PORTCULLIS_BCRYPT_COST="$2" PORTCULLIS_RATE_LIMIT=off PORTCULLIS_LOG_FORMAT=json
-    PORTCULLIS_CONFIG=/dev/null)
+    PORTCULLIS_CONFIG=/dev/null "${EXTRA_ENV[@]}")
 }
 pc() { # data_dir cost args... : runs the binary with those settings
   settings "$1" "$2"; shift 2
@@ -399,6 +405,48 @@ if has_scenario scale; then
     row 6 "scale: GET /v1/me, $n users" "$CONNS" "$load" "32 random users' tokens"
   done
   stop_server
+fi
+
+if has_scenario backends; then
+  # Login and GET /v1/me on the embedded store and on MongoDB, same machine,
+  # same run, same settings.
+  MONGO_URI=${BENCH_MONGODB_URI:-}
+  if [[ -z $MONGO_URI ]]; then
+    FERRET_DIR="$TMP/ferretdb"
+    mkdir -p "$FERRET_DIR"
+    MONGO_URI=$("$ROOT/scripts/ferretdb.sh" start "$FERRET_DIR" | tail -n 1) || MONGO_URI=""
+  fi
+  for backend in embedded mongodb; do
+    if [[ $backend == mongodb ]]; then
+      if [[ -z $MONGO_URI ]]; then
+        note "MongoDB backend skipped: no BENCH_MONGODB_URI and FerretDB did not start"
+        FAILURES=$((FAILURES + 1))
+        continue
+      fi
+      EXTRA_ENV=(PORTCULLIS_MONGODB_URI="$MONGO_URI" PORTCULLIS_MONGODB_DB="portcullis_bench_$(date +%s)")
+    else
+      EXTRA_ENV=()
+    fi
+    data="$TMP/data-backend-$backend"
+    seed "$data" 10 0 "$LOGIN_USERS"
+    start_server "$data" 10
+    store=$(grep -o '"store":"[^"]*"' "$TMP/server.log" | tail -n 1 | cut -d'"' -f4)
+    note "backend $backend: store \`$store\`"
+    export BENCH_USERS=$LOGIN_USERS
+    load=$(loadavg)
+    warmup login.lua "$LOGIN_CONNS"; settle
+    run_wrk "backend-$backend-login" login.lua "$LOGIN_CONNS" "$DURATION"
+    settle
+    row 8 "$backend store: POST /v1/sessions, cost 10" "$LOGIN_CONNS" "$load" "$store"
+    load=$(loadavg)
+    login_tokens 32 "$LOGIN_USERS" access_token >"$TMP/backend.tokens"
+    export BENCH_TOKENS_FILE="$TMP/backend.tokens"
+    warmup me.lua "$CONNS"
+    run_wrk "backend-$backend-me" me.lua "$CONNS" "$DURATION"
+    row 8 "$backend store: GET /v1/me" "$CONNS" "$load" "$store; token check reads the session"
+    stop_server
+  done
+  EXTRA_ENV=()
 fi
 
 # --- targets ------------------------------------------------------------------

@@ -2,7 +2,8 @@
 //! `portcullis bench ...` commands.
 //!
 //! - `bench seed --count N [--start S]` writes users `user{i}@bench.test`
-//!   (`i` in `S..S+N`) straight into the embedded store in batches, all
+//!   (`i` in `S..S+N`) straight into the store (embedded, or MongoDB when
+//!   `PORTCULLIS_MONGODB_URI` is set) in batches, all
 //!   sharing ONE password hash made once with the real [`PasswordHasher`],
 //!   the configured cost and the server's pepper (`PORTCULLIS_KEYS_DIR`), so
 //!   they can sign in over HTTP with the benchmark password.
@@ -27,7 +28,6 @@ use crate::auth::password::load_or_create_pepper;
 use crate::config::Settings;
 use crate::domain::Password;
 use crate::store::UserRecord;
-use crate::store::embedded::EmbeddedStore;
 
 /// The password every seeded user has (passes the zxcvbn policy).
 pub const BENCH_PASSWORD: &str = "correct horse battery staple 42";
@@ -105,7 +105,7 @@ pub async fn seed(settings: &Settings, start: u64, count: u64, batch: usize) -> 
     let hash = hasher(settings, settings.bcrypt_cost, 1)?
         .hash(&bench_password()?)
         .await?;
-    let store = EmbeddedStore::open(&settings.data_dir)?;
+    let store = crate::startup::open_store(settings).await?;
     let now = i64::try_from(crate::auth::tokens::now_secs()).unwrap_or(i64::MAX);
     let end = start.saturating_add(count);
     let mut next = start;
@@ -124,10 +124,10 @@ pub async fn seed(settings: &Settings, start: u64, count: u64, batch: usize) -> 
                 updated_at: now,
             })
             .collect();
-        let s = store.clone();
-        tokio::task::spawn_blocking(move || s.bulk_insert_users(&users))
+        store
+            .bulk_insert_users(&users)
             .await
-            .context("seed task")?
+            .map_err(anyhow::Error::from)
             .with_context(|| format!("writing users {next}..{upto}"))?;
         next = upto;
     }
@@ -179,6 +179,7 @@ pub async fn bcrypt_verify_secs(
 mod tests {
     use super::*;
     use crate::store::UserStore;
+    use crate::store::embedded::EmbeddedStore;
 
     fn settings(dir: &std::path::Path) -> Settings {
         let map = std::collections::BTreeMap::from([

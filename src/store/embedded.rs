@@ -123,49 +123,34 @@ impl EmbeddedStore {
             .map(|v| decode(v.value()))
             .transpose()
     }
-
-    /// Writes users in bulk in one transaction (benchmark seeding).
-    pub fn bulk_insert_users(&self, users: &[UserRecord]) -> StoreResult<()> {
-        let txn = self.db.begin_write().map_err(other)?;
-        {
-            let mut ut = txn.open_table(USERS).map_err(other)?;
-            let mut et = txn.open_table(EMAILS).map_err(other)?;
-            for u in users {
-                if et.get(u.email.as_str()).map_err(other)?.is_some() {
-                    return Err(StoreError::Conflict);
-                }
-                et.insert(u.email.as_str(), u.id.as_str()).map_err(other)?;
-                ut.insert(u.id.as_str(), encode(u)?.as_slice())
-                    .map_err(other)?;
-            }
-        }
-        txn.commit().map_err(other)?;
-        Ok(())
-    }
 }
 
 #[async_trait]
 impl UserStore for EmbeddedStore {
-    async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
-        let user = user.clone();
+    async fn bulk_insert_users(&self, users: &[UserRecord]) -> StoreResult<()> {
+        let users = users.to_vec();
         self.run(move |db| {
             let txn = db.begin_write().map_err(other)?;
             {
-                let mut emails = txn.open_table(EMAILS).map_err(other)?;
-                if emails.get(user.email.as_str()).map_err(other)?.is_some() {
-                    return Err(StoreError::Conflict);
+                let mut ut = txn.open_table(USERS).map_err(other)?;
+                let mut et = txn.open_table(EMAILS).map_err(other)?;
+                for u in &users {
+                    if et.get(u.email.as_str()).map_err(other)?.is_some() {
+                        return Err(StoreError::Conflict);
+                    }
+                    et.insert(u.email.as_str(), u.id.as_str()).map_err(other)?;
+                    ut.insert(u.id.as_str(), encode(u)?.as_slice())
+                        .map_err(other)?;
                 }
-                emails
-                    .insert(user.email.as_str(), user.id.as_str())
-                    .map_err(other)?;
-                let mut users = txn.open_table(USERS).map_err(other)?;
-                users
-                    .insert(user.id.as_str(), encode(&user)?.as_slice())
-                    .map_err(other)?;
             }
-            txn.commit().map_err(other)
+            txn.commit().map_err(other)?;
+            Ok(())
         })
         .await
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
+        self.bulk_insert_users(std::slice::from_ref(user)).await
     }
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {

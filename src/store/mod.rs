@@ -123,6 +123,9 @@ pub trait UserStore: Send + Sync {
         update: &ProfileUpdate,
         now: i64,
     ) -> StoreResult<Option<UserRecord>>;
+    /// Inserts many users at once (benchmark seeding); `Conflict` when an
+    /// email is taken (the embedded store then writes none of them).
+    async fn bulk_insert_users(&self, users: &[UserRecord]) -> StoreResult<()>;
     /// Replaces the password hash; false when no such user.
     async fn set_password_hash(&self, id: &str, hash: &str, now: i64) -> StoreResult<bool>;
 }

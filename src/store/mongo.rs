@@ -439,20 +439,6 @@ impl MongoStore {
         }
     }
 
-    /// Inserts users in bulk (benchmark seeding). Unordered: on a duplicate
-    /// email the others are still inserted, and the result is `Conflict`.
-    pub async fn bulk_insert_users(&self, users: &[UserRecord]) -> StoreResult<()> {
-        if users.is_empty() {
-            return Ok(());
-        }
-        let docs = users.iter().map(to_doc).collect::<StoreResult<Vec<_>>>()?;
-        match run_bounded_raw(self.op_timeout, self.users.insert_many(docs).ordered(false)).await? {
-            Ok(_) => Ok(()),
-            Err(e) if is_duplicate_key(&e) => Err(StoreError::Conflict),
-            Err(e) => Err(map_err(e)),
-        }
-    }
-
     /// Inserts one document; `Conflict` on a duplicate key.
     async fn insert(&self, coll: &Collection<Document>, d: Document) -> StoreResult<()> {
         match run_bounded_raw(self.op_timeout, coll.insert_one(d)).await? {
@@ -590,6 +576,20 @@ async fn run_bounded<T>(
 
 #[async_trait]
 impl UserStore for MongoStore {
+    /// Inserts users in bulk (benchmark seeding). Unordered: on a duplicate
+    /// email the others are still inserted, and the result is `Conflict`.
+    async fn bulk_insert_users(&self, users: &[UserRecord]) -> StoreResult<()> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        let docs = users.iter().map(to_doc).collect::<StoreResult<Vec<_>>>()?;
+        match run_bounded_raw(self.op_timeout, self.users.insert_many(docs).ordered(false)).await? {
+            Ok(_) => Ok(()),
+            Err(e) if is_duplicate_key(&e) => Err(StoreError::Conflict),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
         self.insert(&self.users, to_doc(user)?).await
     }
