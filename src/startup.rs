@@ -144,6 +144,20 @@ pub fn routes(core: Portcullis) -> impl Endpoint<Output = Response> {
         })
 }
 
+/// A method as a static label (no allocation per request).
+fn metric_method(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
 /// `GET /metrics`: Prometheus text format.
 fn metrics_text() -> Response {
     let body = crate::telemetry::metrics()
@@ -238,8 +252,8 @@ async fn trace_request<E: Endpoint>(
     req: Request,
     labels: &crate::telemetry::RouteLabels,
 ) -> poem::Result<Response> {
-    let route = labels.label(req.uri().path()).to_string();
-    let method = req.method().to_string();
+    let route = labels.label(req.uri().path());
+    let method = metric_method(req.method());
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -269,9 +283,9 @@ async fn trace_request<E: Endpoint>(
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     let status = resp.status().as_u16();
     let labels = [
-        ("method", method),
-        ("route", route),
-        ("status", status.to_string()),
+        ("method", metrics::SharedString::from(method)),
+        ("route", metrics::SharedString::from(route)),
+        ("status", metrics::SharedString::from(status.to_string())),
     ];
     metrics::counter!("portcullis_http_requests_total", &labels).increment(1);
     metrics::histogram!("portcullis_http_request_duration_seconds", &labels)

@@ -60,13 +60,14 @@ pub fn metrics() -> Option<&'static PrometheusHandle> {
 /// metric labels stay few whatever the paths requested.
 #[derive(Debug, Clone)]
 pub struct RouteLabels {
-    routes: Vec<(Vec<Option<String>>, String)>,
+    routes: Vec<(Vec<Option<String>>, std::sync::Arc<str>)>,
+    unmatched: std::sync::Arc<str>,
 }
 
 impl RouteLabels {
     /// From the OpenAPI paths (`{param}` segments match anything), plus extras.
     pub fn new<'a>(templates: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut routes: Vec<(Vec<Option<String>>, String)> = templates
+        let mut routes: Vec<(Vec<Option<String>>, std::sync::Arc<str>)> = templates
             .into_iter()
             .map(|t| {
                 let segments = t
@@ -74,26 +75,31 @@ impl RouteLabels {
                     .split('/')
                     .map(|s| (!s.starts_with('{')).then(|| s.to_string()))
                     .collect();
-                (segments, t.to_string())
+                (segments, std::sync::Arc::from(t))
             })
             .collect();
         // Literal segments win over parameters (`/refresh` before `/{sid}`).
         routes.sort_by_key(|(segments, _)| segments.iter().filter(|s| s.is_none()).count());
-        Self { routes }
+        Self {
+            routes,
+            unmatched: std::sync::Arc::from("unmatched"),
+        }
     }
 
-    pub fn label(&self, path: &str) -> &str {
-        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    /// The template a path matches (cheap to clone: a shared string).
+    pub fn label(&self, path: &str) -> std::sync::Arc<str> {
+        let path = path.trim_matches('/');
+        let count = path.split('/').count();
         self.routes
             .iter()
             .find(|(segments, _)| {
-                segments.len() == parts.len()
+                segments.len() == count
                     && segments
                         .iter()
-                        .zip(&parts)
-                        .all(|(s, p)| s.as_deref().is_none_or(|s| s == *p))
+                        .zip(path.split('/'))
+                        .all(|(s, p)| s.as_deref().is_none_or(|s| s == p))
             })
-            .map_or("unmatched", |(_, t)| t.as_str())
+            .map_or_else(|| self.unmatched.clone(), |(_, t)| t.clone())
     }
 }
 
@@ -109,10 +115,10 @@ mod tests {
             "/v1/sessions/refresh",
             "/docs",
         ]);
-        assert_eq!(l.label("/v1/sessions"), "/v1/sessions");
-        assert_eq!(l.label("/v1/sessions/refresh"), "/v1/sessions/refresh");
-        assert_eq!(l.label("/v1/sessions/abc-123"), "/v1/sessions/{sid}");
-        assert_eq!(l.label("/v1/sessions/a/b"), "unmatched");
-        assert_eq!(l.label("/etc/passwd"), "unmatched");
+        assert_eq!(&*l.label("/v1/sessions"), "/v1/sessions");
+        assert_eq!(&*l.label("/v1/sessions/refresh"), "/v1/sessions/refresh");
+        assert_eq!(&*l.label("/v1/sessions/abc-123"), "/v1/sessions/{sid}");
+        assert_eq!(&*l.label("/v1/sessions/a/b"), "unmatched");
+        assert_eq!(&*l.label("/etc/passwd"), "unmatched");
     }
 }
