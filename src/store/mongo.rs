@@ -448,11 +448,20 @@ impl MongoStore {
         }
     }
 
-    async fn find_session(&self, sid: &str) -> StoreResult<Option<SessionRecord>> {
-        self.run(self.sessions.find_one(doc! { "_id": sid }))
+    /// One record by filter, decoded.
+    async fn find_record<T: DeserializeOwned>(
+        &self,
+        coll: &Collection<Document>,
+        filter: Document,
+    ) -> StoreResult<Option<T>> {
+        self.run(coll.find_one(filter))
             .await?
             .map(from_doc)
             .transpose()
+    }
+
+    async fn find_session(&self, sid: &str) -> StoreResult<Option<SessionRecord>> {
+        self.find_record(&self.sessions, doc! { "_id": sid }).await
     }
 
     /// Applies a retirement to the family: the conditional swap of the
@@ -595,17 +604,11 @@ impl UserStore for MongoStore {
     }
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
-        self.run(self.users.find_one(doc! { "_id": id }))
-            .await?
-            .map(from_doc)
-            .transpose()
+        self.find_record(&self.users, doc! { "_id": id }).await
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
-        self.run(self.users.find_one(doc! { "email": email }))
-            .await?
-            .map(from_doc)
-            .transpose()
+        self.find_record(&self.users, doc! { "email": email }).await
     }
 
     async fn update_profile(

@@ -167,6 +167,16 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Status of an unauthenticated GET.
+    pub async fn status_of(&self, path: &str) -> StatusCode {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
     pub async fn me_status(&self, token: &str) -> StatusCode {
         self.get_authed("/v1/me", token).await.status()
     }

@@ -107,15 +107,7 @@ async fn an_outage_answers_503_and_recovers_without_restart() {
     .await;
     let (email, tokens) = app.signed_in_user().await;
     let at = token(&tokens, "access_token");
-    assert_eq!(
-        app.client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.status_of("/readyz").await, StatusCode::OK);
 
     ferretdb(&["stop", &dir_s]).expect("stop");
     let started = Instant::now();
@@ -128,15 +120,7 @@ async fn an_outage_answers_503_and_recovers_without_restart() {
     let r = app.register(&unique_email(), PASSWORD).await;
     assert_problem(r, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
     // Liveness is not readiness: the process itself is fine.
-    assert_eq!(
-        app.client
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.status_of("/healthz").await, StatusCode::OK);
     eprintln!(
         "four requests during the outage answered 503 in {:?}",
         started.elapsed()
@@ -158,15 +142,7 @@ async fn an_outage_answers_503_and_recovers_without_restart() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert_eq!(
-        app.client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.status_of("/readyz").await, StatusCode::OK);
     app.login_ok(&email, PASSWORD).await;
 }
 
