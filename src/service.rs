@@ -111,7 +111,7 @@ impl Portcullis {
     ) -> Result<UserRecord, ApiError> {
         self.rate_limit(Action::Register, client)?;
         if self.settings.captcha == CaptchaMode::Always {
-            self.check_captcha(input.captcha.as_deref())?;
+            self.check_captcha(input.captcha.as_deref()).await?;
         }
         let mut errors = Vec::new();
         let email = Email::parse(&input.email)
@@ -230,15 +230,26 @@ impl Portcullis {
             .map_err(|retry_after| ApiError::RateLimited { retry_after })
     }
 
-    /// Verifies a CAPTCHA solution; a missing or bad one is `captcha-required`.
-    pub fn check_captcha(&self, solution: Option<&str>) -> Result<(), ApiError> {
+    /// Verifies a CAPTCHA solution and claims it, so it works once across
+    /// every replica; a missing, wrong, expired or used one is
+    /// `captcha-required`.
+    pub async fn check_captcha(&self, solution: Option<&str>) -> Result<(), ApiError> {
         let Some(solution) = solution else {
             return Err(ApiError::CaptchaRequired);
         };
-        self.captcha.verify(solution, now_secs()).map_err(|e| {
+        let now = now_secs();
+        let solved = self.captcha.verify(solution, now).map_err(|e| {
             tracing::info!(reason = %e, "captcha refused");
             ApiError::CaptchaRequired
-        })
+        })?;
+        let key = format!("captcha:{}", solved.challenge);
+        let expires = i64::try_from(solved.expires).unwrap_or(i64::MAX);
+        if self.store.claim_once(&key, expires, now_i64()).await? {
+            Ok(())
+        } else {
+            tracing::info!("captcha refused: solution already used");
+            Err(ApiError::CaptchaRequired)
+        }
     }
 
     /// Signs in with email and password: a new session and its first token pair.
@@ -261,8 +272,8 @@ impl Portcullis {
         let (failures, retry_after) = self.limits.failures(&account, now);
         let over = failures >= self.settings.login_max_failures;
         match self.settings.captcha {
-            CaptchaMode::Always => self.check_captcha(captcha)?,
-            CaptchaMode::OnFailures if over => self.check_captcha(captcha)?,
+            CaptchaMode::Always => self.check_captcha(captcha).await?,
+            CaptchaMode::OnFailures if over => self.check_captcha(captcha).await?,
             CaptchaMode::Off if over => {
                 return Err(ApiError::RateLimited {
                     retry_after: retry_after.max(1),

@@ -7,10 +7,8 @@
 //! (`<random>?expires=<unix>`), so the server keeps no state per challenge.
 //! The client finds `number` by brute force and sends base64 of the JSON
 //! `{algorithm, challenge, number, salt, signature}`. Each solution works
-//! once: used challenges are remembered until they expire (per process).
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! once: the caller claims the challenge in the store (shared by all
+//! replicas) until it expires; see `Portcullis::check_captcha`.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -50,8 +48,15 @@ pub enum CaptchaError {
     Wrong,
     #[error("the CAPTCHA challenge has expired")]
     Expired,
-    #[error("the CAPTCHA solution was already used")]
-    Used,
+}
+
+/// A correct solution: what must now be claimed as used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Solved {
+    /// The challenge (unique per issued challenge).
+    pub challenge: String,
+    /// Unix seconds after which the solution is refused anyway.
+    pub expires: u64,
 }
 
 /// Issues and checks challenges.
@@ -59,7 +64,6 @@ pub struct Captcha {
     key: SecretBox<[u8; 32]>,
     max_number: u64,
     ttl_secs: u64,
-    used: Mutex<HashMap<String, u64>>,
 }
 
 impl std::fmt::Debug for Captcha {
@@ -86,7 +90,6 @@ impl Captcha {
             key,
             max_number,
             ttl_secs,
-            used: Mutex::new(HashMap::new()),
         }
     }
 
@@ -117,8 +120,9 @@ impl Captcha {
         }
     }
 
-    /// Checks a base64 solution and marks it used.
-    pub fn verify(&self, payload: &str, now: u64) -> Result<(), CaptchaError> {
+    /// Checks a base64 solution: well-formed, signed by us, solved, not
+    /// expired. Single use is the caller's to enforce (see [`Solved`]).
+    pub fn verify(&self, payload: &str, now: u64) -> Result<Solved, CaptchaError> {
         let bytes = B64
             .decode(payload.trim())
             .map_err(|_| CaptchaError::Malformed)?;
@@ -142,12 +146,10 @@ impl Captcha {
         if expires < now {
             return Err(CaptchaError::Expired);
         }
-        let mut used = self.used.lock().map_err(|_| CaptchaError::Used)?;
-        used.retain(|_, exp| *exp >= now);
-        if used.insert(s.challenge, expires).is_some() {
-            return Err(CaptchaError::Used);
-        }
-        Ok(())
+        Ok(Solved {
+            challenge: s.challenge,
+            expires,
+        })
     }
 
     /// Solves a challenge by brute force, as a client would (tests, tools).
@@ -176,13 +178,14 @@ mod tests {
     }
 
     #[test]
-    fn solve_verify_once() {
+    fn solve_and_verify() {
         let c = captcha();
         let ch = c.challenge(1000);
         assert!(ch.salt.contains("?expires=1300"));
         let sol = Captcha::solve(&ch).unwrap();
-        assert_eq!(c.verify(&sol, 1001), Ok(()));
-        assert_eq!(c.verify(&sol, 1002), Err(CaptchaError::Used));
+        let solved = c.verify(&sol, 1001).unwrap();
+        assert_eq!(solved.challenge, ch.challenge);
+        assert_eq!(solved.expires, 1300);
     }
 
     #[test]

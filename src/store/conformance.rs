@@ -49,6 +49,51 @@ pub async fn run_all(store: Arc<dyn Store>) {
     concurrent_rotation(store.clone()).await;
     revocation(&*store).await;
     purge(&*store).await;
+    single_use(store.clone()).await;
+}
+
+async fn single_use(store: Arc<dyn Store>) {
+    let now = 1_900_000_000;
+    assert!(
+        store
+            .claim_once("captcha:abc", now + 60, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_once("captcha:abc", now + 60, now + 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_once("captcha:other", now + 60, now)
+            .await
+            .unwrap()
+    );
+    // Once expired, the key may be used again (nothing remembers it forever).
+    assert!(
+        store
+            .claim_once("captcha:abc", now + 200, now + 61)
+            .await
+            .unwrap()
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .claim_once("captcha:race", now + 60, now)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        won += usize::from(t.await.unwrap());
+    }
+    assert_eq!(won, 1, "exactly one of 20 racing claims wins");
 }
 
 async fn users(store: &dyn Store) {

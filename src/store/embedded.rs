@@ -26,6 +26,8 @@ use super::{
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 const EMAILS: TableDefinition<&str, &str> = TableDefinition::new("users_by_email");
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+/// Single-use keys and when they may be forgotten.
+const ONCE: TableDefinition<&str, i64> = TableDefinition::new("single_use");
 /// Key: `<user id>/<session id>`.
 const USER_SESSIONS: TableDefinition<&str, ()> = TableDefinition::new("sessions_by_user");
 
@@ -99,6 +101,7 @@ impl EmbeddedStore {
         txn.open_table(EMAILS)?;
         txn.open_table(SESSIONS)?;
         txn.open_table(USER_SESSIONS)?;
+        txn.open_table(ONCE)?;
         txn.commit()?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -388,6 +391,8 @@ impl SessionStore for EmbeddedStore {
                         expired.push((k.value().to_string(), s.user_id));
                     }
                 }
+                let mut once = txn.open_table(ONCE).map_err(other)?;
+                once.retain(|_, exp| exp > now).map_err(other)?;
                 for (sid, user_id) in expired {
                     sessions.remove(sid.as_str()).map_err(other)?;
                     by_user
@@ -405,6 +410,27 @@ impl SessionStore for EmbeddedStore {
 
 #[async_trait]
 impl Store for EmbeddedStore {
+    async fn claim_once(&self, key: &str, expires_at: i64, now: i64) -> StoreResult<bool> {
+        let key = key.to_string();
+        self.run(move |db| {
+            let txn = db.begin_write().map_err(other)?;
+            {
+                let mut t = txn.open_table(ONCE).map_err(other)?;
+                let live = t
+                    .get(key.as_str())
+                    .map_err(other)?
+                    .is_some_and(|v| v.value() > now);
+                if live {
+                    return Ok(false);
+                }
+                t.insert(key.as_str(), expires_at).map_err(other)?;
+            }
+            txn.commit().map_err(other)?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.run(|db| {
             let txn = db.begin_read().map_err(other)?;

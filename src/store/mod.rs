@@ -154,6 +154,11 @@ pub trait SessionStore: Send + Sync {
 /// A whole backend.
 #[async_trait]
 pub trait Store: UserStore + SessionStore {
+    /// Marks `key` used until `expires_at`; true for the first claim, false
+    /// when it was already claimed and has not expired. The basis of every
+    /// single-use token (CAPTCHA solutions; later reset and verification
+    /// tokens), shared by all replicas.
+    async fn claim_once(&self, key: &str, expires_at: i64, now: i64) -> StoreResult<bool>;
     /// Cheap liveness probe for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
     /// Name for logs and test output (`embedded`, `mongodb 7.0.x`).

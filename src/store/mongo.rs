@@ -754,6 +754,37 @@ impl SessionStore for MongoStore {
 
 #[async_trait]
 impl Store for MongoStore {
+    async fn claim_once(&self, key: &str, expires_at: i64, now: i64) -> StoreResult<bool> {
+        let id = format!("once:{key}");
+        let record = doc! {
+            "_id": &id,
+            "expires_at": expires_at,
+            EXPIRES_AT_DATE: date_of(expires_at),
+        };
+        match self.insert(&self.revocations, record.clone()).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict) => {
+                // Taken: free it only if it has expired (no TTL deletion on
+                // FerretDB), then race for it again with one more insert.
+                let freed = self
+                    .run(
+                        self.revocations
+                            .delete_one(doc! { "_id": &id, "expires_at": { "$lte": now } }),
+                    )
+                    .await?;
+                if freed.deleted_count == 0 {
+                    return Ok(false);
+                }
+                match self.insert(&self.revocations, record).await {
+                    Ok(()) => Ok(true),
+                    Err(StoreError::Conflict) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.run(self.db.run_command(doc! { "ping": 1 })).await?;
         Ok(())
