@@ -1,7 +1,5 @@
 //! The `portcullis` command line.
 
-use std::io::BufRead;
-
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use portcullis::auth::keys::generate_key_file;
@@ -122,14 +120,4 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
-}
-
-#[allow(dead_code)]
-fn read_line() -> anyhow::Result<String> {
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("reading stdin")?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
