@@ -31,10 +31,18 @@ impl Drop for Server {
 }
 
 async fn start(dir: &std::path::Path, log: &std::path::Path) -> Server {
-    start_on(dir, log, free_port()).await
+    let mut backend = std::collections::BTreeMap::new();
+    crate::helpers::backend_settings(&mut backend);
+    start_with(dir, log, backend).await
 }
 
-async fn start_on(dir: &std::path::Path, log: &std::path::Path, port: u16) -> Server {
+/// Starts the binary on a free port with `env` on top of the test settings.
+async fn start_with(
+    dir: &std::path::Path,
+    log: &std::path::Path,
+    env: std::collections::BTreeMap<String, String>,
+) -> Server {
+    let port = free_port();
     let mut cmd = Command::new(BIN);
     cmd.arg("serve")
         .env("PORTCULLIS_LISTEN", format!("127.0.0.1:{port}"))
@@ -46,9 +54,7 @@ async fn start_on(dir: &std::path::Path, log: &std::path::Path, port: u16) -> Se
         .env("RUST_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap());
-    let mut backend = std::collections::BTreeMap::new();
-    crate::helpers::backend_settings(&mut backend);
-    cmd.envs(backend);
+    cmd.envs(env);
     let child = cmd.spawn().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -251,5 +257,61 @@ async fn registrations_answered_201_survive_kill_9() {
     eprintln!(
         "{} acknowledged registrations all survived kill -9",
         created.len()
+    );
+}
+
+/// Two real processes on one MongoDB database (same keys): a sign-out on A
+/// is honoured by B at once, and the email is unique across both.
+#[tokio::test]
+async fn two_processes_share_one_database() {
+    if std::env::var("PORTCULLIS_TEST_BACKEND").as_deref() != Ok("mongo") {
+        eprintln!("SKIPPED: two processes need the MongoDB backend");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut backend = std::collections::BTreeMap::new();
+    crate::helpers::backend_settings(&mut backend);
+    let a = start_with(dir.path(), &dir.path().join("a.log"), backend.clone()).await;
+    let b = start_with(dir.path(), &dir.path().join("b.log"), backend).await;
+    let client = reqwest::Client::new();
+    let email = "two-processes@example.com";
+    let body = serde_json::json!({"email": email, "password": PASSWORD});
+    let r = client
+        .post(format!("{}/v1/users", a.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let upper = serde_json::json!({"email": email.to_uppercase(), "password": PASSWORD});
+    let r = client
+        .post(format!("{}/v1/users", b.base))
+        .json(&upper)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let tokens: Value = client
+        .post(format!("{}/v1/sessions", b.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let at = tokens["access_token"].as_str().unwrap();
+    let me = |base: &str| client.get(format!("{base}/v1/me")).bearer_auth(at).send();
+    assert_eq!(me(&a.base).await.unwrap().status(), StatusCode::OK);
+    let r = client
+        .delete(format!("{}/v1/sessions", a.base))
+        .bearer_auth(at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        me(&b.base).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
     );
 }
