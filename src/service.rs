@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
-use crate::auth::limits::Action;
+use crate::auth::limits::{Action, FAILURE_WINDOW};
 use crate::auth::tokens::now_secs;
 use crate::auth::{Captcha, Limits, PasswordHasher, TokenService};
 use crate::config::CaptchaMode;
@@ -268,9 +268,13 @@ impl Portcullis {
         let account = Email::parse(email)
             .map(|e| e.as_str().to_string())
             .unwrap_or_else(|_| email.trim().to_lowercase());
-        let now = now_secs();
-        let (failures, retry_after) = self.limits.failures(&account, now);
-        let over = failures >= self.settings.login_max_failures;
+        let now = now_i64();
+        let window = i64::try_from(FAILURE_WINDOW.as_secs()).unwrap_or(i64::MAX);
+        let failures = self.store.login_failures(&account, now, window).await?;
+        let over = failures.len() >= self.settings.login_max_failures as usize;
+        let retry_after = failures.first().map_or(1, |oldest| {
+            u64::try_from(oldest + window - now).unwrap_or(1)
+        });
         match self.settings.captcha {
             CaptchaMode::Always => self.check_captcha(captcha).await?,
             CaptchaMode::OnFailures if over => self.check_captcha(captcha).await?,
@@ -284,14 +288,18 @@ impl Portcullis {
         let user = match self.check_credentials(email, password).await {
             Ok(u) => u,
             Err(ApiError::InvalidCredentials) => {
-                self.limits.record_failure(&account, now);
+                self.store
+                    .record_login_failure(&account, now, window)
+                    .await?;
                 metrics::counter!("portcullis_logins_total", "result" => "failure").increment(1);
                 tracing::info!(event = "session.failed", "sign-in failed");
                 return Err(ApiError::InvalidCredentials);
             }
             Err(e) => return Err(e),
         };
-        self.limits.clear_failures(&account);
+        if !failures.is_empty() {
+            self.store.clear_login_failures(&account).await?;
+        }
         let tokens = self
             .start_session(user, vec!["pwd".to_string()], client)
             .await?;

@@ -354,7 +354,7 @@ impl Application {
             loop {
                 tick.tick().await;
                 let now_secs = crate::auth::tokens::now_secs();
-                core.limits.housekeeping(now_secs);
+                core.limits.housekeeping();
                 let now = i64::try_from(now_secs).unwrap_or(0);
                 match core.store.purge_expired(now).await {
                     Ok(n) if n > 0 => tracing::info!(purged = n, "expired sessions purged"),

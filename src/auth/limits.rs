@@ -1,14 +1,13 @@
-//! Abuse limits: per-IP request rates and per-account sign-in failures.
+//! Per-IP request rates.
 //!
-//! Both live in this process's memory: with several replicas, each enforces
-//! its own budget (documented in the README). Per-IP limits are switched off
-//! by `PORTCULLIS_RATE_LIMIT=off`; the per-account failure count (which
-//! triggers the CAPTCHA or throttling) always applies.
+//! The buckets live in this process's memory: with several replicas, each
+//! enforces its own budget (documented in the README). They are switched
+//! off by `PORTCULLIS_RATE_LIMIT=off`. Per-account sign-in failures (which
+//! trigger the CAPTCHA or throttling) are counted in the store instead, so
+//! every replica sees the same count.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -36,7 +35,6 @@ pub struct Limits {
     register: DefaultKeyedRateLimiter<IpAddr>,
     refresh: DefaultKeyedRateLimiter<IpAddr>,
     email: DefaultKeyedRateLimiter<IpAddr>,
-    failures: Mutex<HashMap<String, VecDeque<u64>>>,
 }
 
 impl std::fmt::Debug for Limits {
@@ -62,7 +60,6 @@ impl Limits {
             register: RateLimiter::keyed(quota(10, Duration::from_secs(6))),
             refresh: RateLimiter::keyed(quota(60, Duration::from_secs(1))),
             email: RateLimiter::keyed(quota(5, Duration::from_secs(12))),
-            failures: Mutex::new(HashMap::new()),
         }
     }
 
@@ -83,51 +80,11 @@ impl Limits {
         })
     }
 
-    /// Failed sign-ins of an account within the window; and the seconds
-    /// until the oldest of them leaves it.
-    pub fn failures(&self, account: &str, now: u64) -> (u32, u64) {
-        let Ok(mut map) = self.failures.lock() else {
-            return (0, 0);
-        };
-        let Some(q) = map.get_mut(account) else {
-            return (0, 0);
-        };
-        let horizon = now.saturating_sub(FAILURE_WINDOW.as_secs());
-        while q.front().is_some_and(|t| *t <= horizon) {
-            q.pop_front();
-        }
-        let retry = q
-            .front()
-            .map_or(0, |t| (t + FAILURE_WINDOW.as_secs()).saturating_sub(now));
-        (u32::try_from(q.len()).unwrap_or(u32::MAX), retry)
-    }
-
-    pub fn record_failure(&self, account: &str, now: u64) {
-        if let Ok(mut map) = self.failures.lock() {
-            let q = map.entry(account.to_string()).or_default();
-            q.push_back(now);
-            // Bound memory per account; only the count near the limit matters.
-            while q.len() > 1000 {
-                q.pop_front();
-            }
-        }
-    }
-
-    pub fn clear_failures(&self, account: &str) {
-        if let Ok(mut map) = self.failures.lock() {
-            map.remove(account);
-        }
-    }
-
     /// Drops stale state (called periodically).
-    pub fn housekeeping(&self, now: u64) {
+    pub fn housekeeping(&self) {
         for l in [&self.sign_in, &self.register, &self.refresh, &self.email] {
             l.retain_recent();
             l.shrink_to_fit();
-        }
-        if let Ok(mut map) = self.failures.lock() {
-            let horizon = now.saturating_sub(FAILURE_WINDOW.as_secs());
-            map.retain(|_, q| q.back().is_some_and(|t| *t > horizon));
         }
     }
 }
@@ -155,18 +112,5 @@ mod tests {
         for _ in 0..100 {
             assert!(off.check(Action::Register, Some(ip)).is_ok());
         }
-    }
-
-    #[test]
-    fn failures_slide_out_of_the_window() {
-        let l = Limits::new(false);
-        l.record_failure("a@x.org", 1000);
-        l.record_failure("a@x.org", 1100);
-        assert_eq!(l.failures("a@x.org", 1200), (2, 700));
-        assert_eq!(l.failures("a@x.org", 1000 + 900).0, 1);
-        assert_eq!(l.failures("a@x.org", 1100 + 900).0, 0);
-        l.record_failure("b@x.org", 1000);
-        l.clear_failures("b@x.org");
-        assert_eq!(l.failures("b@x.org", 1001).0, 0);
     }
 }

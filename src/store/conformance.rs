@@ -50,6 +50,78 @@ pub async fn run_all(store: Arc<dyn Store>) {
     revocation(&*store).await;
     purge(&*store).await;
     single_use(store.clone()).await;
+    login_failures(&*store).await;
+}
+
+async fn login_failures(store: &dyn Store) {
+    let now = 1_900_000_000;
+    let w = 900;
+    assert!(
+        store
+            .login_failures("a@example.com", now, w)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .record_login_failure("a@example.com", now - 1000, w)
+        .await
+        .unwrap();
+    store
+        .record_login_failure("a@example.com", now - 10, w)
+        .await
+        .unwrap();
+    store
+        .record_login_failure("a@example.com", now, w)
+        .await
+        .unwrap();
+    store
+        .record_login_failure("b@example.com", now, w)
+        .await
+        .unwrap();
+    // The one outside the window does not count.
+    assert_eq!(
+        store.login_failures("a@example.com", now, w).await.unwrap(),
+        vec![now - 10, now]
+    );
+    assert_eq!(
+        store
+            .login_failures("a@example.com", now + w - 5, w)
+            .await
+            .unwrap(),
+        vec![now]
+    );
+    store.clear_login_failures("a@example.com").await.unwrap();
+    assert!(
+        store
+            .login_failures("a@example.com", now, w)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .login_failures("b@example.com", now, w)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Kept short whatever the attacker does.
+    for i in 0..150 {
+        store
+            .record_login_failure("c@example.com", now + i, w)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .login_failures("c@example.com", now + 150, w)
+            .await
+            .unwrap()
+            .len(),
+        100
+    );
 }
 
 async fn single_use(store: Arc<dyn Store>) {

@@ -19,13 +19,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    ProfileUpdate, RotateOutcome, Rotation, SessionRecord, SessionStore, Store, StoreError,
-    StoreResult, UserRecord, UserStore, classify_rotation,
+    LoginFailures, ProfileUpdate, RotateOutcome, Rotation, SessionRecord, SessionStore, Store,
+    StoreError, StoreResult, UserRecord, UserStore, classify_rotation,
 };
 
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 const EMAILS: TableDefinition<&str, &str> = TableDefinition::new("users_by_email");
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+/// Failed sign-ins by account (JSON [`LoginFailures`]).
+const FAILURES: TableDefinition<&str, &[u8]> = TableDefinition::new("login_failures");
 /// Single-use keys and when they may be forgotten.
 const ONCE: TableDefinition<&str, i64> = TableDefinition::new("single_use");
 /// Key: `<user id>/<session id>`.
@@ -102,6 +104,7 @@ impl EmbeddedStore {
         txn.open_table(SESSIONS)?;
         txn.open_table(USER_SESSIONS)?;
         txn.open_table(ONCE)?;
+        txn.open_table(FAILURES)?;
         txn.commit()?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -393,6 +396,12 @@ impl SessionStore for EmbeddedStore {
                 }
                 let mut once = txn.open_table(ONCE).map_err(other)?;
                 once.retain(|_, exp| exp > now).map_err(other)?;
+                let mut failures = txn.open_table(FAILURES).map_err(other)?;
+                failures
+                    .retain(|_, v| {
+                        serde_json::from_slice::<LoginFailures>(v).is_ok_and(|r| r.expires_at > now)
+                    })
+                    .map_err(other)?;
                 for (sid, user_id) in expired {
                     sessions.remove(sid.as_str()).map_err(other)?;
                     by_user
@@ -410,6 +419,55 @@ impl SessionStore for EmbeddedStore {
 
 #[async_trait]
 impl Store for EmbeddedStore {
+    async fn record_login_failure(&self, account: &str, now: i64, window: i64) -> StoreResult<()> {
+        let account = account.to_string();
+        self.run(move |db| {
+            let txn = db.begin_write().map_err(other)?;
+            {
+                let mut t = txn.open_table(FAILURES).map_err(other)?;
+                let mut record: LoginFailures = t
+                    .get(account.as_str())
+                    .map_err(other)?
+                    .map(|v| decode(v.value()))
+                    .transpose()?
+                    .unwrap_or_default();
+                record.push(now, window);
+                t.insert(account.as_str(), encode(&record)?.as_slice())
+                    .map_err(other)?;
+            }
+            txn.commit().map_err(other)
+        })
+        .await
+    }
+
+    async fn login_failures(&self, account: &str, now: i64, window: i64) -> StoreResult<Vec<i64>> {
+        let account = account.to_string();
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(other)?;
+            let t = txn.open_table(FAILURES).map_err(other)?;
+            let record: Option<LoginFailures> = t
+                .get(account.as_str())
+                .map_err(other)?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            Ok(record.map(|r| r.within(now, window)).unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn clear_login_failures(&self, account: &str) -> StoreResult<()> {
+        let account = account.to_string();
+        self.run(move |db| {
+            let txn = db.begin_write().map_err(other)?;
+            {
+                let mut t = txn.open_table(FAILURES).map_err(other)?;
+                t.remove(account.as_str()).map_err(other)?;
+            }
+            txn.commit().map_err(other)
+        })
+        .await
+    }
+
     async fn claim_once(&self, key: &str, expires_at: i64, now: i64) -> StoreResult<bool> {
         let key = key.to_string();
         self.run(move |db| {

@@ -159,6 +159,14 @@ pub trait Store: UserStore + SessionStore {
     /// single-use token (CAPTCHA solutions; later reset and verification
     /// tokens), shared by all replicas.
     async fn claim_once(&self, key: &str, expires_at: i64, now: i64) -> StoreResult<bool>;
+    /// Records a failed sign-in of `account` at `now`; the record lives
+    /// `window` seconds past its newest failure.
+    async fn record_login_failure(&self, account: &str, now: i64, window: i64) -> StoreResult<()>;
+    /// Times of the account's failed sign-ins within `(now - window, now]`,
+    /// oldest first.
+    async fn login_failures(&self, account: &str, now: i64, window: i64) -> StoreResult<Vec<i64>>;
+    /// Forgets the account's failed sign-ins (after a successful one).
+    async fn clear_login_failures(&self, account: &str) -> StoreResult<()>;
     /// Cheap liveness probe for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
     /// Name for logs and test output (`embedded`, `mongodb 7.0.x`).
@@ -166,6 +174,37 @@ pub trait Store: UserStore + SessionStore {
 }
 
 pub type DynStore = Arc<dyn Store>;
+
+/// Failed sign-ins of one account, as stored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoginFailures {
+    /// Unix seconds of each failure, oldest first (at most
+    /// [`LoginFailures::MAX_KEPT`]).
+    pub times: Vec<i64>,
+    /// When the record may be deleted.
+    pub expires_at: i64,
+}
+
+impl LoginFailures {
+    /// Only the count near the limit matters; older entries are dropped.
+    pub const MAX_KEPT: usize = 100;
+
+    pub fn within(&self, now: i64, window: i64) -> Vec<i64> {
+        self.times
+            .iter()
+            .copied()
+            .filter(|t| *t > now - window && *t <= now)
+            .collect()
+    }
+
+    pub fn push(&mut self, now: i64, window: i64) {
+        self.times.retain(|t| *t > now - window);
+        self.times.push(now);
+        let excess = self.times.len().saturating_sub(Self::MAX_KEPT);
+        self.times.drain(..excess);
+        self.expires_at = now + window;
+    }
+}
 
 /// Decides what a refresh attempt means, given the family as stored.
 /// Shared by the backends so they cannot disagree on the rules.

@@ -43,8 +43,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    ProfileUpdate, RotateOutcome, Rotation, SessionRecord, SessionStore, Store, StoreError,
-    StoreResult, UserRecord, UserStore, classify_rotation,
+    LoginFailures, ProfileUpdate, RotateOutcome, Rotation, SessionRecord, SessionStore, Store,
+    StoreError, StoreResult, UserRecord, UserStore, classify_rotation,
 };
 
 const USERS: &str = "users";
@@ -460,6 +460,21 @@ impl MongoStore {
             .transpose()
     }
 
+    async fn failure_record(&self, id: &str) -> StoreResult<Option<LoginFailures>> {
+        let Some(d) = self
+            .run(self.revocations.find_one(doc! { "_id": id }))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let times = d
+            .get_array("times")
+            .map(|a| a.iter().filter_map(Bson::as_i64).collect())
+            .unwrap_or_default();
+        let expires_at = d.get_i64("expires_at").unwrap_or(0);
+        Ok(Some(LoginFailures { times, expires_at }))
+    }
+
     async fn find_session(&self, sid: &str) -> StoreResult<Option<SessionRecord>> {
         self.find_record(&self.sessions, doc! { "_id": sid }).await
     }
@@ -754,6 +769,44 @@ impl SessionStore for MongoStore {
 
 #[async_trait]
 impl Store for MongoStore {
+    async fn record_login_failure(&self, account: &str, now: i64, window: i64) -> StoreResult<()> {
+        // Read, add, write back: the list is short and trimmed here, and a
+        // lost increment under a race only undercounts by one.
+        let id = format!("fail:{account}");
+        let mut record = self.failure_record(&id).await?.unwrap_or_default();
+        record.push(now, window);
+        let d = doc! {
+            "_id": &id,
+            "times": &record.times,
+            "expires_at": record.expires_at,
+            EXPIRES_AT_DATE: date_of(record.expires_at),
+        };
+        let upsert = self
+            .revocations
+            .replace_one(doc! { "_id": &id }, d)
+            .upsert(true);
+        match run_bounded_raw(self.op_timeout, upsert).await? {
+            Ok(_) => Ok(()),
+            // Two first failures raced on the upsert: one of them is stored.
+            Err(e) if is_duplicate_key(&e) => Ok(()),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    async fn login_failures(&self, account: &str, now: i64, window: i64) -> StoreResult<Vec<i64>> {
+        let record = self.failure_record(&format!("fail:{account}")).await?;
+        Ok(record.map(|r| r.within(now, window)).unwrap_or_default())
+    }
+
+    async fn clear_login_failures(&self, account: &str) -> StoreResult<()> {
+        self.run(
+            self.revocations
+                .delete_one(doc! { "_id": format!("fail:{account}") }),
+        )
+        .await
+        .map(|_| ())
+    }
+
     async fn claim_once(&self, key: &str, expires_at: i64, now: i64) -> StoreResult<bool> {
         let id = format!("once:{key}");
         let record = doc! {

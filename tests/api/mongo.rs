@@ -49,6 +49,15 @@ async fn logout_on_one_replica_is_honoured_by_another_at_once() {
         StatusCode::NO_CONTENT
     );
     assert_eq!(b.me_status(&at).await, StatusCode::UNAUTHORIZED);
+    // Failed sign-ins counted on A throttle the account on B too.
+    for _ in 0..5 {
+        assert_eq!(
+            a.login(&email, "not the password at all 1").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let r = b.login(&email, PASSWORD).await;
+    assert_problem(r, StatusCode::BAD_REQUEST, "captcha-required").await;
     // The email is taken on both.
     assert_eq!(
         b.register(&email.to_uppercase(), PASSWORD).await.status(),
