@@ -884,6 +884,25 @@ mod tests {
         format!("portcullis_test_{}", uuid::Uuid::new_v4().simple())
     }
 
+    /// Runs `checks` against a store on a fresh database, and drops the
+    /// database afterwards even when a check fails. `None` when skipped.
+    async fn on_fresh_db<F, Fut>(what: &str, checks: F) -> Option<MongoStore>
+    where
+        F: FnOnce(MongoStore) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let uri = test_uri(what)?;
+        let store = MongoStore::connect(&uri, &test_db_name(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        let result = tokio::spawn(checks(store.clone())).await;
+        store.drop_database().await.unwrap();
+        if let Err(e) = result {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        Some(store)
+    }
+
     #[test]
     fn scrub_removes_credentials() {
         let uri = "mongodb://app:s3cr%40t@db.example:27017/?authSource=admin";
@@ -913,15 +932,15 @@ mod tests {
 
     #[tokio::test]
     async fn conformance() {
-        let Some(uri) = test_uri("mongo conformance") else {
+        let Some(store) = on_fresh_db("mongo conformance", |store| {
+            super::super::conformance::run_all(Arc::new(store))
+        })
+        .await
+        else {
             return;
         };
-        let db = test_db_name();
-        let store = MongoStore::connect(&uri, &db, Duration::from_secs(5))
-            .await
-            .unwrap();
         println!(
-            "mongo conformance on server: buildInfo version {}, ferretdbVersion {}, TTL indexes {}",
+            "mongo conformance passed on server: buildInfo version {}, ferretdbVersion {}, TTL indexes {}",
             store.server_version(),
             store.ferretdb_version().unwrap_or("(none: not FerretDB)"),
             if store.ttl_indexes() {
@@ -930,26 +949,12 @@ mod tests {
                 "not supported (read-time checks + purge)"
             }
         );
-        // Run in a task so the database is dropped even when a check fails.
-        let suite = tokio::spawn(super::super::conformance::run_all(Arc::new(store.clone()))).await;
-        store.drop_database().await.unwrap();
-        if let Err(e) = suite {
-            std::panic::resume_unwind(e.into_panic());
-        }
-        println!("mongo conformance passed on {}", store.describe());
     }
 
     #[tokio::test]
     async fn bulk_insert_users() {
-        let Some(uri) = test_uri("mongo bulk insert test") else {
-            return;
-        };
-        let store = MongoStore::connect(&uri, &test_db_name(), Duration::from_secs(5))
-            .await
-            .unwrap();
-        let result = tokio::spawn({
-            let store = store.clone();
-            async move {
+        on_fresh_db("mongo bulk insert test", |store| async move {
+            {
                 use super::super::conformance::user;
                 store.bulk_insert_users(&[]).await.unwrap();
                 let batch: Vec<_> = (0..50)
@@ -976,10 +981,6 @@ mod tests {
             }
         })
         .await;
-        store.drop_database().await.unwrap();
-        if let Err(e) = result {
-            std::panic::resume_unwind(e.into_panic());
-        }
     }
 
     /// A rotation that inserted its retired-token record and died before
@@ -987,15 +988,8 @@ mod tests {
     /// swap and is answered like any late attempt.
     #[tokio::test]
     async fn rotation_finishes_a_retirement_left_halfway() {
-        let Some(uri) = test_uri("mongo half-done rotation test") else {
-            return;
-        };
-        let store = MongoStore::connect(&uri, &test_db_name(), Duration::from_secs(5))
-            .await
-            .unwrap();
-        let result = tokio::spawn({
-            let store = store.clone();
-            async move {
+        on_fresh_db("mongo half-done rotation test", |store| async move {
+            {
                 let now = 1_900_000_000;
                 let s = super::super::conformance::session("halfway-user", now);
                 store.create_session(&s).await.unwrap();
@@ -1042,10 +1036,6 @@ mod tests {
             }
         })
         .await;
-        store.drop_database().await.unwrap();
-        if let Err(e) = result {
-            std::panic::resume_unwind(e.into_panic());
-        }
     }
 
     #[tokio::test]
