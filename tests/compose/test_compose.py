@@ -29,8 +29,10 @@ DESIGN = ROOT.parent / "shared" / "DESIGN.md"
 # Keys that .env.example documents beyond DESIGN.md's configuration table.
 EXTRA_KEYS = {
     "PORTCULLIS_BCRYPT_CONCURRENCY",
+    "PORTCULLIS_CONFIG",
     "PORTCULLIS_MAX_BODY_BYTES",
     "PORTCULLIS_MONGODB_TIMEOUT",
+    "PORTCULLIS_PASSWORD_MIN_SCORE",
 }
 
 # `${VAR}`, `${VAR:-x}`, `${VAR-x}`, `${VAR:?err}`, `$VAR`; `$$` is an escape.
