@@ -126,6 +126,20 @@ async fn first_start_generates_keys_and_logs_no_secrets() {
         logs.contains("\"user_id\""),
         "authenticated requests log the user id"
     );
+    // One structured line per request: request id, method, route, status,
+    // latency, and the user id once authenticated.
+    let line = logs
+        .lines()
+        .find(|l| l.contains("\"route\":\"/v1/me\"") && l.contains("\"latency_ms\""))
+        .expect("a request log line for GET /v1/me");
+    let v: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["status"], 200);
+    for field in ["request_id", "method", "route", "user_id"] {
+        assert!(
+            v["span"].get(field).is_some(),
+            "{field} missing from {line}"
+        );
+    }
     for secret in [PASSWORD, "wrong but secret-ish 99", at, rt, "$2b$"] {
         assert!(
             !logs.contains(secret),
