@@ -20,6 +20,14 @@ fn sid_of(jwt: &str) -> String {
         .to_string()
 }
 
+/// Waits (up to 2 s) until some refreshes have succeeded since the start.
+async fn refreshes_under_way(issued: &Mutex<Vec<(String, Value)>>, initial: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while issued.lock().unwrap().len() < initial + 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
 /// Refreshes, sign-outs and password changes race on the same users. No
 /// request may fail with a 5xx, and afterwards exactly the tokens of live
 /// sessions work: none outlives its revocation.
@@ -39,6 +47,7 @@ async fn refresh_logout_and_password_change_storm() {
         }
         users.push((email, sessions));
     }
+    let initial = issued.lock().unwrap().len();
     // The password each user ends with (a change may lose its session mid-storm).
     let passwords: Arc<Mutex<HashMap<String, &'static str>>> = Arc::default();
     let mut tasks = Vec::new();
@@ -62,9 +71,11 @@ async fn refresh_logout_and_password_change_storm() {
                 }
             }));
         }
-        // One session signs out the others, then itself.
-        let (app2, s2) = (app.clone(), sessions[2].clone());
+        // One session signs out the others, then itself, once refreshes
+        // are under way (so the two really race).
+        let (app2, s2, issued2) = (app.clone(), sessions[2].clone(), issued.clone());
         tasks.push(tokio::spawn(async move {
+            refreshes_under_way(&issued2, initial).await;
             let at = token(&s2, "access_token");
             for scope in ["others", "local"] {
                 let r = app2
@@ -75,8 +86,9 @@ async fn refresh_logout_and_password_change_storm() {
         }));
         // One session changes the password back and forth.
         let (app3, s3) = (app.clone(), sessions[3].clone());
-        let (passwords, email3) = (passwords.clone(), email.clone());
+        let (passwords, email3, issued3) = (passwords.clone(), email.clone(), issued.clone());
         tasks.push(tokio::spawn(async move {
+            refreshes_under_way(&issued3, initial).await;
             let at = token(&s3, "access_token");
             for (cur, new) in [
                 (PASSWORD, "interim passphrase for storms 9"),
