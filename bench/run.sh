@@ -376,6 +376,27 @@ if has_scenario isolation; then
   settle
 fi
 
+# Logins of random users, then GET /v1/me with 32 users' tokens, on the
+# running server; p50/p99 of each kept in $TMP/NAME-login and $TMP/NAME-me.
+# login_then_me NAME ROW USERS LOGIN_LABEL LOGIN_NOTE ME_LABEL ME_NOTE
+login_then_me() {
+  local name=$1 num=$2 users=$3 load
+  export BENCH_USERS=$users
+  load=$(loadavg)
+  warmup login.lua "$LOGIN_CONNS"; settle
+  run_wrk "$name-login" login.lua "$LOGIN_CONNS" "$DURATION"
+  settle
+  echo "$R_P50 $R_P99" >"$TMP/$name-login"
+  row "$num" "$4" "$LOGIN_CONNS" "$load" "$5"
+  load=$(loadavg)
+  login_tokens 32 "$users" access_token >"$TMP/$name.tokens"
+  export BENCH_TOKENS_FILE="$TMP/$name.tokens"
+  warmup me.lua "$CONNS"
+  run_wrk "$name-me" me.lua "$CONNS" "$DURATION"
+  echo "$R_P50 $R_P99" >"$TMP/$name-me"
+  row "$num" "$6" "$CONNS" "$load" "$7"
+}
+
 if has_scenario scale; then
   data="$TMP/data-scale"
   have=0
@@ -389,20 +410,9 @@ if has_scenario scale; then
     have=$n
     start_server "$data" "$SCALE_COST"
     note "with $n users: start-up to first 200 on /healthz ${STARTUP_MS} ms, idle RSS ${IDLE_RSS_MB} MB"
-    export BENCH_USERS=$n
-    load=$(loadavg)
-    warmup login.lua "$LOGIN_CONNS"; settle
-    run_wrk "scale-$n-login" login.lua "$LOGIN_CONNS" "$DURATION"
-    settle
-    echo "$R_P50 $R_P99" >"$TMP/scale-$n-login"
-    row 6 "scale: POST /v1/sessions, $n users, cost $SCALE_COST" "$LOGIN_CONNS" "$load" "random user of the $n per request"
-    load=$(loadavg)
-    login_tokens 32 "$n" access_token >"$TMP/scale.tokens"
-    export BENCH_TOKENS_FILE="$TMP/scale.tokens"
-    warmup me.lua "$CONNS"
-    run_wrk "scale-$n-me" me.lua "$CONNS" "$DURATION"
-    echo "$R_P50 $R_P99" >"$TMP/scale-$n-me"
-    row 6 "scale: GET /v1/me, $n users" "$CONNS" "$load" "32 random users' tokens"
+    login_then_me "scale-$n" 6 "$n" \
+      "scale: POST /v1/sessions, $n users, cost $SCALE_COST" "random user of the $n per request" \
+      "scale: GET /v1/me, $n users" "32 random users' tokens"
   done
   stop_server
 fi
@@ -432,18 +442,9 @@ if has_scenario backends; then
     start_server "$data" 10
     store=$(grep -o '"store":"[^"]*"' "$TMP/server.log" | tail -n 1 | cut -d'"' -f4)
     note "backend $backend: store \`$store\`"
-    export BENCH_USERS=$LOGIN_USERS
-    load=$(loadavg)
-    warmup login.lua "$LOGIN_CONNS"; settle
-    run_wrk "backend-$backend-login" login.lua "$LOGIN_CONNS" "$DURATION"
-    settle
-    row 8 "$backend store: POST /v1/sessions, cost 10" "$LOGIN_CONNS" "$load" "$store"
-    load=$(loadavg)
-    login_tokens 32 "$LOGIN_USERS" access_token >"$TMP/backend.tokens"
-    export BENCH_TOKENS_FILE="$TMP/backend.tokens"
-    warmup me.lua "$CONNS"
-    run_wrk "backend-$backend-me" me.lua "$CONNS" "$DURATION"
-    row 8 "$backend store: GET /v1/me" "$CONNS" "$load" "$store; token check reads the session"
+    login_then_me "backend-$backend" 8 "$LOGIN_USERS" \
+      "$backend store: POST /v1/sessions, cost 10" "$store" \
+      "$backend store: GET /v1/me" "$store; token check reads the session"
     stop_server
   done
   EXTRA_ENV=()

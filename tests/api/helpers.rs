@@ -167,6 +167,18 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Body of an unauthenticated GET, as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Status of an unauthenticated GET.
     pub async fn status_of(&self, path: &str) -> StatusCode {
         self.client

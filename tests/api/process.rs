@@ -21,6 +21,28 @@ fn free_port() -> u16 {
 struct Server {
     child: Child,
     base: String,
+    client: reqwest::Client,
+}
+
+impl Server {
+    async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn send_authed(&self, method: reqwest::Method, path: &str, token: &str) -> StatusCode {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
 }
 
 impl Drop for Server {
@@ -67,7 +89,11 @@ async fn start_with(
         assert!(Instant::now() < deadline, "server did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Server { child, base }
+    Server {
+        child,
+        base,
+        client: reqwest::Client::new(),
+    }
 }
 
 #[tokio::test]
@@ -75,46 +101,33 @@ async fn first_start_generates_keys_and_logs_no_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("server.log");
     let server = start(dir.path(), &log).await;
-    let client = reqwest::Client::new();
     let email = "log-check@example.com";
-    let r = client
-        .post(format!("{}/v1/users", server.base))
-        .json(&serde_json::json!({"email": email, "password": PASSWORD}))
-        .send()
+    let creds = serde_json::json!({"email": email, "password": PASSWORD});
+    assert_eq!(
+        server.post("/v1/users", &creds).await.status(),
+        StatusCode::CREATED
+    );
+    let tokens: Value = server
+        .post("/v1/sessions", &creds)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let tokens: Value = client
-        .post(format!("{}/v1/sessions", server.base))
-        .json(&serde_json::json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     let at = tokens["access_token"].as_str().unwrap();
     let rt = tokens["refresh_token"].as_str().unwrap();
-    let r = client
-        .get(format!("{}/v1/me", server.base))
-        .bearer_auth(at)
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(
+        server.send_authed(reqwest::Method::GET, "/v1/me", at).await,
+        StatusCode::OK
+    );
+    let r = server
+        .post(
+            "/v1/sessions/refresh",
+            &serde_json::json!({"refresh_token": rt}),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let r = client
-        .post(format!("{}/v1/sessions/refresh", server.base))
-        .json(&serde_json::json!({"refresh_token": rt}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let _ = client
-        .post(format!("{}/v1/sessions", server.base))
-        .json(&serde_json::json!({"email": email, "password": "wrong but secret-ish 99"}))
-        .send()
-        .await
-        .unwrap();
+    let wrong = serde_json::json!({"email": email, "password": "wrong but secret-ish 99"});
+    server.post("/v1/sessions", &wrong).await;
     drop(server);
 
     let logs = std::fs::read_to_string(&log).unwrap();
@@ -245,23 +258,16 @@ async fn registrations_answered_201_survive_kill_9() {
 
     let log2 = dir.path().join("server2.log");
     let server = start(dir.path(), &log2).await;
-    let client = reqwest::Client::new();
-    assert_eq!(
-        client
-            .get(format!("{}/readyz", server.base))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    let ready = server
+        .client
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
     for email in &created {
-        let r = client
-            .post(format!("{}/v1/sessions", server.base))
-            .json(&serde_json::json!({"email": email, "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
+        let creds = serde_json::json!({"email": email, "password": PASSWORD});
+        let r = server.post("/v1/sessions", &creds).await;
         assert_eq!(
             r.status(),
             StatusCode::OK,
@@ -287,45 +293,30 @@ async fn two_processes_share_one_database() {
     crate::helpers::backend_settings(&mut backend);
     let a = start_with(dir.path(), &dir.path().join("a.log"), backend.clone()).await;
     let b = start_with(dir.path(), &dir.path().join("b.log"), backend).await;
-    let client = reqwest::Client::new();
     let email = "two-processes@example.com";
     let body = serde_json::json!({"email": email, "password": PASSWORD});
-    let r = client
-        .post(format!("{}/v1/users", a.base))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let upper = serde_json::json!({"email": email.to_uppercase(), "password": PASSWORD});
-    let r = client
-        .post(format!("{}/v1/users", b.base))
-        .json(&upper)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CONFLICT);
-    let tokens: Value = client
-        .post(format!("{}/v1/sessions", b.base))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let at = tokens["access_token"].as_str().unwrap();
-    let me = |base: &str| client.get(format!("{base}/v1/me")).bearer_auth(at).send();
-    assert_eq!(me(&a.base).await.unwrap().status(), StatusCode::OK);
-    let r = client
-        .delete(format!("{}/v1/sessions", a.base))
-        .bearer_auth(at)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(
-        me(&b.base).await.unwrap().status(),
+        a.post("/v1/users", &body).await.status(),
+        StatusCode::CREATED
+    );
+    let upper = serde_json::json!({"email": email.to_uppercase(), "password": PASSWORD});
+    assert_eq!(
+        b.post("/v1/users", &upper).await.status(),
+        StatusCode::CONFLICT
+    );
+    let tokens: Value = b.post("/v1/sessions", &body).await.json().await.unwrap();
+    let at = tokens["access_token"].as_str().unwrap();
+    assert_eq!(
+        a.send_authed(reqwest::Method::GET, "/v1/me", at).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        a.send_authed(reqwest::Method::DELETE, "/v1/sessions", at)
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        b.send_authed(reqwest::Method::GET, "/v1/me", at).await,
         StatusCode::UNAUTHORIZED
     );
 }

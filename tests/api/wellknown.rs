@@ -14,15 +14,7 @@ async fn a_resource_server_can_verify_tokens_from_the_jwks() {
             m.insert("PORTCULLIS_SIGNING_ALG".into(), alg.into());
         })
         .await;
-        let config: Value = app
-            .client
-            .get(app.url("/.well-known/openid-configuration"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let config = app.get_json("/.well-known/openid-configuration").await;
         assert_eq!(config["issuer"], "http://localhost:8080");
         let jwks_uri = config["jwks_uri"].as_str().unwrap();
         assert!(jwks_uri.ends_with("/.well-known/jwks.json"));
@@ -85,15 +77,7 @@ async fn probes_docs_and_spec() {
             .to_lowercase()
             .contains("swagger")
     );
-    let spec: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec = app.get_json("/openapi.json").await;
     assert!(spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer");
 }
 
