@@ -21,13 +21,15 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Subcommand;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::auth::PasswordHasher;
 use crate::auth::password::load_or_create_pepper;
 use crate::config::Settings;
 use crate::domain::Password;
-use crate::store::UserRecord;
+use crate::store::embedded::EmbeddedStore;
+use crate::store::mongo::MongoStore;
+use crate::store::{CredentialRecord, StoreResult, UserRecord};
 
 /// The password every seeded user has (passes the zxcvbn policy).
 pub const BENCH_PASSWORD: &str = "correct horse battery staple 42";
@@ -105,23 +107,28 @@ pub async fn seed(settings: &Settings, start: u64, count: u64, batch: usize) -> 
     let hash = hasher(settings, settings.bcrypt_cost, 1)?
         .hash(&bench_password()?)
         .await?;
-    let store = crate::startup::open_store(settings).await?;
+    let store = SeedStore::open(settings).await?;
     let now = i64::try_from(crate::auth::tokens::now_secs()).unwrap_or(i64::MAX);
     let end = start.saturating_add(count);
     let mut next = start;
     while next < end {
         let upto = end.min(next.saturating_add(batch as u64));
-        let users: Vec<UserRecord> = (next..upto)
-            .map(|i| UserRecord {
-                id: uuid::Uuid::now_v7().to_string(),
-                email: format!("user{i}@bench.test"),
-                email_verified: true,
-                display_name: None,
-                password_hash: hash.clone(),
-                roles: vec!["user".to_string()],
-                disabled: false,
-                created_at: now,
-                updated_at: now,
+        let users: Vec<(UserRecord, CredentialRecord)> = (next..upto)
+            .map(|i| {
+                let user = UserRecord {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    email: format!("user{i}@bench.test"),
+                    email_verified: true,
+                    display_name: None,
+                    roles: vec!["user".to_string()],
+                    disabled: false,
+                    created_at: now,
+                    updated_at: now,
+                };
+                let credentials = CredentialRecord {
+                    password_hash: hash.clone(),
+                };
+                (user, credentials)
             })
             .collect();
         store
@@ -138,6 +145,42 @@ pub async fn seed(settings: &Settings, start: u64, count: u64, batch: usize) -> 
         began.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The store `seed` writes to, by backend: bulk insertion is not part of
+/// the store traits.
+enum SeedStore {
+    Embedded(EmbeddedStore),
+    Mongo(MongoStore),
+}
+
+impl SeedStore {
+    /// Opens the store the settings name (as `startup::open_store` does).
+    async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        if let Some(uri) = &settings.mongodb_uri {
+            let store = MongoStore::connect(
+                uri.expose_secret(),
+                &settings.mongodb_db,
+                settings.mongodb_timeout,
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "opening the MongoDB store (database `{}`, PORTCULLIS_MONGODB_URI)",
+                    settings.mongodb_db
+                )
+            })?;
+            return Ok(Self::Mongo(store));
+        }
+        Ok(Self::Embedded(EmbeddedStore::open(&settings.data_dir)?))
+    }
+
+    async fn bulk_insert_users(&self, users: &[(UserRecord, CredentialRecord)]) -> StoreResult<()> {
+        match self {
+            Self::Embedded(store) => store.bulk_insert_users(users).await,
+            Self::Mongo(store) => store.bulk_insert_users(users).await,
+        }
+    }
 }
 
 /// Mean seconds of one verification of the benchmark password against a
@@ -178,8 +221,7 @@ pub async fn bcrypt_verify_secs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::UserStore;
-    use crate::store::embedded::EmbeddedStore;
+    use crate::store::{CredentialStore, UserStore};
 
     fn settings(dir: &std::path::Path) -> Settings {
         let map = std::collections::BTreeMap::from([
@@ -212,9 +254,19 @@ mod tests {
         assert!(!created);
         let h = PasswordHasher::new(pepper, 4, 1);
         assert!(
-            h.verify(&bench_password().unwrap(), Some(&user.password_hash))
-                .await
-                .unwrap()
+            h.verify(
+                &bench_password().unwrap(),
+                Some(
+                    &store
+                        .credentials(&user.id)
+                        .await
+                        .unwrap()
+                        .unwrap()
+                        .password_hash
+                )
+            )
+            .await
+            .unwrap()
         );
         assert!(
             store

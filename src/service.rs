@@ -13,7 +13,10 @@ use crate::config::CaptchaMode;
 use crate::config::Settings;
 use crate::domain::{DisplayName, Email, Password, PasswordPolicy, PasswordProblem};
 use crate::error::{ApiError, FieldError};
-use crate::store::{DynStore, ProfileUpdate, RotateOutcome, Rotation, SessionRecord, UserRecord};
+use crate::store::{
+    CredentialRecord, DynStore, OnceKey, ProfileUpdate, RotateOutcome, Rotation, SessionRecord,
+    UserRecord,
+};
 
 /// A verified caller: the access token checked out and its session is live.
 #[derive(Debug, Clone)]
@@ -177,13 +180,15 @@ impl Portcullis {
             email: email.as_str().to_string(),
             email_verified: false,
             display_name: display_name.map(DisplayName::into_inner),
-            password_hash: hash,
             roles: vec!["user".to_string()],
             disabled: false,
             created_at: now,
             updated_at: now,
         };
-        match self.store.create_user(&user).await {
+        let credentials = CredentialRecord {
+            password_hash: hash,
+        };
+        match self.store.create_user(&user, &credentials).await {
             Ok(()) => {
                 tracing::info!(user_id = %user.id, event = "user.registered", "account created");
                 metrics::counter!("portcullis_registrations_total").increment(1);
@@ -208,9 +213,16 @@ impl Portcullis {
             Ok(e) => self.store.user_by_email(e.as_str()).await?,
             Err(_) => None,
         };
+        let credentials = match &user {
+            Some(u) => self.store.credentials(&u.id).await?,
+            None => None,
+        };
         let ok = self
             .hasher
-            .verify(&password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .verify(
+                &password,
+                credentials.as_ref().map(|c| c.password_hash.as_str()),
+            )
             .await?;
         match user {
             Some(u) if ok => {
@@ -242,7 +254,7 @@ impl Portcullis {
             tracing::info!(reason = %e, "captcha refused");
             ApiError::CaptchaRequired
         })?;
-        let key = format!("captcha:{}", solved.challenge);
+        let key = OnceKey::Captcha(solved.challenge);
         let expires = i64::try_from(solved.expires).unwrap_or(i64::MAX);
         if self.store.claim_once(&key, expires, now_i64()).await? {
             Ok(())
@@ -510,9 +522,14 @@ impl Portcullis {
             .check(&new, &context)
             .map_err(|p| ApiError::Validation(vec![password_error("new_password", &p)]))?;
         let current = Password::for_verification(current);
+        let credentials = self
+            .store
+            .credentials(&user.id)
+            .await?
+            .ok_or(ApiError::TokenInvalid("unknown subject"))?;
         if !self
             .hasher
-            .verify(&current, Some(&user.password_hash))
+            .verify(&current, Some(&credentials.password_hash))
             .await?
         {
             return Err(ApiError::WrongPassword);

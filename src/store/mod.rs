@@ -1,140 +1,94 @@
-//! Storage: the traits every backend implements, the records they keep, and
-//! the backends (`embedded` on redb, `mongo` on MongoDB).
+//! Storage: one trait per kind of record, the records they keep
+//! ([`records`]), the rules both backends share ([`rules`]), and the two
+//! backends, `embedded` (redb) and `mongo` (MongoDB), each split the same
+//! way (one file per trait).
 //!
 //! Anything that must not race is one atomic operation of the backend:
 //! creating a user (unique email), rotating a refresh token (compare the
-//! family's current generation and swap), revoking sessions.
+//! family's current generation and swap), claiming a single-use key,
+//! revoking sessions. The conformance suite (tests only) runs every check
+//! against both backends.
 
 pub mod embedded;
 pub mod mongo;
+pub mod records;
+pub mod rules;
+
+#[cfg(test)]
+mod conformance;
+#[cfg(test)]
+mod fixtures;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
+
+pub use records::{CredentialRecord, ProfileUpdate, SessionRecord, UserRecord};
+pub use rules::{LoginFailures, OnceKey, RotateOutcome, Rotation, classify_rotation};
 
 /// Failures of a store operation.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A unique key (the email) is taken.
+    /// A unique key (the email, an id) is taken.
     #[error("conflict")]
     Conflict,
     /// The backend cannot be reached; the request may succeed later.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// Anything else (a corrupt record, an I/O error); not for clients.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
 
+/// Result of a store operation.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// A user account as stored. Never sent to clients as is.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UserRecord {
-    pub id: String,
-    /// Normalized email (the unique key).
-    pub email: String,
-    pub email_verified: bool,
-    pub display_name: Option<String>,
-    pub password_hash: String,
-    pub roles: Vec<String>,
-    pub disabled: bool,
-    /// Unix seconds.
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-/// Profile fields a user may change; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct ProfileUpdate {
-    /// `Some(None)` clears the display name.
-    pub display_name: Option<Option<String>>,
-}
-
-/// A session: one sign-in and the family of refresh tokens it grew.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SessionRecord {
-    /// The session id (`sid` claim).
-    pub id: String,
-    pub user_id: String,
-    /// `jti` of the one refresh token of this family that may be used now.
-    pub current_jti: String,
-    /// `jti` the current one replaced, and when: within the grace window a
-    /// client presenting it gets the current generation again.
-    pub previous_jti: Option<String>,
-    pub rotated_at: i64,
-    /// How many rotations the family has seen.
-    pub generation: u64,
-    /// Authentication methods of the sign-in (`amr`).
-    pub amr: Vec<String>,
-    pub created_at: i64,
-    pub last_used_at: i64,
-    /// The family expires at this time unless refreshed (sliding).
-    pub expires_at: i64,
-    /// Set when revoked (logout, reuse, password change); kept until
-    /// `expires_at` so access tokens of the session are refused.
-    pub revoked_at: Option<i64>,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
-}
-
-impl SessionRecord {
-    pub fn is_active(&self, now: i64) -> bool {
-        self.revoked_at.is_none() && self.expires_at > now
-    }
-}
-
-/// What a refresh attempt found.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RotateOutcome {
-    /// The presented token was current: the family moved to `new_jti`.
-    Rotated(SessionRecord),
-    /// The presented token was retired moments ago (within the grace
-    /// window): no change; the caller re-issues the current generation.
-    Grace(SessionRecord),
-    /// The presented token was retired earlier: the family is now revoked.
-    Reused(SessionRecord),
-    /// Unknown, expired or already revoked family.
-    Invalid,
-}
-
-/// Parameters of a rotation.
-#[derive(Debug, Clone)]
-pub struct Rotation<'a> {
-    pub sid: &'a str,
-    pub presented_jti: &'a str,
-    pub new_jti: &'a str,
-    pub now: i64,
-    pub new_expires_at: i64,
-    /// Seconds a retired token is still answered with the current generation.
-    pub grace_secs: i64,
-}
-
+/// User accounts: the profile side. No method returns a secret.
 #[async_trait]
 pub trait UserStore: Send + Sync {
-    /// Inserts a user; `Conflict` when the email is taken.
-    async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
+    /// Creates an account with its first credentials, atomically (one stored
+    /// value); `Conflict` when the email (or the id) is taken, and then
+    /// nothing is written.
+    async fn create_user(
+        &self,
+        user: &UserRecord,
+        credentials: &CredentialRecord,
+    ) -> StoreResult<()>;
+    /// The account with this id, without its credentials.
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>>;
+    /// The account with this normalized email, without its credentials.
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
-    /// Applies a profile update; returns the user after it.
+    /// Applies a profile update and sets `updated_at` to `now`; returns the
+    /// profile after it, `None` when there is no such user. Credentials are
+    /// kept as they are.
     async fn update_profile(
         &self,
         id: &str,
         update: &ProfileUpdate,
         now: i64,
     ) -> StoreResult<Option<UserRecord>>;
-    /// Inserts many users at once (benchmark seeding); `Conflict` when an
-    /// email is taken (the embedded store then writes none of them).
-    async fn bulk_insert_users(&self, users: &[UserRecord]) -> StoreResult<()>;
-    /// Replaces the password hash; false when no such user.
-    async fn set_password_hash(&self, id: &str, hash: &str, now: i64) -> StoreResult<bool>;
 }
 
+/// The secrets of accounts, stored with the account (see [`records`]).
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
+    /// The credentials of the user, `None` when there is no such user.
+    async fn credentials(&self, user_id: &str) -> StoreResult<Option<CredentialRecord>>;
+    /// Replaces the password hash and sets the user's `updated_at` to `now`;
+    /// the profile is kept. False when there is no such user.
+    async fn set_password_hash(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<bool>;
+}
+
+/// Sessions (refresh-token families).
 #[async_trait]
 pub trait SessionStore: Send + Sync {
+    /// Stores a new session; `Conflict` when its id is taken.
     async fn create_session(&self, session: &SessionRecord) -> StoreResult<()>;
+    /// The session with this id, active or not (until purged).
     async fn session(&self, sid: &str) -> StoreResult<Option<SessionRecord>>;
-    /// Atomic compare-and-swap of the family's current generation.
+    /// A refresh attempt: atomic compare-and-swap of the family's current
+    /// generation, decided by [`classify_rotation`]. Of racing attempts with
+    /// the current token exactly one gets `Rotated`.
     async fn rotate(&self, rotation: &Rotation<'_>) -> StoreResult<RotateOutcome>;
     /// Active sessions of a user, newest first.
     async fn sessions_of(&self, user_id: &str, now: i64) -> StoreResult<Vec<SessionRecord>>;
@@ -147,18 +101,21 @@ pub trait SessionStore: Send + Sync {
         keep: Option<&str>,
         now: i64,
     ) -> StoreResult<u64>;
-    /// Deletes sessions past their expiry; returns how many.
-    async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
 }
 
-/// A whole backend.
+/// Single-use keys, shared by every replica.
 #[async_trait]
-pub trait Store: UserStore + SessionStore {
+pub trait OnceStore: Send + Sync {
     /// Marks `key` used until `expires_at`; true for the first claim, false
-    /// when it was already claimed and has not expired. The basis of every
-    /// single-use token (CAPTCHA solutions; later reset and verification
-    /// tokens), shared by all replicas.
-    async fn claim_once(&self, key: &str, expires_at: i64, now: i64) -> StoreResult<bool>;
+    /// when it was already claimed and has not expired at `now`. The basis of
+    /// every single-use token (CAPTCHA solutions; later reset and
+    /// verification tokens). Of racing claims exactly one wins.
+    async fn claim_once(&self, key: &OnceKey, expires_at: i64, now: i64) -> StoreResult<bool>;
+}
+
+/// Failed sign-ins per account (the login throttle).
+#[async_trait]
+pub trait ThrottleStore: Send + Sync {
     /// Records a failed sign-in of `account` at `now`; the record lives
     /// `window` seconds past its newest failure.
     async fn record_login_failure(&self, account: &str, now: i64, window: i64) -> StoreResult<()>;
@@ -167,72 +124,21 @@ pub trait Store: UserStore + SessionStore {
     async fn login_failures(&self, account: &str, now: i64, window: i64) -> StoreResult<Vec<i64>>;
     /// Forgets the account's failed sign-ins (after a successful one).
     async fn clear_login_failures(&self, account: &str) -> StoreResult<()>;
+}
+
+/// A whole backend: every kind of record, plus upkeep.
+#[async_trait]
+pub trait Store: UserStore + CredentialStore + SessionStore + OnceStore + ThrottleStore {
+    /// Deletes what has expired by `now`: sessions, single-use keys and
+    /// failed-sign-in records (and, on MongoDB, retired refresh tokens).
+    /// Reads already ignore expired records; this only frees the space.
+    /// Returns how many sessions it deleted.
+    async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
     /// Cheap liveness probe for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
-    /// Name for logs and test output (`embedded`, `mongodb 7.0.x`).
+    /// Name for logs and test output (`embedded (redb)`, `mongodb 7.0.x`).
     fn describe(&self) -> String;
 }
 
+/// The store the service holds.
 pub type DynStore = Arc<dyn Store>;
-
-/// Failed sign-ins of one account, as stored.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LoginFailures {
-    /// Unix seconds of each failure, oldest first (at most
-    /// [`LoginFailures::MAX_KEPT`]).
-    pub times: Vec<i64>,
-    /// When the record may be deleted.
-    pub expires_at: i64,
-}
-
-impl LoginFailures {
-    /// Only the count near the limit matters; older entries are dropped.
-    pub const MAX_KEPT: usize = 100;
-
-    pub fn within(&self, now: i64, window: i64) -> Vec<i64> {
-        self.times
-            .iter()
-            .copied()
-            .filter(|t| *t > now - window && *t <= now)
-            .collect()
-    }
-
-    pub fn push(&mut self, now: i64, window: i64) {
-        self.times.retain(|t| *t > now - window);
-        self.times.push(now);
-        let excess = self.times.len().saturating_sub(Self::MAX_KEPT);
-        self.times.drain(..excess);
-        self.expires_at = now + window;
-    }
-}
-
-/// Decides what a refresh attempt means, given the family as stored.
-/// Shared by the backends so they cannot disagree on the rules.
-pub fn classify_rotation(session: &SessionRecord, r: &Rotation<'_>) -> RotateOutcome {
-    if !session.is_active(r.now) {
-        return RotateOutcome::Invalid;
-    }
-    if session.current_jti == r.presented_jti {
-        let mut next = session.clone();
-        next.previous_jti = Some(session.current_jti.clone());
-        next.current_jti = r.new_jti.to_string();
-        next.rotated_at = r.now;
-        next.generation += 1;
-        next.last_used_at = r.now;
-        next.expires_at = r.new_expires_at;
-        return RotateOutcome::Rotated(next);
-    }
-    if session.previous_jti.as_deref() == Some(r.presented_jti)
-        && r.grace_secs > 0
-        && r.now - session.rotated_at <= r.grace_secs
-    {
-        return RotateOutcome::Grace(session.clone());
-    }
-    let mut revoked = session.clone();
-    revoked.revoked_at = Some(r.now);
-    RotateOutcome::Reused(revoked)
-}
-
-/// The store conformance suite, shared by every backend's tests.
-#[doc(hidden)]
-pub mod conformance;

@@ -1,0 +1,136 @@
+//! The store conformance suite: the behaviour every backend must show, one
+//! check per function, one file per trait. Compiled for tests only.
+//!
+//! A backend's tests expand [`conformance_tests!`] once with a function
+//! that runs a check on a fresh, empty store:
+//!
+//! ```ignore
+//! async fn with_store<F, Fut>(what: &'static str, check: F)
+//! where
+//!     F: FnOnce(DynStore) -> Fut,
+//!     Fut: Future<Output = ()> + Send + 'static;
+//!
+//! crate::store::conformance::conformance_tests!(with_store);
+//! ```
+//!
+//! which gives one `#[tokio::test]` per check, named
+//! `conformance::<trait file>::<check>`.
+
+pub(crate) mod credentials;
+pub(crate) mod once;
+pub(crate) mod sessions;
+pub(crate) mod throttles;
+pub(crate) mod upkeep;
+pub(crate) mod users;
+
+use super::{CredentialRecord, SessionRecord, UserRecord};
+
+/// A profile for tests, with a fresh id.
+pub(crate) fn user(email: &str) -> UserRecord {
+    UserRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        email: email.to_string(),
+        email_verified: false,
+        display_name: Some("Test".into()),
+        roles: vec!["user".into()],
+        disabled: false,
+        created_at: 1_700_000_000,
+        updated_at: 1_700_000_000,
+    }
+}
+
+/// Credentials for tests.
+pub(crate) fn credentials() -> CredentialRecord {
+    CredentialRecord {
+        password_hash: "$2b$04$notarealhashnotarealhashnotarealhashnotarealhashnot".into(),
+    }
+}
+
+/// A session record for tests, with fresh ids, expiring at `now + 3600`.
+pub(crate) fn session(user_id: &str, now: i64) -> SessionRecord {
+    SessionRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        user_id: user_id.to_string(),
+        current_jti: uuid::Uuid::new_v4().to_string(),
+        previous_jti: None,
+        rotated_at: now,
+        generation: 0,
+        amr: vec!["pwd".into()],
+        created_at: now,
+        last_used_at: now,
+        expires_at: now + 3600,
+        revoked_at: None,
+        user_agent: Some("test".into()),
+        ip: Some("127.0.0.1".into()),
+    }
+}
+
+/// One `#[tokio::test]` per check, each on a fresh store from `$with` (see
+/// the module docs). The list below is the whole suite: a new check goes
+/// here and in its trait's file.
+macro_rules! conformance_tests {
+    ($with:ident) => {
+        $crate::store::conformance::conformance_tests!(@expand $with;
+            users {
+                create_and_read,
+                duplicate_email_conflicts,
+                concurrent_registrations,
+                update_profile,
+            }
+            credentials {
+                round_trip,
+                set_password_hash,
+                profile_update_keeps_credentials,
+                set_password_hash_keeps_profile,
+                user_reads_carry_no_secrets,
+            }
+            sessions {
+                create_and_read,
+                rotation_grace_then_reuse,
+                rotation_without_grace,
+                rotation_of_unknown_or_expired,
+                concurrent_rotation,
+                revoke_one,
+                revoke_all_but_one,
+                expired_not_listed,
+            }
+            once {
+                claim_once,
+                claim_again_after_expiry,
+                concurrent_claims,
+            }
+            throttles {
+                failures_within_window,
+                clear_failures,
+                failures_capped,
+            }
+            upkeep {
+                ping,
+                purge_expired,
+            }
+        );
+    };
+    (@expand $with:ident; $($module:ident { $($check:ident),* $(,)? })*) => {
+        mod conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                mod $module {
+                    #[allow(unused_imports)]
+                    use super::*;
+                    $(
+                        #[tokio::test]
+                        async fn $check() {
+                            $with(
+                                concat!("conformance::", stringify!($module), "::", stringify!($check)),
+                                $crate::store::conformance::$module::$check,
+                            )
+                            .await;
+                        }
+                    )*
+                }
+            )*
+        }
+    };
+}
+pub(crate) use conformance_tests;

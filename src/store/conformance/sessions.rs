@@ -1,0 +1,299 @@
+//! Checks of [`SessionStore`].
+
+use super::session;
+use crate::store::{DynStore, RotateOutcome, Rotation, StoreError};
+
+const NOW: i64 = 1_900_000_000;
+
+pub(crate) async fn create_and_read(store: DynStore) {
+    let s = session("rot-user", NOW);
+    store.create_session(&s).await.unwrap();
+    assert!(matches!(
+        store.create_session(&s).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.session(&s.id).await.unwrap().as_ref(), Some(&s));
+    assert!(store.session("no-such-sid").await.unwrap().is_none());
+}
+
+pub(crate) async fn rotation_grace_then_reuse(store: DynStore) {
+    let now = NOW;
+    let s = session("rot-user", now);
+    store.create_session(&s).await.unwrap();
+
+    let gen0 = s.current_jti.clone();
+    let rot = Rotation {
+        sid: &s.id,
+        presented_jti: &gen0,
+        new_jti: "gen1",
+        now: now + 10,
+        new_expires_at: now + 5000,
+        grace_secs: 10,
+    };
+    let RotateOutcome::Rotated(after) = store.rotate(&rot).await.unwrap() else {
+        panic!("current token must rotate")
+    };
+    assert_eq!(after.current_jti, "gen1");
+    assert_eq!(after.previous_jti.as_deref(), Some(gen0.as_str()));
+    assert_eq!(after.generation, 1);
+    assert_eq!(after.expires_at, now + 5000);
+    assert_eq!(store.session(&s.id).await.unwrap().unwrap(), after);
+
+    // The retired token within the grace window: current generation again, no change.
+    let again = Rotation {
+        new_jti: "other",
+        now: now + 15,
+        ..rot.clone()
+    };
+    let RotateOutcome::Grace(g) = store.rotate(&again).await.unwrap() else {
+        panic!("grace expected")
+    };
+    assert_eq!(g.current_jti, "gen1");
+    assert_eq!(
+        store.session(&s.id).await.unwrap().unwrap().current_jti,
+        "gen1"
+    );
+
+    // Past the grace window: reuse, and the family is revoked.
+    let late = Rotation {
+        new_jti: "other",
+        now: now + 30,
+        ..rot.clone()
+    };
+    assert!(matches!(
+        store.rotate(&late).await.unwrap(),
+        RotateOutcome::Reused(_)
+    ));
+    let revoked = store.session(&s.id).await.unwrap().unwrap();
+    assert!(revoked.revoked_at.is_some());
+    // Even the current token is dead now.
+    let cur = Rotation {
+        sid: &s.id,
+        presented_jti: "gen1",
+        new_jti: "gen2",
+        now: now + 31,
+        new_expires_at: now + 6000,
+        grace_secs: 10,
+    };
+    assert_eq!(store.rotate(&cur).await.unwrap(), RotateOutcome::Invalid);
+}
+
+pub(crate) async fn rotation_without_grace(store: DynStore) {
+    let now = NOW;
+    let s = session("rot-user", now);
+    store.create_session(&s).await.unwrap();
+    let first = Rotation {
+        sid: &s.id,
+        presented_jti: &s.current_jti,
+        new_jti: "b1",
+        now: now + 1,
+        new_expires_at: now + 5000,
+        grace_secs: 0,
+    };
+    assert!(matches!(
+        store.rotate(&first).await.unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+    // Grace off: the retired token is reuse at once.
+    assert!(matches!(
+        store
+            .rotate(&Rotation {
+                new_jti: "b2",
+                ..first.clone()
+            })
+            .await
+            .unwrap(),
+        RotateOutcome::Reused(_)
+    ));
+}
+
+pub(crate) async fn rotation_of_unknown_or_expired(store: DynStore) {
+    let now = NOW;
+    let unknown = Rotation {
+        sid: "nope",
+        presented_jti: "x",
+        new_jti: "y",
+        now,
+        new_expires_at: now,
+        grace_secs: 10,
+    };
+    assert_eq!(
+        store.rotate(&unknown).await.unwrap(),
+        RotateOutcome::Invalid
+    );
+    let s = session("rot-user", now);
+    store.create_session(&s).await.unwrap();
+    let expired = Rotation {
+        sid: &s.id,
+        presented_jti: &s.current_jti,
+        new_jti: "c1",
+        now: now + 4000,
+        new_expires_at: now + 9000,
+        grace_secs: 10,
+    };
+    assert_eq!(
+        store.rotate(&expired).await.unwrap(),
+        RotateOutcome::Invalid
+    );
+}
+
+pub(crate) async fn concurrent_rotation(store: DynStore) {
+    let now = NOW;
+    let s = session("race-user", now);
+    store.create_session(&s).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = store.clone();
+        let sid = s.id.clone();
+        let jti = s.current_jti.clone();
+        tasks.push(tokio::spawn(async move {
+            let new = format!("new-{i}");
+            let r = Rotation {
+                sid: &sid,
+                presented_jti: &jti,
+                new_jti: &new,
+                now: now + 1,
+                new_expires_at: now + 5000,
+                grace_secs: 10,
+            };
+            store.rotate(&r).await.unwrap()
+        }));
+    }
+    let mut rotated = 0;
+    let mut winners = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            RotateOutcome::Rotated(next) => {
+                rotated += 1;
+                winners.push(next.current_jti);
+            }
+            RotateOutcome::Grace(cur) => winners.push(cur.current_jti),
+            other => panic!("within grace every racer gets the chain: {other:?}"),
+        }
+    }
+    assert_eq!(rotated, 1, "exactly one rotation wins the race");
+    let stored = store.session(&s.id).await.unwrap().unwrap();
+    assert!(
+        winners.iter().all(|w| *w == stored.current_jti),
+        "one chain only"
+    );
+    assert_eq!(stored.generation, 1);
+}
+
+pub(crate) async fn revoke_one(store: DynStore) {
+    let now = NOW;
+    let a = session("rev-user", now);
+    let b = session("rev-user", now + 1);
+    let c = session("rev-user", now + 2);
+    let other = session("someone-else", now);
+    for s in [&a, &b, &c, &other] {
+        store.create_session(s).await.unwrap();
+    }
+    let listed = store.sessions_of("rev-user", now + 5).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        vec![c.id.as_str(), b.id.as_str(), a.id.as_str()],
+        "newest first"
+    );
+
+    assert!(
+        !store
+            .revoke_session("rev-user", &other.id, now + 5)
+            .await
+            .unwrap(),
+        "not the caller's session"
+    );
+    assert!(
+        store
+            .session(&other.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none()
+    );
+    assert!(
+        store
+            .revoke_session("rev-user", &a.id, now + 5)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_session("rev-user", &a.id, now + 6)
+            .await
+            .unwrap(),
+        "already revoked"
+    );
+    assert_eq!(
+        store.sessions_of("rev-user", now + 6).await.unwrap().len(),
+        2
+    );
+}
+
+pub(crate) async fn revoke_all_but_one(store: DynStore) {
+    let now = NOW;
+    let a = session("rev-user", now);
+    let b = session("rev-user", now + 1);
+    let c = session("rev-user", now + 2);
+    let other = session("someone-else", now);
+    for s in [&a, &b, &c, &other] {
+        store.create_session(s).await.unwrap();
+    }
+    assert!(
+        store
+            .revoke_session("rev-user", &a.id, now + 5)
+            .await
+            .unwrap()
+    );
+    // Only the active ones count.
+    assert_eq!(
+        store
+            .revoke_sessions_of("rev-user", Some(&c.id), now + 7)
+            .await
+            .unwrap(),
+        1
+    );
+    let left = store.sessions_of("rev-user", now + 8).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, c.id);
+    assert_eq!(
+        store
+            .revoke_sessions_of("rev-user", None, now + 9)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        store
+            .sessions_of("rev-user", now + 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .session(&other.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active(now + 10),
+        "another user's session is untouched"
+    );
+}
+
+pub(crate) async fn expired_not_listed(store: DynStore) {
+    let s = session("someone-else", NOW);
+    store.create_session(&s).await.unwrap();
+    assert_eq!(
+        store.sessions_of("someone-else", NOW).await.unwrap().len(),
+        1
+    );
+    assert!(
+        store
+            .sessions_of("someone-else", NOW + 3601)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -1,0 +1,153 @@
+//! The embedded store: redb, a pure-Rust ACID key-value store in one file
+//! (`<data dir>/portcullis.redb`). Every write is one transaction committed
+//! with `Durability::Immediate` (fsync before the commit returns), so a write
+//! that answered 2xx survives `kill -9` and power loss; redb's copy-on-write
+//! B-trees and checksummed commit slots make a torn write roll back to the
+//! last commit on open. redb serializes writers, which makes the
+//! compare-and-swap of refresh rotation trivially atomic.
+//!
+//! Records are JSON values in tables keyed by id, with index tables for the
+//! email and for a user's sessions. A user's profile and credentials are one
+//! JSON value in `users` ([`users::StoredUser`]; see
+//! [`records`](super::records)). One file per trait: `users.rs`,
+//! `credentials.rs`, `sessions.rs`, `once.rs`, `throttles.rs`.
+
+mod credentials;
+mod once;
+mod sessions;
+mod throttles;
+mod users;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Store, StoreError, StoreResult};
+
+/// The redb-backed store.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+fn encode<T: Serialize>(v: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Other(e.into()))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes)
+        .context("corrupt record")
+        .map_err(StoreError::Other)
+}
+
+fn other<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+    StoreError::Other(anyhow::Error::new(e))
+}
+
+/// The JSON record at `key`, decoded; `None` when there is none.
+fn get_json<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> StoreResult<Option<T>> {
+    table
+        .get(key)
+        .map_err(other)?
+        .map(|v| decode(v.value()))
+        .transpose()
+}
+
+/// Read-modify-write of one record in one write transaction (redb admits
+/// one writer at a time, so nothing interleaves). `f` gets the record and
+/// returns the version to write back, if any, and a result. `None` when
+/// there is no record at `key`.
+fn modify<T, R>(
+    db: &Database,
+    table: TableDefinition<&str, &[u8]>,
+    key: &str,
+    f: impl FnOnce(T) -> (Option<T>, R),
+) -> StoreResult<Option<R>>
+where
+    T: Serialize + DeserializeOwned,
+{
+    let txn = db.begin_write().map_err(other)?;
+    let result = {
+        let mut t = txn.open_table(table).map_err(other)?;
+        let Some(current) = get_json::<T>(&t, key)? else {
+            return Ok(None);
+        };
+        let (next, result) = f(current);
+        if let Some(next) = next {
+            t.insert(key, encode(&next)?.as_slice()).map_err(other)?;
+        }
+        result
+    };
+    txn.commit().map_err(other)?;
+    Ok(Some(result))
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the database in `data_dir`.
+    pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let path = data_dir.join("portcullis.redb");
+        let db = Database::create(&path).with_context(|| format!("opening {}", path.display()))?;
+        let txn = db.begin_write()?;
+        txn.open_table(users::USERS)?;
+        txn.open_table(users::EMAILS)?;
+        txn.open_table(sessions::SESSIONS)?;
+        txn.open_table(sessions::USER_SESSIONS)?;
+        txn.open_table(once::ONCE)?;
+        txn.open_table(throttles::FAILURES)?;
+        txn.commit()?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// Runs blocking database work off the async runtime.
+    async fn run<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> StoreResult<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| StoreError::Other(anyhow::anyhow!("store task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
+        self.run(move |db| {
+            let txn = db.begin_write().map_err(other)?;
+            let sessions = sessions::purge_expired(&txn, now)?;
+            once::purge_expired(&txn, now)?;
+            throttles::purge_expired(&txn, now)?;
+            txn.commit().map_err(other)?;
+            Ok(sessions)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.run(|db| {
+            let txn = db.begin_read().map_err(other)?;
+            txn.open_table(users::USERS).map_err(other)?;
+            Ok(())
+        })
+        .await
+    }
+
+    fn describe(&self) -> String {
+        "embedded (redb)".to_string()
+    }
+}

@@ -1,0 +1,128 @@
+//! Rules shared by the backends, so they cannot disagree: what a refresh
+//! attempt means, how failed sign-ins are counted, and the names of
+//! single-use keys.
+
+use serde::{Deserialize, Serialize};
+
+use super::records::SessionRecord;
+
+/// What a refresh attempt found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RotateOutcome {
+    /// The presented token was current: the family moved to `new_jti`.
+    Rotated(SessionRecord),
+    /// The presented token was retired moments ago (within the grace
+    /// window): no change; the caller re-issues the current generation.
+    Grace(SessionRecord),
+    /// The presented token was retired earlier: the family is now revoked.
+    Reused(SessionRecord),
+    /// Unknown, expired or already revoked family.
+    Invalid,
+}
+
+/// Parameters of a rotation.
+#[derive(Debug, Clone)]
+pub struct Rotation<'a> {
+    /// The session (family) id.
+    pub sid: &'a str,
+    /// `jti` of the refresh token the client presented.
+    pub presented_jti: &'a str,
+    /// `jti` of the token to issue if the presented one is current.
+    pub new_jti: &'a str,
+    /// Unix seconds.
+    pub now: i64,
+    /// The family's expiry after a rotation (sliding).
+    pub new_expires_at: i64,
+    /// Seconds a retired token is still answered with the current generation.
+    pub grace_secs: i64,
+}
+
+/// Decides what a refresh attempt means, given the family as stored.
+pub fn classify_rotation(session: &SessionRecord, r: &Rotation<'_>) -> RotateOutcome {
+    if !session.is_active(r.now) {
+        return RotateOutcome::Invalid;
+    }
+    if session.current_jti == r.presented_jti {
+        let mut next = session.clone();
+        next.previous_jti = Some(session.current_jti.clone());
+        next.current_jti = r.new_jti.to_string();
+        next.rotated_at = r.now;
+        next.generation += 1;
+        next.last_used_at = r.now;
+        next.expires_at = r.new_expires_at;
+        return RotateOutcome::Rotated(next);
+    }
+    if session.previous_jti.as_deref() == Some(r.presented_jti)
+        && r.grace_secs > 0
+        && r.now - session.rotated_at <= r.grace_secs
+    {
+        return RotateOutcome::Grace(session.clone());
+    }
+    let mut revoked = session.clone();
+    revoked.revoked_at = Some(r.now);
+    RotateOutcome::Reused(revoked)
+}
+
+/// Failed sign-ins of one account, as stored (a record like those of
+/// [`records`](super::records): new fields need `#[serde(default)]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoginFailures {
+    /// Unix seconds of each failure, oldest first (at most
+    /// [`LoginFailures::MAX_KEPT`]).
+    pub times: Vec<i64>,
+    /// When the record may be deleted.
+    pub expires_at: i64,
+}
+
+impl LoginFailures {
+    /// Only the count near the limit matters; older entries are dropped.
+    pub const MAX_KEPT: usize = 100;
+
+    /// Failures within `(now - window, now]`, oldest first.
+    pub fn within(&self, now: i64, window: i64) -> Vec<i64> {
+        self.times
+            .iter()
+            .copied()
+            .filter(|t| *t > now - window && *t <= now)
+            .collect()
+    }
+
+    /// Adds a failure at `now`, forgets those out of the window, keeps at
+    /// most [`Self::MAX_KEPT`], and moves the expiry to `now + window`.
+    pub fn push(&mut self, now: i64, window: i64) {
+        self.times.retain(|t| *t > now - window);
+        self.times.push(now);
+        let excess = self.times.len().saturating_sub(Self::MAX_KEPT);
+        self.times.drain(..excess);
+        self.expires_at = now + window;
+    }
+}
+
+/// A single-use key for [`OnceStore::claim_once`](super::OnceStore::claim_once):
+/// the one place that names every kind. Each kind has its own namespace in
+/// the stored key, so two kinds can never claim each other's keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnceKey {
+    /// A solved CAPTCHA challenge (its hex), so a solution works once.
+    Captcha(String),
+}
+
+impl OnceKey {
+    /// The key as stored (`captcha:<challenge hex>`). Fixed: claims stored
+    /// by earlier releases must keep matching.
+    pub fn stored_key(&self) -> String {
+        match self {
+            Self::Captcha(challenge) => format!("captcha:{challenge}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn once_keys_are_stored_as_before() {
+        assert_eq!(OnceKey::Captcha("00ff".into()).stored_key(), "captcha:00ff");
+    }
+}
