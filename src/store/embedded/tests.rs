@@ -50,12 +50,7 @@ async fn bulk_insert_users_is_all_or_nothing() {
     let store = EmbeddedStore::open(dir.path()).unwrap();
     let c = suite::credentials();
     let batch: Vec<_> = (0..20)
-        .map(|i| {
-            (
-                suite::user(&format!("bulk{i}@example.com")),
-                c.clone(),
-            )
-        })
+        .map(|i| (suite::user(&format!("bulk{i}@example.com")), c.clone()))
         .collect();
     store.bulk_insert_users(&batch).await.unwrap();
     assert_eq!(

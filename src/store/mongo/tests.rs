@@ -138,10 +138,7 @@ fn user_document_is_the_first_releases() {
 async fn profile_reads_project_credentials_away() {
     on_fresh_db("mongo profile projection test", |store| async move {
         let u = suite::user("projection@example.com");
-        store
-            .create_user(&u, &suite::credentials())
-            .await
-            .unwrap();
+        store.create_user(&u, &suite::credentials()).await.unwrap();
         let raw = store
             .run(store.users.find_one(doc! { "_id": &u.id }))
             .await
@@ -217,12 +214,7 @@ async fn bulk_insert_users() {
         let c = suite::credentials();
         store.bulk_insert_users(&[]).await.unwrap();
         let batch: Vec<_> = (0..50)
-            .map(|i| {
-                (
-                    suite::user(&format!("bulk{i}@example.com")),
-                    c.clone(),
-                )
-            })
+            .map(|i| (suite::user(&format!("bulk{i}@example.com")), c.clone()))
             .collect();
         store.bulk_insert_users(&batch).await.unwrap();
         assert_eq!(
