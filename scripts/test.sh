@@ -27,6 +27,18 @@ run_step() {
 run_step "cargo fmt --check" cargo fmt --all -- --check
 run_step "cargo clippy -D warnings" cargo clippy --all-targets --locked -- -D warnings
 
+# Dependency policy: banned crates (a second crypto library), licenses, and
+# sources. `cargo deny check advisories` needs the RustSec database from
+# GitHub, unreachable here: run it where the network allows.
+deny_check() {
+    if ! command -v cargo-deny >/dev/null 2>&1; then
+        echo "installing cargo-deny from crates.io (once per machine)"
+        cargo install cargo-deny --locked --quiet || return 1
+    fi
+    cargo deny --offline check bans licenses sources
+}
+run_step "cargo deny (bans, licenses, sources)" deny_check
+
 # --- MongoDB backend -------------------------------------------------------
 ferret_dir=""
 cleanup() {

@@ -18,12 +18,16 @@ use secrecy::SecretString;
 /// JOSE algorithm used for newly generated keys and newly issued tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SigningAlg {
+    /// Ed25519 (the default).
     EdDsa,
+    /// ECDSA P-256 with SHA-256.
     Es256,
+    /// RSA PKCS#1 v1.5 with SHA-256.
     Rs256,
 }
 
 impl SigningAlg {
+    /// Parses `EdDSA`, `ES256` or `RS256` (any case).
     pub fn parse(s: &str) -> anyhow::Result<Self> {
         match s.trim().to_ascii_uppercase().as_str() {
             "EDDSA" | "ED25519" => Ok(Self::EdDsa),
@@ -33,6 +37,7 @@ impl SigningAlg {
         }
     }
 
+    /// The JOSE `alg` name.
     pub fn jose_name(self) -> &'static str {
         match self {
             Self::EdDsa => "EdDSA",
@@ -45,46 +50,76 @@ impl SigningAlg {
 /// When a proof-of-work CAPTCHA is demanded on sign-in and registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaptchaMode {
+    /// Never (per-account failures then answer 429).
     Off,
+    /// After `PORTCULLIS_LOGIN_MAX_FAILURES` failed sign-ins of an account.
     OnFailures,
+    /// On every sign-in and registration.
     Always,
 }
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
+    /// Human-readable lines.
     Pretty,
+    /// One JSON object per line.
     Json,
 }
 
-/// Every setting of the service. Field docs name the configuration key.
+/// Every setting of the service, grouped by concern. Field docs name the
+/// configuration key; every key is flat (`PORTCULLIS_*`) whatever its group.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The HTTP side: listener, public URL, CORS, proxies, body limits.
+    pub http: HttpSettings,
+    /// Token issue and verification.
+    pub tokens: TokenSettings,
+    /// Password hashing and strength rules.
+    pub passwords: PasswordSettings,
+    /// Where data lives.
+    pub store: StoreSettings,
+    /// Outgoing mail.
+    pub mail: MailSettings,
+    /// Abuse limits: CAPTCHA, sign-in throttling, per-IP rate limits.
+    pub limits: LimitSettings,
+    /// `PORTCULLIS_LOG_FORMAT`: `pretty` or `json` (default: pretty on a terminal).
+    pub log_format: LogFormat,
+    /// `PORTCULLIS_*` keys that were set but mean nothing to this version
+    /// (typos, keys of a later release). Reported at start-up.
+    pub unknown_keys: Vec<String>,
+}
+
+/// The HTTP side.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
     /// `PORTCULLIS_LISTEN`: socket address to bind (port 0 picks a free port).
     pub listen: SocketAddr,
-    /// `PORTCULLIS_PUBLIC_URL`: base URL clients reach the service at (links in emails).
+    /// `PORTCULLIS_PUBLIC_URL`: base URL clients reach the service at
+    /// (default `http://localhost:<port of PORTCULLIS_LISTEN>`).
     pub public_url: String,
+    /// True when `PORTCULLIS_PUBLIC_URL` was not set: the URL then follows
+    /// the port actually bound (see [`Settings::bound_to`]).
+    pub public_url_defaulted: bool,
+    /// `PORTCULLIS_CORS_ORIGINS`: origins allowed to call the API from a browser.
+    pub cors_origins: Vec<String>,
+    /// `PORTCULLIS_TRUSTED_PROXIES`: CIDRs whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// `PORTCULLIS_MAX_BODY_BYTES`: largest accepted JSON request body (default 64 KiB).
+    pub max_body_bytes: usize,
+}
+
+/// Token issue and verification.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
     /// `PORTCULLIS_ISSUER`: the `iss` of every token (defaults to the public URL).
     pub issuer: String,
+    /// True when `PORTCULLIS_ISSUER` was not set (it follows the public URL).
+    pub issuer_defaulted: bool,
     /// `PORTCULLIS_AUDIENCE`: the `aud` of every token.
     pub audience: String,
-    /// `PORTCULLIS_DATA_DIR`: directory of the embedded store and the email outbox.
-    pub data_dir: PathBuf,
     /// `PORTCULLIS_KEYS_DIR`: directory of the PEM signing keys and server secrets.
     pub keys_dir: PathBuf,
-    /// `PORTCULLIS_MONGODB_URI`: when set, MongoDB is the store instead of the embedded one.
-    pub mongodb_uri: Option<SecretString>,
-    /// `PORTCULLIS_MONGODB_DB`: MongoDB database name.
-    pub mongodb_db: String,
-    /// `PORTCULLIS_MONGODB_TIMEOUT`: server selection / connect timeout (default 3s).
-    pub mongodb_timeout: Duration,
-    /// `PORTCULLIS_BCRYPT_COST`: bcrypt work factor (4..=31).
-    pub bcrypt_cost: u32,
-    /// `PORTCULLIS_BCRYPT_CONCURRENCY`: how many bcrypt computations run at once
-    /// (default: the number of CPU cores).
-    pub bcrypt_concurrency: usize,
-    /// `PORTCULLIS_PASSWORD_MIN_SCORE`: lowest accepted zxcvbn score, 0..=4 (default 2).
-    pub password_min_score: u8,
     /// `PORTCULLIS_SIGNING_ALG`: algorithm of new keys and new tokens.
     pub signing_alg: SigningAlg,
     /// `PORTCULLIS_ACCESS_TTL`: access-token lifetime.
@@ -94,14 +129,45 @@ pub struct Settings {
     /// `PORTCULLIS_REFRESH_GRACE`: how long a just-retired refresh token still
     /// yields the family's current pair (0 disables the grace window).
     pub refresh_grace: Duration,
-    /// `PORTCULLIS_CORS_ORIGINS`: origins allowed to call the API from a browser.
-    pub cors_origins: Vec<String>,
-    /// `PORTCULLIS_TRUSTED_PROXIES`: CIDRs whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// Password hashing and strength rules.
+#[derive(Debug, Clone)]
+pub struct PasswordSettings {
+    /// `PORTCULLIS_BCRYPT_COST`: bcrypt work factor (4..=31).
+    pub bcrypt_cost: u32,
+    /// `PORTCULLIS_BCRYPT_CONCURRENCY`: how many bcrypt computations run at once
+    /// (default: the number of CPU cores).
+    pub bcrypt_concurrency: usize,
+    /// `PORTCULLIS_PASSWORD_MIN_SCORE`: lowest accepted zxcvbn score, 0..=4 (default 2).
+    pub min_score: u8,
+}
+
+/// Where data lives.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// `PORTCULLIS_DATA_DIR`: directory of the embedded store and the email outbox.
+    pub data_dir: PathBuf,
+    /// `PORTCULLIS_MONGODB_URI`: when set, MongoDB is the store instead of the embedded one.
+    pub mongodb_uri: Option<SecretString>,
+    /// `PORTCULLIS_MONGODB_DB`: MongoDB database name.
+    pub mongodb_db: String,
+    /// `PORTCULLIS_MONGODB_TIMEOUT`: server selection / connect timeout (default 3s).
+    pub mongodb_timeout: Duration,
+}
+
+/// Outgoing mail.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
     /// `PORTCULLIS_SMTP_URL`: SMTP server for outgoing mail; unset writes to `<data>/outbox/`.
     pub smtp_url: Option<SecretString>,
     /// `PORTCULLIS_SMTP_FROM`: sender address of outgoing mail.
     pub smtp_from: String,
+}
+
+/// Abuse limits.
+#[derive(Debug, Clone)]
+pub struct LimitSettings {
     /// `PORTCULLIS_CAPTCHA`: `off`, `on-failures` or `always`.
     pub captcha: CaptchaMode,
     /// `PORTCULLIS_LOGIN_MAX_FAILURES`: failed sign-ins per account in 15 minutes
@@ -109,15 +175,53 @@ pub struct Settings {
     pub login_max_failures: u32,
     /// `PORTCULLIS_RATE_LIMIT`: per-IP rate limits on (`on`) or off (`off`).
     pub rate_limit: bool,
-    /// `PORTCULLIS_MAX_BODY_BYTES`: largest accepted JSON request body (default 64 KiB).
-    pub max_body_bytes: usize,
-    /// `PORTCULLIS_LOG_FORMAT`: `pretty` or `json` (default: pretty on a terminal).
-    pub log_format: LogFormat,
+}
+
+/// Every key this version reads. `PORTCULLIS_CONFIG` names the TOML file;
+/// `PORTCULLIS_TEST_*` belongs to the test harness and is never reported.
+pub const KNOWN_KEYS: &[&str] = &[
+    "PORTCULLIS_CONFIG",
+    "PORTCULLIS_LISTEN",
+    "PORTCULLIS_PUBLIC_URL",
+    "PORTCULLIS_ISSUER",
+    "PORTCULLIS_AUDIENCE",
+    "PORTCULLIS_DATA_DIR",
+    "PORTCULLIS_KEYS_DIR",
+    "PORTCULLIS_MONGODB_URI",
+    "PORTCULLIS_MONGODB_DB",
+    "PORTCULLIS_MONGODB_TIMEOUT",
+    "PORTCULLIS_BCRYPT_COST",
+    "PORTCULLIS_BCRYPT_CONCURRENCY",
+    "PORTCULLIS_PASSWORD_MIN_SCORE",
+    "PORTCULLIS_SIGNING_ALG",
+    "PORTCULLIS_ACCESS_TTL",
+    "PORTCULLIS_REFRESH_TTL",
+    "PORTCULLIS_REFRESH_GRACE",
+    "PORTCULLIS_CORS_ORIGINS",
+    "PORTCULLIS_TRUSTED_PROXIES",
+    "PORTCULLIS_SMTP_URL",
+    "PORTCULLIS_SMTP_FROM",
+    "PORTCULLIS_CAPTCHA",
+    "PORTCULLIS_LOGIN_MAX_FAILURES",
+    "PORTCULLIS_RATE_LIMIT",
+    "PORTCULLIS_MAX_BODY_BYTES",
+    "PORTCULLIS_LOG_FORMAT",
+];
+
+/// Keys of `map` this version does not read, sorted.
+fn unknown_keys(map: &BTreeMap<String, String>) -> Vec<String> {
+    map.keys()
+        .filter(|k| k.starts_with("PORTCULLIS_") && !k.starts_with("PORTCULLIS_TEST_"))
+        .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
+        .cloned()
+        .collect()
 }
 
 impl Settings {
     /// Defaults, then the optional TOML file, then the process environment.
-    pub fn load() -> anyhow::Result<Self> {
+    /// Unknown keys land in [`Settings::unknown_keys`]; with `strict` they are
+    /// an error instead.
+    pub fn load(strict: bool) -> anyhow::Result<Self> {
         let mut layers = BTreeMap::new();
         let file = std::env::var_os("PORTCULLIS_CONFIG").map(PathBuf::from);
         let file = match file {
@@ -137,25 +241,61 @@ impl Settings {
                 layers.insert(key, value);
             }
         }
-        Self::from_map(&layers)
+        let settings = Self::from_map(&layers)?;
+        if strict {
+            settings.refuse_unknown_keys()?;
+        }
+        Ok(settings)
+    }
+
+    /// Records the port the listener actually bound (it differs from
+    /// `PORTCULLIS_LISTEN` with port 0): a public URL and issuer that were
+    /// not configured follow it.
+    pub fn bound_to(&mut self, port: u16) {
+        if self.http.public_url_defaulted {
+            self.http.public_url = format!("http://localhost:{port}");
+            if self.tokens.issuer_defaulted {
+                self.tokens.issuer = self.http.public_url.clone();
+            }
+        }
+    }
+
+    /// Fails when any unknown `PORTCULLIS_*` key was set.
+    pub fn refuse_unknown_keys(&self) -> anyhow::Result<()> {
+        if self.unknown_keys.is_empty() {
+            return Ok(());
+        }
+        bail!(
+            "unknown configuration key(s): {} (a typo? see the README's configuration table)",
+            self.unknown_keys.join(", ")
+        )
+    }
+
+    /// Logs a warning naming each unknown key.
+    pub fn warn_unknown_keys(&self) {
+        for key in &self.unknown_keys {
+            tracing::warn!(key = %key, "unknown configuration key ignored (a typo?)");
+        }
     }
 
     /// Builds settings from `PORTCULLIS_*` keys; anything missing takes its default.
     pub fn from_map(map: &BTreeMap<String, String>) -> anyhow::Result<Self> {
         let get = |key: &str| map.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
-        let parse_with =
+        let get_or =
             |key: &str, default: &str| -> String { get(key).unwrap_or(default).to_string() };
 
-        let listen = parse_with("PORTCULLIS_LISTEN", "127.0.0.1:8080")
+        let listen: SocketAddr = get_or("PORTCULLIS_LISTEN", "127.0.0.1:8080")
             .parse()
             .context("PORTCULLIS_LISTEN must be an address like 127.0.0.1:8080")?;
-        let public_url = parse_with("PORTCULLIS_PUBLIC_URL", "http://localhost:8080")
+        let public_url = get("PORTCULLIS_PUBLIC_URL")
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("http://localhost:{}", listen.port()))
             .trim_end_matches('/')
             .to_string();
         let issuer = get("PORTCULLIS_ISSUER")
             .map(str::to_string)
             .unwrap_or_else(|| public_url.clone());
-        let bcrypt_cost: u32 = parse_with("PORTCULLIS_BCRYPT_COST", "12")
+        let bcrypt_cost: u32 = get_or("PORTCULLIS_BCRYPT_COST", "12")
             .parse()
             .context("PORTCULLIS_BCRYPT_COST must be a number")?;
         if !(4..=31).contains(&bcrypt_cost) {
@@ -171,21 +311,21 @@ impl Settings {
         if bcrypt_concurrency == 0 {
             bail!("PORTCULLIS_BCRYPT_CONCURRENCY must be at least 1");
         }
-        let password_min_score: u8 = parse_with("PORTCULLIS_PASSWORD_MIN_SCORE", "2")
+        let password_min_score: u8 = get_or("PORTCULLIS_PASSWORD_MIN_SCORE", "2")
             .parse()
             .ok()
             .filter(|s| *s <= 4)
             .context("PORTCULLIS_PASSWORD_MIN_SCORE must be 0..=4")?;
-        let access_ttl = parse_duration(&parse_with("PORTCULLIS_ACCESS_TTL", "15m"))
+        let access_ttl = parse_duration(&get_or("PORTCULLIS_ACCESS_TTL", "15m"))
             .context("PORTCULLIS_ACCESS_TTL")?;
-        let refresh_ttl = parse_duration(&parse_with("PORTCULLIS_REFRESH_TTL", "30d"))
+        let refresh_ttl = parse_duration(&get_or("PORTCULLIS_REFRESH_TTL", "30d"))
             .context("PORTCULLIS_REFRESH_TTL")?;
-        let refresh_grace = parse_duration(&parse_with("PORTCULLIS_REFRESH_GRACE", "10s"))
+        let refresh_grace = parse_duration(&get_or("PORTCULLIS_REFRESH_GRACE", "10s"))
             .context("PORTCULLIS_REFRESH_GRACE")?;
         if access_ttl.is_zero() || refresh_ttl.is_zero() {
             bail!("token lifetimes must be longer than zero");
         }
-        let mongodb_timeout = parse_duration(&parse_with("PORTCULLIS_MONGODB_TIMEOUT", "3s"))
+        let mongodb_timeout = parse_duration(&get_or("PORTCULLIS_MONGODB_TIMEOUT", "3s"))
             .context("PORTCULLIS_MONGODB_TIMEOUT")?;
         let cors_origins = split_list(get("PORTCULLIS_CORS_ORIGINS"));
         let trusted_proxies = split_list(get("PORTCULLIS_TRUSTED_PROXIES"))
@@ -196,21 +336,21 @@ impl Settings {
                     .with_context(|| format!("PORTCULLIS_TRUSTED_PROXIES: {s:?} is not a CIDR"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let captcha = match parse_with("PORTCULLIS_CAPTCHA", "on-failures").as_str() {
+        let captcha = match get_or("PORTCULLIS_CAPTCHA", "on-failures").as_str() {
             "off" => CaptchaMode::Off,
             "on-failures" => CaptchaMode::OnFailures,
             "always" => CaptchaMode::Always,
             other => bail!("PORTCULLIS_CAPTCHA must be off, on-failures or always, not {other:?}"),
         };
-        let login_max_failures = parse_with("PORTCULLIS_LOGIN_MAX_FAILURES", "5")
+        let login_max_failures = get_or("PORTCULLIS_LOGIN_MAX_FAILURES", "5")
             .parse()
             .context("PORTCULLIS_LOGIN_MAX_FAILURES must be a number")?;
-        let rate_limit = match parse_with("PORTCULLIS_RATE_LIMIT", "on").as_str() {
+        let rate_limit = match get_or("PORTCULLIS_RATE_LIMIT", "on").as_str() {
             "on" | "true" | "1" => true,
             "off" | "false" | "0" => false,
             other => bail!("PORTCULLIS_RATE_LIMIT must be on or off, not {other:?}"),
         };
-        let max_body_bytes = parse_with("PORTCULLIS_MAX_BODY_BYTES", "65536")
+        let max_body_bytes = get_or("PORTCULLIS_MAX_BODY_BYTES", "65536")
             .parse()
             .context("PORTCULLIS_MAX_BODY_BYTES must be a number of bytes")?;
         let log_format = match get("PORTCULLIS_LOG_FORMAT") {
@@ -228,31 +368,47 @@ impl Settings {
         };
 
         Ok(Self {
-            listen,
-            public_url,
-            issuer,
-            audience: parse_with("PORTCULLIS_AUDIENCE", "portcullis"),
-            data_dir: PathBuf::from(parse_with("PORTCULLIS_DATA_DIR", "./data")),
-            keys_dir: PathBuf::from(parse_with("PORTCULLIS_KEYS_DIR", "./keys")),
-            mongodb_uri: get("PORTCULLIS_MONGODB_URI").map(|s| SecretString::from(s.to_string())),
-            mongodb_db: parse_with("PORTCULLIS_MONGODB_DB", "portcullis"),
-            mongodb_timeout,
-            bcrypt_cost,
-            bcrypt_concurrency,
-            password_min_score,
-            signing_alg: SigningAlg::parse(&parse_with("PORTCULLIS_SIGNING_ALG", "EdDSA"))?,
-            access_ttl,
-            refresh_ttl,
-            refresh_grace,
-            cors_origins,
-            trusted_proxies,
-            smtp_url: get("PORTCULLIS_SMTP_URL").map(|s| SecretString::from(s.to_string())),
-            smtp_from: parse_with("PORTCULLIS_SMTP_FROM", "Portcullis <no-reply@localhost>"),
-            captcha,
-            login_max_failures,
-            rate_limit,
-            max_body_bytes,
+            http: HttpSettings {
+                listen,
+                public_url,
+                public_url_defaulted: get("PORTCULLIS_PUBLIC_URL").is_none(),
+                cors_origins,
+                trusted_proxies,
+                max_body_bytes,
+            },
+            tokens: TokenSettings {
+                issuer,
+                issuer_defaulted: get("PORTCULLIS_ISSUER").is_none(),
+                audience: get_or("PORTCULLIS_AUDIENCE", "portcullis"),
+                keys_dir: PathBuf::from(get_or("PORTCULLIS_KEYS_DIR", "./keys")),
+                signing_alg: SigningAlg::parse(&get_or("PORTCULLIS_SIGNING_ALG", "EdDSA"))?,
+                access_ttl,
+                refresh_ttl,
+                refresh_grace,
+            },
+            passwords: PasswordSettings {
+                bcrypt_cost,
+                bcrypt_concurrency,
+                min_score: password_min_score,
+            },
+            store: StoreSettings {
+                data_dir: PathBuf::from(get_or("PORTCULLIS_DATA_DIR", "./data")),
+                mongodb_uri: get("PORTCULLIS_MONGODB_URI")
+                    .map(|s| SecretString::from(s.to_string())),
+                mongodb_db: get_or("PORTCULLIS_MONGODB_DB", "portcullis"),
+                mongodb_timeout,
+            },
+            mail: MailSettings {
+                smtp_url: get("PORTCULLIS_SMTP_URL").map(|s| SecretString::from(s.to_string())),
+                smtp_from: get_or("PORTCULLIS_SMTP_FROM", "Portcullis <no-reply@localhost>"),
+            },
+            limits: LimitSettings {
+                captcha,
+                login_max_failures,
+                rate_limit,
+            },
             log_format,
+            unknown_keys: unknown_keys(map),
         })
     }
 }
@@ -344,27 +500,53 @@ mod tests {
     #[test]
     fn defaults_match_the_contract() {
         let s = Settings::from_map(&BTreeMap::new()).unwrap();
-        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(s.issuer, "http://localhost:8080");
-        assert_eq!(s.audience, "portcullis");
-        assert_eq!(s.bcrypt_cost, 12);
-        assert_eq!(s.signing_alg, SigningAlg::EdDsa);
-        assert_eq!(s.access_ttl, Duration::from_secs(900));
-        assert_eq!(s.refresh_ttl, Duration::from_secs(30 * 86_400));
-        assert_eq!(s.refresh_grace, Duration::from_secs(10));
-        assert_eq!(s.captcha, CaptchaMode::OnFailures);
-        assert_eq!(s.login_max_failures, 5);
-        assert!(s.rate_limit);
-        assert!(s.mongodb_uri.is_none());
+        assert_eq!(s.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.http.public_url, "http://localhost:8080");
+        assert_eq!(s.tokens.issuer, "http://localhost:8080");
+        assert_eq!(s.tokens.audience, "portcullis");
+        assert_eq!(s.passwords.bcrypt_cost, 12);
+        assert_eq!(s.tokens.signing_alg, SigningAlg::EdDsa);
+        assert_eq!(s.tokens.access_ttl, Duration::from_secs(900));
+        assert_eq!(s.tokens.refresh_ttl, Duration::from_secs(30 * 86_400));
+        assert_eq!(s.tokens.refresh_grace, Duration::from_secs(10));
+        assert_eq!(s.limits.captcha, CaptchaMode::OnFailures);
+        assert_eq!(s.limits.login_max_failures, 5);
+        assert!(s.limits.rate_limit);
+        assert!(s.store.mongodb_uri.is_none());
+        assert!(s.unknown_keys.is_empty());
+    }
+
+    #[test]
+    fn public_url_follows_the_listen_port() {
+        let map = BTreeMap::from([("PORTCULLIS_LISTEN".to_string(), "0.0.0.0:9123".to_string())]);
+        let s = Settings::from_map(&map).unwrap();
+        assert_eq!(s.http.public_url, "http://localhost:9123");
+        assert_eq!(s.tokens.issuer, "http://localhost:9123");
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_and_refused_when_strict() {
+        let map = BTreeMap::from([
+            ("PORTCULLIS_BCRYPT_COTS".to_string(), "4".to_string()),
+            ("PORTCULLIS_TEST_BACKEND".to_string(), "mongo".to_string()),
+            ("PORTCULLIS_LISTEN".to_string(), "127.0.0.1:0".to_string()),
+        ]);
+        let s = Settings::from_map(&map).unwrap();
+        assert_eq!(s.unknown_keys, vec!["PORTCULLIS_BCRYPT_COTS"]);
+        let err = s.refuse_unknown_keys().unwrap_err().to_string();
+        assert!(err.contains("PORTCULLIS_BCRYPT_COTS"), "{err}");
+        let toml = parse_toml("bcrypt_cots = 4\n").unwrap();
+        let s = Settings::from_map(&toml).unwrap();
+        assert_eq!(s.unknown_keys, vec!["PORTCULLIS_BCRYPT_COTS"]);
     }
 
     #[test]
     fn toml_keys_with_and_without_prefix() {
         let map = parse_toml("listen = \"0.0.0.0:9000\"\nPORTCULLIS_BCRYPT_COST = 4\ncors_origins = [\"https://a\", \"https://b\"]\n").unwrap();
         let s = Settings::from_map(&map).unwrap();
-        assert_eq!(s.listen.port(), 9000);
-        assert_eq!(s.bcrypt_cost, 4);
-        assert_eq!(s.cors_origins, vec!["https://a", "https://b"]);
+        assert_eq!(s.http.listen.port(), 9000);
+        assert_eq!(s.passwords.bcrypt_cost, 4);
+        assert_eq!(s.http.cors_origins, vec!["https://a", "https://b"]);
     }
 
     #[test]

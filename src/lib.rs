@@ -1,17 +1,28 @@
 //! Portcullis: a stateless, token-issuing identity service.
 //!
-//! Layers depend one way: `api` → `service` → `auth`/`domain` → `store`.
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
+//! Imports point one way, down this list (nothing below `api` imports
+//! `poem`, and `store` imports neither `auth` nor `service`):
+//!
+//! - [`startup`] wires everything and runs the server; [`jobs`] are the
+//!   background tasks beside it.
+//! - [`api`]: HTTP only (poem + poem-openapi): handlers, problem+json,
+//!   middleware, extractors. Thin: parse, call a use case, map.
+//! - [`service`]: the use cases, one file per capability, on one [`service::Core`];
+//!   its own error type with no HTTP in it.
+//! - [`auth`] (tokens, keys, password hashing, CAPTCHA, limits) and
+//!   [`domain`] (validated newtypes).
+//! - [`store`]: traits per kind of record and two backends (`embedded` on
+//!   redb, `mongo` on MongoDB).
+//! - [`config`], [`clock`] and [`telemetry`] are used from every layer.
+//!
+//! The command line (`src/main.rs` + `src/cli/`) is not part of the library.
 
 pub mod api;
 pub mod auth;
-pub mod bench_support;
+pub mod clock;
 pub mod config;
 pub mod domain;
-pub mod error;
+pub mod jobs;
 pub mod service;
 pub mod startup;
 pub mod store;

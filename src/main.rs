@@ -1,8 +1,10 @@
-//! The `portcullis` command line.
+//! The `portcullis` command line: `serve` (the default), `keys`, `openapi`,
+//! and hidden benchmark helpers. Each command's body lives in `cli/`.
+
+mod cli;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use portcullis::auth::keys::generate_key_file;
 use portcullis::{Application, Settings};
 
 #[derive(Parser)]
@@ -12,6 +14,10 @@ use portcullis::{Application, Settings};
     about = "A stateless, token-issuing identity service"
 )]
 struct Cli {
+    /// Refuse to start when an unknown PORTCULLIS_* key is set (a typo),
+    /// instead of warning.
+    #[arg(long, global = true)]
+    strict: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -23,78 +29,34 @@ enum Command {
     /// Manage signing keys in PORTCULLIS_KEYS_DIR.
     Keys {
         #[command(subcommand)]
-        action: KeysAction,
+        action: cli::keys::KeysAction,
     },
     /// Print the OpenAPI spec (JSON) to stdout.
     Openapi,
     /// Load-benchmark helpers (bench/run.sh).
     #[command(hide = true, subcommand)]
-    Bench(portcullis::bench_support::BenchCommand),
-}
-
-#[derive(Subcommand)]
-enum KeysAction {
-    /// Create a signing key of PORTCULLIS_SIGNING_ALG and the password pepper, if absent.
-    Generate,
-    /// Add a new signing key; older keys stay published for verification.
-    Rotate,
+    Bench(cli::bench::BenchCommand),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Openapi => {
-            print!("{}", portcullis::api::spec_json());
-            Ok(())
-        }
-        Command::Bench(action) => portcullis::bench_support::run(action, &Settings::load()?),
-        Command::Keys { action } => {
-            let settings = Settings::load()?;
-            portcullis::telemetry::init(settings.log_format);
-            keys(action, &settings)
-        }
-        Command::Serve => {
-            let settings = Settings::load()?;
-            portcullis::telemetry::init(settings.log_format);
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(serve(settings))
-        }
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Openapi = command {
+        print!("{}", portcullis::api::spec_json());
+        return Ok(());
     }
-}
-
-fn keys(action: KeysAction, settings: &Settings) -> anyhow::Result<()> {
-    let dir = &settings.keys_dir;
-    let (_, pepper_created) = portcullis::auth::password::load_or_create_pepper(dir)?;
-    if pepper_created {
-        println!("created {}", dir.join("password-pepper.key").display());
+    let settings = Settings::load(cli.strict)?;
+    portcullis::telemetry::init(settings.log_format);
+    settings.warn_unknown_keys();
+    match command {
+        Command::Openapi => Ok(()),
+        Command::Bench(action) => cli::bench::run(action, &settings),
+        Command::Keys { action } => cli::keys::run(action, &settings),
+        Command::Serve => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(serve(settings)),
     }
-    match action {
-        KeysAction::Generate => {
-            let (ring, generated) =
-                portcullis::auth::KeyRing::load_or_generate(dir, settings.signing_alg)?;
-            match generated {
-                Some(path) => println!("created {} (kid {})", path.display(), ring.signer().kid),
-                None => println!(
-                    "a {} signing key already exists (kid {}); use `keys rotate` to add another",
-                    settings.signing_alg.jose_name(),
-                    ring.signer().kid
-                ),
-            }
-        }
-        KeysAction::Rotate => {
-            let path = generate_key_file(dir, settings.signing_alg)?;
-            let ring = portcullis::auth::KeyRing::load(dir, settings.signing_alg)?;
-            println!(
-                "created {}; new signer kid {}; {} key(s) published",
-                path.display(),
-                ring.signer().kid,
-                ring.len()
-            );
-        }
-    }
-    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

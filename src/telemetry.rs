@@ -1,9 +1,12 @@
-//! Structured logs with `tracing`.
+//! Structured logs with `tracing`, and the Prometheus metrics recorder.
 //!
 //! Secrets never reach a log line: passwords and tokens live in
 //! `SecretString` (redacted `Debug`), handlers never log bodies, and the
 //! request span records the path without its query string.
 
+use std::sync::{Arc, OnceLock};
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
@@ -28,10 +31,6 @@ pub fn init(format: LogFormat) {
         LogFormat::Pretty => builder.compact().try_init(),
     };
 }
-
-use std::sync::OnceLock;
-
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 static METRICS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -60,14 +59,14 @@ pub fn metrics() -> Option<&'static PrometheusHandle> {
 /// metric labels stay few whatever the paths requested.
 #[derive(Debug, Clone)]
 pub struct RouteLabels {
-    routes: Vec<(Vec<Option<String>>, std::sync::Arc<str>)>,
-    unmatched: std::sync::Arc<str>,
+    routes: Vec<(Vec<Option<String>>, Arc<str>)>,
+    unmatched: Arc<str>,
 }
 
 impl RouteLabels {
     /// From the OpenAPI paths (`{param}` segments match anything), plus extras.
     pub fn new<'a>(templates: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut routes: Vec<(Vec<Option<String>>, std::sync::Arc<str>)> = templates
+        let mut routes: Vec<(Vec<Option<String>>, Arc<str>)> = templates
             .into_iter()
             .map(|t| {
                 let segments = t
@@ -75,19 +74,19 @@ impl RouteLabels {
                     .split('/')
                     .map(|s| (!s.starts_with('{')).then(|| s.to_string()))
                     .collect();
-                (segments, std::sync::Arc::from(t))
+                (segments, Arc::from(t))
             })
             .collect();
         // Literal segments win over parameters (`/refresh` before `/{sid}`).
         routes.sort_by_key(|(segments, _)| segments.iter().filter(|s| s.is_none()).count());
         Self {
             routes,
-            unmatched: std::sync::Arc::from("unmatched"),
+            unmatched: Arc::from("unmatched"),
         }
     }
 
     /// The template a path matches (cheap to clone: a shared string).
-    pub fn label(&self, path: &str) -> std::sync::Arc<str> {
+    pub fn label(&self, path: &str) -> Arc<str> {
         let path = path.trim_matches('/');
         let count = path.split('/').count();
         self.routes

@@ -5,7 +5,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
-use crate::service::Portcullis;
+use crate::service::Core;
 
 /// Probe result.
 #[derive(Debug, Object)]
@@ -14,6 +14,7 @@ pub struct HealthStatus {
     pub status: String,
 }
 
+/// Responses of `GET /healthz`.
 #[derive(ApiResponse)]
 pub enum HealthResponse {
     /// The process is up.
@@ -21,6 +22,7 @@ pub enum HealthResponse {
     Ok(Json<HealthStatus>),
 }
 
+/// Responses of `GET /readyz`.
 #[derive(ApiResponse)]
 pub enum ReadyResponse {
     /// The store answers: ready for traffic.
@@ -28,9 +30,10 @@ pub enum ReadyResponse {
     Ok(Json<HealthStatus>),
     /// The store does not answer.
     #[oai(status = 503)]
-    Unavailable(crate::error::Problem),
+    Unavailable(super::problem::Problem),
 }
 
+/// `/healthz` and `/readyz`.
 pub struct HealthApi;
 
 #[OpenApi(tag = "ApiTags::Health")]
@@ -45,15 +48,12 @@ impl HealthApi {
 
     /// Readiness: the store answers.
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
-    async fn readyz(&self, core: Data<&Portcullis>) -> ReadyResponse {
-        match core.store.ping().await {
+    async fn readyz(&self, core: Data<&Core>) -> ReadyResponse {
+        match core.ready().await {
             Ok(()) => ReadyResponse::Ok(Json(HealthStatus {
                 status: "ok".into(),
             })),
-            Err(e) => {
-                tracing::warn!(error = %e, "readiness probe failed");
-                ReadyResponse::Unavailable(crate::error::unavailable())
-            }
+            Err(_) => ReadyResponse::Unavailable(super::problem::unavailable()),
         }
     }
 }

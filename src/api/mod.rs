@@ -1,22 +1,31 @@
-//! The HTTP API: poem-openapi endpoint groups, one per tag. Thin: parse,
-//! call the service, map the result.
+//! The HTTP API: the only module that imports poem. One `#[OpenApi]` group
+//! per tag; each handler parses, calls a use case on
+//! [`Core`](crate::service::Core) and maps the result. `problem` renders
+//! every failure as RFC 9457 problem+json; `middleware` wraps every route;
+//! `extract` holds the bearer principal and the client's address.
 
 pub mod captcha;
+pub mod extract;
 pub mod health;
-pub mod models;
+mod middleware;
 pub mod password;
+pub mod problem;
 pub mod sessions;
 pub mod types;
 pub mod users;
+pub mod views;
 pub mod wellknown;
 
-use std::net::IpAddr;
+use std::sync::Arc;
 
-use poem::Request;
-use poem_openapi::auth::Bearer;
-use poem_openapi::{OpenApiService, SecurityScheme, Tags};
+use poem::http::{Method, header};
+use poem::middleware::Cors;
+use poem::{Endpoint, EndpointExt, Response, Route};
+use poem_openapi::{OpenApiService, Tags};
 
-use crate::service::{ClientInfo, Portcullis, Principal};
+pub use extract::{BearerAuth, client_info, client_ip};
+
+use crate::service::Core;
 
 /// Operation groups in the spec and in Swagger UI.
 #[derive(Tags)]
@@ -35,27 +44,6 @@ pub enum ApiTags {
     Health,
 }
 
-/// `Authorization: Bearer <access token>`. The checker verifies the token,
-/// then that its session is still live; handlers that take this only run
-/// for a verified caller.
-#[derive(SecurityScheme)]
-#[oai(
-    ty = "bearer",
-    bearer_format = "JWT",
-    checker = "check_bearer",
-    rename = "bearerAuth"
-)]
-pub struct BearerAuth(pub Principal);
-
-async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
-    let core = req.data::<Portcullis>().ok_or_else(|| {
-        poem::Error::from(crate::error::ApiError::Unexpected(anyhow::anyhow!(
-            "no service state"
-        )))
-    })?;
-    core.authenticate(&bearer.token).await.map_err(Into::into)
-}
-
 /// All endpoint groups as one OpenAPI service.
 pub type Api = (
     users::UsersApi,
@@ -68,24 +56,21 @@ pub type Api = (
 
 /// Builds the OpenAPI service (the same one `portcullis openapi` prints).
 pub fn service() -> OpenApiService<Api, ()> {
-    OpenApiService::new(
-        (
-            users::UsersApi,
-            sessions::SessionsApi,
-            password::PasswordApi,
-            captcha::CaptchaApi,
-            wellknown::WellKnownApi,
-            health::HealthApi,
-        ),
-        "Portcullis",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description(
-        "A stateless, token-issuing identity service. Errors are RFC 9457 \
-         `application/problem+json`. Authenticate with `Authorize` → an \
-         `access_token` from `POST /v1/sessions`.",
-    )
-    .server("/")
+    let api: Api = (
+        users::UsersApi,
+        sessions::SessionsApi,
+        password::PasswordApi,
+        captcha::CaptchaApi,
+        wellknown::WellKnownApi,
+        health::HealthApi,
+    );
+    OpenApiService::new(api, "Portcullis", env!("CARGO_PKG_VERSION"))
+        .description(
+            "A stateless, token-issuing identity service. Errors are RFC 9457 \
+             `application/problem+json`. Authenticate with `Authorize` → an \
+             `access_token` from `POST /v1/sessions`.",
+        )
+        .server("/")
 }
 
 /// The spec as pretty JSON with a trailing newline (the committed form).
@@ -97,38 +82,58 @@ pub fn spec_json() -> String {
     s
 }
 
-/// The client's address: the socket peer, or the first untrusted hop of
-/// `X-Forwarded-For` when the peer is a trusted proxy.
-pub fn client_ip(req: &Request, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
-    let peer = req.remote_addr().as_socket_addr().map(|a| a.ip())?;
-    if trusted.is_empty() || !trusted.iter().any(|n| n.contains(&peer)) {
-        return Some(peer);
-    }
-    let forwarded = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-        .collect::<Vec<_>>();
-    // Walk from the nearest hop back; the first address not of a trusted
-    // proxy is the client.
-    for ip in forwarded.iter().rev() {
-        if !trusted.iter().any(|n| n.contains(ip)) {
-            return Some(*ip);
-        }
-    }
-    forwarded.first().copied().or(Some(peer))
-}
-
-pub fn client_info(req: &Request, core: &Portcullis) -> ClientInfo {
-    ClientInfo {
-        ip: client_ip(req, &core.settings.trusted_proxies),
-        user_agent: req
-            .headers()
-            .get(poem::http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-    }
+/// Every route with its middleware, serving `core`.
+pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
+    let http = core.settings.http.clone();
+    let api = service();
+    let ui = api.swagger_ui();
+    let spec = api.spec_endpoint();
+    let cors = (!http.cors_origins.is_empty()).then(|| {
+        Cors::new()
+            .allow_origins(http.cors_origins.iter().map(String::as_str))
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PATCH,
+                Method::PUT,
+                Method::DELETE,
+            ])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
+            .allow_credentials(false)
+            .max_age(600)
+    });
+    let max_body = http.max_body_bytes;
+    let problem_base: Arc<str> = Arc::from(http.public_url.as_str());
+    let spec_doc: serde_json::Value = serde_json::from_str(&api.spec()).unwrap_or_default();
+    let mut templates: Vec<String> = spec_doc["paths"]
+        .as_object()
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default();
+    templates.extend(["/docs", "/openapi.json", "/metrics"].map(String::from));
+    let labels = Arc::new(crate::telemetry::RouteLabels::new(
+        templates.iter().map(String::as_str),
+    ));
+    let _ = crate::telemetry::metrics();
+    Route::new()
+        .nest("/", api)
+        .nest("/docs", ui)
+        .at("/openapi.json", spec)
+        .at(
+            "/metrics",
+            poem::get(poem::endpoint::make_sync(|_| middleware::metrics_text())),
+        )
+        .data(core)
+        .around(move |ep, req| async move { middleware::limit_body(ep, req, max_body).await })
+        .catch_all_error(|err| async move { problem::problem_from_poem_error(err) })
+        .with_if(cors.is_some(), cors.unwrap_or_default())
+        .around(|ep, req| async move { middleware::security_headers(ep, req).await })
+        .around(move |ep, req| {
+            let labels = labels.clone();
+            async move { middleware::trace_request(ep, req, &labels).await }
+        })
+        .around(move |ep, req| {
+            let base = problem_base.clone();
+            async move { problem::with_problem_base(base, ep.call(req)).await }
+        })
 }

@@ -4,15 +4,16 @@ use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
+use super::problem::responses;
 use super::types::Secret;
 use super::{ApiTags, BearerAuth};
-use crate::responses;
-use crate::service::Portcullis;
+use crate::service::Core;
 
 /// A password change.
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
+    /// The password now in use.
     pub current_password: Secret,
     /// 8 to 128 characters; common passwords are refused.
     pub new_password: Secret,
@@ -26,6 +27,7 @@ responses! {
     errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
 
+/// `/v1/me/password`.
 pub struct PasswordApi;
 
 #[OpenApi(tag = "ApiTags::Password")]
@@ -38,7 +40,7 @@ impl PasswordApi {
     )]
     async fn change(
         &self,
-        core: Data<&Portcullis>,
+        core: Data<&Core>,
         auth: BearerAuth,
         body: Json<ChangePasswordRequest>,
     ) -> ChangePasswordResponse {

@@ -6,17 +6,19 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
 
-use super::models::{SessionView, TokensView};
+use super::problem::responses;
 use super::types::{Secret, Text};
+use super::views::{SessionView, TokensView};
 use super::{ApiTags, BearerAuth, client_info};
-use crate::responses;
-use crate::service::{LogoutScope, Portcullis};
+use crate::service::{Core, LogoutScope};
 
 /// Sign-in with email and password.
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct LoginRequest {
+    /// Email address of the account.
     pub email: Text,
+    /// The account's password.
     pub password: Secret,
     /// ALTCHA solution (base64 JSON) when a CAPTCHA is required.
     pub captcha: Option<Text>,
@@ -26,6 +28,7 @@ pub struct LoginRequest {
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct RefreshRequest {
+    /// The refresh token of the latest pair.
     pub refresh_token: Secret,
 }
 
@@ -39,6 +42,16 @@ pub enum Scope {
     Others,
     /// Every session of the user.
     Global,
+}
+
+impl From<Scope> for LogoutScope {
+    fn from(s: Scope) -> Self {
+        match s {
+            Scope::Local => Self::Local,
+            Scope::Others => Self::Others,
+            Scope::Global => Self::Global,
+        }
+    }
 }
 
 responses! {
@@ -81,6 +94,7 @@ responses! {
     errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, NotFound = 404, Unavailable = 503 }
 }
 
+/// `/v1/sessions`.
 pub struct SessionsApi;
 
 #[OpenApi(tag = "ApiTags::Sessions")]
@@ -90,7 +104,7 @@ impl SessionsApi {
     async fn login(
         &self,
         req: &Request,
-        core: Data<&Portcullis>,
+        core: Data<&Core>,
         body: Json<LoginRequest>,
     ) -> LoginResponse {
         let body = body.0;
@@ -123,7 +137,7 @@ impl SessionsApi {
     async fn refresh(
         &self,
         req: &Request,
-        core: Data<&Portcullis>,
+        core: Data<&Core>,
         body: Json<RefreshRequest>,
     ) -> RefreshResponse {
         use secrecy::ExposeSecret;
@@ -141,16 +155,14 @@ impl SessionsApi {
     #[oai(path = "/v1/sessions", method = "delete", operation_id = "logout")]
     async fn logout(
         &self,
-        core: Data<&Portcullis>,
+        core: Data<&Core>,
         auth: BearerAuth,
         scope: Query<Option<Scope>>,
     ) -> LogoutResponse {
-        let scope = match scope.0.unwrap_or(Scope::Local) {
-            Scope::Local => LogoutScope::Local,
-            Scope::Others => LogoutScope::Others,
-            Scope::Global => LogoutScope::Global,
-        };
-        match core.logout(&auth.0, scope).await {
+        match core
+            .logout(&auth.0, scope.0.unwrap_or(Scope::Local).into())
+            .await
+        {
             Ok(()) => LogoutResponse::NoContent,
             Err(e) => e.into(),
         }
@@ -158,13 +170,9 @@ impl SessionsApi {
 
     /// The caller's active sessions.
     #[oai(path = "/v1/sessions", method = "get", operation_id = "listSessions")]
-    async fn list(&self, core: Data<&Portcullis>, auth: BearerAuth) -> ListSessionsResponse {
+    async fn list(&self, core: Data<&Core>, auth: BearerAuth) -> ListSessionsResponse {
         match core.sessions(&auth.0).await {
-            Ok(list) => ListSessionsResponse::Ok(Json(
-                list.iter()
-                    .map(|s| SessionView::new(s, &auth.0.sid))
-                    .collect(),
-            )),
+            Ok(list) => ListSessionsResponse::Ok(Json(list.into_iter().map(Into::into).collect())),
             Err(e) => e.into(),
         }
     }
@@ -177,7 +185,7 @@ impl SessionsApi {
     )]
     async fn revoke(
         &self,
-        core: Data<&Portcullis>,
+        core: Data<&Core>,
         auth: BearerAuth,
         sid: Path<String>,
     ) -> RevokeSessionResponse {

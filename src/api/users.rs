@@ -6,11 +6,11 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Object, OpenApi};
 
-use super::models::UserView;
+use super::problem::responses;
 use super::types::{Secret, Text};
+use super::views::UserView;
 use super::{ApiTags, BearerAuth, client_info};
-use crate::responses;
-use crate::service::{Portcullis, Registration};
+use crate::service::{Core, Registration};
 
 /// New account.
 #[derive(Debug, Object)]
@@ -31,6 +31,7 @@ pub struct RegisterRequest {
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct UpdateProfileRequest {
+    /// New display name (1 to 64 characters); `null` clears it.
     #[oai(nullable)]
     pub display_name: MaybeUndefined<Text>,
 }
@@ -59,6 +60,7 @@ responses! {
     errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Unprocessable = 422, Unavailable = 503 }
 }
 
+/// `/v1/users` and `/v1/me`.
 pub struct UsersApi;
 
 #[OpenApi(tag = "ApiTags::Users")]
@@ -68,7 +70,7 @@ impl UsersApi {
     async fn register(
         &self,
         req: &Request,
-        core: Data<&Portcullis>,
+        core: Data<&Core>,
         body: Json<RegisterRequest>,
     ) -> RegisterResponse {
         let body = body.0;
@@ -80,14 +82,14 @@ impl UsersApi {
             captcha: body.captcha.map(|t| t.0),
         };
         match core.register(input, &client).await {
-            Ok(user) => RegisterResponse::Created(Json(UserView::from(&user))),
+            Ok(account) => RegisterResponse::Created(Json(UserView::from(&account))),
             Err(e) => e.into(),
         }
     }
 
     /// The caller's account.
     #[oai(path = "/v1/me", method = "get", operation_id = "getMe")]
-    async fn me(&self, core: Data<&Portcullis>, auth: BearerAuth) -> MeResponse {
+    async fn me(&self, core: Data<&Core>, auth: BearerAuth) -> MeResponse {
         match core.me(&auth.0).await {
             Ok(user) => MeResponse::Ok(Json(UserView::from(&user))),
             Err(e) => e.into(),
@@ -98,7 +100,7 @@ impl UsersApi {
     #[oai(path = "/v1/me", method = "patch", operation_id = "updateMe")]
     async fn update_me(
         &self,
-        core: Data<&Portcullis>,
+        core: Data<&Core>,
         auth: BearerAuth,
         body: Json<UpdateProfileRequest>,
     ) -> UpdateMeResponse {

@@ -6,7 +6,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
-use crate::service::Portcullis;
+use crate::service::Core;
 
 /// A JSON Web Key Set (RFC 7517). Keys are public only.
 #[derive(Debug, Object)]
@@ -18,19 +18,31 @@ pub struct Jwks {
 /// OpenID provider metadata (the subset that applies).
 #[derive(Debug, Object)]
 pub struct OpenIdConfiguration {
+    /// The `iss` of every token.
     pub issuer: String,
+    /// Where the public keys are.
     pub jwks_uri: String,
+    /// Token endpoint.
     pub token_endpoint: String,
+    /// Revocation endpoint.
     pub revocation_endpoint: String,
+    /// Userinfo endpoint.
     pub userinfo_endpoint: String,
+    /// Response types supported.
     pub response_types_supported: Vec<String>,
+    /// Subject identifier types (`public`).
     pub subject_types_supported: Vec<String>,
+    /// JOSE algorithms of the published keys.
     pub id_token_signing_alg_values_supported: Vec<String>,
+    /// Client authentication methods at the token endpoint.
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// Grant types supported.
     pub grant_types_supported: Vec<String>,
+    /// Claims tokens may carry.
     pub claims_supported: Vec<String>,
 }
 
+/// Responses of `GET /.well-known/jwks.json`.
 #[derive(ApiResponse)]
 pub enum JwksResponse {
     /// The key set (cacheable for 5 minutes).
@@ -38,6 +50,7 @@ pub enum JwksResponse {
     Ok(Json<Jwks>, #[oai(header = "Cache-Control")] String),
 }
 
+/// Responses of `GET /.well-known/openid-configuration`.
 #[derive(ApiResponse)]
 pub enum OpenIdConfigurationResponse {
     /// Provider metadata.
@@ -50,16 +63,15 @@ pub enum OpenIdConfigurationResponse {
 
 const CACHE: &str = "public, max-age=300";
 
+/// `/.well-known/*`.
 pub struct WellKnownApi;
 
 #[OpenApi(tag = "ApiTags::Wellknown")]
 impl WellKnownApi {
     /// Public signing keys.
     #[oai(path = "/.well-known/jwks.json", method = "get", operation_id = "jwks")]
-    async fn jwks(&self, core: Data<&Portcullis>) -> JwksResponse {
+    async fn jwks(&self, core: Data<&Core>) -> JwksResponse {
         let keys = core
-            .tokens
-            .ring()
             .jwks()
             .keys
             .iter()
@@ -74,29 +86,20 @@ impl WellKnownApi {
         method = "get",
         operation_id = "openidConfiguration"
     )]
-    async fn openid_configuration(&self, core: Data<&Portcullis>) -> OpenIdConfigurationResponse {
-        let base = &core.settings.public_url;
-        let algs = core
-            .tokens
-            .ring()
-            .jwks()
-            .keys
-            .iter()
-            .filter_map(|k| k.common.key_algorithm.map(|a| a.to_string()))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
+    async fn openid_configuration(&self, core: Data<&Core>) -> OpenIdConfigurationResponse {
+        let info = core.issuer_info();
+        let base = &info.public_url;
         let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         OpenIdConfigurationResponse::Ok(
             Json(OpenIdConfiguration {
-                issuer: core.tokens.issuer().to_string(),
+                issuer: info.issuer.clone(),
                 jwks_uri: format!("{base}/.well-known/jwks.json"),
                 token_endpoint: format!("{base}/v1/sessions"),
                 revocation_endpoint: format!("{base}/v1/sessions"),
                 userinfo_endpoint: format!("{base}/v1/me"),
                 response_types_supported: strings(&["token"]),
                 subject_types_supported: strings(&["public"]),
-                id_token_signing_alg_values_supported: algs,
+                id_token_signing_alg_values_supported: info.algorithms,
                 token_endpoint_auth_methods_supported: strings(&["none"]),
                 grant_types_supported: strings(&["password", "refresh_token"]),
                 claims_supported: strings(&[

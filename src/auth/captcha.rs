@@ -12,40 +12,54 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use hmac::{Hmac, Mac};
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretBox};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::secrets::hmac_sha256;
+
 /// A challenge as served by `GET /v1/captcha`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Challenge {
+    /// Always `SHA-256`.
     pub algorithm: String,
+    /// `hex(sha256(salt + number))`.
     pub challenge: String,
+    /// Largest possible `number`.
     pub maxnumber: u64,
+    /// Random salt carrying the expiry (`<hex>?expires=<unix>`).
     pub salt: String,
+    /// HMAC of `challenge` under the server's key.
     pub signature: String,
 }
 
 /// A client's solution (decoded from the base64 `captcha` field).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Solution {
+    /// Always `SHA-256`.
     pub algorithm: String,
+    /// The challenge solved.
     pub challenge: String,
+    /// The number found.
     pub number: u64,
+    /// The challenge's salt.
     pub salt: String,
+    /// The challenge's signature.
     pub signature: String,
 }
 
 /// Why a solution was refused (client-safe text).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CaptchaError {
+    /// Not base64 of the solution JSON.
     #[error("the CAPTCHA solution is not valid base64 JSON")]
     Malformed,
+    /// Not signed by us, or not solved.
     #[error("the CAPTCHA solution is wrong")]
     Wrong,
+    /// Past its expiry.
     #[error("the CAPTCHA challenge has expired")]
     Expired,
 }
@@ -93,15 +107,8 @@ impl Captcha {
         }
     }
 
-    #[allow(
-        clippy::expect_used,
-        reason = "HMAC-SHA-256 accepts keys of any length"
-    )]
     fn sign(&self, challenge: &str) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.expose_secret())
-            .expect("HMAC takes keys of any length");
-        mac.update(challenge.as_bytes());
-        hex_encode(&mac.finalize().into_bytes())
+        hex_encode(&hmac_sha256(self.key.expose_secret(), challenge.as_bytes()))
     }
 
     /// A fresh challenge expiring `ttl_secs` after `now`.
@@ -151,9 +158,14 @@ impl Captcha {
             expires,
         })
     }
+}
 
-    /// Solves a challenge by brute force, as a client would (tests, tools).
-    pub fn solve(c: &Challenge) -> Option<String> {
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Solves a challenge by brute force, as a client would.
+    fn solve(c: &Challenge) -> Option<String> {
         (0..=c.maxnumber)
             .find(|n| sha256_hex(&format!("{}{n}", c.salt)) == c.challenge)
             .map(|number| {
@@ -167,11 +179,6 @@ impl Captcha {
                 B64.encode(serde_json::to_vec(&s).unwrap_or_default())
             })
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     fn captcha() -> Captcha {
         Captcha::new(SecretBox::new(Box::new([3u8; 32])), 2000, 300)
@@ -182,7 +189,7 @@ mod tests {
         let c = captcha();
         let ch = c.challenge(1000);
         assert!(ch.salt.contains("?expires=1300"));
-        let sol = Captcha::solve(&ch).unwrap();
+        let sol = solve(&ch).unwrap();
         let solved = c.verify(&sol, 1001).unwrap();
         assert_eq!(solved.challenge, ch.challenge);
         assert_eq!(solved.expires, 1300);
@@ -192,11 +199,11 @@ mod tests {
     fn expired_forged_and_garbage_are_refused() {
         let c = captcha();
         let ch = c.challenge(1000);
-        let sol = Captcha::solve(&ch).unwrap();
+        let sol = solve(&ch).unwrap();
         assert_eq!(c.verify(&sol, 2000), Err(CaptchaError::Expired));
         // Signed by another key.
         let other = Captcha::new(SecretBox::new(Box::new([4u8; 32])), 2000, 300);
-        let forged = Captcha::solve(&other.challenge(1000)).unwrap();
+        let forged = solve(&other.challenge(1000)).unwrap();
         assert_eq!(c.verify(&forged, 1001), Err(CaptchaError::Wrong));
         // Extending the expiry breaks the challenge hash.
         let mut s: Solution = serde_json::from_slice(&B64.decode(&sol).unwrap()).unwrap();

@@ -21,11 +21,15 @@ use crate::config::SigningAlg;
 
 /// One key pair of the ring.
 pub struct KeyEntry {
+    /// RFC 7638 thumbprint of the public key.
     pub kid: String,
+    /// The key's JOSE algorithm.
     pub alg: Algorithm,
     pub(crate) encoding: EncodingKey,
     pub(crate) decoding: DecodingKey,
+    /// The public key as a JWK.
     pub jwk: Jwk,
+    /// The PEM file it was loaded from.
     pub path: PathBuf,
     created: u64,
 }
@@ -47,6 +51,7 @@ pub struct KeyRing {
     active: usize,
 }
 
+/// The jsonwebtoken algorithm of a configured signing algorithm.
 pub fn algorithm(alg: SigningAlg) -> Algorithm {
     match alg {
         SigningAlg::EdDsa => Algorithm::EdDSA,
@@ -94,6 +99,7 @@ impl KeyRing {
         &self.keys[self.active]
     }
 
+    /// The key with this `kid`, if it is ours.
     pub fn by_kid(&self, kid: &str) -> Option<&KeyEntry> {
         self.keys.iter().find(|k| k.kid == kid)
     }
@@ -111,10 +117,12 @@ impl KeyRing {
         JwkSet { keys }
     }
 
+    /// How many keys are published.
     pub fn len(&self) -> usize {
         self.keys.len()
     }
 
+    /// True when the ring holds no key.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }

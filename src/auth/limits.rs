@@ -29,6 +29,7 @@ pub enum Action {
 /// The window sign-in failures are counted in.
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
+/// Per-IP token buckets, one per action.
 pub struct Limits {
     enabled: bool,
     sign_in: DefaultKeyedRateLimiter<IpAddr>,
@@ -53,6 +54,7 @@ fn quota(burst: u32, per: Duration) -> Quota {
 }
 
 impl Limits {
+    /// Limits at the documented rates; `enabled: false` lets everything through.
     pub fn new(enabled: bool) -> Self {
         Self {
             enabled,

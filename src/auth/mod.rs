@@ -5,6 +5,7 @@ pub mod captcha;
 pub mod keys;
 pub mod limits;
 pub mod password;
+pub mod secrets;
 pub mod tokens;
 
 pub use captcha::Captcha;

@@ -14,11 +14,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretBox, SecretString};
-use sha2::Sha256;
 use tokio::sync::Semaphore;
 
+use super::secrets::hmac_sha256;
 use crate::domain::Password;
 
 const PEPPER_FILE: &str = "password-pepper.key";
@@ -45,37 +44,11 @@ impl std::fmt::Debug for PasswordHasher {
 
 /// Reads the pepper from the keys folder, creating it (mode 0600) if absent.
 pub fn load_or_create_pepper(keys_dir: &Path) -> anyhow::Result<(SecretBox<[u8; 32]>, bool)> {
-    load_or_create_secret(keys_dir, PEPPER_FILE)
-}
-
-/// Reads a 32-byte base64 secret from `keys_dir/name`, creating it (mode
-/// 0600) if absent. Returns whether it was created.
-pub fn load_or_create_secret(
-    keys_dir: &Path,
-    name: &str,
-) -> anyhow::Result<(SecretBox<[u8; 32]>, bool)> {
-    let path = keys_dir.join(name);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let bytes = B64
-                .decode(text.trim())
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .with_context(|| format!("{} is not 32 base64 bytes", path.display()))?;
-            Ok((SecretBox::new(Box::new(bytes)), false))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            super::keys::ensure_private_dir(keys_dir)?;
-            let mut bytes = [0u8; 32];
-            aws_lc_rs::rand::fill(&mut bytes).map_err(|_| anyhow::anyhow!("no randomness"))?;
-            super::keys::write_private_file(&path, format!("{}\n", B64.encode(bytes)).as_bytes())?;
-            Ok((SecretBox::new(Box::new(bytes)), true))
-        }
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
+    super::secrets::load_or_create_secret(keys_dir, PEPPER_FILE)
 }
 
 impl PasswordHasher {
+    /// A hasher at bcrypt `cost` with at most `concurrency` hashes at once.
     pub fn new(pepper: SecretBox<[u8; 32]>, cost: u32, concurrency: usize) -> Self {
         // 22 salt characters + 31 hash characters of bcrypt's base64 alphabet.
         let dummy_hash = format!(
@@ -91,19 +64,9 @@ impl PasswordHasher {
     }
 
     /// The fixed-length bcrypt input for a password.
-    #[allow(
-        clippy::expect_used,
-        reason = "HMAC-SHA-256 accepts keys of any length"
-    )]
     fn prehash(&self, password: &str) -> SecretString {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.pepper.expose_secret())
-            .expect("HMAC takes keys of any length");
-        mac.update(password.as_bytes());
-        SecretString::from(B64.encode(mac.finalize().into_bytes()))
-    }
-
-    pub fn cost(&self) -> u32 {
-        self.cost
+        let mac = hmac_sha256(self.pepper.expose_secret(), password.as_bytes());
+        SecretString::from(B64.encode(mac))
     }
 
     /// Hashes a password for storage.

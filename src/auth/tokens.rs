@@ -29,62 +29,76 @@ pub const LEEWAY_SECS: u64 = 5;
 /// Claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AccessClaims {
+    /// Issuer.
     pub iss: String,
+    /// Audience.
     pub aud: String,
+    /// Subject: the user id.
     pub sub: String,
+    /// Expiry, Unix seconds.
     pub exp: u64,
+    /// Issued at, Unix seconds.
     pub iat: u64,
+    /// Not before, Unix seconds.
     pub nbf: u64,
+    /// Unique token id.
     pub jti: String,
+    /// RFC 9068 `client_id` (the audience).
     pub client_id: String,
     /// Session (refresh family) id.
     pub sid: String,
     /// Authentication methods (RFC 8176): `pwd`, `otp`, ...
     pub amr: Vec<String>,
+    /// Roles of the user at issue time.
     pub roles: Vec<String>,
 }
 
 /// Claims of a refresh token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RefreshClaims {
+    /// Issuer.
     pub iss: String,
+    /// Audience.
     pub aud: String,
+    /// Subject: the user id.
     pub sub: String,
+    /// Expiry, Unix seconds (the session's expiry).
     pub exp: u64,
+    /// Issued at, Unix seconds.
     pub iat: u64,
+    /// Not before, Unix seconds.
     pub nbf: u64,
     /// The refresh token's id: the family's current generation.
     pub jti: String,
+    /// Session (refresh family) id.
     pub sid: String,
 }
 
 /// Why a token was refused. The text is safe to show to the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenError {
-    #[error("malformed token")]
+    /// Not a well-formed JWS compact token.
     Malformed,
-    #[error("wrong token type")]
+    /// The JOSE `typ` is not the expected kind of token.
     WrongType,
-    #[error("unknown signing key")]
+    /// The `kid` names no key of our ring.
     UnknownKey,
-    #[error("algorithm not allowed")]
+    /// The `alg` is not the named key's algorithm.
     AlgorithmNotAllowed,
-    #[error("header not allowed")]
+    /// A header that could pick a key (`jku`, `jwk`, `x5u`, `x5c`, `crit`).
     ForbiddenHeader,
-    #[error("bad signature")]
+    /// The signature does not verify.
     BadSignature,
-    #[error("token expired")]
+    /// `exp` has passed.
     Expired,
-    #[error("token not yet valid")]
+    /// `nbf` is in the future.
     NotYetValid,
-    #[error("wrong issuer")]
+    /// `iss` is not ours.
     WrongIssuer,
-    #[error("wrong audience")]
+    /// `aud` is not ours.
     WrongAudience,
-    #[error("invalid claims")]
+    /// A required claim is missing or of the wrong type.
     InvalidClaims,
-    #[error("token revoked")]
-    Revoked,
 }
 
 impl TokenError {
@@ -102,14 +116,41 @@ impl TokenError {
             Self::WrongIssuer => "wrong issuer",
             Self::WrongAudience => "wrong audience",
             Self::InvalidClaims => "invalid claims",
-            Self::Revoked => "token revoked",
         }
     }
 }
 
-impl From<TokenError> for crate::error::ApiError {
-    fn from(e: TokenError) -> Self {
-        Self::TokenInvalid(e.reason())
+impl std::fmt::Display for TokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+impl std::error::Error for TokenError {}
+
+/// The time claims every token kind carries, checked against the service clock.
+pub trait TimeClaims {
+    /// Expiry, Unix seconds.
+    fn exp(&self) -> u64;
+    /// Not before, Unix seconds.
+    fn nbf(&self) -> u64;
+}
+
+impl TimeClaims for AccessClaims {
+    fn exp(&self) -> u64 {
+        self.exp
+    }
+    fn nbf(&self) -> u64 {
+        self.nbf
+    }
+}
+
+impl TimeClaims for RefreshClaims {
+    fn exp(&self) -> u64 {
+        self.exp
+    }
+    fn nbf(&self) -> u64 {
+        self.nbf
     }
 }
 
@@ -119,18 +160,14 @@ pub struct TokenService {
     ring: Arc<KeyRing>,
     issuer: String,
     audience: String,
+    /// Lifetime of access tokens.
     pub access_ttl: Duration,
+    /// Lifetime of a session (sliding, renewed at each refresh).
     pub refresh_ttl: Duration,
 }
 
-/// Seconds since the Unix epoch.
-pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl TokenService {
+    /// A token service over `ring` for one issuer and audience.
     pub fn new(
         ring: Arc<KeyRing>,
         issuer: String,
@@ -147,16 +184,14 @@ impl TokenService {
         }
     }
 
+    /// The key ring (signing key and published keys).
     pub fn ring(&self) -> &KeyRing {
         &self.ring
     }
 
+    /// The `iss` of every token.
     pub fn issuer(&self) -> &str {
         &self.issuer
-    }
-
-    pub fn audience(&self) -> &str {
-        &self.audience
     }
 
     /// Signs an access token for a user's session.
@@ -216,16 +251,24 @@ impl TokenService {
             .map_err(|e| anyhow::anyhow!("signing failed: {e}"))
     }
 
-    pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        self.verify(token, ACCESS_TYP)
+    /// Verifies an access token at time `now`.
+    pub fn verify_access(&self, token: &str, now: u64) -> Result<AccessClaims, TokenError> {
+        self.verify(token, ACCESS_TYP, now)
     }
 
-    pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
-        self.verify(token, REFRESH_TYP)
+    /// Verifies a refresh token at time `now`.
+    pub fn verify_refresh(&self, token: &str, now: u64) -> Result<RefreshClaims, TokenError> {
+        self.verify(token, REFRESH_TYP, now)
     }
 
-    /// Verifies signature, type and registered claims; returns the claims.
-    pub fn verify<T: DeserializeOwned>(&self, token: &str, typ: &str) -> Result<T, TokenError> {
+    /// Verifies signature, type and registered claims at time `now` (the
+    /// service clock, with [`LEEWAY_SECS`] of skew); returns the claims.
+    pub fn verify<T: DeserializeOwned + TimeClaims>(
+        &self,
+        token: &str,
+        typ: &str,
+        now: u64,
+    ) -> Result<T, TokenError> {
         if token.len() > 8192 || token.split('.').count() != 3 {
             return Err(TokenError::Malformed);
         }
@@ -252,8 +295,9 @@ impl TokenService {
         }
         let mut validation = Validation::new(key.alg);
         validation.leeway = LEEWAY_SECS;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
+        // Time is checked below against the service clock, not the system's.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
@@ -272,13 +316,24 @@ impl TokenService {
                 _ => TokenError::Malformed,
             }
         })?;
-        Ok(data.claims)
+        let claims = data.claims;
+        if claims.exp().saturating_add(LEEWAY_SECS) < now {
+            return Err(TokenError::Expired);
+        }
+        if claims.nbf() > now.saturating_add(LEEWAY_SECS) {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(claims)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn now_secs() -> u64 {
+        crate::clock::Clock::system().now_u64()
+    }
     use crate::config::SigningAlg;
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -329,7 +384,7 @@ mod tests {
                 header.kid.as_deref(),
                 Some(svc.ring().signer().kid.as_str())
             );
-            let c = svc.verify_access(&t).unwrap();
+            let c = svc.verify_access(&t, now_secs()).unwrap();
             assert_eq!(c.sub, "user-1");
             assert_eq!(c.sid, "sid-1");
             assert_eq!(c.amr, vec!["pwd"]);
@@ -342,11 +397,14 @@ mod tests {
         let (_d, svc) = service(SigningAlg::EdDsa);
         let t = access(&svc);
         let forged = tamper(&t, 1, |c| c["sub"] = "admin".into());
-        assert_eq!(svc.verify_access(&forged), Err(TokenError::BadSignature));
+        assert_eq!(
+            svc.verify_access(&forged, now_secs()),
+            Err(TokenError::BadSignature)
+        );
         let mut sig_flipped = t.clone();
         let last = sig_flipped.pop().unwrap();
         sig_flipped.push(if last == 'A' { 'B' } else { 'A' });
-        assert!(svc.verify_access(&sig_flipped).is_err());
+        assert!(svc.verify_access(&sig_flipped, now_secs()).is_err());
     }
 
     #[test]
@@ -356,8 +414,14 @@ mod tests {
         let r = svc
             .issue_refresh("u", "s", "j", now_secs(), now_secs() + 60)
             .unwrap();
-        assert_eq!(svc.verify_refresh(&a).unwrap_err(), TokenError::WrongType);
-        assert_eq!(svc.verify_access(&r).unwrap_err(), TokenError::WrongType);
+        assert_eq!(
+            svc.verify_refresh(&a, now_secs()).unwrap_err(),
+            TokenError::WrongType
+        );
+        assert_eq!(
+            svc.verify_access(&r, now_secs()).unwrap_err(),
+            TokenError::WrongType
+        );
         let no_typ = tamper(&a, 0, |h| {
             h.as_object_mut()
                 .unwrap()
@@ -366,7 +430,7 @@ mod tests {
                 .unwrap()
         });
         assert_eq!(
-            svc.verify_access(&no_typ).unwrap_err(),
+            svc.verify_access(&no_typ, now_secs()).unwrap_err(),
             TokenError::WrongType
         );
     }
@@ -383,7 +447,7 @@ mod tests {
             svc.refresh_ttl,
         );
         assert_eq!(
-            svc.verify_access(&access(&other_aud)),
+            svc.verify_access(&access(&other_aud), now_secs()),
             Err(TokenError::WrongAudience)
         );
         let ring = KeyRing::load(dir.path(), SigningAlg::EdDsa).unwrap();
@@ -395,7 +459,7 @@ mod tests {
             svc.refresh_ttl,
         );
         assert_eq!(
-            svc.verify_access(&access(&other_iss)),
+            svc.verify_access(&access(&other_iss), now_secs()),
             Err(TokenError::WrongIssuer)
         );
     }
@@ -405,11 +469,14 @@ mod tests {
         let (_d, svc) = service(SigningAlg::EdDsa);
         let past = now_secs() - 900 - LEEWAY_SECS - 2;
         let t = svc.issue_access("u", "s", &[], &[], past).unwrap();
-        assert_eq!(svc.verify_access(&t), Err(TokenError::Expired));
+        assert_eq!(svc.verify_access(&t, now_secs()), Err(TokenError::Expired));
         let future = svc
             .issue_access("u", "s", &[], &[], now_secs() + 120)
             .unwrap();
-        assert_eq!(svc.verify_access(&future), Err(TokenError::NotYetValid));
+        assert_eq!(
+            svc.verify_access(&future, now_secs()),
+            Err(TokenError::NotYetValid)
+        );
     }
 
     #[test]
@@ -419,61 +486,71 @@ mod tests {
         // alg: none with no signature.
         let none = tamper(&t, 0, |h| h["alg"] = "none".into());
         let none = format!("{}.", none.rsplit_once('.').unwrap().0);
-        assert!(svc.verify_access(&none).is_err());
+        assert!(svc.verify_access(&none, now_secs()).is_err());
         // HS256 keyed with the public key (classic confusion attack).
         let public = serde_json::to_vec(&svc.ring().signer().jwk).unwrap();
         let mut h = Header::new(jsonwebtoken::Algorithm::HS256);
         h.typ = Some("at+jwt".into());
         h.kid = Some(svc.ring().signer().kid.clone());
-        let claims: AccessClaims = svc.verify_access(&t).unwrap();
+        let claims: AccessClaims = svc.verify_access(&t, now_secs()).unwrap();
         let hs = jsonwebtoken::encode(
             &h,
             &claims,
             &jsonwebtoken::EncodingKey::from_secret(&public),
         )
         .unwrap();
-        assert_eq!(svc.verify_access(&hs), Err(TokenError::AlgorithmNotAllowed));
+        assert_eq!(
+            svc.verify_access(&hs, now_secs()),
+            Err(TokenError::AlgorithmNotAllowed)
+        );
         // A key embedded in the header is never used.
         let jwk_hdr = tamper(&t, 0, |h| {
             h["jwk"] = serde_json::json!({"kty":"oct","k":"AA"})
         });
         assert_eq!(
-            svc.verify_access(&jwk_hdr),
+            svc.verify_access(&jwk_hdr, now_secs()),
             Err(TokenError::ForbiddenHeader)
         );
         let jku = tamper(&t, 0, |h| h["jku"] = "https://evil.test/jwks".into());
-        assert_eq!(svc.verify_access(&jku), Err(TokenError::ForbiddenHeader));
+        assert_eq!(
+            svc.verify_access(&jku, now_secs()),
+            Err(TokenError::ForbiddenHeader)
+        );
     }
 
     #[test]
     fn unknown_kid_is_refused() {
         let (_d, a) = service(SigningAlg::EdDsa);
         let (_e, b) = service(SigningAlg::EdDsa);
-        assert_eq!(a.verify_access(&access(&b)), Err(TokenError::UnknownKey));
+        assert_eq!(
+            a.verify_access(&access(&b), now_secs()),
+            Err(TokenError::UnknownKey)
+        );
     }
 
     #[test]
     fn string_dates_are_refused() {
         // Signed properly, but `exp` is a string: must not be skipped.
         let (_d, svc) = service(SigningAlg::EdDsa);
-        let mut claims = serde_json::to_value(svc.verify_access(&access(&svc)).unwrap()).unwrap();
+        let mut claims =
+            serde_json::to_value(svc.verify_access(&access(&svc), now_secs()).unwrap()).unwrap();
         claims["exp"] = "99999999999".into();
         let t = svc.sign(ACCESS_TYP, &claims).unwrap();
-        assert!(svc.verify_access(&t).is_err());
+        assert!(svc.verify_access(&t, now_secs()).is_err());
     }
 
     proptest! {
         #[test]
         fn arbitrary_input_never_panics(s in "\\PC{0,300}") {
             let (_d, svc) = service(SigningAlg::EdDsa);
-            prop_assert!(svc.verify_access(&s).is_err());
+            prop_assert!(svc.verify_access(&s, now_secs()).is_err());
         }
 
         #[test]
         fn arbitrary_three_part_input_never_panics(a in "[A-Za-z0-9_-]{0,60}", b in "[A-Za-z0-9_-]{0,60}", c in "[A-Za-z0-9_-]{0,60}") {
             let (_d, svc) = service(SigningAlg::EdDsa);
             let token = format!("{a}.{b}.{c}");
-            prop_assert!(svc.verify_access(&token).is_err());
+            prop_assert!(svc.verify_access(&token, now_secs()).is_err());
         }
     }
 }

@@ -7,8 +7,10 @@ use unicode_normalization::UnicodeNormalization;
 pub struct DisplayName(String);
 
 impl DisplayName {
+    /// Longest accepted name, in characters.
     pub const MAX_CHARS: usize = 64;
 
+    /// Trims and validates a name: 1 to 64 characters, no control characters.
     pub fn parse(input: &str) -> Result<Self, &'static str> {
         let s: String = input.trim().nfc().collect();
         if s.is_empty() {
@@ -23,10 +25,12 @@ impl DisplayName {
         Ok(Self(s))
     }
 
+    /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
+    /// The name, owned.
     pub fn into_inner(self) -> String {
         self.0
     }

@@ -15,6 +15,7 @@ use unicode_normalization::UnicodeNormalization;
 pub struct Email(String);
 
 impl Email {
+    /// Validates and normalizes an address; the error says why it is refused.
     pub fn parse(input: &str) -> Result<Self, &'static str> {
         let s: String = input.trim().nfc().collect::<String>().to_lowercase();
         if s.is_empty() {
@@ -67,6 +68,7 @@ impl Email {
         Ok(Self(s))
     }
 
+    /// The normalized address (the account's unique key).
     pub fn as_str(&self) -> &str {
         &self.0
     }

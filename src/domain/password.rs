@@ -11,12 +11,16 @@ pub struct Password(SecretString);
 /// Why a password was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PasswordProblem {
+    /// Fewer than 8 characters.
     TooShort,
+    /// More than 128 characters.
     TooLong,
+    /// Too easy to guess; the text is the estimator's advice.
     TooCommon(String),
 }
 
 impl PasswordProblem {
+    /// Machine-readable code (`too_short`, `too_long`, `too_common`).
     pub fn code(&self) -> &'static str {
         match self {
             Self::TooShort => "too_short",
@@ -25,6 +29,7 @@ impl PasswordProblem {
         }
     }
 
+    /// Human-readable explanation.
     pub fn detail(&self) -> String {
         match self {
             Self::TooShort => format!("must be at least {} characters", Password::MIN_CHARS),
@@ -37,7 +42,9 @@ impl PasswordProblem {
 }
 
 impl Password {
+    /// Fewest accepted characters.
     pub const MIN_CHARS: usize = 8;
+    /// Most accepted characters.
     pub const MAX_CHARS: usize = 128;
 
     /// Length rules only, counted in Unicode scalar values, never bytes.
@@ -59,6 +66,7 @@ impl Password {
         Self(input)
     }
 
+    /// The password text (for hashing only).
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
     }
@@ -80,12 +88,15 @@ impl std::fmt::Debug for Password {
 /// the estimator models are out of reach anyway.
 #[derive(Debug, Clone, Copy)]
 pub struct PasswordPolicy {
+    /// Lowest accepted zxcvbn score (0..=4).
     pub min_score: u8,
 }
 
 impl PasswordPolicy {
+    /// Length from which a password counts as a passphrase.
     pub const PASSPHRASE_CHARS: usize = 64;
 
+    /// Checks strength; `user_inputs` are words of the user's own (email, name) that make a password guessable.
     pub fn check(&self, password: &Password, user_inputs: &[&str]) -> Result<(), PasswordProblem> {
         if password.expose().chars().count() >= Self::PASSPHRASE_CHARS {
             return Ok(());

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use portcullis::clock::Clock;
 use portcullis::{Application, Settings};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -13,8 +14,10 @@ pub const PASSWORD: &str = "correct horse battery staple 42";
 pub struct TestApp {
     pub addr: String,
     pub client: reqwest::Client,
-    pub _data_dir: TempDir,
-    pub _keys_dir: TempDir,
+    /// The clock the server reads (system time unless the test chose one).
+    pub clock: Clock,
+    _data_dir: TempDir,
+    pub keys_dir: TempDir,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -49,6 +52,14 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts a server with test settings, adjusted by `configure`.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut BTreeMap<String, String>)) -> TestApp {
+    spawn_app_at(Clock::system(), configure).await
+}
+
+/// Starts a server whose expiry rules read `clock` (e.g. `Clock::manual`).
+pub async fn spawn_app_at(
+    clock: Clock,
+    configure: impl FnOnce(&mut BTreeMap<String, String>),
+) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         portcullis::telemetry::init(portcullis::config::LogFormat::Pretty);
     }
@@ -70,7 +81,11 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut BTreeMap<String, String>
     backend_settings(&mut map);
     configure(&mut map);
     let settings = Settings::from_map(&map).unwrap();
-    let app = Application::build(settings).await.unwrap();
+    // A test that sets a key the service does not know has a typo in it.
+    settings.refuse_unknown_keys().unwrap();
+    let app = Application::build_with_clock(settings, clock.clone())
+        .await
+        .unwrap();
     let addr = format!("http://127.0.0.1:{}", app.port());
     let (tx, rx) = oneshot::channel();
     let server = tokio::spawn(app.run_until(async {
@@ -82,8 +97,9 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut BTreeMap<String, String>
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
+        clock,
         _data_dir: data_dir,
-        _keys_dir: keys_dir,
+        keys_dir,
         stop: Some(tx),
         server: Some(server),
     }
@@ -95,7 +111,7 @@ pub fn unique_email() -> String {
 
 impl TestApp {
     pub fn keys_path(&self) -> &std::path::Path {
-        self._keys_dir.path()
+        self.keys_dir.path()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -192,10 +208,79 @@ impl TestApp {
     pub async fn me_status(&self, token: &str) -> StatusCode {
         self.get_authed("/v1/me", token).await.status()
     }
+
+    /// POST with a bearer token and a JSON body.
+    pub async fn post_authed_json(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// PATCH with a bearer token and a JSON body.
+    pub async fn patch_authed(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `PATCH /v1/me`.
+    pub async fn update_me(&self, token: &str, body: &Value) -> Response {
+        self.patch_authed("/v1/me", token, body).await
+    }
+
+    /// `POST /v1/me/password`.
+    pub async fn change_password(&self, token: &str, current: &str, new: &str) -> Response {
+        self.post_authed_json(
+            "/v1/me/password",
+            token,
+            &json!({"current_password": current, "new_password": new}),
+        )
+        .await
+    }
+
+    /// `DELETE /v1/sessions?scope=...`.
+    pub async fn logout(&self, token: &str, scope: &str) -> Response {
+        self.delete_authed(&format!("/v1/sessions?scope={scope}"), token)
+            .await
+    }
+
+    /// `GET /v1/sessions`.
+    pub async fn sessions(&self, token: &str) -> Response {
+        self.get_authed("/v1/sessions", token).await
+    }
+
+    /// `DELETE /v1/sessions/{sid}`.
+    pub async fn revoke_session(&self, token: &str, sid: &str) -> Response {
+        self.delete_authed(&format!("/v1/sessions/{sid}"), token)
+            .await
+    }
+
+    /// `GET /v1/captcha`.
+    pub async fn captcha(&self) -> Value {
+        self.get_json("/v1/captcha").await
+    }
 }
 
 pub fn token(body: &Value, name: &str) -> String {
     body[name].as_str().unwrap().to_string()
+}
+
+/// The claims of a JWT (payload decoded, signature not checked).
+pub fn claims_of(jwt: &str) -> Value {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
 }
 
 /// Asserts a problem+json response of the given status and slug; returns the body.
@@ -226,4 +311,30 @@ pub async fn assert_problem(r: Response, status: StatusCode, slug: &str) -> Valu
     assert!(body["title"].is_string());
     assert!(body["detail"].is_string());
     body
+}
+
+/// Solves an ALTCHA v1 challenge (the JSON of `GET /v1/captcha`) the way a
+/// browser widget does: find `number` with `sha256(salt + number) ==
+/// challenge`, then base64 the solution JSON.
+pub fn solve_captcha(c: &Value) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let salt = c["salt"].as_str().unwrap();
+    let challenge = c["challenge"].as_str().unwrap();
+    let max = c["maxnumber"].as_u64().unwrap();
+    let number = (0..=max)
+        .find(|n| {
+            let digest = Sha256::digest(format!("{salt}{n}").as_bytes());
+            digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                == challenge
+        })
+        .expect("challenge has a solution");
+    let solution = json!({
+        "algorithm": c["algorithm"], "challenge": challenge, "number": number,
+        "salt": salt, "signature": c["signature"],
+    });
+    base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&solution).unwrap())
 }

@@ -1,19 +1,15 @@
 //! Throttling, CAPTCHA and per-IP limits.
 
-use portcullis::auth::Captcha;
-use portcullis::auth::captcha::Challenge;
 use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::*;
 
 async fn solved_captcha(app: &TestApp) -> String {
-    let r = app.client.get(app.url("/v1/captcha")).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let c: Challenge = r.json().await.unwrap();
-    assert_eq!(c.algorithm, "SHA-256");
-    assert!(c.salt.contains("?expires="));
-    Captcha::solve(&c).expect("solvable")
+    let c = app.captcha().await;
+    assert_eq!(c["algorithm"], "SHA-256");
+    assert!(c["salt"].as_str().unwrap().contains("?expires="));
+    solve_captcha(&c)
 }
 
 #[tokio::test]

@@ -14,34 +14,27 @@ async fn me_and_profile_updates() {
     assert_eq!(me["email"], email);
 
     let patch = |body: Value| {
-        app.client
-            .patch(app.url("/v1/me"))
-            .bearer_auth(&at)
-            .json(&body)
-            .send()
+        let (app, at) = (&app, at.clone());
+        async move { app.update_me(&at, &body).await }
     };
-    let r = patch(json!({"display_name": "  Grace Hopper "}))
-        .await
-        .unwrap();
+    let r = patch(json!({"display_name": "  Grace Hopper "})).await;
     assert_eq!(r.status(), StatusCode::OK);
     let u: Value = r.json().await.unwrap();
     assert_eq!(u["display_name"], "Grace Hopper");
 
-    let r = patch(json!({})).await.unwrap();
+    let r = patch(json!({})).await;
     assert_eq!(
         r.json::<Value>().await.unwrap()["display_name"],
         "Grace Hopper",
         "absent field unchanged"
     );
 
-    let r = patch(json!({"display_name": "x".repeat(65)}))
-        .await
-        .unwrap();
+    let r = patch(json!({"display_name": "x".repeat(65)})).await;
     let body = assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "validation").await;
     assert_eq!(body["errors"][0]["field"], "display_name");
-    let r = patch(json!({"display_name": {"$set": "x"}})).await.unwrap();
+    let r = patch(json!({"display_name": {"$set": "x"}})).await;
     assert_problem(r, StatusCode::BAD_REQUEST, "malformed-request").await;
-    let r = patch(json!({"email": "new@example.com"})).await.unwrap();
+    let r = patch(json!({"email": "new@example.com"})).await;
     assert_problem(r, StatusCode::BAD_REQUEST, "malformed-request").await;
     let me: Value = app.get_authed("/v1/me", &at).await.json().await.unwrap();
     assert_eq!(
@@ -50,7 +43,7 @@ async fn me_and_profile_updates() {
     );
     assert_eq!(me["email"], email);
 
-    let r = patch(json!({"display_name": null})).await.unwrap();
+    let r = patch(json!({"display_name": null})).await;
     assert!(r.json::<Value>().await.unwrap()["display_name"].is_null());
 }
 
@@ -60,17 +53,14 @@ async fn password_change_revokes_other_sessions() {
     let (email, a) = app.signed_in_user().await;
     let b = app.login_ok(&email, PASSWORD).await;
     let at_a = token(&a, "access_token");
-    let change = |current: &str, new: &str| {
-        app.client
-            .post(app.url("/v1/me/password"))
-            .bearer_auth(&at_a)
-            .json(&json!({"current_password": current, "new_password": new}))
-            .send()
+    let change = |current: &'static str, new: &'static str| {
+        let (app, at) = (&app, at_a.clone());
+        async move { app.change_password(&at, current, new).await }
     };
     const NEW: &str = "an entirely new passphrase 77";
-    let r = change("not my password at all", NEW).await.unwrap();
+    let r = change("not my password at all", NEW).await;
     assert_problem(r, StatusCode::UNAUTHORIZED, "invalid-credentials").await;
-    let r = change(PASSWORD, "password1").await.unwrap();
+    let r = change(PASSWORD, "password1").await;
     assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "validation").await;
     assert_eq!(
         app.me_status(&token(&b, "access_token")).await,
@@ -78,7 +68,7 @@ async fn password_change_revokes_other_sessions() {
         "failed changes revoke nothing"
     );
 
-    let r = change(PASSWORD, NEW).await.unwrap();
+    let r = change(PASSWORD, NEW).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         app.me_status(&at_a).await,

@@ -20,14 +20,17 @@ async fn logout_on_one_replica_is_honoured_by_another_at_once() {
     }
     let db = format!("portcullis_test_{}", uuid::Uuid::new_v4().simple());
     let db_a = db.clone();
+    // Two replicas of one deployment: one database, one key set, one public URL.
     let a = spawn_app_with(|m| {
         m.insert("PORTCULLIS_MONGODB_DB".into(), db_a);
+        m.insert("PORTCULLIS_PUBLIC_URL".into(), "http://portcullis.test".into());
     })
     .await;
     let keys = a.keys_path().display().to_string();
     let b = spawn_app_with(|m| {
         m.insert("PORTCULLIS_MONGODB_DB".into(), db);
         m.insert("PORTCULLIS_KEYS_DIR".into(), keys);
+        m.insert("PORTCULLIS_PUBLIC_URL".into(), "http://portcullis.test".into());
     })
     .await;
     // Register on A, sign in on B, use the token on both.
@@ -163,6 +166,8 @@ async fn report_which_server_the_mongodb_run_used() {
     let mut map = std::collections::BTreeMap::new();
     backend_settings(&mut map);
     let settings = portcullis::Settings::from_map(&map).unwrap();
-    let store = portcullis::startup::open_store(&settings).await.unwrap();
+    let store = portcullis::startup::open_store(&settings.store)
+        .await
+        .unwrap();
     println!("MongoDB HTTP suite ran on: {}", store.describe());
 }

@@ -73,6 +73,8 @@ async fn start_with(
         .env("PORTCULLIS_BCRYPT_COST", "4")
         .env("PORTCULLIS_RATE_LIMIT", "off")
         .env("PORTCULLIS_LOG_FORMAT", "json")
+        // Replicas of one deployment share its public URL (and so the issuer).
+        .env("PORTCULLIS_PUBLIC_URL", "http://portcullis.test")
         .env("RUST_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap());

@@ -157,17 +157,7 @@ async fn concurrent_refreshes_never_fork_the_chain() {
     // and any other copy is then a retired token (one chain, not twenty).
     let claims: Vec<String> = refresh_tokens
         .iter()
-        .map(|t| {
-            let payload = t.split('.').nth(1).unwrap();
-            use base64::Engine;
-            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(payload)
-                .unwrap();
-            serde_json::from_slice::<Value>(&bytes).unwrap()["jti"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|t| claims_of(t)["jti"].as_str().unwrap().to_string())
         .collect();
     assert!(
         claims.iter().all(|j| *j == claims[0]),
@@ -196,18 +186,14 @@ async fn logout_scopes() {
     let (_, stranger) = app.signed_in_user().await;
     let at = |v: &Value| token(v, "access_token");
 
-    let r = app
-        .delete_authed("/v1/sessions?scope=others", &at(&a))
-        .await;
+    let r = app.logout(&at(&a), "others").await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.me_status(&at(&a)).await, StatusCode::OK);
     assert_eq!(app.me_status(&at(&b)).await, StatusCode::UNAUTHORIZED);
     assert_eq!(app.me_status(&at(&c)).await, StatusCode::UNAUTHORIZED);
 
     let d = app.login_ok(&email, PASSWORD).await;
-    let r = app
-        .delete_authed("/v1/sessions?scope=global", &at(&d))
-        .await;
+    let r = app.logout(&at(&d), "global").await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.me_status(&at(&a)).await, StatusCode::UNAUTHORIZED);
     assert_eq!(app.me_status(&at(&d)).await, StatusCode::UNAUTHORIZED);
@@ -218,9 +204,7 @@ async fn logout_scopes() {
     );
 
     let e = app.login_ok(&email, PASSWORD).await;
-    let r = app
-        .delete_authed("/v1/sessions?scope=everything", &at(&e))
-        .await;
+    let r = app.logout(&at(&e), "everything").await;
     assert_problem(r, StatusCode::BAD_REQUEST, "malformed-request").await;
     assert_eq!(app.me_status(&at(&e)).await, StatusCode::OK);
     let r = app
@@ -240,7 +224,7 @@ async fn list_and_end_sessions() {
     let (_, stranger) = app.signed_in_user().await;
     let at_a = token(&a, "access_token");
 
-    let r = app.get_authed("/v1/sessions", &at_a).await;
+    let r = app.sessions(&at_a).await;
     assert_eq!(r.status(), StatusCode::OK);
     let list: Vec<Value> = r.json().await.unwrap();
     assert_eq!(list.len(), 2);
@@ -252,39 +236,28 @@ async fn list_and_end_sessions() {
 
     // Someone else's session is not found, and stays alive.
     let stranger_list: Vec<Value> = app
-        .get_authed("/v1/sessions", &token(&stranger, "access_token"))
+        .sessions(&token(&stranger, "access_token"))
         .await
         .json()
         .await
         .unwrap();
     let stranger_sid = stranger_list[0]["id"].as_str().unwrap();
-    let r = app
-        .delete_authed(&format!("/v1/sessions/{stranger_sid}"), &at_a)
-        .await;
+    let r = app.revoke_session(&at_a, stranger_sid).await;
     assert_problem(r, StatusCode::NOT_FOUND, "not-found").await;
     assert_eq!(
         app.me_status(&token(&stranger, "access_token")).await,
         StatusCode::OK
     );
-    let r = app
-        .delete_authed("/v1/sessions/no-such-session", &at_a)
-        .await;
+    let r = app.revoke_session(&at_a, "no-such-session").await;
     assert_problem(r, StatusCode::NOT_FOUND, "not-found").await;
 
-    let r = app
-        .delete_authed(&format!("/v1/sessions/{other_sid}"), &at_a)
-        .await;
+    let r = app.revoke_session(&at_a, &other_sid).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         app.me_status(&token(&b, "access_token")).await,
         StatusCode::UNAUTHORIZED
     );
-    let list: Vec<Value> = app
-        .get_authed("/v1/sessions", &at_a)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Vec<Value> = app.sessions(&at_a).await.json().await.unwrap();
     assert_eq!(list.len(), 1);
 }
 
@@ -335,11 +308,59 @@ async fn client_ip_comes_from_x_forwarded_for_only_behind_trusted_proxies() {
             .unwrap();
         let tokens: Value = r.json().await.unwrap();
         let list: Vec<Value> = app
-            .get_authed("/v1/sessions", &token(&tokens, "access_token"))
+            .sessions(&token(&tokens, "access_token"))
             .await
             .json()
             .await
             .unwrap();
         assert_eq!(list[0]["ip"], expected, "trusted proxies: {trusted:?}");
     }
+}
+
+#[tokio::test]
+async fn access_tokens_expire_by_the_service_clock() {
+    use portcullis::clock::Clock;
+    let clock = Clock::manual(Clock::system().now());
+    let app = spawn_app_at(clock, |_| {}).await;
+    let (_, tokens) = app.signed_in_user().await;
+    let at = token(&tokens, "access_token");
+    assert_eq!(app.me_status(&at).await, StatusCode::OK);
+    // 15 minutes of lifetime plus the 5 s leeway, then one second more.
+    app.clock.advance(15 * 60 + 6);
+    let r = app.get_authed("/v1/me", &at).await;
+    let body = assert_problem(r, StatusCode::UNAUTHORIZED, "token-invalid").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+    // The refresh token still works (30 days), and its pair is valid now.
+    let fresh: Value = app
+        .refresh(&token(&tokens, "refresh_token"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        app.me_status(&token(&fresh, "access_token")).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_refresh_grace_window_closes_by_the_service_clock() {
+    use portcullis::clock::Clock;
+    let clock = Clock::manual(Clock::system().now());
+    let app = spawn_app_at(clock, |_| {}).await;
+    let (_, tokens) = app.signed_in_user().await;
+    let first = token(&tokens, "refresh_token");
+    assert_eq!(app.refresh(&first).await.status(), StatusCode::OK);
+    app.clock.advance(10);
+    assert_eq!(
+        app.refresh(&first).await.status(),
+        StatusCode::OK,
+        "10 s after rotation the retired token is still within the grace window"
+    );
+    app.clock.advance(1);
+    let r = app.refresh(&first).await;
+    assert_problem(r, StatusCode::UNAUTHORIZED, "token-invalid").await;
 }

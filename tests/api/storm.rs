@@ -4,20 +4,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::helpers::*;
 
 fn sid_of(jwt: &str) -> String {
-    use base64::Engine;
-    let payload = jwt.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    serde_json::from_slice::<Value>(&bytes).unwrap()["sid"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    claims_of(jwt)["sid"].as_str().unwrap().to_string()
 }
 
 /// Waits (up to 2 s) until some refreshes have succeeded since the start.
@@ -78,9 +70,7 @@ async fn refresh_logout_and_password_change_storm() {
             refreshes_under_way(&issued2, initial).await;
             let at = token(&s2, "access_token");
             for scope in ["others", "local"] {
-                let r = app2
-                    .delete_authed(&format!("/v1/sessions?scope={scope}"), &at)
-                    .await;
+                let r = app2.logout(&at, scope).await;
                 assert!(!r.status().is_server_error(), "logout: {}", r.status());
             }
         }));
@@ -94,14 +84,7 @@ async fn refresh_logout_and_password_change_storm() {
                 (PASSWORD, "interim passphrase for storms 9"),
                 ("interim passphrase for storms 9", PASSWORD),
             ] {
-                let r = app3
-                    .client
-                    .post(app3.url("/v1/me/password"))
-                    .bearer_auth(&at)
-                    .json(&json!({"current_password": cur, "new_password": new}))
-                    .send()
-                    .await
-                    .unwrap();
+                let r = app3.change_password(&at, cur, new).await;
                 assert!(
                     !r.status().is_server_error(),
                     "password change: {}",

@@ -15,7 +15,9 @@ async fn a_resource_server_can_verify_tokens_from_the_jwks() {
         })
         .await;
         let config = app.get_json("/.well-known/openid-configuration").await;
-        assert_eq!(config["issuer"], "http://localhost:8080");
+        // No PORTCULLIS_PUBLIC_URL: the issuer follows the port actually bound.
+        let port = app.addr.rsplit(':').next().unwrap();
+        assert_eq!(config["issuer"], format!("http://localhost:{port}"));
         let jwks_uri = config["jwks_uri"].as_str().unwrap();
         assert!(jwks_uri.ends_with("/.well-known/jwks.json"));
         let r = app
@@ -45,7 +47,7 @@ async fn a_resource_server_can_verify_tokens_from_the_jwks() {
         );
         let key = DecodingKey::from_jwk(jwk).unwrap();
         let mut v = Validation::new(header.alg);
-        v.set_issuer(&["http://localhost:8080"]);
+        v.set_issuer(&[format!("http://localhost:{port}")]);
         v.set_audience(&["portcullis"]);
         let data = jsonwebtoken::decode::<Value>(&at, &key, &v).unwrap();
         assert_eq!(data.claims["sub"], tokens["user"]["id"]);

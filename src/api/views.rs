@@ -1,12 +1,12 @@
-//! Response bodies.
+//! Response bodies, built from the service types (never from storage records).
 
 use poem_openapi::Object;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::service::IssuedTokens;
-use crate::store::{SessionRecord, UserRecord};
+use crate::service::{Account, IssuedTokens, SessionSummary};
 
+/// Unix seconds as an RFC 3339 timestamp.
 pub fn rfc3339(unix: i64) -> String {
     OffsetDateTime::from_unix_timestamp(unix)
         .ok()
@@ -22,13 +22,17 @@ pub struct UserView {
     pub id: String,
     /// Normalized (lower-case) email address.
     pub email: String,
+    /// Whether the email address was proven.
     pub email_verified: bool,
+    /// Name shown to others, if set.
     #[oai(nullable)]
     pub display_name: Option<String>,
     /// URL of the user's avatar image, if any.
     #[oai(nullable)]
     pub avatar_url: Option<String>,
+    /// Whether two-factor sign-in is on.
     pub mfa_enabled: bool,
+    /// Roles (`user`, `admin`); also the `roles` claim of access tokens.
     pub roles: Vec<String>,
     /// RFC 3339 timestamp.
     pub created_at: String,
@@ -36,8 +40,8 @@ pub struct UserView {
     pub updated_at: String,
 }
 
-impl From<&UserRecord> for UserView {
-    fn from(u: &UserRecord) -> Self {
+impl From<&Account> for UserView {
+    fn from(u: &Account) -> Self {
         Self {
             id: u.id.clone(),
             email: u.email.clone(),
@@ -64,6 +68,7 @@ pub struct TokensView {
     pub expires_in: u64,
     /// Single-use refresh token (`typ: refresh+jwt`).
     pub refresh_token: String,
+    /// The signed-in account.
     pub user: UserView,
 }
 
@@ -74,7 +79,7 @@ impl From<IssuedTokens> for TokensView {
             token_type: "Bearer".to_string(),
             expires_in: t.expires_in,
             refresh_token: t.refresh_token,
-            user: UserView::from(&t.user),
+            user: UserView::from(&t.account),
         }
     }
 }
@@ -87,28 +92,33 @@ pub struct SessionView {
     pub id: String,
     /// True for the session of the token making the request.
     pub current: bool,
+    /// When the session began (RFC 3339).
     pub created_at: String,
+    /// When it was last refreshed (RFC 3339).
     pub last_used_at: String,
+    /// When it ends unless refreshed (RFC 3339).
     pub expires_at: String,
     /// Authentication methods used to sign in (`pwd`, `otp`).
     pub amr: Vec<String>,
+    /// `User-Agent` at sign-in.
     #[oai(nullable)]
     pub user_agent: Option<String>,
+    /// Client address at sign-in.
     #[oai(nullable)]
     pub ip: Option<String>,
 }
 
-impl SessionView {
-    pub fn new(s: &SessionRecord, current_sid: &str) -> Self {
+impl From<SessionSummary> for SessionView {
+    fn from(s: SessionSummary) -> Self {
         Self {
-            id: s.id.clone(),
-            current: s.id == current_sid,
+            id: s.id,
+            current: s.current,
             created_at: rfc3339(s.created_at),
             last_used_at: rfc3339(s.last_used_at),
             expires_at: rfc3339(s.expires_at),
-            amr: s.amr.clone(),
-            user_agent: s.user_agent.clone(),
-            ip: s.ip.clone(),
+            amr: s.amr,
+            user_agent: s.user_agent,
+            ip: s.ip,
         }
     }
 }

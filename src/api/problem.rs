@@ -1,11 +1,16 @@
-//! One error type for the HTTP layer, rendered as RFC 9457 problem+json.
+//! Everything HTTP about failures: RFC 9457 problem+json rendering, the
+//! mapping from [`service::Error`](crate::service::Error) to a status and a
+//! slug, the mapping of framework errors (404, 405, 413, 415, parse
+//! failures), `WWW-Authenticate` on every 401 (RFC 6750) and `Retry-After` on
+//! every 429. A 5xx cause is logged with its whole chain; the client only
+//! sees a generic text.
 //!
-//! Expected failures are variants; `Unexpected` takes everything else. A 5xx
-//! cause is logged with its whole chain; the client only sees a generic text.
-//! Every 401 carries `WWW-Authenticate: Bearer` (RFC 6750) and every 429 a
-//! `Retry-After`.
+//! Problem `type` URIs are `<public url>/problems/<slug>`. The base is set
+//! per request by [`with_problem_base`] (a task-local, no process global);
+//! outside a request (unit tests) the URI is the relative `/problems/<slug>`.
 
-use std::sync::OnceLock;
+use std::future::Future;
+use std::sync::Arc;
 
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{IntoResponse, Response};
@@ -14,28 +19,30 @@ use poem_openapi::payload::Payload;
 use poem_openapi::registry::{MetaSchemaRef, Registry};
 use poem_openapi::types::Type;
 
+use crate::service::{Error, FieldError};
+
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-static PROBLEM_BASE: OnceLock<String> = OnceLock::new();
+tokio::task_local! {
+    static PROBLEM_BASE: Arc<str>;
+}
 
-/// Sets the base the problem `type` URIs are built on (`<public url>/problems/`).
-/// The first call wins; one process serves one public URL.
-pub fn set_problem_base(public_url: &str) {
-    let _ = PROBLEM_BASE.set(format!("{}/problems/", public_url.trim_end_matches('/')));
+/// Runs `f` (a request) with problem `type` URIs based on `public_url`.
+pub async fn with_problem_base<F: Future>(public_url: Arc<str>, f: F) -> F::Output {
+    PROBLEM_BASE.scope(public_url, f).await
 }
 
 fn problem_type(slug: &str) -> String {
-    let base = PROBLEM_BASE
-        .get()
-        .map(String::as_str)
-        .unwrap_or("http://localhost:8080/problems/");
-    format!("{base}{slug}")
+    PROBLEM_BASE
+        .try_with(|base| format!("{base}/problems/{slug}"))
+        .unwrap_or_else(|_| format!("/problems/{slug}"))
 }
 
 /// One field-level validation failure.
 #[derive(Debug, Clone, PartialEq, Eq, Object, serde::Serialize, serde::Deserialize)]
-pub struct FieldError {
+#[oai(rename = "FieldError")]
+pub struct FieldErrorBody {
     /// Name of the offending field of the request body.
     pub field: String,
     /// JSON pointer to the field (RFC 6901).
@@ -46,7 +53,8 @@ pub struct FieldError {
     pub detail: String,
 }
 
-impl FieldError {
+impl FieldErrorBody {
+    /// A failure of `field`; the pointer is `/<field>`.
     pub fn new(field: &str, code: &str, detail: impl Into<String>) -> Self {
         Self {
             field: field.to_string(),
@@ -54,6 +62,12 @@ impl FieldError {
             code: code.to_string(),
             detail: detail.into(),
         }
+    }
+}
+
+impl From<&FieldError> for FieldErrorBody {
+    fn from(e: &FieldError) -> Self {
+        Self::new(&e.field, &e.code, e.detail.clone())
     }
 }
 
@@ -74,18 +88,20 @@ pub struct ProblemBody {
     /// Field-level failures (validation problems only).
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub errors: Option<Vec<FieldError>>,
+    pub errors: Option<Vec<FieldErrorBody>>,
 }
 
 /// A problem+json response: body plus the headers its status calls for.
 #[derive(Debug, Clone)]
 pub struct Problem {
+    /// The JSON body.
     pub body: ProblemBody,
     www_authenticate: Option<String>,
     retry_after: Option<u64>,
 }
 
 impl Problem {
+    /// A problem of kind `slug` with the headers `status` calls for.
     pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
         let www_authenticate =
             (status == StatusCode::UNAUTHORIZED).then(|| "Bearer realm=\"portcullis\"".to_string());
@@ -102,6 +118,7 @@ impl Problem {
         }
     }
 
+    /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.body.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -149,129 +166,88 @@ impl IntoResponse for Problem {
     }
 }
 
-/// Everything a request can fail with.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("validation failed")]
-    Validation(Vec<FieldError>),
-    #[error("malformed request: {0}")]
-    BadRequest(String),
-    #[error("invalid email or password")]
-    InvalidCredentials,
-    #[error("wrong password")]
-    WrongPassword,
-    #[error("authentication required")]
-    Unauthenticated,
-    #[error("token invalid: {0}")]
-    TokenInvalid(&'static str),
-    #[error("account disabled")]
-    AccountDisabled,
-    #[error("forbidden: {0}")]
-    Forbidden(&'static str),
-    #[error("not found: {0}")]
-    NotFound(&'static str),
-    #[error("conflict: {0}")]
-    Conflict(&'static str),
-    #[error("rate limited")]
-    RateLimited { retry_after: u64 },
-    #[error("captcha required")]
-    CaptchaRequired,
-    #[error("store unavailable")]
-    Unavailable,
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
-}
-
-impl ApiError {
-    /// The problem document a client sees. Logs 5xx causes.
-    pub fn to_problem(&self) -> Problem {
-        use StatusCode as S;
-        match self {
-            Self::Validation(errors) => {
-                let detail = errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.field, e.detail))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let mut p = Problem::new(
-                    S::UNPROCESSABLE_ENTITY,
-                    "validation",
-                    "Validation failed",
-                    detail,
-                );
-                p.body.errors = Some(errors.clone());
-                p
-            }
-            Self::BadRequest(detail) => Problem::new(
-                S::BAD_REQUEST,
-                "malformed-request",
-                "Malformed request",
+/// The problem document a client sees for a use-case failure. Logs 5xx causes.
+pub fn problem_of(e: &Error) -> Problem {
+    use StatusCode as S;
+    match e {
+        Error::Validation(errors) => {
+            let detail = errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.detail))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let mut p = Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "validation",
+                "Validation failed",
                 detail,
-            ),
-            Self::InvalidCredentials => Problem::new(
-                S::UNAUTHORIZED,
-                "invalid-credentials",
-                "Invalid credentials",
-                "The email address or password is wrong.",
-            ),
-            Self::WrongPassword => Problem::new(
-                S::UNAUTHORIZED,
-                "invalid-credentials",
-                "Invalid credentials",
-                "The current password is wrong.",
-            ),
-            Self::Unauthenticated => Problem::new(
-                S::UNAUTHORIZED,
-                "authentication-required",
-                "Authentication required",
-                "Send an access token as `Authorization: Bearer <token>`.",
-            ),
-            Self::TokenInvalid(why) => Problem::new(
-                S::UNAUTHORIZED,
-                "token-invalid",
-                "Token invalid",
-                format!("The token is invalid: {why}."),
-            )
-            .with_bearer_error("invalid_token", why),
-            Self::AccountDisabled => Problem::new(
-                S::FORBIDDEN,
-                "account-disabled",
-                "Account disabled",
-                "This account has been disabled.",
-            ),
-            Self::Forbidden(why) => Problem::new(S::FORBIDDEN, "forbidden", "Forbidden", *why)
-                .with_bearer_error("insufficient_scope", why),
-            Self::NotFound(what) => Problem::new(
-                S::NOT_FOUND,
-                "not-found",
-                "Not found",
-                format!("{what} not found."),
-            ),
-            Self::Conflict(why) => Problem::new(S::CONFLICT, "conflict", "Conflict", *why),
-            Self::RateLimited { retry_after } => {
-                let mut p = Problem::new(
-                    S::TOO_MANY_REQUESTS,
-                    "rate-limited",
-                    "Too many requests",
-                    format!("Too many attempts; retry in {retry_after} seconds."),
-                );
-                p.retry_after = Some(*retry_after);
-                p
-            }
-            Self::CaptchaRequired => Problem::new(
-                S::BAD_REQUEST,
-                "captcha-required",
-                "CAPTCHA required",
-                "Solve the challenge from GET /v1/captcha and send it as `captcha`.",
-            ),
-            Self::Unavailable => {
-                tracing::error!("store unavailable");
-                unavailable()
-            }
-            Self::Unexpected(e) => {
-                tracing::error!(error = ?e, "unexpected error");
-                internal()
-            }
+            );
+            p.body.errors = Some(errors.iter().map(FieldErrorBody::from).collect());
+            p
+        }
+        Error::InvalidCredentials => Problem::new(
+            S::UNAUTHORIZED,
+            "invalid-credentials",
+            "Invalid credentials",
+            "The email address or password is wrong.",
+        ),
+        Error::WrongPassword => Problem::new(
+            S::UNAUTHORIZED,
+            "invalid-credentials",
+            "Invalid credentials",
+            "The current password is wrong.",
+        ),
+        Error::Unauthenticated => Problem::new(
+            S::UNAUTHORIZED,
+            "authentication-required",
+            "Authentication required",
+            "Send an access token as `Authorization: Bearer <token>`.",
+        ),
+        Error::TokenInvalid(why) => Problem::new(
+            S::UNAUTHORIZED,
+            "token-invalid",
+            "Token invalid",
+            format!("The token is invalid: {why}."),
+        )
+        .with_bearer_error("invalid_token", why),
+        Error::AccountDisabled => Problem::new(
+            S::FORBIDDEN,
+            "account-disabled",
+            "Account disabled",
+            "This account has been disabled.",
+        ),
+        Error::Forbidden(why) => Problem::new(S::FORBIDDEN, "forbidden", "Forbidden", *why)
+            .with_bearer_error("insufficient_scope", why),
+        Error::NotFound(what) => Problem::new(
+            S::NOT_FOUND,
+            "not-found",
+            "Not found",
+            format!("{what} not found."),
+        ),
+        Error::Conflict(why) => Problem::new(S::CONFLICT, "conflict", "Conflict", *why),
+        Error::RateLimited { retry_after } => {
+            let mut p = Problem::new(
+                S::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+                format!("Too many attempts; retry in {retry_after} seconds."),
+            );
+            p.retry_after = Some(*retry_after);
+            p
+        }
+        Error::CaptchaRequired => Problem::new(
+            S::BAD_REQUEST,
+            "captcha-required",
+            "CAPTCHA required",
+            "Solve the challenge from GET /v1/captcha and send it as `captcha`.",
+        ),
+        Error::Unavailable => {
+            tracing::error!("store unavailable");
+            unavailable()
+        }
+        Error::Unexpected(e) => {
+            tracing::error!(error = ?e, "unexpected error");
+            internal()
         }
     }
 }
@@ -298,34 +274,21 @@ pub fn internal() -> Problem {
     )
 }
 
-impl poem::error::ResponseError for ApiError {
+impl poem::error::ResponseError for Error {
     fn status(&self) -> StatusCode {
-        self.to_problem().status()
+        problem_of(self).status()
     }
 
     fn as_response(&self) -> Response {
-        self.to_problem().into_response()
-    }
-}
-
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        match e {
-            crate::store::StoreError::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "store unavailable");
-                Self::Unavailable
-            }
-            crate::store::StoreError::Conflict => Self::Conflict("already exists"),
-            crate::store::StoreError::Other(e) => Self::Unexpected(e),
-        }
+        problem_of(self).into_response()
     }
 }
 
 /// Maps any error that escaped an endpoint (the router's 404/405, body and
 /// parameter parse failures, 413, 415, a failed bearer check) to problem+json.
 pub fn problem_from_poem_error(err: poem::Error) -> Response {
-    if let Some(api) = err.downcast_ref::<ApiError>() {
-        return api.to_problem().into_response();
+    if let Some(e) = err.downcast_ref::<Error>() {
+        return problem_of(e).into_response();
     }
     use poem_openapi::error::{
         AuthorizationError, ContentTypeError, ParseMultipartError, ParseParamError, ParsePathError,
@@ -357,7 +320,7 @@ pub fn problem_from_poem_error(err: poem::Error) -> Response {
                 sanitize(&e.reason)
             ),
         );
-        p.body.errors = Some(vec![FieldError::new(
+        p.body.errors = Some(vec![FieldErrorBody::new(
             e.name,
             "invalid",
             sanitize(&e.reason),
@@ -371,7 +334,7 @@ pub fn problem_from_poem_error(err: poem::Error) -> Response {
             format!("Path segment `{}` is not valid.", e.name),
         )
     } else if err.is::<AuthorizationError>() {
-        ApiError::Unauthenticated.to_problem()
+        problem_of(&Error::Unauthenticated)
     } else if let Some(e) = err.downcast_ref::<ContentTypeError>() {
         Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -409,7 +372,7 @@ pub fn problem_from_poem_error(err: poem::Error) -> Response {
                 "Unsupported media type",
                 "This endpoint does not accept that content type.",
             ),
-            StatusCode::UNAUTHORIZED => ApiError::Unauthenticated.to_problem(),
+            StatusCode::UNAUTHORIZED => problem_of(&Error::Unauthenticated),
             s if s.is_server_error() => {
                 tracing::error!(error = %err, "unhandled server error");
                 internal()
@@ -437,8 +400,8 @@ fn sanitize(reason: &str) -> String {
 
 /// Declares an operation's response enum: its success variants plus one
 /// problem+json variant per documented error status, and the mapping from
-/// [`ApiError`]. A status the operation does not document becomes a logged 500.
-#[macro_export]
+/// [`Error`]. A status the operation does not document becomes a logged 500
+/// (the spec stays honest: every status a client can see is listed).
 macro_rules! responses {
     (
         $(#[$meta:meta])*
@@ -448,30 +411,36 @@ macro_rules! responses {
         errors { $( $err:ident = $status:tt ),* $(,)? }
     ) => {
         $(#[$meta])*
+        #[doc = concat!("Responses of the `", stringify!($name), "` operation.")]
         #[derive(poem_openapi::ApiResponse)]
         pub enum $name {
             $( $(#[$okmeta])* #[oai(status = $okstatus)] $ok $( ( $($okty),+ ) )?, )+
-            $( #[oai(status = $status)] $err($crate::error::Problem), )*
+            $(
+                #[doc = "Problem details (RFC 9457)."]
+                #[oai(status = $status)]
+                $err($crate::api::problem::Problem),
+            )*
             /// Unexpected server error.
             #[oai(status = 500)]
-            InternalError($crate::error::Problem),
+            InternalError($crate::api::problem::Problem),
         }
 
-        impl From<$crate::error::ApiError> for $name {
-            fn from(e: $crate::error::ApiError) -> Self {
-                let p = e.to_problem();
+        impl From<$crate::service::Error> for $name {
+            fn from(e: $crate::service::Error) -> Self {
+                let p = $crate::api::problem::problem_of(&e);
                 match p.status().as_u16() {
                     $( $status => Self::$err(p), )*
                     500 => Self::InternalError(p),
                     other => {
                         tracing::error!(status = other, op = stringify!($name), "undocumented error status");
-                        Self::InternalError($crate::error::internal())
+                        Self::InternalError($crate::api::problem::internal())
                     }
                 }
             }
         }
     };
 }
+pub(crate) use responses;
 
 #[cfg(test)]
 mod tests {
@@ -479,9 +448,7 @@ mod tests {
 
     #[test]
     fn unauthorized_carries_www_authenticate() {
-        let r = ApiError::TokenInvalid("expired")
-            .to_problem()
-            .into_response();
+        let r = problem_of(&Error::TokenInvalid("expired")).into_response();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         let h = r
             .headers()
@@ -491,15 +458,13 @@ mod tests {
             .unwrap();
         assert!(h.starts_with("Bearer "));
         assert!(h.contains("error=\"invalid_token\""));
-        let r = ApiError::InvalidCredentials.to_problem().into_response();
+        let r = problem_of(&Error::InvalidCredentials).into_response();
         assert!(r.headers().contains_key(header::WWW_AUTHENTICATE));
     }
 
     #[test]
     fn rate_limited_carries_retry_after() {
-        let r = ApiError::RateLimited { retry_after: 7 }
-            .to_problem()
-            .into_response();
+        let r = problem_of(&Error::RateLimited { retry_after: 7 }).into_response();
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(r.headers().get(header::RETRY_AFTER).unwrap(), "7");
         assert_eq!(r.headers().get(header::CONTENT_TYPE).unwrap(), PROBLEM_JSON);
@@ -507,17 +472,17 @@ mod tests {
 
     #[test]
     fn unexpected_errors_hide_their_cause() {
-        let p = ApiError::Unexpected(anyhow::anyhow!("secret driver detail")).to_problem();
+        let p = problem_of(&Error::Unexpected(anyhow::anyhow!("secret driver detail")));
         assert_eq!(p.body.status, 500);
         assert!(!p.body.detail.contains("secret"));
     }
 
     fn body_of(r: Response) -> serde_json::Value {
-        let bytes = futures_executor(r.into_body().into_vec()).unwrap();
+        let bytes = block_on(r.into_body().into_vec()).unwrap();
         serde_json::from_slice(&bytes).unwrap()
     }
 
-    fn futures_executor<F: std::future::Future>(f: F) -> F::Output {
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
@@ -550,7 +515,9 @@ mod tests {
 
     #[test]
     fn type_uri_ends_with_slug() {
-        let p = ApiError::Validation(vec![FieldError::new("email", "invalid", "bad")]).to_problem();
+        let p = problem_of(&Error::Validation(vec![FieldError::new(
+            "email", "invalid", "bad",
+        )]));
         assert!(p.body.type_.ends_with("/problems/validation"));
         assert_eq!(p.body.errors.unwrap()[0].pointer, "/email");
     }

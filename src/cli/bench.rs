@@ -1,4 +1,4 @@
-//! Support for the load benchmark (`bench/run.sh`): the hidden
+//! The load benchmark's helpers (`bench/run.sh`): the hidden
 //! `portcullis bench ...` commands.
 //!
 //! - `bench seed --count N [--start S]` writes users `user{i}@bench.test`
@@ -21,18 +21,19 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Subcommand;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
-use crate::auth::PasswordHasher;
-use crate::auth::password::load_or_create_pepper;
-use crate::config::Settings;
-use crate::domain::Password;
-use crate::store::embedded::EmbeddedStore;
-use crate::store::mongo::MongoStore;
-use crate::store::{CredentialRecord, StoreResult, UserRecord};
+use portcullis::auth::PasswordHasher;
+use portcullis::auth::password::load_or_create_pepper;
+use portcullis::clock::Clock;
+use portcullis::config::Settings;
+use portcullis::domain::Password;
+use portcullis::store::embedded::EmbeddedStore;
+use portcullis::store::mongo::MongoStore;
+use portcullis::store::{CredentialRecord, UserRecord};
 
 /// The password every seeded user has (passes the zxcvbn policy).
-pub const BENCH_PASSWORD: &str = "correct horse battery staple 42";
+const BENCH_PASSWORD: &str = "correct horse battery staple 42";
 
 /// `portcullis bench ...`
 #[derive(Debug, Subcommand)]
@@ -97,18 +98,20 @@ fn bench_password() -> anyhow::Result<Password> {
 }
 
 fn hasher(settings: &Settings, cost: u32, concurrency: usize) -> anyhow::Result<PasswordHasher> {
-    let (pepper, _) = load_or_create_pepper(&settings.keys_dir)?;
+    let (pepper, _) = load_or_create_pepper(&settings.tokens.keys_dir)?;
     Ok(PasswordHasher::new(pepper, cost, concurrency))
 }
 
 /// Writes `count` users starting at index `start`, `batch` per transaction.
-pub async fn seed(settings: &Settings, start: u64, count: u64, batch: usize) -> anyhow::Result<()> {
+async fn seed(settings: &Settings, start: u64, count: u64, batch: usize) -> anyhow::Result<()> {
     let began = Instant::now();
-    let hash = hasher(settings, settings.bcrypt_cost, 1)?
-        .hash(&bench_password()?)
-        .await?;
-    let store = SeedStore::open(settings).await?;
-    let now = i64::try_from(crate::auth::tokens::now_secs()).unwrap_or(i64::MAX);
+    let credentials = CredentialRecord {
+        password_hash: hasher(settings, settings.passwords.bcrypt_cost, 1)?
+            .hash(&bench_password()?)
+            .await?,
+    };
+    let store = BulkStore::open(settings).await?;
+    let now = Clock::system().now();
     let end = start.saturating_add(count);
     let mut next = start;
     while next < end {
@@ -125,68 +128,56 @@ pub async fn seed(settings: &Settings, start: u64, count: u64, batch: usize) -> 
                     created_at: now,
                     updated_at: now,
                 };
-                let credentials = CredentialRecord {
-                    password_hash: hash.clone(),
-                };
-                (user, credentials)
+                (user, credentials.clone())
             })
             .collect();
         store
-            .bulk_insert_users(&users)
+            .insert(&users)
             .await
-            .map_err(anyhow::Error::from)
             .with_context(|| format!("writing users {next}..{upto}"))?;
         next = upto;
     }
     println!(
         "seeded {count} users (user{start}..user{}@bench.test) at cost {} in {:.1}s",
         end.saturating_sub(1),
-        settings.bcrypt_cost,
+        settings.passwords.bcrypt_cost,
         began.elapsed().as_secs_f64()
     );
     Ok(())
 }
 
-/// The store `seed` writes to, by backend: bulk insertion is not part of
-/// the store traits.
-enum SeedStore {
+/// The backend the settings name, opened for bulk seeding (which is not on
+/// the service's store traits: nothing but the benchmark needs it).
+enum BulkStore {
     Embedded(EmbeddedStore),
     Mongo(MongoStore),
 }
 
-impl SeedStore {
-    /// Opens the store the settings name (as `startup::open_store` does).
+impl BulkStore {
     async fn open(settings: &Settings) -> anyhow::Result<Self> {
-        if let Some(uri) = &settings.mongodb_uri {
-            let store = MongoStore::connect(
-                uri.expose_secret(),
-                &settings.mongodb_db,
-                settings.mongodb_timeout,
-            )
-            .await
-            .with_context(|| {
-                format!(
-                    "opening the MongoDB store (database `{}`, PORTCULLIS_MONGODB_URI)",
-                    settings.mongodb_db
-                )
-            })?;
-            return Ok(Self::Mongo(store));
-        }
-        Ok(Self::Embedded(EmbeddedStore::open(&settings.data_dir)?))
+        use secrecy::ExposeSecret;
+        let s = &settings.store;
+        Ok(match &s.mongodb_uri {
+            Some(uri) => Self::Mongo(
+                MongoStore::connect(uri.expose_secret(), &s.mongodb_db, s.mongodb_timeout).await?,
+            ),
+            None => Self::Embedded(EmbeddedStore::open(&s.data_dir)?),
+        })
     }
 
-    async fn bulk_insert_users(&self, users: &[(UserRecord, CredentialRecord)]) -> StoreResult<()> {
+    async fn insert(&self, users: &[(UserRecord, CredentialRecord)]) -> anyhow::Result<()> {
         match self {
-            Self::Embedded(store) => store.bulk_insert_users(users).await,
-            Self::Mongo(store) => store.bulk_insert_users(users).await,
+            Self::Embedded(s) => s.bulk_insert_users(users).await?,
+            Self::Mongo(s) => s.bulk_insert_users(users).await?,
         }
+        Ok(())
     }
 }
 
 /// Mean seconds of one verification of the benchmark password against a
 /// hash of `cost` through the service's hasher: `parallel` tasks each verify
 /// `iterations` times; the result is wall time / `iterations`.
-pub async fn bcrypt_verify_secs(
+async fn bcrypt_verify_secs(
     settings: &Settings,
     cost: u32,
     iterations: u32,
@@ -221,7 +212,7 @@ pub async fn bcrypt_verify_secs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{CredentialStore, UserStore};
+    use portcullis::store::{CredentialStore, UserStore};
 
     fn settings(dir: &std::path::Path) -> Settings {
         let map = std::collections::BTreeMap::from([
@@ -244,29 +235,25 @@ mod tests {
         let s = settings(dir.path());
         seed(&s, 0, 25, 10).await.unwrap();
         seed(&s, 25, 5, 10).await.unwrap();
-        let store = EmbeddedStore::open(&s.data_dir).unwrap();
+        let store = EmbeddedStore::open(&s.store.data_dir).unwrap();
         let user = store
             .user_by_email("user29@bench.test")
             .await
             .unwrap()
             .unwrap();
-        let (pepper, created) = load_or_create_pepper(&s.keys_dir).unwrap();
+        let hash = store
+            .credentials(&user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash;
+        let (pepper, created) = load_or_create_pepper(&s.tokens.keys_dir).unwrap();
         assert!(!created);
         let h = PasswordHasher::new(pepper, 4, 1);
         assert!(
-            h.verify(
-                &bench_password().unwrap(),
-                Some(
-                    &store
-                        .credentials(&user.id)
-                        .await
-                        .unwrap()
-                        .unwrap()
-                        .password_hash
-                )
-            )
-            .await
-            .unwrap()
+            h.verify(&bench_password().unwrap(), Some(&hash))
+                .await
+                .unwrap()
         );
         assert!(
             store

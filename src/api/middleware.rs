@@ -1,0 +1,173 @@
+//! Middleware around every route: the streaming body limit, security
+//! headers, and the request span with its log line and metrics.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use poem::http::{HeaderValue, Method, StatusCode, header};
+use poem::{Body, Endpoint, IntoResponse, Request, Response};
+use tracing::Instrument;
+
+use super::problem::{Problem, problem_from_poem_error};
+
+/// A method as a static label (no allocation per request).
+fn metric_method(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub(super) fn metrics_text() -> Response {
+    let body = crate::telemetry::metrics()
+        .map(|h| h.render())
+        .unwrap_or_default();
+    Response::builder()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(body)
+}
+
+/// Reads bodies up to the limit; anything larger is a 413 before any
+/// handler sees it. Works for chunked bodies too (no Content-Length needed).
+pub(super) async fn limit_body<E: Endpoint>(
+    ep: Arc<E>,
+    mut req: Request,
+    max: usize,
+) -> poem::Result<Response> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Ok(too_large());
+    }
+    let has_body =
+        declared.is_some_and(|n| n > 0) || req.headers().contains_key(header::TRANSFER_ENCODING);
+    if has_body {
+        match read_limited(req.take_body(), max).await {
+            Some(bytes) => req.set_body(Body::from(bytes)),
+            None => return Ok(too_large()),
+        }
+    }
+    ep.call(req).await.map(IntoResponse::into_response)
+}
+
+/// Reads at most `max` bytes; `None` when the body is larger or unreadable.
+async fn read_limited(body: Body, max: usize) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut reader = body.into_async_read().take(max as u64 + 1);
+    let mut buf = Vec::new();
+    reader.read_to_end(&mut buf).await.ok()?;
+    (buf.len() <= max).then_some(buf)
+}
+
+fn too_large() -> Response {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload-too-large",
+        "Payload too large",
+        "The request body is larger than this endpoint accepts.",
+    )
+    .into_response()
+}
+
+/// Headers every response carries. The CSP is strict for the API and
+/// relaxed for Swagger UI, whose page uses inline script and style.
+pub(super) async fn security_headers<E: Endpoint>(
+    ep: Arc<E>,
+    req: Request,
+) -> poem::Result<Response> {
+    let is_docs = req.uri().path().starts_with("/docs");
+    let mut resp = ep.call(req).await?.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    let csp = if is_docs {
+        "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    } else {
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+    };
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(csp),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    }
+    Ok(resp)
+}
+
+/// One span per request (request id, method, route, status, latency, user
+/// id), and one log line when it ends. Query strings are not logged.
+pub(super) async fn trace_request<E: Endpoint>(
+    ep: Arc<E>,
+    req: Request,
+    labels: &crate::telemetry::RouteLabels,
+) -> poem::Result<Response> {
+    let route = labels.label(req.uri().path());
+    let method = metric_method(req.method());
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            v.len() <= 64
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %req.method(),
+        route = %route,
+        path = %req.uri().path(),
+        user_id = tracing::field::Empty,
+    );
+    let start = Instant::now();
+    let result = ep.call(req).instrument(span.clone()).await;
+    let mut resp = match result {
+        Ok(r) => r.into_response(),
+        Err(e) => problem_from_poem_error(e),
+    };
+    let elapsed = start.elapsed();
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    let status = resp.status().as_u16();
+    let labels = [
+        ("method", metrics::SharedString::from(method)),
+        ("route", metrics::SharedString::from(route)),
+        ("status", metrics::SharedString::from(status.to_string())),
+    ];
+    metrics::counter!("portcullis_http_requests_total", &labels).increment(1);
+    metrics::histogram!("portcullis_http_request_duration_seconds", &labels)
+        .record(elapsed.as_secs_f64());
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::error!(status, latency_ms, "request failed");
+        } else {
+            tracing::info!(status, latency_ms, "request");
+        }
+    });
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    Ok(resp)
+}

@@ -1,0 +1,5 @@
+//! What the binary runs besides the server. Declared by `main.rs`, not by
+//! the library, so none of it is in the service's request path or API.
+
+pub mod bench;
+pub mod keys;

@@ -1,0 +1,104 @@
+//! What a use case can fail with, in the service's own terms. No HTTP here:
+//! `api::problem` maps each variant to a status and a problem+json body.
+
+use crate::auth::TokenError;
+use crate::store::StoreError;
+
+/// One field-level validation failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Name of the offending field of the request body.
+    pub field: String,
+    /// Machine-readable reason, e.g. `too_short`, `too_common`, `invalid`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub detail: String,
+}
+
+impl FieldError {
+    /// A failure of `field` with a machine-readable `code`.
+    pub fn new(field: &str, code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            field: field.to_string(),
+            code: code.to_string(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The usual shape: `field` is `invalid` because "<what> <why>".
+    pub fn invalid(field: &str, what: &str, why: &str) -> Self {
+        Self::new(field, "invalid", format!("{what} {why}"))
+    }
+}
+
+/// Everything a use case can fail with. Expected failures are variants;
+/// `Unexpected` takes the rest (its cause is logged, never shown).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Input that breaks a rule; one entry per offending field.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// Unknown email or wrong password (indistinguishable by design).
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// The current password given to confirm a change is wrong.
+    #[error("wrong password")]
+    WrongPassword,
+    /// A bearer route was called without credentials.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// A token was refused; the reason is safe to show to the client.
+    #[error("token invalid: {0}")]
+    TokenInvalid(&'static str),
+    /// The account exists but is disabled.
+    #[error("account disabled")]
+    AccountDisabled,
+    /// The caller may not do this.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// The named thing does not exist (or is not the caller's).
+    #[error("not found: {0}")]
+    NotFound(&'static str),
+    /// A unique value is taken.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// Too many requests; try again after `retry_after` seconds.
+    #[error("rate limited")]
+    RateLimited {
+        /// Seconds until a retry may succeed.
+        retry_after: u64,
+    },
+    /// A CAPTCHA solution is needed (missing, wrong, expired or used).
+    #[error("captcha required")]
+    CaptchaRequired,
+    /// The store cannot be reached; the request may succeed later.
+    #[error("store unavailable")]
+    Unavailable,
+    /// Anything else: a bug or an unexpected failure below.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<TokenError> for Error {
+    fn from(e: TokenError) -> Self {
+        Self::TokenInvalid(e.reason())
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "store unavailable");
+                Self::Unavailable
+            }
+            // Each use case that can meet a unique clash maps it itself;
+            // one reaching here is a bug, not a client's mistake.
+            StoreError::Conflict => Self::Unexpected(anyhow::anyhow!("unexpected unique clash")),
+            StoreError::Other(e) => Self::Unexpected(e),
+        }
+    }
+}
+
+/// Result of a use case.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,79 @@
+//! Checks several use cases share: per-IP rate limits, CAPTCHA solutions,
+//! and the password rules (one context of guessable words for every check).
+
+use secrecy::SecretString;
+
+use super::{ClientInfo, Core, Error, FieldError, Result};
+use crate::auth::limits::Action;
+use crate::domain::{Password, PasswordProblem};
+use crate::store::OnceKey;
+
+fn password_error(field: &str, p: &PasswordProblem) -> FieldError {
+    FieldError::new(field, p.code(), format!("Password {}", p.detail()))
+}
+
+/// Words a password must not be built from: the email, its local part and
+/// the display name.
+pub(super) fn password_context<'a>(email: Option<&'a str>, name: Option<&'a str>) -> Vec<&'a str> {
+    let mut context = Vec::new();
+    if let Some(email) = email {
+        context.push(email);
+        if let Some((local, _)) = email.split_once('@') {
+            context.push(local);
+        }
+    }
+    context.extend(name);
+    context
+}
+
+impl Core {
+    /// Takes one request from the client's per-IP budget.
+    pub(super) fn rate_limit(&self, action: Action, client: &ClientInfo) -> Result<()> {
+        self.limits
+            .check(action, client.ip)
+            .map_err(|retry_after| Error::RateLimited { retry_after })
+    }
+
+    /// Verifies a CAPTCHA solution and claims it, so it works once across
+    /// every replica; a missing, wrong, expired or used one is
+    /// `captcha-required`.
+    pub(super) async fn check_captcha(&self, solution: Option<&str>) -> Result<()> {
+        let Some(solution) = solution else {
+            return Err(Error::CaptchaRequired);
+        };
+        let solved = self
+            .captcha
+            .verify(solution, self.clock.now_u64())
+            .map_err(|e| {
+                tracing::info!(reason = %e, "captcha refused");
+                Error::CaptchaRequired
+            })?;
+        let key = OnceKey::Captcha(solved.challenge);
+        let expires = i64::try_from(solved.expires).unwrap_or(i64::MAX);
+        if self
+            .store
+            .claim_once(&key, expires, self.clock.now())
+            .await?
+        {
+            Ok(())
+        } else {
+            tracing::info!("captcha refused: solution already used");
+            Err(Error::CaptchaRequired)
+        }
+    }
+
+    /// Parses a new password and checks its strength against `context`;
+    /// failures name `field`.
+    pub(super) fn new_password(
+        &self,
+        field: &str,
+        input: SecretString,
+        context: &[&str],
+    ) -> std::result::Result<Password, FieldError> {
+        let password = Password::parse(input).map_err(|p| password_error(field, &p))?;
+        self.policy
+            .check(&password, context)
+            .map_err(|p| password_error(field, &p))?;
+        Ok(password)
+    }
+}

@@ -1,0 +1,282 @@
+//! Sessions: bearer checks, sign-in, refresh rotation, sign-out, listing.
+
+use secrecy::SecretString;
+
+use super::{Account, ClientInfo, Core, Error, IssuedTokens, Principal, Result, SessionSummary};
+use crate::auth::limits::{Action, FAILURE_WINDOW};
+use crate::clock::secs;
+use crate::config::CaptchaMode;
+use crate::domain::{Email, Password};
+use crate::store::{RotateOutcome, Rotation, SessionRecord, UserRecord};
+
+/// Which sessions a sign-out ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutScope {
+    /// The caller's session only.
+    Local,
+    /// Every session of the user but the caller's.
+    Others,
+    /// Every session of the user.
+    Global,
+}
+
+impl Core {
+    /// Checks an access token and its session; the basis of every bearer route.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal> {
+        let claims = self.tokens.verify_access(token, self.clock.now_u64())?;
+        let now = self.clock.now();
+        let live = self
+            .store
+            .session(&claims.sid)
+            .await?
+            .is_some_and(|s| s.user_id == claims.sub && s.is_active(now));
+        if !live {
+            return Err(Error::TokenInvalid("token revoked"));
+        }
+        tracing::Span::current().record("user_id", claims.sub.as_str());
+        Ok(Principal {
+            user_id: claims.sub,
+            sid: claims.sid,
+            roles: claims.roles,
+        })
+    }
+
+    /// Checks credentials. Unknown email and wrong password look the same:
+    /// same error, and the same bcrypt work (against a dummy hash).
+    async fn check_credentials(
+        &self,
+        email: Option<&Email>,
+        password: SecretString,
+    ) -> Result<UserRecord> {
+        let password = Password::for_verification(password);
+        let user = match email {
+            Some(e) => self.store.user_by_email(e.as_str()).await?,
+            None => None,
+        };
+        let credentials = match &user {
+            Some(u) => self.store.credentials(&u.id).await?,
+            None => None,
+        };
+        let ok = self
+            .hasher
+            .verify(
+                &password,
+                credentials.as_ref().map(|c| c.password_hash.as_str()),
+            )
+            .await?;
+        match user {
+            Some(u) if ok => {
+                if u.disabled {
+                    return Err(Error::AccountDisabled);
+                }
+                Ok(u)
+            }
+            _ => Err(Error::InvalidCredentials),
+        }
+    }
+
+    /// Signs in with email and password: a new session and its first token pair.
+    ///
+    /// After `PORTCULLIS_LOGIN_MAX_FAILURES` failures for an account within
+    /// 15 minutes, further attempts need a CAPTCHA (`on-failures`) or are
+    /// refused with 429 until the window slides (`off`).
+    pub async fn login(
+        &self,
+        email: &str,
+        password: SecretString,
+        captcha: Option<&str>,
+        client: ClientInfo,
+    ) -> Result<IssuedTokens> {
+        self.rate_limit(Action::SignIn, &client)?;
+        let parsed = Email::parse(email).ok();
+        let account = parsed
+            .as_ref()
+            .map(|e| e.as_str().to_string())
+            .unwrap_or_else(|| email.trim().to_lowercase());
+        let now = self.clock.now();
+        let window = secs(FAILURE_WINDOW);
+        let failures = self.store.login_failures(&account, now, window).await?;
+        let over = failures.len() >= self.settings.limits.login_max_failures as usize;
+        let retry_after = failures.first().map_or(1, |oldest| {
+            u64::try_from(oldest + window - now).unwrap_or(1)
+        });
+        match self.settings.limits.captcha {
+            CaptchaMode::Always => self.check_captcha(captcha).await?,
+            CaptchaMode::OnFailures if over => self.check_captcha(captcha).await?,
+            CaptchaMode::Off if over => {
+                return Err(Error::RateLimited {
+                    retry_after: retry_after.max(1),
+                });
+            }
+            _ => {}
+        }
+        let user = match self.check_credentials(parsed.as_ref(), password).await {
+            Ok(u) => u,
+            Err(Error::InvalidCredentials) => {
+                self.store
+                    .record_login_failure(&account, now, window)
+                    .await?;
+                metrics::counter!("portcullis_logins_total", "result" => "failure").increment(1);
+                tracing::info!(event = "session.failed", "sign-in failed");
+                return Err(Error::InvalidCredentials);
+            }
+            Err(e) => return Err(e),
+        };
+        if !failures.is_empty() {
+            self.store.clear_login_failures(&account).await?;
+        }
+        let tokens = self
+            .start_session(user, vec!["pwd".to_string()], client)
+            .await?;
+        tracing::info!(user_id = %tokens.account.id, event = "session.created", "signed in");
+        metrics::counter!("portcullis_logins_total", "result" => "success").increment(1);
+        Ok(tokens)
+    }
+
+    /// Creates a session (refresh family) for an authenticated user.
+    async fn start_session(
+        &self,
+        user: UserRecord,
+        amr: Vec<String>,
+        client: ClientInfo,
+    ) -> Result<IssuedTokens> {
+        let now = self.clock.now();
+        let session = SessionRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            user_id: user.id.clone(),
+            current_jti: uuid::Uuid::new_v4().to_string(),
+            previous_jti: None,
+            rotated_at: now,
+            generation: 0,
+            amr,
+            created_at: now,
+            last_used_at: now,
+            expires_at: now.saturating_add(secs(self.tokens.refresh_ttl)),
+            revoked_at: None,
+            user_agent: client.user_agent.map(|ua| ua.chars().take(256).collect()),
+            ip: client.ip.map(|ip| ip.to_string()),
+        };
+        self.store.create_session(&session).await?;
+        self.issue_pair(user.into(), &session)
+    }
+
+    /// Signs an access token and a refresh token for the session's current generation.
+    fn issue_pair(&self, account: Account, session: &SessionRecord) -> Result<IssuedTokens> {
+        let now = self.clock.now_u64();
+        let access_token = self.tokens.issue_access(
+            &account.id,
+            &session.id,
+            &session.amr,
+            &account.roles,
+            now,
+        )?;
+        let refresh_exp = u64::try_from(session.expires_at).unwrap_or(0);
+        let refresh_token = self.tokens.issue_refresh(
+            &account.id,
+            &session.id,
+            &session.current_jti,
+            now,
+            refresh_exp,
+        )?;
+        Ok(IssuedTokens {
+            access_token,
+            expires_in: self.tokens.access_ttl.as_secs(),
+            refresh_token,
+            account,
+        })
+    }
+
+    /// Exchanges a refresh token for a new pair (rotation with reuse detection).
+    pub async fn refresh(&self, refresh_token: &str, client: &ClientInfo) -> Result<IssuedTokens> {
+        self.rate_limit(Action::Refresh, client)?;
+        let claims = self
+            .tokens
+            .verify_refresh(refresh_token, self.clock.now_u64())?;
+        let now = self.clock.now();
+        let new_jti = uuid::Uuid::new_v4().to_string();
+        let rotation = Rotation {
+            sid: &claims.sid,
+            presented_jti: &claims.jti,
+            new_jti: &new_jti,
+            now,
+            new_expires_at: now.saturating_add(secs(self.tokens.refresh_ttl)),
+            grace_secs: secs(self.settings.tokens.refresh_grace),
+        };
+        let session = match self.store.rotate(&rotation).await? {
+            RotateOutcome::Rotated(s) => s,
+            RotateOutcome::Grace(s) => {
+                tracing::info!(user_id = %s.user_id, sid = %s.id, event = "session.refresh_grace", "retired refresh token within grace window");
+                s
+            }
+            RotateOutcome::Reused(s) => {
+                metrics::counter!("portcullis_refresh_reuse_total").increment(1);
+                tracing::warn!(user_id = %s.user_id, sid = %s.id, event = "session.refresh_reused", "refresh token reused: family revoked");
+                return Err(Error::TokenInvalid("refresh token reused; session revoked"));
+            }
+            RotateOutcome::Invalid => return Err(Error::TokenInvalid("token revoked")),
+        };
+        if session.user_id != claims.sub {
+            return Err(Error::TokenInvalid("invalid claims"));
+        }
+        let user = match self.store.user_by_id(&session.user_id).await? {
+            Some(u) if !u.disabled => u,
+            Some(_) => {
+                self.store
+                    .revoke_session(&session.user_id, &session.id, now)
+                    .await?;
+                return Err(Error::TokenInvalid("account disabled"));
+            }
+            None => return Err(Error::TokenInvalid("unknown subject")),
+        };
+        self.issue_pair(user.into(), &session)
+    }
+
+    /// Ends sessions of the caller.
+    pub async fn logout(&self, who: &Principal, scope: LogoutScope) -> Result<()> {
+        let now = self.clock.now();
+        match scope {
+            LogoutScope::Local => {
+                self.store
+                    .revoke_session(&who.user_id, &who.sid, now)
+                    .await?;
+            }
+            LogoutScope::Others => {
+                self.store
+                    .revoke_sessions_of(&who.user_id, Some(&who.sid), now)
+                    .await?;
+            }
+            LogoutScope::Global => {
+                self.store
+                    .revoke_sessions_of(&who.user_id, None, now)
+                    .await?;
+            }
+        }
+        tracing::info!(user_id = %who.user_id, event = "session.revoked", scope = ?scope, "signed out");
+        Ok(())
+    }
+
+    /// The caller's active sessions, newest first.
+    pub async fn sessions(&self, who: &Principal) -> Result<Vec<SessionSummary>> {
+        Ok(self
+            .store
+            .sessions_of(&who.user_id, self.clock.now())
+            .await?
+            .into_iter()
+            .map(|s| SessionSummary::new(s, &who.sid))
+            .collect())
+    }
+
+    /// Ends one of the caller's sessions; `NotFound` when it is not theirs.
+    pub async fn revoke_session(&self, who: &Principal, sid: &str) -> Result<()> {
+        if self
+            .store
+            .revoke_session(&who.user_id, sid, self.clock.now())
+            .await?
+        {
+            tracing::info!(user_id = %who.user_id, sid, event = "session.revoked", "session ended");
+            Ok(())
+        } else {
+            Err(Error::NotFound("Session"))
+        }
+    }
+}
