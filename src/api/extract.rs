@@ -28,6 +28,27 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
     core.authenticate(&bearer.token).await.map_err(Into::into)
 }
 
+/// `Authorization: Bearer <access token>` of a caller whose account holds
+/// the `admin` role. A handler that takes this cannot run for anyone else:
+/// no token → 401, a token without the role → 403.
+#[derive(SecurityScheme)]
+#[oai(
+    ty = "bearer",
+    bearer_format = "JWT",
+    checker = "check_admin",
+    rename = "bearerAuth"
+)]
+pub struct AdminAuth(pub Principal);
+
+async fn check_admin(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
+    let core = req
+        .data::<Core>()
+        .ok_or_else(|| poem::Error::from(Error::Unexpected(anyhow::anyhow!("no service state"))))?;
+    core.authenticate_admin(&bearer.token)
+        .await
+        .map_err(Into::into)
+}
+
 /// The client's address: the socket peer, or the first untrusted hop of
 /// `X-Forwarded-For` when the peer is a trusted proxy.
 pub fn client_ip(req: &Request, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {

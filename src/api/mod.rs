@@ -23,7 +23,7 @@ use poem::middleware::Cors;
 use poem::{Endpoint, EndpointExt, Response, Route};
 use poem_openapi::{OpenApiService, Tags};
 
-pub use extract::{BearerAuth, client_info, client_ip};
+pub use extract::{AdminAuth, BearerAuth, client_info, client_ip};
 
 use crate::service::Core;
 

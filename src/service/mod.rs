@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 pub use accounts::Registration;
 pub use error::{Error, FieldError, Result};
-pub use sessions::LogoutScope;
+pub use sessions::{ADMIN_ROLE, LogoutScope};
 
 use crate::auth::{Captcha, Limits, PasswordHasher, TokenService};
 use crate::clock::{Clock, UnixTime};

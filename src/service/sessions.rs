@@ -9,6 +9,9 @@ use crate::config::CaptchaMode;
 use crate::domain::{Email, Password};
 use crate::store::{RotateOutcome, Rotation, SessionRecord, UserRecord};
 
+/// The role that opens the admin API.
+pub const ADMIN_ROLE: &str = "admin";
+
 /// Which sessions a sign-out ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogoutScope {
@@ -39,6 +42,21 @@ impl Core {
             sid: claims.sid,
             roles: claims.roles,
         })
+    }
+
+    /// Like [`Core::authenticate`], and the account must hold the `admin`
+    /// role now (read from the store, so a demotion takes effect at once).
+    pub async fn authenticate_admin(&self, token: &str) -> Result<Principal> {
+        let who = self.authenticate(token).await?;
+        let is_admin = self
+            .store
+            .user_by_id(&who.user_id)
+            .await?
+            .is_some_and(|u| !u.disabled && u.roles.iter().any(|r| r == ADMIN_ROLE));
+        if !is_admin {
+            return Err(Error::Forbidden("this route needs the admin role"));
+        }
+        Ok(who)
     }
 
     /// Checks credentials. Unknown email and wrong password look the same:

@@ -23,14 +23,20 @@ async fn logout_on_one_replica_is_honoured_by_another_at_once() {
     // Two replicas of one deployment: one database, one key set, one public URL.
     let a = spawn_app_with(|m| {
         m.insert("PORTCULLIS_MONGODB_DB".into(), db_a);
-        m.insert("PORTCULLIS_PUBLIC_URL".into(), "http://portcullis.test".into());
+        m.insert(
+            "PORTCULLIS_PUBLIC_URL".into(),
+            "http://portcullis.test".into(),
+        );
     })
     .await;
     let keys = a.keys_path().display().to_string();
     let b = spawn_app_with(|m| {
         m.insert("PORTCULLIS_MONGODB_DB".into(), db);
         m.insert("PORTCULLIS_KEYS_DIR".into(), keys);
-        m.insert("PORTCULLIS_PUBLIC_URL".into(), "http://portcullis.test".into());
+        m.insert(
+            "PORTCULLIS_PUBLIC_URL".into(),
+            "http://portcullis.test".into(),
+        );
     })
     .await;
     // Register on A, sign in on B, use the token on both.
