@@ -35,7 +35,7 @@ deny_check() {
         echo "installing cargo-deny from crates.io (once per machine)"
         cargo install cargo-deny --locked --quiet || return 1
     fi
-    cargo deny --offline check bans licenses sources
+    cargo deny check bans licenses sources
 }
 run_step "cargo deny (bans, licenses, sources)" deny_check
 
