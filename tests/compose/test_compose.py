@@ -1,5 +1,6 @@
 """Structural checks of the container files: docker-compose.yml, Dockerfile,
-.env.example (and their agreement with DESIGN.md's configuration table).
+.env.example (and their agreement with the keys the service reads, and with
+DESIGN.md's configuration table).
 
 No Docker engine is needed: the files are parsed, not run.
 
@@ -218,15 +219,31 @@ def test_env_example_every_key_has_a_comment():
             assert previous.startswith("#") and not ENV_KEY_LINE.match(previous), f"{line.strip()}: no explanatory comment above it"
 
 
-def test_env_example_keys_match_design():
+def service_config_keys() -> set[str]:
+    """The keys the service reads: the KNOWN_KEYS list of src/config.rs."""
+    text = (ROOT / "src" / "config.rs").read_text(encoding="utf-8")
+    match = re.search(r"pub const KNOWN_KEYS: &\[&str\] = &\[(.*?)\];", text, re.DOTALL)
+    assert match, "src/config.rs has no KNOWN_KEYS list"
+    return set(re.findall(r'"(PORTCULLIS_[A-Z0-9_]+)"', match.group(1)))
+
+
+def test_env_example_documents_exactly_the_keys_the_service_reads():
+    known = service_config_keys()
+    keys = set(ENV_KEY_LINE.findall(ENV_EXAMPLE.read_text(encoding="utf-8")))
+    assert not keys - known, f".env.example keys the service does not read: {sorted(keys - known)}"
+    assert not known - keys, f"keys the service reads missing from .env.example: {sorted(known - keys)}"
+
+
+def test_service_keys_come_from_the_design():
     if not DESIGN.is_file():
         pytest.skip(f"{DESIGN} not present")
     design = design_config_keys()
-    keys = set(ENV_KEY_LINE.findall(ENV_EXAMPLE.read_text(encoding="utf-8")))
-    unknown = keys - design - EXTRA_KEYS
-    assert not unknown, f".env.example keys in neither DESIGN.md nor the known extras: {sorted(unknown)}"
-    undocumented = (design | EXTRA_KEYS) - keys
-    assert not undocumented, f"configuration keys missing from .env.example: {sorted(undocumented)}"
+    invented = service_config_keys() - design - EXTRA_KEYS
+    assert not invented, f"keys in neither DESIGN.md nor the known extras: {sorted(invented)}"
+    # Keys of the contract not read yet belong to features still to land.
+    pending = sorted(design - service_config_keys())
+    if pending:
+        print(f"DESIGN.md keys not implemented yet: {pending}")
 
 
 # --------------------------------------------------------------------------- Dockerfile
