@@ -155,7 +155,7 @@ export class PortcullisClient {
     const win = globalThis as { addEventListener?: typeof addEventListener };
     if (this.storage.sharedAcrossTabs && typeof win.addEventListener === 'function') {
       this.storageListener = (e: StorageEvent) => {
-        if (e.key === this.storageKey) void this.onStorageChanged();
+        if (e.key === this.storageKey || e.key === null) void this.onStorageChanged();
       };
       win.addEventListener('storage', this.storageListener as EventListener);
     }

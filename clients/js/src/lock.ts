@@ -24,6 +24,15 @@ interface MutableLease {
   stolen: boolean;
 }
 
+/**
+ * The wait before stealing, with up to 25 % random extra: several tabs that
+ * queued behind one frozen holder then do not all steal in the same
+ * instant (the first thief usually finishes before the next one's wait ends).
+ */
+function jittered(timeoutMs: number): number {
+  return Math.round(timeoutMs * (1 + Math.random() * 0.25));
+}
+
 // ---------------------------------------------------------------- in-process
 
 interface Waiter {
@@ -71,7 +80,7 @@ export function processLock(): RefreshLock {
           const mine = { lost: false, stolen: true };
           l.holder = mine;
           resolve(mine);
-        }, timeoutMs);
+        }, jittered(timeoutMs));
         l.queue.push(waiter);
       });
       try {
@@ -145,7 +154,7 @@ export function webLock(): RefreshLock {
           );
         };
         const ctrl = typeof AbortController !== 'undefined' ? new AbortController() : undefined;
-        const timer = setTimeout(() => ctrl?.abort(), timeoutMs);
+        const timer = setTimeout(() => ctrl?.abort(), jittered(timeoutMs));
         locks
           .request(name, { mode: 'exclusive', ...(ctrl ? { signal: ctrl.signal } : {}) }, () => {
             clearTimeout(timer);

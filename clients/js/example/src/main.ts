@@ -56,7 +56,7 @@ function setError(e: unknown) {
     msg = `${e.title}${e.detail ? `: ${e.detail}` : ''} (${e.type}, ${e.status})`;
     if (e.errors.length) msg += ' — ' + e.errors.map((f) => `${f.field}: ${f.detail}`).join('; ');
   } else if (isNetworkError(e)) {
-    msg = `Network problem (${e.message}); you are still signed in.`;
+    msg = `Network problem (${e.message}). Nothing was changed; try again.`;
   }
   el.textContent = msg;
   el.hidden = false;
