@@ -84,8 +84,14 @@ function decodeJwtClaims(token: string): Record<string, unknown> | null {
   try {
     const b64 = part.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (part.length % 4)) % 4);
     const bin = atob(b64);
-    const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
-    return JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>;
+    let text: string;
+    if (typeof TextDecoder !== 'undefined') {
+      text = new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+    } else {
+      // Runtimes without TextDecoder (older React Native): UTF-8 via URI decoding.
+      text = decodeURIComponent(bin.replace(/[\s\S]/g, (c) => '%' + c.charCodeAt(0).toString(16).padStart(2, '0')));
+    }
+    return JSON.parse(text) as Record<string, unknown>;
   } catch {
     return null;
   }

@@ -464,3 +464,105 @@ describe('other tabs (BroadcastChannel)', () => {
     expect(eventsB).toEqual(['INITIAL_SESSION', 'TOKEN_REFRESHED', 'SIGNED_OUT']);
   });
 });
+
+describe('password reset and passkeys (DESIGN.md contract)', () => {
+  it('forgotPassword and resetPassword send the contract bodies; a bad code is typed', async () => {
+    const c = client(memoryStorage());
+    await c.forgotPassword({ email: 'ada@example.com' });
+    expect(server.forgot).toEqual(['ada@example.com']);
+    await c.resetPassword({ token: 'reset-token', new_password: 'another good passphrase' });
+    await c.resetPassword({ email: 'ada@example.com', email_code: '123456', new_password: 'another good passphrase' });
+    expect(server.resets).toHaveLength(2);
+    await expect(c.resetPassword({ token: 'nope', new_password: 'x' })).rejects.toMatchObject({
+      type: 'token-invalid-or-expired',
+      status: 400,
+    });
+    expect(await c.getSession()).toBeNull(); // reset never signs in
+  });
+
+  it('registerPasskey decodes the creation options and posts the credential JSON', async () => {
+    const c = client(memoryStorage());
+    await c.signIn({ email: 'ada@example.com', password: 'correct horse battery' });
+    let seen: any;
+    vi.stubGlobal('navigator', {
+      credentials: {
+        create: async (opts: any) => {
+          seen = opts.publicKey;
+          return { toJSON: () => ({ id: 'cred-1', rawId: 'cred-1', type: 'public-key', response: { attestationObject: 'xx' } }) };
+        },
+      },
+    });
+    try {
+      const pk = await c.registerPasskey({ name: 'Laptop' });
+      expect(pk.id).toBe('pk-1');
+    } finally {
+      vi.unstubAllGlobals();
+    }
+    expect(new Uint8Array(seen.challenge)).toEqual(new Uint8Array([1, 2, 3]));
+    expect(new TextDecoder().decode(seen.user.id)).toBe('user');
+    expect(new Uint8Array(seen.excludeCredentials[0].id)).toEqual(new Uint8Array([4, 5, 6]));
+    expect(server.passkeyRegistrations[0]).toEqual({
+      challenge_id: 'ch-create',
+      credential: { id: 'cred-1', rawId: 'cred-1', type: 'public-key', response: { attestationObject: 'xx' } },
+      name: 'Laptop',
+    });
+  });
+
+  it('signInWithPasskey signs in and emits SIGNED_IN; without a browser it fails clearly', async () => {
+    const c = client(memoryStorage());
+    const events = recorder(c);
+    await expect(c.signInWithPasskey()).rejects.toThrow(/navigator\.credentials/);
+    vi.stubGlobal('navigator', {
+      credentials: {
+        get: async (opts: any) => {
+          expect(new Uint8Array(opts.publicKey.allowCredentials[0].id)).toEqual(new Uint8Array([4, 5, 6]));
+          return { toJSON: () => ({ id: 'cred-1', type: 'public-key', response: { signature: 'sig' } }) };
+        },
+      },
+    });
+    try {
+      const s = await c.signInWithPasskey({ email: 'ada@example.com' });
+      expect(s.user.email).toBe('ada@example.com');
+    } finally {
+      vi.unstubAllGlobals();
+    }
+    expect(server.passkeyOptionBodies.at(-1)).toEqual({ email: 'ada@example.com' });
+    expect(server.passkeyAssertions.at(-1).challenge_id).toBe('ch-get');
+    await settle();
+    expect(events).toEqual(['INITIAL_SESSION', 'SIGNED_IN']);
+  });
+
+  it('base64url round-trips every byte value', async () => {
+    const { base64urlToBuffer, bufferToBase64url } = await import('../src/index.js');
+    const bytes = new Uint8Array(256).map((_, i) => i);
+    const s = bufferToBase64url(bytes);
+    expect(s).not.toMatch(/[+/=]/);
+    expect(new Uint8Array(base64urlToBuffer(s))).toEqual(bytes);
+  });
+});
+
+describe('web storage adapters', () => {
+  it('localStorage and sessionStorage adapters read and write the global stores', async () => {
+    const mk = () => {
+      const m = new Map<string, string>();
+      return { getItem: (k: string) => m.get(k) ?? null, setItem: (k: string, v: string) => void m.set(k, v), removeItem: (k: string) => void m.delete(k), m };
+    };
+    const ls = mk();
+    const ss = mk();
+    vi.stubGlobal('localStorage', ls);
+    vi.stubGlobal('sessionStorage', ss);
+    try {
+      const { localStorageAdapter, sessionStorageAdapter, defaultStorage } = await import('../src/index.js');
+      const c = client(localStorageAdapter());
+      await c.signIn({ email: 'ada@example.com', password: 'correct horse battery' });
+      expect(ls.m.has(storageKey)).toBe(true);
+      expect(localStorageAdapter().sharedAcrossTabs).toBe(true);
+      expect(sessionStorageAdapter().sharedAcrossTabs).toBe(false);
+      sessionStorageAdapter().setItem('k', 'v');
+      expect(ss.m.get('k')).toBe('v');
+      expect(defaultStorage().sharedAcrossTabs).toBe(true); // localStorage when usable
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+});

@@ -40,6 +40,11 @@ export class FakeServer {
   offline = false;
   refreshDelayMs = 0;
   refreshFailStatus: number | null = null;
+  forgot: string[] = [];
+  resets: unknown[] = [];
+  passkeyOptionBodies: unknown[] = [];
+  passkeyAssertions: any[] = [];
+  passkeyRegistrations: any[] = [];
   requests: Array<{ method: string; path: string; auth: string | null }> = [];
   private seq = 0;
 
@@ -182,6 +187,28 @@ export class FakeServer {
         return this.problem(401, 'token-invalid', 'refresh token reused; session revoked');
       }
     }
+    switch (route) {
+      case 'POST /v1/password/forgot':
+        this.forgot.push(body.email);
+        return new Response(JSON.stringify({ status: 'accepted' }), { status: 202, headers: { 'content-type': 'application/json' } });
+      case 'POST /v1/password/reset': {
+        const ok = body.token === 'reset-token' || (body.email && body.email_code === '123456');
+        if (!ok) return this.problem(400, 'token-invalid-or-expired', 'the link or code is invalid or expired');
+        this.resets.push(body);
+        return new Response(null, { status: 204 });
+      }
+      case 'POST /v1/sessions/passkey/options':
+        this.passkeyOptionBodies.push(body);
+        return this.json(200, {
+          challenge_id: 'ch-get',
+          public_key: { publicKey: { challenge: 'AQID', rpId: 'localhost', allowCredentials: [{ type: 'public-key', id: 'BAUG' }] } },
+        });
+      case 'POST /v1/sessions/passkey': {
+        this.passkeyAssertions.push(body);
+        if (body.challenge_id !== 'ch-get' || body.credential?.id !== 'cred-1') return this.problem(401, 'invalid-credentials', 'bad passkey');
+        return this.json(200, this.tokens(this.newFamily([...this.users.values()][0]!)));
+      }
+    }
     const p = this.principal(req);
     if (route.startsWith('GET /v1/') || route.startsWith('PATCH /v1/') || route.startsWith('DELETE /v1/') || route.startsWith('POST /v1/me')) {
       if (!p) return this.problem(401, 'token-invalid', 'missing or invalid bearer');
@@ -212,6 +239,22 @@ export class FakeServer {
             .filter((f) => f.userId === p!.user.id && !f.revoked)
             .map((f) => ({ id: f.sid, current: f.sid === p!.fam.sid, created_at: '', last_used_at: '', expires_at: '', amr: ['pwd'] })),
         );
+      case 'POST /v1/me/passkeys/options':
+        return this.json(200, {
+          challenge_id: 'ch-create',
+          public_key: {
+            publicKey: {
+              challenge: 'AQID',
+              rp: { id: 'localhost', name: 'Portcullis' },
+              user: { id: 'dXNlcg', name: p!.user.email, displayName: p!.user.email },
+              pubKeyCredParams: [{ type: 'public-key', alg: -8 }],
+              excludeCredentials: [{ type: 'public-key', id: 'BAUG' }],
+            },
+          },
+        });
+      case 'POST /v1/me/passkeys':
+        this.passkeyRegistrations.push(body);
+        return this.json(201, { id: 'pk-1', name: body.name ?? null, created_at: '', last_used_at: null });
       case 'POST /v1/me/password':
         if (body.current_password !== p!.user.password) return this.problem(401, 'invalid-credentials', 'wrong password');
         p!.user.password = body.new_password;
