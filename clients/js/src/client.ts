@@ -44,6 +44,13 @@ export interface ClientOptions {
    * the token's lifetime). Default 60000 ms.
    */
   refreshMarginMs?: number;
+  /**
+   * After storing a refreshed pair, keep the cross-tab lock this much longer,
+   * so that the write reaches the other tabs' view of localStorage (Chromium
+   * propagates it between renderer processes asynchronously) before the next
+   * tab in line reads it. Default 30 ms with Web Locks, 0 otherwise.
+   */
+  lockSettleMs?: number;
   /** Time limit of each HTTP request the client makes. Default 15000 ms. */
   requestTimeoutMs?: number;
   /** Share refreshed pairs and sign-outs with other tabs (BroadcastChannel). Default true. */
@@ -121,6 +128,7 @@ export class PortcullisClient {
   private readonly lockTimeoutMs: number;
   private readonly refreshMarginMs: number;
   private readonly requestTimeoutMs: number;
+  private readonly lockSettleMs: number;
   private readonly tokenOrigins: string[] | '*';
   private readonly now: () => number;
   private readonly hooks: NonNullable<ClientOptions['hooks']>;
@@ -145,6 +153,7 @@ export class PortcullisClient {
     this.lockTimeoutMs = options.lockTimeoutMs ?? 5000;
     this.refreshMarginMs = options.refreshMarginMs ?? 60_000;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
+    this.lockSettleMs = options.lockSettleMs ?? (this.lock.kind === 'web-locks' ? 30 : 0);
     this.now = options.now ?? (() => Date.now());
     this.hooks = options.hooks ?? {};
     const pageOrigin = (globalThis as { location?: Location }).location?.origin;
@@ -274,6 +283,8 @@ export class PortcullisClient {
       if (mine && mine.refresh_token === msg.session.refresh_token && mine.user.updated_at === msg.session.user.updated_at) {
         return;
       }
+      // Messages may arrive out of order: never go back to an older pair.
+      if (sameFamily && (msg.session.generation ?? 0) < (mine.generation ?? 0)) return;
       this.session = msg.session;
       if (!this.storage.sharedAcrossTabs) {
         await this.withLock(async () => {
@@ -332,15 +343,17 @@ export class PortcullisClient {
 
   // ------------------------------------------------------------ sessions
 
-  private toSession(t: TokensResponse): Session {
+  private toSession(t: TokensResponse, previous?: Session): Session {
     const claims = decodeJwtClaims(t.access_token);
+    const sid = typeof claims?.['sid'] === 'string' ? (claims['sid'] as string) : null;
     return {
+      generation: previous && previous.session_id === sid ? (previous.generation ?? 0) + 1 : 0,
       access_token: t.access_token,
       refresh_token: t.refresh_token,
       token_type: t.token_type,
       expires_in: t.expires_in,
       expires_at: this.now() + t.expires_in * 1000,
-      session_id: typeof claims?.['sid'] === 'string' ? (claims['sid'] as string) : null,
+      session_id: sid,
       user: t.user as User,
     };
   }
@@ -421,8 +434,14 @@ export class PortcullisClient {
         return { session: s, events };
       };
 
-      const stored = await this.readStorage();
+      let stored = await this.readStorage();
       if (!stored) return adopt(null);
+      const mem = this.session;
+      if (mem && mem.session_id === stored.session_id && (mem.generation ?? 0) > (stored.generation ?? 0)) {
+        // Another tab's newer pair reached us (BroadcastChannel) before its
+        // localStorage write did: the stored one is already retired.
+        stored = mem;
+      }
       const storedIsStale = opts.staleAccessToken ? stored.access_token === opts.staleAccessToken : false;
       const changedMeanwhile = !before || stored.refresh_token !== before.refresh_token;
       if (!storedIsStale && this.isFresh(stored) && (changedMeanwhile || !opts.force)) {
@@ -434,6 +453,12 @@ export class PortcullisClient {
       }
 
       const presented = stored.refresh_token;
+      const base = stored;
+      // A pair in storage other than the one we presented, and not an older one of the same family.
+      const newerThanPresented = (cur: Session | null): cur is Session =>
+        !!cur &&
+        cur.refresh_token !== presented &&
+        (cur.session_id !== base.session_id || (cur.generation ?? 0) >= (base.generation ?? 0));
       let res: Response;
       try {
         res = await this.request('POST', '/v1/sessions/refresh', { refresh_token: presented });
@@ -442,9 +467,9 @@ export class PortcullisClient {
         throw e instanceof NetworkError ? e : new NetworkError('refresh failed', e);
       }
       if (res.ok) {
-        const next = this.toSession((await res.json()) as TokensResponse);
+        const next = this.toSession((await res.json()) as TokensResponse, stored);
         const cur = await this.readStorage();
-        if (lease.lost && cur && cur.refresh_token !== presented) {
+        if (lease.lost && newerThanPresented(cur)) {
           // Our lock was stolen and the thief stored a pair: keep its.
           return adopt(cur);
         }
@@ -454,12 +479,13 @@ export class PortcullisClient {
         }
         await this.writeStorage(next);
         this.post({ t: 'session', from: this.tabId, session: next, event: 'TOKEN_REFRESHED' });
+        if (this.lockSettleMs > 0) await new Promise((r) => setTimeout(r, this.lockSettleMs));
         return adopt(next);
       }
       if (res.status === 401) {
         await res.body?.cancel().catch(() => undefined);
         const cur = await this.readStorage();
-        if (cur && cur.refresh_token !== presented) {
+        if (newerThanPresented(cur)) {
           // Someone stored a newer pair meanwhile: ours was just outdated.
           return adopt(cur);
         }

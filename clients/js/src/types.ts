@@ -77,6 +77,8 @@ export interface Session {
   expires_at: number;
   /** The session (refresh family) id: the `sid` claim. */
   session_id: string | null;
+  /** How many refreshes this session has had (counted by the client; orders pairs of one family). */
+  generation?: number;
   user: User;
 }
 

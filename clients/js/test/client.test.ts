@@ -371,6 +371,20 @@ describe('refresh and retry rules', () => {
     expect(server.refreshCalls).toBe(1);
   });
 
+  it('when storage lags behind the pair this client knows (cross-process localStorage), it presents the newer one', async () => {
+    const storage = memoryStorage();
+    const c = await signedIn(storage);
+    const gen0 = (await storage.getItem(storageKey))!;
+    await c.refreshSession({ force: true });
+    expect((await c.getSession())!.generation).toBe(1);
+    await storage.setItem(storageKey, gen0); // the other process's view has not caught up yet
+    const s = await c.refreshSession({ force: true });
+    expect(s!.generation).toBe(2);
+    expect(server.refreshRotated).toBe(2);
+    expect(server.refreshGrace).toBe(0);
+    expect(server.reuse).toBe(0);
+  });
+
   it('bearer only goes to Portcullis and tokenOrigins', async () => {
     const c = await signedIn();
     const seen: Array<string | null> = [];

@@ -6,6 +6,7 @@
 //   2. five tabs signed in as one user, each calling the API in a loop for
 //      --seconds (default 60): zero sign-outs, zero 401s reaching the page,
 //      portcullis_refresh_reuse_total stays 0;
+//   2b. offline for 4 s (two token lifetimes): network errors, no sign-out;
 //   3. a sign-out in one tab signs out all five within a second;
 //   4. a tab paused by CDP (Debugger.pause) while it holds the refresh lock
 //      blocks the others no longer than the lock timeout (they steal the
@@ -39,6 +40,7 @@ const srv = await startPortcullis({ PORTCULLIS_CORS_ORIGINS: example.base });
 const appUrl = `${example.base}/index.html?api=${encodeURIComponent(srv.base)}&lockTimeout=${LOCK_TIMEOUT}`;
 let browser;
 let rc = 1;
+let quiet = false; // while offline, failed requests are expected
 
 const state = (p) => p.locator('#status').getAttribute('data-state');
 const waitState = (p, s, timeout = 10_000) => p.waitForSelector(`#status[data-state="${s}"]`, { timeout });
@@ -89,9 +91,9 @@ try {
     const p = await context.newPage();
     const i = pages.length;
     p.on('pageerror', (e) => console.log(`browser: tab ${i} page error: ${e.message}`));
-    p.on('requestfailed', (r) => console.log(`browser: tab ${i} request failed ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
+    p.on('requestfailed', (r) => quiet || console.log(`browser: tab ${i} request failed ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
     p.on('console', (m) => {
-      if (m.type() === 'error') console.log(`browser: tab ${i} console error: ${m.text()}`);
+      if (m.type() === 'error' && !quiet) console.log(`browser: tab ${i} console error: ${m.text()}`);
     });
     pages.push(p);
     await p.goto(appUrl);
@@ -157,6 +159,24 @@ try {
   const perLifetime = SECONDS / 1.33;
   t.check(refreshes >= perLifetime * 0.5 && refreshes <= perLifetime * 1.5, `${refreshes} refreshes for ~${Math.round(perLifetime)} token lifetimes: single-flight across tabs`);
   t.check(refreshedEvents.every((e) => e.length >= refreshes * 0.5), 'every tab heard of the refreshes (TOKEN_REFRESHED)');
+
+  // ---- 2b. the network goes away for 4 s (two token lifetimes): calls
+  // fail with NetworkError, nobody is signed out; back online, all work.
+  {
+    const outB = await Promise.all(pages.map((p) => events(p, 'SIGNED_OUT')));
+    quiet = true;
+    await context.setOffline(true);
+    const offline = await Promise.all(pages.map((p) => loop(p, 4000)));
+    await context.setOffline(false);
+    quiet = false;
+    const online = await Promise.all(pages.map((p) => loop(p, 4000)));
+    const outA = await Promise.all(pages.map((p) => events(p, 'SIGNED_OUT')));
+    log(`offline 4 s: ${sum(offline, 'errors')} network errors, ${sum(offline, 's401')} 401s; back online: ${sum(online, 'ok')}/${sum(online, 'calls')} ok`);
+    t.check(sum(offline, 'errors') > 0 && sum(offline, 's401') === 0, `offline: calls fail as network errors (${sum(offline, 'errors')}), never as 401 (${sum(offline, 's401')})`);
+    t.check(outA.every((x, i) => x.length === outB[i].length), 'offline for two token lifetimes signs nobody out');
+    t.check(sum(online, 'calls') > 0 && sum(online, 'ok') === sum(online, 'calls'), 'back online, every tab works again without signing in');
+    t.check((await reuseCount()) === 0, `portcullis_refresh_reuse_total still 0 after the outage (${await reuseCount()})`);
+  }
 
   // ---- 3. sign-out in one tab signs out all
   const t0 = await pages[2].evaluate(() => {
