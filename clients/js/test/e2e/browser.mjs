@@ -38,7 +38,14 @@ const t = checks('browser');
 const log = (m) => console.log(`browser: ${m}`);
 
 const example = await startExampleServer();
-const srv = await startPortcullis({ PORTCULLIS_CORS_ORIGINS: example.base });
+let srv;
+try {
+  srv = await startPortcullis({ PORTCULLIS_CORS_ORIGINS: example.base });
+} catch (e) {
+  await example.stop();
+  console.error(`browser: ${e.message}`);
+  process.exit(1);
+}
 const appUrl = `${example.base}/index.html?api=${encodeURIComponent(srv.base)}&lockTimeout=${LOCK_TIMEOUT}`;
 let browser;
 let rc = 1;
