@@ -1,7 +1,7 @@
 // Shared helpers of the end-to-end tests: a real Portcullis binary on a free
 // loopback port (fresh data and keys), the example's static server, metrics.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, readFileSync, openSync, mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, rmSync, readFileSync, openSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -38,6 +38,11 @@ async function waitFor(url, child, what, ms = 20_000) {
 /** Starts Portcullis. `env` adds settings (e.g. PORTCULLIS_CORS_ORIGINS). */
 export async function startPortcullis(env = {}) {
   const bin = process.env.PORTCULLIS_BIN || join(repoRoot, 'target', 'debug', 'portcullis');
+  try {
+    accessSync(bin, constants.X_OK);
+  } catch {
+    throw new Error(`no portcullis binary at ${bin} (build it, or set PORTCULLIS_BIN)`);
+  }
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-js-e2e-'));
   mkdirSync(join(dir, 'data'));
@@ -63,7 +68,12 @@ export async function startPortcullis(env = {}) {
       ...env,
     },
   });
+  child.on('error', () => {});
+  // Never outlive this process, whatever happens to it.
+  const killOnExit = () => child.exitCode === null && child.kill('SIGKILL');
+  process.on('exit', killOnExit);
   const stop = async () => {
+    process.off('exit', killOnExit);
     if (child.exitCode === null) {
       child.kill('SIGTERM');
       for (let i = 0; i < 50 && child.exitCode === null; i++) await sleep(100);
@@ -91,11 +101,14 @@ export async function startPortcullis(env = {}) {
 export async function startExampleServer() {
   const port = await freePort();
   const child = spawn(process.execPath, [join(pkgRoot, 'example', 'serve.mjs'), '--port', String(port)], { stdio: 'ignore' });
+  const killOnExit = () => child.exitCode === null && child.kill('SIGKILL');
+  process.on('exit', killOnExit);
   const base = `http://127.0.0.1:${port}`;
   await waitFor(`${base}/index.html`, child, 'example server');
   return {
     base,
     stop: async () => {
+      process.off('exit', killOnExit);
       if (child.exitCode === null) child.kill('SIGTERM');
     },
   };
