@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+// A tiny static server for the example SPA (no bundler, no dependencies):
+//   node example/serve.mjs [--port 5173] [--host 127.0.0.1]
+// Serves clients/js/example/ at / and the built package (clients/js/dist/)
+// at /lib/. Prints "listening on http://HOST:PORT" once ready.
+import { createServer } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { dirname, extname, join, normalize, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const { values: a } = parseArgs({ options: { port: { type: 'string', default: '5173' }, host: { type: 'string', default: '127.0.0.1' } } });
+const here = dirname(fileURLToPath(import.meta.url));
+const roots = [['/lib/', join(here, '..', 'dist')], ['/', here]];
+const types = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css', '.map': 'application/json', '.png': 'image/png', '.ico': 'image/x-icon' };
+
+const server = createServer(async (req, res) => {
+  const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+  for (const [prefix, dir] of roots) {
+    if (!path.startsWith(prefix)) continue;
+    let rel = path.slice(prefix.length) || 'index.html';
+    const file = normalize(join(dir, rel));
+    if (!file.startsWith(dir + sep) && file !== dir) break;
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+      res.end(body);
+      return;
+    } catch {
+      break;
+    }
+  }
+  res.writeHead(404, { 'content-type': 'text/plain' });
+  res.end('not found');
+});
+server.listen(Number(a.port), a.host, () => {
+  const addr = server.address();
+  console.log(`listening on http://${a.host}:${addr.port}`);
+});

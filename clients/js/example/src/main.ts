@@ -1,0 +1,182 @@
+// The example SPA: sign-up, sign-in, the two-factor step, profile, the
+// session list and sign-out, on @portcullis/client. Plain TypeScript compiled
+// by tsc; no bundler (the page's import map resolves the package).
+//
+// Query parameters: `api` (Portcullis base URL, default
+// http://127.0.0.1:8080), `lockTimeout` (ms, default 5000).
+import {
+  createClient,
+  isNetworkError,
+  isPortcullisError,
+  localStorageAdapter,
+  type AuthEvent,
+  type Session,
+} from '@portcullis/client';
+
+const params = new URLSearchParams(location.search);
+const api = params.get('api') ?? 'http://127.0.0.1:8080';
+
+/** Test hooks the browser tests set (see clients/js/test/browser). */
+const testHooks = window as unknown as {
+  __portcullisFreezeNextRefresh?: boolean;
+  __portcullisEvents?: Array<{ event: AuthEvent; at: number }>;
+};
+testHooks.__portcullisEvents = [];
+
+const client = createClient({
+  url: api,
+  storage: localStorageAdapter(),
+  lockTimeoutMs: Number(params.get('lockTimeout') ?? 5000),
+  hooks: {
+    afterRefreshLock: async () => {
+      if (!testHooks.__portcullisFreezeNextRefresh) return;
+      testHooks.__portcullisFreezeNextRefresh = false;
+      console.log('portcullis-test:lock-held');
+      // The test freezes the tab during this pause (CDP), lock held.
+      await new Promise((r) => setTimeout(r, 500));
+    },
+  },
+});
+(window as unknown as { portcullis: typeof client }).portcullis = client;
+
+const $ = <T extends HTMLElement = HTMLElement>(sel: string) => document.querySelector(sel) as T;
+const show = (id: string, on: boolean) => {
+  $(id).hidden = !on;
+};
+
+function setError(e: unknown) {
+  const el = $('#error');
+  if (!e) {
+    el.hidden = true;
+    el.textContent = '';
+    return;
+  }
+  let msg = String(e);
+  if (isPortcullisError(e)) {
+    msg = `${e.title}${e.detail ? `: ${e.detail}` : ''} (${e.type}, ${e.status})`;
+    if (e.errors.length) msg += ' — ' + e.errors.map((f) => `${f.field}: ${f.detail}`).join('; ');
+  } else if (isNetworkError(e)) {
+    msg = `Network problem (${e.message}). Nothing was changed; try again.`;
+  }
+  el.textContent = msg;
+  el.hidden = false;
+}
+
+async function guarded(fn: () => Promise<unknown>) {
+  setError(null);
+  try {
+    await fn();
+  } catch (e) {
+    setError(e);
+  }
+}
+
+function render(session: Session | null) {
+  const status = $('#status');
+  status.dataset['state'] = session ? 'signed-in' : client.mfaChallenge ? 'mfa' : 'signed-out';
+  status.textContent = session ? `Signed in as ${session.user.email}` : client.mfaChallenge ? 'Two-factor step' : 'Signed out';
+  show('#signed-in', !!session);
+  show('#mfa', !session && !!client.mfaChallenge);
+  show('#signed-out', !session && !client.mfaChallenge);
+  if (session) {
+    const u = session.user;
+    $('#p-email').textContent = u.email;
+    $('#p-name').textContent = u.display_name ?? '—';
+    $('#p-id').textContent = u.id;
+    $('#p-mfa').textContent = u.mfa_enabled ? 'on' : 'off';
+    $('#p-exp').textContent = new Date(session.expires_at).toLocaleTimeString();
+  }
+}
+
+async function loadSessions() {
+  const tbody = $('#sessions tbody');
+  const list = await client.listSessions();
+  tbody.replaceChildren(
+    ...list.map((s) => {
+      const tr = document.createElement('tr');
+      if (s.current) tr.className = 'current';
+      const cells = [
+        s.id.slice(0, 8) + (s.current ? ' (this one)' : ''),
+        new Date(s.created_at).toLocaleString(),
+        s.amr.join(', '),
+        s.user_agent ? s.user_agent.replace(/^Mozilla\/5\.0 /, '').slice(0, 40) : '—',
+      ];
+      for (const c of cells) {
+        const td = document.createElement('td');
+        td.textContent = c;
+        tr.append(td);
+      }
+      const td = document.createElement('td');
+      const b = document.createElement('button');
+      b.textContent = 'Revoke';
+      b.onclick = () => guarded(async () => {
+        await client.revokeSession(s.id);
+        if (!s.current) await loadSessions();
+      });
+      td.append(b);
+      tr.append(td);
+      return tr;
+    }),
+  );
+}
+
+client.onAuthStateChange((event, session) => {
+  testHooks.__portcullisEvents!.push({ event, at: Date.now() });
+  const li = document.createElement('li');
+  li.textContent = `${new Date().toLocaleTimeString()} ${event}`;
+  $('#events').prepend(li);
+  render(session);
+  if (session && (event === 'SIGNED_IN' || event === 'INITIAL_SESSION')) void guarded(loadSessions);
+});
+
+$('#signin-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target as HTMLFormElement);
+  void guarded(async () => {
+    const r = await client.signIn({ email: String(f.get('email')), password: String(f.get('password')) });
+    if (r.status === 'mfa_required') render(null);
+  });
+});
+
+$('#signup-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target as HTMLFormElement);
+  const email = String(f.get('email'));
+  const password = String(f.get('password'));
+  const name = String(f.get('display_name') ?? '').trim();
+  void guarded(async () => {
+    const r = await client.signUp({ email, password, ...(name ? { display_name: name } : {}) });
+    if (r.status === 'verification_sent') {
+      setError('Check your inbox to verify your email, then sign in.');
+      return;
+    }
+    const s = await client.signIn({ email, password });
+    if (s.status === 'mfa_required') render(null);
+  });
+});
+
+$('#mfa-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target as HTMLFormElement);
+  const code = String(f.get('code') ?? '').trim();
+  const rc = String(f.get('recovery_code') ?? '').trim();
+  void guarded(() => client.verifyMfa(code ? { code } : { recoveryCode: rc }));
+});
+$('#mfa-cancel').addEventListener('click', () => location.reload());
+
+$('#passkey-signin').addEventListener('click', () => void guarded(() => client.signInWithPasskey()));
+
+$('#profile-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target as HTMLFormElement);
+  const name = String(f.get('display_name') ?? '').trim();
+  void guarded(() => client.updateUser({ display_name: name || null }));
+});
+
+$('#reload-sessions').addEventListener('click', () => void guarded(loadSessions));
+$('#signout').addEventListener('click', () => void guarded(() => client.signOut()));
+$('#signout-others').addEventListener('click', () => void guarded(async () => {
+  await client.signOut({ scope: 'others' });
+  await loadSessions();
+}));
+$('#signout-global').addEventListener('click', () => void guarded(() => client.signOut({ scope: 'global' })));

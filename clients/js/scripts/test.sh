@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Every test of the TypeScript client (@portcullis/client), as CI runs it:
+#
+#   clients/js/scripts/test.sh
+#
+#   1. npm ci (when node_modules is missing or package-lock.json changed)
+#   2. Debian's chromium (apt-get, as root, when /usr/bin/chromium is missing)
+#   3. the portcullis binary: $PORTCULLIS_BIN, else `cargo build --bin portcullis`
+#   4. type-check and build the package and the example SPA (tsc)
+#   5. drift check: types regenerated from openapi/openapi.json must equal
+#      src/generated/openapi.ts
+#   6. unit tests (vitest, fake server): events, storage, error typing,
+#      retry and refresh rules, lock steal
+#   7. 50 concurrent Node clients on one memoryStorage: one refresh chain,
+#      no reuse (real Portcullis, 2 s access tokens)
+#   8. the example SPA in headless Chromium: 5 tabs for $JS_CLIENT_SECONDS
+#      (default 60) seconds, sign-out propagation, a tab paused holding the
+#      refresh lock (real Portcullis with CORS, 2 s access tokens)
+#   9. npm pack, install the tarball in a temp project, import it
+#
+# The last line is `js client: N passed, M failed`; non-zero exit on failure.
+# Artifacts (screenshot): clients/js/artifacts/.
+set -uo pipefail
+PKG=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$PKG/../.." && pwd)
+CHROMIUM=/usr/bin/chromium
+SECONDS_BROWSER=${JS_CLIENT_SECONDS:-60}
+cd "$PKG"
+
+passed=0; failed=0; results=()
+step() {
+  local name=$1; shift
+  local t0=$SECONDS
+  echo "==> js client: $name"
+  if "$@"; then passed=$((passed + 1)); results+=("ok   $name ($((SECONDS - t0))s)")
+  else failed=$((failed + 1)); results+=("FAIL $name ($((SECONDS - t0))s)"); fi
+}
+finish() {
+  printf '  %s\n' "${results[@]}"
+  echo "js client: $passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
+  exit $?
+}
+
+install_npm() {
+  local stamp=node_modules/.package-lock.stamp want
+  want="$(node --version) $(sha256sum package-lock.json | cut -d' ' -f1)"
+  if [ -d node_modules ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    echo "node_modules: up to date"; return 0
+  fi
+  timeout 600 npm ci --no-audit --no-fund --loglevel=error || return 1
+  echo "$want" >"$stamp"
+}
+install_chromium() {
+  if [ -x "$CHROMIUM" ]; then "$CHROMIUM" --version 2>/dev/null; return 0; fi
+  if [ "$(id -u)" -ne 0 ]; then echo "$CHROMIUM is missing and this is not root: apt-get install chromium" >&2; return 1; fi
+  timeout 300 apt-get update -qq || return 1
+  DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq chromium >/dev/null || return 1
+  [ -x "$CHROMIUM" ]
+}
+portcullis_bin() {
+  if [ -n "${PORTCULLIS_BIN:-}" ]; then
+    case "$PORTCULLIS_BIN" in /*) ;; *) PORTCULLIS_BIN="$PWD/$PORTCULLIS_BIN" ;; esac
+    [ -x "$PORTCULLIS_BIN" ] || { echo "PORTCULLIS_BIN=$PORTCULLIS_BIN is not executable" >&2; return 1; }
+  else
+    (cd "$ROOT" && cargo build --locked --bin portcullis) || return 1
+    PORTCULLIS_BIN="$ROOT/target/debug/portcullis"
+  fi
+  export PORTCULLIS_BIN
+  echo "portcullis: $PORTCULLIS_BIN"
+}
+build() {
+  npx tsc -p tsconfig.json && npx tsc -p test/tsconfig.json && npx tsc -p example/tsconfig.json
+}
+
+step "npm ci" install_npm || true
+if [ "$failed" -ne 0 ]; then finish; fi
+step "chromium" install_chromium
+step "portcullis binary" portcullis_bin
+step "tsc: package, tests, example" build
+step "generated types match openapi/openapi.json" node scripts/check-generated.mjs
+step "unit tests (vitest, fake server)" timeout 300 npx vitest run
+if [ -n "${PORTCULLIS_BIN:-}" ]; then
+  step "50 Node clients, one refresh chain (real Portcullis)" timeout 120 node test/e2e/fifty-clients.mjs
+  if [ -x "$CHROMIUM" ]; then
+    step "example SPA in Chromium: 5 tabs ${SECONDS_BROWSER}s, sign-out, frozen tab (real Portcullis)" \
+      timeout $((SECONDS_BROWSER + 180)) node test/e2e/browser.mjs --seconds "$SECONDS_BROWSER" --chromium "$CHROMIUM"
+  else
+    failed=$((failed + 1)); results+=("FAIL browser tests (no chromium)")
+  fi
+else
+  failed=$((failed + 1)); results+=("FAIL end-to-end tests (no portcullis binary)")
+fi
+step "npm pack: install the tarball and import it" timeout 300 scripts/pack-check.sh
+finish

@@ -1,0 +1,30 @@
+export { createClient, PortcullisClient, type ClientOptions } from './client.js';
+export {
+  PortcullisError,
+  NetworkError,
+  NotSignedInError,
+  isPortcullisError,
+  isNetworkError,
+  problemSlug,
+  type Problem,
+  type FieldError,
+} from './errors.js';
+export {
+  localStorageAdapter,
+  sessionStorageAdapter,
+  memoryStorage,
+  asyncStorageAdapter,
+  defaultStorage,
+  type StorageAdapter,
+  type AsyncStorageAdapter,
+} from './storage.js';
+export { processLock, webLock, defaultLock, webLocksAvailable, type RefreshLock, type Lease } from './lock.js';
+export {
+  base64urlToBuffer,
+  bufferToBase64url,
+  decodeCreationOptions,
+  decodeRequestOptions,
+  encodeCredential,
+} from './passkeys.js';
+export type * from './types.js';
+export type { paths, components, operations } from './generated/openapi.js';
