@@ -94,7 +94,7 @@ if "$venv/bin/pytest" -q tests/compose; then record "compose check" ok; else rec
 if [[ -x scripts/interop.sh ]]; then
     run_step "interop (PyJWT, jose, Swagger UI, schemathesis)" scripts/interop.sh
 fi
-run_step "TypeScript client (clients/js: unit, 50 clients, 5 Chromium tabs, npm pack)" clients/js/scripts/test.sh
+run_step "TypeScript client (clients/js: unit, 50 clients, 5 Chromium tabs, npm pack)" env PORTCULLIS_BIN="$PWD/target/debug/portcullis" clients/js/scripts/test.sh
 if [[ -x bench/run.sh ]]; then
     # The smoke run uses the debug binary the tests built: CI skips a release build.
     run_step "benchmark smoke" env BENCH_QUICK=1 BENCH_BIN=target/debug/portcullis bench/run.sh
