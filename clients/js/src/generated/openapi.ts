@@ -213,11 +213,16 @@ export interface components {
         CaptchaChallenge: {
             /** @description Always `SHA-256`. */
             algorithm: string;
+            /** @description `hex(sha256(salt + number))`. */
             challenge: string;
-            /** Format: uint64 */
+            /**
+             * Format: uint64
+             * @description Largest possible `number`: the work of the challenge.
+             */
             maxnumber: number;
             /** @description Random salt carrying the expiry: `<hex>?expires=<unix>`. */
             salt: string;
+            /** @description HMAC of `challenge` under the server's key. */
             signature: string;
         };
         /**
@@ -225,7 +230,10 @@ export interface components {
          * @description A password change.
          */
         ChangePasswordRequest: {
-            /** Format: password */
+            /**
+             * Format: password
+             * @description The password now in use.
+             */
             current_password: string;
             /**
              * Format: password
@@ -268,8 +276,12 @@ export interface components {
          * @description Sign-in with email and password.
          */
         LoginRequest: {
+            /** @description Email address of the account. */
             email: string;
-            /** Format: password */
+            /**
+             * Format: password
+             * @description The account's password.
+             */
             password: string;
             /** @description ALTCHA solution (base64 JSON) when a CAPTCHA is required. */
             captcha?: string;
@@ -279,16 +291,27 @@ export interface components {
          * @description OpenID provider metadata (the subset that applies).
          */
         OpenIdConfiguration: {
+            /** @description The `iss` of every token. */
             issuer: string;
+            /** @description Where the public keys are. */
             jwks_uri: string;
+            /** @description Token endpoint. */
             token_endpoint: string;
+            /** @description Revocation endpoint. */
             revocation_endpoint: string;
+            /** @description Userinfo endpoint. */
             userinfo_endpoint: string;
+            /** @description Response types supported. */
             response_types_supported: string[];
+            /** @description Subject identifier types (`public`). */
             subject_types_supported: string[];
+            /** @description JOSE algorithms of the published keys. */
             id_token_signing_alg_values_supported: string[];
+            /** @description Client authentication methods at the token endpoint. */
             token_endpoint_auth_methods_supported: string[];
+            /** @description Grant types supported. */
             grant_types_supported: string[];
+            /** @description Claims tokens may carry. */
             claims_supported: string[];
         };
         /**
@@ -315,7 +338,10 @@ export interface components {
          * @description A refresh token to exchange.
          */
         RefreshRequest: {
-            /** Format: password */
+            /**
+             * Format: password
+             * @description The refresh token of the latest pair.
+             */
             refresh_token: string;
         };
         /**
@@ -349,12 +375,17 @@ export interface components {
             id: string;
             /** @description True for the session of the token making the request. */
             current: boolean;
+            /** @description When the session began (RFC 3339). */
             created_at: string;
+            /** @description When it was last refreshed (RFC 3339). */
             last_used_at: string;
+            /** @description When it ends unless refreshed (RFC 3339). */
             expires_at: string;
             /** @description Authentication methods used to sign in (`pwd`, `otp`). */
             amr: string[];
+            /** @description `User-Agent` at sign-in. */
             user_agent?: string | null;
+            /** @description Client address at sign-in. */
             ip?: string | null;
         };
         /**
@@ -373,13 +404,15 @@ export interface components {
             expires_in: number;
             /** @description Single-use refresh token (`typ: refresh+jwt`). */
             refresh_token: string;
-            user: components["schemas"]["User"];
+            /** @description The signed-in account. */
+            user: components["schemas"]["User"] & unknown;
         };
         /**
          * UpdateProfileRequest
          * @description Profile changes; fields left out stay as they are, `null` clears.
          */
         UpdateProfileRequest: {
+            /** @description New display name (1 to 64 characters); `null` clears it. */
             display_name?: string | null;
         };
         /**
@@ -391,11 +424,15 @@ export interface components {
             id: string;
             /** @description Normalized (lower-case) email address. */
             email: string;
+            /** @description Whether the email address was proven. */
             email_verified: boolean;
+            /** @description Name shown to others, if set. */
             display_name?: string | null;
             /** @description URL of the user's avatar image, if any. */
             avatar_url?: string | null;
+            /** @description Whether two-factor sign-in is on. */
             mfa_enabled: boolean;
+            /** @description Roles (`user`, `admin`); also the `roles` claim of access tokens. */
             roles: string[];
             /** @description RFC 3339 timestamp. */
             created_at: string;
@@ -433,6 +470,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["User"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -441,6 +479,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -449,6 +488,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -457,6 +497,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -465,6 +506,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -473,6 +515,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -490,6 +533,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -518,6 +562,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["User"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -535,6 +580,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -567,6 +613,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["User"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -575,6 +622,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -583,6 +631,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -591,6 +640,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -599,6 +649,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -616,6 +667,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -644,6 +696,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["Session"][];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -661,6 +714,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -693,6 +747,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["Tokens"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -701,6 +756,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -709,6 +765,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -717,6 +774,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -725,6 +783,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -733,6 +792,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -750,6 +810,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -778,6 +839,7 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Problem details (RFC 9457). */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -786,6 +848,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -794,6 +857,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -802,6 +866,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -819,6 +884,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -851,6 +917,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["Tokens"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -859,6 +926,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -867,6 +935,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -875,6 +944,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -883,6 +953,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -900,6 +971,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -928,6 +1000,7 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Problem details (RFC 9457). */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -936,6 +1009,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -944,6 +1018,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -952,6 +1027,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -960,6 +1036,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -977,6 +1054,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1007,6 +1085,7 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Problem details (RFC 9457). */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1015,6 +1094,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1023,6 +1103,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1031,6 +1112,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1039,6 +1121,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1047,6 +1130,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1064,6 +1148,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
             503: {
                 headers: {
                     [name: string]: unknown;
