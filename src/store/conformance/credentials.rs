@@ -8,6 +8,7 @@ pub(crate) async fn round_trip(store: DynStore) {
     let u = user("conf-cred@example.com");
     let c = CredentialRecord {
         password_hash: "$2b$04$roundtriproundtriproundtriproundtriproundtriproundt".into(),
+        legacy_bcrypt: true,
     };
     store.create_user(&u, &c).await.unwrap();
     assert_eq!(store.credentials(&u.id).await.unwrap(), Some(c));
@@ -42,6 +43,7 @@ pub(crate) async fn profile_update_keeps_credentials(store: DynStore) {
     store.create_user(&u, &c).await.unwrap();
     let upd = ProfileUpdate {
         display_name: Some(Some("Renamed".into())),
+        ..ProfileUpdate::default()
     };
     store
         .update_profile(&u.id, &upd, 1_800_000_000)

@@ -36,6 +36,7 @@ pub(crate) fn user(email: &str) -> UserRecord {
         disabled: false,
         created_at: 1_700_000_000,
         updated_at: 1_700_000_000,
+        ..UserRecord::default()
     }
 }
 
@@ -43,6 +44,7 @@ pub(crate) fn user(email: &str) -> UserRecord {
 pub(crate) fn credentials() -> CredentialRecord {
     CredentialRecord {
         password_hash: "$2b$04$notarealhashnotarealhashnotarealhashnotarealhashnot".into(),
+        legacy_bcrypt: false,
     }
 }
 
