@@ -91,3 +91,22 @@ pub(crate) async fn user_reads_carry_no_secrets(store: DynStore) {
         assert!(!json.contains("password_hash"), "{json}");
     }
 }
+
+pub(crate) async fn set_password_hash_clears_legacy(store: DynStore) {
+    let u = user("conf-legacy@example.com");
+    let legacy = CredentialRecord {
+        password_hash: "$2b$12$legacylegacylegacylegacylegacylegacylegacylegacyleg".into(),
+        legacy_bcrypt: true,
+    };
+    store.create_user(&u, &legacy).await.unwrap();
+    assert_eq!(store.credentials(&u.id).await.unwrap(), Some(legacy));
+    assert!(
+        store
+            .set_password_hash(&u.id, "$2b$04$peppered", 9)
+            .await
+            .unwrap()
+    );
+    let after = store.credentials(&u.id).await.unwrap().unwrap();
+    assert_eq!(after.password_hash, "$2b$04$peppered");
+    assert!(!after.legacy_bcrypt);
+}
