@@ -122,6 +122,14 @@ async fn admin_create_creates_or_promotes_and_reads_stdin() {
                 "a passphrase typed on stdin 123\n",
             );
             assert!(ok, "{out} {err}");
+            // Again: the account exists, so it is promoted (no password read).
+            let (ok, out, _) = run_cli(
+                env,
+                &[],
+                &["admin", "create", "stdin-admin@example.com"],
+                "",
+            );
+            assert!(ok && out.contains("now has the admin role"), "{out}");
             promoted_env = env.clone();
         },
     )
