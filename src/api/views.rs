@@ -103,8 +103,8 @@ pub struct TokensView {
     pub expires_in: u64,
     /// Single-use refresh token (`typ: refresh+jwt`).
     pub refresh_token: String,
-    /// The signed-in account.
-    pub user: UserView,
+    /// The signed-in account (boxed: the user body is the large part).
+    pub user: Box<UserView>,
 }
 
 impl From<IssuedTokens> for TokensView {
@@ -114,7 +114,7 @@ impl From<IssuedTokens> for TokensView {
             token_type: "Bearer".to_string(),
             expires_in: t.expires_in,
             refresh_token: t.refresh_token,
-            user: UserView::from(&t.account),
+            user: Box::new(UserView::from(&t.account)),
         }
     }
 }
