@@ -103,7 +103,7 @@ pub struct TokensView {
     pub expires_in: u64,
     /// Single-use refresh token (`typ: refresh+jwt`).
     pub refresh_token: String,
-    /// The signed-in account (boxed: the user body is the large part).
+    /// The signed-in account.
     pub user: Box<UserView>,
 }
 
