@@ -83,6 +83,8 @@ pub struct Settings {
     pub mail: MailSettings,
     /// Abuse limits: CAPTCHA, sign-in throttling, per-IP rate limits.
     pub limits: LimitSettings,
+    /// Avatar uploads.
+    pub avatars: AvatarSettings,
     /// `PORTCULLIS_LOG_FORMAT`: `pretty` or `json` (default: pretty on a terminal).
     pub log_format: LogFormat,
     /// `PORTCULLIS_*` keys that were set but mean nothing to this version
@@ -177,6 +179,14 @@ pub struct LimitSettings {
     pub rate_limit: bool,
 }
 
+/// Avatar uploads.
+#[derive(Debug, Clone)]
+pub struct AvatarSettings {
+    /// `PORTCULLIS_AVATAR_MAX_BYTES`: largest accepted upload body of
+    /// `PUT /v1/me/avatar` (default 2 MiB), enforced while it streams in.
+    pub max_bytes: usize,
+}
+
 /// Every key this version reads. `PORTCULLIS_CONFIG` names the TOML file;
 /// `PORTCULLIS_TEST_*` belongs to the test harness and is never reported.
 pub const KNOWN_KEYS: &[&str] = &[
@@ -206,6 +216,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "PORTCULLIS_RATE_LIMIT",
     "PORTCULLIS_MAX_BODY_BYTES",
     "PORTCULLIS_LOG_FORMAT",
+    // issue 13: avatars; `portcullis admin create` reads the password
+    "PORTCULLIS_AVATAR_MAX_BYTES",
+    "PORTCULLIS_ADMIN_PASSWORD",
 ];
 
 /// Keys of `map` this version does not read, sorted.
@@ -353,6 +366,9 @@ impl Settings {
         let max_body_bytes = get_or("PORTCULLIS_MAX_BODY_BYTES", "65536")
             .parse()
             .context("PORTCULLIS_MAX_BODY_BYTES must be a number of bytes")?;
+        let avatar_max_bytes = get_or("PORTCULLIS_AVATAR_MAX_BYTES", "2097152")
+            .parse()
+            .context("PORTCULLIS_AVATAR_MAX_BYTES must be a number of bytes")?;
         let log_format = match get("PORTCULLIS_LOG_FORMAT") {
             Some("json") => LogFormat::Json,
             Some("pretty") => LogFormat::Pretty,
@@ -406,6 +422,9 @@ impl Settings {
                 captcha,
                 login_max_failures,
                 rate_limit,
+            },
+            avatars: AvatarSettings {
+                max_bytes: avatar_max_bytes,
             },
             log_format,
             unknown_keys: unknown_keys(map),
@@ -514,6 +533,7 @@ mod tests {
         assert!(s.limits.rate_limit);
         assert!(s.store.mongodb_uri.is_none());
         assert!(s.unknown_keys.is_empty());
+        assert_eq!(s.avatars.max_bytes, 2 * 1024 * 1024);
     }
 
     #[test]

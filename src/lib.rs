@@ -13,6 +13,7 @@
 //!   [`domain`] (validated newtypes).
 //! - [`store`]: traits per kind of record and two backends (`embedded` on
 //!   redb, `mongo` on MongoDB).
+//! - [`media`]: avatar decoding and re-encoding (used by `service`).
 //! - [`config`], [`clock`] and [`telemetry`] are used from every layer.
 //!
 //! The command line (`src/main.rs` + `src/cli/`) is not part of the library.
@@ -23,6 +24,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod jobs;
+pub mod media;
 pub mod service;
 pub mod startup;
 pub mod store;

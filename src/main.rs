@@ -33,6 +33,16 @@ enum Command {
     },
     /// Print the OpenAPI spec (JSON) to stdout.
     Openapi,
+    /// Manage administrators.
+    Admin {
+        #[command(subcommand)]
+        action: cli::admin::AdminAction,
+    },
+    /// Bring accounts in from another system.
+    Users {
+        #[command(subcommand)]
+        action: cli::import::UsersAction,
+    },
     /// Load-benchmark helpers (bench/run.sh).
     #[command(hide = true, subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -52,6 +62,8 @@ fn main() -> anyhow::Result<()> {
         Command::Openapi => Ok(()),
         Command::Bench(action) => cli::bench::run(action, &settings),
         Command::Keys { action } => cli::keys::run(action, &settings),
+        Command::Admin { action } => cli::admin::run(action, &settings),
+        Command::Users { action } => cli::import::run(action, &settings),
         Command::Serve => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

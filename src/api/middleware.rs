@@ -34,6 +34,11 @@ pub(super) fn metrics_text() -> Response {
         .body(body)
 }
 
+/// `PUT /v1/me/avatar`: its body limit is `PORTCULLIS_AVATAR_MAX_BYTES`.
+pub(super) fn is_avatar_upload(req: &Request) -> bool {
+    req.method() == Method::PUT && req.uri().path() == "/v1/me/avatar"
+}
+
 /// Reads bodies up to the limit; anything larger is a 413 before any
 /// handler sees it. Works for chunked bodies too (no Content-Length needed).
 pub(super) async fn limit_body<E: Endpoint>(

@@ -4,6 +4,9 @@
 //! every failure as RFC 9457 problem+json; `middleware` wraps every route;
 //! `extract` holds the bearer principal and the client's address.
 
+// issue 13: profile, avatar, admin
+pub mod admin;
+pub mod avatar;
 pub mod captcha;
 pub mod extract;
 pub mod health;
@@ -42,6 +45,8 @@ pub enum ApiTags {
     Wellknown,
     /// Liveness and readiness.
     Health,
+    /// Account management for operators (role `admin`).
+    Admin,
 }
 
 /// All endpoint groups as one OpenAPI service.
@@ -52,6 +57,8 @@ pub type Api = (
     captcha::CaptchaApi,
     wellknown::WellKnownApi,
     health::HealthApi,
+    avatar::AvatarApi,
+    admin::AdminApi,
 );
 
 /// Builds the OpenAPI service (the same one `portcullis openapi` prints).
@@ -63,6 +70,8 @@ pub fn service() -> OpenApiService<Api, ()> {
         captcha::CaptchaApi,
         wellknown::WellKnownApi,
         health::HealthApi,
+        avatar::AvatarApi,
+        admin::AdminApi,
     );
     OpenApiService::new(api, "Portcullis", env!("CARGO_PKG_VERSION"))
         .description(
@@ -104,6 +113,7 @@ pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
             .max_age(600)
     });
     let max_body = http.max_body_bytes;
+    let avatar_max = core.settings.avatars.max_bytes;
     let problem_base: Arc<str> = Arc::from(http.public_url.as_str());
     let spec_doc: serde_json::Value = serde_json::from_str(&api.spec()).unwrap_or_default();
     let mut templates: Vec<String> = spec_doc["paths"]
@@ -124,7 +134,15 @@ pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
             poem::get(poem::endpoint::make_sync(|_| middleware::metrics_text())),
         )
         .data(core)
-        .around(move |ep, req| async move { middleware::limit_body(ep, req, max_body).await })
+        .around(move |ep, req| async move {
+            // The avatar upload is the one body allowed past the JSON limit.
+            let max = if middleware::is_avatar_upload(&req) {
+                avatar_max
+            } else {
+                max_body
+            };
+            middleware::limit_body(ep, req, max).await
+        })
         .catch_all_error(|err| async move { problem::problem_from_poem_error(err) })
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .around(|ep, req| async move { middleware::security_headers(ep, req).await })

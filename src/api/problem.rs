@@ -241,6 +241,12 @@ pub fn problem_of(e: &Error) -> Problem {
             "CAPTCHA required",
             "Solve the challenge from GET /v1/captcha and send it as `captcha`.",
         ),
+        Error::UnsupportedMedia(why) => Problem::new(
+            S::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            *why,
+        ),
         Error::Unavailable => {
             tracing::error!("store unavailable");
             unavailable()
@@ -342,10 +348,10 @@ pub fn problem_from_poem_error(err: poem::Error) -> Response {
             "Unsupported media type",
             match e {
                 ContentTypeError::NotSupported { .. } => {
-                    "This endpoint takes `application/json`.".to_string()
+                    "This endpoint does not take that content type (see the API documentation; JSON endpoints take `application/json`).".to_string()
                 }
                 ContentTypeError::ExpectContentType => {
-                    "Send a `Content-Type` header (`application/json`).".to_string()
+                    "Send a `Content-Type` header (`application/json` for JSON endpoints).".to_string()
                 }
             },
         )

@@ -10,7 +10,7 @@ use super::problem::responses;
 use super::types::{Secret, Text};
 use super::views::UserView;
 use super::{ApiTags, BearerAuth, client_info};
-use crate::service::{Core, Registration};
+use crate::service::{Core, DeleteProof, ProfilePatch, Registration};
 
 /// New account.
 #[derive(Debug, Object)]
@@ -28,12 +28,57 @@ pub struct RegisterRequest {
 }
 
 /// Profile changes; fields left out stay as they are, `null` clears.
+/// `email`, `email_verified`, `roles` and `disabled` are an operator's
+/// (`PATCH /v1/admin/users/{id}`): sending any of them here is a 422 and
+/// changes nothing.
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct UpdateProfileRequest {
-    /// New display name (1 to 64 characters); `null` clears it.
+    /// New display name (1 to 64 characters, trimmed, no control
+    /// characters); `null` clears it.
     #[oai(nullable)]
     pub display_name: MaybeUndefined<Text>,
+    /// BCP 47 language tag (`en`, `pt-BR`), stored in canonical form;
+    /// `null` clears it.
+    #[oai(nullable)]
+    pub locale: MaybeUndefined<Text>,
+    /// IANA time zone (`Europe/Paris`); `null` clears it.
+    #[oai(nullable)]
+    pub timezone: MaybeUndefined<Text>,
+    /// The application's JSON object (≤ 4 KiB serialized, depth ≤ 5, no key
+    /// starting with `$` or containing `.`); replaces the old one whole;
+    /// `null` clears it.
+    #[oai(nullable)]
+    pub metadata: MaybeUndefined<serde_json::Value>,
+    /// Admin only: refused with 422.
+    #[oai(nullable)]
+    pub email: MaybeUndefined<serde_json::Value>,
+    /// Admin only: refused with 422.
+    #[oai(nullable)]
+    pub email_verified: MaybeUndefined<serde_json::Value>,
+    /// Admin only: refused with 422.
+    #[oai(nullable)]
+    pub roles: MaybeUndefined<serde_json::Value>,
+    /// Admin only: refused with 422.
+    #[oai(nullable)]
+    pub disabled: MaybeUndefined<serde_json::Value>,
+}
+
+/// Proof that the caller is the account's owner.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct DeleteAccountRequest {
+    /// The account's password.
+    pub password: Secret,
+}
+
+/// `MaybeUndefined` as "leave / clear / set".
+fn patch_of<T, U>(v: MaybeUndefined<T>, f: impl FnOnce(T) -> U) -> Option<Option<U>> {
+    match v {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(t) => Some(Some(f(t))),
+    }
 }
 
 responses! {
@@ -50,6 +95,14 @@ responses! {
         Ok(Json<UserView>) = 200,
     }
     errors { Unauthorized = 401, Unavailable = 503 }
+}
+
+responses! {
+    pub enum DeleteMeResponse {
+        /// Account erased.
+        Deleted = 204,
+    }
+    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Unprocessable = 422, Unavailable = 503 }
 }
 
 responses! {
@@ -104,13 +157,42 @@ impl UsersApi {
         auth: BearerAuth,
         body: Json<UpdateProfileRequest>,
     ) -> UpdateMeResponse {
-        let display_name = match body.0.display_name {
-            MaybeUndefined::Undefined => None,
-            MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(t) => Some(Some(t.0)),
+        let b = body.0;
+        let admin_fields = [
+            ("email", b.email.is_undefined()),
+            ("email_verified", b.email_verified.is_undefined()),
+            ("roles", b.roles.is_undefined()),
+            ("disabled", b.disabled.is_undefined()),
+        ]
+        .into_iter()
+        .filter(|(_, absent)| !absent)
+        .map(|(name, _)| name)
+        .collect();
+        let patch = ProfilePatch {
+            display_name: patch_of(b.display_name, |t| t.0),
+            locale: patch_of(b.locale, |t| t.0),
+            timezone: patch_of(b.timezone, |t| t.0),
+            metadata: patch_of(b.metadata, |v| v),
+            admin_fields,
         };
-        match core.update_profile(&auth.0, display_name).await {
+        match core.update_profile(&auth.0, patch).await {
             Ok(user) => UpdateMeResponse::Ok(Json(UserView::from(&user))),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Delete the caller's account: profile, credentials, sessions and
+    /// avatar are erased; the email can be registered again.
+    #[oai(path = "/v1/me", method = "delete", operation_id = "deleteMe")]
+    async fn delete_me(
+        &self,
+        core: Data<&Core>,
+        auth: BearerAuth,
+        body: Json<DeleteAccountRequest>,
+    ) -> DeleteMeResponse {
+        let proof = DeleteProof::Password(body.0.password.0);
+        match core.delete_account(&auth.0, proof).await {
+            Ok(()) => DeleteMeResponse::Deleted,
             Err(e) => e.into(),
         }
     }

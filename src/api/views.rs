@@ -30,8 +30,19 @@ pub struct UserView {
     /// URL of the user's avatar image, if any.
     #[oai(nullable)]
     pub avatar_url: Option<String>,
+    /// Preferred BCP 47 language tag, if set.
+    #[oai(nullable)]
+    pub locale: Option<String>,
+    /// IANA time zone, if set.
+    #[oai(nullable)]
+    pub timezone: Option<String>,
+    /// The application's JSON object for this user, if set.
+    #[oai(nullable)]
+    pub metadata: Option<serde_json::Value>,
     /// Whether two-factor sign-in is on.
     pub mfa_enabled: bool,
+    /// How many passkeys the user has registered.
+    pub passkeys: u32,
     /// Roles (`user`, `admin`); also the `roles` claim of access tokens.
     pub roles: Vec<String>,
     /// RFC 3339 timestamp.
@@ -47,11 +58,35 @@ impl From<&Account> for UserView {
             email: u.email.clone(),
             email_verified: u.email_verified,
             display_name: u.display_name.clone(),
-            avatar_url: None,
+            avatar_url: u.avatar_url.clone(),
+            locale: u.locale.clone(),
+            timezone: u.timezone.clone(),
+            metadata: u.metadata.clone(),
             mfa_enabled: false,
+            passkeys: u.passkeys,
             roles: u.roles.clone(),
             created_at: rfc3339(u.created_at),
             updated_at: rfc3339(u.updated_at),
+        }
+    }
+}
+
+/// An account as an operator sees it: the user body plus its state.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "AdminUser")]
+pub struct AdminUserView {
+    /// The user body.
+    #[oai(flatten)]
+    pub user: UserView,
+    /// A disabled account cannot sign in; its tokens are refused.
+    pub disabled: bool,
+}
+
+impl From<&Account> for AdminUserView {
+    fn from(u: &Account) -> Self {
+        Self {
+            user: UserView::from(u),
+            disabled: u.disabled,
         }
     }
 }
@@ -69,7 +104,7 @@ pub struct TokensView {
     /// Single-use refresh token (`typ: refresh+jwt`).
     pub refresh_token: String,
     /// The signed-in account.
-    pub user: UserView,
+    pub user: Box<UserView>,
 }
 
 impl From<IssuedTokens> for TokensView {
@@ -79,7 +114,7 @@ impl From<IssuedTokens> for TokensView {
             token_type: "Bearer".to_string(),
             expires_in: t.expires_in,
             refresh_token: t.refresh_token,
-            user: UserView::from(&t.account),
+            user: Box::new(UserView::from(&t.account)),
         }
     }
 }

@@ -81,6 +81,42 @@ impl PasswordHasher {
         .context("bcrypt task")?
     }
 
+    /// Checks a password against an imported hash: plain bcrypt of the raw
+    /// password (`$2a$`, `$2b$`, `$2y$`, any cost), as other systems (the
+    /// seed application among them) store it. Like those systems, bcrypt
+    /// reads the first 72 bytes. Runs under the same cap as every hash.
+    pub async fn verify_legacy(&self, password: &Password, hash: &str) -> anyhow::Result<bool> {
+        let input = SecretString::from(password.expose().to_string());
+        let hash = hash.to_string();
+        let _permit = self.permits.acquire().await.context("hasher closed")?;
+        tokio::task::spawn_blocking(move || {
+            bcrypt::verify(input.expose_secret(), &hash).unwrap_or(false)
+        })
+        .await
+        .context("bcrypt task")
+    }
+
+    /// Whether `hash` is a bcrypt hash this service can import (`$2a$`,
+    /// `$2b$` or `$2y$`, a cost of 4 to 31, 53 characters of bcrypt's
+    /// alphabet after the cost).
+    pub fn is_importable_bcrypt(hash: &str) -> bool {
+        let Some(rest) = ["$2a$", "$2b$", "$2y$"]
+            .iter()
+            .find_map(|p| hash.strip_prefix(p))
+        else {
+            return false;
+        };
+        let Some((cost, tail)) = rest.split_once('$') else {
+            return false;
+        };
+        cost.len() == 2
+            && cost.parse::<u32>().is_ok_and(|c| (4..=31).contains(&c))
+            && tail.len() == 53
+            && tail
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '/')
+    }
+
     /// Checks a password against a stored hash, or against the dummy hash
     /// when there is none (unknown account), so both take the same time.
     pub async fn verify(&self, password: &Password, stored: Option<&str>) -> anyhow::Result<bool> {
@@ -163,6 +199,28 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn legacy_hashes_of_every_prefix_verify() {
+        let h = hasher();
+        let raw = bcrypt::hash("legacy password", 4).unwrap();
+        assert!(PasswordHasher::is_importable_bcrypt(&raw));
+        for prefix in ["$2a$", "$2b$", "$2y$"] {
+            let hash = format!("{prefix}{}", &raw[4..]);
+            assert!(PasswordHasher::is_importable_bcrypt(&hash));
+            assert!(
+                h.verify_legacy(&pw("legacy password"), &hash)
+                    .await
+                    .unwrap()
+            );
+            assert!(!h.verify_legacy(&pw("wrong password"), &hash).await.unwrap());
+        }
+        // The peppered scheme does not accept a plain bcrypt hash.
+        assert!(!h.verify(&pw("legacy password"), Some(&raw)).await.unwrap());
+        for bad in ["", "$2b$12$short", "$1$abc", "$2b$99$", "plaintext"] {
+            assert!(!PasswordHasher::is_importable_bcrypt(bad), "{bad}");
+        }
     }
 
     #[test]

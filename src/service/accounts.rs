@@ -7,7 +7,7 @@ use super::{Account, ClientInfo, Core, Error, FieldError, Principal, Result};
 use crate::auth::limits::Action;
 use crate::config::CaptchaMode;
 use crate::domain::{DisplayName, Email};
-use crate::store::{CredentialRecord, ProfileUpdate, StoreError, UserRecord};
+use crate::store::{CredentialRecord, StoreError, UserRecord};
 
 const EMAIL_TAKEN: &str = "An account with this email address already exists.";
 
@@ -59,6 +59,7 @@ impl Core {
         }
         let credentials = CredentialRecord {
             password_hash: self.hasher.hash(&password).await?,
+            legacy_bcrypt: false,
         };
         let now = self.clock.now();
         let user = UserRecord {
@@ -70,12 +71,13 @@ impl Core {
             disabled: false,
             created_at: now,
             updated_at: now,
+            ..UserRecord::default()
         };
         match self.store.create_user(&user, &credentials).await {
             Ok(()) => {
                 tracing::info!(user_id = %user.id, event = "user.registered", "account created");
                 metrics::counter!("portcullis_registrations_total").increment(1);
-                Ok(user.into())
+                Ok(self.to_account(user))
             }
             Err(StoreError::Conflict) => Err(Error::Conflict(EMAIL_TAKEN)),
             Err(e) => Err(e.into()),
@@ -92,36 +94,7 @@ impl Core {
         self.store
             .user_by_id(user_id)
             .await?
-            .map(Account::from)
-            .ok_or(Error::TokenInvalid("unknown subject"))
-    }
-
-    /// Updates profile fields; `display_name: Some(None)` clears it.
-    pub async fn update_profile(
-        &self,
-        who: &Principal,
-        display_name: Option<Option<String>>,
-    ) -> Result<Account> {
-        let display_name = match display_name {
-            None => None,
-            Some(None) => Some(None),
-            Some(Some(raw)) => Some(Some(
-                DisplayName::parse(&raw)
-                    .map_err(|why| {
-                        Error::Validation(vec![FieldError::invalid(
-                            "display_name",
-                            "Display name",
-                            why,
-                        )])
-                    })?
-                    .into_inner(),
-            )),
-        };
-        let update = ProfileUpdate { display_name };
-        self.store
-            .update_profile(&who.user_id, &update, self.clock.now())
-            .await?
-            .map(Account::from)
+            .map(|u| self.to_account(u))
             .ok_or(Error::TokenInvalid("unknown subject"))
     }
 }

@@ -71,6 +71,10 @@ pub enum Error {
     /// A CAPTCHA solution is needed (missing, wrong, expired or used).
     #[error("captcha required")]
     CaptchaRequired,
+    /// The body is not of a type the operation accepts (or its bytes are
+    /// not what its type says); the reason is safe to show.
+    #[error("unsupported media: {0}")]
+    UnsupportedMedia(&'static str),
     /// The store cannot be reached; the request may succeed later.
     #[error("store unavailable")]
     Unavailable,

@@ -9,12 +9,21 @@ mod error;
 mod guards;
 mod passwords;
 mod sessions;
+// issue 13: profile, avatar, admin, import
+mod admin;
+mod avatars;
+mod import;
+mod profile;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 pub use accounts::Registration;
+pub use admin::{AdminPatch, UserPage};
+pub use avatars::Avatar;
 pub use error::{Error, FieldError, Result};
+pub use import::{ImportLine, ImportOutcome};
+pub use profile::{DeleteProof, ProfilePatch};
 pub use sessions::{ADMIN_ROLE, LogoutScope};
 
 use crate::auth::{Captcha, Limits, PasswordHasher, TokenService};
@@ -69,22 +78,52 @@ pub struct Account {
     pub email_verified: bool,
     /// Optional name shown to others.
     pub display_name: Option<String>,
+    /// Preferred BCP 47 language tag.
+    pub locale: Option<String>,
+    /// IANA time zone.
+    pub timezone: Option<String>,
+    /// The application's JSON object for this user.
+    pub metadata: Option<serde_json::Value>,
+    /// Absolute URL of the avatar image, when the user has one.
+    pub avatar_url: Option<String>,
+    /// How many passkeys the user has registered (0 until passkeys land).
+    pub passkeys: u32,
     /// Roles (`user`, `admin`).
     pub roles: Vec<String>,
+    /// A disabled account cannot sign in; its tokens are refused.
+    pub disabled: bool,
     /// When the account was created.
     pub created_at: UnixTime,
     /// When the profile last changed.
     pub updated_at: UnixTime,
 }
 
-impl From<UserRecord> for Account {
-    fn from(u: UserRecord) -> Self {
+impl Account {
+    /// The account of a stored profile; `public_url` is the base of
+    /// `avatar_url`.
+    pub(crate) fn new(u: UserRecord, public_url: &str) -> Self {
+        let avatar_url = u
+            .avatar_etag
+            .as_ref()
+            .map(|_| format!("{public_url}/v1/users/{}/avatar", u.id));
+        // Stored metadata was validated on the way in; unreadable text
+        // (never written by this service) reads as none rather than failing.
+        let metadata = u
+            .metadata
+            .as_deref()
+            .and_then(|m| serde_json::from_str(m).ok());
         Self {
             id: u.id,
             email: u.email,
             email_verified: u.email_verified,
             display_name: u.display_name,
+            locale: u.locale,
+            timezone: u.timezone,
+            metadata,
+            avatar_url,
+            passkeys: 0,
             roles: u.roles,
+            disabled: u.disabled,
             created_at: u.created_at,
             updated_at: u.updated_at,
         }
@@ -152,6 +191,11 @@ pub struct IssuerInfo {
 }
 
 impl Core {
+    /// The service's view of a stored account.
+    pub(crate) fn to_account(&self, u: UserRecord) -> Account {
+        Account::new(u, &self.settings.http.public_url)
+    }
+
     /// The clock every expiry rule reads.
     pub fn clock(&self) -> &Clock {
         &self.clock

@@ -22,11 +22,7 @@ impl Core {
             .map_err(|e| Error::Validation(vec![e]))?;
         let stored = self.store.credentials(&account.id).await?;
         let current = Password::for_verification(current);
-        if !self
-            .hasher
-            .verify(&current, stored.as_ref().map(|c| c.password_hash.as_str()))
-            .await?
-        {
+        if !self.verify_password(&current, stored.as_ref()).await? {
             return Err(Error::WrongPassword);
         }
         let hash = self.hasher.hash(&new).await?;

@@ -7,7 +7,7 @@ use crate::auth::limits::{Action, FAILURE_WINDOW};
 use crate::clock::secs;
 use crate::config::CaptchaMode;
 use crate::domain::{Email, Password};
-use crate::store::{RotateOutcome, Rotation, SessionRecord, UserRecord};
+use crate::store::{CredentialRecord, RotateOutcome, Rotation, SessionRecord, UserRecord};
 
 /// The role that opens the admin API.
 pub const ADMIN_ROLE: &str = "admin";
@@ -76,21 +76,58 @@ impl Core {
             None => None,
         };
         let ok = self
-            .hasher
-            .verify(
-                &password,
-                credentials.as_ref().map(|c| c.password_hash.as_str()),
-            )
+            .verify_password(&password, credentials.as_ref())
             .await?;
         match user {
             Some(u) if ok => {
                 if u.disabled {
                     return Err(Error::AccountDisabled);
                 }
+                if credentials.as_ref().is_some_and(|c| c.legacy_bcrypt) {
+                    self.upgrade_legacy_hash(&u.id, &password).await?;
+                }
                 Ok(u)
             }
             _ => Err(Error::InvalidCredentials),
         }
+    }
+
+    /// Checks a password against stored credentials: the peppered scheme,
+    /// or, for an imported hash, plain bcrypt of the raw password. No
+    /// credentials (unknown account) costs the same bcrypt work against the
+    /// dummy hash.
+    pub(super) async fn verify_password(
+        &self,
+        password: &Password,
+        credentials: Option<&CredentialRecord>,
+    ) -> Result<bool> {
+        Ok(match credentials {
+            // An imported account without a hash has no password yet: it
+            // costs what an unknown account costs.
+            Some(c) if c.password_hash.is_empty() => self.hasher.verify(password, None).await?,
+            Some(c) if c.legacy_bcrypt => {
+                self.hasher
+                    .verify_legacy(password, &c.password_hash)
+                    .await?
+            }
+            Some(c) => self.hasher.verify(password, Some(&c.password_hash)).await?,
+            None => self.hasher.verify(password, None).await?,
+        })
+    }
+
+    /// Replaces an imported hash, just verified with `password`, by a
+    /// peppered one: from now on the account verifies like any other.
+    async fn upgrade_legacy_hash(&self, user_id: &str, password: &Password) -> Result<()> {
+        let hash = self.hasher.hash(password).await?;
+        self.store
+            .set_password_hash(user_id, &hash, self.clock.now())
+            .await?;
+        tracing::info!(
+            user_id,
+            event = "password.rehashed",
+            "imported password hash upgraded to the peppered scheme"
+        );
+        Ok(())
     }
 
     /// Signs in with email and password: a new session and its first token pair.
@@ -175,7 +212,7 @@ impl Core {
             ip: client.ip.map(|ip| ip.to_string()),
         };
         self.store.create_session(&session).await?;
-        self.issue_pair(user.into(), &session)
+        self.issue_pair(self.to_account(user), &session)
     }
 
     /// Signs an access token and a refresh token for the session's current generation.
@@ -246,7 +283,7 @@ impl Core {
             }
             None => return Err(Error::TokenInvalid("unknown subject")),
         };
-        self.issue_pair(user.into(), &session)
+        self.issue_pair(self.to_account(user), &session)
     }
 
     /// Ends sessions of the caller.

@@ -23,7 +23,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use records::{CredentialRecord, ProfileUpdate, SessionRecord, UserRecord};
+pub use records::{
+    AdminUpdate, AvatarRecord, CredentialRecord, ProfileUpdate, SessionRecord, UserRecord,
+};
 pub use rules::{LoginFailures, OnceKey, RotateOutcome, Rotation, classify_rotation};
 
 /// Failures of a store operation.
@@ -54,6 +56,14 @@ pub trait UserStore: Send + Sync {
         user: &UserRecord,
         credentials: &CredentialRecord,
     ) -> StoreResult<()>;
+    /// Creates each account whose email (and id) is free, skipping the
+    /// others (an earlier account of the same batch counts); returns, per
+    /// account, whether it was created. For imports: the embedded store
+    /// writes the batch in one transaction.
+    async fn create_users(
+        &self,
+        users: &[(UserRecord, CredentialRecord)],
+    ) -> StoreResult<Vec<bool>>;
     /// The account with this id, without its credentials.
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>>;
     /// The account with this normalized email, without its credentials.
@@ -67,6 +77,42 @@ pub trait UserStore: Send + Sync {
         update: &ProfileUpdate,
         now: i64,
     ) -> StoreResult<Option<UserRecord>>;
+    /// Accounts whose normalized email starts with `email_prefix` (all when
+    /// empty), in email order, after the email `after` (exclusive; the
+    /// cursor of the previous page), at most `limit`.
+    async fn list_users(
+        &self,
+        email_prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<UserRecord>>;
+    /// Applies an operator's update and sets `updated_at` to `now`; returns
+    /// the profile after it, `None` when there is no such user.
+    async fn admin_update(
+        &self,
+        id: &str,
+        update: &AdminUpdate,
+        now: i64,
+    ) -> StoreResult<Option<UserRecord>>;
+    /// Erases the account: profile and credentials, its sessions and its
+    /// avatar. Its email is free again afterwards. False when there was no
+    /// such user. (On MongoDB these are several single-document or
+    /// per-collection operations: sessions and avatar go first, the account
+    /// last, so an interrupted deletion leaves the account to delete again.)
+    async fn delete_user(&self, id: &str) -> StoreResult<bool>;
+}
+
+/// Avatars: one re-encoded image per user.
+#[async_trait]
+pub trait AvatarStore: Send + Sync {
+    /// Stores (or replaces) the user's avatar and records its etag on the
+    /// account; false, and nothing kept, when there is no such user.
+    async fn put_avatar(&self, avatar: &AvatarRecord) -> StoreResult<bool>;
+    /// The user's avatar, `None` when they have none.
+    async fn avatar(&self, user_id: &str) -> StoreResult<Option<AvatarRecord>>;
+    /// Removes the user's avatar and clears its etag on the account; false
+    /// when there was none.
+    async fn delete_avatar(&self, user_id: &str) -> StoreResult<bool>;
 }
 
 /// The secrets of accounts, stored with the account (see [`records`]).
@@ -74,8 +120,9 @@ pub trait UserStore: Send + Sync {
 pub trait CredentialStore: Send + Sync {
     /// The credentials of the user, `None` when there is no such user.
     async fn credentials(&self, user_id: &str) -> StoreResult<Option<CredentialRecord>>;
-    /// Replaces the password hash and sets the user's `updated_at` to `now`;
-    /// the profile is kept. False when there is no such user.
+    /// Replaces the password hash (a peppered one: `legacy_bcrypt` is
+    /// cleared) and sets the user's `updated_at` to `now`; the profile is
+    /// kept. False when there is no such user.
     async fn set_password_hash(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<bool>;
 }
 
@@ -128,7 +175,9 @@ pub trait ThrottleStore: Send + Sync {
 
 /// A whole backend: every kind of record, plus upkeep.
 #[async_trait]
-pub trait Store: UserStore + CredentialStore + SessionStore + OnceStore + ThrottleStore {
+pub trait Store:
+    UserStore + CredentialStore + SessionStore + OnceStore + ThrottleStore + AvatarStore
+{
     /// Deletes what has expired by `now`: sessions, single-use keys and
     /// failed-sign-in records (and, on MongoDB, retired refresh tokens).
     /// Reads already ignore expired records; this only frees the space.

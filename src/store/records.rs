@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 /// A user account's profile as stored: everything but its secrets. Safe to
 /// hand to the service layer; never sent to clients as is (the API maps it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UserRecord {
     /// Stable id (UUIDv7 text); the `sub` of tokens.
     pub id: String,
@@ -46,23 +46,96 @@ pub struct UserRecord {
     pub created_at: i64,
     /// Unix seconds of the last profile or credential change.
     pub updated_at: i64,
+    /// BCP 47 language tag the user prefers (`en`, `pt-BR`); `None` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    /// IANA time zone (`Europe/Paris`); `None` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// The application's JSON object for this user, as JSON text (kept as
+    /// text so every backend stores it byte for byte, whatever its numbers
+    /// or keys); `None` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<String>,
+    /// Entity tag of the stored avatar (see `AvatarStore`); `None` when the
+    /// user has none. Lets a profile read build `avatar_url` without
+    /// touching the avatar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_etag: Option<String>,
 }
 
 /// The secrets of an account: stored in the same value as its
 /// [`UserRecord`] (see the module docs), read and written only through
 /// [`CredentialStore`](super::CredentialStore). TOTP secrets, recovery codes
 /// and passkeys join it later, each with `#[serde(default)]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CredentialRecord {
-    /// bcrypt hash of the peppered password.
+    /// bcrypt hash of the peppered password; with `legacy_bcrypt`, a plain
+    /// bcrypt hash of the raw password (imported from another system).
     pub password_hash: String,
+    /// True for an imported hash (`portcullis users import`): it is
+    /// verified once as plain bcrypt of the raw password and replaced by a
+    /// peppered hash at that first successful sign-in.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legacy_bcrypt: bool,
 }
 
-/// Profile fields a user may change; `None` leaves a field as it is.
+/// Profile fields a user may change; `None` leaves a field as it is,
+/// `Some(None)` clears it.
 #[derive(Debug, Clone, Default)]
 pub struct ProfileUpdate {
     /// `Some(None)` clears the display name.
     pub display_name: Option<Option<String>>,
+    /// `Some(None)` clears the locale.
+    pub locale: Option<Option<String>>,
+    /// `Some(None)` clears the time zone.
+    pub timezone: Option<Option<String>>,
+    /// JSON text of the metadata object; `Some(None)` clears it.
+    pub metadata: Option<Option<String>>,
+}
+
+/// Account fields only an operator may change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AdminUpdate {
+    /// Disable or re-enable the account.
+    pub disabled: Option<bool>,
+    /// Replace the roles.
+    pub roles: Option<Vec<String>>,
+    /// Mark the email as verified or not.
+    pub email_verified: Option<bool>,
+}
+
+/// A stored avatar: the re-encoded image, never the uploaded bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AvatarRecord {
+    /// The user it belongs to (the key).
+    pub user_id: String,
+    /// Media type of `bytes` (`image/png` or `image/webp`).
+    pub content_type: String,
+    /// Strong entity tag (a hash of `bytes`), without quotes.
+    pub etag: String,
+    /// The image.
+    #[serde(with = "serde_bytes_b64")]
+    pub bytes: Vec<u8>,
+    /// Unix seconds of the upload.
+    pub updated_at: i64,
+}
+
+/// Avatar bytes as base64 text, on both backends (a re-encoded 256×256
+/// image is small; one encoding keeps the record the same everywhere).
+mod serde_bytes_b64 {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// A session: one sign-in and the family of refresh tokens it grew.

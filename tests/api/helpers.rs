@@ -60,6 +60,17 @@ pub async fn spawn_app_at(
     clock: Clock,
     configure: impl FnOnce(&mut BTreeMap<String, String>),
 ) -> TestApp {
+    spawn_app_prepared(clock, configure, |_| {}).await
+}
+
+/// Like [`spawn_app_at`]; `prepare` runs before the server starts, with the
+/// server's settings as `PORTCULLIS_*` variables (to run the CLI on the
+/// same store: the embedded store admits one process at a time).
+pub async fn spawn_app_prepared(
+    clock: Clock,
+    configure: impl FnOnce(&mut BTreeMap<String, String>),
+    prepare: impl FnOnce(&BTreeMap<String, String>),
+) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         portcullis::telemetry::init(portcullis::config::LogFormat::Pretty);
     }
@@ -83,6 +94,7 @@ pub async fn spawn_app_at(
     let settings = Settings::from_map(&map).unwrap();
     // A test that sets a key the service does not know has a typo in it.
     settings.refuse_unknown_keys().unwrap();
+    prepare(&map);
     let app = Application::build_with_clock(settings, clock.clone())
         .await
         .unwrap();
@@ -263,10 +275,147 @@ impl TestApp {
             .await
     }
 
+    /// DELETE with a bearer token and a JSON body.
+    pub async fn delete_authed_json(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `DELETE /v1/me` with the password.
+    pub async fn delete_me(&self, token: &str, password: &str) -> Response {
+        self.delete_authed_json("/v1/me", token, &json!({"password": password}))
+            .await
+    }
+
+    /// `PUT /v1/me/avatar` with a raw body of `content_type`.
+    pub async fn put_avatar(&self, token: &str, content_type: &str, bytes: Vec<u8>) -> Response {
+        self.client
+            .put(self.url("/v1/me/avatar"))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `PUT /v1/me/avatar` as `multipart/form-data` with the field `file`.
+    pub async fn put_avatar_multipart(
+        &self,
+        token: &str,
+        part_type: &str,
+        bytes: Vec<u8>,
+    ) -> Response {
+        let boundary = "portcullis-test-boundary-7MA4YWxk";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\nContent-Type: {part_type}\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend(bytes);
+        body.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
+        self.client
+            .put(self.url("/v1/me/avatar"))
+            .bearer_auth(token)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET` of an avatar URL, with `If-None-Match` when given.
+    pub async fn get_avatar(&self, url: &str, if_none_match: Option<&str>) -> Response {
+        let mut req = self.client.get(url);
+        if let Some(tag) = if_none_match {
+            req = req.header("if-none-match", tag);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// `GET /v1/admin/users?...` (query string as given).
+    pub async fn admin_list(&self, token: &str, query: &str) -> Response {
+        self.get_authed(&format!("/v1/admin/users{query}"), token)
+            .await
+    }
+
+    /// `PATCH /v1/admin/users/{id}`.
+    pub async fn admin_patch(&self, token: &str, id: &str, body: &Value) -> Response {
+        self.patch_authed(&format!("/v1/admin/users/{id}"), token, body)
+            .await
+    }
+
     /// `GET /v1/captcha`.
     pub async fn captcha(&self) -> Value {
         self.get_json("/v1/captcha").await
     }
+}
+
+/// Runs the `portcullis` binary with `args`, the server's settings `env`
+/// (see [`spawn_app_prepared`]) plus `extra`, and `stdin`; returns
+/// (success, stdout, stderr).
+pub fn run_cli(
+    env: &BTreeMap<String, String>,
+    extra: &[(&str, &str)],
+    args: &[&str],
+    stdin: &str,
+) -> (bool, String, String) {
+    use std::io::Write;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env)
+        .envs(extra.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub const ADMIN_EMAIL: &str = "root-admin@example.com";
+pub const ADMIN_PASSWORD: &str = "an administrator's long passphrase 9";
+
+/// A server whose store holds an administrator made by `portcullis admin
+/// create` (the only way one appears); returns it and the admin's tokens.
+pub async fn spawn_app_with_admin() -> (TestApp, Value) {
+    let app = spawn_app_prepared(
+        Clock::system(),
+        |_| {},
+        |env| {
+            let (ok, out, err) = run_cli(
+                env,
+                &[("PORTCULLIS_ADMIN_PASSWORD", ADMIN_PASSWORD)],
+                &["admin", "create", ADMIN_EMAIL],
+                "",
+            );
+            assert!(ok, "admin create failed: {out} {err}");
+            assert!(out.contains("created administrator"), "{out}");
+            assert!(!out.contains(ADMIN_PASSWORD) && !err.contains(ADMIN_PASSWORD));
+        },
+    )
+    .await;
+    let tokens = app.login_ok(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    (app, tokens)
 }
 
 pub fn token(body: &Value, name: &str) -> String {

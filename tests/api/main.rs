@@ -18,3 +18,8 @@ mod sessions;
 mod storm;
 mod users;
 mod wellknown;
+// issue 13
+mod admin;
+mod avatar;
+mod import;
+mod profile;

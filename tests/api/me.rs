@@ -35,6 +35,8 @@ async fn me_and_profile_updates() {
     let r = patch(json!({"display_name": {"$set": "x"}})).await;
     assert_problem(r, StatusCode::BAD_REQUEST, "malformed-request").await;
     let r = patch(json!({"email": "new@example.com"})).await;
+    assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "validation").await;
+    let r = patch(json!({"nickname": "x"})).await;
     assert_problem(r, StatusCode::BAD_REQUEST, "malformed-request").await;
     let me: Value = app.get_authed("/v1/me", &at).await.json().await.unwrap();
     assert_eq!(

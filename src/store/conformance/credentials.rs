@@ -8,6 +8,7 @@ pub(crate) async fn round_trip(store: DynStore) {
     let u = user("conf-cred@example.com");
     let c = CredentialRecord {
         password_hash: "$2b$04$roundtriproundtriproundtriproundtriproundtriproundt".into(),
+        legacy_bcrypt: true,
     };
     store.create_user(&u, &c).await.unwrap();
     assert_eq!(store.credentials(&u.id).await.unwrap(), Some(c));
@@ -42,6 +43,7 @@ pub(crate) async fn profile_update_keeps_credentials(store: DynStore) {
     store.create_user(&u, &c).await.unwrap();
     let upd = ProfileUpdate {
         display_name: Some(Some("Renamed".into())),
+        ..ProfileUpdate::default()
     };
     store
         .update_profile(&u.id, &upd, 1_800_000_000)
@@ -88,4 +90,23 @@ pub(crate) async fn user_reads_carry_no_secrets(store: DynStore) {
         assert!(!json.contains(&c.password_hash), "{json}");
         assert!(!json.contains("password_hash"), "{json}");
     }
+}
+
+pub(crate) async fn set_password_hash_clears_legacy(store: DynStore) {
+    let u = user("conf-legacy@example.com");
+    let legacy = CredentialRecord {
+        password_hash: "$2b$12$legacylegacylegacylegacylegacylegacylegacylegacyleg".into(),
+        legacy_bcrypt: true,
+    };
+    store.create_user(&u, &legacy).await.unwrap();
+    assert_eq!(store.credentials(&u.id).await.unwrap(), Some(legacy));
+    assert!(
+        store
+            .set_password_hash(&u.id, "$2b$04$peppered", 9)
+            .await
+            .unwrap()
+    );
+    let after = store.credentials(&u.id).await.unwrap().unwrap();
+    assert_eq!(after.password_hash, "$2b$04$peppered");
+    assert!(!after.legacy_bcrypt);
 }

@@ -16,6 +16,7 @@
 //! which gives one `#[tokio::test]` per check, named
 //! `conformance::<trait file>::<check>`.
 
+pub(crate) mod avatars;
 pub(crate) mod credentials;
 pub(crate) mod once;
 pub(crate) mod sessions;
@@ -36,6 +37,7 @@ pub(crate) fn user(email: &str) -> UserRecord {
         disabled: false,
         created_at: 1_700_000_000,
         updated_at: 1_700_000_000,
+        ..UserRecord::default()
     }
 }
 
@@ -43,6 +45,7 @@ pub(crate) fn user(email: &str) -> UserRecord {
 pub(crate) fn credentials() -> CredentialRecord {
     CredentialRecord {
         password_hash: "$2b$04$notarealhashnotarealhashnotarealhashnotarealhashnot".into(),
+        legacy_bcrypt: false,
     }
 }
 
@@ -76,6 +79,15 @@ macro_rules! conformance_tests {
                 duplicate_email_conflicts,
                 concurrent_registrations,
                 update_profile,
+                profile_fields_set_and_clear,
+                list_by_prefix_and_cursor,
+                admin_update,
+                delete_erases_everything,
+                create_users_skips_taken,
+            }
+            avatars {
+                put_read_replace_delete,
+                no_avatar_without_account,
             }
             credentials {
                 round_trip,
@@ -83,6 +95,7 @@ macro_rules! conformance_tests {
                 profile_update_keeps_credentials,
                 set_password_hash_keeps_profile,
                 user_reads_carry_no_secrets,
+                set_password_hash_clears_legacy,
             }
             sessions {
                 create_and_read,

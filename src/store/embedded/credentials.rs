@@ -26,6 +26,7 @@ impl CredentialStore for EmbeddedStore {
             // The whole stored value, so the profile is written back.
             let done = modify(db, USERS, &id, |mut stored: StoredUser| {
                 stored.credentials.password_hash = hash;
+                stored.credentials.legacy_bcrypt = false;
                 stored.user.updated_at = now;
                 (Some(stored), ())
             })?;

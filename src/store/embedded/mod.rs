@@ -10,8 +10,9 @@
 //! email and for a user's sessions. A user's profile and credentials are one
 //! JSON value in `users` ([`users::StoredUser`]; see
 //! [`records`](super::records)). One file per trait: `users.rs`,
-//! `credentials.rs`, `sessions.rs`, `once.rs`, `throttles.rs`.
+//! `credentials.rs`, `sessions.rs`, `once.rs`, `throttles.rs`, `avatars.rs`.
 
+mod avatars;
 mod credentials;
 mod once;
 mod sessions;
@@ -107,6 +108,7 @@ impl EmbeddedStore {
         txn.open_table(sessions::USER_SESSIONS)?;
         txn.open_table(once::ONCE)?;
         txn.open_table(throttles::FAILURES)?;
+        txn.open_table(avatars::AVATARS)?;
         txn.commit()?;
         Ok(Self { db: Arc::new(db) })
     }

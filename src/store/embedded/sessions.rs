@@ -16,12 +16,12 @@ pub(super) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("
 pub(super) const USER_SESSIONS: TableDefinition<&str, ()> =
     TableDefinition::new("sessions_by_user");
 
-fn user_session_key(user_id: &str, sid: &str) -> String {
+pub(super) fn user_session_key(user_id: &str, sid: &str) -> String {
     format!("{user_id}/{sid}")
 }
 
 /// Sids of the user's sessions, from the index.
-fn sids_of(
+pub(super) fn sids_of(
     by_user: &impl ReadableTable<&'static str, ()>,
     user_id: &str,
 ) -> StoreResult<Vec<String>> {

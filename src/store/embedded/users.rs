@@ -5,9 +5,13 @@ use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use std::ops::Bound;
+
+use super::avatars::AVATARS;
+use super::sessions::{SESSIONS, USER_SESSIONS, sids_of, user_session_key};
 use super::{EmbeddedStore, encode, get_json, modify, other};
 use crate::store::{
-    CredentialRecord, ProfileUpdate, StoreError, StoreResult, UserRecord, UserStore,
+    AdminUpdate, CredentialRecord, ProfileUpdate, StoreError, StoreResult, UserRecord, UserStore,
 };
 
 /// Id → the account as one JSON value ([`StoredUser`]).
@@ -77,6 +81,41 @@ impl UserStore for EmbeddedStore {
             .await
     }
 
+    async fn create_users(
+        &self,
+        users: &[(UserRecord, CredentialRecord)],
+    ) -> StoreResult<Vec<bool>> {
+        let users: Vec<StoredUser> = users
+            .iter()
+            .map(|(user, credentials)| StoredUser {
+                user: user.clone(),
+                credentials: credentials.clone(),
+            })
+            .collect();
+        self.run(move |db| {
+            let txn = db.begin_write().map_err(other)?;
+            let mut created = Vec::with_capacity(users.len());
+            {
+                let mut ut = txn.open_table(USERS).map_err(other)?;
+                let mut et = txn.open_table(EMAILS).map_err(other)?;
+                for stored in &users {
+                    let u = &stored.user;
+                    let taken = et.get(u.email.as_str()).map_err(other)?.is_some()
+                        || ut.get(u.id.as_str()).map_err(other)?.is_some();
+                    if !taken {
+                        et.insert(u.email.as_str(), u.id.as_str()).map_err(other)?;
+                        ut.insert(u.id.as_str(), encode(stored)?.as_slice())
+                            .map_err(other)?;
+                    }
+                    created.push(!taken);
+                }
+            }
+            txn.commit().map_err(other)?;
+            Ok(created)
+        })
+        .await
+    }
+
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
         let id = id.to_string();
         self.run(move |db| {
@@ -114,13 +153,124 @@ impl UserStore for EmbeddedStore {
         self.run(move |db| {
             // The whole stored value, so the credentials are written back.
             modify(db, USERS, &id, |mut stored: StoredUser| {
+                let u = &mut stored.user;
                 if let Some(name) = update.display_name {
-                    stored.user.display_name = name;
+                    u.display_name = name;
+                }
+                if let Some(locale) = update.locale {
+                    u.locale = locale;
+                }
+                if let Some(timezone) = update.timezone {
+                    u.timezone = timezone;
+                }
+                if let Some(metadata) = update.metadata {
+                    u.metadata = metadata;
                 }
                 stored.user.updated_at = now;
                 let user = stored.user.clone();
                 (Some(stored), user)
             })
+        })
+        .await
+    }
+
+    async fn list_users(
+        &self,
+        email_prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<UserRecord>> {
+        let prefix = email_prefix.to_string();
+        let after = after.map(str::to_string);
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(other)?;
+            let emails = txn.open_table(EMAILS).map_err(other)?;
+            let users = txn.open_table(USERS).map_err(other)?;
+            // Start at the later of the prefix and the cursor.
+            let start = match &after {
+                Some(a) if a.as_str() >= prefix.as_str() => Bound::Excluded(a.as_str()),
+                _ => Bound::Included(prefix.as_str()),
+            };
+            let mut out = Vec::new();
+            for item in emails
+                .range::<&str>((start, Bound::Unbounded))
+                .map_err(other)?
+            {
+                if out.len() >= limit {
+                    break;
+                }
+                let (email, id) = item.map_err(other)?;
+                if !email.value().starts_with(prefix.as_str()) {
+                    break;
+                }
+                if let Some(u) = get_json::<UserRecord>(&users, id.value())? {
+                    out.push(u);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn admin_update(
+        &self,
+        id: &str,
+        update: &AdminUpdate,
+        now: i64,
+    ) -> StoreResult<Option<UserRecord>> {
+        let id = id.to_string();
+        let update = update.clone();
+        self.run(move |db| {
+            modify(db, USERS, &id, |mut stored: StoredUser| {
+                let u = &mut stored.user;
+                if let Some(disabled) = update.disabled {
+                    u.disabled = disabled;
+                }
+                if let Some(roles) = update.roles {
+                    u.roles = roles;
+                }
+                if let Some(verified) = update.email_verified {
+                    u.email_verified = verified;
+                }
+                u.updated_at = now;
+                let user = u.clone();
+                (Some(stored), user)
+            })
+        })
+        .await
+    }
+
+    async fn delete_user(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_string();
+        self.run(move |db| {
+            // One write transaction: the account, its email index entry, its
+            // sessions and its avatar go together or not at all.
+            let txn = db.begin_write().map_err(other)?;
+            {
+                let mut users = txn.open_table(USERS).map_err(other)?;
+                let Some(user) = get_json::<UserRecord>(&users, &id)? else {
+                    return Ok(false);
+                };
+                users.remove(id.as_str()).map_err(other)?;
+                txn.open_table(EMAILS)
+                    .map_err(other)?
+                    .remove(user.email.as_str())
+                    .map_err(other)?;
+                let mut by_user = txn.open_table(USER_SESSIONS).map_err(other)?;
+                let mut sessions = txn.open_table(SESSIONS).map_err(other)?;
+                for sid in sids_of(&by_user, &id)? {
+                    sessions.remove(sid.as_str()).map_err(other)?;
+                    by_user
+                        .remove(user_session_key(&id, &sid).as_str())
+                        .map_err(other)?;
+                }
+                txn.open_table(AVATARS)
+                    .map_err(other)?
+                    .remove(id.as_str())
+                    .map_err(other)?;
+            }
+            txn.commit().map_err(other)?;
+            Ok(true)
         })
         .await
     }

@@ -10,7 +10,7 @@ use crate::store::{CredentialRecord, CredentialStore, StoreResult};
 /// The fields of [`CredentialRecord`] in a user document: left out of
 /// profile reads, the only ones credential reads fetch. A test checks the
 /// list against the record.
-pub(super) const CREDENTIAL_FIELDS: &[&str] = &["password_hash"];
+pub(super) const CREDENTIAL_FIELDS: &[&str] = &["password_hash", "legacy_bcrypt"];
 
 /// Projection of a credential read: the credential fields only.
 fn credential_projection() -> Document {
@@ -34,11 +34,15 @@ impl CredentialStore for MongoStore {
     }
 
     async fn set_password_hash(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<bool> {
-        // `$set` of these fields only: the profile stays.
+        // `$set`/`$unset` of these fields only: the profile stays. A
+        // peppered hash is never legacy.
         let r = self
             .run(self.users.update_one(
                 doc! { "_id": user_id },
-                doc! { "$set": { "password_hash": hash, "updated_at": now } },
+                doc! {
+                    "$set": { "password_hash": hash, "updated_at": now },
+                    "$unset": { "legacy_bcrypt": "" },
+                },
             ))
             .await?;
         Ok(r.matched_count > 0)

@@ -36,8 +36,9 @@
 //! logs.
 //!
 //! One file per trait (`users.rs`, `credentials.rs`, `sessions.rs`,
-//! `once.rs`, `throttles.rs`); `errors.rs` maps driver errors.
+//! `once.rs`, `throttles.rs`, `avatars.rs`); `errors.rs` maps driver errors.
 
+mod avatars;
 mod credentials;
 mod errors;
 mod once;
@@ -64,6 +65,8 @@ use super::{OnceKey, Store, StoreError, StoreResult};
 
 const USERS: &str = "users";
 const SESSIONS: &str = "sessions";
+/// One document per user with an avatar, `_id` the user id.
+const AVATARS: &str = "avatars";
 /// Short-lived records keyed by [`RevocationId`], all expiring on
 /// `expires_at`.
 const REVOCATIONS: &str = "revocations";
@@ -106,6 +109,7 @@ pub struct MongoStore {
     users: Collection<Document>,
     sessions: Collection<Document>,
     revocations: Collection<Document>,
+    avatars: Collection<Document>,
     /// Bound on every operation, so a server that stops answering (without
     /// closing its sockets) is reported as unavailable instead of hanging.
     op_timeout: Duration,
@@ -211,6 +215,7 @@ impl MongoStore {
             users: db.collection(USERS),
             sessions: db.collection(SESSIONS),
             revocations: db.collection(REVOCATIONS),
+            avatars: db.collection(AVATARS),
             db,
             op_timeout,
             server_version,

@@ -10,8 +10,34 @@ use mongodb::options::ReturnDocument;
 use super::credentials::CREDENTIAL_FIELDS;
 use super::{MongoStore, from_doc, is_duplicate_key, map_err, run_bounded_raw, to_doc};
 use crate::store::{
-    CredentialRecord, ProfileUpdate, StoreError, StoreResult, UserRecord, UserStore,
+    AdminUpdate, CredentialRecord, ProfileUpdate, StoreError, StoreResult, UserRecord, UserStore,
 };
+
+/// Sets `field` to the value, or unsets it for `None` (an unset field is
+/// left out of the document, as a record that never had it).
+fn set_or_unset(set: &mut Document, unset: &mut Document, field: &str, value: &Option<String>) {
+    match value {
+        Some(v) => {
+            set.insert(field, v.clone());
+        }
+        None => {
+            unset.insert(field, "");
+        }
+    }
+}
+
+/// `s` with the characters that mean something in a regular expression
+/// escaped, for an anchored prefix match.
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.^$|?*+()[]{}-/".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
 
 /// The stored document of an account: the profile's fields, then the
 /// credentials' (the layout the first release wrote, in one document so
@@ -76,6 +102,23 @@ impl UserStore for MongoStore {
         self.insert(&self.users, user_doc(user, credentials)?).await
     }
 
+    async fn create_users(
+        &self,
+        users: &[(UserRecord, CredentialRecord)],
+    ) -> StoreResult<Vec<bool>> {
+        // One insert each: the unique index decides, and a duplicate is a
+        // skip, not a failure of the batch.
+        let mut created = Vec::with_capacity(users.len());
+        for (user, credentials) in users {
+            match self.insert(&self.users, user_doc(user, credentials)?).await {
+                Ok(()) => created.push(true),
+                Err(StoreError::Conflict) => created.push(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(created)
+    }
+
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
         self.find_user(doc! { "_id": id }).await
     }
@@ -91,12 +134,90 @@ impl UserStore for MongoStore {
         now: i64,
     ) -> StoreResult<Option<UserRecord>> {
         let mut set = doc! { "updated_at": now };
+        let mut unset = Document::new();
         if let Some(name) = &update.display_name {
             set.insert("display_name", name.clone());
+        }
+        for (field, value) in [
+            ("locale", &update.locale),
+            ("timezone", &update.timezone),
+            ("metadata", &update.metadata),
+        ] {
+            if let Some(value) = value {
+                set_or_unset(&mut set, &mut unset, field, value);
+            }
+        }
+        let mut change = doc! { "$set": set };
+        if !unset.is_empty() {
+            change.insert("$unset", unset);
         }
         // `$set` of profile fields only: the credentials stay. FerretDB v1
         // takes no projection here, so the document comes back whole; the
         // hash is dropped by decoding into `UserRecord` and goes no further.
+        self.run(
+            self.users
+                .find_one_and_update(doc! { "_id": id }, change)
+                .return_document(ReturnDocument::After),
+        )
+        .await?
+        .map(from_doc)
+        .transpose()
+    }
+
+    async fn list_users(
+        &self,
+        email_prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<UserRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut filter = Document::new();
+        let mut email = Document::new();
+        if !email_prefix.is_empty() {
+            email.insert("$regex", format!("^{}", regex_escape(email_prefix)));
+        }
+        if let Some(after) = after {
+            email.insert("$gt", after);
+        }
+        if !email.is_empty() {
+            filter.insert("email", email);
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut cursor = self
+            .run(
+                self.users
+                    .find(filter)
+                    .projection(profile_projection())
+                    .sort(doc! { "email": 1 })
+                    .limit(limit),
+            )
+            .await?;
+        let mut out = Vec::new();
+        while self.run(cursor.advance()).await? {
+            let d: Document = cursor.deserialize_current().map_err(map_err)?;
+            out.push(from_doc(d)?);
+        }
+        Ok(out)
+    }
+
+    async fn admin_update(
+        &self,
+        id: &str,
+        update: &AdminUpdate,
+        now: i64,
+    ) -> StoreResult<Option<UserRecord>> {
+        let mut set = doc! { "updated_at": now };
+        if let Some(disabled) = update.disabled {
+            set.insert("disabled", disabled);
+        }
+        if let Some(roles) = &update.roles {
+            set.insert("roles", roles.clone());
+        }
+        if let Some(verified) = update.email_verified {
+            set.insert("email_verified", verified);
+        }
         self.run(
             self.users
                 .find_one_and_update(doc! { "_id": id }, doc! { "$set": set })
@@ -105,5 +226,18 @@ impl UserStore for MongoStore {
         .await?
         .map(from_doc)
         .transpose()
+    }
+
+    async fn delete_user(&self, id: &str) -> StoreResult<bool> {
+        // No transactions: sessions and the avatar first, the account
+        // last, so an interrupted deletion leaves an account that can be
+        // deleted again (never sessions of a gone account that nothing
+        // would clean up before they expire).
+        self.run(self.sessions.delete_many(doc! { "user_id": id }))
+            .await?;
+        self.run(self.avatars.delete_one(doc! { "_id": id }))
+            .await?;
+        let r = self.run(self.users.delete_one(doc! { "_id": id })).await?;
+        Ok(r.deleted_count > 0)
     }
 }

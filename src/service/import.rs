@@ -1,0 +1,253 @@
+//! Bringing accounts in: `portcullis users import` (JSON lines from another
+//! system) and `portcullis admin create`. Not on any HTTP route.
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::sessions::ADMIN_ROLE;
+use super::{Account, Core, Error, FieldError, Result};
+use crate::auth::PasswordHasher;
+use crate::domain::{DisplayName, Email};
+use crate::store::{AdminUpdate, CredentialRecord, StoreError, UserRecord};
+
+/// One line of an import file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImportLine {
+    /// Email address (normalized like a registration's).
+    pub email: String,
+    /// A bcrypt hash of the raw password (`$2a$`/`$2b$`/`$2y$`); without
+    /// it the account has no password until one is reset.
+    #[serde(default)]
+    pub password_hash: Option<String>,
+    /// Name shown to others.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Whether the other system had verified the address.
+    #[serde(default)]
+    pub email_verified: Option<bool>,
+    /// When the account was created: RFC 3339 text or Unix seconds.
+    #[serde(default)]
+    pub created_at: Option<serde_json::Value>,
+}
+
+/// What became of one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// A new account.
+    Imported,
+    /// An account with this email exists already (re-runs skip it).
+    Skipped,
+    /// The line breaks a rule; the reason never quotes a hash.
+    Refused(String),
+}
+
+/// A validated line, ready to store.
+fn prepare(
+    line: ImportLine,
+    now: i64,
+) -> std::result::Result<(UserRecord, CredentialRecord), String> {
+    let email = Email::parse(&line.email).map_err(|why| format!("email {why}"))?;
+    let display_name = line
+        .display_name
+        .as_deref()
+        .map(DisplayName::parse)
+        .transpose()
+        .map_err(|why| format!("display_name {why}"))?;
+    let password_hash = match line.password_hash {
+        Some(h) if PasswordHasher::is_importable_bcrypt(&h) => h,
+        Some(_) => {
+            return Err(
+                "password_hash is not a bcrypt hash ($2a$, $2b$ or $2y$ with a cost of 4 to 31)"
+                    .into(),
+            );
+        }
+        None => String::new(),
+    };
+    let created_at = match line.created_at {
+        None | Some(serde_json::Value::Null) => now,
+        Some(serde_json::Value::Number(n)) => n
+            .as_i64()
+            .filter(|s| *s >= 0)
+            .ok_or("created_at is not a Unix time in seconds")?,
+        Some(serde_json::Value::String(s)) => parse_time(&s)?,
+        Some(_) => return Err("created_at is neither RFC 3339 text nor Unix seconds".into()),
+    };
+    let user = UserRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        email: email.as_str().to_string(),
+        email_verified: line.email_verified.unwrap_or(false),
+        display_name: display_name.map(DisplayName::into_inner),
+        roles: vec!["user".to_string()],
+        disabled: false,
+        created_at,
+        updated_at: now,
+        ..UserRecord::default()
+    };
+    let legacy_bcrypt = !password_hash.is_empty();
+    Ok((
+        user,
+        CredentialRecord {
+            password_hash,
+            legacy_bcrypt,
+        },
+    ))
+}
+
+/// RFC 3339, or the `YYYY-MM-DD HH:MM:SS[.ffffff]` (UTC) SQLite and
+/// SQLAlchemy write.
+fn parse_time(s: &str) -> std::result::Result<i64, String> {
+    use time::format_description::well_known::Rfc3339;
+    use time::{OffsetDateTime, PrimitiveDateTime, macros::format_description};
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t.unix_timestamp());
+    }
+    let sql = format_description!(
+        version = 2,
+        "[year]-[month]-[day][first [T] [ ]][hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    PrimitiveDateTime::parse(s, &sql)
+        .map(|t| t.assume_utc().unix_timestamp())
+        .map_err(|_| "created_at is not an RFC 3339 time".to_string())
+}
+
+impl Core {
+    /// Imports a batch of lines: each valid line whose email is free
+    /// becomes an account (in one store write per batch where the backend
+    /// allows); an existing email is skipped, so a re-run imports nothing
+    /// twice.
+    pub async fn import_users(&self, lines: Vec<ImportLine>) -> Result<Vec<ImportOutcome>> {
+        let now = self.clock.now();
+        let mut outcomes = Vec::with_capacity(lines.len());
+        let mut batch = Vec::new();
+        let mut slots = Vec::new();
+        for line in lines {
+            match prepare(line, now) {
+                Ok(records) => {
+                    slots.push(outcomes.len());
+                    outcomes.push(ImportOutcome::Imported);
+                    batch.push(records);
+                }
+                Err(why) => outcomes.push(ImportOutcome::Refused(why)),
+            }
+        }
+        let created = self.store.create_users(&batch).await?;
+        for (slot, created) in slots.into_iter().zip(created) {
+            if !created && let Some(o) = outcomes.get_mut(slot) {
+                *o = ImportOutcome::Skipped;
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Creates an administrator, or gives an existing account the `admin`
+    /// role. A new account needs a password that passes the usual rules;
+    /// its email counts as verified (the operator typed it).
+    /// Returns the account and whether it was created.
+    pub async fn admin_create(
+        &self,
+        email: &str,
+        password: impl FnOnce() -> anyhow::Result<SecretString>,
+    ) -> Result<(Account, bool)> {
+        let email = Email::parse(email).map_err(|why| {
+            Error::Validation(vec![FieldError::invalid("email", "Email address", why)])
+        })?;
+        let now = self.clock.now();
+        if let Some(existing) = self.store.user_by_email(email.as_str()).await? {
+            let mut roles = existing.roles.clone();
+            if !roles.iter().any(|r| r == ADMIN_ROLE) {
+                roles.push(ADMIN_ROLE.to_string());
+            }
+            let update = AdminUpdate {
+                roles: Some(roles),
+                ..AdminUpdate::default()
+            };
+            let user = self
+                .store
+                .admin_update(&existing.id, &update, now)
+                .await?
+                .ok_or(Error::NotFound("User"))?;
+            tracing::info!(user_id = %user.id, event = "admin.promoted", "account given the admin role");
+            return Ok((self.to_account(user), false));
+        }
+        let password = password()?;
+        let context = super::guards::password_context(Some(email.as_str()), None);
+        let password = self
+            .new_password("password", password, &context)
+            .map_err(|e| Error::Validation(vec![e]))?;
+        let credentials = CredentialRecord {
+            password_hash: self.hasher.hash(&password).await?,
+            legacy_bcrypt: false,
+        };
+        let user = UserRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            email: email.as_str().to_string(),
+            email_verified: true,
+            roles: vec!["user".to_string(), ADMIN_ROLE.to_string()],
+            created_at: now,
+            updated_at: now,
+            ..UserRecord::default()
+        };
+        match self.store.create_user(&user, &credentials).await {
+            Ok(()) => {
+                tracing::info!(user_id = %user.id, event = "admin.created", "administrator created");
+                Ok((self.to_account(user), true))
+            }
+            Err(StoreError::Conflict) => Err(Error::Conflict(
+                "An account with this email address was created meanwhile; run the command again to promote it.",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(json: &str) -> ImportLine {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn lines_are_checked() {
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let ok = prepare(
+            line(&format!(
+                r#"{{"email":"A@Example.com","password_hash":"{hash}","created_at":"2024-01-02 03:04:05.123456"}}"#
+            )),
+            100,
+        )
+        .unwrap();
+        assert_eq!(ok.0.email, "a@example.com");
+        assert!(ok.1.legacy_bcrypt);
+        assert_eq!(ok.0.created_at, 1_704_164_645);
+        let none = prepare(line(r#"{"email":"b@example.com"}"#), 100).unwrap();
+        assert_eq!(none.1.password_hash, "");
+        assert!(!none.1.legacy_bcrypt);
+        assert_eq!(none.0.created_at, 100);
+        let refused = prepare(
+            line(r#"{"email":"c@example.com","password_hash":"$1$secretmd5hash"}"#),
+            0,
+        )
+        .unwrap_err();
+        assert!(!refused.contains("secretmd5"), "{refused}");
+        assert!(prepare(line(r#"{"email":"not an email"}"#), 0).is_err());
+        assert!(
+            prepare(
+                line(r#"{"email":"d@example.com","created_at":"yesterday"}"#),
+                0
+            )
+            .is_err()
+        );
+        assert_eq!(
+            prepare(
+                line(r#"{"email":"e@example.com","created_at":"2024-01-02T03:04:05Z"}"#),
+                0
+            )
+            .unwrap()
+            .0
+            .created_at,
+            1_704_164_645
+        );
+    }
+}

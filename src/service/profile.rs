@@ -1,0 +1,144 @@
+//! The caller's own profile: editing it, and deleting the account.
+
+use secrecy::SecretString;
+use serde_json::Value;
+
+use super::{Account, Core, Error, FieldError, Principal, Result};
+use crate::domain::{DisplayName, Locale, Metadata, Password, TimeZoneName};
+use crate::store::ProfileUpdate;
+
+/// A profile change as received. For each field `None` leaves it as it is,
+/// `Some(None)` clears it (JSON `null`).
+#[derive(Debug, Clone, Default)]
+pub struct ProfilePatch {
+    /// New display name.
+    pub display_name: Option<Option<String>>,
+    /// New BCP 47 language tag.
+    pub locale: Option<Option<String>>,
+    /// New IANA time zone.
+    pub timezone: Option<Option<String>>,
+    /// New metadata object (replaces the old one whole).
+    pub metadata: Option<Option<Value>>,
+    /// Names of admin-only fields the body carried (any value): refused.
+    pub admin_fields: Vec<&'static str>,
+}
+
+/// How the caller proves it is them before deleting the account.
+#[derive(Debug)]
+pub enum DeleteProof {
+    /// The account's password.
+    Password(SecretString),
+}
+
+/// Parses an optional-nullable field with `parse`, collecting failures.
+fn field<T>(
+    errors: &mut Vec<FieldError>,
+    name: &str,
+    what: &str,
+    value: Option<Option<T>>,
+    parse: impl FnOnce(T) -> std::result::Result<String, String>,
+) -> Option<Option<String>> {
+    match value {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(raw)) => match parse(raw) {
+            Ok(v) => Some(Some(v)),
+            Err(why) => {
+                errors.push(FieldError::invalid(name, what, &why));
+                None
+            }
+        },
+    }
+}
+
+impl Core {
+    /// Validates every field first (all failures reported at once, nothing
+    /// changed when any fails), then applies the change in one store write.
+    pub async fn update_profile(&self, who: &Principal, patch: ProfilePatch) -> Result<Account> {
+        let mut errors: Vec<FieldError> = patch
+            .admin_fields
+            .iter()
+            .map(|f| {
+                FieldError::new(
+                    f,
+                    "admin_only",
+                    format!("`{f}` can only be changed by an administrator"),
+                )
+            })
+            .collect();
+        let update = ProfileUpdate {
+            display_name: field(
+                &mut errors,
+                "display_name",
+                "Display name",
+                patch.display_name,
+                |raw: String| {
+                    DisplayName::parse(&raw)
+                        .map(DisplayName::into_inner)
+                        .map_err(str::to_string)
+                },
+            ),
+            locale: field(
+                &mut errors,
+                "locale",
+                "Locale",
+                patch.locale,
+                |raw: String| {
+                    Locale::parse(&raw)
+                        .map(Locale::into_inner)
+                        .map_err(str::to_string)
+                },
+            ),
+            timezone: field(
+                &mut errors,
+                "timezone",
+                "Time zone",
+                patch.timezone,
+                |raw: String| {
+                    TimeZoneName::parse(&raw)
+                        .map(TimeZoneName::into_inner)
+                        .map_err(str::to_string)
+                },
+            ),
+            metadata: field(
+                &mut errors,
+                "metadata",
+                "Metadata",
+                patch.metadata,
+                |raw: Value| Metadata::parse(&raw).map(Metadata::into_inner),
+            ),
+        };
+        if !errors.is_empty() {
+            return Err(Error::Validation(errors));
+        }
+        let account = self
+            .store
+            .update_profile(&who.user_id, &update, self.clock.now())
+            .await?
+            .map(|u| self.to_account(u))
+            .ok_or(Error::TokenInvalid("unknown subject"))?;
+        tracing::info!(user_id = %who.user_id, event = "profile.updated", "profile updated");
+        Ok(account)
+    }
+
+    /// Deletes the caller's account after checking the proof: profile,
+    /// credentials, sessions and avatar are erased, and the email can be
+    /// registered again. Security events keep the user id only.
+    pub async fn delete_account(&self, who: &Principal, proof: DeleteProof) -> Result<()> {
+        let DeleteProof::Password(password) = proof;
+        let password = Password::for_verification(password);
+        let credentials = self.store.credentials(&who.user_id).await?;
+        if credentials.is_none() {
+            return Err(Error::TokenInvalid("unknown subject"));
+        }
+        if !self
+            .verify_password(&password, credentials.as_ref())
+            .await?
+        {
+            return Err(Error::WrongPassword);
+        }
+        self.store.delete_user(&who.user_id).await?;
+        tracing::info!(user_id = %who.user_id, event = "account.deleted", "account deleted");
+        Ok(())
+    }
+}
