@@ -13,11 +13,14 @@
 //!   [`domain`] (validated newtypes).
 //! - [`store`]: traits per kind of record and two backends (`embedded` on
 //!   redb, `mongo` on MongoDB).
+//! - [`audit`] (typed security events and their buffer) and [`webhooks`]
+//!   (signed delivery of those events) sit beside `auth`, below `service`.
 //! - [`config`], [`clock`] and [`telemetry`] are used from every layer.
 //!
 //! The command line (`src/main.rs` + `src/cli/`) is not part of the library.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -27,6 +30,7 @@ pub mod service;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use config::Settings;
 pub use startup::Application;

@@ -4,6 +4,7 @@
 //! every failure as RFC 9457 problem+json; `middleware` wraps every route;
 //! `extract` holds the bearer principal and the client's address.
 
+pub mod activity;
 pub mod captcha;
 pub mod extract;
 pub mod health;
@@ -42,6 +43,8 @@ pub enum ApiTags {
     Wellknown,
     /// Liveness and readiness.
     Health,
+    /// Administration (admin role only).
+    Admin,
 }
 
 /// All endpoint groups as one OpenAPI service.
@@ -52,6 +55,7 @@ pub type Api = (
     captcha::CaptchaApi,
     wellknown::WellKnownApi,
     health::HealthApi,
+    activity::ActivityApi,
 );
 
 /// Builds the OpenAPI service (the same one `portcullis openapi` prints).
@@ -63,6 +67,7 @@ pub fn service() -> OpenApiService<Api, ()> {
         captcha::CaptchaApi,
         wellknown::WellKnownApi,
         health::HealthApi,
+        activity::ActivityApi,
     );
     OpenApiService::new(api, "Portcullis", env!("CARGO_PKG_VERSION"))
         .description(
@@ -104,6 +109,7 @@ pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
             .max_age(600)
     });
     let max_body = http.max_body_bytes;
+    let trusted: Arc<[ipnet::IpNet]> = Arc::from(http.trusted_proxies.as_slice());
     let problem_base: Arc<str> = Arc::from(http.public_url.as_str());
     let spec_doc: serde_json::Value = serde_json::from_str(&api.spec()).unwrap_or_default();
     let mut templates: Vec<String> = spec_doc["paths"]
@@ -130,7 +136,8 @@ pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
         .around(|ep, req| async move { middleware::security_headers(ep, req).await })
         .around(move |ep, req| {
             let labels = labels.clone();
-            async move { middleware::trace_request(ep, req, &labels).await }
+            let trusted = trusted.clone();
+            async move { middleware::trace_request(ep, req, &labels, &trusted).await }
         })
         .around(move |ep, req| {
             let base = problem_base.clone();

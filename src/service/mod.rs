@@ -8,6 +8,7 @@ mod accounts;
 mod error;
 mod guards;
 mod passwords;
+mod security;
 mod sessions;
 
 use std::net::IpAddr;
@@ -15,6 +16,10 @@ use std::sync::Arc;
 
 pub use accounts::Registration;
 pub use error::{Error, FieldError, Result};
+pub use security::{
+    AuditFilter, EventPage, Notice, NoticeOutbox, SecurityEvent, SecurityState, network_of,
+    ua_family,
+};
 pub use sessions::{ADMIN_ROLE, LogoutScope};
 
 use crate::auth::{Captcha, Limits, PasswordHasher, TokenService};
@@ -36,6 +41,8 @@ pub struct Core {
     pub(crate) limits: Arc<Limits>,
     pub(crate) captcha: Arc<Captcha>,
     pub(crate) clock: Clock,
+    /// Audit buffer, detection state, notice seam (see `security.rs`).
+    pub(crate) security: Arc<SecurityState>,
 }
 
 /// A verified caller: the access token checked out and its session is live.
@@ -102,6 +109,8 @@ pub struct IssuedTokens {
     pub refresh_token: String,
     /// The signed-in account.
     pub account: Account,
+    /// The session (refresh family) the pair belongs to.
+    pub session_id: String,
 }
 
 /// One active session of a user, as listed to them.

@@ -18,6 +18,7 @@
 
 pub(crate) mod credentials;
 pub(crate) mod once;
+pub(crate) mod security;
 pub(crate) mod sessions;
 pub(crate) mod throttles;
 pub(crate) mod upkeep;
@@ -107,6 +108,14 @@ macro_rules! conformance_tests {
             upkeep {
                 ping,
                 purge_expired,
+            }
+            security {
+                audit_pages_newest_first,
+                audit_filters,
+                audit_append_is_idempotent,
+                audit_retention,
+                webhook_queue,
+                devices_remembered_and_bounded,
             }
         );
     };

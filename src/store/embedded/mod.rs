@@ -14,6 +14,7 @@
 
 mod credentials;
 mod once;
+mod security;
 mod sessions;
 mod throttles;
 mod users;
@@ -107,6 +108,7 @@ impl EmbeddedStore {
         txn.open_table(sessions::USER_SESSIONS)?;
         txn.open_table(once::ONCE)?;
         txn.open_table(throttles::FAILURES)?;
+        security::create_tables(&txn)?;
         txn.commit()?;
         Ok(Self { db: Arc::new(db) })
     }
