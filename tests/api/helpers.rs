@@ -20,6 +20,10 @@ pub struct TestApp {
     pub keys_dir: TempDir,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// New-sign-in and "not me" notices (the mail seam, captured in process).
+    pub notices: portcullis::service::NoticeOutbox,
+    /// Directories a test chose itself (kept until the app is dropped).
+    _own_dirs: Vec<TempDir>,
 }
 
 impl Drop for TestApp {
@@ -86,6 +90,7 @@ pub async fn spawn_app_at(
     let app = Application::build_with_clock(settings, clock.clone())
         .await
         .unwrap();
+    let notices = app.capture_notices();
     let addr = format!("http://127.0.0.1:{}", app.port());
     let (tx, rx) = oneshot::channel();
     let server = tokio::spawn(app.run_until(async {
@@ -102,7 +107,66 @@ pub async fn spawn_app_at(
         keys_dir,
         stop: Some(tx),
         server: Some(server),
+        notices,
+        _own_dirs: Vec::new(),
     }
+}
+
+/// Starts a server (settings adjusted by `configure`) whose store already
+/// holds an admin account `admin_email` with password [`PASSWORD`],
+/// written through the library before the server opens the store.
+pub async fn spawn_app_with_admin(
+    admin_email: &str,
+    configure: impl FnOnce(&mut BTreeMap<String, String>),
+) -> TestApp {
+    use portcullis::auth::PasswordHasher;
+    use portcullis::auth::password::load_or_create_pepper;
+    use portcullis::domain::Password;
+    use portcullis::store::{CredentialRecord, UserRecord};
+    let data = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let mut map = BTreeMap::new();
+    map.insert(
+        "PORTCULLIS_DATA_DIR".into(),
+        data.path().display().to_string(),
+    );
+    map.insert(
+        "PORTCULLIS_KEYS_DIR".into(),
+        keys.path().display().to_string(),
+    );
+    backend_settings(&mut map);
+    let settings = Settings::from_map(&map).unwrap();
+    {
+        let store = portcullis::startup::open_store(&settings.store)
+            .await
+            .unwrap();
+        let (pepper, _) = load_or_create_pepper(keys.path()).unwrap();
+        let hasher = PasswordHasher::new(pepper, 4, 1);
+        let password = Password::parse(PASSWORD.to_string().into()).unwrap();
+        let now = Clock::system().now();
+        let admin = UserRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            email: admin_email.to_string(),
+            email_verified: true,
+            display_name: None,
+            roles: vec!["user".into(), "admin".into()],
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        let credentials = CredentialRecord {
+            password_hash: hasher.hash(&password).await.unwrap(),
+        };
+        store.create_user(&admin, &credentials).await.unwrap();
+    }
+    let own = map.clone();
+    let mut app = spawn_app_with(move |m| {
+        m.extend(own);
+        configure(m);
+    })
+    .await;
+    app._own_dirs = vec![data, keys];
+    app
 }
 
 pub fn unique_email() -> String {
@@ -263,10 +327,72 @@ impl TestApp {
             .await
     }
 
+    /// `POST /v1/sessions` from `ip` (sent as `X-Forwarded-For`; the app
+    /// must trust 127.0.0.1 as a proxy) with `user_agent`.
+    pub async fn login_from(
+        &self,
+        email: &str,
+        password: &str,
+        ip: &str,
+        user_agent: &str,
+    ) -> Response {
+        self.client
+            .post(self.url("/v1/sessions"))
+            .header("x-forwarded-for", ip)
+            .header("user-agent", user_agent)
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /v1/me/activity` with a query string (`""`, `"?limit=2"`, ...).
+    pub async fn activity(&self, token: &str, query: &str) -> Response {
+        self.get_authed(&format!("/v1/me/activity{query}"), token)
+            .await
+    }
+
+    /// Every event of `GET /v1/me/activity`, newest first (follows cursors).
+    pub async fn all_activity(&self, token: &str) -> Vec<Value> {
+        let mut events = Vec::new();
+        let mut query = "?limit=100".to_string();
+        loop {
+            let r = self.activity(token, &query).await;
+            assert_eq!(r.status(), StatusCode::OK);
+            let page: Value = r.json().await.unwrap();
+            events.extend(page["events"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => query = format!("?limit=100&cursor={c}"),
+                None => return events,
+            }
+        }
+    }
+
+    /// `GET /v1/admin/audit` with a query string.
+    pub async fn admin_audit(&self, token: &str, query: &str) -> Response {
+        self.get_authed(&format!("/v1/admin/audit{query}"), token)
+            .await
+    }
+
+    /// `POST /v1/security/not-me`.
+    pub async fn not_me(&self, token: &str) -> Response {
+        self.post_json("/v1/security/not-me", &json!({"token": token}))
+            .await
+    }
+
     /// `GET /v1/captcha`.
     pub async fn captcha(&self) -> Value {
         self.get_json("/v1/captcha").await
     }
+}
+
+/// Event types of a list of events, oldest first.
+pub fn kinds_oldest_first(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .rev()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect()
 }
 
 pub fn token(body: &Value, name: &str) -> String {

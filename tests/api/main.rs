@@ -8,6 +8,7 @@
     reason = "test code: a failed expectation should stop the test loudly"
 )]
 
+mod activity;
 mod errors;
 mod helpers;
 mod limits;
