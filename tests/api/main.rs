@@ -16,6 +16,7 @@ mod me;
 mod mongo;
 mod process;
 mod sessions;
+mod shutdown;
 mod storm;
 mod users;
 mod wellknown;
