@@ -19,4 +19,5 @@ mod sessions;
 mod shutdown;
 mod storm;
 mod users;
+mod webhooks;
 mod wellknown;
