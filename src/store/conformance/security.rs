@@ -183,18 +183,18 @@ pub(crate) async fn webhook_queue(store: DynStore) {
         .enqueue_webhooks(std::slice::from_ref(&a))
         .await
         .unwrap();
-    assert_eq!(store.due_webhooks(NOW, 10).await.unwrap(), [a.clone()]);
+    assert_eq!(store.due_webhooks(NOW, 10).await.unwrap(), vec![a.clone()]);
     let due = store.due_webhooks(NOW + 1, 10).await.unwrap();
     assert_eq!(due, [a.clone(), b.clone()]);
     store.webhook_retry(&a.id, 1, NOW + 5).await.unwrap();
-    assert_eq!(store.due_webhooks(NOW + 1, 10).await.unwrap(), [b.clone()]);
+    assert_eq!(store.due_webhooks(NOW + 1, 10).await.unwrap(), vec![b.clone()]);
     let later = store.due_webhooks(NOW + 5, 10).await.unwrap();
     assert_eq!(later.len(), 2);
     assert_eq!(later[0].attempts, 1);
     store.webhook_done(&b.id).await.unwrap();
     assert_eq!(
         ids_of(&store.due_webhooks(NOW + 5, 10).await.unwrap()),
-        [a.id.clone()]
+        vec![a.id.clone()]
     );
     // Expired entries are not due, and the purge deletes them.
     assert!(store.due_webhooks(NOW + 100, 10).await.unwrap().is_empty());
