@@ -167,6 +167,8 @@ struct NotMeClaims {
     aud: String,
     sub: String,
     sid: String,
+    /// The device the notice is about (not secret: the token is signed).
+    dev: String,
     jti: String,
     iat: u64,
     nbf: u64,
@@ -503,7 +505,7 @@ impl Core {
             );
         }
         if new_device {
-            match self.not_me_token(&account.id, sid) {
+            match self.not_me_token(&account.id, sid, &key) {
                 Ok(token) => {
                     self.deliver_notice(Notice::NewSignIn {
                         user_id: account.id.clone(),
@@ -521,7 +523,7 @@ impl Core {
         new_device
     }
 
-    fn not_me_token(&self, user_id: &str, sid: &str) -> anyhow::Result<SecretString> {
+    fn not_me_token(&self, user_id: &str, sid: &str, dev: &str) -> anyhow::Result<SecretString> {
         let now = self.clock.now_u64();
         let ttl = self.settings.security.not_me_ttl.as_secs();
         let claims = NotMeClaims {
@@ -529,6 +531,7 @@ impl Core {
             aud: self.settings.tokens.audience.clone(),
             sub: user_id.to_string(),
             sid: sid.to_string(),
+            dev: dev.to_string(),
             jti: uuid::Uuid::new_v4().to_string(),
             iat: now,
             nbf: now,
@@ -538,8 +541,9 @@ impl Core {
     }
 
     /// `POST /v1/security/not-me`: the user says a notified sign-in was not
-    /// them. Every session of the user ends, a reset mail goes out, and
-    /// `suspicious.reported` is recorded. The token works once.
+    /// them. Every session of the user ends, the reported device is
+    /// forgotten (a new sign-in from it alerts again), a reset mail goes
+    /// out, and `suspicious.reported` is recorded. The token works once.
     pub async fn not_me(&self, token: &SecretString, client: &ClientInfo) -> Result<()> {
         let invalid = || Error::LinkInvalid("the link is invalid, expired or already used");
         let now = self.clock.now();
@@ -559,6 +563,9 @@ impl Core {
             return Err(invalid());
         };
         let revoked = self.store.revoke_sessions_of(&user.id, None, now).await?;
+        // The reported device is no longer "known": another sign-in from it
+        // alerts again.
+        self.store.forget_device(&user.id, &claims.dev).await?;
         self.audit(
             AuditEvent::Suspicious(Suspicion::Reported {
                 sid: claims.sid,

@@ -173,6 +173,9 @@ pub trait DeviceStore: Send + Sync {
         now: i64,
         max: usize,
     ) -> StoreResult<KnownDevices>;
+    /// Forgets one device of a user (after "not me": the next sign-in from
+    /// it is new again). No error when it is not there.
+    async fn forget_device(&self, user_id: &str, key: &str) -> StoreResult<()>;
 }
 
 /// A whole backend: every kind of record, plus upkeep.

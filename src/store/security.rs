@@ -171,6 +171,11 @@ impl KnownDevices {
         self.devices.drain(..excess);
     }
 
+    /// Removes the device `key`, if present.
+    pub fn forget(&mut self, key: &str) {
+        self.devices.retain(|d| d.key != key);
+    }
+
     /// Whether `key` is among the devices.
     pub fn knows(&self, key: &str) -> bool {
         self.devices.iter().any(|d| d.key == key)

@@ -299,6 +299,9 @@ async fn not_me_revokes_every_session_and_sends_a_reset() {
         "token-invalid-or-expired",
     )
     .await;
+    // The reported device is new again: the intruder's next sign-in alerts.
+    signed_in_from(&app, &email, "198.51.100.66", CHROME).await;
+    assert_eq!(new_sign_in_tokens(app.notices.take()).len(), 1);
     let back = signed_in_from(&app, &email, "203.0.113.10", FIREFOX).await;
     let events = app.all_activity(&token(&back, "access_token")).await;
     let reported: Vec<_> = events
@@ -504,4 +507,50 @@ async fn security_metrics_exist_from_start_up() {
     ] {
         assert!(text.contains(name), "{name} missing");
     }
+}
+
+#[tokio::test]
+async fn captcha_failures_and_rate_limits_are_recorded() {
+    let admin = unique_email();
+    let app = spawn_app_with_admin(&admin, |m| {
+        m.insert("PORTCULLIS_RATE_LIMIT".into(), "on".into());
+        m.insert("PORTCULLIS_LOGIN_MAX_FAILURES".into(), "2".into());
+    })
+    .await;
+    let at = token(&app.login_ok(&admin, PASSWORD).await, "access_token");
+    let victim = "victim@example.com";
+    for _ in 0..2 {
+        app.login(victim, "wrong password!!").await;
+    }
+    assert_problem(
+        app.login(victim, "wrong password!!").await,
+        StatusCode::BAD_REQUEST,
+        "captcha-required",
+    )
+    .await;
+    let mut limited = false;
+    for _ in 0..25 {
+        if app.login(victim, "wrong password!!").await.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "the per-IP sign-in budget ran out");
+    let page: Value = app
+        .admin_audit(&at, "?type=captcha.failed")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(!page["events"].as_array().unwrap().is_empty());
+    let page: Value = app
+        .admin_audit(&at, "?type=rate_limited")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["details"]["action"], "sign_in");
+    assert_eq!(events[0]["outcome"], "failure");
 }

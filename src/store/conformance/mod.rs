@@ -116,6 +116,7 @@ macro_rules! conformance_tests {
                 audit_retention,
                 webhook_queue,
                 devices_remembered_and_bounded,
+                forget_a_device,
             }
         );
     };

@@ -187,7 +187,10 @@ pub(crate) async fn webhook_queue(store: DynStore) {
     let due = store.due_webhooks(NOW + 1, 10).await.unwrap();
     assert_eq!(due, [a.clone(), b.clone()]);
     store.webhook_retry(&a.id, 1, NOW + 5).await.unwrap();
-    assert_eq!(store.due_webhooks(NOW + 1, 10).await.unwrap(), vec![b.clone()]);
+    assert_eq!(
+        store.due_webhooks(NOW + 1, 10).await.unwrap(),
+        vec![b.clone()]
+    );
     let later = store.due_webhooks(NOW + 5, 10).await.unwrap();
     assert_eq!(later.len(), 2);
     assert_eq!(later[0].attempts, 1);
@@ -232,4 +235,21 @@ pub(crate) async fn devices_remembered_and_bounded(store: DynStore) {
         .await
         .unwrap();
     assert!(other.devices.is_empty(), "per user");
+}
+
+pub(crate) async fn forget_a_device(store: DynStore) {
+    for (i, key) in ["a|n1", "b|n2"].into_iter().enumerate() {
+        store
+            .note_device("u1", key, "n", NOW + i as i64, 5)
+            .await
+            .unwrap();
+    }
+    store.forget_device("u1", "a|n1").await.unwrap();
+    store.forget_device("u1", "missing").await.unwrap();
+    store.forget_device("nobody", "a|n1").await.unwrap();
+    let now = store
+        .note_device("u1", "b|n2", "n", NOW + 5, 5)
+        .await
+        .unwrap();
+    assert!(!now.knows("a|n1") && now.knows("b|n2"));
 }

@@ -276,4 +276,16 @@ impl DeviceStore for EmbeddedStore {
         })
         .await
     }
+
+    async fn forget_device(&self, user_id: &str, key: &str) -> StoreResult<()> {
+        let (user_id, key) = (user_id.to_string(), key.to_string());
+        self.run(move |db| {
+            super::modify::<KnownDevices, ()>(db, DEVICES, &user_id, |mut d| {
+                d.forget(&key);
+                (Some(d), ())
+            })
+            .map(|_| ())
+        })
+        .await
+    }
 }

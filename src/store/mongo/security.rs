@@ -241,4 +241,14 @@ impl DeviceStore for MongoStore {
             Err(e) => Err(map_err(e)),
         }
     }
+
+    async fn forget_device(&self, user_id: &str, key: &str) -> StoreResult<()> {
+        // One atomic single-document update.
+        self.run(self.device_coll().update_one(
+            doc! { "_id": user_id },
+            doc! { "$pull": { "devices": { "key": key } } },
+        ))
+        .await
+        .map(|_| ())
+    }
 }
