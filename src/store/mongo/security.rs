@@ -243,12 +243,21 @@ impl DeviceStore for MongoStore {
     }
 
     async fn forget_device(&self, user_id: &str, key: &str) -> StoreResult<()> {
-        // One atomic single-document update.
-        self.run(self.device_coll().update_one(
-            doc! { "_id": user_id },
-            doc! { "$pull": { "devices": { "key": key } } },
-        ))
-        .await
-        .map(|_| ())
+        // FerretDB v1 does not match `$pull` conditions on subdocuments: read,
+        // update, write back, as `note_device` does.
+        let coll = self.device_coll();
+        let Some(mut d) = self.run(coll.find_one(doc! { "_id": user_id })).await? else {
+            return Ok(());
+        };
+        d.remove("_id");
+        let mut devices: KnownDevices = bson::from_document(d)
+            .map_err(|e| StoreError::Other(anyhow::Error::new(e).context("corrupt record")))?;
+        devices.forget(key);
+        let mut d = bson::to_document(&devices)
+            .map_err(|e| StoreError::Other(anyhow::Error::new(e).context("encoding a record")))?;
+        d.insert("_id", user_id);
+        self.run(coll.replace_one(doc! { "_id": user_id }, d))
+            .await
+            .map(|_| ())
     }
 }
