@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 use super::{Account, ClientInfo, Core, Error, FieldError, Principal, Result};
 use crate::audit::{AuditEvent, AuditSink, Suspicion};
@@ -40,16 +41,21 @@ pub const PAGE_DEFAULT: u32 = 50;
 pub const PAGE_MAX: u32 = 100;
 /// How long a read of the feed waits for this replica's buffer to be stored.
 const READ_FLUSH_WAIT: Duration = Duration::from_secs(2);
-/// IPs remembered by the credential-stuffing rule (per replica).
-const STUFFING_MAX_IPS: usize = 100_000;
+/// IPs remembered by the credential-stuffing rule (per replica). With the
+/// default threshold that is at most about 50,000 × 20 × 40 bytes (40 MB).
+const STUFFING_MAX_IPS: usize = 50_000;
+
+/// SHA-256 of an account name as typed.
+type AccountDigest = [u8; 32];
 
 /// State of the security features shared by every request.
 #[derive(Debug, Default)]
 pub struct SecurityState {
     /// The audit buffer.
     pub(crate) sink: AuditSink,
-    /// Failed accounts per IP (credential-stuffing rule).
-    stuffing: Mutex<HashMap<IpAddr, Vec<(String, UnixTime)>>>,
+    /// Failed accounts per IP (credential-stuffing rule): SHA-256 of the
+    /// account as typed (fixed size, whatever was typed), and when.
+    stuffing: Mutex<HashMap<IpAddr, Vec<(AccountDigest, UnixTime)>>>,
     /// Notices handed over while no mailer exists (tests only).
     capture: Mutex<Option<NoticeOutbox>>,
 }
@@ -640,13 +646,14 @@ impl Core {
                 map.clear();
             }
         }
+        let account: AccountDigest = sha2::Sha256::digest(account.as_bytes()).into();
         let seen = map.entry(ip).or_default();
         seen.retain(|(_, t)| *t > since);
-        if let Some(entry) = seen.iter_mut().find(|(a, _)| a == account) {
+        if let Some(entry) = seen.iter_mut().find(|(a, _)| *a == account) {
             entry.1 = now;
             return None;
         }
-        seen.push((account.to_string(), now));
+        seen.push((account, now));
         // Keep the list short: only the count near the threshold matters.
         if seen.len() > threshold.saturating_mul(2) {
             seen.remove(0);
