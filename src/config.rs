@@ -85,6 +85,9 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// Avatar uploads.
     pub avatars: AvatarSettings,
+    /// Security activity: audit retention, detection thresholds, webhooks,
+    /// shutdown.
+    pub security: SecuritySettings,
     /// `PORTCULLIS_LOG_FORMAT`: `pretty` or `json` (default: pretty on a terminal).
     pub log_format: LogFormat,
     /// `PORTCULLIS_*` keys that were set but mean nothing to this version
@@ -216,9 +219,21 @@ pub const KNOWN_KEYS: &[&str] = &[
     "PORTCULLIS_RATE_LIMIT",
     "PORTCULLIS_MAX_BODY_BYTES",
     "PORTCULLIS_LOG_FORMAT",
-    // issue 13: avatars; `portcullis admin create` reads the password
+    // Avatars; `portcullis admin create` reads the admin password.
     "PORTCULLIS_AVATAR_MAX_BYTES",
     "PORTCULLIS_ADMIN_PASSWORD",
+    // Security activity (issue 14): see `SecuritySettings`.
+    "PORTCULLIS_AUDIT_RETENTION",
+    "PORTCULLIS_WEBHOOK_URL",
+    "PORTCULLIS_WEBHOOK_SECRET",
+    "PORTCULLIS_DETECT_ACCOUNT_FAILURES",
+    "PORTCULLIS_DETECT_STUFFING_ACCOUNTS",
+    "PORTCULLIS_DETECT_STUFFING_WINDOW",
+    "PORTCULLIS_DETECT_BURST_NETWORKS",
+    "PORTCULLIS_DETECT_BURST_WINDOW",
+    "PORTCULLIS_KNOWN_DEVICES",
+    "PORTCULLIS_NOT_ME_TTL",
+    "PORTCULLIS_SHUTDOWN_TIMEOUT",
 ];
 
 /// Keys of `map` this version does not read, sorted.
@@ -426,8 +441,95 @@ impl Settings {
             avatars: AvatarSettings {
                 max_bytes: avatar_max_bytes,
             },
+            security: SecuritySettings::from_map(map)?,
             log_format,
             unknown_keys: unknown_keys(map),
+        })
+    }
+}
+
+/// Security activity (issue 14): the audit log, detection rules, webhooks
+/// and shutdown. Every threshold has a documented default (README,
+/// "Operating Portcullis").
+#[derive(Debug, Clone)]
+pub struct SecuritySettings {
+    /// `PORTCULLIS_AUDIT_RETENTION`: how long audit events are kept (default `90d`).
+    pub audit_retention: Duration,
+    /// `PORTCULLIS_WEBHOOK_URL`: where security events are POSTed (unset: no webhooks).
+    pub webhook_url: Option<String>,
+    /// `PORTCULLIS_WEBHOOK_SECRET`: HMAC-SHA-256 key of webhook signatures
+    /// (`whsec_<base64>` as Standard Webhooks writes it, or any other text,
+    /// used as bytes). Required with `PORTCULLIS_WEBHOOK_URL`.
+    pub webhook_secret: Option<SecretString>,
+    /// `PORTCULLIS_DETECT_ACCOUNT_FAILURES`: failed sign-ins of one account
+    /// within 15 minutes that raise `suspicious.failed_logins` (default 5).
+    pub detect_account_failures: u32,
+    /// `PORTCULLIS_DETECT_STUFFING_ACCOUNTS`: distinct accounts failing from
+    /// one IP within the stuffing window that raise
+    /// `suspicious.credential_stuffing` (default 10).
+    pub detect_stuffing_accounts: u32,
+    /// `PORTCULLIS_DETECT_STUFFING_WINDOW` (default `10m`).
+    pub detect_stuffing_window: Duration,
+    /// `PORTCULLIS_DETECT_BURST_NETWORKS`: distinct networks (/24, /48) one
+    /// account signs in from within the burst window that raise
+    /// `suspicious.burst` (default 3).
+    pub detect_burst_networks: u32,
+    /// `PORTCULLIS_DETECT_BURST_WINDOW` (default `10m`).
+    pub detect_burst_window: Duration,
+    /// `PORTCULLIS_KNOWN_DEVICES`: devices remembered per user for new-device
+    /// alerts; the least recently seen is forgotten first (default 20).
+    pub known_devices: usize,
+    /// `PORTCULLIS_NOT_ME_TTL`: how long the "not me" link of a new-sign-in
+    /// notice works (default `7d`).
+    pub not_me_ttl: Duration,
+    /// `PORTCULLIS_SHUTDOWN_TIMEOUT`: how long in-flight requests may finish
+    /// after SIGTERM/SIGINT (default `10s`).
+    pub shutdown_timeout: Duration,
+}
+
+impl SecuritySettings {
+    fn from_map(map: &BTreeMap<String, String>) -> anyhow::Result<Self> {
+        let get = |key: &str| map.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let duration = |key: &str, default: &str| {
+            parse_duration(get(key).unwrap_or(default)).with_context(|| key.to_string())
+        };
+        let number = |key: &str, default: u32| -> anyhow::Result<u32> {
+            match get(key) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .with_context(|| format!("{key} must be a whole number of at least 1")),
+            }
+        };
+        let webhook_url = get("PORTCULLIS_WEBHOOK_URL").map(str::to_string);
+        let webhook_secret =
+            get("PORTCULLIS_WEBHOOK_SECRET").map(|s| SecretString::from(s.to_string()));
+        if let Some(url) = &webhook_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                bail!("PORTCULLIS_WEBHOOK_URL must be an http(s) URL");
+            }
+            if webhook_secret.is_none() {
+                bail!("PORTCULLIS_WEBHOOK_URL needs PORTCULLIS_WEBHOOK_SECRET (events are signed)");
+            }
+        }
+        let audit_retention = duration("PORTCULLIS_AUDIT_RETENTION", "90d")?;
+        if audit_retention.is_zero() {
+            bail!("PORTCULLIS_AUDIT_RETENTION must be longer than zero");
+        }
+        Ok(Self {
+            audit_retention,
+            webhook_url,
+            webhook_secret,
+            detect_account_failures: number("PORTCULLIS_DETECT_ACCOUNT_FAILURES", 5)?,
+            detect_stuffing_accounts: number("PORTCULLIS_DETECT_STUFFING_ACCOUNTS", 10)?,
+            detect_stuffing_window: duration("PORTCULLIS_DETECT_STUFFING_WINDOW", "10m")?,
+            detect_burst_networks: number("PORTCULLIS_DETECT_BURST_NETWORKS", 3)?,
+            detect_burst_window: duration("PORTCULLIS_DETECT_BURST_WINDOW", "10m")?,
+            known_devices: number("PORTCULLIS_KNOWN_DEVICES", 20)? as usize,
+            not_me_ttl: duration("PORTCULLIS_NOT_ME_TTL", "7d")?,
+            shutdown_timeout: duration("PORTCULLIS_SHUTDOWN_TIMEOUT", "10s")?,
         })
     }
 }
@@ -534,6 +636,12 @@ mod tests {
         assert!(s.store.mongodb_uri.is_none());
         assert!(s.unknown_keys.is_empty());
         assert_eq!(s.avatars.max_bytes, 2 * 1024 * 1024);
+        assert_eq!(s.security.audit_retention, Duration::from_secs(90 * 86_400));
+        assert!(s.security.webhook_url.is_none());
+        assert_eq!(s.security.detect_account_failures, 5);
+        assert_eq!(s.security.detect_stuffing_accounts, 10);
+        assert_eq!(s.security.detect_burst_networks, 3);
+        assert_eq!(s.security.shutdown_timeout, Duration::from_secs(10));
     }
 
     #[test]
@@ -577,6 +685,9 @@ mod tests {
             ("PORTCULLIS_CAPTCHA", "sometimes"),
             ("PORTCULLIS_TRUSTED_PROXIES", "not-a-cidr"),
             ("PORTCULLIS_ACCESS_TTL", "0s"),
+            ("PORTCULLIS_WEBHOOK_URL", "https://hooks.example/x"),
+            ("PORTCULLIS_DETECT_BURST_NETWORKS", "0"),
+            ("PORTCULLIS_AUDIT_RETENTION", "0s"),
         ] {
             let map = BTreeMap::from([(k.to_string(), v.to_string())]);
             assert!(Settings::from_map(&map).is_err(), "{k}={v} accepted");

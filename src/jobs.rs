@@ -1,12 +1,20 @@
-//! Background tasks that run beside the server: today the purge of expired
-//! records and idle rate-limit buckets.
+//! Background tasks that run beside the server: the purge of expired
+//! records and idle rate-limit buckets; the audit flusher, the purge of
+//! audit events past retention and the webhook delivery loop (issue 14).
 
 use std::time::Duration;
 
+use crate::audit::{MAX_BATCH, SinkMessage};
 use crate::service::Core;
+use crate::store::{AuditRecord, DynStore};
+use crate::webhooks::{WebhookSender, backoff_secs, delivery_of};
 
 /// How often expired records are purged.
 pub const PURGE_EVERY: Duration = Duration::from_secs(600);
+/// How often the webhook queue is polled for due deliveries.
+pub const WEBHOOK_POLL: Duration = Duration::from_secs(1);
+/// How long a clean shutdown waits for the audit buffer to be stored.
+pub const AUDIT_FLUSH_ON_SHUTDOWN: Duration = Duration::from_secs(10);
 
 /// Handles of the running background tasks.
 pub struct Jobs {
@@ -20,11 +28,27 @@ impl Jobs {
             t.abort();
         }
     }
+
+    /// Clean shutdown: stores the buffered audit events (bounded wait),
+    /// then stops every task. Webhook deliveries wait in the store and
+    /// resume at the next start.
+    pub async fn shutdown(self, core: &Core) {
+        if core.flush_audit(AUDIT_FLUSH_ON_SHUTDOWN).await {
+            tracing::info!("audit events flushed");
+        } else {
+            tracing::warn!("audit events not flushed before shutdown");
+        }
+        self.stop();
+    }
 }
 
 /// Starts the background tasks for `core`.
 pub fn spawn(core: Core) -> Jobs {
-    let purge = tokio::spawn(async move {
+    crate::audit::register_metrics();
+    let mut tasks = Vec::new();
+    let purge_core = core.clone();
+    tasks.push(tokio::spawn(async move {
+        let core = purge_core;
         let mut tick = tokio::time::interval(PURGE_EVERY);
         loop {
             tick.tick().await;
@@ -33,7 +57,154 @@ pub fn spawn(core: Core) -> Jobs {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "purge of expired records failed"),
             }
+            match core.purge_security_records().await {
+                Ok((events, hooks)) if events + hooks > 0 => {
+                    tracing::info!(
+                        events,
+                        webhooks = hooks,
+                        "audit events past retention purged"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "purge of audit events failed"),
+            }
         }
-    });
-    Jobs { tasks: vec![purge] }
+    }));
+    let security = &core.settings.security;
+    let sender = match (&security.webhook_url, &security.webhook_secret) {
+        (Some(url), Some(secret)) => match WebhookSender::new(url.clone(), secret.clone()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(error = %e, "webhook client could not be built: webhooks off");
+                None
+            }
+        },
+        _ => None,
+    };
+    if let Some(rx) = core.security.sink.take_receiver() {
+        let (store, clock, queue) = (core.store.clone(), core.clock.clone(), sender.is_some());
+        tasks.push(tokio::spawn(audit_flusher(rx, store, clock, queue)));
+    }
+    if let Some(sender) = sender {
+        tasks.push(tokio::spawn(webhook_deliverer(core.clone(), sender)));
+    }
+    Jobs { tasks }
+}
+
+/// Drains the audit buffer: each batch (whatever queued up, at most
+/// [`MAX_BATCH`]) is queued for webhooks, then stored; then the flush
+/// requests that arrived with it are answered.
+async fn audit_flusher(
+    mut rx: tokio::sync::mpsc::Receiver<SinkMessage>,
+    store: DynStore,
+    clock: crate::clock::Clock,
+    webhooks: bool,
+) {
+    let mut batch = Vec::new();
+    let mut waiters = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(msg) = next {
+            match msg {
+                SinkMessage::Event(e) => batch.push(e),
+                SinkMessage::Flush(done) => waiters.push(done),
+            }
+            next = if batch.len() < MAX_BATCH {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if !batch.is_empty() {
+            write_batch(&store, &batch, clock.now(), webhooks).await;
+            batch.clear();
+        }
+        for w in waiters.drain(..) {
+            let _ = w.send(());
+        }
+    }
+}
+
+/// Stores one batch, retrying a failing store a few times (about 6 s in
+/// all) before giving the batch up (counted as failed; the events were
+/// logged when emitted).
+async fn write_batch(store: &DynStore, batch: &[AuditRecord], now: i64, webhooks: bool) {
+    metrics::histogram!("portcullis_audit_batch_size").record(batch.len() as f64);
+    let n = batch.len() as u64;
+    let mut wait = Duration::from_millis(200);
+    for attempt in 1..=5 {
+        let result = async {
+            // Queue the webhooks first: an event stored but never queued
+            // would break at-least-once delivery; the reverse only delays.
+            if webhooks {
+                let deliveries: Vec<_> = batch.iter().map(|e| delivery_of(e, now)).collect();
+                store.enqueue_webhooks(&deliveries).await?;
+            }
+            store.append_audit(batch).await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                metrics::counter!("portcullis_audit_writes_total", "result" => "stored")
+                    .increment(n);
+                return;
+            }
+            Err(e) if attempt < 5 => {
+                tracing::warn!(error = %e, attempt, "storing audit events failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = n, "audit events could not be stored");
+                metrics::counter!("portcullis_audit_writes_total", "result" => "failed")
+                    .increment(n);
+            }
+        }
+    }
+}
+
+/// Sends due webhook deliveries, oldest first; a failure waits for its
+/// backoff. An entry leaves the queue only after a 2xx.
+async fn webhook_deliverer(core: Core, sender: WebhookSender) {
+    let mut tick = tokio::time::interval(WEBHOOK_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = core.clock.now();
+        let due = match core.store.due_webhooks(now, 100).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook queue unavailable");
+                continue;
+            }
+        };
+        for d in due {
+            match sender.send(&d, now).await {
+                Ok(()) => {
+                    metrics::counter!("portcullis_webhook_deliveries_total", "result" => "delivered")
+                        .increment(1);
+                    if let Err(e) = core.store.webhook_done(&d.id).await {
+                        tracing::warn!(error = %e, "delivered webhook not removed; it will be sent again");
+                    }
+                }
+                Err(why) => {
+                    metrics::counter!("portcullis_webhook_deliveries_total", "result" => "failed")
+                        .increment(1);
+                    let attempts = d.attempts.saturating_add(1);
+                    let next_at = now.saturating_add(backoff_secs(attempts));
+                    if next_at >= d.expires_at {
+                        metrics::counter!("portcullis_webhook_deliveries_total", "result" => "abandoned")
+                            .increment(1);
+                        tracing::error!(event_id = %d.id, attempts, "webhook abandoned");
+                        let _ = core.store.webhook_done(&d.id).await;
+                        continue;
+                    }
+                    tracing::warn!(event_id = %d.id, attempts, reason = %why, "webhook delivery failed; will retry");
+                    if let Err(e) = core.store.webhook_retry(&d.id, attempts, next_at).await {
+                        tracing::warn!(error = %e, "webhook retry not recorded");
+                    }
+                }
+            }
+        }
+    }
 }

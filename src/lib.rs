@@ -14,11 +14,14 @@
 //! - [`store`]: traits per kind of record and two backends (`embedded` on
 //!   redb, `mongo` on MongoDB).
 //! - [`media`]: avatar decoding and re-encoding (used by `service`).
+//! - [`audit`] (typed security events and their buffer) and [`webhooks`]
+//!   (signed delivery of those events) sit beside `auth`, below `service`.
 //! - [`config`], [`clock`] and [`telemetry`] are used from every layer.
 //!
 //! The command line (`src/main.rs` + `src/cli/`) is not part of the library.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -29,6 +32,7 @@ pub mod service;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use config::Settings;
 pub use startup::Application;

@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use poem::listener::{Acceptor, Listener, TcpListener};
@@ -93,6 +92,7 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
         hasher,
         policy,
         clock,
+        security: Arc::default(),
     })
 }
 
@@ -137,18 +137,29 @@ impl Application {
         self.addr.port()
     }
 
-    /// Serves until the future `stop` completes, then drains for up to 10 s.
+    /// Captures new-sign-in and "not me" notices in process (a test seam
+    /// until the mailer lands); see `service::security`.
+    #[doc(hidden)]
+    pub fn capture_notices(&self) -> crate::service::NoticeOutbox {
+        self.core.capture_notices()
+    }
+
+    /// Serves until the future `stop` completes. Then it stops accepting,
+    /// lets in-flight requests finish for up to `PORTCULLIS_SHUTDOWN_TIMEOUT`,
+    /// stores the buffered audit events and stops the background jobs.
     pub async fn run_until(
         self,
         stop: impl std::future::Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
         let jobs = crate::jobs::spawn(self.core.clone());
         tracing::info!(addr = %self.addr, store = %self.core.store_name(), "portcullis listening");
+        let grace = self.core.settings.security.shutdown_timeout;
+        let core = self.core.clone();
         let app = crate::api::routes(self.core);
         let result = poem::Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(app, stop, Some(Duration::from_secs(10)))
+            .run_with_graceful_shutdown(app, stop, Some(grace))
             .await;
-        jobs.stop();
+        jobs.shutdown(&core).await;
         result.context("server error")
     }
 }

@@ -120,17 +120,26 @@ pub(super) async fn security_headers<E: Endpoint>(
 }
 
 /// One span per request (request id, method, route, status, latency, user
-/// id), and one log line when it ends. Query strings are not logged.
+/// id), and one log line when it ends. Query strings are not logged. Every
+/// response carries `X-Request-Id`: the proxy's when a trusted proxy sent
+/// one, else a fresh UUID.
 pub(super) async fn trace_request<E: Endpoint>(
     ep: Arc<E>,
     req: Request,
     labels: &crate::telemetry::RouteLabels,
+    trusted: &[ipnet::IpNet],
 ) -> poem::Result<Response> {
     let route = labels.label(req.uri().path());
     let method = metric_method(req.method());
-    let request_id = req
-        .headers()
-        .get("x-request-id")
+    // A caller's `X-Request-Id` is kept only when it comes through a
+    // trusted proxy: anyone else could forge ids to confuse log correlation.
+    let from_proxy = req
+        .remote_addr()
+        .as_socket_addr()
+        .is_some_and(|a| trusted.iter().any(|n| n.contains(&a.ip())));
+    let request_id = from_proxy
+        .then(|| req.headers().get("x-request-id"))
+        .flatten()
         .and_then(|v| v.to_str().ok())
         .filter(|v| {
             v.len() <= 64

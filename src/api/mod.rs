@@ -4,7 +4,7 @@
 //! every failure as RFC 9457 problem+json; `middleware` wraps every route;
 //! `extract` holds the bearer principal and the client's address.
 
-// issue 13: profile, avatar, admin
+pub mod activity;
 pub mod admin;
 pub mod avatar;
 pub mod captcha;
@@ -45,7 +45,7 @@ pub enum ApiTags {
     Wellknown,
     /// Liveness and readiness.
     Health,
-    /// Account management for operators (role `admin`).
+    /// Administration: accounts and the audit log (role `admin`).
     Admin,
 }
 
@@ -59,6 +59,7 @@ pub type Api = (
     health::HealthApi,
     avatar::AvatarApi,
     admin::AdminApi,
+    activity::ActivityApi,
 );
 
 /// Builds the OpenAPI service (the same one `portcullis openapi` prints).
@@ -72,6 +73,7 @@ pub fn service() -> OpenApiService<Api, ()> {
         health::HealthApi,
         avatar::AvatarApi,
         admin::AdminApi,
+        activity::ActivityApi,
     );
     OpenApiService::new(api, "Portcullis", env!("CARGO_PKG_VERSION"))
         .description(
@@ -114,6 +116,7 @@ pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
     });
     let max_body = http.max_body_bytes;
     let avatar_max = core.settings.avatars.max_bytes;
+    let trusted: Arc<[ipnet::IpNet]> = Arc::from(http.trusted_proxies.as_slice());
     let problem_base: Arc<str> = Arc::from(http.public_url.as_str());
     let spec_doc: serde_json::Value = serde_json::from_str(&api.spec()).unwrap_or_default();
     let mut templates: Vec<String> = spec_doc["paths"]
@@ -148,7 +151,8 @@ pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
         .around(|ep, req| async move { middleware::security_headers(ep, req).await })
         .around(move |ep, req| {
             let labels = labels.clone();
-            async move { middleware::trace_request(ep, req, &labels).await }
+            let trusted = trusted.clone();
+            async move { middleware::trace_request(ep, req, &labels, &trusted).await }
         })
         .around(move |ep, req| {
             let base = problem_base.clone();

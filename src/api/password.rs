@@ -1,12 +1,13 @@
 //! `/v1/me/password`.
 
+use poem::Request;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use super::problem::responses;
 use super::types::Secret;
-use super::{ApiTags, BearerAuth};
+use super::{ApiTags, BearerAuth, client_info};
 use crate::service::Core;
 
 /// A password change.
@@ -40,13 +41,20 @@ impl PasswordApi {
     )]
     async fn change(
         &self,
+        req: &Request,
         core: Data<&Core>,
         auth: BearerAuth,
         body: Json<ChangePasswordRequest>,
     ) -> ChangePasswordResponse {
         let body = body.0;
+        let client = client_info(req, &core);
         match core
-            .change_password(&auth.0, body.current_password.0, body.new_password.0)
+            .change_password(
+                &auth.0,
+                body.current_password.0,
+                body.new_password.0,
+                &client,
+            )
             .await
         {
             Ok(()) => ChangePasswordResponse::NoContent,

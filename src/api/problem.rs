@@ -210,6 +210,12 @@ pub fn problem_of(e: &Error) -> Problem {
             format!("The token is invalid: {why}."),
         )
         .with_bearer_error("invalid_token", why),
+        Error::LinkInvalid(why) => Problem::new(
+            S::BAD_REQUEST,
+            "token-invalid-or-expired",
+            "Link invalid or expired",
+            format!("{why}."),
+        ),
         Error::AccountDisabled => Problem::new(
             S::FORBIDDEN,
             "account-disabled",

@@ -155,12 +155,14 @@ impl SessionsApi {
     #[oai(path = "/v1/sessions", method = "delete", operation_id = "logout")]
     async fn logout(
         &self,
+        req: &Request,
         core: Data<&Core>,
         auth: BearerAuth,
         scope: Query<Option<Scope>>,
     ) -> LogoutResponse {
+        let client = client_info(req, &core);
         match core
-            .logout(&auth.0, scope.0.unwrap_or(Scope::Local).into())
+            .logout(&auth.0, scope.0.unwrap_or(Scope::Local).into(), &client)
             .await
         {
             Ok(()) => LogoutResponse::NoContent,
@@ -185,11 +187,13 @@ impl SessionsApi {
     )]
     async fn revoke(
         &self,
+        req: &Request,
         core: Data<&Core>,
         auth: BearerAuth,
         sid: Path<String>,
     ) -> RevokeSessionResponse {
-        match core.revoke_session(&auth.0, &sid.0).await {
+        let client = client_info(req, &core);
+        match core.revoke_session(&auth.0, &sid.0, &client).await {
             Ok(()) => RevokeSessionResponse::NoContent,
             Err(e) => e.into(),
         }

@@ -4,6 +4,7 @@ use secrecy::SecretString;
 
 use super::guards::password_context;
 use super::{Account, ClientInfo, Core, Error, FieldError, Principal, Result};
+use crate::audit::AuditEvent;
 use crate::auth::limits::Action;
 use crate::config::CaptchaMode;
 use crate::domain::{DisplayName, Email};
@@ -28,7 +29,8 @@ impl Core {
     pub async fn register(&self, input: Registration, client: &ClientInfo) -> Result<Account> {
         self.rate_limit(Action::Register, client)?;
         if self.settings.limits.captcha == CaptchaMode::Always {
-            self.check_captcha(input.captcha.as_deref()).await?;
+            self.check_captcha_audited(input.captcha.as_deref(), client)
+                .await?;
         }
         let mut errors = Vec::new();
         let email = Email::parse(&input.email)
@@ -75,7 +77,7 @@ impl Core {
         };
         match self.store.create_user(&user, &credentials).await {
             Ok(()) => {
-                tracing::info!(user_id = %user.id, event = "user.registered", "account created");
+                self.audit(AuditEvent::UserRegistered, Some(&user.id), client);
                 metrics::counter!("portcullis_registrations_total").increment(1);
                 Ok(self.to_account(user))
             }

@@ -50,6 +50,10 @@ pub enum Error {
     /// A token was refused; the reason is safe to show to the client.
     #[error("token invalid: {0}")]
     TokenInvalid(&'static str),
+    /// A single-use link token (from an email) is invalid, expired or
+    /// already used.
+    #[error("link invalid: {0}")]
+    LinkInvalid(&'static str),
     /// The account exists but is disabled.
     #[error("account disabled")]
     AccountDisabled,

@@ -4,6 +4,7 @@
 use secrecy::SecretString;
 
 use super::{ClientInfo, Core, Error, FieldError, Result};
+use crate::audit::AuditEvent;
 use crate::auth::limits::Action;
 use crate::domain::{Password, PasswordProblem};
 use crate::store::OnceKey;
@@ -29,9 +30,29 @@ pub(super) fn password_context<'a>(email: Option<&'a str>, name: Option<&'a str>
 impl Core {
     /// Takes one request from the client's per-IP budget.
     pub(super) fn rate_limit(&self, action: Action, client: &ClientInfo) -> Result<()> {
-        self.limits
-            .check(action, client.ip)
-            .map_err(|retry_after| Error::RateLimited { retry_after })
+        self.limits.check(action, client.ip).map_err(|retry_after| {
+            let action = match action {
+                Action::SignIn => "sign_in",
+                Action::Register => "register",
+                Action::Refresh => "refresh",
+                Action::Email => "email",
+            };
+            self.audit(AuditEvent::RateLimited { action }, None, client);
+            Error::RateLimited { retry_after }
+        })
+    }
+
+    /// [`Core::check_captcha`], recording `captcha.failed` when refused.
+    pub(super) async fn check_captcha_audited(
+        &self,
+        solution: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let result = self.check_captcha(solution).await;
+        if let Err(Error::CaptchaRequired) = &result {
+            self.audit(AuditEvent::CaptchaFailed, None, client);
+        }
+        result
     }
 
     /// Verifies a CAPTCHA solution and claims it, so it works once across

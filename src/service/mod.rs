@@ -8,6 +8,7 @@ mod accounts;
 mod error;
 mod guards;
 mod passwords;
+mod security;
 mod sessions;
 // issue 13: profile, avatar, admin, import
 mod admin;
@@ -24,6 +25,10 @@ pub use avatars::Avatar;
 pub use error::{Error, FieldError, Result};
 pub use import::{ImportLine, ImportOutcome};
 pub use profile::{DeleteProof, ProfilePatch};
+pub use security::{
+    AuditFilter, EventPage, Notice, NoticeOutbox, SecurityEvent, SecurityState, network_of,
+    ua_family,
+};
 pub use sessions::{ADMIN_ROLE, LogoutScope};
 
 use crate::auth::{Captcha, Limits, PasswordHasher, TokenService};
@@ -45,6 +50,8 @@ pub struct Core {
     pub(crate) limits: Arc<Limits>,
     pub(crate) captcha: Arc<Captcha>,
     pub(crate) clock: Clock,
+    /// Audit buffer, detection state, notice seam (see `security.rs`).
+    pub(crate) security: Arc<SecurityState>,
 }
 
 /// A verified caller: the access token checked out and its session is live.
@@ -141,6 +148,8 @@ pub struct IssuedTokens {
     pub refresh_token: String,
     /// The signed-in account.
     pub account: Account,
+    /// The session (refresh family) the pair belongs to.
+    pub session_id: String,
 }
 
 /// One active session of a user, as listed to them.

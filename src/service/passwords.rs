@@ -3,7 +3,8 @@
 use secrecy::SecretString;
 
 use super::guards::password_context;
-use super::{Core, Error, Principal, Result};
+use super::{ClientInfo, Core, Error, Principal, Result};
+use crate::audit::AuditEvent;
 use crate::domain::Password;
 
 impl Core {
@@ -14,6 +15,7 @@ impl Core {
         who: &Principal,
         current: SecretString,
         new: SecretString,
+        client: &ClientInfo,
     ) -> Result<()> {
         let account = self.account(&who.user_id).await?;
         let context = password_context(Some(&account.email), account.display_name.as_deref());
@@ -34,7 +36,11 @@ impl Core {
             .store
             .revoke_sessions_of(&account.id, Some(&who.sid), now)
             .await?;
-        tracing::info!(user_id = %account.id, revoked, event = "password.changed", "password changed; other sessions revoked");
+        self.audit(
+            AuditEvent::PasswordChanged { revoked },
+            Some(&account.id),
+            client,
+        );
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 use secrecy::SecretString;
 
 use super::{Account, ClientInfo, Core, Error, IssuedTokens, Principal, Result, SessionSummary};
+use crate::audit::{AuditEvent, Suspicion};
 use crate::auth::limits::{Action, FAILURE_WINDOW};
 use crate::clock::secs;
 use crate::config::CaptchaMode;
@@ -156,9 +157,10 @@ impl Core {
             u64::try_from(oldest + window - now).unwrap_or(1)
         });
         match self.settings.limits.captcha {
-            CaptchaMode::Always => self.check_captcha(captcha).await?,
-            CaptchaMode::OnFailures if over => self.check_captcha(captcha).await?,
+            CaptchaMode::Always => self.check_captcha_audited(captcha, &client).await?,
+            CaptchaMode::OnFailures if over => self.check_captcha_audited(captcha, &client).await?,
             CaptchaMode::Off if over => {
+                self.audit(AuditEvent::RateLimited { action: "sign_in" }, None, &client);
                 return Err(Error::RateLimited {
                     retry_after: retry_after.max(1),
                 });
@@ -172,8 +174,19 @@ impl Core {
                     .record_login_failure(&account, now, window)
                     .await?;
                 metrics::counter!("portcullis_logins_total", "result" => "failure").increment(1);
-                tracing::info!(event = "session.failed", "sign-in failed");
+                self.sign_in_failed(
+                    &account,
+                    "invalid_credentials",
+                    Some(failures.len() + 1),
+                    &client,
+                )
+                .await;
                 return Err(Error::InvalidCredentials);
+            }
+            Err(Error::AccountDisabled) => {
+                self.sign_in_failed(&account, "account_disabled", None, &client)
+                    .await;
+                return Err(Error::AccountDisabled);
             }
             Err(e) => return Err(e),
         };
@@ -181,9 +194,10 @@ impl Core {
             self.store.clear_login_failures(&account).await?;
         }
         let tokens = self
-            .start_session(user, vec!["pwd".to_string()], client)
+            .start_session(user, vec!["pwd".to_string()], client.clone())
             .await?;
-        tracing::info!(user_id = %tokens.account.id, event = "session.created", "signed in");
+        self.signed_in(&tokens.account, &tokens.session_id, &client)
+            .await;
         metrics::counter!("portcullis_logins_total", "result" => "success").increment(1);
         Ok(tokens)
     }
@@ -238,6 +252,7 @@ impl Core {
             expires_in: self.tokens.access_ttl.as_secs(),
             refresh_token,
             account,
+            session_id: session.id.clone(),
         })
     }
 
@@ -258,14 +273,28 @@ impl Core {
             grace_secs: secs(self.settings.tokens.refresh_grace),
         };
         let session = match self.store.rotate(&rotation).await? {
-            RotateOutcome::Rotated(s) => s,
+            RotateOutcome::Rotated(s) => {
+                let event = AuditEvent::TokenRefreshed {
+                    sid: s.id.clone(),
+                    grace: false,
+                };
+                self.audit(event, Some(&s.user_id), client);
+                s
+            }
             RotateOutcome::Grace(s) => {
-                tracing::info!(user_id = %s.user_id, sid = %s.id, event = "session.refresh_grace", "retired refresh token within grace window");
+                let event = AuditEvent::TokenRefreshed {
+                    sid: s.id.clone(),
+                    grace: true,
+                };
+                self.audit(event, Some(&s.user_id), client);
                 s
             }
             RotateOutcome::Reused(s) => {
                 metrics::counter!("portcullis_refresh_reuse_total").increment(1);
-                tracing::warn!(user_id = %s.user_id, sid = %s.id, event = "session.refresh_reused", "refresh token reused: family revoked");
+                let event = AuditEvent::TokenReuseDetected { sid: s.id.clone() };
+                self.audit(event, Some(&s.user_id), client);
+                let rule = Suspicion::TokenReuse { sid: s.id.clone() };
+                self.audit(AuditEvent::Suspicious(rule), Some(&s.user_id), client);
                 return Err(Error::TokenInvalid("refresh token reused; session revoked"));
             }
             RotateOutcome::Invalid => return Err(Error::TokenInvalid("token revoked")),
@@ -287,26 +316,41 @@ impl Core {
     }
 
     /// Ends sessions of the caller.
-    pub async fn logout(&self, who: &Principal, scope: LogoutScope) -> Result<()> {
+    pub async fn logout(
+        &self,
+        who: &Principal,
+        scope: LogoutScope,
+        client: &ClientInfo,
+    ) -> Result<()> {
         let now = self.clock.now();
-        match scope {
+        let (name, revoked) = match scope {
             LogoutScope::Local => {
-                self.store
+                let ended = self
+                    .store
                     .revoke_session(&who.user_id, &who.sid, now)
                     .await?;
+                ("local", u64::from(ended))
             }
             LogoutScope::Others => {
-                self.store
+                let n = self
+                    .store
                     .revoke_sessions_of(&who.user_id, Some(&who.sid), now)
                     .await?;
+                ("others", n)
             }
             LogoutScope::Global => {
-                self.store
+                let n = self
+                    .store
                     .revoke_sessions_of(&who.user_id, None, now)
                     .await?;
+                ("global", n)
             }
-        }
-        tracing::info!(user_id = %who.user_id, event = "session.revoked", scope = ?scope, "signed out");
+        };
+        let event = AuditEvent::Logout {
+            scope: name,
+            revoked,
+        };
+        self.audit(event, Some(&who.user_id), client);
         Ok(())
     }
 
@@ -322,13 +366,22 @@ impl Core {
     }
 
     /// Ends one of the caller's sessions; `NotFound` when it is not theirs.
-    pub async fn revoke_session(&self, who: &Principal, sid: &str) -> Result<()> {
+    pub async fn revoke_session(
+        &self,
+        who: &Principal,
+        sid: &str,
+        client: &ClientInfo,
+    ) -> Result<()> {
         if self
             .store
             .revoke_session(&who.user_id, sid, self.clock.now())
             .await?
         {
-            tracing::info!(user_id = %who.user_id, sid, event = "session.revoked", "session ended");
+            let event = AuditEvent::Logout {
+                scope: "session",
+                revoked: 1,
+            };
+            self.audit(event, Some(&who.user_id), client);
             Ok(())
         } else {
             Err(Error::NotFound("Session"))

@@ -13,6 +13,7 @@ pub mod embedded;
 pub mod mongo;
 pub mod records;
 pub mod rules;
+pub mod security;
 
 #[cfg(test)]
 mod conformance;
@@ -27,6 +28,7 @@ pub use records::{
     AdminUpdate, AvatarRecord, CredentialRecord, ProfileUpdate, SessionRecord, UserRecord,
 };
 pub use rules::{LoginFailures, OnceKey, RotateOutcome, Rotation, classify_rotation};
+pub use security::{AuditQuery, AuditRecord, KnownDevices, WebhookDelivery};
 
 /// Failures of a store operation.
 #[derive(Debug, thiserror::Error)]
@@ -173,10 +175,68 @@ pub trait ThrottleStore: Send + Sync {
     async fn clear_login_failures(&self, account: &str) -> StoreResult<()>;
 }
 
+/// The audit log: security events, append-only, newest first.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends events (ids are unique; an id already stored is skipped, so
+    /// a retried batch does not duplicate).
+    async fn append_audit(&self, events: &[AuditRecord]) -> StoreResult<()>;
+    /// Events matching `query` and still retained at `now`, newest first
+    /// (descending id), at most `query.limit`.
+    async fn audit_events(&self, query: &AuditQuery, now: i64) -> StoreResult<Vec<AuditRecord>>;
+    /// Deletes events whose retention ended by `now`; returns how many.
+    async fn purge_audit(&self, now: i64) -> StoreResult<u64>;
+}
+
+/// The webhook delivery queue (at least once: an entry leaves only when
+/// delivered or expired).
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Queues deliveries; an id already queued is skipped.
+    async fn enqueue_webhooks(&self, deliveries: &[WebhookDelivery]) -> StoreResult<()>;
+    /// Deliveries due at `now` (`next_at <= now`, not expired), oldest
+    /// first, at most `limit`.
+    async fn due_webhooks(&self, now: i64, limit: usize) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Removes a delivered (or abandoned) entry.
+    async fn webhook_done(&self, id: &str) -> StoreResult<()>;
+    /// Records a failed attempt: `attempts` so far, next try at `next_at`.
+    async fn webhook_retry(&self, id: &str, attempts: u32, next_at: i64) -> StoreResult<()>;
+    /// Deletes entries expired by `now`; returns how many.
+    async fn purge_webhooks(&self, now: i64) -> StoreResult<u64>;
+}
+
+/// The devices each user signed in from (new-device alerts, burst rule).
+#[async_trait]
+pub trait DeviceStore: Send + Sync {
+    /// Notes a sign-in of `user_id` from `key` on `network` at `now` (see
+    /// [`KnownDevices::sight`], keeping at most `max`); returns the devices
+    /// as they were before. Two racing sign-ins of one user may each see the
+    /// other's device as unknown (at worst one extra alert).
+    async fn note_device(
+        &self,
+        user_id: &str,
+        key: &str,
+        network: &str,
+        now: i64,
+        max: usize,
+    ) -> StoreResult<KnownDevices>;
+    /// Forgets one device of a user (after "not me": the next sign-in from
+    /// it is new again). No error when it is not there.
+    async fn forget_device(&self, user_id: &str, key: &str) -> StoreResult<()>;
+}
+
 /// A whole backend: every kind of record, plus upkeep.
 #[async_trait]
 pub trait Store:
-    UserStore + CredentialStore + SessionStore + OnceStore + ThrottleStore + AvatarStore
+    UserStore
+    + CredentialStore
+    + SessionStore
+    + OnceStore
+    + ThrottleStore
+    + AuditStore
+    + WebhookStore
+    + DeviceStore
+    + AvatarStore
 {
     /// Deletes what has expired by `now`: sessions, single-use keys and
     /// failed-sign-in records (and, on MongoDB, retired refresh tokens).

@@ -105,6 +105,8 @@ impl LoginFailures {
 pub enum OnceKey {
     /// A solved CAPTCHA challenge (its hex), so a solution works once.
     Captcha(String),
+    /// The `jti` of a "not me" link of a new-sign-in notice.
+    NotMe(String),
 }
 
 impl OnceKey {
@@ -113,6 +115,7 @@ impl OnceKey {
     pub fn stored_key(&self) -> String {
         match self {
             Self::Captcha(challenge) => format!("captcha:{challenge}"),
+            Self::NotMe(jti) => format!("notme:{jti}"),
         }
     }
 }
@@ -124,5 +127,6 @@ mod tests {
     #[test]
     fn once_keys_are_stored_as_before() {
         assert_eq!(OnceKey::Captcha("00ff".into()).stored_key(), "captcha:00ff");
+        assert_eq!(OnceKey::NotMe("j1".into()).stored_key(), "notme:j1");
     }
 }

@@ -20,6 +20,8 @@ pub struct TestApp {
     pub keys_dir: TempDir,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// New-sign-in and "not me" notices (the mail seam, captured in process).
+    pub notices: portcullis::service::NoticeOutbox,
 }
 
 impl Drop for TestApp {
@@ -98,6 +100,7 @@ pub async fn spawn_app_prepared(
     let app = Application::build_with_clock(settings, clock.clone())
         .await
         .unwrap();
+    let notices = app.capture_notices();
     let addr = format!("http://127.0.0.1:{}", app.port());
     let (tx, rx) = oneshot::channel();
     let server = tokio::spawn(app.run_until(async {
@@ -114,7 +117,28 @@ pub async fn spawn_app_prepared(
         keys_dir,
         stop: Some(tx),
         server: Some(server),
+        notices,
     }
+}
+
+/// Starts a server (settings adjusted by `configure`) whose store already
+/// holds an admin account `admin_email` with password [`PASSWORD`], made by
+/// `portcullis admin create` before the server opens the store.
+pub async fn spawn_app_with_admin_as(
+    admin_email: &str,
+    configure: impl FnOnce(&mut BTreeMap<String, String>),
+) -> TestApp {
+    let email = admin_email.to_string();
+    spawn_app_prepared(Clock::system(), configure, move |env| {
+        let (ok, out, err) = run_cli(
+            env,
+            &[("PORTCULLIS_ADMIN_PASSWORD", PASSWORD)],
+            &["admin", "create", &email],
+            "",
+        );
+        assert!(ok, "admin create failed: {out} {err}");
+    })
+    .await
 }
 
 pub fn unique_email() -> String {
@@ -331,6 +355,25 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `POST /v1/sessions` from `ip` (sent as `X-Forwarded-For`; the app
+    /// must trust 127.0.0.1 as a proxy) with `user_agent`.
+    pub async fn login_from(
+        &self,
+        email: &str,
+        password: &str,
+        ip: &str,
+        user_agent: &str,
+    ) -> Response {
+        self.client
+            .post(self.url("/v1/sessions"))
+            .header("x-forwarded-for", ip)
+            .header("user-agent", user_agent)
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// `GET` of an avatar URL, with `If-None-Match` when given.
     pub async fn get_avatar(&self, url: &str, if_none_match: Option<&str>) -> Response {
         let mut req = self.client.get(url);
@@ -349,6 +392,40 @@ impl TestApp {
     /// `PATCH /v1/admin/users/{id}`.
     pub async fn admin_patch(&self, token: &str, id: &str, body: &Value) -> Response {
         self.patch_authed(&format!("/v1/admin/users/{id}"), token, body)
+            .await
+    }
+
+    /// `GET /v1/me/activity` with a query string (`""`, `"?limit=2"`, ...).
+    pub async fn activity(&self, token: &str, query: &str) -> Response {
+        self.get_authed(&format!("/v1/me/activity{query}"), token)
+            .await
+    }
+
+    /// Every event of `GET /v1/me/activity`, newest first (follows cursors).
+    pub async fn all_activity(&self, token: &str) -> Vec<Value> {
+        let mut events = Vec::new();
+        let mut query = "?limit=100".to_string();
+        loop {
+            let r = self.activity(token, &query).await;
+            assert_eq!(r.status(), StatusCode::OK);
+            let page: Value = r.json().await.unwrap();
+            events.extend(page["events"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => query = format!("?limit=100&cursor={c}"),
+                None => return events,
+            }
+        }
+    }
+
+    /// `GET /v1/admin/audit` with a query string.
+    pub async fn admin_audit(&self, token: &str, query: &str) -> Response {
+        self.get_authed(&format!("/v1/admin/audit{query}"), token)
+            .await
+    }
+
+    /// `POST /v1/security/not-me`.
+    pub async fn not_me(&self, token: &str) -> Response {
+        self.post_json("/v1/security/not-me", &json!({"token": token}))
             .await
     }
 
@@ -416,6 +493,15 @@ pub async fn spawn_app_with_admin() -> (TestApp, Value) {
     .await;
     let tokens = app.login_ok(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     (app, tokens)
+}
+
+/// Event types of a list of events, oldest first.
+pub fn kinds_oldest_first(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .rev()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect()
 }
 
 pub fn token(body: &Value, name: &str) -> String {

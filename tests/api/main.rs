@@ -8,6 +8,7 @@
     reason = "test code: a failed expectation should stop the test loudly"
 )]
 
+mod activity;
 mod errors;
 mod helpers;
 mod limits;
@@ -15,8 +16,10 @@ mod me;
 mod mongo;
 mod process;
 mod sessions;
+mod shutdown;
 mod storm;
 mod users;
+mod webhooks;
 mod wellknown;
 // issue 13
 mod admin;

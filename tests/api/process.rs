@@ -18,14 +18,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Server {
-    child: Child,
-    base: String,
-    client: reqwest::Client,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
+    pub(crate) client: reqwest::Client,
 }
 
 impl Server {
-    async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+    pub(crate) async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
         self.client
             .post(format!("{}{path}", self.base))
             .json(body)
@@ -59,7 +59,7 @@ async fn start(dir: &std::path::Path, log: &std::path::Path) -> Server {
 }
 
 /// Starts the binary on a free port with `env` on top of the test settings.
-async fn start_with(
+pub(crate) async fn start_with(
     dir: &std::path::Path,
     log: &std::path::Path,
     env: std::collections::BTreeMap<String, String>,

@@ -19,6 +19,7 @@
 pub(crate) mod avatars;
 pub(crate) mod credentials;
 pub(crate) mod once;
+pub(crate) mod security;
 pub(crate) mod sessions;
 pub(crate) mod throttles;
 pub(crate) mod upkeep;
@@ -120,6 +121,15 @@ macro_rules! conformance_tests {
             upkeep {
                 ping,
                 purge_expired,
+            }
+            security {
+                audit_pages_newest_first,
+                audit_filters,
+                audit_append_is_idempotent,
+                audit_retention,
+                webhook_queue,
+                devices_remembered_and_bounded,
+                forget_a_device,
             }
         );
     };

@@ -15,6 +15,7 @@
 mod avatars;
 mod credentials;
 mod once;
+mod security;
 mod sessions;
 mod throttles;
 mod users;
@@ -109,6 +110,7 @@ impl EmbeddedStore {
         txn.open_table(once::ONCE)?;
         txn.open_table(throttles::FAILURES)?;
         txn.open_table(avatars::AVATARS)?;
+        security::create_tables(&txn)?;
         txn.commit()?;
         Ok(Self { db: Arc::new(db) })
     }

@@ -42,6 +42,7 @@ mod avatars;
 mod credentials;
 mod errors;
 mod once;
+mod security;
 mod sessions;
 mod throttles;
 mod users;
@@ -223,6 +224,8 @@ impl MongoStore {
             ttl_indexes: false,
         };
         store.ttl_indexes = store.ensure_indexes().await?;
+        // Security activity (issue 14): audit_events, webhook_queue.
+        store.ttl_indexes &= store.ensure_security_indexes().await?;
         tracing::info!(
             database = db_name,
             server = %store.describe(),
