@@ -3,7 +3,9 @@
 mod display_name;
 mod email;
 mod password;
+mod totp_code;
 
 pub use display_name::DisplayName;
 pub use email::Email;
 pub use password::{Password, PasswordPolicy, PasswordProblem};
+pub use totp_code::TotpCode;

@@ -17,6 +17,7 @@
 //! `conformance::<trait file>::<check>`.
 
 pub(crate) mod credentials;
+pub(crate) mod mfa;
 pub(crate) mod once;
 pub(crate) mod sessions;
 pub(crate) mod throttles;
@@ -36,6 +37,7 @@ pub(crate) fn user(email: &str) -> UserRecord {
         disabled: false,
         created_at: 1_700_000_000,
         updated_at: 1_700_000_000,
+        mfa_enabled: false,
     }
 }
 
@@ -43,6 +45,7 @@ pub(crate) fn user(email: &str) -> UserRecord {
 pub(crate) fn credentials() -> CredentialRecord {
     CredentialRecord {
         password_hash: "$2b$04$notarealhashnotarealhashnotarealhashnotarealhashnot".into(),
+        ..CredentialRecord::default()
     }
 }
 
@@ -83,6 +86,15 @@ macro_rules! conformance_tests {
                 profile_update_keeps_credentials,
                 set_password_hash_keeps_profile,
                 user_reads_carry_no_secrets,
+            }
+            mfa {
+                pending_then_active,
+                disable_forgets_secrets_and_codes,
+                replaced_codes_kill_the_old_set,
+                recovery_code_works_once,
+                racing_uses_of_one_recovery_code,
+                secrets_stay_out_of_profile_reads,
+                totp_steps_and_mfa_tokens_claim_once,
             }
             sessions {
                 create_and_read,
