@@ -7,6 +7,7 @@
 pub mod captcha;
 pub mod extract;
 pub mod health;
+pub mod mfa;
 mod middleware;
 pub mod password;
 pub mod problem;
@@ -36,6 +37,8 @@ pub enum ApiTags {
     Sessions,
     /// Password changes and resets.
     Password,
+    /// Two-factor sign-in: TOTP and recovery codes.
+    Mfa,
     /// Proof-of-work challenges.
     Captcha,
     /// Discovery documents for resource servers.
@@ -49,6 +52,7 @@ pub type Api = (
     users::UsersApi,
     sessions::SessionsApi,
     password::PasswordApi,
+    mfa::MfaApi,
     captcha::CaptchaApi,
     wellknown::WellKnownApi,
     health::HealthApi,
@@ -60,6 +64,7 @@ pub fn service() -> OpenApiService<Api, ()> {
         users::UsersApi,
         sessions::SessionsApi,
         password::PasswordApi,
+        mfa::MfaApi,
         captcha::CaptchaApi,
         wellknown::WellKnownApi,
         health::HealthApi,

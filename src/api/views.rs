@@ -48,7 +48,7 @@ impl From<&Account> for UserView {
             email_verified: u.email_verified,
             display_name: u.display_name.clone(),
             avatar_url: None,
-            mfa_enabled: false,
+            mfa_enabled: u.mfa_enabled,
             roles: u.roles.clone(),
             created_at: rfc3339(u.created_at),
             updated_at: rfc3339(u.updated_at),

@@ -225,6 +225,33 @@ impl RecoveryCodes {
     }
 }
 
+/// The server keys of second factors, loaded once at start-up.
+#[derive(Debug)]
+pub struct SecondFactorKeys {
+    /// Seals and opens TOTP secrets.
+    pub sealer: SecretSealer,
+    /// Makes and hashes recovery codes.
+    pub recovery: RecoveryCodes,
+}
+
+impl SecondFactorKeys {
+    /// Reads [`ENCRYPTION_KEY_FILE`] and [`RECOVERY_KEY_FILE`] from
+    /// `keys_dir`, creating them on first start. Losing the encryption key
+    /// turns every active TOTP secret unreadable (users then sign in with a
+    /// recovery code and enrol again).
+    pub fn load(keys_dir: &std::path::Path) -> anyhow::Result<Self> {
+        let (enc, created) = super::secrets::load_or_create_secret(keys_dir, ENCRYPTION_KEY_FILE)?;
+        if created {
+            tracing::warn!(dir = %keys_dir.display(), file = ENCRYPTION_KEY_FILE, "generated the TOTP encryption key: back it up with the signing keys");
+        }
+        let (rc, _) = super::secrets::load_or_create_secret(keys_dir, RECOVERY_KEY_FILE)?;
+        Ok(Self {
+            sealer: SecretSealer::new(&enc)?,
+            recovery: RecoveryCodes::new(rc),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 mod accounts;
 mod error;
 mod guards;
+mod mfa;
 mod passwords;
 mod sessions;
 
@@ -15,6 +16,9 @@ use std::sync::Arc;
 
 pub use accounts::Registration;
 pub use error::{Error, FieldError, Result};
+pub use mfa::{
+    Confirmation, MFA_TOKEN_TTL_SECS, MfaChallenge, SecondFactor, SignIn, TotpEnrolment,
+};
 pub use sessions::{ADMIN_ROLE, LogoutScope};
 
 use crate::auth::{Captcha, Limits, PasswordHasher, TokenService};
@@ -36,6 +40,8 @@ pub struct Core {
     pub(crate) limits: Arc<Limits>,
     pub(crate) captcha: Arc<Captcha>,
     pub(crate) clock: Clock,
+    /// Keys of second factors: TOTP secret sealing, recovery-code hashing.
+    pub(crate) second_factor: Arc<crate::auth::totp::SecondFactorKeys>,
 }
 
 /// A verified caller: the access token checked out and its session is live.
@@ -71,6 +77,8 @@ pub struct Account {
     pub display_name: Option<String>,
     /// Roles (`user`, `admin`).
     pub roles: Vec<String>,
+    /// Whether two-factor sign-in is on.
+    pub mfa_enabled: bool,
     /// When the account was created.
     pub created_at: UnixTime,
     /// When the profile last changed.
@@ -85,6 +93,7 @@ impl From<UserRecord> for Account {
             email_verified: u.email_verified,
             display_name: u.display_name,
             roles: u.roles,
+            mfa_enabled: u.mfa_enabled,
             created_at: u.created_at,
             updated_at: u.updated_at,
         }
