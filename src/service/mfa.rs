@@ -17,6 +17,7 @@
 use secrecy::SecretString;
 
 use super::{ClientInfo, Core, Error, FieldError, IssuedTokens, Principal, Result};
+use crate::auth::MfaClaims;
 use crate::auth::limits::{Action, FAILURE_WINDOW};
 use crate::auth::tokens::LEEWAY_SECS;
 use crate::auth::totp::{self, STEP_SECS};
@@ -158,17 +159,24 @@ impl Core {
         let Some(candidate) = candidate else {
             return Err(self.mfa_failed(&user.id).await?);
         };
-        let jti = OnceKey::MfaToken(claims.jti.clone());
-        let token_expiry =
-            i64::try_from(claims.exp.saturating_add(LEEWAY_SECS)).unwrap_or(i64::MAX);
-        if !self
-            .store
-            .claim_once(&jti, token_expiry, self.clock.now())
-            .await?
-        {
-            return Err(Error::TokenInvalid("token already used"));
-        }
-        let Some(proven) = self.spend(&user.id, candidate).await? else {
+        // Then use up the factor and the token. A TOTP step is claimed
+        // first, so that a replayed code does not spend the token; a
+        // recovery code is consumed last, so that it is never lost to a
+        // token that turns out to be used.
+        let proven = match candidate {
+            Candidate::Step(_) => {
+                let proven = self.spend(&user.id, candidate).await?;
+                if proven.is_some() {
+                    self.claim_mfa_token(&claims).await?;
+                }
+                proven
+            }
+            Candidate::RecoveryCode(_) => {
+                self.claim_mfa_token(&claims).await?;
+                self.spend(&user.id, candidate).await?
+            }
+        };
+        let Some(proven) = proven else {
             return Err(self.mfa_failed(&user.id).await?);
         };
         self.store
@@ -179,6 +187,17 @@ impl Core {
         tracing::info!(user_id = %tokens.account.id, method = proven.amr(), event = "session.created", "signed in with a second factor");
         metrics::counter!("portcullis_logins_total", "result" => "success").increment(1);
         Ok(tokens)
+    }
+
+    /// Claims the `jti` of an `mfa+jwt` token: it completes one sign-in.
+    async fn claim_mfa_token(&self, claims: &MfaClaims) -> Result<()> {
+        let jti = OnceKey::MfaToken(claims.jti.clone());
+        let until = i64::try_from(claims.exp.saturating_add(LEEWAY_SECS)).unwrap_or(i64::MAX);
+        if self.store.claim_once(&jti, until, self.clock.now()).await? {
+            Ok(())
+        } else {
+            Err(Error::TokenInvalid("token already used"))
+        }
     }
 
     /// Starts enrolment: a new secret, pending until confirmed with
