@@ -92,8 +92,9 @@ pub struct ConfirmRequest {
     pub password: Option<Secret>,
 }
 
-/// A TOTP secret to enrol (pending until activated).
-#[derive(Debug, Clone, Object)]
+/// A TOTP secret to enrol (pending until activated). No `Debug`: it holds
+/// the secret in the clear.
+#[derive(Clone, Object)]
 #[oai(rename = "TotpEnrolment")]
 pub struct TotpEnrolmentView {
     /// The secret in base32 (RFC 4648), for typing into an app by hand.
@@ -114,8 +115,9 @@ impl From<TotpEnrolment> for TotpEnrolmentView {
     }
 }
 
-/// A new set of recovery codes, shown once.
-#[derive(Debug, Clone, Object)]
+/// A new set of recovery codes, shown once. No `Debug`: it holds them in
+/// the clear.
+#[derive(Clone, Object)]
 #[oai(rename = "RecoveryCodes")]
 pub struct RecoveryCodesView {
     /// Ten single-use codes (`xxxxx-xxxxx`); only their hashes are kept, so

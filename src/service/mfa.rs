@@ -541,3 +541,132 @@ enum Candidate {
     /// The hash of a recovery code of the account.
     RecoveryCode(String),
 }
+
+#[cfg(test)]
+mod tests {
+    //! `check_second_factor`, the seam password reset calls, on a real core
+    //! (embedded store, manual clock).
+
+    use std::collections::BTreeMap;
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::config::Settings;
+    use crate::service::Registration;
+
+    const START: i64 = 1_900_000_025;
+    const PASSWORD: &str = "correct horse battery staple 42";
+
+    async fn core(dir: &std::path::Path) -> Core {
+        let map = BTreeMap::from([
+            (
+                "PORTCULLIS_DATA_DIR".to_string(),
+                dir.join("data").display().to_string(),
+            ),
+            (
+                "PORTCULLIS_KEYS_DIR".to_string(),
+                dir.join("keys").display().to_string(),
+            ),
+            ("PORTCULLIS_BCRYPT_COST".to_string(), "4".to_string()),
+            ("PORTCULLIS_RATE_LIMIT".to_string(), "off".to_string()),
+        ]);
+        crate::startup::build_core(Settings::from_map(&map).unwrap(), Clock::manual(START))
+            .await
+            .unwrap()
+    }
+
+    /// Registers and signs in; returns the caller.
+    async fn signed_in(core: &Core, email: &str) -> Principal {
+        let input = Registration {
+            email: email.into(),
+            password: SecretString::from(PASSWORD),
+            display_name: None,
+            captcha: None,
+        };
+        core.register(input, &ClientInfo::default()).await.unwrap();
+        let SignIn::Tokens(t) = core
+            .login(
+                email,
+                SecretString::from(PASSWORD),
+                None,
+                ClientInfo::default(),
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("no tokens")
+        };
+        core.authenticate(&t.access_token).await.unwrap()
+    }
+
+    fn code(secret: &SecretString, at: i64) -> String {
+        let bytes = totp_rs::Secret::try_from_base32(secret.expose_secret()).unwrap();
+        totp_rs::Builder::new()
+            .with_secret(bytes.as_bytes().to_vec())
+            .build()
+            .unwrap()
+            .generate(at as u64)
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn check_second_factor_for_password_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let core = core(dir.path()).await;
+        let who = signed_in(&core, "reset-mfa@example.com").await;
+        // Off: nothing to prove.
+        core.check_second_factor(&who.user_id, None).await.unwrap();
+
+        let e = core.totp_begin(&who).await.unwrap();
+        let rcs = core
+            .totp_activate(&who, &code(&e.secret, START))
+            .await
+            .unwrap();
+        core.clock.advance(30);
+        let now = core.clock.now();
+        let mfa_required = |r: Result<()>| matches!(r, Err(Error::MfaRequired(_)));
+
+        assert!(mfa_required(
+            core.check_second_factor(&who.user_id, None).await
+        ));
+        let right = code(&e.secret, now);
+        let wrong = if right == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        for bad in [wrong, "12", "not a code"] {
+            let f = Some(SecondFactor::Code(bad.into()));
+            assert!(mfa_required(
+                core.check_second_factor(&who.user_id, f).await
+            ));
+        }
+        let f = Some(SecondFactor::Code(right.clone()));
+        core.check_second_factor(&who.user_id, f).await.unwrap();
+        // The code is used up, and so is a recovery code.
+        let f = Some(SecondFactor::Code(right));
+        assert!(mfa_required(
+            core.check_second_factor(&who.user_id, f).await
+        ));
+        let rc = || Some(SecondFactor::RecoveryCode(rcs[0].clone()));
+        core.check_second_factor(&who.user_id, rc()).await.unwrap();
+        assert!(mfa_required(
+            core.check_second_factor(&who.user_id, rc()).await
+        ));
+        // Wrong ones count (a success clears the count): one so far, four
+        // more make the limit, and then even a right one waits.
+        for _ in 0..4 {
+            let f = Some(SecondFactor::Code(wrong.into()));
+            assert!(mfa_required(
+                core.check_second_factor(&who.user_id, f).await
+            ));
+        }
+        let f = Some(SecondFactor::RecoveryCode(rcs[1].clone()));
+        assert!(matches!(
+            core.check_second_factor(&who.user_id, f).await,
+            Err(Error::RateLimited { .. })
+        ));
+    }
+}
