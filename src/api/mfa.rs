@@ -92,8 +92,8 @@ pub struct ConfirmRequest {
     pub password: Option<Secret>,
 }
 
-/// A TOTP secret to enrol (pending until activated). No `Debug`: it holds
-/// the secret in the clear.
+/// A TOTP secret to enrol (pending until activated).
+// No `Debug`: it holds the secret in the clear.
 #[derive(Clone, Object)]
 #[oai(rename = "TotpEnrolment")]
 pub struct TotpEnrolmentView {
@@ -115,8 +115,8 @@ impl From<TotpEnrolment> for TotpEnrolmentView {
     }
 }
 
-/// A new set of recovery codes, shown once. No `Debug`: it holds them in
-/// the clear.
+/// A new set of recovery codes, shown once.
+// No `Debug`: it holds them in the clear.
 #[derive(Clone, Object)]
 #[oai(rename = "RecoveryCodes")]
 pub struct RecoveryCodesView {
