@@ -9,8 +9,10 @@
 //!   per account under [`mfa_throttle_key`], in the same store and window as
 //!   sign-in failures; past `PORTCULLIS_LOGIN_MAX_FAILURES` the answer is 429
 //!   with `Retry-After` until the window slides.
-//! - The `mfa+jwt` token of a sign-in works once ([`OnceKey::MfaToken`]) and
-//!   only for its user; a wrong code does not spend it.
+//! - The `mfa+jwt` token of a sign-in works once ([`OnceKey::MfaToken`]),
+//!   only for its user, and only while the account is as it was when the
+//!   password was checked (a password change since voids it); a wrong code
+//!   does not spend it.
 //! - Secrets are sealed before they reach the store, recovery codes are
 //!   hashed, and neither ever reaches a log line or an error.
 
@@ -148,6 +150,13 @@ impl Core {
             Some(u) => u,
             None => return Err(Error::TokenInvalid("unknown subject")),
         };
+        // Bound to the account as it was at the password check: a password
+        // change or reset (or any credential change) since voids the token.
+        if u64::try_from(user.updated_at).unwrap_or(u64::MAX) > claims.iat {
+            return Err(Error::TokenInvalid(
+                "the account changed since the password was checked",
+            ));
+        }
         let credentials = self.credentials_of(&user.id).await?;
         if credentials.totp_secret.is_none() {
             return Err(Error::TokenInvalid("two-factor sign-in is off"));

@@ -235,6 +235,20 @@ async fn an_mfa_token_expires_and_works_once() {
     let t = app.login_mfa_token(&email).await;
     let r = mfa_with_code(&app, &t, &app.totp_now(&secret, 0)).await;
     assert_eq!(r.status(), StatusCode::OK);
+    let signed_in: Value = r.json().await.unwrap();
+    app.clock.advance(30);
+    let r = mfa_with_code(&app, &t, &app.totp_now(&secret, 0)).await;
+    assert_problem(r, StatusCode::UNAUTHORIZED, "token-invalid").await;
+
+    // Bound to the sign-in: a password change after the password step
+    // voids the token.
+    let t = app.login_mfa_token(&email).await;
+    app.clock.advance(1);
+    let new_password = "a different horse battery staple 43";
+    let r = app
+        .change_password(&token(&signed_in, "access_token"), PASSWORD, new_password)
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
     app.clock.advance(30);
     let r = mfa_with_code(&app, &t, &app.totp_now(&secret, 0)).await;
     assert_problem(r, StatusCode::UNAUTHORIZED, "token-invalid").await;
