@@ -10,6 +10,7 @@ use secrecy::ExposeSecret;
 
 use crate::auth::password::load_or_create_pepper;
 use crate::auth::secrets::load_or_create_secret;
+use crate::auth::totp::SecondFactorKeys;
 use crate::auth::{Captcha, KeyRing, Limits, PasswordHasher, TokenService};
 use crate::clock::Clock;
 use crate::config::{Settings, StoreSettings};
@@ -65,6 +66,7 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
         tracing::warn!(dir = %keys_dir.display(), "generated the password pepper: losing it invalidates every password");
     }
     let (captcha_key, _) = load_or_create_secret(keys_dir, "captcha-hmac.key")?;
+    let second_factor = Arc::new(SecondFactorKeys::load(keys_dir)?);
     let store = open_store(&settings.store).await?;
     let t = &settings.tokens;
     let tokens = TokenService::new(
@@ -93,6 +95,7 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
         policy,
         clock,
         security: Arc::default(),
+        second_factor,
     })
 }
 

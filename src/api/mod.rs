@@ -10,6 +10,7 @@ pub mod avatar;
 pub mod captcha;
 pub mod extract;
 pub mod health;
+pub mod mfa;
 mod middleware;
 pub mod password;
 pub mod problem;
@@ -39,6 +40,8 @@ pub enum ApiTags {
     Sessions,
     /// Password changes and resets.
     Password,
+    /// Two-factor sign-in: TOTP and recovery codes.
+    Mfa,
     /// Proof-of-work challenges.
     Captcha,
     /// Discovery documents for resource servers.
@@ -54,6 +57,7 @@ pub type Api = (
     users::UsersApi,
     sessions::SessionsApi,
     password::PasswordApi,
+    mfa::MfaApi,
     captcha::CaptchaApi,
     wellknown::WellKnownApi,
     health::HealthApi,
@@ -68,6 +72,7 @@ pub fn service() -> OpenApiService<Api, ()> {
         users::UsersApi,
         sessions::SessionsApi,
         password::PasswordApi,
+        mfa::MfaApi,
         captcha::CaptchaApi,
         wellknown::WellKnownApi,
         health::HealthApi,

@@ -197,6 +197,18 @@ pub fn problem_of(e: &Error) -> Problem {
             "Invalid credentials",
             "The current password is wrong.",
         ),
+        Error::InvalidCode => Problem::new(
+            S::UNAUTHORIZED,
+            "invalid-code",
+            "Invalid code",
+            "The two-factor code is wrong, expired or was already used.",
+        ),
+        Error::MfaRequired(why) => Problem::new(
+            S::UNAUTHORIZED,
+            "mfa-required",
+            "Second factor required",
+            *why,
+        ),
         Error::Unauthenticated => Problem::new(
             S::UNAUTHORIZED,
             "authentication-required",

@@ -6,6 +6,7 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::mfa::LoginResult;
 use super::problem::responses;
 use super::types::{Secret, Text};
 use super::views::{SessionView, TokensView};
@@ -56,8 +57,10 @@ impl From<Scope> for LogoutScope {
 
 responses! {
     pub enum LoginResponse {
-        /// Signed in: a token pair.
-        Ok(Json<TokensView>) = 200,
+        /// Signed in: a token pair; or, when the account has two-factor
+        /// sign-in on, `{mfa_required: true, mfa_token, expires_in, methods}`
+        /// and no tokens (continue with `POST /v1/sessions/mfa`).
+        Ok(Json<LoginResult>) = 200,
     }
     errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Forbidden = 403, TooManyRequests = 429, Unavailable = 503 }
 }
@@ -118,7 +121,7 @@ impl SessionsApi {
             )
             .await
         {
-            Ok(tokens) => LoginResponse::Ok(Json(tokens.into())),
+            Ok(signed_in) => LoginResponse::Ok(Json(signed_in.into())),
             Err(e) => e.into(),
         }
     }

@@ -1,5 +1,5 @@
 //! Authentication machinery: signing keys and JWKS, token issue/verify,
-//! password hashing.
+//! password hashing, second factors (TOTP, recovery codes).
 
 pub mod captcha;
 pub mod keys;
@@ -7,9 +7,10 @@ pub mod limits;
 pub mod password;
 pub mod secrets;
 pub mod tokens;
+pub mod totp;
 
 pub use captcha::Captcha;
 pub use keys::KeyRing;
 pub use limits::Limits;
 pub use password::PasswordHasher;
-pub use tokens::{AccessClaims, RefreshClaims, TokenError, TokenService};
+pub use tokens::{AccessClaims, MfaClaims, RefreshClaims, TokenError, TokenService};

@@ -22,6 +22,10 @@ pub const ACCESS_TYP: &str = "at+jwt";
 /// JOSE `typ` of refresh tokens.
 pub const REFRESH_TYP: &str = "refresh+jwt";
 
+/// JOSE `typ` of the token between the password and the second factor
+/// (`POST /v1/sessions` → `POST /v1/sessions/mfa`).
+pub const MFA_TYP: &str = "mfa+jwt";
+
 /// Clock skew tolerated on `exp`/`nbf`/`iat`, deliberately small
 /// (jsonwebtoken's default is 60 s).
 pub const LEEWAY_SECS: u64 = 5;
@@ -72,6 +76,30 @@ pub struct RefreshClaims {
     pub jti: String,
     /// Session (refresh family) id.
     pub sid: String,
+}
+
+/// Claims of an `mfa+jwt` token: proof that the password of `sub` was
+/// right, good for one second-factor step within its short lifetime. Its
+/// `typ` keeps it from passing as an access or refresh token; its `jti` is
+/// claimed in the store when used, so it works once.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MfaClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Subject: the user id.
+    pub sub: String,
+    /// Expiry, Unix seconds.
+    pub exp: u64,
+    /// Issued at, Unix seconds: when the password was checked.
+    pub iat: u64,
+    /// Not before, Unix seconds.
+    pub nbf: u64,
+    /// Unique id of this sign-in attempt (claimed once used).
+    pub jti: String,
+    /// Methods proven so far (`pwd`).
+    pub amr: Vec<String>,
 }
 
 /// Why a token was refused. The text is safe to show to the client.
@@ -146,6 +174,15 @@ impl TimeClaims for AccessClaims {
 }
 
 impl TimeClaims for RefreshClaims {
+    fn exp(&self) -> u64 {
+        self.exp
+    }
+    fn nbf(&self) -> u64 {
+        self.nbf
+    }
+}
+
+impl TimeClaims for MfaClaims {
     fn exp(&self) -> u64 {
         self.exp
     }
@@ -239,6 +276,33 @@ impl TokenService {
             sid: sid.to_string(),
         };
         self.sign(REFRESH_TYP, &claims)
+    }
+
+    /// Signs an `mfa+jwt` token for `sub` after a right password, valid
+    /// `ttl_secs`; returns the token and its claims.
+    pub fn issue_mfa(
+        &self,
+        sub: &str,
+        amr: &[String],
+        now: u64,
+        ttl_secs: u64,
+    ) -> anyhow::Result<(String, MfaClaims)> {
+        let claims = MfaClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: sub.to_string(),
+            iat: now,
+            nbf: now,
+            exp: now + ttl_secs,
+            jti: uuid::Uuid::new_v4().to_string(),
+            amr: amr.to_vec(),
+        };
+        Ok((self.sign(MFA_TYP, &claims)?, claims))
+    }
+
+    /// Verifies an `mfa+jwt` token at time `now`.
+    pub fn verify_mfa(&self, token: &str, now: u64) -> Result<MfaClaims, TokenError> {
+        self.verify(token, MFA_TYP, now)
     }
 
     /// Signs any claims with the active key under the given `typ`.
@@ -432,6 +496,33 @@ mod tests {
         assert_eq!(
             svc.verify_access(&no_typ, now_secs()).unwrap_err(),
             TokenError::WrongType
+        );
+    }
+
+    #[test]
+    fn mfa_tokens_are_neither_access_nor_refresh_tokens() {
+        let (_d, svc) = service(SigningAlg::EdDsa);
+        let (m, claims) = svc
+            .issue_mfa("u", &["pwd".into()], now_secs(), 300)
+            .unwrap();
+        assert_eq!(svc.verify_mfa(&m, now_secs()).unwrap(), claims);
+        assert_eq!(claims.exp - claims.iat, 300);
+        assert_eq!(
+            svc.verify_access(&m, now_secs()).unwrap_err(),
+            TokenError::WrongType
+        );
+        assert_eq!(
+            svc.verify_refresh(&m, now_secs()).unwrap_err(),
+            TokenError::WrongType
+        );
+        assert_eq!(
+            svc.verify_mfa(&access(&svc), now_secs()).unwrap_err(),
+            TokenError::WrongType
+        );
+        assert_eq!(
+            svc.verify_mfa(&m, now_secs() + 300 + LEEWAY_SECS + 1)
+                .unwrap_err(),
+            TokenError::Expired
         );
     }
 

@@ -110,6 +110,7 @@ async fn seed(settings: &Settings, start: u64, count: u64, batch: usize) -> anyh
             .hash(&bench_password()?)
             .await?,
         legacy_bcrypt: false,
+        ..CredentialRecord::default()
     };
     let store = BulkStore::open(settings).await?;
     let now = Clock::system().now();

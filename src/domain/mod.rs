@@ -4,8 +4,10 @@ mod display_name;
 mod email;
 mod password;
 mod profile;
+mod totp_code;
 
 pub use display_name::DisplayName;
 pub use email::Email;
 pub use password::{Password, PasswordPolicy, PasswordProblem};
 pub use profile::{Locale, Metadata, TimeZoneName};
+pub use totp_code::TotpCode;

@@ -62,6 +62,7 @@ impl Core {
         let credentials = CredentialRecord {
             password_hash: self.hasher.hash(&password).await?,
             legacy_bcrypt: false,
+            ..CredentialRecord::default()
         };
         let now = self.clock.now();
         let user = UserRecord {

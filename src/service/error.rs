@@ -44,6 +44,14 @@ pub enum Error {
     /// The current password given to confirm a change is wrong.
     #[error("wrong password")]
     WrongPassword,
+    /// A second factor (TOTP code or recovery code) is wrong or was used.
+    #[error("invalid code")]
+    InvalidCode,
+    /// The account has two-factor sign-in on and the flow needs a right
+    /// second factor (`mfa_code` or `recovery_code`); the text says which
+    /// part was missing or wrong and is safe to show.
+    #[error("second factor required: {0}")]
+    MfaRequired(&'static str),
     /// A bearer route was called without credentials.
     #[error("authentication required")]
     Unauthenticated,

@@ -89,6 +89,7 @@ fn prepare(
         CredentialRecord {
             password_hash,
             legacy_bcrypt,
+            ..CredentialRecord::default()
         },
     ))
 }
@@ -176,7 +177,7 @@ impl Core {
             .map_err(|e| Error::Validation(vec![e]))?;
         let credentials = CredentialRecord {
             password_hash: self.hasher.hash(&password).await?,
-            legacy_bcrypt: false,
+            ..CredentialRecord::default()
         };
         let user = UserRecord {
             id: uuid::Uuid::now_v7().to_string(),

@@ -7,6 +7,7 @@
 mod accounts;
 mod error;
 mod guards;
+mod mfa;
 mod passwords;
 mod security;
 mod sessions;
@@ -24,6 +25,9 @@ pub use admin::{AdminPatch, UserPage};
 pub use avatars::Avatar;
 pub use error::{Error, FieldError, Result};
 pub use import::{ImportLine, ImportOutcome};
+pub use mfa::{
+    Confirmation, MFA_TOKEN_TTL_SECS, MfaChallenge, SecondFactor, SignIn, TotpEnrolment,
+};
 pub use profile::{DeleteProof, ProfilePatch};
 pub use security::{
     AuditFilter, EventPage, Notice, NoticeOutbox, SecurityEvent, SecurityState, network_of,
@@ -52,6 +56,8 @@ pub struct Core {
     pub(crate) clock: Clock,
     /// Audit buffer, detection state, notice seam (see `security.rs`).
     pub(crate) security: Arc<SecurityState>,
+    /// Keys of second factors: TOTP secret sealing, recovery-code hashing.
+    pub(crate) second_factor: Arc<crate::auth::totp::SecondFactorKeys>,
 }
 
 /// A verified caller: the access token checked out and its session is live.
@@ -99,6 +105,8 @@ pub struct Account {
     pub roles: Vec<String>,
     /// A disabled account cannot sign in; its tokens are refused.
     pub disabled: bool,
+    /// Whether two-factor sign-in is on.
+    pub mfa_enabled: bool,
     /// When the account was created.
     pub created_at: UnixTime,
     /// When the profile last changed.
@@ -131,6 +139,7 @@ impl Account {
             passkeys: 0,
             roles: u.roles,
             disabled: u.disabled,
+            mfa_enabled: u.mfa_enabled,
             created_at: u.created_at,
             updated_at: u.updated_at,
         }

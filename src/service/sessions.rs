@@ -2,7 +2,9 @@
 
 use secrecy::SecretString;
 
-use super::{Account, ClientInfo, Core, Error, IssuedTokens, Principal, Result, SessionSummary};
+use super::{
+    Account, ClientInfo, Core, Error, IssuedTokens, Principal, Result, SessionSummary, SignIn,
+};
 use crate::audit::{AuditEvent, Suspicion};
 use crate::auth::limits::{Action, FAILURE_WINDOW};
 use crate::clock::secs;
@@ -131,7 +133,9 @@ impl Core {
         Ok(())
     }
 
-    /// Signs in with email and password: a new session and its first token pair.
+    /// Signs in with email and password: a new session and its first token
+    /// pair, or, when the account has two-factor sign-in on, no session yet
+    /// and an `mfa+jwt` token for `POST /v1/sessions/mfa`.
     ///
     /// After `PORTCULLIS_LOGIN_MAX_FAILURES` failures for an account within
     /// 15 minutes, further attempts need a CAPTCHA (`on-failures`) or are
@@ -142,7 +146,7 @@ impl Core {
         password: SecretString,
         captcha: Option<&str>,
         client: ClientInfo,
-    ) -> Result<IssuedTokens> {
+    ) -> Result<SignIn> {
         self.rate_limit(Action::SignIn, &client)?;
         let parsed = Email::parse(email).ok();
         let account = parsed
@@ -193,17 +197,21 @@ impl Core {
         if !failures.is_empty() {
             self.store.clear_login_failures(&account).await?;
         }
+        // Two-factor sign-in (service/mfa.rs): no session before the code.
+        if let Some(challenge) = self.mfa_challenge(&user).await? {
+            return Ok(SignIn::MfaRequired(challenge));
+        }
         let tokens = self
             .start_session(user, vec!["pwd".to_string()], client.clone())
             .await?;
         self.signed_in(&tokens.account, &tokens.session_id, &client)
             .await;
         metrics::counter!("portcullis_logins_total", "result" => "success").increment(1);
-        Ok(tokens)
+        Ok(SignIn::Tokens(Box::new(tokens)))
     }
 
     /// Creates a session (refresh family) for an authenticated user.
-    async fn start_session(
+    pub(super) async fn start_session(
         &self,
         user: UserRecord,
         amr: Vec<String>,

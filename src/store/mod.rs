@@ -27,7 +27,9 @@ use async_trait::async_trait;
 pub use records::{
     AdminUpdate, AvatarRecord, CredentialRecord, ProfileUpdate, SessionRecord, UserRecord,
 };
-pub use rules::{LoginFailures, OnceKey, RotateOutcome, Rotation, classify_rotation};
+pub use rules::{
+    LoginFailures, OnceKey, RotateOutcome, Rotation, classify_rotation, mfa_throttle_key,
+};
 pub use security::{AuditQuery, AuditRecord, KnownDevices, WebhookDelivery};
 
 /// Failures of a store operation.
@@ -126,6 +128,44 @@ pub trait CredentialStore: Send + Sync {
     /// cleared) and sets the user's `updated_at` to `now`; the profile is
     /// kept. False when there is no such user.
     async fn set_password_hash(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<bool>;
+
+    // Two-factor sign-in (TOTP and recovery codes). Secrets arrive sealed
+    // and codes hashed: the store never sees them in the clear.
+
+    /// Keeps `sealed` as the pending TOTP secret (not yet confirmed),
+    /// replacing an earlier pending one; an active secret stays as it is.
+    /// False when there is no such user.
+    async fn set_pending_totp(&self, user_id: &str, sealed: &str) -> StoreResult<bool>;
+    /// Turns two-factor sign-in on, if `sealed` is still the pending
+    /// secret: it becomes the active secret, the recovery codes become
+    /// `recovery_codes` (hashes), `mfa_enabled` turns true and `updated_at`
+    /// becomes `now`. False when there is no such user or another secret is
+    /// pending by now.
+    async fn activate_totp(
+        &self,
+        user_id: &str,
+        sealed: &str,
+        recovery_codes: &[String],
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Turns two-factor sign-in off: forgets the active and pending
+    /// secrets and the recovery codes, `mfa_enabled` turns false,
+    /// `updated_at` becomes `now`. False when there is no such user.
+    async fn disable_totp(&self, user_id: &str, now: i64) -> StoreResult<bool>;
+    /// Replaces the recovery codes (hashes) with a new set while two-factor
+    /// sign-in is on; every code of the old set stops working. False when
+    /// there is no such user or two-factor sign-in is off.
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        recovery_codes: &[String],
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Uses up the recovery code with hash `hash`: true when it was unused
+    /// and is now gone, false otherwise. Of racing uses of one code exactly
+    /// one gets true.
+    async fn consume_recovery_code(&self, user_id: &str, hash: &str, now: i64)
+    -> StoreResult<bool>;
 }
 
 /// Sessions (refresh-token families).

@@ -62,12 +62,19 @@ pub struct UserRecord {
     /// touching the avatar.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avatar_etag: Option<String>,
+    /// Whether two-factor sign-in is on (a TOTP secret is active). Not a
+    /// secret: a flag kept beside the profile so that profile reads can
+    /// show it; written together with the credentials it describes. Left
+    /// out when false, so an account without it is stored as the first
+    /// release did.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mfa_enabled: bool,
 }
 
 /// The secrets of an account: stored in the same value as its
 /// [`UserRecord`] (see the module docs), read and written only through
-/// [`CredentialStore`](super::CredentialStore). TOTP secrets, recovery codes
-/// and passkeys join it later, each with `#[serde(default)]`.
+/// [`CredentialStore`](super::CredentialStore). Fields added after the
+/// first release carry `#[serde(default)]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CredentialRecord {
     /// bcrypt hash of the peppered password; with `legacy_bcrypt`, a plain
@@ -78,6 +85,18 @@ pub struct CredentialRecord {
     /// peppered hash at that first successful sign-in.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub legacy_bcrypt: bool,
+    /// The active TOTP secret, sealed (AES-256-GCM, see `auth::totp`);
+    /// `None` while two-factor sign-in is off. (Like the other two-factor
+    /// fields, left out when empty: the first release's layout.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_secret: Option<String>,
+    /// A TOTP secret handed out by `POST /v1/me/mfa/totp` and not yet
+    /// confirmed with a code, sealed like `totp_secret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_pending: Option<String>,
+    /// Hashes of the unused recovery codes (HMAC-SHA-256, hex).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recovery_codes: Vec<String>,
 }
 
 /// Profile fields a user may change; `None` leaves a field as it is,

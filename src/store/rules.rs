@@ -107,6 +107,12 @@ pub enum OnceKey {
     Captcha(String),
     /// The `jti` of a "not me" link of a new-sign-in notice.
     NotMe(String),
+    /// A TOTP time step of a user (user id, step number): a code is
+    /// accepted once (RFC 6238 §5.2), on every replica.
+    TotpStep(String, u64),
+    /// The `jti` of an `mfa+jwt` token, so the second-factor step of a
+    /// sign-in completes once.
+    MfaToken(String),
 }
 
 impl OnceKey {
@@ -116,8 +122,22 @@ impl OnceKey {
         match self {
             Self::Captcha(challenge) => format!("captcha:{challenge}"),
             Self::NotMe(jti) => format!("notme:{jti}"),
+            Self::TotpStep(user_id, step) => format!("totp:{user_id}:{step}"),
+            Self::MfaToken(jti) => format!("mfa:{jti}"),
         }
     }
+}
+
+/// The [`ThrottleStore`](super::ThrottleStore) account key under which
+/// wrong second-factor codes of a user are counted.
+///
+/// Sign-in failures are counted under the normalized email, or, for input
+/// that is no email, under the input trimmed and lower-cased: an attacker
+/// chooses that string. The `MFA:` prefix is upper case, which neither a
+/// normalized email nor a lower-cased string can contain, so no sign-in
+/// attempt can add to (or clear) the second-factor count of a user.
+pub fn mfa_throttle_key(user_id: &str) -> String {
+    format!("MFA:{user_id}")
 }
 
 #[cfg(test)]
@@ -128,5 +148,19 @@ mod tests {
     fn once_keys_are_stored_as_before() {
         assert_eq!(OnceKey::Captcha("00ff".into()).stored_key(), "captcha:00ff");
         assert_eq!(OnceKey::NotMe("j1".into()).stored_key(), "notme:j1");
+        assert_eq!(
+            OnceKey::TotpStep("u1".into(), 42).stored_key(),
+            "totp:u1:42"
+        );
+        assert_eq!(OnceKey::MfaToken("j".into()).stored_key(), "mfa:j");
+    }
+
+    #[test]
+    fn no_sign_in_input_reaches_the_mfa_throttle_key() {
+        let key = mfa_throttle_key("0190-abc");
+        // What `login` counts failures under for any input: lower case.
+        for input in [key.as_str(), "mfa:0190-abc", " MFA:0190-abc "] {
+            assert_ne!(input.trim().to_lowercase(), key);
+        }
     }
 }

@@ -433,6 +433,89 @@ impl TestApp {
     pub async fn captcha(&self) -> Value {
         self.get_json("/v1/captcha").await
     }
+
+    // --- Two-factor sign-in (issue 11) ---
+
+    /// `POST /v1/me/mfa/totp`.
+    pub async fn totp_begin(&self, token: &str) -> Response {
+        self.client
+            .post(self.url("/v1/me/mfa/totp"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /v1/me/mfa/totp/activate`.
+    pub async fn totp_activate(&self, token: &str, code: &str) -> Response {
+        self.post_authed_json("/v1/me/mfa/totp/activate", token, &json!({"code": code}))
+            .await
+    }
+
+    /// `DELETE /v1/me/mfa/totp` with `{code}` or `{password}`.
+    pub async fn totp_disable(&self, token: &str, body: &Value) -> Response {
+        self.delete_authed_json("/v1/me/mfa/totp", token, body)
+            .await
+    }
+
+    /// `POST /v1/me/mfa/recovery-codes` with `{code}` or `{password}`.
+    pub async fn regenerate_recovery_codes(&self, token: &str, body: &Value) -> Response {
+        self.post_authed_json("/v1/me/mfa/recovery-codes", token, body)
+            .await
+    }
+
+    /// `POST /v1/sessions/mfa`.
+    pub async fn login_mfa(&self, body: &Value) -> Response {
+        self.post_json("/v1/sessions/mfa", body).await
+    }
+
+    /// The TOTP code of `secret` (base32) at the server's time, shifted by
+    /// `steps` steps of 30 s.
+    pub fn totp_now(&self, secret: &str, steps: i64) -> String {
+        totp_code(secret, self.clock.now() + steps * 30)
+    }
+
+    /// Turns two-factor sign-in on for the holder of `token` (codes from the
+    /// returned secret, at the server's time); returns the secret and the
+    /// recovery codes. Moves the clock one step on, so that the code used
+    /// here is not the current one any more.
+    pub async fn enable_mfa(&self, token: &str) -> (String, Vec<String>) {
+        let r = self.totp_begin(token).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.unwrap();
+        let secret = body["secret"].as_str().unwrap().to_string();
+        let r = self.totp_activate(token, &self.totp_now(&secret, 0)).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.unwrap();
+        let codes = body["recovery_codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect();
+        self.clock.advance(30);
+        (secret, codes)
+    }
+
+    /// `POST /v1/sessions` for an account with two-factor sign-in on;
+    /// returns the `mfa_token`.
+    pub async fn login_mfa_token(&self, email: &str) -> String {
+        let body = self.login_ok(email, PASSWORD).await;
+        assert_eq!(body["mfa_required"], true, "{body}");
+        token(&body, "mfa_token")
+    }
+}
+
+/// The RFC 6238 code (SHA-1, 6 digits, 30 s) of a base32 secret at `time`,
+/// computed with totp-rs directly (not through the service's wrapper).
+pub fn totp_code(secret: &str, time: i64) -> String {
+    let bytes = totp_rs::Secret::try_from_base32(secret).unwrap();
+    totp_rs::Builder::new()
+        .with_secret(bytes.as_bytes().to_vec())
+        .build()
+        .unwrap()
+        .generate(u64::try_from(time).unwrap())
+        .to_string()
 }
 
 /// Runs the `portcullis` binary with `args`, the server's settings `env`

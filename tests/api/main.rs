@@ -13,6 +13,7 @@ mod errors;
 mod helpers;
 mod limits;
 mod me;
+mod mfa;
 mod mongo;
 mod process;
 mod sessions;

@@ -9,6 +9,7 @@ pub(crate) async fn round_trip(store: DynStore) {
     let c = CredentialRecord {
         password_hash: "$2b$04$roundtriproundtriproundtriproundtriproundtriproundt".into(),
         legacy_bcrypt: true,
+        ..CredentialRecord::default()
     };
     store.create_user(&u, &c).await.unwrap();
     assert_eq!(store.credentials(&u.id).await.unwrap(), Some(c));
@@ -97,6 +98,7 @@ pub(crate) async fn set_password_hash_clears_legacy(store: DynStore) {
     let legacy = CredentialRecord {
         password_hash: "$2b$12$legacylegacylegacylegacylegacylegacylegacylegacyleg".into(),
         legacy_bcrypt: true,
+        ..CredentialRecord::default()
     };
     store.create_user(&u, &legacy).await.unwrap();
     assert_eq!(store.credentials(&u.id).await.unwrap(), Some(legacy));

@@ -18,6 +18,7 @@
 
 pub(crate) mod avatars;
 pub(crate) mod credentials;
+pub(crate) mod mfa;
 pub(crate) mod once;
 pub(crate) mod security;
 pub(crate) mod sessions;
@@ -47,6 +48,7 @@ pub(crate) fn credentials() -> CredentialRecord {
     CredentialRecord {
         password_hash: "$2b$04$notarealhashnotarealhashnotarealhashnotarealhashnot".into(),
         legacy_bcrypt: false,
+        ..CredentialRecord::default()
     }
 }
 
@@ -97,6 +99,15 @@ macro_rules! conformance_tests {
                 set_password_hash_keeps_profile,
                 user_reads_carry_no_secrets,
                 set_password_hash_clears_legacy,
+            }
+            mfa {
+                pending_then_active,
+                disable_forgets_secrets_and_codes,
+                replaced_codes_kill_the_old_set,
+                recovery_code_works_once,
+                racing_uses_of_one_recovery_code,
+                secrets_stay_out_of_profile_reads,
+                totp_steps_and_mfa_tokens_claim_once,
             }
             sessions {
                 create_and_read,

@@ -34,4 +34,107 @@ impl CredentialStore for EmbeddedStore {
         })
         .await
     }
+
+    async fn set_pending_totp(&self, user_id: &str, sealed: &str) -> StoreResult<bool> {
+        let sealed = sealed.to_string();
+        self.update_user(user_id, move |stored| {
+            stored.credentials.totp_pending = Some(sealed);
+            true
+        })
+        .await
+    }
+
+    async fn activate_totp(
+        &self,
+        user_id: &str,
+        sealed: &str,
+        recovery_codes: &[String],
+        now: i64,
+    ) -> StoreResult<bool> {
+        let sealed = sealed.to_string();
+        let codes = recovery_codes.to_vec();
+        self.update_user(user_id, move |stored| {
+            if stored.credentials.totp_pending.as_deref() != Some(sealed.as_str()) {
+                return false;
+            }
+            stored.credentials.totp_pending = None;
+            stored.credentials.totp_secret = Some(sealed);
+            stored.credentials.recovery_codes = codes;
+            stored.user.mfa_enabled = true;
+            stored.user.updated_at = now;
+            true
+        })
+        .await
+    }
+
+    async fn disable_totp(&self, user_id: &str, now: i64) -> StoreResult<bool> {
+        self.update_user(user_id, move |stored| {
+            stored.credentials.totp_secret = None;
+            stored.credentials.totp_pending = None;
+            stored.credentials.recovery_codes.clear();
+            stored.user.mfa_enabled = false;
+            stored.user.updated_at = now;
+            true
+        })
+        .await
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        recovery_codes: &[String],
+        now: i64,
+    ) -> StoreResult<bool> {
+        let codes = recovery_codes.to_vec();
+        self.update_user(user_id, move |stored| {
+            if stored.credentials.totp_secret.is_none() {
+                return false;
+            }
+            stored.credentials.recovery_codes = codes;
+            stored.user.updated_at = now;
+            true
+        })
+        .await
+    }
+
+    async fn consume_recovery_code(
+        &self,
+        user_id: &str,
+        hash: &str,
+        _now: i64,
+    ) -> StoreResult<bool> {
+        // Check and remove in one write transaction: redb admits one writer
+        // at a time, so of two racing uses only the first finds the code.
+        let hash = hash.to_string();
+        self.update_user(user_id, move |stored| {
+            let before = stored.credentials.recovery_codes.len();
+            stored.credentials.recovery_codes.retain(|h| *h != hash);
+            stored.credentials.recovery_codes.len() < before
+        })
+        .await
+    }
+}
+
+impl EmbeddedStore {
+    /// Read-modify-write of an account's stored value in one write
+    /// transaction; `f` changes it and says whether to write it back (and
+    /// the answer). False when there is no such user.
+    async fn update_user(
+        &self,
+        user_id: &str,
+        f: impl FnOnce(&mut StoredUser) -> bool + Send + 'static,
+    ) -> StoreResult<bool> {
+        let id = user_id.to_string();
+        self.run(move |db| {
+            let done = modify(db, USERS, &id, |mut stored: StoredUser| {
+                if f(&mut stored) {
+                    (Some(stored), true)
+                } else {
+                    (None, false)
+                }
+            })?;
+            Ok(done.unwrap_or(false))
+        })
+        .await
+    }
 }

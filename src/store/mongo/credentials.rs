@@ -1,16 +1,33 @@
 //! [`CredentialStore`] on MongoDB: the credential fields of the account's
 //! document in `users` (see `users.rs`).
+//!
+//! Using up a recovery code must not race, and FerretDB v1 runs a
+//! conditional update (`$pull` with the code in the filter) as a query and
+//! then a replace, so two racers could both see the code. The race is
+//! decided like refresh rotation: by inserting `rc:<user>:<hash>` into
+//! `revocations` under its unique `_id`, atomic on both servers. The winner
+//! then pulls the code from the set. Should it crash in between, the code
+//! stays in the set, unusable until the claim expires an hour later.
 
 use async_trait::async_trait;
-use mongodb::bson::{Document, doc};
+use mongodb::bson::{Bson, Document, doc};
 
-use super::{MongoStore, from_doc};
-use crate::store::{CredentialRecord, CredentialStore, StoreResult};
+use super::{EXPIRES_AT_DATE, MongoStore, RevocationId, date_of, from_doc};
+use crate::store::{CredentialRecord, CredentialStore, StoreError, StoreResult};
+
+/// How long the claim of a recovery code being used up is kept.
+const RECOVERY_CLAIM_SECS: i64 = 3600;
 
 /// The fields of [`CredentialRecord`] in a user document: left out of
 /// profile reads, the only ones credential reads fetch. A test checks the
 /// list against the record.
-pub(super) const CREDENTIAL_FIELDS: &[&str] = &["password_hash", "legacy_bcrypt"];
+pub(super) const CREDENTIAL_FIELDS: &[&str] = &[
+    "password_hash",
+    "legacy_bcrypt",
+    "totp_secret",
+    "totp_pending",
+    "recovery_codes",
+];
 
 /// Projection of a credential read: the credential fields only.
 fn credential_projection() -> Document {
@@ -45,6 +62,109 @@ impl CredentialStore for MongoStore {
                 },
             ))
             .await?;
+        Ok(r.matched_count > 0)
+    }
+
+    async fn set_pending_totp(&self, user_id: &str, sealed: &str) -> StoreResult<bool> {
+        let r = self
+            .run(self.users.update_one(
+                doc! { "_id": user_id },
+                doc! { "$set": { "totp_pending": sealed } },
+            ))
+            .await?;
+        Ok(r.matched_count > 0)
+    }
+
+    async fn activate_totp(
+        &self,
+        user_id: &str,
+        sealed: &str,
+        recovery_codes: &[String],
+        now: i64,
+    ) -> StoreResult<bool> {
+        let r = self
+            .run(self.users.update_one(
+                doc! { "_id": user_id, "totp_pending": sealed },
+                doc! { "$set": {
+                    "totp_secret": sealed,
+                    "totp_pending": Bson::Null,
+                    "recovery_codes": recovery_codes,
+                    "mfa_enabled": true,
+                    "updated_at": now,
+                } },
+            ))
+            .await?;
+        Ok(r.matched_count > 0)
+    }
+
+    async fn disable_totp(&self, user_id: &str, now: i64) -> StoreResult<bool> {
+        let r = self
+            .run(self.users.update_one(
+                doc! { "_id": user_id },
+                doc! { "$set": {
+                    "totp_secret": Bson::Null,
+                    "totp_pending": Bson::Null,
+                    "recovery_codes": Bson::Array(Vec::new()),
+                    "mfa_enabled": false,
+                    "updated_at": now,
+                } },
+            ))
+            .await?;
+        Ok(r.matched_count > 0)
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        recovery_codes: &[String],
+        now: i64,
+    ) -> StoreResult<bool> {
+        let r = self
+            .run(self.users.update_one(
+                doc! { "_id": user_id, "mfa_enabled": true },
+                doc! { "$set": { "recovery_codes": recovery_codes, "updated_at": now } },
+            ))
+            .await?;
+        Ok(r.matched_count > 0)
+    }
+
+    async fn consume_recovery_code(
+        &self,
+        user_id: &str,
+        hash: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        // Unknown codes end here, without leaving a claim behind.
+        let unused = doc! { "_id": user_id, "recovery_codes": hash };
+        if self
+            .run(
+                self.users
+                    .find_one(unused.clone())
+                    .projection(doc! { "_id": 1 }),
+            )
+            .await?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        let expires_at = now.saturating_add(RECOVERY_CLAIM_SECS);
+        let claim = doc! {
+            "_id": RevocationId::RecoveryCode(user_id, hash).id(),
+            "expires_at": expires_at,
+            EXPIRES_AT_DATE: date_of(expires_at),
+        };
+        match self.insert(&self.revocations, claim).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        let r = self
+            .run(
+                self.users
+                    .update_one(unused, doc! { "$pull": { "recovery_codes": hash } }),
+            )
+            .await?;
+        // Zero when the set was replaced meanwhile: the code died with it.
         Ok(r.matched_count > 0)
     }
 }

@@ -89,6 +89,9 @@ enum RevocationId<'a> {
     LoginFailures(&'a str),
     /// `once:<stored key>`: a claimed single-use key.
     Once(&'a OnceKey),
+    /// `rc:<user id>:<code hash>`: a recovery code being used up (see
+    /// `credentials.rs`).
+    RecoveryCode(&'a str, &'a str),
 }
 
 impl RevocationId<'_> {
@@ -98,6 +101,7 @@ impl RevocationId<'_> {
             Self::RetiredToken(jti) => format!("rt:{jti}"),
             Self::LoginFailures(account) => format!("fail:{account}"),
             Self::Once(key) => format!("once:{}", key.stored_key()),
+            Self::RecoveryCode(user_id, hash) => format!("rc:{user_id}:{hash}"),
         }
     }
 }

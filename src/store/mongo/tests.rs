@@ -111,8 +111,12 @@ fn documents_round_trip() {
 
 #[test]
 fn credential_fields_are_the_records() {
+    // Every field set, so that none is skipped as empty.
     let all = CredentialRecord {
         legacy_bcrypt: true,
+        totp_secret: Some("v1:a".into()),
+        totp_pending: Some("v1:b".into()),
+        recovery_codes: vec!["c".into()],
         ..suite::credentials()
     };
     let d = bson::to_document(&all).unwrap();

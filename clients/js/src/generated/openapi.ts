@@ -119,6 +119,86 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sessions/mfa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Second step of a sign-in: the `mfa_token` and a code (or a recovery code).
+         * @description A code works once (a replay in its 30 s step fails); wrong codes are
+         *     counted per account and throttled like wrong passwords (429 with
+         *     `Retry-After`). A wrong code leaves the `mfa_token` usable until it
+         *     expires; a right one spends it.
+         */
+        post: operations["loginMfa"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/mfa/totp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start two-factor sign-in: a new TOTP secret (pending until activated).
+         * @description Show `qr_svg` (or `secret` for typing) to the user, then send a code
+         *     from their app to `POST /v1/me/mfa/totp/activate`. Calling again
+         *     replaces a pending secret.
+         */
+        post: operations["totpBegin"];
+        /** Turn two-factor sign-in off, confirmed by a current code or the password. */
+        delete: operations["totpDisable"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/mfa/totp/activate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Turn two-factor sign-in on with a code for the pending secret. */
+        post: operations["totpActivate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/mfa/recovery-codes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A new set of recovery codes, confirmed by a current code or the password. */
+        post: operations["regenerateRecoveryCodes"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/captcha": {
         parameters: {
             query?: never;
@@ -455,6 +535,33 @@ export interface components {
             new_password: string;
         };
         /**
+         * CodeRequest
+         * @description A code from the authenticator app.
+         */
+        CodeRequest: {
+            /**
+             * Format: password
+             * @description The 6-digit code shown by the authenticator app.
+             */
+            code: string;
+        };
+        /**
+         * ConfirmRequest
+         * @description Confirmation of a change: exactly one of a current code and the password.
+         */
+        ConfirmRequest: {
+            /**
+             * Format: password
+             * @description The 6-digit code shown by the authenticator app.
+             */
+            code?: string;
+            /**
+             * Format: password
+             * @description The account's password.
+             */
+            password?: string;
+        };
+        /**
          * DeleteAccountRequest
          * @description Proof that the caller is the account's owner.
          */
@@ -509,6 +616,50 @@ export interface components {
             password: string;
             /** @description ALTCHA solution (base64 JSON) when a CAPTCHA is required. */
             captcha?: string;
+        };
+        /** @description What `POST /v1/sessions` answers with: tokens, or the second step. */
+        LoginResult: components["schemas"]["Tokens"] | components["schemas"]["MfaChallenge"];
+        /**
+         * MfaChallenge
+         * @description The second step of a sign-in is needed: no tokens yet.
+         */
+        MfaChallenge: {
+            /** @description Always `true`: send a code to `POST /v1/sessions/mfa`. */
+            mfa_required: boolean;
+            /**
+             * @description Short-lived, single-use token for `POST /v1/sessions/mfa` (not an
+             *     access or refresh token).
+             */
+            mfa_token: string;
+            /**
+             * Format: uint64
+             * @description Seconds until `mfa_token` expires.
+             */
+            expires_in: number;
+            /** @description The second factors this account has: `totp`, `recovery_code`. */
+            methods: string[];
+        };
+        /**
+         * MfaLoginRequest
+         * @description The second step of a sign-in: the `mfa_token` and exactly one of
+         *     `code` and `recovery_code`.
+         */
+        MfaLoginRequest: {
+            /**
+             * Format: password
+             * @description The `mfa_token` from `POST /v1/sessions`.
+             */
+            mfa_token: string;
+            /**
+             * Format: password
+             * @description The 6-digit code shown by the authenticator app.
+             */
+            code?: string;
+            /**
+             * Format: password
+             * @description One of the recovery codes (each works once).
+             */
+            recovery_code?: string;
         };
         /**
          * NotMeRequest
@@ -567,6 +718,17 @@ export interface components {
             detail: string;
             /** @description Field-level failures (validation problems only). */
             errors?: components["schemas"]["FieldError"][];
+        };
+        /**
+         * RecoveryCodes
+         * @description A new set of recovery codes, shown once.
+         */
+        RecoveryCodes: {
+            /**
+             * @description Ten single-use codes (`xxxxx-xxxxx`); only their hashes are kept, so
+             *     they cannot be shown again.
+             */
+            recovery_codes: string[];
         };
         /**
          * RefreshRequest
@@ -675,6 +837,18 @@ export interface components {
             refresh_token: string;
             /** @description The signed-in account. */
             user: components["schemas"]["User"] & unknown;
+        };
+        /**
+         * TotpEnrolment
+         * @description A TOTP secret to enrol (pending until activated).
+         */
+        TotpEnrolment: {
+            /** @description The secret in base32 (RFC 4648), for typing into an app by hand. */
+            secret: string;
+            /** @description The `otpauth://totp/...` key URI (SHA-1, 6 digits, 30 s). */
+            otpauth_uri: string;
+            /** @description The key URI as a QR code: an SVG document. */
+            qr_svg: string;
         };
         /**
          * UpdateProfileRequest
@@ -1140,13 +1314,17 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Signed in: a token pair. */
+            /**
+             * @description Signed in: a token pair; or, when the account has two-factor
+             *     sign-in on, `{mfa_required: true, mfa_token, expires_in, methods}`
+             *     and no tokens (continue with `POST /v1/sessions/mfa`).
+             */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json; charset=utf-8": components["schemas"]["Tokens"];
+                    "application/json; charset=utf-8": components["schemas"]["LoginResult"];
                 };
             };
             /** @description Problem details (RFC 9457). */
@@ -1498,6 +1676,486 @@ export interface operations {
             };
             /** @description Problem details (RFC 9457). */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    loginMfa: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["MfaLoginRequest"];
+            };
+        };
+        responses: {
+            /** @description Signed in: a token pair (`amr` `["pwd", "otp"]` or `["pwd", "rc"]`). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Tokens"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    totpBegin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A new secret, pending until activated with a code. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["TotpEnrolment"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    totpDisable: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["ConfirmRequest"];
+            };
+        };
+        responses: {
+            /** @description Two-factor sign-in is off; the other sessions are ended. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Problem details (RFC 9457). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    totpActivate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["CodeRequest"];
+            };
+        };
+        responses: {
+            /**
+             * @description Two-factor sign-in is on; the other sessions are ended. The
+             *     recovery codes are shown this once.
+             */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    regenerateRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["ConfirmRequest"];
+            };
+        };
+        responses: {
+            /**
+             * @description A new set; the old one no longer works and the other sessions are
+             *     ended. Shown this once.
+             */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
