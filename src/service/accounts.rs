@@ -117,7 +117,10 @@ impl Core {
                     .into_inner(),
             )),
         };
-        let update = ProfileUpdate { display_name };
+        let update = ProfileUpdate {
+            display_name,
+            ..ProfileUpdate::default()
+        };
         self.store
             .update_profile(&who.user_id, &update, self.clock.now())
             .await?

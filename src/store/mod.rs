@@ -9,6 +9,7 @@
 //! revoking sessions. The conformance suite (tests only) runs every check
 //! against both backends.
 
+pub mod email;
 pub mod embedded;
 pub mod mongo;
 pub mod records;
@@ -23,6 +24,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use email::{
+    EmailTicket, MailQueueStats, MailQueueStore, QueuedMail, TicketKind, TicketStore,
+};
 pub use records::{CredentialRecord, ProfileUpdate, SessionRecord, UserRecord};
 pub use rules::{LoginFailures, OnceKey, RotateOutcome, Rotation, classify_rotation};
 
@@ -128,7 +132,15 @@ pub trait ThrottleStore: Send + Sync {
 
 /// A whole backend: every kind of record, plus upkeep.
 #[async_trait]
-pub trait Store: UserStore + CredentialStore + SessionStore + OnceStore + ThrottleStore {
+pub trait Store:
+    UserStore
+    + CredentialStore
+    + SessionStore
+    + OnceStore
+    + ThrottleStore
+    + TicketStore
+    + MailQueueStore
+{
     /// Deletes what has expired by `now`: sessions, single-use keys and
     /// failed-sign-in records (and, on MongoDB, retired refresh tokens).
     /// Reads already ignore expired records; this only frees the space.

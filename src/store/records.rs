@@ -63,6 +63,8 @@ pub struct CredentialRecord {
 pub struct ProfileUpdate {
     /// `Some(None)` clears the display name.
     pub display_name: Option<Option<String>>,
+    /// Sets whether the address is proven (email verification).
+    pub email_verified: Option<bool>,
 }
 
 /// A session: one sign-in and the family of refresh tokens it grew.

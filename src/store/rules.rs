@@ -105,6 +105,17 @@ impl LoginFailures {
 pub enum OnceKey {
     /// A solved CAPTCHA challenge (its hex), so a solution works once.
     Captcha(String),
+    /// A spent password-reset ticket (its id): the link and the code of
+    /// one mail are one credential.
+    Reset(String),
+    /// A spent email-verification ticket (its id).
+    Verify(String),
+    /// One of the few tries at a ticket's email code (ticket id, try
+    /// number): a code dies when its tries are used up.
+    CodeTry(String, u32),
+    /// One send attempt of a queued mail (mail id, attempt number): the
+    /// lease that keeps two replicas from sending it at once.
+    MailLease(String, u32),
 }
 
 impl OnceKey {
@@ -113,6 +124,10 @@ impl OnceKey {
     pub fn stored_key(&self) -> String {
         match self {
             Self::Captcha(challenge) => format!("captcha:{challenge}"),
+            Self::Reset(jti) => format!("reset:{jti}"),
+            Self::Verify(jti) => format!("verify:{jti}"),
+            Self::CodeTry(jti, n) => format!("code:{jti}:{n}"),
+            Self::MailLease(id, n) => format!("mail:{id}:{n}"),
         }
     }
 }
@@ -124,5 +139,9 @@ mod tests {
     #[test]
     fn once_keys_are_stored_as_before() {
         assert_eq!(OnceKey::Captcha("00ff".into()).stored_key(), "captcha:00ff");
+        assert_eq!(OnceKey::Reset("j".into()).stored_key(), "reset:j");
+        assert_eq!(OnceKey::Verify("j".into()).stored_key(), "verify:j");
+        assert_eq!(OnceKey::CodeTry("j".into(), 3).stored_key(), "code:j:3");
+        assert_eq!(OnceKey::MailLease("m".into(), 1).stored_key(), "mail:m:1");
     }
 }

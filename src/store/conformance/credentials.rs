@@ -42,6 +42,7 @@ pub(crate) async fn profile_update_keeps_credentials(store: DynStore) {
     store.create_user(&u, &c).await.unwrap();
     let upd = ProfileUpdate {
         display_name: Some(Some("Renamed".into())),
+        ..Default::default()
     };
     store
         .update_profile(&u.id, &upd, 1_800_000_000)

@@ -17,6 +17,7 @@
 //! `conformance::<trait file>::<check>`.
 
 pub(crate) mod credentials;
+pub(crate) mod email;
 pub(crate) mod once;
 pub(crate) mod sessions;
 pub(crate) mod throttles;
@@ -107,6 +108,18 @@ macro_rules! conformance_tests {
             upkeep {
                 ping,
                 purge_expired,
+            }
+            email {
+                ticket_round_trip,
+                newer_ticket_replaces_older,
+                expired_ticket_is_not_returned,
+                enqueue_is_idempotent,
+                only_due_mail_is_claimed,
+                sent_mail_is_never_claimed_again,
+                failed_mail_is_retried_when_due,
+                expired_lease_is_claimed_again,
+                concurrent_claims_get_one_each,
+                queue_stats,
             }
         );
     };

@@ -63,6 +63,7 @@ pub(crate) async fn update_profile(store: DynStore) {
     store.create_user(&u, &credentials()).await.unwrap();
     let upd = ProfileUpdate {
         display_name: Some(Some("Renamed".into())),
+        ..Default::default()
     };
     let after = store
         .update_profile(&u.id, &upd, 1_800_000_000)
@@ -86,6 +87,7 @@ pub(crate) async fn update_profile(store: DynStore) {
             &u.id,
             &ProfileUpdate {
                 display_name: Some(None),
+                ..Default::default()
             },
             1_800_000_002,
         )

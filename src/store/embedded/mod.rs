@@ -10,9 +10,10 @@
 //! email and for a user's sessions. A user's profile and credentials are one
 //! JSON value in `users` ([`users::StoredUser`]; see
 //! [`records`](super::records)). One file per trait: `users.rs`,
-//! `credentials.rs`, `sessions.rs`, `once.rs`, `throttles.rs`.
+//! `credentials.rs`, `sessions.rs`, `once.rs`, `throttles.rs`, `email.rs` (tickets and the mail queue).
 
 mod credentials;
+mod email;
 mod once;
 mod sessions;
 mod throttles;
@@ -107,6 +108,8 @@ impl EmbeddedStore {
         txn.open_table(sessions::USER_SESSIONS)?;
         txn.open_table(once::ONCE)?;
         txn.open_table(throttles::FAILURES)?;
+        txn.open_table(email::TICKETS)?;
+        txn.open_table(email::MAIL_QUEUE)?;
         txn.commit()?;
         Ok(Self { db: Arc::new(db) })
     }

@@ -117,6 +117,9 @@ impl UserStore for EmbeddedStore {
                 if let Some(name) = update.display_name {
                     stored.user.display_name = name;
                 }
+                if let Some(verified) = update.email_verified {
+                    stored.user.email_verified = verified;
+                }
                 stored.user.updated_at = now;
                 let user = stored.user.clone();
                 (Some(stored), user)

@@ -39,6 +39,7 @@
 //! `once.rs`, `throttles.rs`); `errors.rs` maps driver errors.
 
 mod credentials;
+mod email;
 mod errors;
 mod once;
 mod sessions;
@@ -60,13 +61,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use self::errors::{NOT_IMPLEMENTED, command_code, is_duplicate_key, map_err, scrub};
-use super::{OnceKey, Store, StoreError, StoreResult};
+use super::{OnceKey, Store, StoreError, StoreResult, TicketKind};
 
 const USERS: &str = "users";
 const SESSIONS: &str = "sessions";
 /// Short-lived records keyed by [`RevocationId`], all expiring on
 /// `expires_at`.
 const REVOCATIONS: &str = "revocations";
+/// The outgoing-mail queue (see `email.rs`).
+const MAIL_QUEUE: &str = "mail_queue";
 
 /// Date copy of `expires_at` for the TTL monitor (see the module docs).
 const EXPIRES_AT_DATE: &str = "expires_at_date";
@@ -85,6 +88,8 @@ enum RevocationId<'a> {
     LoginFailures(&'a str),
     /// `once:<stored key>`: a claimed single-use key.
     Once(&'a OnceKey),
+    /// `ticket:<kind>:<user id>`: a user's reset or verification ticket.
+    Ticket(TicketKind, &'a str),
 }
 
 impl RevocationId<'_> {
@@ -94,6 +99,7 @@ impl RevocationId<'_> {
             Self::RetiredToken(jti) => format!("rt:{jti}"),
             Self::LoginFailures(account) => format!("fail:{account}"),
             Self::Once(key) => format!("once:{}", key.stored_key()),
+            Self::Ticket(kind, user_id) => format!("ticket:{}:{user_id}", kind.as_str()),
         }
     }
 }
@@ -106,6 +112,7 @@ pub struct MongoStore {
     users: Collection<Document>,
     sessions: Collection<Document>,
     revocations: Collection<Document>,
+    mail_queue: Collection<Document>,
     /// Bound on every operation, so a server that stops answering (without
     /// closing its sockets) is reported as unavailable instead of hanging.
     op_timeout: Duration,
@@ -211,6 +218,7 @@ impl MongoStore {
             users: db.collection(USERS),
             sessions: db.collection(SESSIONS),
             revocations: db.collection(REVOCATIONS),
+            mail_queue: db.collection(MAIL_QUEUE),
             db,
             op_timeout,
             server_version,
@@ -278,7 +286,18 @@ impl MongoStore {
             index(doc! { "expires_at": 1 }, "expires_at"),
         )
         .await?;
-        Ok(self.create_ttl_index(&self.revocations).await? && ttl)
+        self.create_index(
+            &self.mail_queue,
+            index(doc! { "sent_at": 1, "next_attempt_at": 1 }, "due"),
+        )
+        .await?;
+        self.create_index(
+            &self.mail_queue,
+            index(doc! { "expires_at": 1 }, "expires_at"),
+        )
+        .await?;
+        let mail_ttl = self.create_ttl_index(&self.mail_queue).await?;
+        Ok(self.create_ttl_index(&self.revocations).await? && ttl && mail_ttl)
     }
 
     async fn create_index(

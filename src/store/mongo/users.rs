@@ -94,6 +94,9 @@ impl UserStore for MongoStore {
         if let Some(name) = &update.display_name {
             set.insert("display_name", name.clone());
         }
+        if let Some(verified) = update.email_verified {
+            set.insert("email_verified", verified);
+        }
         // `$set` of profile fields only: the credentials stay. FerretDB v1
         // takes no projection here, so the document comes back whole; the
         // hash is dropped by decoding into `UserRecord` and goes no further.
