@@ -23,6 +23,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod jobs;
+pub mod mail;
 pub mod service;
 pub mod startup;
 pub mod store;
