@@ -1,5 +1,5 @@
-//! Background tasks that run beside the server: today the purge of expired
-//! records and idle rate-limit buckets.
+//! Background tasks that run beside the server: the purge of expired
+//! records and idle rate-limit buckets, and the mail sender.
 
 use std::time::Duration;
 
@@ -16,14 +16,52 @@ pub struct Jobs {
 impl Jobs {
     /// Stops every task.
     pub fn stop(self) {
-        for t in self.tasks {
+        drop(self);
+    }
+}
+
+impl Drop for Jobs {
+    /// The tasks end with their server, also when its future is dropped
+    /// rather than stopped (a server task aborted in tests).
+    fn drop(&mut self) {
+        for t in &self.tasks {
             t.abort();
         }
     }
 }
 
+/// How often the mail sender looks for due mail when nothing wakes it
+/// (mail queued by another replica, retries coming due).
+pub const MAIL_POLL_EVERY: Duration = Duration::from_secs(1);
+/// Most mails sent in one round before the sender yields.
+const MAIL_ROUND: usize = 50;
+
+/// The mail sender: sends due mail from the store's queue, woken when this
+/// process queues one and at least every [`MAIL_POLL_EVERY`].
+fn spawn_mail_sender(core: Core) -> tokio::task::JoinHandle<()> {
+    for name in [
+        "portcullis_mail_queued_total",
+        "portcullis_mail_sent_total",
+        "portcullis_mail_failed_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    tokio::spawn(async move {
+        loop {
+            match core.send_due_mail(MAIL_ROUND).await {
+                // A full round: there may be more right away.
+                Ok(r) if r.sent + r.dropped + r.failed >= MAIL_ROUND => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "mail sender: store unavailable; will retry"),
+            }
+            core.wait_for_mail(MAIL_POLL_EVERY).await;
+        }
+    })
+}
+
 /// Starts the background tasks for `core`.
 pub fn spawn(core: Core) -> Jobs {
+    let mail = spawn_mail_sender(core.clone());
     let purge = tokio::spawn(async move {
         let mut tick = tokio::time::interval(PURGE_EVERY);
         loop {
@@ -35,5 +73,7 @@ pub fn spawn(core: Core) -> Jobs {
             }
         }
     });
-    Jobs { tasks: vec![purge] }
+    Jobs {
+        tasks: vec![purge, mail],
+    }
 }

@@ -5,9 +5,11 @@
 //! `extract` holds the bearer principal and the client's address.
 
 pub mod captcha;
+pub mod email;
 pub mod extract;
 pub mod health;
 mod middleware;
+pub mod pages;
 pub mod password;
 pub mod problem;
 pub mod sessions;
@@ -36,6 +38,8 @@ pub enum ApiTags {
     Sessions,
     /// Password changes and resets.
     Password,
+    /// Email verification.
+    Email,
     /// Proof-of-work challenges.
     Captcha,
     /// Discovery documents for resource servers.
@@ -52,6 +56,9 @@ pub type Api = (
     captcha::CaptchaApi,
     wellknown::WellKnownApi,
     health::HealthApi,
+    // Email flows (issue 10).
+    password::RecoveryApi,
+    email::EmailApi,
 );
 
 /// Builds the OpenAPI service (the same one `portcullis openapi` prints).
@@ -63,6 +70,8 @@ pub fn service() -> OpenApiService<Api, ()> {
         captcha::CaptchaApi,
         wellknown::WellKnownApi,
         health::HealthApi,
+        password::RecoveryApi,
+        email::EmailApi,
     );
     OpenApiService::new(api, "Portcullis", env!("CARGO_PKG_VERSION"))
         .description(
@@ -111,6 +120,7 @@ pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
         .map(|p| p.keys().cloned().collect())
         .unwrap_or_default();
     templates.extend(["/docs", "/openapi.json", "/metrics"].map(String::from));
+    templates.extend(pages::PATHS.map(String::from));
     let labels = Arc::new(crate::telemetry::RouteLabels::new(
         templates.iter().map(String::as_str),
     ));
@@ -119,6 +129,8 @@ pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
         .nest("/", api)
         .nest("/docs", ui)
         .at("/openapi.json", spec)
+        .at(pages::RESET_PATH, pages::reset_page())
+        .at(pages::VERIFY_PATH, pages::verify_page())
         .at(
             "/metrics",
             poem::get(poem::endpoint::make_sync(|_| middleware::metrics_text())),

@@ -241,6 +241,24 @@ pub fn problem_of(e: &Error) -> Problem {
             "CAPTCHA required",
             "Solve the challenge from GET /v1/captcha and send it as `captcha`.",
         ),
+        Error::TicketInvalid => Problem::new(
+            S::BAD_REQUEST,
+            "token-invalid-or-expired",
+            "Link or code invalid or expired",
+            "The link or code is invalid, expired, already used or replaced by a newer one. Request a new one.",
+        ),
+        Error::MfaRequired => Problem::new(
+            S::UNAUTHORIZED,
+            "mfa-required",
+            "Second factor required",
+            "This account has two-factor authentication on: send `mfa_code` or `recovery_code` too.",
+        ),
+        Error::EmailUnverified => Problem::new(
+            S::FORBIDDEN,
+            "email-unverified",
+            "Email address not verified",
+            "Confirm your email address with the link or code we sent, then sign in.",
+        ),
         Error::Unavailable => {
             tracing::error!("store unavailable");
             unavailable()

@@ -71,6 +71,16 @@ pub enum Error {
     /// A CAPTCHA solution is needed (missing, wrong, expired or used).
     #[error("captcha required")]
     CaptchaRequired,
+    /// A reset or verification link or code is invalid, expired, used,
+    /// superseded, or the code is wrong (one answer for all).
+    #[error("token invalid or expired")]
+    TicketInvalid,
+    /// The account has two-factor on: the action also needs a second factor.
+    #[error("second factor required")]
+    MfaRequired,
+    /// Sign-in needs a verified email address (`PORTCULLIS_REQUIRE_VERIFIED_EMAIL`).
+    #[error("email unverified")]
+    EmailUnverified,
     /// The store cannot be reached; the request may succeed later.
     #[error("store unavailable")]
     Unavailable,

@@ -9,6 +9,11 @@ mod error;
 mod guards;
 mod passwords;
 mod sessions;
+// Email flows (issue 10).
+mod mail;
+mod recovery;
+mod tickets;
+mod verification;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -16,6 +21,10 @@ use std::sync::Arc;
 pub use accounts::Registration;
 pub use error::{Error, FieldError, Result};
 pub use sessions::{ADMIN_ROLE, LogoutScope};
+// Email flows (issue 10).
+pub use mail::{GIVE_UP_AFTER, Notice, Postbox, SEND_LEASE, SendRound};
+pub use recovery::PasswordReset;
+pub use tickets::TicketProof;
 
 use crate::auth::{Captcha, Limits, PasswordHasher, TokenService};
 use crate::clock::{Clock, UnixTime};
@@ -36,6 +45,8 @@ pub struct Core {
     pub(crate) limits: Arc<Limits>,
     pub(crate) captcha: Arc<Captcha>,
     pub(crate) clock: Clock,
+    /// Mailer, templates and the code key of the email flows.
+    pub(crate) mail: Arc<Postbox>,
 }
 
 /// A verified caller: the access token checked out and its session is live.
@@ -206,6 +217,7 @@ impl Core {
     /// records (sessions, single-use keys, failure counts) from the store.
     pub async fn housekeeping(&self) -> Result<u64> {
         self.limits.housekeeping();
+        self.purge_mail().await?;
         Ok(self.store.purge_expired(self.clock.now()).await?)
     }
 }

@@ -39,6 +39,8 @@ impl Core {
             .revoke_sessions_of(&account.id, Some(&who.sid), now)
             .await?;
         tracing::info!(user_id = %account.id, revoked, event = "password.changed", "password changed; other sessions revoked");
+        self.notify(&account.id, super::Notice::PasswordChanged)
+            .await;
         Ok(())
     }
 }

@@ -143,6 +143,8 @@ impl Core {
         if !failures.is_empty() {
             self.store.clear_login_failures(&account).await?;
         }
+        // Only after the password checked out: no oracle for strangers.
+        self.require_verified_email(&user)?;
         let tokens = self
             .start_session(user, vec!["pwd".to_string()], client)
             .await?;
