@@ -45,7 +45,11 @@ pub struct EmailApi;
 #[OpenApi(tag = "ApiTags::Email")]
 impl EmailApi {
     /// Verify an email address with the link's token or the mail's code.
-    #[oai(path = "/v1/email/verify", method = "post", operation_id = "verifyEmail")]
+    #[oai(
+        path = "/v1/email/verify",
+        method = "post",
+        operation_id = "verifyEmail"
+    )]
     async fn verify(
         &self,
         req: &Request,

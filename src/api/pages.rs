@@ -110,7 +110,10 @@ fn non_empty(s: Option<String>) -> Option<String> {
 /// The fields that prove a ticket: a hidden token, or address and code.
 fn proof_fields(token: Option<&str>, email: &str) -> String {
     match token {
-        Some(t) => format!("<input type=\"hidden\" name=\"token\" value=\"{}\">", esc(t)),
+        Some(t) => format!(
+            "<input type=\"hidden\" name=\"token\" value=\"{}\">",
+            esc(t)
+        ),
         None => format!(
             "<label>Email address<input type=\"email\" name=\"email\" autocomplete=\"email\" required value=\"{}\"></label>\
              <label>Code from the email<input name=\"email_code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{{8}}\" maxlength=\"8\" required></label>",

@@ -130,7 +130,10 @@ mod tests {
         assert!(raw.contains("multipart/alternative"), "{raw}");
         assert!(raw.contains("text/plain"));
         assert!(raw.contains("text/html"));
-        assert!(raw.contains("Message-ID: <reset_abc_.._x@example.org>"), "{raw}");
+        assert!(
+            raw.contains("Message-ID: <reset_abc_.._x@example.org>"),
+            "{raw}"
+        );
     }
 
     #[test]

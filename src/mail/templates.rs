@@ -19,10 +19,16 @@ pub const FALLBACK_LOCALE: &str = "en";
 
 /// Built-in templates: (path, source).
 const BUILT_IN: &[(&str, &str)] = &[
-    ("en/reset.subject", include_str!("templates/en/reset.subject")),
+    (
+        "en/reset.subject",
+        include_str!("templates/en/reset.subject"),
+    ),
     ("en/reset.txt", include_str!("templates/en/reset.txt")),
     ("en/reset.html", include_str!("templates/en/reset.html")),
-    ("en/verify.subject", include_str!("templates/en/verify.subject")),
+    (
+        "en/verify.subject",
+        include_str!("templates/en/verify.subject"),
+    ),
     ("en/verify.txt", include_str!("templates/en/verify.txt")),
     ("en/verify.html", include_str!("templates/en/verify.html")),
     (
@@ -37,7 +43,10 @@ const BUILT_IN: &[(&str, &str)] = &[
         "en/already_registered.html",
         include_str!("templates/en/already_registered.html"),
     ),
-    ("en/notice.subject", include_str!("templates/en/notice.subject")),
+    (
+        "en/notice.subject",
+        include_str!("templates/en/notice.subject"),
+    ),
     ("en/notice.txt", include_str!("templates/en/notice.txt")),
     ("en/notice.html", include_str!("templates/en/notice.html")),
 ];
@@ -124,7 +133,12 @@ impl Templates {
             template.render(ctx)
         };
         Ok(Rendered {
-            subject: part("subject")?.lines().next().unwrap_or("").trim().to_string(),
+            subject: part("subject")?
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string(),
             text: part("txt")?,
             html: part("html")?,
         })
@@ -149,9 +163,9 @@ mod tests {
                     name,
                     None,
                     &context! { link => "https://x/y?token=t", code => "12345678",
-                       minutes => 30, hours => 24, email => "a@example.com",
-                       notice => "password_changed", sign_in_url => "https://x",
-                       reset_url => "https://x/reset-password" },
+                    minutes => 30, hours => 24, email => "a@example.com",
+                    notice => "password_changed", sign_in_url => "https://x",
+                    reset_url => "https://x/reset-password" },
                 )
                 .unwrap();
             assert!(!r.subject.is_empty(), "{name}");
@@ -189,7 +203,9 @@ mod tests {
         let de = t.render("reset", Some("de"), &reset_ctx("l")).unwrap();
         let en = t.render("reset", None, &reset_ctx("l")).unwrap();
         assert_eq!(de, en);
-        let evil = t.render("reset", Some("../../etc"), &reset_ctx("l")).unwrap();
+        let evil = t
+            .render("reset", Some("../../etc"), &reset_ctx("l"))
+            .unwrap();
         assert_eq!(evil, en);
     }
 }

@@ -254,9 +254,7 @@ impl Core {
 
     /// Base of links in mail (`PORTCULLIS_APP_URL` or the public URL).
     fn link_base(&self) -> &str {
-        self.settings
-            .mail
-            .link_base(&self.settings.http.public_url)
+        self.settings.mail.link_base(&self.settings.http.public_url)
     }
 
     /// Turns a queue record into a message; `None` when there is nothing
@@ -323,7 +321,7 @@ impl Core {
                 let content = render(
                     "already_registered",
                     context! { email => email.clone(), sign_in_url => base.clone(),
-                               reset_url => format!("{base}/reset-password") },
+                    reset_url => format!("{base}/reset-password") },
                 )?;
                 Ok(Some(out(email, content)))
             }
@@ -338,7 +336,7 @@ impl Core {
                 let content = render(
                     "notice",
                     context! { notice => notice.to_string(), email => user.email.clone(),
-                               reset_url => format!("{base}/reset-password") },
+                    reset_url => format!("{base}/reset-password") },
                 )?;
                 Ok(Some(out(&user.email, content)))
             }

@@ -57,7 +57,10 @@ impl Core {
         let id = format!("reset:{}", uuid::Uuid::now_v7().simple());
         self.enqueue(id, KIND_RESET, None, Some(email.as_str()))
             .await?;
-        tracing::info!(event = "password.reset_requested", "password reset requested");
+        tracing::info!(
+            event = "password.reset_requested",
+            "password reset requested"
+        );
         Ok(())
     }
 
@@ -79,9 +82,9 @@ impl Core {
         let window = secs(FAILURE_WINDOW);
         let seen = self.store.login_failures(&key, now, window).await?;
         if seen.len() >= max {
-            let retry_after = seen
-                .first()
-                .map_or(1, |oldest| u64::try_from(oldest + window - now).unwrap_or(1));
+            let retry_after = seen.first().map_or(1, |oldest| {
+                u64::try_from(oldest + window - now).unwrap_or(1)
+            });
             return Err(Error::RateLimited {
                 retry_after: retry_after.max(1),
             });

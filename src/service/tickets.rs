@@ -68,7 +68,11 @@ fn random_code() -> Result<String> {
     loop {
         let n = u32::from_le_bytes(random_bytes::<4>()?);
         if n < limit {
-            return Ok(format!("{:0width$}", n % modulus, width = CODE_DIGITS as usize));
+            return Ok(format!(
+                "{:0width$}",
+                n % modulus,
+                width = CODE_DIGITS as usize
+            ));
         }
     }
 }

@@ -24,9 +24,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use email::{
-    EmailTicket, MailQueueStats, MailQueueStore, QueuedMail, TicketKind, TicketStore,
-};
+pub use email::{EmailTicket, MailQueueStats, MailQueueStore, QueuedMail, TicketKind, TicketStore};
 pub use records::{CredentialRecord, ProfileUpdate, SessionRecord, UserRecord};
 pub use rules::{LoginFailures, OnceKey, RotateOutcome, Rotation, classify_rotation};
 

@@ -11,10 +11,14 @@
 mod errors;
 mod helpers;
 mod limits;
+// Email flows (issue 10).
+mod mailbox;
 mod me;
 mod mongo;
 mod process;
+mod recovery;
 mod sessions;
 mod storm;
 mod users;
+mod verification;
 mod wellknown;

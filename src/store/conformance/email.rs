@@ -130,7 +130,11 @@ pub(crate) async fn enqueue_is_idempotent(store: DynStore) {
 pub(crate) async fn only_due_mail_is_claimed(store: DynStore) {
     store.enqueue_mail(&mail("later", NOW + 100)).await.unwrap();
     assert_eq!(store.claim_mail(NOW, NOW + 60).await.unwrap(), None);
-    let m = store.claim_mail(NOW + 100, NOW + 160).await.unwrap().unwrap();
+    let m = store
+        .claim_mail(NOW + 100, NOW + 160)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(m.id, "later");
     assert_eq!(m.next_attempt_at, NOW + 160);
     // Leased: nobody else gets it before the lease ends.
@@ -144,7 +148,10 @@ pub(crate) async fn sent_mail_is_never_claimed_again(store: DynStore) {
         .mail_sent(&m.id, m.attempts, NOW, NOW + 3600)
         .await
         .unwrap();
-    assert_eq!(store.claim_mail(NOW + 1000, NOW + 1060).await.unwrap(), None);
+    assert_eq!(
+        store.claim_mail(NOW + 1000, NOW + 1060).await.unwrap(),
+        None
+    );
     assert_eq!(store.mail_queue_stats(NOW).await.unwrap().pending, 0);
 }
 
@@ -169,13 +176,20 @@ pub(crate) async fn expired_lease_is_claimed_again(store: DynStore) {
     let first = store.claim_mail(NOW, NOW + 60).await.unwrap().unwrap();
     assert_eq!(first.attempts, 1);
     // The claimer died mid-send: after the lease another one gets it.
-    let second = store.claim_mail(NOW + 60, NOW + 120).await.unwrap().unwrap();
+    let second = store
+        .claim_mail(NOW + 60, NOW + 120)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(second.attempts, 2);
 }
 
 pub(crate) async fn concurrent_claims_get_one_each(store: DynStore) {
     for i in 0..3 {
-        store.enqueue_mail(&mail(&format!("m{i}"), NOW)).await.unwrap();
+        store
+            .enqueue_mail(&mail(&format!("m{i}"), NOW))
+            .await
+            .unwrap();
     }
     let mut tasks = Vec::new();
     for _ in 0..12 {
@@ -191,7 +205,11 @@ pub(crate) async fn concurrent_claims_get_one_each(store: DynStore) {
         }
     }
     ids.sort();
-    assert_eq!(ids, vec!["m0", "m1", "m2"], "each mail claimed exactly once");
+    assert_eq!(
+        ids,
+        vec!["m0", "m1", "m2"],
+        "each mail claimed exactly once"
+    );
 }
 
 pub(crate) async fn queue_stats(store: DynStore) {
