@@ -10,6 +10,8 @@ use crate::store::{ProfileUpdate, TicketKind, UserRecord};
 
 /// Verification mails a user may ask for within 15 minutes before 429.
 pub const RESEND_PER_USER: usize = 3;
+/// "You already have an account" notices per address within 15 minutes.
+pub const NOTICES_PER_ADDRESS: usize = 3;
 
 impl Core {
     /// Whether sign-in needs a verified address (and registration answers
@@ -45,16 +47,28 @@ impl Core {
     pub async fn register_quietly(&self, input: Registration, client: &ClientInfo) -> Result<()> {
         let checked = self.check_registration(input, client).await?;
         let email = checked.email.as_str().to_string();
+        // Counted for every address, so both answers cost the same; it only
+        // matters for a taken one: repeated registrations must not flood
+        // its owner with notices. Over the limit, the notice is skipped
+        // silently (a 429 here would be an oracle).
+        let may_notify = self
+            .per_address_limit("registered", &email, NOTICES_PER_ADDRESS)
+            .await
+            .is_ok();
         match self.create_account(checked).await {
             Ok(user) => {
                 self.queue_verification(&user.id).await;
                 Ok(())
             }
-            Err(Error::Conflict(_)) => {
+            Err(Error::Conflict(_)) if may_notify => {
                 let id = format!("registered:{}", uuid::Uuid::now_v7().simple());
                 self.enqueue(id, KIND_ALREADY_REGISTERED, None, Some(&email))
                     .await?;
                 tracing::info!("registration with a taken address: notice queued");
+                Ok(())
+            }
+            Err(Error::Conflict(_)) => {
+                tracing::info!("registration with a taken address: notice limit reached");
                 Ok(())
             }
             Err(e) => Err(e),

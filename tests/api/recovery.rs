@@ -614,3 +614,29 @@ async fn reset_needs_a_token_or_a_code() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn forgot_needs_a_captcha_in_always_mode() {
+    let smtp = SmtpServer::start().await;
+    let url = smtp.url();
+    let app = spawn_app_with(|m| {
+        m.insert("PORTCULLIS_SMTP_URL".into(), url);
+        m.insert("PORTCULLIS_CAPTCHA".into(), "always".into());
+    })
+    .await;
+    let email = unique_email();
+    assert_problem(
+        app.forgot(&email).await,
+        StatusCode::BAD_REQUEST,
+        "captcha-required",
+    )
+    .await;
+    let solution = crate::helpers::solve_captcha(&app.captcha().await);
+    let r = app
+        .post_json(
+            "/v1/password/forgot",
+            &serde_json::json!({"email": email, "captcha": solution}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+}
