@@ -39,6 +39,8 @@ const MAIL_ROUND: usize = 50;
 /// The mail sender: sends due mail from the store's queue, woken when this
 /// process queues one and at least every [`MAIL_POLL_EVERY`].
 fn spawn_mail_sender(core: Core) -> tokio::task::JoinHandle<()> {
+    // Every mail counter exists (at 0) from start-up: the recorder first.
+    let _ = crate::telemetry::metrics();
     for name in [
         "portcullis_mail_queued_total",
         "portcullis_mail_sent_total",

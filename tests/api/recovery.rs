@@ -484,6 +484,24 @@ async fn outbox_mode_writes_a_readable_eml() {
         StatusCode::NO_CONTENT
     );
     app.login_ok(&email, NEW_PASSWORD).await;
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "portcullis_mail_queued_total",
+        "portcullis_mail_sent_total",
+        "portcullis_mail_failed_total",
+        "portcullis_mail_queue_pending",
+        "portcullis_mail_queue_age_seconds",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
 }
 
 #[tokio::test]

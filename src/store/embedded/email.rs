@@ -1,7 +1,9 @@
 //! [`TicketStore`] and [`MailQueueStore`] on redb: `email_tickets`
-//! (`<kind>:<user id>` → JSON [`EmailTicket`]) and `mail_queue` (mail id →
-//! JSON [`QueuedMail`]). redb admits one writer at a time, so a claim is a
-//! plain read-modify-write in one transaction.
+//! (`<kind>:<user id>` → JSON [`EmailTicket`]), `mail_queue` (id → JSON
+//! [`QueuedMail`], unsent mail only) and `mail_sent` (id → until when the
+//! id refuses a duplicate). Sent mail moves out of `mail_queue`, so the
+//! claim's scan stays as short as the backlog. redb admits one writer at a
+//! time, so a claim is a plain read-modify-write in one transaction.
 
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
@@ -13,8 +15,10 @@ use crate::store::{
 
 /// `<kind>:<user id>` → JSON [`EmailTicket`].
 pub(super) const TICKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("email_tickets");
-/// Mail id → JSON [`QueuedMail`].
+/// Mail id → JSON [`QueuedMail`], for mail not sent yet.
 pub(super) const MAIL_QUEUE: TableDefinition<&str, &[u8]> = TableDefinition::new("mail_queue");
+/// Id of a sent mail → when its record may be forgotten (unix seconds).
+pub(super) const MAIL_SENT: TableDefinition<&str, i64> = TableDefinition::new("mail_sent");
 
 fn ticket_key(kind: TicketKind, user_id: &str) -> String {
     format!("{}:{user_id}", kind.as_str())
@@ -112,6 +116,10 @@ impl MailQueueStore for EmbeddedStore {
         self.run(move |db| {
             let txn = db.begin_write().map_err(other)?;
             {
+                let sent = txn.open_table(MAIL_SENT).map_err(other)?;
+                if sent.get(mail.id.as_str()).map_err(other)?.is_some() {
+                    return Ok(false);
+                }
                 let mut t = txn.open_table(MAIL_QUEUE).map_err(other)?;
                 if t.get(mail.id.as_str()).map_err(other)?.is_some() {
                     return Ok(false);
@@ -130,8 +138,8 @@ impl MailQueueStore for EmbeddedStore {
             let txn = db.begin_write().map_err(other)?;
             let claimed = {
                 let mut t = txn.open_table(MAIL_QUEUE).map_err(other)?;
-                // The queue is small (sent records are purged): a scan for
-                // the earliest due mail is cheap.
+                // The table holds unsent mail only: a scan for the earliest
+                // due one is as short as the backlog.
                 let mut due: Option<QueuedMail> = None;
                 for entry in t.iter().map_err(other)? {
                     let (_, v) = entry.map_err(other)?;
@@ -177,11 +185,21 @@ impl MailQueueStore for EmbeddedStore {
     ) -> StoreResult<()> {
         let id = id.to_string();
         self.run(move |db| {
-            update_mail(db, &id, attempt, |m| {
-                m.sent_at = Some(now);
-                m.last_error = None;
-                m.expires_at = keep_until;
-            })
+            let txn = db.begin_write().map_err(other)?;
+            {
+                let mut t = txn.open_table(MAIL_QUEUE).map_err(other)?;
+                let Some(mail) = get_json::<QueuedMail>(&t, &id)? else {
+                    return Ok(());
+                };
+                if mail.attempts != attempt {
+                    return Ok(());
+                }
+                t.remove(id.as_str()).map_err(other)?;
+                let mut sent = txn.open_table(MAIL_SENT).map_err(other)?;
+                sent.insert(id.as_str(), keep_until.max(now))
+                    .map_err(other)?;
+            }
+            txn.commit().map_err(other)
         })
         .await
     }
@@ -236,6 +254,15 @@ impl MailQueueStore for EmbeddedStore {
                 let mut q = txn.open_table(MAIL_QUEUE).map_err(other)?;
                 q.retain(|_, v| {
                     let keep = decode::<QueuedMail>(v).is_ok_and(|m| m.expires_at > now);
+                    if !keep {
+                        purged += 1;
+                    }
+                    keep
+                })
+                .map_err(other)?;
+                let mut sent = txn.open_table(MAIL_SENT).map_err(other)?;
+                sent.retain(|_, exp| {
+                    let keep = exp > now;
                     if !keep {
                         purged += 1;
                     }

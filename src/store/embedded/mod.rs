@@ -110,6 +110,7 @@ impl EmbeddedStore {
         txn.open_table(throttles::FAILURES)?;
         txn.open_table(email::TICKETS)?;
         txn.open_table(email::MAIL_QUEUE)?;
+        txn.open_table(email::MAIL_SENT)?;
         txn.commit()?;
         Ok(Self { db: Arc::new(db) })
     }
