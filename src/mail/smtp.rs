@@ -59,3 +59,26 @@ impl Mailer for SmtpMailer {
         format!("smtp ({})", self.host)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn urls_of_every_form_are_accepted_and_credentials_never_shown() {
+        for (url, shown) in [
+            ("smtp://127.0.0.1:2525", "smtp://127.0.0.1:2525"),
+            (
+                "smtp://user:s3cret@mail.example:587?tls=starttls",
+                "smtp://mail.example:587",
+            ),
+            ("smtps://user:s3cret@mail.example", "smtps://mail.example"),
+        ] {
+            let m = SmtpMailer::new(url).unwrap();
+            assert_eq!(m.describe(), format!("smtp ({shown})"));
+            assert!(!m.describe().contains("s3cret"));
+        }
+        let err = SmtpMailer::new("ftp://user:s3cret@x").err().unwrap();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+}
