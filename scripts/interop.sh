@@ -2,7 +2,7 @@
 # Proved from the outside: third-party clients against a real Portcullis.
 #
 #   scripts/interop.sh                      # binary from $PORTCULLIS_BIN or target/debug/portcullis
-#   INTEROP_ONLY=jwt scripts/interop.sh     # only some phases: jwt, swagger, fuzz (comma-separated)
+#   INTEROP_ONLY=jwt scripts/interop.sh     # only some phases: jwt, swagger, fuzz, reset (comma-separated)
 #
 # 1. jwt     For EdDSA, ES256 and RS256: a resource server verifies access
 #            tokens with PyJWT (PyJWKClient) and with jose (createRemoteJWKSet),
@@ -15,6 +15,11 @@
 #            with a bearer token, GET /v1/me via "Try it out" → "Execute"; the
 #            page must show 200 and the email. Screenshot:
 #            interop/artifacts/swagger-me.png.
+# 4. reset   (issue 10) The built-in password-reset page in headless Chromium
+#            with JavaScript off: ask for a reset, take the link from the
+#            outbox `.eml` (parsed as MIME), open it, type a new password,
+#            submit; then sign in with it (and not with the old one).
+#            Screenshot: interop/artifacts/reset-page.png.
 # 3. fuzz    schemathesis against /openapi.json (seeded, bounded examples),
 #            checks not_a_server_error, status_code_conformance,
 #            content_type_conformance, response_schema_conformance, with a
@@ -35,7 +40,7 @@ INTEROP="$ROOT/interop"
 ARTIFACTS="$INTEROP/artifacts"
 BIN=${PORTCULLIS_BIN:-$ROOT/target/debug/portcullis}
 case "$BIN" in /*) ;; *) BIN="$PWD/$BIN" ;; esac
-ONLY=${INTEROP_ONLY:-jwt,swagger,fuzz}
+ONLY=${INTEROP_ONLY:-jwt,swagger,fuzz,reset}
 FUZZ_EXAMPLES=${INTEROP_FUZZ_EXAMPLES:-50}
 FUZZ_SEED=${INTEROP_FUZZ_SEED:-20261125}
 CHROMIUM=/usr/bin/chromium
@@ -266,10 +271,10 @@ t0=$SECONDS
 if wants jwt || wants fuzz; then
   if out=$(install_python 2>&1); then echo "$out"; else fail "install python tools" "$out"; setup_ok=false; fi
 fi
-if wants jwt || wants swagger; then
+if wants jwt || wants swagger || wants reset; then
   if out=$(install_node 2>&1); then echo "$out"; else fail "install node tools" "$out"; setup_ok=false; fi
 fi
-if wants swagger; then
+if wants swagger || wants reset; then
   if out=$(install_chromium 2>&1); then [ -z "$out" ] || echo "$out"; else fail "install chromium" "$out"; setup_ok=false; fi
 fi
 log "setup took $((SECONDS - t0))s; binary $BIN"
@@ -432,5 +437,45 @@ fuzz_phase() {
   log "fuzz took $((SECONDS - t0))s"
 }
 
+# ---------------------------------------------------------------- 4. reset
+reset_phase() {
+  local t0=$SECONDS email=reset@example.com new='a brand new passphrase 77' eml link out rc=0 i
+  log "--- reset (built-in page, headless Chromium, JavaScript off)"
+  new_server reset EdDSA 15m
+  start_server reset
+  register_login reset "$email" >/dev/null
+  api reset POST /v1/password/forgot "{\"email\":\"$email\"}" >/dev/null
+  # Outbox mode: the mail is an .eml file; wait for the reset mail.
+  for i in $(seq 1 100); do
+    eml=$(grep -l -s 'Reset your password' "$WORK/reset/data/outbox/"*.eml | head -n 1 || true)
+    [ -n "$eml" ] && break
+    sleep 0.1
+  done
+  if [ -z "$eml" ]; then fail "reset: no reset mail in the outbox"; stop_server reset; return 0; fi
+  link=$(python3 - "$eml" <<'PYEOF'
+import email, email.policy, re, sys
+msg = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
+text = msg.get_body(preferencelist=("plain",)).get_content()
+print(re.search(r"https?://\S+token=\S+", text).group(0))
+PYEOF
+)
+  out=$(timeout 120 node "$INTEROP/reset_page.mjs" --link "$link" --password "$new" \
+    --screenshot "$ARTIFACTS/reset-page.png" --chromium "$CHROMIUM" 2>&1) || rc=$?
+  if [ "$rc" -eq 0 ]; then
+    pass "reset: mail link → built-in page (no script, strict CSP) → new password → 'Password changed'"
+  else
+    fail "reset: built-in page in headless Chromium (exit $rc)" "$out"
+  fi
+  if api reset POST /v1/sessions "{\"email\":\"$email\",\"password\":\"$new\"}" >/dev/null 2>&1 \
+    && ! api reset POST /v1/sessions "{\"email\":\"$email\",\"password\":\"$PASSWORD\"}" >/dev/null 2>&1; then
+    pass "reset: signs in with the new password, not with the old one"
+  else
+    fail "reset: sign-in after the reset"
+  fi
+  stop_server reset
+  log "reset took $((SECONDS - t0))s (screenshot: interop/artifacts/reset-page.png)"
+}
+
 if wants swagger; then run_phase swagger swagger_phase; fi
+if wants reset; then run_phase reset reset_phase; fi
 if wants fuzz; then run_phase fuzz fuzz_phase; fi

@@ -168,6 +168,19 @@ pub struct MailSettings {
     pub smtp_url: Option<SecretString>,
     /// `PORTCULLIS_SMTP_FROM`: sender address of outgoing mail.
     pub smtp_from: String,
+    /// `PORTCULLIS_APP_URL`: base of the links in emails (an SPA's pages);
+    /// unset: the public URL, where the built-in pages answer.
+    pub app_url: Option<String>,
+    /// `PORTCULLIS_RESET_TTL`: lifetime of a password-reset link and code (default 30m).
+    pub reset_ttl: Duration,
+    /// `PORTCULLIS_VERIFY_TTL`: lifetime of an email-verification link and code (default 24h).
+    pub verify_ttl: Duration,
+    /// `PORTCULLIS_TEMPLATES_DIR`: folder of templates overriding the
+    /// built-in ones (`<locale>/<name>.{subject,txt,html}`).
+    pub templates_dir: Option<PathBuf>,
+    /// `PORTCULLIS_REQUIRE_VERIFIED_EMAIL`: sign-in needs a verified email,
+    /// and registration answers 202 for new and taken emails alike.
+    pub require_verified_email: bool,
 }
 
 /// Abuse limits.
@@ -214,6 +227,11 @@ pub const KNOWN_KEYS: &[&str] = &[
     "PORTCULLIS_TRUSTED_PROXIES",
     "PORTCULLIS_SMTP_URL",
     "PORTCULLIS_SMTP_FROM",
+    "PORTCULLIS_APP_URL",
+    "PORTCULLIS_RESET_TTL",
+    "PORTCULLIS_VERIFY_TTL",
+    "PORTCULLIS_TEMPLATES_DIR",
+    "PORTCULLIS_REQUIRE_VERIFIED_EMAIL",
     "PORTCULLIS_CAPTCHA",
     "PORTCULLIS_LOGIN_MAX_FAILURES",
     "PORTCULLIS_RATE_LIMIT",
@@ -243,6 +261,13 @@ fn unknown_keys(map: &BTreeMap<String, String>) -> Vec<String> {
         .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
         .cloned()
         .collect()
+}
+
+impl MailSettings {
+    /// Base of the links in emails: `PORTCULLIS_APP_URL`, else `public_url`.
+    pub fn link_base<'a>(&'a self, public_url: &'a str) -> &'a str {
+        self.app_url.as_deref().unwrap_or(public_url)
+    }
 }
 
 impl Settings {
@@ -384,6 +409,27 @@ impl Settings {
         let avatar_max_bytes = get_or("PORTCULLIS_AVATAR_MAX_BYTES", "2097152")
             .parse()
             .context("PORTCULLIS_AVATAR_MAX_BYTES must be a number of bytes")?;
+        let reset_ttl = parse_duration(&get_or("PORTCULLIS_RESET_TTL", "30m"))
+            .context("PORTCULLIS_RESET_TTL")?;
+        let verify_ttl = parse_duration(&get_or("PORTCULLIS_VERIFY_TTL", "24h"))
+            .context("PORTCULLIS_VERIFY_TTL")?;
+        if reset_ttl.is_zero() || verify_ttl.is_zero() {
+            bail!("PORTCULLIS_RESET_TTL and PORTCULLIS_VERIFY_TTL must be longer than zero");
+        }
+        let require_verified_email =
+            match get_or("PORTCULLIS_REQUIRE_VERIFIED_EMAIL", "false").as_str() {
+                "true" | "on" | "1" => true,
+                "false" | "off" | "0" => false,
+                other => {
+                    bail!("PORTCULLIS_REQUIRE_VERIFIED_EMAIL must be true or false, not {other:?}")
+                }
+            };
+        let app_url = get("PORTCULLIS_APP_URL").map(|u| u.trim_end_matches('/').to_string());
+        if let Some(u) = &app_url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            bail!("PORTCULLIS_APP_URL must be an http(s) URL, not {u:?}");
+        }
         let log_format = match get("PORTCULLIS_LOG_FORMAT") {
             Some("json") => LogFormat::Json,
             Some("pretty") => LogFormat::Pretty,
@@ -432,6 +478,11 @@ impl Settings {
             mail: MailSettings {
                 smtp_url: get("PORTCULLIS_SMTP_URL").map(|s| SecretString::from(s.to_string())),
                 smtp_from: get_or("PORTCULLIS_SMTP_FROM", "Portcullis <no-reply@localhost>"),
+                app_url,
+                reset_ttl,
+                verify_ttl,
+                templates_dir: get("PORTCULLIS_TEMPLATES_DIR").map(PathBuf::from),
+                require_verified_email,
             },
             limits: LimitSettings {
                 captcha,
@@ -642,6 +693,12 @@ mod tests {
         assert_eq!(s.security.detect_stuffing_accounts, 10);
         assert_eq!(s.security.detect_burst_networks, 3);
         assert_eq!(s.security.shutdown_timeout, Duration::from_secs(10));
+        assert!(s.mail.smtp_url.is_none());
+        assert_eq!(s.mail.app_url, None);
+        assert_eq!(s.mail.reset_ttl, Duration::from_secs(30 * 60));
+        assert_eq!(s.mail.verify_ttl, Duration::from_secs(24 * 3600));
+        assert!(!s.mail.require_verified_email);
+        assert!(s.mail.templates_dir.is_none());
     }
 
     #[test]
@@ -688,6 +745,9 @@ mod tests {
             ("PORTCULLIS_WEBHOOK_URL", "https://hooks.example/x"),
             ("PORTCULLIS_DETECT_BURST_NETWORKS", "0"),
             ("PORTCULLIS_AUDIT_RETENTION", "0s"),
+            ("PORTCULLIS_RESET_TTL", "0s"),
+            ("PORTCULLIS_REQUIRE_VERIFIED_EMAIL", "maybe"),
+            ("PORTCULLIS_APP_URL", "javascript:alert(1)"),
         ] {
             let map = BTreeMap::from([(k.to_string(), v.to_string())]);
             assert!(Settings::from_map(&map).is_err(), "{k}={v} accepted");

@@ -1,6 +1,6 @@
 //! Background tasks that run beside the server: the purge of expired
-//! records and idle rate-limit buckets; the audit flusher, the purge of
-//! audit events past retention and the webhook delivery loop (issue 14).
+//! records and idle rate-limit buckets, the mail sender, the audit flusher,
+//! the purge of audit events past retention and the webhook delivery loop.
 
 use std::time::Duration;
 
@@ -21,12 +21,20 @@ pub struct Jobs {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+impl Drop for Jobs {
+    /// The tasks end with their server, also when its future is dropped
+    /// rather than stopped (a server task aborted in tests).
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
 impl Jobs {
     /// Stops every task.
     pub fn stop(self) {
-        for t in self.tasks {
-            t.abort();
-        }
+        drop(self);
     }
 
     /// Clean shutdown: stores the buffered audit events (bounded wait),
@@ -42,10 +50,41 @@ impl Jobs {
     }
 }
 
+/// How often the mail sender looks for due mail when nothing wakes it
+/// (mail queued by another replica, retries coming due).
+pub const MAIL_POLL_EVERY: Duration = Duration::from_secs(1);
+/// Most mails sent in one round before the sender yields.
+const MAIL_ROUND: usize = 50;
+
+/// The mail sender: sends due mail from the store's queue, woken when this
+/// process queues one and at least every [`MAIL_POLL_EVERY`].
+fn spawn_mail_sender(core: Core) -> tokio::task::JoinHandle<()> {
+    // Every mail counter exists (at 0) from start-up: the recorder first.
+    let _ = crate::telemetry::metrics();
+    for name in [
+        "portcullis_mail_queued_total",
+        "portcullis_mail_sent_total",
+        "portcullis_mail_failed_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    tokio::spawn(async move {
+        loop {
+            match core.send_due_mail(MAIL_ROUND).await {
+                // A full round: there may be more right away.
+                Ok(r) if r.sent + r.dropped + r.failed >= MAIL_ROUND => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "mail sender: store unavailable; will retry"),
+            }
+            core.wait_for_mail(MAIL_POLL_EVERY).await;
+        }
+    })
+}
+
 /// Starts the background tasks for `core`.
 pub fn spawn(core: Core) -> Jobs {
     crate::audit::register_metrics();
-    let mut tasks = Vec::new();
+    let mut tasks = vec![spawn_mail_sender(core.clone())];
     let purge_core = core.clone();
     tasks.push(tokio::spawn(async move {
         let core = purge_core;

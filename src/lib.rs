@@ -9,8 +9,8 @@
 //!   middleware, extractors. Thin: parse, call a use case, map.
 //! - [`service`]: the use cases, one file per capability, on one [`service::Core`];
 //!   its own error type with no HTTP in it.
-//! - [`auth`] (tokens, keys, password hashing, CAPTCHA, limits) and
-//!   [`domain`] (validated newtypes).
+//! - [`auth`] (tokens, keys, password hashing, CAPTCHA, limits),
+//!   [`domain`] (validated newtypes) and [`mail`] (the mailer and templates).
 //! - [`store`]: traits per kind of record and two backends (`embedded` on
 //!   redb, `mongo` on MongoDB).
 //! - [`media`]: avatar decoding and re-encoding (used by `service`).
@@ -27,6 +27,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod jobs;
+pub mod mail;
 pub mod media;
 pub mod service;
 pub mod startup;

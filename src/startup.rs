@@ -15,7 +15,7 @@ use crate::auth::{Captcha, KeyRing, Limits, PasswordHasher, TokenService};
 use crate::clock::Clock;
 use crate::config::{Settings, StoreSettings};
 use crate::domain::PasswordPolicy;
-use crate::service::Core;
+use crate::service::{Core, Postbox};
 use crate::store::DynStore;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::mongo::MongoStore;
@@ -67,6 +67,7 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
     }
     let (captcha_key, _) = load_or_create_secret(keys_dir, "captcha-hmac.key")?;
     let second_factor = Arc::new(SecondFactorKeys::load(keys_dir)?);
+    let postbox = build_postbox(&settings)?;
     let store = open_store(&settings.store).await?;
     let t = &settings.tokens;
     let tokens = TokenService::new(
@@ -96,7 +97,21 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
         clock,
         security: Arc::default(),
         second_factor,
+        mail: Arc::new(postbox),
     })
+}
+
+/// The mailer (SMTP or outbox), templates and email-code key.
+fn build_postbox(settings: &Settings) -> anyhow::Result<Postbox> {
+    let m = &settings.mail;
+    let mailer = crate::mail::mailer_from_settings(
+        m.smtp_url.as_ref().map(|u| u.expose_secret()),
+        &settings.store.data_dir,
+    )?;
+    let from = crate::mail::parse_from(&m.smtp_from)?;
+    let templates = crate::mail::Templates::new(m.templates_dir.clone());
+    let (code_key, _) = load_or_create_secret(&settings.tokens.keys_dir, "email-code-hmac.key")?;
+    Ok(Postbox::new(mailer, templates, from, code_key))
 }
 
 /// A bound, ready-to-run server.
@@ -155,7 +170,7 @@ impl Application {
         stop: impl std::future::Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
         let jobs = crate::jobs::spawn(self.core.clone());
-        tracing::info!(addr = %self.addr, store = %self.core.store_name(), "portcullis listening");
+        tracing::info!(addr = %self.addr, store = %self.core.store_name(), mail = %self.core.mailer_name(), "portcullis listening");
         let grace = self.core.settings.security.shutdown_timeout;
         let core = self.core.clone();
         let app = crate::api::routes(self.core);

@@ -8,10 +8,12 @@ pub mod activity;
 pub mod admin;
 pub mod avatar;
 pub mod captcha;
+pub mod email;
 pub mod extract;
 pub mod health;
 pub mod mfa;
 mod middleware;
+pub mod pages;
 pub mod password;
 pub mod problem;
 pub mod sessions;
@@ -42,6 +44,8 @@ pub enum ApiTags {
     Password,
     /// Two-factor sign-in: TOTP and recovery codes.
     Mfa,
+    /// Email verification.
+    Email,
     /// Proof-of-work challenges.
     Captcha,
     /// Discovery documents for resource servers.
@@ -64,6 +68,9 @@ pub type Api = (
     avatar::AvatarApi,
     admin::AdminApi,
     activity::ActivityApi,
+    // Email flows (issue 10).
+    password::RecoveryApi,
+    email::EmailApi,
 );
 
 /// Builds the OpenAPI service (the same one `portcullis openapi` prints).
@@ -79,6 +86,8 @@ pub fn service() -> OpenApiService<Api, ()> {
         avatar::AvatarApi,
         admin::AdminApi,
         activity::ActivityApi,
+        password::RecoveryApi,
+        email::EmailApi,
     );
     OpenApiService::new(api, "Portcullis", env!("CARGO_PKG_VERSION"))
         .description(
@@ -129,6 +138,7 @@ pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
         .map(|p| p.keys().cloned().collect())
         .unwrap_or_default();
     templates.extend(["/docs", "/openapi.json", "/metrics"].map(String::from));
+    templates.extend(pages::PATHS.map(String::from));
     let labels = Arc::new(crate::telemetry::RouteLabels::new(
         templates.iter().map(String::as_str),
     ));
@@ -137,6 +147,8 @@ pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
         .nest("/", api)
         .nest("/docs", ui)
         .at("/openapi.json", spec)
+        .at(pages::RESET_PATH, pages::reset_page())
+        .at(pages::VERIFY_PATH, pages::verify_page())
         .at(
             "/metrics",
             poem::get(poem::endpoint::make_sync(|_| middleware::metrics_text())),

@@ -265,6 +265,18 @@ pub fn problem_of(e: &Error) -> Problem {
             "Unsupported media type",
             *why,
         ),
+        Error::TicketInvalid => Problem::new(
+            S::BAD_REQUEST,
+            "token-invalid-or-expired",
+            "Link or code invalid or expired",
+            "The link or code is invalid, expired, already used or replaced by a newer one. Request a new one.",
+        ),
+        Error::EmailUnverified => Problem::new(
+            S::FORBIDDEN,
+            "email-unverified",
+            "Email address not verified",
+            "Confirm your email address with the link or code we sent, then sign in.",
+        ),
         Error::Unavailable => {
             tracing::error!("store unavailable");
             unavailable()

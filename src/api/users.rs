@@ -81,10 +81,21 @@ fn patch_of<T, U>(v: MaybeUndefined<T>, f: impl FnOnce(T) -> U) -> Option<Option
     }
 }
 
+/// The answer to a registration when verified addresses are required.
+#[derive(Debug, Object)]
+pub struct VerificationSentBody {
+    /// `verification_sent`: the same for a new and a taken address.
+    pub status: String,
+}
+
 responses! {
     pub enum RegisterResponse {
         /// Account created.
         Created(Json<UserView>) = 201,
+        /// With `PORTCULLIS_REQUIRE_VERIFIED_EMAIL=true`: a mail is on its
+        /// way (a verification link, or an "you already have an account"
+        /// notice); the same answer for a new and a taken address.
+        Accepted(Json<VerificationSentBody>) = 202,
     }
     errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Conflict = 409, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
@@ -134,6 +145,14 @@ impl UsersApi {
             display_name: body.display_name.map(|t| t.0),
             captcha: body.captcha.map(|t| t.0),
         };
+        if core.verification_required() {
+            return match core.register_quietly(input, &client).await {
+                Ok(()) => RegisterResponse::Accepted(Json(VerificationSentBody {
+                    status: "verification_sent".to_string(),
+                })),
+                Err(e) => e.into(),
+            };
+        }
         match core.register(input, &client).await {
             Ok(account) => RegisterResponse::Created(Json(UserView::from(&account))),
             Err(e) => e.into(),

@@ -24,9 +24,38 @@ pub struct Registration {
     pub captcha: Option<String>,
 }
 
+/// Registration input that passed every check.
+pub(super) struct CheckedRegistration {
+    pub(super) email: Email,
+    password: crate::domain::Password,
+    display_name: Option<DisplayName>,
+}
+
 impl Core {
-    /// Creates an account.
+    /// Creates an account (and queues its verification mail).
     pub async fn register(&self, input: Registration, client: &ClientInfo) -> Result<Account> {
+        let checked = self.check_registration(input, client).await?;
+        // Cheap duplicate check first so a taken email costs no bcrypt; the
+        // unique index still decides races.
+        if self
+            .store
+            .user_by_email(checked.email.as_str())
+            .await?
+            .is_some()
+        {
+            return Err(Error::Conflict(EMAIL_TAKEN));
+        }
+        let user = self.create_account(checked, client).await?;
+        self.queue_verification(&user.id).await;
+        Ok(self.to_account(user))
+    }
+
+    /// Limits, CAPTCHA and validation of a registration.
+    pub(super) async fn check_registration(
+        &self,
+        input: Registration,
+        client: &ClientInfo,
+    ) -> Result<CheckedRegistration> {
         self.rate_limit(Action::Register, client)?;
         if self.settings.limits.captcha == CaptchaMode::Always {
             self.check_captcha_audited(input.captcha.as_deref(), client)
@@ -54,22 +83,30 @@ impl Core {
         let (Some(email), Some(password), true) = (email, password, errors.is_empty()) else {
             return Err(Error::Validation(errors));
         };
-        // Cheap duplicate check first so a taken email costs no bcrypt; the
-        // unique index still decides races.
-        if self.store.user_by_email(email.as_str()).await?.is_some() {
-            return Err(Error::Conflict(EMAIL_TAKEN));
-        }
+        Ok(CheckedRegistration {
+            email,
+            password,
+            display_name,
+        })
+    }
+
+    /// Hashes the password and inserts the account; `Conflict` when the
+    /// address is taken.
+    pub(super) async fn create_account(
+        &self,
+        checked: CheckedRegistration,
+        client: &ClientInfo,
+    ) -> Result<UserRecord> {
         let credentials = CredentialRecord {
-            password_hash: self.hasher.hash(&password).await?,
-            legacy_bcrypt: false,
+            password_hash: self.hasher.hash(&checked.password).await?,
             ..CredentialRecord::default()
         };
         let now = self.clock.now();
         let user = UserRecord {
             id: uuid::Uuid::now_v7().to_string(),
-            email: email.as_str().to_string(),
+            email: checked.email.as_str().to_string(),
             email_verified: false,
-            display_name: display_name.map(DisplayName::into_inner),
+            display_name: checked.display_name.map(DisplayName::into_inner),
             roles: vec!["user".to_string()],
             disabled: false,
             created_at: now,
@@ -80,7 +117,7 @@ impl Core {
             Ok(()) => {
                 self.audit(AuditEvent::UserRegistered, Some(&user.id), client);
                 metrics::counter!("portcullis_registrations_total").increment(1);
-                Ok(self.to_account(user))
+                Ok(user)
             }
             Err(StoreError::Conflict) => Err(Error::Conflict(EMAIL_TAKEN)),
             Err(e) => Err(e.into()),

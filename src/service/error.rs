@@ -87,6 +87,13 @@ pub enum Error {
     /// not what its type says); the reason is safe to show.
     #[error("unsupported media: {0}")]
     UnsupportedMedia(&'static str),
+    /// A reset or verification link or code is invalid, expired, used,
+    /// superseded, or the code is wrong (one answer for all).
+    #[error("token invalid or expired")]
+    TicketInvalid,
+    /// Sign-in needs a verified email address (`PORTCULLIS_REQUIRE_VERIFIED_EMAIL`).
+    #[error("email unverified")]
+    EmailUnverified,
     /// The store cannot be reached; the request may succeed later.
     #[error("store unavailable")]
     Unavailable,

@@ -16,6 +16,11 @@ mod admin;
 mod avatars;
 mod import;
 mod profile;
+// Email flows (issue 10).
+mod mail;
+mod recovery;
+mod tickets;
+mod verification;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -34,6 +39,10 @@ pub use security::{
     ua_family,
 };
 pub use sessions::{ADMIN_ROLE, LogoutScope};
+// Email flows (issue 10).
+pub use mail::{GIVE_UP_AFTER, Notice as MailNotice, Postbox, SEND_LEASE, SendRound};
+pub use recovery::PasswordReset;
+pub use tickets::TicketProof;
 
 use crate::auth::{Captcha, Limits, PasswordHasher, TokenService};
 use crate::clock::{Clock, UnixTime};
@@ -58,6 +67,8 @@ pub struct Core {
     pub(crate) security: Arc<SecurityState>,
     /// Keys of second factors: TOTP secret sealing, recovery-code hashing.
     pub(crate) second_factor: Arc<crate::auth::totp::SecondFactorKeys>,
+    /// Mailer, templates and the code key of the email flows.
+    pub(crate) mail: Arc<Postbox>,
 }
 
 /// A verified caller: the access token checked out and its session is live.
@@ -268,6 +279,7 @@ impl Core {
     /// records (sessions, single-use keys, failure counts) from the store.
     pub async fn housekeeping(&self) -> Result<u64> {
         self.limits.housekeeping();
+        self.purge_mail().await?;
         Ok(self.store.purge_expired(self.clock.now()).await?)
     }
 }

@@ -41,6 +41,8 @@ impl Core {
             Some(&account.id),
             client,
         );
+        self.notify(&account.id, super::MailNotice::PasswordChanged)
+            .await;
         Ok(())
     }
 }

@@ -107,6 +107,7 @@ impl Core {
                 patch.metadata,
                 |raw: Value| Metadata::parse(&raw).map(Metadata::into_inner),
             ),
+            email_verified: None,
         };
         if !errors.is_empty() {
             return Err(Error::Validation(errors));

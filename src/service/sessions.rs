@@ -197,6 +197,8 @@ impl Core {
         if !failures.is_empty() {
             self.store.clear_login_failures(&account).await?;
         }
+        // Only after the password checked out: no oracle for strangers.
+        self.require_verified_email(&user)?;
         // Two-factor sign-in (service/mfa.rs): no session before the code.
         if let Some(challenge) = self.mfa_challenge(&user).await? {
             return Ok(SignIn::MfaRequired(challenge));

@@ -9,6 +9,7 @@
 //! revoking sessions. The conformance suite (tests only) runs every check
 //! against both backends.
 
+pub mod email;
 pub mod embedded;
 pub mod mongo;
 pub mod records;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use email::{EmailTicket, MailQueueStats, MailQueueStore, QueuedMail, TicketKind, TicketStore};
 pub use records::{
     AdminUpdate, AvatarRecord, CredentialRecord, ProfileUpdate, SessionRecord, UserRecord,
 };
@@ -277,6 +279,8 @@ pub trait Store:
     + WebhookStore
     + DeviceStore
     + AvatarStore
+    + TicketStore
+    + MailQueueStore
 {
     /// Deletes what has expired by `now`: sessions, single-use keys and
     /// failed-sign-in records (and, on MongoDB, retired refresh tokens).

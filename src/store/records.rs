@@ -111,6 +111,8 @@ pub struct ProfileUpdate {
     pub timezone: Option<Option<String>>,
     /// JSON text of the metadata object; `Some(None)` clears it.
     pub metadata: Option<Option<String>>,
+    /// Sets whether the address is proven (email verification).
+    pub email_verified: Option<bool>,
 }
 
 /// Account fields only an operator may change; `None` leaves a field as it is.

@@ -113,6 +113,17 @@ pub enum OnceKey {
     /// The `jti` of an `mfa+jwt` token, so the second-factor step of a
     /// sign-in completes once.
     MfaToken(String),
+    /// A spent password-reset ticket (its id): the link and the code of
+    /// one mail are one credential.
+    Reset(String),
+    /// A spent email-verification ticket (its id).
+    Verify(String),
+    /// One of the few tries at a ticket's email code (ticket id, try
+    /// number): a code dies when its tries are used up.
+    CodeTry(String, u32),
+    /// One send attempt of a queued mail (mail id, attempt number): the
+    /// lease that keeps two replicas from sending it at once.
+    MailLease(String, u32),
 }
 
 impl OnceKey {
@@ -124,6 +135,10 @@ impl OnceKey {
             Self::NotMe(jti) => format!("notme:{jti}"),
             Self::TotpStep(user_id, step) => format!("totp:{user_id}:{step}"),
             Self::MfaToken(jti) => format!("mfa:{jti}"),
+            Self::Reset(jti) => format!("reset:{jti}"),
+            Self::Verify(jti) => format!("verify:{jti}"),
+            Self::CodeTry(jti, n) => format!("code:{jti}:{n}"),
+            Self::MailLease(id, n) => format!("mail:{id}:{n}"),
         }
     }
 }
@@ -153,6 +168,10 @@ mod tests {
             "totp:u1:42"
         );
         assert_eq!(OnceKey::MfaToken("j".into()).stored_key(), "mfa:j");
+        assert_eq!(OnceKey::Reset("j".into()).stored_key(), "reset:j");
+        assert_eq!(OnceKey::Verify("j".into()).stored_key(), "verify:j");
+        assert_eq!(OnceKey::CodeTry("j".into(), 3).stored_key(), "code:j:3");
+        assert_eq!(OnceKey::MailLease("m".into(), 1).stored_key(), "mail:m:1");
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub struct TestApp {
     pub clock: Clock,
     _data_dir: TempDir,
     pub keys_dir: TempDir,
+    /// The data directory the server was given (the outbox is under it).
+    pub data_path: std::path::PathBuf,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// New-sign-in and "not me" notices (the mail seam, captured in process).
@@ -93,6 +95,7 @@ pub async fn spawn_app_prepared(
     map.insert("PORTCULLIS_LOG_FORMAT".into(), "json".into());
     backend_settings(&mut map);
     configure(&mut map);
+    let data_path = std::path::PathBuf::from(&map["PORTCULLIS_DATA_DIR"]);
     let settings = Settings::from_map(&map).unwrap();
     // A test that sets a key the service does not know has a typo in it.
     settings.refuse_unknown_keys().unwrap();
@@ -115,6 +118,7 @@ pub async fn spawn_app_prepared(
         clock,
         _data_dir: data_dir,
         keys_dir,
+        data_path,
         stop: Some(tx),
         server: Some(server),
         notices,
@@ -655,4 +659,100 @@ pub fn solve_captcha(c: &Value) -> String {
         "salt": salt, "signature": c["signature"],
     });
     base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&solution).unwrap())
+}
+
+// --- Email flows (issue 10) --------------------------------------------------
+
+impl TestApp {
+    /// `POST /v1/password/forgot`.
+    pub async fn forgot(&self, email: &str) -> Response {
+        self.post_json("/v1/password/forgot", &json!({"email": email}))
+            .await
+    }
+
+    /// `POST /v1/password/reset` with the link's token.
+    pub async fn reset_with_token(&self, token: &str, new_password: &str) -> Response {
+        self.post_json(
+            "/v1/password/reset",
+            &json!({"token": token, "new_password": new_password}),
+        )
+        .await
+    }
+
+    /// `POST /v1/password/reset` with the address and the mail's code.
+    pub async fn reset_with_code(&self, email: &str, code: &str, new_password: &str) -> Response {
+        self.post_json(
+            "/v1/password/reset",
+            &json!({"email": email, "email_code": code, "new_password": new_password}),
+        )
+        .await
+    }
+
+    /// `POST /v1/email/verify` with the link's token.
+    pub async fn verify_email_token(&self, token: &str) -> Response {
+        self.post_json("/v1/email/verify", &json!({"token": token}))
+            .await
+    }
+
+    /// `POST /v1/email/verify` with the address and the code.
+    pub async fn verify_email_code(&self, email: &str, code: &str) -> Response {
+        self.post_json(
+            "/v1/email/verify",
+            &json!({"email": email, "email_code": code}),
+        )
+        .await
+    }
+
+    /// `POST /v1/email/verify/resend`.
+    pub async fn resend_verification(&self, token: &str) -> Response {
+        self.client
+            .post(self.url("/v1/email/verify/resend"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /reset-password` as the built-in page's form sends it.
+    pub async fn post_reset_form(&self, fields: &[(&str, &str)]) -> Response {
+        self.client
+            .post(self.url("/reset-password"))
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The `.eml` files of the outbox (outbox mode), parsed.
+    pub fn emails(&self) -> Vec<super::mailbox::Mail> {
+        let dir = self.data_path.join("outbox");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut paths: Vec<_> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .map(|p| super::mailbox::Mail::parse(&std::fs::read(p).unwrap()))
+            .collect()
+    }
+
+    /// Waits (at most 20 s) for an outbox mail to `to` whose subject has `subject`.
+    pub async fn wait_for_email(&self, to: &str, subject: &str) -> super::mailbox::Mail {
+        for _ in 0..200 {
+            if let Some(m) = self
+                .emails()
+                .into_iter()
+                .find(|m| m.to == to && m.subject.contains(subject))
+            {
+                return m;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("no outbox mail to {to} with subject {subject:?}");
+    }
 }

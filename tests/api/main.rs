@@ -12,14 +12,18 @@ mod activity;
 mod errors;
 mod helpers;
 mod limits;
+// Email flows (issue 10).
+mod mailbox;
 mod me;
 mod mfa;
 mod mongo;
 mod process;
+mod recovery;
 mod sessions;
 mod shutdown;
 mod storm;
 mod users;
+mod verification;
 mod webhooks;
 mod wellknown;
 // issue 13

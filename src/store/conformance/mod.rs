@@ -18,6 +18,7 @@
 
 pub(crate) mod avatars;
 pub(crate) mod credentials;
+pub(crate) mod email;
 pub(crate) mod mfa;
 pub(crate) mod once;
 pub(crate) mod security;
@@ -141,6 +142,18 @@ macro_rules! conformance_tests {
                 webhook_queue,
                 devices_remembered_and_bounded,
                 forget_a_device,
+            }
+            email {
+                ticket_round_trip,
+                newer_ticket_replaces_older,
+                expired_ticket_is_not_returned,
+                enqueue_is_idempotent,
+                only_due_mail_is_claimed,
+                sent_mail_is_never_claimed_again,
+                failed_mail_is_retried_when_due,
+                expired_lease_is_claimed_again,
+                concurrent_claims_get_one_each,
+                queue_stats,
             }
         );
     };

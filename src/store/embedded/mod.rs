@@ -10,10 +10,12 @@
 //! email and for a user's sessions. A user's profile and credentials are one
 //! JSON value in `users` ([`users::StoredUser`]; see
 //! [`records`](super::records)). One file per trait: `users.rs`,
-//! `credentials.rs`, `sessions.rs`, `once.rs`, `throttles.rs`, `avatars.rs`.
+//! `credentials.rs`, `sessions.rs`, `once.rs`, `throttles.rs`, `avatars.rs`,
+//! `security.rs`, `email.rs` (tickets and the mail queue).
 
 mod avatars;
 mod credentials;
+mod email;
 mod once;
 mod security;
 mod sessions;
@@ -111,6 +113,9 @@ impl EmbeddedStore {
         txn.open_table(throttles::FAILURES)?;
         txn.open_table(avatars::AVATARS)?;
         security::create_tables(&txn)?;
+        txn.open_table(email::TICKETS)?;
+        txn.open_table(email::MAIL_QUEUE)?;
+        txn.open_table(email::MAIL_SENT)?;
         txn.commit()?;
         Ok(Self { db: Arc::new(db) })
     }

@@ -166,6 +166,9 @@ impl UserStore for EmbeddedStore {
                 if let Some(metadata) = update.metadata {
                     u.metadata = metadata;
                 }
+                if let Some(verified) = update.email_verified {
+                    stored.user.email_verified = verified;
+                }
                 stored.user.updated_at = now;
                 let user = stored.user.clone();
                 (Some(stored), user)

@@ -40,6 +40,7 @@
 
 mod avatars;
 mod credentials;
+mod email;
 mod errors;
 mod once;
 mod security;
@@ -62,7 +63,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use self::errors::{NOT_IMPLEMENTED, command_code, is_duplicate_key, map_err, scrub};
-use super::{OnceKey, Store, StoreError, StoreResult};
+use super::{OnceKey, Store, StoreError, StoreResult, TicketKind};
 
 const USERS: &str = "users";
 const SESSIONS: &str = "sessions";
@@ -71,6 +72,8 @@ const AVATARS: &str = "avatars";
 /// Short-lived records keyed by [`RevocationId`], all expiring on
 /// `expires_at`.
 const REVOCATIONS: &str = "revocations";
+/// The outgoing-mail queue (see `email.rs`).
+const MAIL_QUEUE: &str = "mail_queue";
 
 /// Date copy of `expires_at` for the TTL monitor (see the module docs).
 const EXPIRES_AT_DATE: &str = "expires_at_date";
@@ -92,6 +95,8 @@ enum RevocationId<'a> {
     /// `rc:<user id>:<code hash>`: a recovery code being used up (see
     /// `credentials.rs`).
     RecoveryCode(&'a str, &'a str),
+    /// `ticket:<kind>:<user id>`: a user's reset or verification ticket.
+    Ticket(TicketKind, &'a str),
 }
 
 impl RevocationId<'_> {
@@ -102,6 +107,7 @@ impl RevocationId<'_> {
             Self::LoginFailures(account) => format!("fail:{account}"),
             Self::Once(key) => format!("once:{}", key.stored_key()),
             Self::RecoveryCode(user_id, hash) => format!("rc:{user_id}:{hash}"),
+            Self::Ticket(kind, user_id) => format!("ticket:{}:{user_id}", kind.as_str()),
         }
     }
 }
@@ -115,6 +121,7 @@ pub struct MongoStore {
     sessions: Collection<Document>,
     revocations: Collection<Document>,
     avatars: Collection<Document>,
+    mail_queue: Collection<Document>,
     /// Bound on every operation, so a server that stops answering (without
     /// closing its sockets) is reported as unavailable instead of hanging.
     op_timeout: Duration,
@@ -221,6 +228,7 @@ impl MongoStore {
             sessions: db.collection(SESSIONS),
             revocations: db.collection(REVOCATIONS),
             avatars: db.collection(AVATARS),
+            mail_queue: db.collection(MAIL_QUEUE),
             db,
             op_timeout,
             server_version,
@@ -290,7 +298,18 @@ impl MongoStore {
             index(doc! { "expires_at": 1 }, "expires_at"),
         )
         .await?;
-        Ok(self.create_ttl_index(&self.revocations).await? && ttl)
+        self.create_index(
+            &self.mail_queue,
+            index(doc! { "sent_at": 1, "next_attempt_at": 1 }, "due"),
+        )
+        .await?;
+        self.create_index(
+            &self.mail_queue,
+            index(doc! { "expires_at": 1 }, "expires_at"),
+        )
+        .await?;
+        let mail_ttl = self.create_ttl_index(&self.mail_queue).await?;
+        Ok(self.create_ttl_index(&self.revocations).await? && ttl && mail_ttl)
     }
 
     async fn create_index(

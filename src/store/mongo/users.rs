@@ -147,6 +147,9 @@ impl UserStore for MongoStore {
                 set_or_unset(&mut set, &mut unset, field, value);
             }
         }
+        if let Some(verified) = update.email_verified {
+            set.insert("email_verified", verified);
+        }
         let mut change = doc! { "$set": set };
         if !unset.is_empty() {
             change.insert("$unset", unset);

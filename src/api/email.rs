@@ -1,0 +1,95 @@
+//! `/v1/email/verify` and `/v1/email/verify/resend`.
+
+use poem::Request;
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+
+use super::password::{AcceptedBody, ResetPasswordRequest};
+use super::problem::responses;
+use super::types::{Secret, Text};
+use super::{ApiTags, BearerAuth, client_info};
+use crate::service::{Core, Error, FieldError};
+
+/// Proof of an address: the link's token, or the address and the code.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct VerifyEmailRequest {
+    /// The `token` query parameter of the link in the mail.
+    pub token: Option<Secret>,
+    /// The address (with `email_code`).
+    pub email: Option<Text>,
+    /// The 8-digit code in the mail (with `email`).
+    pub email_code: Option<Secret>,
+}
+
+responses! {
+    pub enum VerifyEmailResponse {
+        /// The address is verified.
+        NoContent = 204,
+    }
+    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
+}
+
+responses! {
+    pub enum ResendVerificationResponse {
+        /// A new verification mail is on its way (none if already verified).
+        Accepted(Json<AcceptedBody>) = 202,
+    }
+    errors { Unauthorized = 401, TooManyRequests = 429, Unavailable = 503 }
+}
+
+/// Email verification.
+pub struct EmailApi;
+
+#[OpenApi(tag = "ApiTags::Email")]
+impl EmailApi {
+    /// Verify an email address with the link's token or the mail's code.
+    #[oai(
+        path = "/v1/email/verify",
+        method = "post",
+        operation_id = "verifyEmail"
+    )]
+    async fn verify(
+        &self,
+        req: &Request,
+        core: Data<&Core>,
+        body: Json<VerifyEmailRequest>,
+    ) -> VerifyEmailResponse {
+        let b = body.0;
+        let client = client_info(req, &core);
+        let Some(proof) = ResetPasswordRequest::proof(b.token, b.email, b.email_code) else {
+            return Error::Validation(vec![FieldError::new(
+                "token",
+                "required",
+                "Send `token` (from the link) or `email` and `email_code`.",
+            )])
+            .into();
+        };
+        match core.verify_email(proof, &client).await {
+            Ok(()) => VerifyEmailResponse::NoContent,
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Send the caller a new verification mail.
+    #[oai(
+        path = "/v1/email/verify/resend",
+        method = "post",
+        operation_id = "resendVerification"
+    )]
+    async fn resend(
+        &self,
+        req: &Request,
+        core: Data<&Core>,
+        auth: BearerAuth,
+    ) -> ResendVerificationResponse {
+        let client = client_info(req, &core);
+        match core.resend_verification(&auth.0, &client).await {
+            Ok(()) => ResendVerificationResponse::Accepted(Json(AcceptedBody {
+                status: "accepted".to_string(),
+            })),
+            Err(e) => e.into(),
+        }
+    }
+}

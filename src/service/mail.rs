@@ -1,0 +1,363 @@
+//! Mail as the use cases see it: queueing a message for an event
+//! ([`Core::notify`] for security notices; reset and verification mails are
+//! queued by their own use cases), and the sender's step
+//! ([`Core::send_due_mail`]), run by the mail job in [`jobs`](crate::jobs).
+//!
+//! # What the queue guarantees
+//!
+//! - A mail is queued in the store before the request that caused it
+//!   answers; a crash or an SMTP outage after that only delays it: it is
+//!   retried with exponential backoff (1 s doubling to 10 min) for up to
+//!   [`GIVE_UP_AFTER`] seconds.
+//! - Each event has one idempotency key (the queue record's id): queueing
+//!   the same event twice queues one mail, and once sent a mail is never
+//!   claimed again.
+//! - A send attempt is claimed with a lease ([`SEND_LEASE`]): of several
+//!   replicas exactly one gets it. A replica that dies mid-send leaves the
+//!   lease to expire, then another one sends it. So delivery is
+//!   at-least-once: a second copy goes out only when a replica dies after
+//!   the SMTP server accepted a message and before it recorded that (a
+//!   window of one store write). Both copies carry the same `Message-ID`.
+//! - A failed send is logged and retried; the client of the request that
+//!   queued the mail never sees it.
+//! - Reset and verification links are made when the mail is sent, not when
+//!   it is queued: no live token waits in the queue. A retry makes a new
+//!   link (the older one dies with it).
+
+use std::sync::Arc;
+
+use lettre::message::Mailbox;
+use minijinja::context;
+use secrecy::{ExposeSecret, SecretBox};
+
+use super::{Core, Result};
+use crate::clock::secs;
+use crate::mail::{MailError, Mailer, OutgoingMail, Rendered, Templates};
+use crate::store::{QueuedMail, TicketKind, UserRecord};
+
+/// How long a claimed send attempt is exclusive to its claimer.
+pub const SEND_LEASE: i64 = 300;
+/// How long an unsent mail is retried before it is given up.
+pub const GIVE_UP_AFTER: i64 = 3 * 86_400;
+/// How long a sent mail's record keeps refusing a duplicate of its event.
+const KEEP_SENT: i64 = 7 * 86_400;
+/// Longest wait between two attempts.
+const MAX_BACKOFF: i64 = 600;
+
+/// Queue kinds (stored: fixed).
+pub(super) const KIND_RESET: &str = "password_reset";
+pub(super) const KIND_VERIFY: &str = "verify_email";
+pub(super) const KIND_ALREADY_REGISTERED: &str = "already_registered";
+const KIND_NOTICE_PREFIX: &str = "notice.";
+
+/// The mail side of the core: where mail goes and what it looks like.
+pub struct Postbox {
+    pub(crate) mailer: Arc<dyn Mailer>,
+    pub(crate) templates: Templates,
+    pub(crate) from: Mailbox,
+    /// Keys the HMAC of email codes (`keys/email-code-hmac.key`).
+    pub(crate) code_key: SecretBox<[u8; 32]>,
+    /// Wakes the sender when a mail is queued by this process.
+    pub(crate) wake: tokio::sync::Notify,
+}
+
+impl Postbox {
+    /// Assembles the postbox.
+    pub fn new(
+        mailer: Arc<dyn Mailer>,
+        templates: Templates,
+        from: Mailbox,
+        code_key: SecretBox<[u8; 32]>,
+    ) -> Self {
+        Self {
+            mailer,
+            templates,
+            from,
+            code_key,
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub(crate) fn code_key(&self) -> &[u8; 32] {
+        self.code_key.expose_secret()
+    }
+}
+
+/// A security notice mailed to a user. Features that change a security
+/// setting add a variant (its text comes from the `notice` templates,
+/// which branch on [`Notice::as_str`] and have a generic text for any other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// The user changed their password (`POST /v1/me/password`).
+    PasswordChanged,
+    /// The password was reset by link or code.
+    PasswordReset,
+}
+
+impl Notice {
+    /// The notice's name in templates and the queue (`password_changed`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordReset => "password_reset",
+        }
+    }
+}
+
+/// What one round of the sender did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendRound {
+    /// Mails handed to the mailer and accepted.
+    pub sent: usize,
+    /// Mails with nothing to send (unknown user, already verified, stale).
+    pub dropped: usize,
+    /// Attempts that failed and will be retried.
+    pub failed: usize,
+}
+
+fn backoff(attempts: u32) -> i64 {
+    let exp = attempts.saturating_sub(1).min(10);
+    (1_i64 << exp).min(MAX_BACKOFF)
+}
+
+impl Core {
+    /// Queues a security notice for `user_id`. Never fails the caller: a
+    /// notice that cannot be queued is logged (the change it reports has
+    /// already happened).
+    pub async fn notify(&self, user_id: &str, notice: Notice) {
+        let id = format!(
+            "notice:{}:{user_id}:{}",
+            notice.as_str(),
+            uuid::Uuid::now_v7().simple()
+        );
+        let kind = format!("{KIND_NOTICE_PREFIX}{}", notice.as_str());
+        if let Err(e) = self.enqueue(id, &kind, Some(user_id), None).await {
+            tracing::warn!(error = %e, user_id, notice = notice.as_str(), "could not queue a security notice");
+        }
+    }
+
+    /// Queues one mail under the idempotency key `id` and wakes the sender.
+    pub(super) async fn enqueue(
+        &self,
+        id: String,
+        kind: &str,
+        user_id: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<()> {
+        let now = self.clock.now();
+        let mail = QueuedMail {
+            id,
+            kind: kind.to_string(),
+            user_id: user_id.map(str::to_string),
+            email: email.map(str::to_string),
+            locale: None,
+            created_at: now,
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+            sent_at: None,
+            expires_at: now.saturating_add(GIVE_UP_AFTER),
+        };
+        if self.store.enqueue_mail(&mail).await? {
+            metrics::counter!("portcullis_mail_queued_total").increment(1);
+            self.mail.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Waits until a mail is queued by this process or `max` has passed.
+    pub async fn wait_for_mail(&self, max: std::time::Duration) {
+        let _ = tokio::time::timeout(max, self.mail.wake.notified()).await;
+    }
+
+    /// Where mail goes, for the start-up log.
+    pub fn mailer_name(&self) -> String {
+        self.mail.mailer.describe()
+    }
+
+    /// One round of the sender: claims and sends due mails until none is
+    /// left (at most `max`). Updates the mail metrics.
+    pub async fn send_due_mail(&self, max: usize) -> Result<SendRound> {
+        let mut round = SendRound::default();
+        for _ in 0..max {
+            let now = self.clock.now();
+            let Some(mail) = self
+                .store
+                .claim_mail(now, now.saturating_add(SEND_LEASE))
+                .await?
+            else {
+                break;
+            };
+            let outcome = match self.prepare(&mail).await {
+                Ok(Some(out)) => self
+                    .mail
+                    .mailer
+                    .send(&self.mail.from, &out)
+                    .await
+                    .map(|()| true),
+                Ok(None) => Ok(false),
+                Err(e) => Err(MailError::Transport(format!("preparing: {e}"))),
+            };
+            let now = self.clock.now();
+            match outcome {
+                Ok(sent) => {
+                    self.store
+                        .mail_sent(&mail.id, mail.attempts, now, now.saturating_add(KEEP_SENT))
+                        .await?;
+                    if sent {
+                        round.sent += 1;
+                        metrics::counter!("portcullis_mail_sent_total").increment(1);
+                        tracing::info!(mail_id = %mail.id, kind = %mail.kind, attempts = mail.attempts, "mail sent");
+                    } else {
+                        round.dropped += 1;
+                        tracing::debug!(mail_id = %mail.id, kind = %mail.kind, "mail had nothing to send");
+                    }
+                }
+                Err(e) => {
+                    round.failed += 1;
+                    metrics::counter!("portcullis_mail_failed_total").increment(1);
+                    let retry_at = now.saturating_add(backoff(mail.attempts));
+                    let error = e.to_string();
+                    tracing::warn!(mail_id = %mail.id, kind = %mail.kind, attempts = mail.attempts, error = %error, retry_in = retry_at - now, "mail not sent; will retry");
+                    // An invalid message cannot get better: give it up.
+                    let retry_at = if matches!(e, MailError::Invalid(_)) {
+                        mail.expires_at
+                    } else {
+                        retry_at
+                    };
+                    self.store
+                        .mail_failed(&mail.id, mail.attempts, &error, retry_at)
+                        .await?;
+                }
+            }
+        }
+        self.update_mail_metrics().await;
+        Ok(round)
+    }
+
+    async fn update_mail_metrics(&self) {
+        let now = self.clock.now();
+        match self.store.mail_queue_stats(now).await {
+            Ok(stats) => {
+                metrics::gauge!("portcullis_mail_queue_pending").set(stats.pending as f64);
+                let age = stats.oldest_created_at.map_or(0, |t| (now - t).max(0));
+                metrics::gauge!("portcullis_mail_queue_age_seconds").set(age as f64);
+            }
+            Err(e) => tracing::debug!(error = %e, "mail queue stats unavailable"),
+        }
+    }
+
+    /// Purges sent and given-up queue records and dead tickets.
+    pub(super) async fn purge_mail(&self) -> Result<u64> {
+        Ok(self.store.purge_email_records(self.clock.now()).await?)
+    }
+
+    /// Base of links in mail (`PORTCULLIS_APP_URL` or the public URL).
+    fn link_base(&self) -> &str {
+        self.settings.mail.link_base(&self.settings.http.public_url)
+    }
+
+    /// Turns a queue record into a message; `None` when there is nothing
+    /// to send (unknown or disabled user, already verified, stale request).
+    async fn prepare(&self, mail: &QueuedMail) -> Result<Option<OutgoingMail>> {
+        let now = self.clock.now();
+        let base = self.link_base().to_string();
+        let locale = mail.locale.as_deref();
+        let render = |name: &str, ctx: minijinja::Value| -> Result<Rendered> {
+            self.mail
+                .templates
+                .render(name, locale, &ctx)
+                .map_err(|e| super::Error::Unexpected(anyhow::anyhow!("template {name}: {e}")))
+        };
+        let user = match (&mail.user_id, &mail.email) {
+            (Some(id), _) => self.store.user_by_id(id).await?,
+            (None, Some(email)) if mail.kind != KIND_ALREADY_REGISTERED => {
+                self.store.user_by_email(email).await?
+            }
+            _ => None,
+        };
+        let out = |user_email: &str, content: Rendered| OutgoingMail {
+            id: mail.id.clone(),
+            to: user_email.to_string(),
+            content,
+        };
+        match mail.kind.as_str() {
+            KIND_RESET => {
+                let Some(user) = live(user) else {
+                    return Ok(None);
+                };
+                let ttl = secs(self.settings.mail.reset_ttl);
+                if now - mail.created_at > ttl {
+                    return Ok(None);
+                }
+                let t = self.issue_ticket(TicketKind::Reset, &user, ttl).await?;
+                let link = format!("{base}/reset-password?token={}", t.token);
+                let content = render(
+                    "reset",
+                    context! { link, code => t.code, minutes => ttl / 60, email => user.email.clone() },
+                )?;
+                Ok(Some(out(&user.email, content)))
+            }
+            KIND_VERIFY => {
+                let Some(user) = live(user) else {
+                    return Ok(None);
+                };
+                let ttl = secs(self.settings.mail.verify_ttl);
+                if user.email_verified || now - mail.created_at > ttl {
+                    return Ok(None);
+                }
+                let t = self.issue_ticket(TicketKind::Verify, &user, ttl).await?;
+                let link = format!("{base}/verify-email?token={}", t.token);
+                let content = render(
+                    "verify",
+                    context! { link, code => t.code, hours => ttl / 3600, email => user.email.clone() },
+                )?;
+                Ok(Some(out(&user.email, content)))
+            }
+            KIND_ALREADY_REGISTERED => {
+                let Some(email) = &mail.email else {
+                    return Ok(None);
+                };
+                let content = render(
+                    "already_registered",
+                    context! { email => email.clone(), sign_in_url => base.clone(),
+                    reset_url => format!("{base}/reset-password") },
+                )?;
+                Ok(Some(out(email, content)))
+            }
+            kind => {
+                let Some(notice) = kind.strip_prefix(KIND_NOTICE_PREFIX) else {
+                    tracing::warn!(kind, "unknown kind of queued mail dropped");
+                    return Ok(None);
+                };
+                let Some(user) = user else {
+                    return Ok(None);
+                };
+                let content = render(
+                    "notice",
+                    context! { notice => notice.to_string(), email => user.email.clone(),
+                    reset_url => format!("{base}/reset-password") },
+                )?;
+                Ok(Some(out(&user.email, content)))
+            }
+        }
+    }
+}
+
+/// The user, unless absent or disabled.
+fn live(user: Option<UserRecord>) -> Option<UserRecord> {
+    user.filter(|u| !u.disabled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_cap() {
+        assert_eq!(backoff(1), 1);
+        assert_eq!(backoff(2), 2);
+        assert_eq!(backoff(5), 16);
+        assert_eq!(backoff(40), MAX_BACKOFF);
+    }
+}

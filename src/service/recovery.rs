@@ -1,0 +1,151 @@
+//! Password recovery: `forgot` queues a reset mail, `reset` sets a new
+//! password with the mail's link token or code.
+//!
+//! `forgot` does the same work for a known and an unknown address: it
+//! checks the limits, counts the request against the address, and queues
+//! one mail request. Whether the address has an account is found out by the
+//! sender, off the request path, which then mails a link and code, or
+//! nothing. So the answer and its timing cannot tell the two apart.
+
+use secrecy::SecretString;
+
+use super::guards::password_context;
+use super::mail::{KIND_RESET, Notice};
+use super::tickets::TicketProof;
+use super::{ClientInfo, Core, Error, FieldError, Result, SecondFactor};
+use crate::auth::limits::{Action, FAILURE_WINDOW};
+use crate::clock::secs;
+use crate::config::CaptchaMode;
+use crate::domain::Email;
+use crate::store::{ProfileUpdate, TicketKind, UserRecord};
+
+/// Reset requests per address within 15 minutes before 429.
+pub const FORGOT_PER_EMAIL: usize = 5;
+
+/// A password reset, as received.
+pub struct PasswordReset {
+    /// The link's token, or the address and code of the mail.
+    pub proof: Option<TicketProof>,
+    /// The new password.
+    pub new_password: SecretString,
+    /// A TOTP code, when the account has two-factor on.
+    pub mfa_code: Option<SecretString>,
+    /// A recovery code, when the account has two-factor on.
+    pub recovery_code: Option<SecretString>,
+}
+
+impl Core {
+    /// Queues a reset mail for `email` when it has an account; answers the
+    /// same either way (see the module docs).
+    pub async fn forgot_password(
+        &self,
+        email: &str,
+        captcha: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        self.rate_limit(Action::Email, client)?;
+        if self.settings.limits.captcha == CaptchaMode::Always {
+            self.check_captcha(captcha).await?;
+        }
+        // A malformed address cannot have an account: the same answer, and
+        // nothing queued.
+        let Ok(email) = Email::parse(email) else {
+            return Ok(());
+        };
+        self.per_address_limit("forgot", email.as_str(), FORGOT_PER_EMAIL)
+            .await?;
+        let id = format!("reset:{}", uuid::Uuid::now_v7().simple());
+        self.enqueue(id, KIND_RESET, None, Some(email.as_str()))
+            .await?;
+        tracing::info!(
+            event = "password.reset_requested",
+            "password reset requested"
+        );
+        Ok(())
+    }
+
+    /// Counts one request for `subject` under `what` in the store (every
+    /// replica sees it); more than `max` within 15 minutes is 429.
+    pub(super) async fn per_address_limit(
+        &self,
+        what: &str,
+        subject: &str,
+        max: usize,
+    ) -> Result<()> {
+        if !self.settings.limits.rate_limit {
+            return Ok(());
+        }
+        // A space cannot be in an address or an id: no clash with the
+        // sign-in failure records, which use the bare address.
+        let key = format!("{what} {subject}");
+        let now = self.clock.now();
+        let window = secs(FAILURE_WINDOW);
+        let seen = self.store.login_failures(&key, now, window).await?;
+        if seen.len() >= max {
+            let retry_after = seen.first().map_or(1, |oldest| {
+                u64::try_from(oldest + window - now).unwrap_or(1)
+            });
+            return Err(Error::RateLimited {
+                retry_after: retry_after.max(1),
+            });
+        }
+        self.store.record_login_failure(&key, now, window).await?;
+        Ok(())
+    }
+
+    /// Sets a new password with a reset ticket. The ticket is spent only
+    /// once everything else checked out: a refused password or a missing
+    /// second factor leaves it usable. Every session of the user ends; the
+    /// reset does not sign in.
+    pub async fn reset_password(&self, input: PasswordReset, client: &ClientInfo) -> Result<()> {
+        self.rate_limit(Action::Email, client)?;
+        let Some(proof) = input.proof else {
+            return Err(Error::Validation(vec![FieldError::new(
+                "token",
+                "required",
+                "Send `token` (from the link) or `email` and `email_code`.",
+            )]));
+        };
+        let (user, ticket) = self.check_ticket(TicketKind::Reset, &proof).await?;
+        let context = password_context(Some(&user.email), user.display_name.as_deref());
+        let password = self
+            .new_password("new_password", input.new_password, &context)
+            .map_err(|e| Error::Validation(vec![e]))?;
+        self.reset_second_factor(&user, input.mfa_code, input.recovery_code)
+            .await?;
+        self.spend_ticket(&ticket).await?;
+        let hash = self.hasher.hash(&password).await?;
+        let now = self.clock.now();
+        self.store.set_password_hash(&user.id, &hash, now).await?;
+        let revoked = self.store.revoke_sessions_of(&user.id, None, now).await?;
+        // The mail reached its reader: the address is proven too.
+        if !user.email_verified && ticket.email == user.email {
+            let update = ProfileUpdate {
+                email_verified: Some(true),
+                ..ProfileUpdate::default()
+            };
+            self.store.update_profile(&user.id, &update, now).await?;
+        }
+        tracing::info!(user_id = %user.id, revoked, event = "password.reset", "password reset; every session revoked");
+        self.notify(&user.id, Notice::PasswordReset).await;
+        Ok(())
+    }
+
+    /// The second factor a reset needs when the account has two-factor on:
+    /// `mfa_code` or `recovery_code` (a right one is used up); none or a
+    /// wrong one is `mfa-required`, and the reset token stays usable.
+    async fn reset_second_factor(
+        &self,
+        user: &UserRecord,
+        mfa_code: Option<SecretString>,
+        recovery_code: Option<SecretString>,
+    ) -> Result<()> {
+        use secrecy::ExposeSecret;
+        let factor = match (mfa_code, recovery_code) {
+            (Some(code), _) => Some(SecondFactor::Code(code.expose_secret().to_string())),
+            (None, Some(rc)) => Some(SecondFactor::RecoveryCode(rc)),
+            (None, None) => None,
+        };
+        self.check_second_factor(&user.id, factor).await
+    }
+}

@@ -1,0 +1,275 @@
+//! Tickets: the credential behind a reset or verification mail. One mail
+//! carries a link token and an 8-digit code; both are one ticket, so using
+//! either spends both.
+//!
+//! - The token is `base64url(user id (16 bytes) || secret (32 random
+//!   bytes))`: 256 bits of randomness; the store keeps only SHA-256 of the
+//!   secret. The user id in it finds the ticket without an index.
+//! - The code is 8 uniform random digits; the store keeps only
+//!   HMAC-SHA-256 (a server key under `keys/`) of the ticket id and the
+//!   code, so a copy of the store does not give the codes away.
+//! - A user has at most one live ticket of each kind: issuing one replaces
+//!   the older (superseded). Spending one claims a single-use key
+//!   (`OnceKey::Reset`/`Verify` of its id): of racing uses one wins.
+//! - A reset ticket records a fingerprint of the password hash: once the
+//!   password changes, it is dead.
+//! - A code has [`CODE_TRIES`] tries, each claimed as a single-use key
+//!   (`OnceKey::CodeTry(id, n)`), so parallel guesses cannot get more.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{Core, Error, Result};
+use crate::auth::secrets::hmac_sha256;
+use crate::domain::Email;
+use crate::store::{EmailTicket, OnceKey, TicketKind, UserRecord};
+
+/// Wrong tries before a code dies.
+pub const CODE_TRIES: u32 = 5;
+/// Digits of an email code.
+const CODE_DIGITS: u32 = 8;
+
+/// A freshly issued ticket's secrets, for the mail only.
+pub(super) struct IssuedTicket {
+    pub token: String,
+    pub code: String,
+}
+
+/// How a client proves a ticket.
+#[derive(Debug, Clone)]
+pub enum TicketProof {
+    /// The token of the link.
+    Token(String),
+    /// The address and the code of the mail.
+    Code {
+        /// The account's email address.
+        email: String,
+        /// The 8-digit code.
+        code: String,
+    },
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut b = [0u8; N];
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| anyhow::anyhow!("no randomness"))?;
+    Ok(b)
+}
+
+/// 8 uniform digits (rejection sampling: no modulo bias).
+fn random_code() -> Result<String> {
+    let modulus = 10_u32.pow(CODE_DIGITS);
+    let limit = u32::MAX - (u32::MAX % modulus);
+    loop {
+        let n = u32::from_le_bytes(random_bytes::<4>()?);
+        if n < limit {
+            return Ok(format!(
+                "{:0width$}",
+                n % modulus,
+                width = CODE_DIGITS as usize
+            ));
+        }
+    }
+}
+
+/// A fingerprint of a password hash (dies with it).
+pub(super) fn credential_stamp(password_hash: &str) -> String {
+    hex(&Sha256::digest(password_hash.as_bytes())[..16])
+}
+
+/// The user id and secret in a token; `None` for anything malformed.
+fn parse_token(token: &str) -> Option<(String, [u8; 32])> {
+    let bytes = B64URL.decode(token.trim()).ok()?;
+    if bytes.len() != 48 {
+        return None;
+    }
+    let user = uuid::Uuid::from_slice(&bytes[..16]).ok()?;
+    let secret = <[u8; 32]>::try_from(&bytes[16..]).ok()?;
+    Some((user.hyphenated().to_string(), secret))
+}
+
+fn ct_eq(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+impl Core {
+    fn code_hash(&self, jti: &str, code: &str) -> String {
+        hex(&hmac_sha256(
+            self.mail.code_key(),
+            format!("{jti}:{code}").as_bytes(),
+        ))
+    }
+
+    /// Issues the user's ticket of `kind`, valid `ttl` seconds, replacing
+    /// any older one.
+    pub(super) async fn issue_ticket(
+        &self,
+        kind: TicketKind,
+        user: &UserRecord,
+        ttl: i64,
+    ) -> Result<IssuedTicket> {
+        let user_uuid = uuid::Uuid::parse_str(&user.id)
+            .map_err(|_| anyhow::anyhow!("user id is not a UUID"))?;
+        let secret = random_bytes::<32>()?;
+        let mut raw = user_uuid.as_bytes().to_vec();
+        raw.extend_from_slice(&secret);
+        let token = B64URL.encode(raw);
+        let code = random_code()?;
+        let jti = uuid::Uuid::new_v4().simple().to_string();
+        let credential_stamp = match kind {
+            TicketKind::Reset => self
+                .store
+                .credentials(&user.id)
+                .await?
+                .map(|c| credential_stamp(&c.password_hash))
+                .unwrap_or_default(),
+            TicketKind::Verify => String::new(),
+        };
+        let now = self.clock.now();
+        let ticket = EmailTicket {
+            kind,
+            user_id: user.id.clone(),
+            code_hash: self.code_hash(&jti, &code),
+            jti,
+            token_hash: hex(&Sha256::digest(secret)),
+            email: user.email.clone(),
+            credential_stamp,
+            issued_at: now,
+            expires_at: now.saturating_add(ttl),
+        };
+        self.store.put_ticket(&ticket).await?;
+        Ok(IssuedTicket { token, code })
+    }
+
+    /// Finds and checks the ticket a proof names, without spending it. A
+    /// wrong code uses up one of the code's tries. Every failure is
+    /// [`Error::TicketInvalid`].
+    pub(super) async fn check_ticket(
+        &self,
+        kind: TicketKind,
+        proof: &TicketProof,
+    ) -> Result<(UserRecord, EmailTicket)> {
+        let now = self.clock.now();
+        let (user, ticket) = match proof {
+            TicketProof::Token(token) => {
+                let (user_id, secret) = parse_token(token).ok_or(Error::TicketInvalid)?;
+                let ticket = self
+                    .store
+                    .ticket(kind, &user_id, now)
+                    .await?
+                    .ok_or(Error::TicketInvalid)?;
+                if !ct_eq(&hex(&Sha256::digest(secret)), &ticket.token_hash) {
+                    return Err(Error::TicketInvalid);
+                }
+                let user = self
+                    .store
+                    .user_by_id(&user_id)
+                    .await?
+                    .ok_or(Error::TicketInvalid)?;
+                (user, ticket)
+            }
+            TicketProof::Code { email, code } => {
+                let email = Email::parse(email).map_err(|_| Error::TicketInvalid)?;
+                let user = self
+                    .store
+                    .user_by_email(email.as_str())
+                    .await?
+                    .ok_or(Error::TicketInvalid)?;
+                let ticket = self
+                    .store
+                    .ticket(kind, &user.id, now)
+                    .await?
+                    .ok_or(Error::TicketInvalid)?;
+                self.take_code_try(&ticket).await?;
+                let code = code.trim();
+                let well_formed =
+                    code.len() == CODE_DIGITS as usize && code.bytes().all(|b| b.is_ascii_digit());
+                if !well_formed || !ct_eq(&self.code_hash(&ticket.jti, code), &ticket.code_hash) {
+                    tracing::info!(user_id = %user.id, kind = kind.as_str(), "wrong email code");
+                    return Err(Error::TicketInvalid);
+                }
+                (user, ticket)
+            }
+        };
+        if user.disabled {
+            return Err(Error::TicketInvalid);
+        }
+        if kind == TicketKind::Reset {
+            let stamp = self
+                .store
+                .credentials(&user.id)
+                .await?
+                .map(|c| credential_stamp(&c.password_hash))
+                .unwrap_or_default();
+            if !ct_eq(&stamp, &ticket.credential_stamp) {
+                return Err(Error::TicketInvalid);
+            }
+        }
+        Ok((user, ticket))
+    }
+
+    /// Claims one of the code's tries; none left means the code is dead.
+    async fn take_code_try(&self, ticket: &EmailTicket) -> Result<()> {
+        let now = self.clock.now();
+        for n in 0..CODE_TRIES {
+            let key = OnceKey::CodeTry(ticket.jti.clone(), n);
+            if self.store.claim_once(&key, ticket.expires_at, now).await? {
+                return Ok(());
+            }
+        }
+        Err(Error::TicketInvalid)
+    }
+
+    /// Spends a checked ticket: exactly one of racing spenders succeeds.
+    pub(super) async fn spend_ticket(&self, ticket: &EmailTicket) -> Result<()> {
+        let key = match ticket.kind {
+            TicketKind::Reset => OnceKey::Reset(ticket.jti.clone()),
+            TicketKind::Verify => OnceKey::Verify(ticket.jti.clone()),
+        };
+        if !self
+            .store
+            .claim_once(&key, ticket.expires_at, self.clock.now())
+            .await?
+        {
+            return Err(Error::TicketInvalid);
+        }
+        self.store
+            .delete_ticket(ticket.kind, &ticket.user_id, Some(&ticket.jti))
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_eight_digits() {
+        for _ in 0..200 {
+            let c = random_code().unwrap();
+            assert_eq!(c.len(), 8);
+            assert!(c.bytes().all(|b| b.is_ascii_digit()));
+        }
+    }
+
+    #[test]
+    fn tokens_parse_only_when_whole() {
+        let user = uuid::Uuid::now_v7();
+        let mut raw = user.as_bytes().to_vec();
+        raw.extend_from_slice(&[7u8; 32]);
+        let token = B64URL.encode(&raw);
+        assert_eq!(
+            parse_token(&token),
+            Some((user.hyphenated().to_string(), [7u8; 32]))
+        );
+        assert_eq!(parse_token(&token[..token.len() - 2]), None);
+        assert_eq!(parse_token("not base64 !"), None);
+        assert_eq!(parse_token(""), None);
+    }
+}
