@@ -9,6 +9,8 @@ pub mod extract;
 pub mod health;
 mod middleware;
 pub mod password;
+// Passkeys (issue 12).
+pub mod passkeys;
 pub mod problem;
 pub mod sessions;
 pub mod types;
@@ -42,6 +44,8 @@ pub enum ApiTags {
     Wellknown,
     /// Liveness and readiness.
     Health,
+    /// Passkeys (WebAuthn): registration and sign-in.
+    Passkeys,
 }
 
 /// All endpoint groups as one OpenAPI service.
@@ -52,6 +56,9 @@ pub type Api = (
     captcha::CaptchaApi,
     wellknown::WellKnownApi,
     health::HealthApi,
+    // Passkeys (issue 12).
+    passkeys::PasskeysApi,
+    passkeys::AssociationApi,
 );
 
 /// Builds the OpenAPI service (the same one `portcullis openapi` prints).
@@ -63,6 +70,9 @@ pub fn service() -> OpenApiService<Api, ()> {
         captcha::CaptchaApi,
         wellknown::WellKnownApi,
         health::HealthApi,
+        // Passkeys (issue 12).
+        passkeys::PasskeysApi,
+        passkeys::AssociationApi,
     );
     OpenApiService::new(api, "Portcullis", env!("CARGO_PKG_VERSION"))
         .description(

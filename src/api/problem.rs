@@ -241,6 +241,19 @@ pub fn problem_of(e: &Error) -> Problem {
             "CAPTCHA required",
             "Solve the challenge from GET /v1/captcha and send it as `captcha`.",
         ),
+        // Passkeys (issue 12).
+        Error::PasskeyInvalid(why) => Problem::new(
+            S::BAD_REQUEST,
+            "passkey-invalid",
+            "Passkey not registered",
+            format!("The passkey could not be registered: {why}."),
+        ),
+        Error::PasskeyRejected(why) => Problem::new(
+            S::UNAUTHORIZED,
+            "passkey-rejected",
+            "Passkey rejected",
+            format!("The passkey sign-in failed: {why}."),
+        ),
         Error::Unavailable => {
             tracing::error!("store unavailable");
             unavailable()

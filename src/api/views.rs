@@ -32,6 +32,8 @@ pub struct UserView {
     pub avatar_url: Option<String>,
     /// Whether two-factor sign-in is on.
     pub mfa_enabled: bool,
+    /// How many passkeys the account has.
+    pub passkeys: u32,
     /// Roles (`user`, `admin`); also the `roles` claim of access tokens.
     pub roles: Vec<String>,
     /// RFC 3339 timestamp.
@@ -49,6 +51,7 @@ impl From<&Account> for UserView {
             display_name: u.display_name.clone(),
             avatar_url: None,
             mfa_enabled: false,
+            passkeys: u.passkeys,
             roles: u.roles.clone(),
             created_at: rfc3339(u.created_at),
             updated_at: rfc3339(u.updated_at),

@@ -109,6 +109,7 @@ async fn seed(settings: &Settings, start: u64, count: u64, batch: usize) -> anyh
         password_hash: hasher(settings, settings.passwords.bcrypt_cost, 1)?
             .hash(&bench_password()?)
             .await?,
+        ..Default::default()
     };
     let store = BulkStore::open(settings).await?;
     let now = Clock::system().now();
@@ -127,6 +128,7 @@ async fn seed(settings: &Settings, start: u64, count: u64, batch: usize) -> anyh
                     disabled: false,
                     created_at: now,
                     updated_at: now,
+                    passkey_count: 0,
                 };
                 (user, credentials.clone())
             })

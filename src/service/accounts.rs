@@ -59,6 +59,7 @@ impl Core {
         }
         let credentials = CredentialRecord {
             password_hash: self.hasher.hash(&password).await?,
+            ..Default::default()
         };
         let now = self.clock.now();
         let user = UserRecord {
@@ -70,6 +71,7 @@ impl Core {
             disabled: false,
             created_at: now,
             updated_at: now,
+            passkey_count: 0,
         };
         match self.store.create_user(&user, &credentials).await {
             Ok(()) => {

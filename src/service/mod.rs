@@ -9,6 +9,8 @@ mod error;
 mod guards;
 mod passwords;
 mod sessions;
+// Passkeys (issue 12).
+mod passkeys;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -16,6 +18,8 @@ use std::sync::Arc;
 pub use accounts::Registration;
 pub use error::{Error, FieldError, Result};
 pub use sessions::{ADMIN_ROLE, LogoutScope};
+// Passkeys (issue 12).
+pub use passkeys::{AssociationFiles, PasskeyAssertion, PasskeyOptions, PasskeySummary};
 
 use crate::auth::{Captcha, Limits, PasswordHasher, TokenService};
 use crate::clock::{Clock, UnixTime};
@@ -36,6 +40,9 @@ pub struct Core {
     pub(crate) limits: Arc<Limits>,
     pub(crate) captcha: Arc<Captcha>,
     pub(crate) clock: Clock,
+    // Passkeys (issue 12).
+    /// `None` when passkeys are off (public URL without a domain name).
+    pub(crate) passkeys: Option<Arc<crate::auth::PasskeyRp>>,
 }
 
 /// A verified caller: the access token checked out and its session is live.
@@ -75,6 +82,9 @@ pub struct Account {
     pub created_at: UnixTime,
     /// When the profile last changed.
     pub updated_at: UnixTime,
+    // Passkeys (issue 12).
+    /// How many passkeys the account has.
+    pub passkeys: u32,
 }
 
 impl From<UserRecord> for Account {
@@ -87,6 +97,7 @@ impl From<UserRecord> for Account {
             roles: u.roles,
             created_at: u.created_at,
             updated_at: u.updated_at,
+            passkeys: u.passkey_count,
         }
     }
 }

@@ -152,7 +152,7 @@ impl Core {
     }
 
     /// Creates a session (refresh family) for an authenticated user.
-    async fn start_session(
+    pub(super) async fn start_session(
         &self,
         user: UserRecord,
         amr: Vec<String>,

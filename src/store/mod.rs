@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use records::{CeremonyRecord, PasskeyRecord, PasskeyRemoval};
 pub use records::{CredentialRecord, ProfileUpdate, SessionRecord, UserRecord};
 pub use rules::{LoginFailures, OnceKey, RotateOutcome, Rotation, classify_rotation};
 
@@ -77,6 +78,43 @@ pub trait CredentialStore: Send + Sync {
     /// Replaces the password hash and sets the user's `updated_at` to `now`;
     /// the profile is kept. False when there is no such user.
     async fn set_password_hash(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<bool>;
+    // Passkeys (issue 12).
+    /// Adds a passkey, counts it in the profile's `passkey_count` and sets
+    /// `updated_at` to `now`, in one write. False when there is no such
+    /// user; `Conflict` (and nothing written) when the user already has a
+    /// passkey with this id.
+    async fn add_passkey(
+        &self,
+        user_id: &str,
+        passkey: &PasskeyRecord,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Replaces a passkey after a use (new counter, backup state, library
+    /// state, `last_used_at`). False when the user has no passkey with
+    /// `passkey.id` (removed meanwhile): nothing is written then.
+    async fn update_passkey(&self, user_id: &str, passkey: &PasskeyRecord) -> StoreResult<bool>;
+    /// Removes a passkey, uncounts it and sets `updated_at` to `now`, unless
+    /// it is the last passkey of an account without a password (that would
+    /// lock the user out): then [`PasskeyRemoval::LastCredential`] and
+    /// nothing changes.
+    async fn remove_passkey(
+        &self,
+        user_id: &str,
+        passkey_id: &str,
+        now: i64,
+    ) -> StoreResult<PasskeyRemoval>;
+}
+
+// Passkeys (issue 12).
+/// WebAuthn ceremonies in progress, shared by every replica.
+#[async_trait]
+pub trait CeremonyStore: Send + Sync {
+    /// Stores a ceremony; `Conflict` when its id is taken.
+    async fn save_ceremony(&self, ceremony: &CeremonyRecord) -> StoreResult<()>;
+    /// Takes a ceremony out of the store to finish it: `Some` once, for
+    /// exactly one of racing takers; `None` when unknown, already taken, or
+    /// expired at `now`.
+    async fn take_ceremony(&self, id: &str, now: i64) -> StoreResult<Option<CeremonyRecord>>;
 }
 
 /// Sessions (refresh-token families).
@@ -128,9 +166,11 @@ pub trait ThrottleStore: Send + Sync {
 
 /// A whole backend: every kind of record, plus upkeep.
 #[async_trait]
-pub trait Store: UserStore + CredentialStore + SessionStore + OnceStore + ThrottleStore {
-    /// Deletes what has expired by `now`: sessions, single-use keys and
-    /// failed-sign-in records (and, on MongoDB, retired refresh tokens).
+pub trait Store:
+    UserStore + CredentialStore + SessionStore + OnceStore + ThrottleStore + CeremonyStore
+{
+    /// Deletes what has expired by `now`: sessions, single-use keys,
+    /// WebAuthn ceremonies and failed-sign-in records (and, on MongoDB, retired refresh tokens).
     /// Reads already ignore expired records; this only frees the space.
     /// Returns how many sessions it deleted.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;

@@ -105,6 +105,8 @@ impl LoginFailures {
 pub enum OnceKey {
     /// A solved CAPTCHA challenge (its hex), so a solution works once.
     Captcha(String),
+    /// A WebAuthn ceremony (its `challenge_id`), so it is finished once.
+    Ceremony(String),
 }
 
 impl OnceKey {
@@ -113,6 +115,7 @@ impl OnceKey {
     pub fn stored_key(&self) -> String {
         match self {
             Self::Captcha(challenge) => format!("captcha:{challenge}"),
+            Self::Ceremony(id) => format!("ceremony:{id}"),
         }
     }
 }
@@ -124,5 +127,6 @@ mod tests {
     #[test]
     fn once_keys_are_stored_as_before() {
         assert_eq!(OnceKey::Captcha("00ff".into()).stored_key(), "captcha:00ff");
+        assert_eq!(OnceKey::Ceremony("c1".into()).stored_key(), "ceremony:c1");
     }
 }

@@ -13,6 +13,8 @@ mod helpers;
 mod limits;
 mod me;
 mod mongo;
+// Passkeys (issue 12).
+mod passkeys;
 mod process;
 mod sessions;
 mod storm;

@@ -8,6 +8,7 @@ pub(crate) async fn round_trip(store: DynStore) {
     let u = user("conf-cred@example.com");
     let c = CredentialRecord {
         password_hash: "$2b$04$roundtriproundtriproundtriproundtriproundtriproundt".into(),
+        ..Default::default()
     };
     store.create_user(&u, &c).await.unwrap();
     assert_eq!(store.credentials(&u.id).await.unwrap(), Some(c));

@@ -10,10 +10,13 @@
 //! email and for a user's sessions. A user's profile and credentials are one
 //! JSON value in `users` ([`users::StoredUser`]; see
 //! [`records`](super::records)). One file per trait: `users.rs`,
-//! `credentials.rs`, `sessions.rs`, `once.rs`, `throttles.rs`.
+//! `credentials.rs`, `sessions.rs`, `once.rs`, `throttles.rs`,
+//! `ceremonies.rs`.
 
 mod credentials;
 mod once;
+// Passkeys (issue 12).
+mod ceremonies;
 mod sessions;
 mod throttles;
 mod users;
@@ -107,6 +110,7 @@ impl EmbeddedStore {
         txn.open_table(sessions::USER_SESSIONS)?;
         txn.open_table(once::ONCE)?;
         txn.open_table(throttles::FAILURES)?;
+        txn.open_table(ceremonies::CEREMONIES)?;
         txn.commit()?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -132,6 +136,7 @@ impl Store for EmbeddedStore {
             let sessions = sessions::purge_expired(&txn, now)?;
             once::purge_expired(&txn, now)?;
             throttles::purge_expired(&txn, now)?;
+            ceremonies::purge_expired(&txn, now)?;
             txn.commit().map_err(other)?;
             Ok(sessions)
         })

@@ -36,10 +36,13 @@
 //! logs.
 //!
 //! One file per trait (`users.rs`, `credentials.rs`, `sessions.rs`,
-//! `once.rs`, `throttles.rs`); `errors.rs` maps driver errors.
+//! `once.rs`, `throttles.rs`, `ceremonies.rs`); `errors.rs` maps driver
+//! errors.
 
 mod credentials;
 mod errors;
+// Passkeys (issue 12).
+mod ceremonies;
 mod once;
 mod sessions;
 mod throttles;
@@ -85,6 +88,8 @@ enum RevocationId<'a> {
     LoginFailures(&'a str),
     /// `once:<stored key>`: a claimed single-use key.
     Once(&'a OnceKey),
+    /// `wa:<challenge id>`: a WebAuthn ceremony in progress (passkeys).
+    Ceremony(&'a str),
 }
 
 impl RevocationId<'_> {
@@ -94,6 +99,7 @@ impl RevocationId<'_> {
             Self::RetiredToken(jti) => format!("rt:{jti}"),
             Self::LoginFailures(account) => format!("fail:{account}"),
             Self::Once(key) => format!("once:{}", key.stored_key()),
+            Self::Ceremony(id) => format!("wa:{id}"),
         }
     }
 }
