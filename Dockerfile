@@ -40,11 +40,10 @@ RUN touch src/main.rs src/lib.rs \
 ############################ runtime ##########################################
 FROM debian:bookworm-slim AS runtime
 
-# ca-certificates: TLS to MongoDB Atlas / SMTP relays. libssl3: passkeys
-# (webauthn-rs verifies through OpenSSL; the builder image has libssl-dev).
-# Nothing else: no curl; the health check below uses bash's /dev/tcp.
+# ca-certificates: TLS to MongoDB Atlas / SMTP relays. Nothing else: no curl;
+# the health check below uses bash's /dev/tcp.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates libssl3 \
+ && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
 # Fixed uid/gid so volume ownership is predictable across rebuilds and hosts.

@@ -24,19 +24,6 @@ run_step() {
     if "$@"; then record "$name" ok; else record "$name" FAIL; fi
 }
 
-# Passkeys (webauthn-rs) link OpenSSL: its headers and pkg-config must be
-# there to build. Installed from Debian when missing and running as root.
-need_openssl_dev() {
-    if pkg-config --exists openssl 2>/dev/null; then return 0; fi
-    if [[ $(id -u) -ne 0 ]]; then
-        echo "OpenSSL headers missing: apt-get install libssl-dev pkg-config" >&2; return 1
-    fi
-    echo "installing libssl-dev and pkg-config (webauthn-rs links OpenSSL)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev pkg-config >/dev/null \
-        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev pkg-config >/dev/null; }
-}
-run_step "build prerequisites (libssl-dev, pkg-config)" need_openssl_dev
-
 run_step "cargo fmt --check" cargo fmt --all -- --check
 run_step "cargo clippy -D warnings" cargo clippy --all-targets --locked -- -D warnings
 

@@ -1,7 +1,8 @@
-//! Passkeys: the WebAuthn relying party, on `webauthn-rs` (kanidm's
-//! library; it verifies through OpenSSL, the one accepted second crypto
-//! library, see the README). Nothing here is hand-rolled: this module only
-//! turns the library's types into what the service stores and sends.
+//! Passkeys: the WebAuthn relying party, on `webauthn-rs` 0.6 (kanidm's
+//! library; it verifies through `crypto-glue`, i.e. RustCrypto, the one
+//! accepted second crypto library, see the README). Nothing here is
+//! hand-rolled: this module only turns the library's types into what the
+//! service stores and sends.
 //!
 //! - Registration: [`PasskeyRp::start_registration`] gives the creation
 //!   options for `navigator.credentials.create` and the ceremony state to

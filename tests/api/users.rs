@@ -29,7 +29,9 @@ async fn register_returns_the_user_and_never_a_secret() {
         assert!(u[f].is_string(), "{f}");
     }
     let keys: Vec<_> = u.as_object().unwrap().keys().cloned().collect();
-    assert_eq!(keys.len(), 9, "exactly the contract's fields: {keys:?}");
+    // Passkeys (issue 12): `passkeys` is a count.
+    assert_eq!(u["passkeys"], 0);
+    assert_eq!(keys.len(), 10, "exactly the contract's fields: {keys:?}");
 }
 
 #[tokio::test]
