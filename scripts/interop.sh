@@ -20,6 +20,11 @@
 #            outbox `.eml` (parsed as MIME), open it, type a new password,
 #            submit; then sign in with it (and not with the old one).
 #            Screenshot: interop/artifacts/reset-page.png.
+# 5. passkeys (after fuzz in the run) Debian's Chromium with a CDP virtual
+#            authenticator: a test page on its own origin registers an
+#            account and a passkey, signs out and signs in without typing an
+#            email (interop/passkeys.mjs). Screenshot:
+#            interop/artifacts/passkeys.png.
 # 3. fuzz    schemathesis against /openapi.json (seeded, bounded examples),
 #            checks not_a_server_error, status_code_conformance,
 #            content_type_conformance, response_schema_conformance, with a
@@ -40,7 +45,7 @@ INTEROP="$ROOT/interop"
 ARTIFACTS="$INTEROP/artifacts"
 BIN=${PORTCULLIS_BIN:-$ROOT/target/debug/portcullis}
 case "$BIN" in /*) ;; *) BIN="$PWD/$BIN" ;; esac
-ONLY=${INTEROP_ONLY:-jwt,swagger,fuzz,reset}
+ONLY=${INTEROP_ONLY:-jwt,swagger,fuzz,reset,passkeys}
 FUZZ_EXAMPLES=${INTEROP_FUZZ_EXAMPLES:-50}
 FUZZ_SEED=${INTEROP_FUZZ_SEED:-20261125}
 CHROMIUM=/usr/bin/chromium
@@ -121,7 +126,7 @@ free_port() {
 
 # Per-server settings live in these arrays, so that a restart or
 # `keys rotate` of server NAME uses exactly the same environment.
-declare -A SRV_PORT SRV_PID SRV_ALG SRV_TTL
+declare -A SRV_PORT SRV_PID SRV_ALG SRV_TTL SRV_EXTRA
 server_env() {
   local name=$1 port=${SRV_PORT[$1]}
   echo "PORTCULLIS_LISTEN=127.0.0.1:$port"
@@ -136,6 +141,8 @@ server_env() {
   echo "PORTCULLIS_SIGNING_ALG=${SRV_ALG[$name]}"
   echo "PORTCULLIS_ACCESS_TTL=${SRV_TTL[$name]}"
   echo "PORTCULLIS_LOG_FORMAT=json"
+  # Extra lines for one server (later lines win), e.g. passkeys' settings.
+  if [ -n "${SRV_EXTRA[$name]:-}" ]; then printf '%s\n' "${SRV_EXTRA[$name]}"; fi
 }
 issuer() { echo "http://127.0.0.1:${SRV_PORT[$1]}"; }
 base() { echo "http://127.0.0.1:${SRV_PORT[$1]}"; }
@@ -271,10 +278,10 @@ t0=$SECONDS
 if wants jwt || wants fuzz; then
   if out=$(install_python 2>&1); then echo "$out"; else fail "install python tools" "$out"; setup_ok=false; fi
 fi
-if wants jwt || wants swagger || wants reset; then
+if wants jwt || wants swagger || wants reset || wants passkeys; then
   if out=$(install_node 2>&1); then echo "$out"; else fail "install node tools" "$out"; setup_ok=false; fi
 fi
-if wants swagger || wants reset; then
+if wants swagger || wants reset || wants passkeys; then
   if out=$(install_chromium 2>&1); then [ -z "$out" ] || echo "$out"; else fail "install chromium" "$out"; setup_ok=false; fi
 fi
 log "setup took $((SECONDS - t0))s; binary $BIN"
@@ -476,6 +483,33 @@ PYEOF
   log "reset took $((SECONDS - t0))s (screenshot: interop/artifacts/reset-page.png)"
 }
 
+# ---------------------------------------------------------------- 5. passkeys
+passkeys_phase() {
+  local t0=$SECONDS page_port port out rc=0
+  log "--- passkeys"
+  new_server passkeys EdDSA 15m
+  page_port=$(free_port)
+  port=${SRV_PORT[passkeys]}
+  # WebAuthn needs a domain: the service is reached as localhost (RP id
+  # `localhost`); the test page is an SPA on another origin.
+  SRV_EXTRA[passkeys]="PORTCULLIS_PUBLIC_URL=http://localhost:$port
+PORTCULLIS_ISSUER=http://localhost:$port
+PORTCULLIS_WEBAUTHN_ORIGINS=http://localhost:$page_port
+PORTCULLIS_CORS_ORIGINS=http://localhost:$page_port"
+  start_server passkeys
+  out=$(timeout 180 node "$INTEROP/passkeys.mjs" --base "http://localhost:$port" --page-port "$page_port" \
+    --screenshot "$ARTIFACTS/passkeys.png" --chromium "$CHROMIUM" 2>&1) || rc=$?
+  echo "$out" | sed 's/^/       /'
+  if [ "$rc" -eq 0 ]; then
+    pass "passkeys: Chromium virtual authenticator: register from an SPA origin, sign out, sign in without an email (amr hwk,user)"
+  else
+    fail "passkeys: browser ceremony in headless Chromium (exit $rc)" "$out"
+  fi
+  stop_server passkeys
+  log "passkeys took $((SECONDS - t0))s (screenshot: interop/artifacts/passkeys.png)"
+}
+
 if wants swagger; then run_phase swagger swagger_phase; fi
 if wants reset; then run_phase reset reset_phase; fi
 if wants fuzz; then run_phase fuzz fuzz_phase; fi
+if wants passkeys; then run_phase passkeys passkeys_phase; fi

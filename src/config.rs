@@ -88,6 +88,8 @@ pub struct Settings {
     /// Security activity: audit retention, detection thresholds, webhooks,
     /// shutdown.
     pub security: SecuritySettings,
+    /// Passkeys (WebAuthn) and the native-app association files.
+    pub passkeys: PasskeySettings,
     /// `PORTCULLIS_LOG_FORMAT`: `pretty` or `json` (default: pretty on a terminal).
     pub log_format: LogFormat,
     /// `PORTCULLIS_*` keys that were set but mean nothing to this version
@@ -203,6 +205,61 @@ pub struct AvatarSettings {
     pub max_bytes: usize,
 }
 
+/// Passkeys (WebAuthn) and the native-app association files.
+#[derive(Debug, Clone, Default)]
+pub struct PasskeySettings {
+    /// `PORTCULLIS_WEBAUTHN_RP_ID`: the relying party id (default: the
+    /// public URL's host).
+    pub rp_id: Option<String>,
+    /// `PORTCULLIS_WEBAUTHN_ORIGINS`: origins allowed besides the public
+    /// URL's (comma-separated, e.g. an SPA's `https://app.example.com`).
+    pub origins: Vec<String>,
+    /// `PORTCULLIS_APPLE_APP_IDS`: `TEAMID.bundle.id` of the iOS apps served
+    /// in `/.well-known/apple-app-site-association` (unset: 404).
+    pub apple_app_ids: Vec<String>,
+    /// `PORTCULLIS_ANDROID_APPS`: `package:SHA256-FINGERPRINT` pairs served in
+    /// `/.well-known/assetlinks.json` (unset: 404).
+    pub android_apps: Vec<AndroidApp>,
+}
+
+/// One Android app of `PORTCULLIS_ANDROID_APPS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AndroidApp {
+    /// The package name, e.g. `com.example.app`.
+    pub package: String,
+    /// SHA-256 fingerprint of the signing certificate, `AA:BB:...` (upper case).
+    pub sha256_fingerprint: String,
+}
+
+impl AndroidApp {
+    /// Parses `package:AA:BB:...` (32 colon-separated hex bytes).
+    pub fn parse(s: &str) -> anyhow::Result<Self> {
+        let (package, fingerprint) = s.split_once(':').with_context(|| {
+            format!("PORTCULLIS_ANDROID_APPS: {s:?} is not package:SHA256-FINGERPRINT")
+        })?;
+        let package = package.trim();
+        let fingerprint = fingerprint.trim().to_ascii_uppercase();
+        let bytes: Vec<&str> = fingerprint.split(':').collect();
+        let valid_package = !package.is_empty()
+            && package
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_');
+        let valid_fingerprint = bytes.len() == 32
+            && bytes
+                .iter()
+                .all(|b| b.len() == 2 && b.chars().all(|c| c.is_ascii_hexdigit()));
+        if !valid_package || !valid_fingerprint {
+            bail!(
+                "PORTCULLIS_ANDROID_APPS: {s:?} is not package:SHA256-FINGERPRINT (32 hex bytes separated by colons)"
+            );
+        }
+        Ok(Self {
+            package: package.to_string(),
+            sha256_fingerprint: fingerprint,
+        })
+    }
+}
+
 /// Every key this version reads. `PORTCULLIS_CONFIG` names the TOML file;
 /// `PORTCULLIS_TEST_*` belongs to the test harness and is never reported.
 pub const KNOWN_KEYS: &[&str] = &[
@@ -252,6 +309,11 @@ pub const KNOWN_KEYS: &[&str] = &[
     "PORTCULLIS_KNOWN_DEVICES",
     "PORTCULLIS_NOT_ME_TTL",
     "PORTCULLIS_SHUTDOWN_TIMEOUT",
+    // Passkeys (issue 12).
+    "PORTCULLIS_WEBAUTHN_RP_ID",
+    "PORTCULLIS_WEBAUTHN_ORIGINS",
+    "PORTCULLIS_APPLE_APP_IDS",
+    "PORTCULLIS_ANDROID_APPS",
 ];
 
 /// Keys of `map` this version does not read, sorted.
@@ -430,6 +492,15 @@ impl Settings {
         {
             bail!("PORTCULLIS_APP_URL must be an http(s) URL, not {u:?}");
         }
+        let passkeys = PasskeySettings {
+            rp_id: get("PORTCULLIS_WEBAUTHN_RP_ID").map(|s| s.to_ascii_lowercase()),
+            origins: split_list(get("PORTCULLIS_WEBAUTHN_ORIGINS")),
+            apple_app_ids: split_list(get("PORTCULLIS_APPLE_APP_IDS")),
+            android_apps: split_list(get("PORTCULLIS_ANDROID_APPS"))
+                .iter()
+                .map(|s| AndroidApp::parse(s))
+                .collect::<anyhow::Result<_>>()?,
+        };
         let log_format = match get("PORTCULLIS_LOG_FORMAT") {
             Some("json") => LogFormat::Json,
             Some("pretty") => LogFormat::Pretty,
@@ -493,6 +564,7 @@ impl Settings {
                 max_bytes: avatar_max_bytes,
             },
             security: SecuritySettings::from_map(map)?,
+            passkeys,
             log_format,
             unknown_keys: unknown_keys(map),
         })
@@ -732,6 +804,41 @@ mod tests {
         assert_eq!(s.http.listen.port(), 9000);
         assert_eq!(s.passwords.bcrypt_cost, 4);
         assert_eq!(s.http.cors_origins, vec!["https://a", "https://b"]);
+    }
+
+    #[test]
+    fn passkey_keys() {
+        let s = Settings::from_map(&BTreeMap::new()).unwrap();
+        assert!(s.passkeys.rp_id.is_none());
+        assert!(s.passkeys.apple_app_ids.is_empty() && s.passkeys.android_apps.is_empty());
+        let fp = "14:6D:E9:83:C5:73:06:50:D8:EE:B9:95:2F:34:FC:64:16:A0:83:42:E6:1D:BE:A8:8A:04:96:B2:3F:CF:44:E5";
+        let map = BTreeMap::from([
+            (
+                "PORTCULLIS_WEBAUTHN_RP_ID".to_string(),
+                "Example.com".to_string(),
+            ),
+            (
+                "PORTCULLIS_WEBAUTHN_ORIGINS".to_string(),
+                "https://app.example.com, https://admin.example.com".to_string(),
+            ),
+            (
+                "PORTCULLIS_ANDROID_APPS".to_string(),
+                format!("com.example.app:{}", fp.to_lowercase()),
+            ),
+        ]);
+        let s = Settings::from_map(&map).unwrap();
+        assert_eq!(s.passkeys.rp_id.as_deref(), Some("example.com"));
+        assert_eq!(s.passkeys.origins.len(), 2);
+        assert_eq!(s.passkeys.android_apps[0].package, "com.example.app");
+        assert_eq!(s.passkeys.android_apps[0].sha256_fingerprint, fp);
+        for bad in [
+            "com.example.app",
+            "com.example.app:AB:CD",
+            ":".repeat(3).as_str(),
+        ] {
+            let map = BTreeMap::from([("PORTCULLIS_ANDROID_APPS".to_string(), bad.to_string())]);
+            assert!(Settings::from_map(&map).is_err(), "{bad} accepted");
+        }
     }
 
     #[test]

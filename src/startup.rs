@@ -11,7 +11,7 @@ use secrecy::ExposeSecret;
 use crate::auth::password::load_or_create_pepper;
 use crate::auth::secrets::load_or_create_secret;
 use crate::auth::totp::SecondFactorKeys;
-use crate::auth::{Captcha, KeyRing, Limits, PasswordHasher, TokenService};
+use crate::auth::{Captcha, KeyRing, Limits, PasskeyRp, PasswordHasher, TokenService};
 use crate::clock::Clock;
 use crate::config::{Settings, StoreSettings};
 use crate::domain::PasswordPolicy;
@@ -82,7 +82,15 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
     let policy = PasswordPolicy {
         min_score: p.min_score,
     };
+    // Passkeys (issue 12): the relying party follows the public URL (after
+    // `bound_to`, so a defaulted URL names the bound port).
+    let passkeys = PasskeyRp::configured(&settings.http.public_url, &settings.passkeys)
+        .context("configuring passkeys (PORTCULLIS_WEBAUTHN_RP_ID, PORTCULLIS_WEBAUTHN_ORIGINS)")?;
+    if passkeys.is_none() {
+        tracing::warn!(public_url = %settings.http.public_url, "passkeys are off: the public URL names an IP address and WebAuthn needs a domain (set PORTCULLIS_PUBLIC_URL or PORTCULLIS_WEBAUTHN_RP_ID)");
+    }
     Ok(Core {
+        passkeys: passkeys.map(Arc::new),
         limits: Arc::new(Limits::new(settings.limits.rate_limit)),
         captcha: Arc::new(Captcha::new(
             captcha_key,

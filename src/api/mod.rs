@@ -15,6 +15,8 @@ pub mod mfa;
 mod middleware;
 pub mod pages;
 pub mod password;
+// Passkeys (issue 12).
+pub mod passkeys;
 pub mod problem;
 pub mod sessions;
 pub mod types;
@@ -54,6 +56,8 @@ pub enum ApiTags {
     Health,
     /// Administration: accounts and the audit log (role `admin`).
     Admin,
+    /// Passkeys (WebAuthn): registration and sign-in.
+    Passkeys,
 }
 
 /// All endpoint groups as one OpenAPI service.
@@ -71,6 +75,9 @@ pub type Api = (
     // Email flows (issue 10).
     password::RecoveryApi,
     email::EmailApi,
+    // Passkeys (issue 12).
+    passkeys::PasskeysApi,
+    passkeys::AssociationApi,
 );
 
 /// Builds the OpenAPI service (the same one `portcullis openapi` prints).
@@ -88,6 +95,9 @@ pub fn service() -> OpenApiService<Api, ()> {
         activity::ActivityApi,
         password::RecoveryApi,
         email::EmailApi,
+        // Passkeys (issue 12).
+        passkeys::PasskeysApi,
+        passkeys::AssociationApi,
     );
     OpenApiService::new(api, "Portcullis", env!("CARGO_PKG_VERSION"))
         .description(

@@ -277,6 +277,19 @@ pub fn problem_of(e: &Error) -> Problem {
             "Email address not verified",
             "Confirm your email address with the link or code we sent, then sign in.",
         ),
+        // Passkeys (issue 12).
+        Error::PasskeyInvalid(why) => Problem::new(
+            S::BAD_REQUEST,
+            "passkey-invalid",
+            "Passkey not registered",
+            format!("The passkey could not be registered: {why}."),
+        ),
+        Error::PasskeyRejected(why) => Problem::new(
+            S::UNAUTHORIZED,
+            "passkey-rejected",
+            "Passkey rejected",
+            format!("The passkey sign-in failed: {why}."),
+        ),
         Error::Unavailable => {
             tracing::error!("store unavailable");
             unavailable()

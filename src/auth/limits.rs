@@ -24,6 +24,10 @@ pub enum Action {
     Refresh,
     /// Password and email flows: burst 5, then 5 a minute.
     Email,
+    /// Passkey ceremony options (`POST /v1/me/passkeys/options`,
+    /// `POST /v1/sessions/passkey/options`): burst 20, then 1 every 2 s.
+    /// Each answer stores a ceremony, so this also bounds store writes.
+    PasskeyOptions,
 }
 
 /// The window sign-in failures are counted in.
@@ -36,6 +40,7 @@ pub struct Limits {
     register: DefaultKeyedRateLimiter<IpAddr>,
     refresh: DefaultKeyedRateLimiter<IpAddr>,
     email: DefaultKeyedRateLimiter<IpAddr>,
+    passkey_options: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 impl std::fmt::Debug for Limits {
@@ -62,6 +67,7 @@ impl Limits {
             register: RateLimiter::keyed(quota(10, Duration::from_secs(6))),
             refresh: RateLimiter::keyed(quota(60, Duration::from_secs(1))),
             email: RateLimiter::keyed(quota(5, Duration::from_secs(12))),
+            passkey_options: RateLimiter::keyed(quota(20, Duration::from_secs(2))),
         }
     }
 
@@ -75,6 +81,7 @@ impl Limits {
             Action::Register => &self.register,
             Action::Refresh => &self.refresh,
             Action::Email => &self.email,
+            Action::PasskeyOptions => &self.passkey_options,
         };
         limiter.check_key(&ip).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
@@ -84,7 +91,13 @@ impl Limits {
 
     /// Drops stale state (called periodically).
     pub fn housekeeping(&self) {
-        for l in [&self.sign_in, &self.register, &self.refresh, &self.email] {
+        for l in [
+            &self.sign_in,
+            &self.register,
+            &self.refresh,
+            &self.email,
+            &self.passkey_options,
+        ] {
             l.retain_recent();
             l.shrink_to_fit();
         }

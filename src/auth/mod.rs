@@ -1,9 +1,11 @@
 //! Authentication machinery: signing keys and JWKS, token issue/verify,
-//! password hashing, second factors (TOTP, recovery codes).
+//! password hashing, second factors (TOTP, recovery codes), passkeys (WebAuthn).
 
 pub mod captcha;
 pub mod keys;
 pub mod limits;
+// Passkeys (issue 12).
+pub mod passkeys;
 pub mod password;
 pub mod secrets;
 pub mod tokens;
@@ -12,5 +14,6 @@ pub mod totp;
 pub use captcha::Captcha;
 pub use keys::KeyRing;
 pub use limits::Limits;
+pub use passkeys::PasskeyRp;
 pub use password::PasswordHasher;
 pub use tokens::{AccessClaims, MfaClaims, RefreshClaims, TokenError, TokenService};

@@ -94,6 +94,14 @@ pub enum Error {
     /// Sign-in needs a verified email address (`PORTCULLIS_REQUIRE_VERIFIED_EMAIL`).
     #[error("email unverified")]
     EmailUnverified,
+    // Passkeys (issue 12).
+    /// A passkey registration was refused (bad or expired challenge,
+    /// credential that does not verify); the reason is safe to show.
+    #[error("passkey invalid: {0}")]
+    PasskeyInvalid(String),
+    /// A passkey sign-in was refused; the reason is safe to show.
+    #[error("passkey rejected: {0}")]
+    PasskeyRejected(String),
     /// The store cannot be reached; the request may succeed later.
     #[error("store unavailable")]
     Unavailable,

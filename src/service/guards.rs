@@ -36,6 +36,7 @@ impl Core {
                 Action::Register => "register",
                 Action::Refresh => "refresh",
                 Action::Email => "email",
+                Action::PasskeyOptions => "passkey_options",
             };
             self.audit(AuditEvent::RateLimited { action }, None, client);
             Error::RateLimited { retry_after }

@@ -21,6 +21,8 @@ mod mail;
 mod recovery;
 mod tickets;
 mod verification;
+// Passkeys (issue 12).
+mod passkeys;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -43,6 +45,8 @@ pub use sessions::{ADMIN_ROLE, LogoutScope};
 pub use mail::{GIVE_UP_AFTER, Notice as MailNotice, Postbox, SEND_LEASE, SendRound};
 pub use recovery::PasswordReset;
 pub use tickets::TicketProof;
+// Passkeys (issue 12).
+pub use passkeys::{AssociationFiles, PasskeyAssertion, PasskeyOptions, PasskeySummary};
 
 use crate::auth::{Captcha, Limits, PasswordHasher, TokenService};
 use crate::clock::{Clock, UnixTime};
@@ -69,6 +73,9 @@ pub struct Core {
     pub(crate) second_factor: Arc<crate::auth::totp::SecondFactorKeys>,
     /// Mailer, templates and the code key of the email flows.
     pub(crate) mail: Arc<Postbox>,
+    // Passkeys (issue 12).
+    /// `None` when passkeys are off (public URL without a domain name).
+    pub(crate) passkeys: Option<Arc<crate::auth::PasskeyRp>>,
 }
 
 /// A verified caller: the access token checked out and its session is live.
@@ -110,7 +117,7 @@ pub struct Account {
     pub metadata: Option<serde_json::Value>,
     /// Absolute URL of the avatar image, when the user has one.
     pub avatar_url: Option<String>,
-    /// How many passkeys the user has registered (0 until passkeys land).
+    /// How many passkeys the user has registered.
     pub passkeys: u32,
     /// Roles (`user`, `admin`).
     pub roles: Vec<String>,
@@ -147,12 +154,12 @@ impl Account {
             timezone: u.timezone,
             metadata,
             avatar_url,
-            passkeys: 0,
             roles: u.roles,
             disabled: u.disabled,
             mfa_enabled: u.mfa_enabled,
             created_at: u.created_at,
             updated_at: u.updated_at,
+            passkeys: u.passkey_count,
         }
     }
 }

@@ -29,6 +29,7 @@ pub use email::{EmailTicket, MailQueueStats, MailQueueStore, QueuedMail, TicketK
 pub use records::{
     AdminUpdate, AvatarRecord, CredentialRecord, ProfileUpdate, SessionRecord, UserRecord,
 };
+pub use records::{CeremonyRecord, PasskeyRecord, PasskeyRemoval};
 pub use rules::{
     LoginFailures, OnceKey, RotateOutcome, Rotation, classify_rotation, mfa_throttle_key,
 };
@@ -168,6 +169,43 @@ pub trait CredentialStore: Send + Sync {
     /// one gets true.
     async fn consume_recovery_code(&self, user_id: &str, hash: &str, now: i64)
     -> StoreResult<bool>;
+    // Passkeys (issue 12).
+    /// Adds a passkey, counts it in the profile's `passkey_count` and sets
+    /// `updated_at` to `now`, in one write. False when there is no such
+    /// user; `Conflict` (and nothing written) when the user already has a
+    /// passkey with this id.
+    async fn add_passkey(
+        &self,
+        user_id: &str,
+        passkey: &PasskeyRecord,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Replaces a passkey after a use (new counter, backup state, library
+    /// state, `last_used_at`). False when the user has no passkey with
+    /// `passkey.id` (removed meanwhile): nothing is written then.
+    async fn update_passkey(&self, user_id: &str, passkey: &PasskeyRecord) -> StoreResult<bool>;
+    /// Removes a passkey, uncounts it and sets `updated_at` to `now`, unless
+    /// it is the last passkey of an account without a password (that would
+    /// lock the user out): then [`PasskeyRemoval::LastCredential`] and
+    /// nothing changes.
+    async fn remove_passkey(
+        &self,
+        user_id: &str,
+        passkey_id: &str,
+        now: i64,
+    ) -> StoreResult<PasskeyRemoval>;
+}
+
+// Passkeys (issue 12).
+/// WebAuthn ceremonies in progress, shared by every replica.
+#[async_trait]
+pub trait CeremonyStore: Send + Sync {
+    /// Stores a ceremony; `Conflict` when its id is taken.
+    async fn save_ceremony(&self, ceremony: &CeremonyRecord) -> StoreResult<()>;
+    /// Takes a ceremony out of the store to finish it: `Some` once, for
+    /// exactly one of racing takers; `None` when unknown, already taken, or
+    /// expired at `now`.
+    async fn take_ceremony(&self, id: &str, now: i64) -> StoreResult<Option<CeremonyRecord>>;
 }
 
 /// Sessions (refresh-token families).
@@ -281,9 +319,10 @@ pub trait Store:
     + AvatarStore
     + TicketStore
     + MailQueueStore
+    + CeremonyStore
 {
-    /// Deletes what has expired by `now`: sessions, single-use keys and
-    /// failed-sign-in records (and, on MongoDB, retired refresh tokens).
+    /// Deletes what has expired by `now`: sessions, single-use keys,
+    /// WebAuthn ceremonies and failed-sign-in records (and, on MongoDB, retired refresh tokens).
     /// Reads already ignore expired records; this only frees the space.
     /// Returns how many sessions it deleted.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;

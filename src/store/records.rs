@@ -24,6 +24,8 @@
 //! profile write keeps the credential fields, and a credential write keeps
 //! the profile.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// A user account's profile as stored: everything but its secrets. Safe to
@@ -69,6 +71,16 @@ pub struct UserRecord {
     /// release did.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mfa_enabled: bool,
+    // Passkeys (issue 12).
+    /// How many passkeys the account has: kept by the passkey writes of
+    /// [`CredentialStore`](super::CredentialStore) in the same stored value,
+    /// so profile reads can show it without reading a credential.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub passkey_count: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The secrets of an account: stored in the same value as its
@@ -97,6 +109,79 @@ pub struct CredentialRecord {
     /// Hashes of the unused recovery codes (HMAC-SHA-256, hex).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recovery_codes: Vec<String>,
+    // Passkeys (issue 12).
+    /// WebAuthn credentials by passkey id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub passkeys: BTreeMap<String, PasskeyRecord>,
+}
+
+impl CredentialRecord {
+    /// Whether the account can sign in with a password.
+    pub fn has_password(&self) -> bool {
+        !self.password_hash.is_empty()
+    }
+}
+
+/// One passkey (WebAuthn credential) of an account. Public-key material
+/// only: nothing here lets anyone sign in, but it stays with the other
+/// credentials and off profile reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyRecord {
+    /// Our id of the passkey (UUIDv7 text), used in URLs.
+    pub id: String,
+    /// The WebAuthn credential id, base64url without padding.
+    pub credential_id: String,
+    /// A name the user gave it (or a default).
+    pub name: String,
+    /// The relying-party library's credential state (public key, signature
+    /// counter, backup flags) as its JSON; opaque to the store.
+    pub passkey: String,
+    /// The authenticator's signature counter after the last use (0: the
+    /// authenticator keeps none, as synced passkeys do).
+    #[serde(default)]
+    pub counter: u32,
+    /// Whether the credential may be synced to other devices (BE flag).
+    #[serde(default)]
+    pub backup_eligible: bool,
+    /// Whether it was backed up at the last use (BS flag).
+    #[serde(default)]
+    pub backup_state: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds of the last sign-in with it.
+    #[serde(default)]
+    pub last_used_at: Option<i64>,
+}
+
+/// What [`CredentialStore::remove_passkey`](super::CredentialStore::remove_passkey) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasskeyRemoval {
+    /// Removed.
+    Removed,
+    /// The user has no passkey with that id.
+    NotFound,
+    /// Refused: it is the last passkey of an account without a password, so
+    /// removing it would lock the user out.
+    LastCredential,
+}
+
+/// A WebAuthn ceremony in progress (registration or sign-in): the server
+/// half of a challenge, kept in the store so that any replica can finish a
+/// ceremony another began. Single use (see
+/// [`CeremonyStore::take_ceremony`](super::CeremonyStore::take_ceremony)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CeremonyRecord {
+    /// The `challenge_id` given to the client (UUIDv4 text).
+    pub id: String,
+    /// What the ceremony is for (`register`, `authenticate`, `discover`).
+    pub kind: String,
+    /// The user it is for; `None` for a usernameless sign-in.
+    pub user_id: Option<String>,
+    /// The relying-party library's ceremony state, as its JSON. Not secret,
+    /// but it must never reach the client (a client holding it could replay).
+    pub state: String,
+    /// Unix seconds; the ceremony cannot be finished at or after this time.
+    pub expires_at: i64,
 }
 
 /// Profile fields a user may change; `None` leaves a field as it is,

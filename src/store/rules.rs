@@ -124,6 +124,8 @@ pub enum OnceKey {
     /// One send attempt of a queued mail (mail id, attempt number): the
     /// lease that keeps two replicas from sending it at once.
     MailLease(String, u32),
+    /// A WebAuthn ceremony (its `challenge_id`), so it is finished once.
+    Ceremony(String),
 }
 
 impl OnceKey {
@@ -139,6 +141,7 @@ impl OnceKey {
             Self::Verify(jti) => format!("verify:{jti}"),
             Self::CodeTry(jti, n) => format!("code:{jti}:{n}"),
             Self::MailLease(id, n) => format!("mail:{id}:{n}"),
+            Self::Ceremony(id) => format!("ceremony:{id}"),
         }
     }
 }
@@ -172,6 +175,7 @@ mod tests {
         assert_eq!(OnceKey::Verify("j".into()).stored_key(), "verify:j");
         assert_eq!(OnceKey::CodeTry("j".into(), 3).stored_key(), "code:j:3");
         assert_eq!(OnceKey::MailLease("m".into(), 1).stored_key(), "mail:m:1");
+        assert_eq!(OnceKey::Ceremony("c1".into()).stored_key(), "ceremony:c1");
     }
 
     #[test]

@@ -450,6 +450,24 @@ impl TestApp {
             .unwrap()
     }
 
+    // Passkeys (issue 12).
+
+    /// The browser origin of the default public URL (`http://localhost:<port>`):
+    /// WebAuthn needs a domain, not an IP address.
+    pub fn origin(&self) -> String {
+        self.addr.replace("127.0.0.1", "localhost")
+    }
+
+    /// `POST /v1/me/passkeys/options`.
+    pub async fn passkey_registration_options(&self, token: &str) -> Response {
+        self.client
+            .post(self.url("/v1/me/passkeys/options"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// `POST /v1/me/mfa/totp/activate`.
     pub async fn totp_activate(&self, token: &str, code: &str) -> Response {
         self.post_authed_json("/v1/me/mfa/totp/activate", token, &json!({"code": code}))
@@ -507,6 +525,32 @@ impl TestApp {
         let body = self.login_ok(email, PASSWORD).await;
         assert_eq!(body["mfa_required"], true, "{body}");
         token(&body, "mfa_token")
+    }
+
+    /// `POST /v1/me/passkeys`.
+    pub async fn add_passkey(&self, token: &str, body: &Value) -> Response {
+        self.post_authed_json("/v1/me/passkeys", token, body).await
+    }
+
+    /// `GET /v1/me/passkeys`.
+    pub async fn list_passkeys(&self, token: &str) -> Response {
+        self.get_authed("/v1/me/passkeys", token).await
+    }
+
+    /// `DELETE /v1/me/passkeys/{id}`.
+    pub async fn delete_passkey(&self, token: &str, id: &str) -> Response {
+        self.delete_authed(&format!("/v1/me/passkeys/{id}"), token)
+            .await
+    }
+
+    /// `POST /v1/sessions/passkey/options`.
+    pub async fn passkey_sign_in_options(&self, body: &Value) -> Response {
+        self.post_json("/v1/sessions/passkey/options", body).await
+    }
+
+    /// `POST /v1/sessions/passkey`.
+    pub async fn passkey_sign_in(&self, body: &Value) -> Response {
+        self.post_json("/v1/sessions/passkey", body).await
     }
 }
 

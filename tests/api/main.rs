@@ -17,6 +17,8 @@ mod mailbox;
 mod me;
 mod mfa;
 mod mongo;
+// Passkeys (issue 12).
+mod passkeys;
 mod process;
 mod recovery;
 mod sessions;

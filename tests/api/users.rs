@@ -50,6 +50,7 @@ async fn register_returns_the_user_and_never_a_secret() {
         ],
         "exactly the contract's fields"
     );
+    assert_eq!(u["passkeys"], 0);
 }
 
 #[tokio::test]

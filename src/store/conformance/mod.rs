@@ -26,8 +26,11 @@ pub(crate) mod sessions;
 pub(crate) mod throttles;
 pub(crate) mod upkeep;
 pub(crate) mod users;
+// Passkeys (issue 12).
+pub(crate) mod ceremonies;
+pub(crate) mod passkeys;
 
-use super::{CredentialRecord, SessionRecord, UserRecord};
+use super::{CredentialRecord, PasskeyRecord, SessionRecord, UserRecord};
 
 /// A profile for tests, with a fresh id.
 pub(crate) fn user(email: &str) -> UserRecord {
@@ -50,6 +53,21 @@ pub(crate) fn credentials() -> CredentialRecord {
         password_hash: "$2b$04$notarealhashnotarealhashnotarealhashnotarealhashnot".into(),
         legacy_bcrypt: false,
         ..CredentialRecord::default()
+    }
+}
+
+/// A passkey for tests, with a fresh id; `tag` marks its credential id.
+pub(crate) fn passkey(tag: &str) -> PasskeyRecord {
+    PasskeyRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        credential_id: format!("cred-{tag}-{}", uuid::Uuid::new_v4().simple()),
+        name: format!("Key {tag}"),
+        passkey: "{\"cred\":\"opaque\"}".into(),
+        counter: 0,
+        backup_eligible: true,
+        backup_state: false,
+        created_at: 1_800_000_000,
+        last_used_at: None,
     }
 }
 
@@ -154,6 +172,19 @@ macro_rules! conformance_tests {
                 expired_lease_is_claimed_again,
                 concurrent_claims_get_one_each,
                 queue_stats,
+            }
+            passkeys {
+                add_and_count,
+                add_duplicate_id_conflicts,
+                update_after_use,
+                remove_one,
+                last_passkey_of_passwordless_account_stays,
+                profile_reads_carry_no_passkeys,
+            }
+            ceremonies {
+                taken_once,
+                expired_is_not_taken,
+                concurrent_takes,
             }
         );
     };

@@ -6,7 +6,9 @@ use redb::ReadableDatabase;
 
 use super::users::{StoredUser, USERS};
 use super::{EmbeddedStore, get_json, modify, other};
-use crate::store::{CredentialRecord, CredentialStore, StoreResult};
+use crate::store::{
+    CredentialRecord, CredentialStore, PasskeyRecord, PasskeyRemoval, StoreError, StoreResult,
+};
 
 #[async_trait]
 impl CredentialStore for EmbeddedStore {
@@ -113,6 +115,76 @@ impl CredentialStore for EmbeddedStore {
         })
         .await
     }
+
+    // Passkeys (issue 12).
+    async fn add_passkey(
+        &self,
+        user_id: &str,
+        passkey: &PasskeyRecord,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let id = user_id.to_string();
+        let passkey = passkey.clone();
+        self.run(move |db| {
+            let done = modify(db, USERS, &id, |mut stored: StoredUser| {
+                if stored.credentials.passkeys.contains_key(&passkey.id) {
+                    return (None, Err(StoreError::Conflict));
+                }
+                stored
+                    .credentials
+                    .passkeys
+                    .insert(passkey.id.clone(), passkey);
+                sync_passkey_count(&mut stored, now);
+                (Some(stored), Ok(()))
+            })?;
+            done.transpose().map(|d| d.is_some())
+        })
+        .await
+    }
+
+    async fn update_passkey(&self, user_id: &str, passkey: &PasskeyRecord) -> StoreResult<bool> {
+        let id = user_id.to_string();
+        let passkey = passkey.clone();
+        self.run(move |db| {
+            let done = modify(db, USERS, &id, |mut stored: StoredUser| {
+                match stored.credentials.passkeys.get_mut(&passkey.id) {
+                    Some(slot) => {
+                        *slot = passkey;
+                        (Some(stored), true)
+                    }
+                    None => (None, false),
+                }
+            })?;
+            Ok(done.unwrap_or(false))
+        })
+        .await
+    }
+
+    async fn remove_passkey(
+        &self,
+        user_id: &str,
+        passkey_id: &str,
+        now: i64,
+    ) -> StoreResult<PasskeyRemoval> {
+        let id = user_id.to_string();
+        let passkey_id = passkey_id.to_string();
+        self.run(move |db| {
+            let done = modify(db, USERS, &id, |mut stored: StoredUser| {
+                let creds = &stored.credentials;
+                if !creds.passkeys.contains_key(&passkey_id) {
+                    return (None, PasskeyRemoval::NotFound);
+                }
+                if !creds.has_password() && creds.passkeys.len() <= 1 {
+                    return (None, PasskeyRemoval::LastCredential);
+                }
+                stored.credentials.passkeys.remove(&passkey_id);
+                sync_passkey_count(&mut stored, now);
+                (Some(stored), PasskeyRemoval::Removed)
+            })?;
+            Ok(done.unwrap_or(PasskeyRemoval::NotFound))
+        })
+        .await
+    }
 }
 
 impl EmbeddedStore {
@@ -137,4 +209,11 @@ impl EmbeddedStore {
         })
         .await
     }
+}
+
+/// The profile's count follows the credentials (one value, one write).
+fn sync_passkey_count(stored: &mut StoredUser, now: i64) {
+    stored.user.passkey_count =
+        u32::try_from(stored.credentials.passkeys.len()).unwrap_or(u32::MAX);
+    stored.user.updated_at = now;
 }

@@ -11,13 +11,15 @@
 //! JSON value in `users` ([`users::StoredUser`]; see
 //! [`records`](super::records)). One file per trait: `users.rs`,
 //! `credentials.rs`, `sessions.rs`, `once.rs`, `throttles.rs`, `avatars.rs`,
-//! `security.rs`, `email.rs` (tickets and the mail queue).
+//! `security.rs`, `email.rs` (tickets and the mail queue), `ceremonies.rs`.
 
 mod avatars;
 mod credentials;
 mod email;
 mod once;
 mod security;
+// Passkeys (issue 12).
+mod ceremonies;
 mod sessions;
 mod throttles;
 mod users;
@@ -116,6 +118,7 @@ impl EmbeddedStore {
         txn.open_table(email::TICKETS)?;
         txn.open_table(email::MAIL_QUEUE)?;
         txn.open_table(email::MAIL_SENT)?;
+        txn.open_table(ceremonies::CEREMONIES)?;
         txn.commit()?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -141,6 +144,7 @@ impl Store for EmbeddedStore {
             let sessions = sessions::purge_expired(&txn, now)?;
             once::purge_expired(&txn, now)?;
             throttles::purge_expired(&txn, now)?;
+            ceremonies::purge_expired(&txn, now)?;
             txn.commit().map_err(other)?;
             Ok(sessions)
         })

@@ -36,12 +36,15 @@
 //! logs.
 //!
 //! One file per trait (`users.rs`, `credentials.rs`, `sessions.rs`,
-//! `once.rs`, `throttles.rs`, `avatars.rs`); `errors.rs` maps driver errors.
+//! `once.rs`, `throttles.rs`, `avatars.rs`, `ceremonies.rs`); `errors.rs` maps
+//! driver errors.
 
 mod avatars;
 mod credentials;
 mod email;
 mod errors;
+// Passkeys (issue 12).
+mod ceremonies;
 mod once;
 mod security;
 mod sessions;
@@ -97,6 +100,8 @@ enum RevocationId<'a> {
     RecoveryCode(&'a str, &'a str),
     /// `ticket:<kind>:<user id>`: a user's reset or verification ticket.
     Ticket(TicketKind, &'a str),
+    /// `wa:<challenge id>`: a WebAuthn ceremony in progress (passkeys).
+    Ceremony(&'a str),
 }
 
 impl RevocationId<'_> {
@@ -108,6 +113,7 @@ impl RevocationId<'_> {
             Self::Once(key) => format!("once:{}", key.stored_key()),
             Self::RecoveryCode(user_id, hash) => format!("rc:{user_id}:{hash}"),
             Self::Ticket(kind, user_id) => format!("ticket:{}:{user_id}", kind.as_str()),
+            Self::Ceremony(id) => format!("wa:{id}"),
         }
     }
 }

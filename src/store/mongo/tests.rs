@@ -119,6 +119,9 @@ fn credential_fields_are_the_records() {
         recovery_codes: vec!["c".into()],
         ..suite::credentials()
     };
+    let mut all = all;
+    let pk = suite::passkey("fields");
+    all.passkeys.insert(pk.id.clone(), pk);
     let d = bson::to_document(&all).unwrap();
     assert_eq!(
         d.keys().map(String::as_str).collect::<Vec<_>>(),

@@ -1,0 +1,195 @@
+#!/usr/bin/env node
+// Passkeys in a real browser: Debian's Chromium with a CDP virtual
+// authenticator (CTAP2, internal transport, resident keys, user
+// verification). A small SPA page, served by this script on its own origin
+// (another port: the "SPA on another origin" case, so Portcullis must list
+// it in PORTCULLIS_WEBAUTHN_ORIGINS and PORTCULLIS_CORS_ORIGINS), calls
+// navigator.credentials.create and .get with the options from Portcullis and
+// posts the results back. It registers an account and a passkey, signs out,
+// then signs in without typing an email (discoverable credential).
+//
+//   node passkeys.mjs --base http://localhost:PORT --page-port N --screenshot PATH [--chromium /usr/bin/chromium]
+//
+// Exit 0 when every step passed, 1 otherwise (a screenshot is saved either
+// way when the page got that far).
+import { parseArgs } from 'node:util';
+import { createServer } from 'node:http';
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const { values: a } = parseArgs({
+  options: {
+    base: { type: 'string' },
+    'page-port': { type: 'string' },
+    screenshot: { type: 'string' },
+    chromium: { type: 'string', default: '/usr/bin/chromium' },
+  },
+});
+if (!a.base || !a['page-port'] || !a.screenshot) {
+  console.error('usage: passkeys.mjs --base http://localhost:PORT --page-port N --screenshot PATH');
+  process.exit(2);
+}
+const pageOrigin = `http://localhost:${a['page-port']}`;
+const step = (msg) => console.log(`passkeys: ${msg}`);
+
+// The test page: a few functions over fetch and navigator.credentials, and
+// a log the screenshot shows. It keeps the tokens in memory only.
+const PAGE = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Portcullis passkeys test page</title>
+<style>body{font:15px system-ui,sans-serif;margin:2em;max-width:60em}h1{font-size:1.3em}
+li{margin:.3em 0;font-family:ui-monospace,monospace;font-size:13px}.ok{color:#05660f}.bad{color:#a00}</style>
+</head><body>
+<h1>Portcullis passkeys: test page on ${pageOrigin}</h1>
+<p>API: <code id="api"></code></p>
+<ol id="log"></ol>
+<script>
+const API = ${JSON.stringify(a.base)};
+document.getElementById('api').textContent = API;
+function log(text, cls) {
+  const li = document.createElement('li');
+  li.textContent = text; if (cls) li.className = cls;
+  document.getElementById('log').appendChild(li);
+}
+async function call(method, path, body, token) {
+  const headers = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (token) headers['authorization'] = 'Bearer ' + token;
+  const r = await fetch(API + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  let json = null; try { json = JSON.parse(text); } catch {}
+  log(method + ' ' + path + ' → ' + r.status, r.ok ? 'ok' : 'bad');
+  return { status: r.status, json };
+}
+function claims(jwt) {
+  const p = jwt.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+  return JSON.parse(atob(p + '='.repeat((4 - p.length % 4) % 4)));
+}
+window.portcullis = {
+  async signUp(email, password) {
+    const reg = await call('POST', '/v1/users', { email, password });
+    const login = await call('POST', '/v1/sessions', { email, password });
+    return { registered: reg.status, status: login.status, token: login.json && login.json.access_token };
+  },
+  async addPasskey(token) {
+    const opts = await call('POST', '/v1/me/passkeys/options', undefined, token);
+    const publicKey = PublicKeyCredential.parseCreationOptionsFromJSON(opts.json.public_key);
+    const cred = await navigator.credentials.create({ publicKey });
+    log('navigator.credentials.create → ' + cred.type + ' (' + cred.authenticatorAttachment + ')', 'ok');
+    const done = await call('POST', '/v1/me/passkeys',
+      { challenge_id: opts.json.challenge_id, credential: cred.toJSON(), name: 'Virtual authenticator' }, token);
+    return { status: done.status, passkey: done.json, residentKeyAsked: opts.json.public_key.authenticatorSelection.residentKey };
+  },
+  async me(token) { return (await call('GET', '/v1/me', undefined, token)); },
+  async signOut(token) { return (await call('DELETE', '/v1/sessions', undefined, token)).status; },
+  // No email typed: the options list no credential; the authenticator
+  // offers its discoverable one.
+  async signInWithoutEmail() {
+    const opts = await call('POST', '/v1/sessions/passkey/options', {});
+    const publicKey = PublicKeyCredential.parseRequestOptionsFromJSON(opts.json.public_key);
+    const cred = await navigator.credentials.get({ publicKey });
+    log('navigator.credentials.get → user handle ' + (cred.response.userHandle ? 'present' : 'missing'), 'ok');
+    const done = await call('POST', '/v1/sessions/passkey', { challenge_id: opts.json.challenge_id, credential: cred.toJSON() });
+    const t = done.json && done.json.access_token;
+    if (t) log('signed in as ' + done.json.user.email + ', amr ' + JSON.stringify(claims(t).amr), 'ok');
+    return { status: done.status, allowCredentials: (opts.json.public_key.allowCredentials || []).length,
+             email: done.json && done.json.user && done.json.user.email, amr: t ? claims(t).amr : null, token: t };
+  },
+};
+log('page ready', 'ok');
+</script></body></html>`;
+
+const server = createServer((req, res) => {
+  if (req.url === '/' || req.url === '/index.html') {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+    res.end(PAGE);
+  } else {
+    res.writeHead(404); res.end();
+  }
+});
+await new Promise((ok) => server.listen(Number(a['page-port']), '127.0.0.1', ok));
+
+const userDataDir = mkdtempSync(join(tmpdir(), 'portcullis-chromium-'));
+mkdirSync(dirname(a.screenshot), { recursive: true });
+let context;
+let page;
+let ok = false;
+const failures = [];
+const check = (cond, what) => { if (cond) step(`ok: ${what}`); else { failures.push(what); step(`FAILED: ${what}`); } };
+try {
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: a.chromium,
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+      // localhost resolves to the loopback address the servers listen on.
+      '--host-resolver-rules=MAP localhost 127.0.0.1',
+    ],
+    viewport: { width: 1100, height: 800 },
+    timeout: 30_000,
+  });
+  context.setDefaultTimeout(15_000);
+  page = context.pages()[0] ?? (await context.newPage());
+  page.on('console', (m) => { if (m.type() === 'error') console.log(`passkeys: page console: ${m.text()}`); });
+  // Only the page and the service under test.
+  await page.route(/^(?!http:\/\/localhost[:/])/, (route) => {
+    console.error(`passkeys: blocked off-host request ${route.request().url()}`);
+    route.abort();
+  });
+
+  // The virtual authenticator: a platform passkey provider.
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2', ctap2Version: 'ctap2_1', transport: 'internal',
+      hasResidentKey: true, hasUserVerification: true, isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  step(`virtual authenticator ${authenticatorId} added`);
+
+  await page.goto(`${pageOrigin}/`, { waitUntil: 'load' });
+  const run = (fn, ...args) => page.evaluate(([f, xs]) => window.portcullis[f](...xs), [fn, args]);
+
+  const email = `passkey-${Date.now()}@example.com`;
+  const signup = await run('signUp', email, 'correct horse battery staple 42');
+  check(signup.registered === 201 && signup.status === 200 && signup.token, `sign up and password sign-in (${signup.registered}, ${signup.status})`);
+
+  const added = await run('addPasskey', signup.token);
+  check(added.status === 201, `passkey registered from ${pageOrigin} (status ${added.status})`);
+  const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+  check(credentials.length === 1 && credentials[0].isResidentCredential,
+    `the authenticator holds one discoverable credential (residentKey "${added.residentKeyAsked}")`);
+  check(credentials[0] && credentials[0].rpId === 'localhost', `its RP id is localhost (${credentials[0] && credentials[0].rpId})`);
+  const me = await run('me', signup.token);
+  check(me.status === 200 && me.json.passkeys === 1, `GET /v1/me counts 1 passkey (${me.json && me.json.passkeys})`);
+
+  const out = await run('signOut', signup.token);
+  const after = await run('me', signup.token);
+  check(out === 204 && after.status === 401, `signed out (${out}); the old token is refused (${after.status})`);
+
+  const signin = await run('signInWithoutEmail');
+  check(signin.allowCredentials === 0, 'the sign-in options name no credential (no email typed)');
+  check(signin.status === 200 && signin.email === email, `signed in without typing an email as ${signin.email} (${signin.status})`);
+  check(JSON.stringify(signin.amr) === '["hwk","user"]', `amr ${JSON.stringify(signin.amr)}`);
+  const again = await run('me', signin.token);
+  check(again.status === 200, 'the new token works');
+  const { credentials: used } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+  check(used[0] && used[0].signCount >= 1, `the authenticator's signature counter moved (${used[0] && used[0].signCount})`);
+
+  await page.screenshot({ path: a.screenshot, fullPage: true });
+  step(`screenshot saved to ${a.screenshot}`);
+  ok = failures.length === 0;
+} catch (e) {
+  console.log(`passkeys: error: ${e.stack || e.message}`);
+  if (page) await page.screenshot({ path: a.screenshot, fullPage: true }).catch(() => {});
+} finally {
+  if (context) await context.close().catch(() => {});
+  server.close();
+  rmSync(userDataDir, { recursive: true, force: true });
+}
+console.log(`passkeys: ${ok ? 'ok' : 'FAILED'}`);
+process.exit(ok ? 0 : 1);
