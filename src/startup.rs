@@ -20,9 +20,6 @@ use crate::store::DynStore;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::mongo::MongoStore;
 
-/// Work of a CAPTCHA: the answer is uniform in 0..=this (about 0.1 s of
-/// SHA-256 in a browser on average).
-const CAPTCHA_MAX_NUMBER: u64 = 100_000;
 /// How long a CAPTCHA challenge may be solved and used.
 const CAPTCHA_TTL_SECS: u64 = 600;
 
@@ -76,7 +73,7 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
         t.refresh_ttl,
     );
     let p = &settings.passwords;
-    let hasher = PasswordHasher::new(pepper, p.bcrypt_cost, p.bcrypt_concurrency);
+    let hasher = PasswordHasher::new(pepper, p.bcrypt_cost, p.bcrypt_concurrency)?;
     let policy = PasswordPolicy {
         min_score: p.min_score,
     };
@@ -84,7 +81,7 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
         limits: Arc::new(Limits::new(settings.limits.rate_limit)),
         captcha: Arc::new(Captcha::new(
             captcha_key,
-            CAPTCHA_MAX_NUMBER,
+            settings.limits.captcha_difficulty,
             CAPTCHA_TTL_SECS,
         )),
         settings: Arc::new(settings),

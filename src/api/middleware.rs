@@ -120,8 +120,14 @@ pub(super) async fn trace_request<E: Endpoint>(
     ep: Arc<E>,
     req: Request,
     labels: &crate::telemetry::RouteLabels,
+    trusted: &[ipnet::IpNet],
 ) -> poem::Result<Response> {
     let route = labels.label(req.uri().path());
+    // Every request line names the client (issue 9): the address decided
+    // by the trusted-proxy rules, not a raw header.
+    let client_ip = super::client_ip(&req, trusted)
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
     let method = metric_method(req.method());
     let request_id = req
         .headers()
@@ -140,6 +146,7 @@ pub(super) async fn trace_request<E: Endpoint>(
         method = %req.method(),
         route = %route,
         path = %req.uri().path(),
+        client_ip = %client_ip,
         user_id = tracing::field::Empty,
     );
     let start = Instant::now();

@@ -7,6 +7,7 @@
 pub mod captcha;
 pub mod extract;
 pub mod health;
+mod metrics;
 mod middleware;
 pub mod password;
 pub mod problem;
@@ -104,6 +105,7 @@ pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
             .max_age(600)
     });
     let max_body = http.max_body_bytes;
+    let trusted: Arc<[ipnet::IpNet]> = Arc::from(http.trusted_proxies.as_slice());
     let problem_base: Arc<str> = Arc::from(http.public_url.as_str());
     let spec_doc: serde_json::Value = serde_json::from_str(&api.spec()).unwrap_or_default();
     let mut templates: Vec<String> = spec_doc["paths"]
@@ -115,14 +117,12 @@ pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
         templates.iter().map(String::as_str),
     ));
     let _ = crate::telemetry::metrics();
+    crate::telemetry::register_counters();
     Route::new()
         .nest("/", api)
         .nest("/docs", ui)
         .at("/openapi.json", spec)
-        .at(
-            "/metrics",
-            poem::get(poem::endpoint::make_sync(|_| middleware::metrics_text())),
-        )
+        .at("/metrics", poem::get(metrics::metrics))
         .data(core)
         .around(move |ep, req| async move { middleware::limit_body(ep, req, max_body).await })
         .catch_all_error(|err| async move { problem::problem_from_poem_error(err) })
@@ -130,7 +130,8 @@ pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
         .around(|ep, req| async move { middleware::security_headers(ep, req).await })
         .around(move |ep, req| {
             let labels = labels.clone();
-            async move { middleware::trace_request(ep, req, &labels).await }
+            let trusted = trusted.clone();
+            async move { middleware::trace_request(ep, req, &labels, &trusted).await }
         })
         .around(move |ep, req| {
             let base = problem_base.clone();

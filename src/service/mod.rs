@@ -9,6 +9,9 @@ mod error;
 mod guards;
 mod passwords;
 mod sessions;
+// -- hardening (issue 9) --
+// mod oauth;
+mod throttle;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -195,6 +198,11 @@ impl Core {
     /// Proxies whose `X-Forwarded-For` is believed.
     pub fn trusted_proxies(&self) -> &[ipnet::IpNet] {
         &self.settings.http.trusted_proxies
+    }
+
+    /// The bearer token `/metrics` demands, if configured.
+    pub fn metrics_token(&self) -> Option<&secrecy::SecretString> {
+        self.settings.http.metrics_token.as_ref()
     }
 
     /// Name of the store backend, for logs.

@@ -3,11 +3,17 @@
 use secrecy::SecretString;
 
 use super::{Account, ClientInfo, Core, Error, IssuedTokens, Principal, Result, SessionSummary};
-use crate::auth::limits::{Action, FAILURE_WINDOW};
+use super::throttle::Reserved;
+use crate::auth::limits::Action;
 use crate::clock::secs;
 use crate::config::CaptchaMode;
 use crate::domain::{Email, Password};
 use crate::store::{RotateOutcome, Rotation, SessionRecord, UserRecord};
+
+/// The client address for a log line (empty when unknown).
+pub(super) fn ip_text(client: &ClientInfo) -> String {
+    client.ip.map(|ip| ip.to_string()).unwrap_or_default()
+}
 
 /// The role that opens the admin API.
 pub const ADMIN_ROLE: &str = "admin";
@@ -95,9 +101,12 @@ impl Core {
 
     /// Signs in with email and password: a new session and its first token pair.
     ///
-    /// After `PORTCULLIS_LOGIN_MAX_FAILURES` failures for an account within
-    /// 15 minutes, further attempts need a CAPTCHA (`on-failures`) or are
-    /// refused with 429 until the window slides (`off`).
+    /// Each attempt first reserves its place in the throttle (see
+    /// `service::throttle`): after `PORTCULLIS_LOGIN_MAX_FAILURES` failures
+    /// (or attempts in flight) for an account from one network within 15
+    /// minutes, or ten times that from anywhere, further attempts need a
+    /// CAPTCHA (`on-failures`) or are refused with 429 until the window
+    /// slides (`off`).
     pub async fn login(
         &self,
         email: &str,
@@ -105,48 +114,68 @@ impl Core {
         captcha: Option<&str>,
         client: ClientInfo,
     ) -> Result<IssuedTokens> {
-        self.rate_limit(Action::SignIn, &client)?;
+        if let Err(e) = self.rate_limit(Action::SignIn, &client) {
+            self.log_refusal("sign_in", None, None, &client, &e);
+            return Err(e);
+        }
         let parsed = Email::parse(email).ok();
         let account = parsed
             .as_ref()
             .map(|e| e.as_str().to_string())
             .unwrap_or_else(|| email.trim().to_lowercase());
-        let now = self.clock.now();
-        let window = secs(FAILURE_WINDOW);
-        let failures = self.store.login_failures(&account, now, window).await?;
-        let over = failures.len() >= self.settings.limits.login_max_failures as usize;
-        let retry_after = failures.first().map_or(1, |oldest| {
-            u64::try_from(oldest + window - now).unwrap_or(1)
-        });
-        match self.settings.limits.captcha {
-            CaptchaMode::Always => self.check_captcha(captcha).await?,
-            CaptchaMode::OnFailures if over => self.check_captcha(captcha).await?,
-            CaptchaMode::Off if over => {
-                return Err(Error::RateLimited {
-                    retry_after: retry_after.max(1),
-                });
-            }
-            _ => {}
+        let pseudonym = self.hasher.pseudonym(&account);
+        let keys = self.sign_in_keys(&account, &client);
+        let captcha_first = self.settings.limits.captcha == CaptchaMode::Always;
+        if captcha_first && let Err(e) = self.check_captcha(captcha).await {
+            self.log_refusal("sign_in", None, Some(&pseudonym), &client, &e);
+            return Err(e);
         }
+        let attempt = match self.reserve_attempt(&keys).await? {
+            Reserved::Granted(a) => a,
+            Reserved::Full(a, retry_after) => match self.settings.limits.captcha {
+                CaptchaMode::Off => {
+                    self.release_attempt(a).await;
+                    metrics::counter!("portcullis_logins_total", "result" => "throttled")
+                        .increment(1);
+                    return Err(self.throttled("sign_in", None, &pseudonym, &client, retry_after));
+                }
+                CaptchaMode::OnFailures => match self.check_captcha(captcha).await {
+                    Ok(()) => a,
+                    Err(e) => {
+                        self.release_attempt(a).await;
+                        self.log_refusal("sign_in", None, Some(&pseudonym), &client, &e);
+                        return Err(e);
+                    }
+                },
+                CaptchaMode::Always => a,
+            },
+        };
         let user = match self.check_credentials(parsed.as_ref(), password).await {
             Ok(u) => u,
             Err(Error::InvalidCredentials) => {
-                self.store
-                    .record_login_failure(&account, now, window)
-                    .await?;
+                // The reservation stays: it is the failure's record.
                 metrics::counter!("portcullis_logins_total", "result" => "failure").increment(1);
-                tracing::info!(event = "session.failed", "sign-in failed");
+                tracing::warn!(
+                    event = "login.failed",
+                    account = %pseudonym,
+                    client_ip = %ip_text(&client),
+                    "sign-in failed: wrong email or password"
+                );
                 return Err(Error::InvalidCredentials);
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                self.release_attempt(attempt).await;
+                if matches!(e, Error::AccountDisabled) {
+                    tracing::warn!(event = "login.refused", account = %pseudonym, client_ip = %ip_text(&client), "sign-in refused: account disabled");
+                }
+                return Err(e);
+            }
         };
-        if !failures.is_empty() {
-            self.store.clear_login_failures(&account).await?;
-        }
+        self.attempt_succeeded(attempt).await?;
         let tokens = self
-            .start_session(user, vec!["pwd".to_string()], client)
+            .start_session(user, vec!["pwd".to_string()], client.clone())
             .await?;
-        tracing::info!(user_id = %tokens.account.id, event = "session.created", "signed in");
+        tracing::info!(user_id = %tokens.account.id, client_ip = %ip_text(&client), event = "session.created", "signed in");
         metrics::counter!("portcullis_logins_total", "result" => "success").increment(1);
         Ok(tokens)
     }

@@ -85,6 +85,9 @@ enum RevocationId<'a> {
     LoginFailures(&'a str),
     /// `once:<stored key>`: a claimed single-use key.
     Once(&'a OnceKey),
+    /// `try:<slot>:<account>`: one reserved sign-in attempt (see
+    /// `throttles.rs`).
+    Attempt(&'a str, u32),
 }
 
 impl RevocationId<'_> {
@@ -94,6 +97,7 @@ impl RevocationId<'_> {
             Self::RetiredToken(jti) => format!("rt:{jti}"),
             Self::LoginFailures(account) => format!("fail:{account}"),
             Self::Once(key) => format!("once:{}", key.stored_key()),
+            Self::Attempt(account, slot) => format!("try:{slot}:{account}"),
         }
     }
 }
