@@ -9,6 +9,7 @@ use anyhow::Context;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use secrecy::ExposeSecret;
 
+use crate::api::timeouts::{TimeoutAcceptor, Timeouts};
 use crate::auth::password::load_or_create_pepper;
 use crate::auth::secrets::load_or_create_secret;
 use crate::auth::{Captcha, KeyRing, Limits, PasswordHasher, TokenService};
@@ -95,7 +96,7 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
 
 /// A bound, ready-to-run server.
 pub struct Application {
-    acceptor: poem::listener::TcpAcceptor,
+    acceptor: TimeoutAcceptor<poem::listener::TcpAcceptor>,
     addr: SocketAddr,
     core: Core,
 }
@@ -121,6 +122,13 @@ impl Application {
             .and_then(|a| a.as_socket_addr().copied())
             .context("listener has no socket address")?;
         settings.bound_to(addr.port());
+        let acceptor = TimeoutAcceptor::new(
+            acceptor,
+            Timeouts {
+                request: settings.http.request_timeout,
+                idle: settings.http.idle_timeout,
+            },
+        );
         let core = build_core(settings, clock).await?;
         Ok(Self {
             acceptor,

@@ -53,7 +53,12 @@ pub(super) async fn limit_body<E: Endpoint>(
         declared.is_some_and(|n| n > 0) || req.headers().contains_key(header::TRANSFER_ENCODING);
     if has_body {
         match read_limited(req.take_body(), max).await {
-            Some(bytes) => req.set_body(Body::from(bytes)),
+            Some(bytes) => {
+                // Kept for error reports that name the offending fields.
+                req.extensions_mut()
+                    .insert(super::routes_meta::RawBody(Arc::new(bytes.clone())));
+                req.set_body(Body::from(bytes));
+            }
             None => return Ok(too_large()),
         }
     }

@@ -5,13 +5,17 @@
 //! `extract` holds the bearer principal and the client's address.
 
 pub mod captcha;
+mod cors;
 pub mod extract;
 pub mod health;
 mod metrics;
 mod middleware;
 pub mod password;
 pub mod problem;
+mod problem_pages;
+mod routes_meta;
 pub mod sessions;
+pub mod timeouts;
 pub mod types;
 pub mod users;
 pub mod views;
@@ -19,8 +23,6 @@ pub mod wellknown;
 
 use std::sync::Arc;
 
-use poem::http::{Method, header};
-use poem::middleware::Cors;
 use poem::{Endpoint, EndpointExt, Response, Route};
 use poem_openapi::{OpenApiService, Tags};
 
@@ -89,21 +91,7 @@ pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
     let api = service();
     let ui = api.swagger_ui();
     let spec = api.spec_endpoint();
-    let cors = (!http.cors_origins.is_empty()).then(|| {
-        Cors::new()
-            .allow_origins(http.cors_origins.iter().map(String::as_str))
-            .allow_methods([
-                Method::GET,
-                Method::POST,
-                Method::PATCH,
-                Method::PUT,
-                Method::DELETE,
-            ])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-            .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
-            .allow_credentials(false)
-            .max_age(600)
-    });
+    let cors_origins = cors::CorsOrigins::new(&http.cors_origins);
     let max_body = http.max_body_bytes;
     let trusted: Arc<[ipnet::IpNet]> = Arc::from(http.trusted_proxies.as_slice());
     let problem_base: Arc<str> = Arc::from(http.public_url.as_str());
@@ -112,9 +100,19 @@ pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
         .as_object()
         .map(|p| p.keys().cloned().collect())
         .unwrap_or_default();
-    templates.extend(["/docs", "/openapi.json", "/metrics"].map(String::from));
+    templates.extend(["/docs", "/openapi.json", "/metrics", "/problems/{slug}"].map(String::from));
     let labels = Arc::new(crate::telemetry::RouteLabels::new(
         templates.iter().map(String::as_str),
+    ));
+    let meta = Arc::new(routes_meta::RoutesMeta::new(
+        &spec_doc,
+        labels.clone(),
+        &[
+            ("/docs", &["GET"]),
+            ("/openapi.json", &["GET"]),
+            ("/metrics", &["GET"]),
+            ("/problems/{slug}", &["GET"]),
+        ],
     ));
     let _ = crate::telemetry::metrics();
     crate::telemetry::register_counters();
@@ -123,10 +121,18 @@ pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
         .nest("/docs", ui)
         .at("/openapi.json", spec)
         .at("/metrics", poem::get(metrics::metrics))
+        .at("/problems/:slug", poem::get(problem_pages::page))
         .data(core)
+        .around(move |ep, req| {
+            let meta = meta.clone();
+            async move { routes_meta::explain(ep, req, &meta).await }
+        })
         .around(move |ep, req| async move { middleware::limit_body(ep, req, max_body).await })
         .catch_all_error(|err| async move { problem::problem_from_poem_error(err) })
-        .with_if(cors.is_some(), cors.unwrap_or_default())
+        .around(move |ep, req| {
+            let origins = cors_origins.clone();
+            async move { cors::cors(ep, req, &origins).await }
+        })
         .around(|ep, req| async move { middleware::security_headers(ep, req).await })
         .around(move |ep, req| {
             let labels = labels.clone();
