@@ -54,7 +54,7 @@ impl Core {
         };
         // Cheap duplicate check first so a taken email costs no bcrypt; the
         // unique index still decides races.
-        if self.store.user_by_email(email.as_str()).await?.is_some() {
+        if self.user_by_email(&email).await?.is_some() {
             return Err(Error::Conflict(EMAIL_TAKEN));
         }
         let credentials = CredentialRecord {

@@ -11,6 +11,8 @@ mod passwords;
 mod sessions;
 // -- hardening (issue 9) --
 // mod oauth;
+mod email_keys;
+mod session_cap;
 mod throttle;
 
 use std::net::IpAddr;

@@ -74,7 +74,7 @@ impl Core {
     ) -> Result<UserRecord> {
         let password = Password::for_verification(password);
         let user = match email {
-            Some(e) => self.store.user_by_email(e.as_str()).await?,
+            Some(e) => self.user_by_email(e).await?,
             None => None,
         };
         let credentials = match &user {
@@ -204,6 +204,7 @@ impl Core {
             ip: client.ip.map(|ip| ip.to_string()),
         };
         self.store.create_session(&session).await?;
+        self.enforce_session_cap(&session.user_id).await?;
         self.issue_pair(user.into(), &session)
     }
 
