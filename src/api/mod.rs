@@ -129,6 +129,9 @@ pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
         })
         .around(move |ep, req| async move { middleware::limit_body(ep, req, max_body).await })
         .catch_all_error(|err| async move { problem::problem_from_poem_error(err) })
+        // Boxed here: the full stack of middleware types is too deep for
+        // the compiler's query depth limit otherwise.
+        .boxed()
         .around(move |ep, req| {
             let origins = cors_origins.clone();
             async move { cors::cors(ep, req, &origins).await }
