@@ -85,8 +85,10 @@ pub fn spec_json() -> String {
     s
 }
 
-/// Every route with its middleware, serving `core`.
-pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
+/// Every route with its middleware, serving `core`. Boxed: the stack of
+/// middleware is one deeply nested type, laid out once here (the crate
+/// raises `recursion_limit` for it) instead of in every crate that serves it.
+pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
     let http = core.settings.http.clone();
     let api = service();
     let ui = api.swagger_ui();
@@ -129,9 +131,6 @@ pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
         })
         .around(move |ep, req| async move { middleware::limit_body(ep, req, max_body).await })
         .catch_all_error(|err| async move { problem::problem_from_poem_error(err) })
-        // Boxed here: the full stack of middleware types is too deep for
-        // the compiler's query depth limit otherwise.
-        .boxed()
         .around(move |ep, req| {
             let origins = cors_origins.clone();
             async move { cors::cors(ep, req, &origins).await }
@@ -146,4 +145,5 @@ pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
             let base = problem_base.clone();
             async move { problem::with_problem_base(base, ep.call(req)).await }
         })
+        .boxed()
 }
