@@ -10,6 +10,7 @@ pub mod extract;
 pub mod health;
 mod metrics;
 mod middleware;
+pub mod oauth;
 pub mod password;
 pub mod problem;
 mod problem_pages;
@@ -45,6 +46,8 @@ pub enum ApiTags {
     Wellknown,
     /// Liveness and readiness.
     Health,
+    /// Standard OAuth 2.0 / OpenID Connect endpoints.
+    Oauth,
 }
 
 /// All endpoint groups as one OpenAPI service.
@@ -55,6 +58,7 @@ pub type Api = (
     captcha::CaptchaApi,
     wellknown::WellKnownApi,
     health::HealthApi,
+    oauth::OAuthApi,
 );
 
 /// Builds the OpenAPI service (the same one `portcullis openapi` prints).
@@ -66,6 +70,7 @@ pub fn service() -> OpenApiService<Api, ()> {
         captcha::CaptchaApi,
         wellknown::WellKnownApi,
         health::HealthApi,
+        oauth::OAuthApi,
     );
     OpenApiService::new(api, "Portcullis", env!("CARGO_PKG_VERSION"))
         .description(

@@ -46,7 +46,11 @@ impl RoutesMeta {
                     .insert(method.clone());
                 let schema = op["requestBody"]["content"]
                     .as_object()
-                    .and_then(|c| c.values().next())
+                    .and_then(|c| {
+                        c.iter()
+                            .find(|(media, _)| media.starts_with("application/json"))
+                            .map(|(_, m)| m)
+                    })
                     .map(|m| resolve(spec, &m["schema"]));
                 if let Some(schema) = schema.filter(|s| s["type"] == "object") {
                     bodies.insert((path.clone(), method), body_schema(spec, &schema));

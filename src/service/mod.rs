@@ -10,7 +10,7 @@ mod guards;
 mod passwords;
 mod sessions;
 // -- hardening (issue 9) --
-// mod oauth;
+mod oauth;
 mod email_keys;
 mod session_cap;
 mod throttle;
@@ -19,6 +19,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 pub use accounts::Registration;
+pub use oauth::Introspection;
 pub use error::{Error, FieldError, Result};
 pub use sessions::{ADMIN_ROLE, LogoutScope};
 
