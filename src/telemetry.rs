@@ -65,8 +65,14 @@ pub const COUNTERS: &[(&str, &[(&str, &str)])] = &[
     ("portcullis_registrations_total", &[]),
     ("portcullis_refresh_reuse_total", &[]),
     ("portcullis_password_verifications_total", &[]),
-    ("portcullis_password_changes_total", &[("result", "success")]),
-    ("portcullis_password_changes_total", &[("result", "failure")]),
+    (
+        "portcullis_password_changes_total",
+        &[("result", "success")],
+    ),
+    (
+        "portcullis_password_changes_total",
+        &[("result", "failure")],
+    ),
     ("portcullis_captcha_refusals_total", &[]),
     ("portcullis_rate_limited_total", &[]),
     ("portcullis_sessions_evicted_total", &[]),

@@ -138,7 +138,11 @@ mod tests {
             ("6.6.6.6, [2001:db8::2]", "2001:db8::2"),
             ("6.6.6.6,1.2.3.4, 10.0.0.7:80", "1.2.3.4"),
         ] {
-            assert_eq!(client_ip_from(peer, Some(xff), &t).to_string(), want, "{xff}");
+            assert_eq!(
+                client_ip_from(peer, Some(xff), &t).to_string(),
+                want,
+                "{xff}"
+            );
         }
     }
 

@@ -283,7 +283,11 @@ pub enum IntrospectResponse {
 /// `Authorization: Bearer <PORTCULLIS_INTROSPECTION_TOKEN>`: the credential
 /// of resource servers at the introspection endpoint.
 #[derive(SecurityScheme)]
-#[oai(ty = "bearer", checker = "check_introspector", rename = "introspectionAuth")]
+#[oai(
+    ty = "bearer",
+    checker = "check_introspector",
+    rename = "introspectionAuth"
+)]
 pub struct IntrospectionAuth(());
 
 async fn check_introspector(req: &Request, bearer: Bearer) -> poem::Result<()> {
@@ -369,12 +373,20 @@ impl OAuthApi {
         let client = client_info(req, &core);
         match core.revoke_token(&token, &client).await {
             Ok(()) => RevokeResponse::Ok,
-            Err(e) => unexpected_to(e, RevokeResponse::Unavailable, RevokeResponse::InternalError),
+            Err(e) => unexpected_to(
+                e,
+                RevokeResponse::Unavailable,
+                RevokeResponse::InternalError,
+            ),
         }
     }
 
     /// The caller's claims (OpenID Connect userinfo).
-    #[oai(path = "/oauth/userinfo", method = "get", operation_id = "oauthUserinfo")]
+    #[oai(
+        path = "/oauth/userinfo",
+        method = "get",
+        operation_id = "oauthUserinfo"
+    )]
     async fn userinfo(&self, core: Data<&Core>, auth: BearerAuth) -> UserInfoResponse {
         match core.me(&auth.0).await {
             Ok(a) => UserInfoResponse::Ok(Json(UserInfo {
@@ -390,7 +402,11 @@ impl OAuthApi {
     }
 
     /// The caller's claims, by POST (OIDC Core §5.3.1 allows both).
-    #[oai(path = "/oauth/userinfo", method = "post", operation_id = "oauthUserinfoPost")]
+    #[oai(
+        path = "/oauth/userinfo",
+        method = "post",
+        operation_id = "oauthUserinfoPost"
+    )]
     async fn userinfo_post(&self, core: Data<&Core>, auth: BearerAuth) -> UserInfoResponse {
         self.userinfo(core, auth).await
     }
@@ -400,7 +416,11 @@ impl OAuthApi {
     /// `active` is false as soon as the token's session is revoked (sign-out,
     /// password change, reuse): how a resource server honours a sign-out at
     /// once instead of at the access token's expiry.
-    #[oai(path = "/oauth/introspect", method = "post", operation_id = "oauthIntrospect")]
+    #[oai(
+        path = "/oauth/introspect",
+        method = "post",
+        operation_id = "oauthIntrospect"
+    )]
     async fn introspect(
         &self,
         core: Data<&Core>,

@@ -116,7 +116,11 @@ impl RoutesMeta {
                     "is not a field of this request",
                 )),
                 Some(Some(ty)) if !v.is_null() && !has_type(v, ty) => {
-                    errors.push(FieldErrorBody::new(name, "invalid", format!("must be {}", article(ty))));
+                    errors.push(FieldErrorBody::new(
+                        name,
+                        "invalid",
+                        format!("must be {}", article(ty)),
+                    ));
                 }
                 _ => {}
             }
@@ -227,12 +231,17 @@ pub(super) async fn explain<E: Endpoint>(
                 .and_then(|body| meta.body_problem(&path, &method, &body.0));
             match named {
                 Some(p) => p.into_response(),
+                None if e.status() == StatusCode::METHOD_NOT_ALLOWED => {
+                    super::problem::problem_from_poem_error(e)
+                }
                 None => return Err(e),
             }
         }
     };
     if resp.status() == StatusCode::METHOD_NOT_ALLOWED
-        && let Some(v) = meta.allow(&path).and_then(|a| HeaderValue::from_str(&a).ok())
+        && let Some(v) = meta
+            .allow(&path)
+            .and_then(|a| HeaderValue::from_str(&a).ok())
     {
         resp.headers_mut().insert(header::ALLOW, v);
     }

@@ -80,7 +80,10 @@ impl PasswordHasher {
     /// follow it, but nobody without the pepper can tell which address it
     /// is. Domain-separated from the password pre-hash.
     pub fn pseudonym(&self, text: &str) -> String {
-        let mac = hmac_sha256(self.pepper.expose_secret(), format!("log-pseudonym\0{text}").as_bytes());
+        let mac = hmac_sha256(
+            self.pepper.expose_secret(),
+            format!("log-pseudonym\0{text}").as_bytes(),
+        );
         mac.iter().take(8).map(|b| format!("{b:02x}")).collect()
     }
 

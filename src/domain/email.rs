@@ -153,7 +153,10 @@ impl Email {
     pub fn legacy_key(&self) -> Option<String> {
         let (local, domain) = self.key.rsplit_once('@')?;
         let (unicode, _) = idna::domain_to_unicode(domain);
-        let legacy: String = format!("{local}@{unicode}").nfc().collect::<String>().to_lowercase();
+        let legacy: String = format!("{local}@{unicode}")
+            .nfc()
+            .collect::<String>()
+            .to_lowercase();
         (legacy != self.key).then_some(legacy)
     }
 }
@@ -189,7 +192,10 @@ mod tests {
         assert_eq!(key("uni@EXAMPLE.com"), "uni@example.com");
         assert_eq!(key("ＵＮＩ@example.com"), "uni@example.com");
         assert_eq!(key("bücher@bücher.example"), "bücher@xn--bcher-kva.example");
-        assert_eq!(key("bücher@xn--bcher-kva.example"), "bücher@xn--bcher-kva.example");
+        assert_eq!(
+            key("bücher@xn--bcher-kva.example"),
+            "bücher@xn--bcher-kva.example"
+        );
         assert_eq!(key("BÜCHER@BÜCHER.example"), "bücher@xn--bcher-kva.example");
         // The typed form (after NFKC) is kept for sending mail.
         assert_eq!(
@@ -201,15 +207,24 @@ mod tests {
     #[test]
     fn look_alikes_are_refused() {
         for bad in [
-            "p\u{0430}ypal@example.com",    // Latin + Cyrillic а
+            "p\u{0430}ypal@example.com",            // Latin + Cyrillic а
             "\u{0430}\u{0441}\u{0435}@example.com", // all-Cyrillic "асе" reads as "ace"
-            "admin@ex\u{0430}mple.com",     // mixed-script domain label
+            "admin@ex\u{0430}mple.com",             // mixed-script domain label
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
         }
         // Genuine non-Latin addresses are fine.
-        for good in ["иван@пример.рф", "josé@example.com", "用户@例子.中国", "παύλος@example.gr"] {
-            assert!(Email::parse(good).is_ok(), "{good:?} refused: {:?}", Email::parse(good));
+        for good in [
+            "иван@пример.рф",
+            "josé@example.com",
+            "用户@例子.中国",
+            "παύλος@example.gr",
+        ] {
+            assert!(
+                Email::parse(good).is_ok(),
+                "{good:?} refused: {:?}",
+                Email::parse(good)
+            );
         }
     }
 

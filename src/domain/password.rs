@@ -169,8 +169,8 @@ mod tests {
         let strong = pw(&varied_emoji()).unwrap();
         assert_eq!(strong.expose().chars().count(), 64);
         assert!(policy.check(&strong, &[email]).is_ok());
-        let phrase = pw("the quiet otter juggles seven brass lanterns beneath a violet harbor")
-            .unwrap();
+        let phrase =
+            pw("the quiet otter juggles seven brass lanterns beneath a violet harbor").unwrap();
         assert!(policy.check(&phrase, &[email]).is_ok());
     }
 

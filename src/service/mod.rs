@@ -10,8 +10,8 @@ mod guards;
 mod passwords;
 mod sessions;
 // -- hardening (issue 9) --
-mod oauth;
 mod email_keys;
+mod oauth;
 mod session_cap;
 mod throttle;
 
@@ -19,8 +19,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 pub use accounts::Registration;
-pub use oauth::Introspection;
 pub use error::{Error, FieldError, Result};
+pub use oauth::Introspection;
 pub use sessions::{ADMIN_ROLE, LogoutScope};
 
 use crate::auth::{Captcha, Limits, PasswordHasher, TokenService};

@@ -55,7 +55,10 @@ impl Core {
                 Ok(())
             }
             _ => {
-                tracing::warn!(event = "introspection.refused", "introspection caller refused: missing or wrong token");
+                tracing::warn!(
+                    event = "introspection.refused",
+                    "introspection caller refused: missing or wrong token"
+                );
                 Err(Error::Unauthenticated)
             }
         }
@@ -85,13 +88,9 @@ impl Core {
             });
         }
         if let Ok(c) = self.tokens.verify_refresh(token, now) {
-            let live = self
-                .store
-                .session(&c.sid)
-                .await?
-                .is_some_and(|s| {
-                    s.user_id == c.sub && s.is_active(self.clock.now()) && s.current_jti == c.jti
-                });
+            let live = self.store.session(&c.sid).await?.is_some_and(|s| {
+                s.user_id == c.sub && s.is_active(self.clock.now()) && s.current_jti == c.jti
+            });
             if live {
                 return Ok(Introspection {
                     active: true,

@@ -32,7 +32,10 @@ impl Core {
         // first, so one account or token queues at most
         // PORTCULLIS_LOGIN_MAX_FAILURES bcrypt checks in 15 minutes.
         let client = ClientInfo::default();
-        let attempt = match self.reserve_attempt(&self.password_check_keys(&account.id)).await? {
+        let attempt = match self
+            .reserve_attempt(&self.password_check_keys(&account.id))
+            .await?
+        {
             Reserved::Granted(a) => a,
             Reserved::Full(a, retry_after) => {
                 self.release_attempt(a).await;

@@ -25,7 +25,12 @@ impl Core {
         }
         if ended > 0 {
             metrics::counter!("portcullis_sessions_evicted_total").increment(ended as u64);
-            tracing::info!(user_id, ended, event = "session.evicted", "oldest sessions ended: session cap reached");
+            tracing::info!(
+                user_id,
+                ended,
+                event = "session.evicted",
+                "oldest sessions ended: session cap reached"
+            );
         }
         Ok(ended)
     }

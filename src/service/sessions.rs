@@ -2,8 +2,8 @@
 
 use secrecy::SecretString;
 
-use super::{Account, ClientInfo, Core, Error, IssuedTokens, Principal, Result, SessionSummary};
 use super::throttle::Reserved;
+use super::{Account, ClientInfo, Core, Error, IssuedTokens, Principal, Result, SessionSummary};
 use crate::auth::limits::Action;
 use crate::clock::secs;
 use crate::config::CaptchaMode;

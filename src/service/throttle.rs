@@ -120,10 +120,7 @@ impl Core {
     pub(super) fn sign_in_keys(&self, account: &str, client: &ClientInfo) -> Vec<(String, u32)> {
         let limit = self.settings.limits.login_max_failures;
         vec![
-            (
-                format!("{account}|{}", network_of(client.ip)),
-                limit,
-            ),
+            (format!("{account}|{}", network_of(client.ip)), limit),
             (
                 account.to_string(),
                 limit.saturating_mul(ACCOUNT_WIDE_FACTOR),
@@ -140,7 +137,14 @@ impl Core {
     }
 
     /// A refusal by the throttle: logged, counted, and the error to return.
-    pub(super) fn throttled(&self, what: &'static str, user_id: Option<&str>, account_hash: &str, client: &ClientInfo, retry_after: u64) -> Error {
+    pub(super) fn throttled(
+        &self,
+        what: &'static str,
+        user_id: Option<&str>,
+        account_hash: &str,
+        client: &ClientInfo,
+        retry_after: u64,
+    ) -> Error {
         metrics::counter!("portcullis_rate_limited_total").increment(1);
         tracing::warn!(
             event = "rate_limited",
@@ -166,7 +170,10 @@ mod tests {
             network_of("2001:db8:1:2:3:4:5:6".parse().ok()),
             "2001:db8:1:2::/64"
         );
-        assert_eq!(network_of("::ffff:198.51.100.7".parse().ok()), "198.51.100.0/24");
+        assert_eq!(
+            network_of("::ffff:198.51.100.7".parse().ok()),
+            "198.51.100.0/24"
+        );
         assert_eq!(network_of(None), "unknown");
     }
 }

@@ -9,10 +9,12 @@
 )]
 
 mod errors;
+mod hardening;
 mod helpers;
 mod limits;
 mod me;
 mod mongo;
+mod oauth;
 mod process;
 mod sessions;
 mod storm;

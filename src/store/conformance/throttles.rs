@@ -79,7 +79,10 @@ pub(crate) async fn failures_capped(store: DynStore) {
 pub(crate) async fn reserve_up_to_the_limit(store: DynStore) {
     let (now, w) = (NOW, WINDOW);
     // An earlier failure counts against the limit.
-    store.record_login_failure("r@example.com", now - 5, w).await.unwrap();
+    store
+        .record_login_failure("r@example.com", now - 5, w)
+        .await
+        .unwrap();
     let mut granted = Vec::new();
     for _ in 0..3 {
         let id = store
@@ -108,7 +111,11 @@ pub(crate) async fn reserve_up_to_the_limit(store: DynStore) {
         .await
         .unwrap();
     assert_eq!(
-        store.login_failures("r@example.com", now, w).await.unwrap().len(),
+        store
+            .login_failures("r@example.com", now, w)
+            .await
+            .unwrap()
+            .len(),
         2
     );
     assert!(
@@ -146,7 +153,13 @@ pub(crate) async fn clear_forgets_reservations(store: DynStore) {
             .is_none()
     );
     store.clear_login_failures("t@example.com").await.unwrap();
-    assert!(store.login_failures("t@example.com", now, w).await.unwrap().is_empty());
+    assert!(
+        store
+            .login_failures("t@example.com", now, w)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(
         store
             .reserve_login_attempt("t@example.com", 2, now, w)

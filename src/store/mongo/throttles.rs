@@ -155,9 +155,10 @@ impl ThrottleStore for MongoStore {
     }
 
     async fn release_login_attempt(&self, account: &str, attempt: &str) -> StoreResult<()> {
-        self.run(self.revocations.delete_one(
-            doc! { "kind": ATTEMPT_KIND, "account": account, "nonce": attempt },
-        ))
+        self.run(
+            self.revocations
+                .delete_one(doc! { "kind": ATTEMPT_KIND, "account": account, "nonce": attempt }),
+        )
         .await
         .map(|_| ())
     }
