@@ -18,13 +18,14 @@ use crate::service::Core;
 /// The handler: checks access, then renders every metric.
 #[handler]
 pub(super) fn metrics(req: &Request, core: Data<&Core>) -> Response {
-    if let Err(p) = allowed(req, &core) {
-        return p.into_response();
+    if let Some(refusal) = refusal(req, &core) {
+        return refusal.into_response();
     }
     super::middleware::metrics_text()
 }
 
-fn allowed(req: &Request, core: &Core) -> Result<(), Problem> {
+/// Why the caller may not read the metrics; `None` when it may.
+fn refusal(req: &Request, core: &Core) -> Option<Problem> {
     let presented = req
         .headers()
         .get(poem::http::header::AUTHORIZATION)
@@ -36,23 +37,23 @@ fn allowed(req: &Request, core: &Core) -> Result<(), Problem> {
         .map(str::trim);
     match core.metrics_token() {
         Some(expected) => match presented {
-            None => Err(Problem::new(
+            None => Some(Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "authentication-required",
                 "Authentication required",
                 "Send the metrics token as `Authorization: Bearer <token>`.",
             )),
             Some(p) if bool::from(p.as_bytes().ct_eq(expected.expose_secret().as_bytes())) => {
-                Ok(())
+                None
             }
-            Some(_) => Err(forbidden("The metrics token is wrong.")),
+            Some(_) => Some(forbidden("The metrics token is wrong.")),
         },
         None => {
             let ip = super::client_ip(req, core.trusted_proxies());
             if ip.is_some_and(|ip| ip.is_loopback()) {
-                Ok(())
+                None
             } else {
-                Err(forbidden(
+                Some(forbidden(
                     "Metrics answer loopback clients only unless PORTCULLIS_METRICS_TOKEN is set.",
                 ))
             }
