@@ -43,9 +43,7 @@ fn refusal(req: &Request, core: &Core) -> Option<Problem> {
                 "Authentication required",
                 "Send the metrics token as `Authorization: Bearer <token>`.",
             )),
-            Some(p) if bool::from(p.as_bytes().ct_eq(expected.expose_secret().as_bytes())) => {
-                None
-            }
+            Some(p) if bool::from(p.as_bytes().ct_eq(expected.expose_secret().as_bytes())) => None,
             Some(_) => Some(forbidden("The metrics token is wrong.")),
         },
         None => {

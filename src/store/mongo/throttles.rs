@@ -53,6 +53,21 @@ impl MongoStore {
         Ok(times)
     }
 
+    /// The account's slot documents: slot number → `expires_at`.
+    async fn taken_slots(&self, account: &str) -> StoreResult<std::collections::HashMap<u32, i64>> {
+        let filter = doc! { "kind": ATTEMPT_KIND, "account": account };
+        let mut cursor = self.run(self.revocations.find(filter)).await?;
+        let mut taken = std::collections::HashMap::new();
+        while self.run(cursor.advance()).await? {
+            let d: mongodb::bson::Document = cursor.deserialize_current().map_err(map_err)?;
+            let slot = d.get_i64("slot").ok().and_then(|n| u32::try_from(n).ok());
+            if let Some(n) = slot {
+                taken.insert(n, d.get_i64("expires_at").unwrap_or(0));
+            }
+        }
+        Ok(taken)
+    }
+
     /// One insert of slot `slot`; `Ok(false)` when the slot is taken.
     async fn take_slot(&self, slot: mongodb::bson::Document) -> StoreResult<bool> {
         match self.insert(&self.revocations, slot).await {
@@ -126,28 +141,35 @@ impl ThrottleStore for MongoStore {
         let slots = limit.saturating_sub(u32::try_from(recorded).unwrap_or(u32::MAX));
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let expires_at = now + window;
+        // One read of the slots taken, so a busy account costs a couple of
+        // round trips, not one per slot (which would also make the answer's
+        // timing depend on how many failures an account has).
+        let taken = self.taken_slots(account).await?;
         for n in 0..slots {
+            let live = taken.get(&n).is_some_and(|exp| *exp > now);
+            if live {
+                continue;
+            }
             let id = RevocationId::Attempt(account, n).id();
             let slot = doc! {
                 "_id": &id,
                 "kind": ATTEMPT_KIND,
                 "account": account,
+                "slot": i64::from(n),
                 "at": now,
                 "nonce": &nonce,
                 "expires_at": expires_at,
                 EXPIRES_AT_DATE: date_of(expires_at),
             };
-            if self.take_slot(slot.clone()).await? {
-                return Ok(Some(nonce));
-            }
-            // Taken: free it only if it has expired, then one more insert.
-            let freed = self
-                .run(
+            if taken.contains_key(&n) {
+                // Expired: free it (conditionally), then race for it.
+                self.run(
                     self.revocations
                         .delete_one(doc! { "_id": &id, "expires_at": { "$lte": now } }),
                 )
                 .await?;
-            if freed.deleted_count > 0 && self.take_slot(slot).await? {
+            }
+            if self.take_slot(slot).await? {
                 return Ok(Some(nonce));
             }
         }
