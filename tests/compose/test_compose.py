@@ -33,6 +33,10 @@ EXTRA_KEYS = {
     "PORTCULLIS_MAX_BODY_BYTES",
     "PORTCULLIS_MONGODB_TIMEOUT",
     "PORTCULLIS_PASSWORD_MIN_SCORE",
+    "PORTCULLIS_CAPTCHA_DIFFICULTY",
+    # Named in DESIGN.md's prose under the table, not in it.
+    "PORTCULLIS_HTTP_TIMEOUT",
+    "PORTCULLIS_IDLE_TIMEOUT",
 }
 
 # `${VAR}`, `${VAR:-x}`, `${VAR-x}`, `${VAR:?err}`, `$VAR`; `$$` is an escape.
