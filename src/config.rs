@@ -154,6 +154,9 @@ pub struct PasswordSettings {
     pub bcrypt_concurrency: usize,
     /// `PORTCULLIS_PASSWORD_MIN_SCORE`: lowest accepted zxcvbn score, 0..=4 (default 2).
     pub min_score: u8,
+    /// `PORTCULLIS_BREACHED_PASSWORDS`: path of a filter built by
+    /// `portcullis passwords build-filter` (issue 9); unset, no screening.
+    pub breached_filter: Option<PathBuf>,
 }
 
 /// Where data lives.
@@ -234,6 +237,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "PORTCULLIS_INTROSPECTION_TOKEN",
     "PORTCULLIS_CAPTCHA_DIFFICULTY",
     "PORTCULLIS_MAX_SESSIONS",
+    "PORTCULLIS_BREACHED_PASSWORDS",
 ];
 
 /// Keys of `map` this version does not read, sorted.
@@ -441,6 +445,7 @@ impl Settings {
                 bcrypt_cost,
                 bcrypt_concurrency,
                 min_score: password_min_score,
+                breached_filter: get("PORTCULLIS_BREACHED_PASSWORDS").map(PathBuf::from),
             },
             store: StoreSettings {
                 data_dir: PathBuf::from(get_or("PORTCULLIS_DATA_DIR", "./data")),

@@ -33,6 +33,11 @@ enum Command {
     },
     /// Print the OpenAPI spec (JSON) to stdout.
     Openapi,
+    /// Password tools: build the offline breached-password filter.
+    Passwords {
+        #[command(subcommand)]
+        action: cli::passwords::PasswordsAction,
+    },
     /// Load-benchmark helpers (bench/run.sh).
     #[command(hide = true, subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -45,11 +50,14 @@ fn main() -> anyhow::Result<()> {
         print!("{}", portcullis::api::spec_json());
         return Ok(());
     }
+    if let Command::Passwords { action } = command {
+        return cli::passwords::run(action);
+    }
     let settings = Settings::load(cli.strict)?;
     portcullis::telemetry::init(settings.log_format);
     settings.warn_unknown_keys();
     match command {
-        Command::Openapi => Ok(()),
+        Command::Openapi | Command::Passwords { .. } => Ok(()),
         Command::Bench(action) => cli::bench::run(action, &settings),
         Command::Keys { action } => cli::keys::run(action, &settings),
         Command::Serve => tokio::runtime::Builder::new_multi_thread()

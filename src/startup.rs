@@ -78,6 +78,14 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
     let policy = PasswordPolicy {
         min_score: p.min_score,
     };
+    let breached = match &p.breached_filter {
+        Some(path) => {
+            let filter = crate::auth::breached::BreachedFilter::load(path)?;
+            tracing::info!(path = %path.display(), "breached-password filter loaded");
+            Some(Arc::new(filter))
+        }
+        None => None,
+    };
     Ok(Core {
         limits: Arc::new(Limits::new(settings.limits.rate_limit)),
         captcha: Arc::new(Captcha::new(
@@ -91,6 +99,7 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
         hasher,
         policy,
         clock,
+        breached,
     })
 }
 

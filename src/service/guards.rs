@@ -106,6 +106,17 @@ impl Core {
         self.policy
             .check(&password, context)
             .map_err(|p| password_error(field, &p))?;
+        if self
+            .breached
+            .as_ref()
+            .is_some_and(|f| f.contains_password(password.expose()))
+        {
+            return Err(FieldError::new(
+                field,
+                "breached",
+                "Password appears in a list of breached passwords; choose another.",
+            ));
+        }
         Ok(password)
     }
 }

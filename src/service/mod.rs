@@ -42,6 +42,8 @@ pub struct Core {
     pub(crate) limits: Arc<Limits>,
     pub(crate) captcha: Arc<Captcha>,
     pub(crate) clock: Clock,
+    /// Breached-password filter (`PORTCULLIS_BREACHED_PASSWORDS`), if loaded.
+    pub(crate) breached: Option<Arc<crate::auth::breached::BreachedFilter>>,
 }
 
 /// A verified caller: the access token checked out and its session is live.

@@ -529,3 +529,56 @@ async fn smaller_protocol_defects() {
     .await;
     assert_eq!(app.captcha().await["maxnumber"], 7000);
 }
+
+fn sha1_hex(s: &str) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, s.as_bytes());
+    d.as_ref().iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// Optional screening: a filter built offline by the CLI from a synthetic
+/// SHA-1 list refuses listed passwords at registration and change (422,
+/// code `breached`); unlisted ones pass.
+#[tokio::test]
+async fn breached_passwords_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let listed = "violet harbor lanterns juggle 1987";
+    let mut list: String = (0..5000)
+        .map(|i| format!("{}:{}\n", sha1_hex(&format!("synthetic leak {i}")), i + 1))
+        .collect();
+    list.push_str(&format!("{}:42\n", sha1_hex(listed)));
+    let source = dir.path().join("pwned.txt");
+    let filter = dir.path().join("breached.filter");
+    std::fs::write(&source, list).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["passwords", "build-filter"])
+        .arg(&source)
+        .arg(&filter)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("5001 hashes"));
+    let path = filter.display().to_string();
+    let app = spawn_app_with(|m| {
+        m.insert("PORTCULLIS_BREACHED_PASSWORDS".into(), path);
+    })
+    .await;
+    let email = unique_email();
+    let r = app.register(&email, listed).await;
+    let body = assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "validation").await;
+    assert_eq!(body["errors"][0]["code"], "breached");
+    let (_, tokens) = app.signed_in_user().await;
+    let r = app
+        .change_password(&token(&tokens, "access_token"), PASSWORD, listed)
+        .await;
+    let body = assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "validation").await;
+    assert_eq!(body["errors"][0]["field"], "new_password");
+    assert_eq!(body["errors"][0]["code"], "breached");
+    assert_eq!(
+        app.register(&email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+}
