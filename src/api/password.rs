@@ -40,13 +40,20 @@ impl PasswordApi {
     )]
     async fn change(
         &self,
+        req: &poem::Request,
         core: Data<&Core>,
         auth: BearerAuth,
         body: Json<ChangePasswordRequest>,
     ) -> ChangePasswordResponse {
         let body = body.0;
+        let client = super::client_info(req, &core);
         match core
-            .change_password(&auth.0, body.current_password.0, body.new_password.0)
+            .change_password(
+                &auth.0,
+                body.current_password.0,
+                body.new_password.0,
+                &client,
+            )
             .await
         {
             Ok(()) => ChangePasswordResponse::NoContent,

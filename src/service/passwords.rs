@@ -15,6 +15,7 @@ impl Core {
         who: &Principal,
         current: SecretString,
         new: SecretString,
+        client: &ClientInfo,
     ) -> Result<()> {
         let account = self.account(&who.user_id).await?;
         let context = password_context(Some(&account.email), account.display_name.as_deref());
@@ -31,7 +32,6 @@ impl Core {
         // Throttled like sign-in (issue 9): each check reserves its place
         // first, so one account or token queues at most
         // PORTCULLIS_LOGIN_MAX_FAILURES bcrypt checks in 15 minutes.
-        let client = ClientInfo::default();
         let attempt = match self
             .reserve_attempt(&self.password_check_keys(&account.id))
             .await?
@@ -45,7 +45,7 @@ impl Core {
                     "password_change",
                     Some(&account.id),
                     "",
-                    &client,
+                    client,
                     retry_after,
                 ));
             }
@@ -72,7 +72,12 @@ impl Core {
         if !matched {
             metrics::counter!("portcullis_password_changes_total", "result" => "failure")
                 .increment(1);
-            tracing::warn!(user_id = %account.id, event = "password.change_failed", "password change refused: wrong current password");
+            tracing::warn!(
+                user_id = %account.id,
+                client_ip = %super::sessions::ip_text(client),
+                event = "password.change_failed",
+                "password change refused: wrong current password"
+            );
             return Err(Error::WrongPassword);
         }
         self.attempt_succeeded(attempt).await?;

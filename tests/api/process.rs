@@ -415,6 +415,27 @@ async fn security_refusals_are_logged_with_account_and_ip() {
     for _ in 0..3 {
         server.post("/v1/sessions", &wrong).await;
     }
+    // A wrong current password at POST /v1/me/password is logged too.
+    let owner = "owner-of-a-token@example.com";
+    let creds = serde_json::json!({"email": owner, "password": PASSWORD});
+    server.post("/v1/users", &creds).await;
+    let tokens: Value = server
+        .post("/v1/sessions", &creds)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let at = tokens["access_token"].as_str().unwrap();
+    let user_id = tokens["user"]["id"].as_str().unwrap().to_string();
+    let r = server
+        .client
+        .post(format!("{}/v1/me/password", server.base))
+        .bearer_auth(at)
+        .json(&serde_json::json!({"current_password": "guess number two 2", "new_password": "a brand new passphrase 9"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     drop(server);
     let logs = std::fs::read_to_string(&log).unwrap();
     let failed = logs
@@ -442,6 +463,17 @@ async fn security_refusals_are_logged_with_account_and_ip() {
         .unwrap();
     let v: Value = serde_json::from_str(request).unwrap();
     assert_eq!(v["span"]["client_ip"], "127.0.0.1", "{request}");
+    let change = logs
+        .lines()
+        .find(|l| l.contains("\"event\":\"password.change_failed\""))
+        .unwrap_or_else(|| panic!("no password.change_failed line:\n{logs}"));
+    let v: Value = serde_json::from_str(change).unwrap();
+    assert_eq!(v["user_id"], user_id.as_str());
+    assert_eq!(v["client_ip"], "127.0.0.1");
+    assert!(
+        !logs.contains("guess number two 2"),
+        "the password reached the logs"
+    );
     assert!(!logs.contains(email), "the email reached the logs");
     assert!(
         !logs.contains("guess number one 1"),
