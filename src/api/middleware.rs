@@ -62,6 +62,8 @@ pub(super) async fn limit_body<E: Endpoint>(
             None => return Ok(too_large()),
         }
     }
+    // The whole request is in: the connection's request deadline stops.
+    super::timeouts::mark_received(req.remote_addr());
     ep.call(req).await.map(IntoResponse::into_response)
 }
 

@@ -13,12 +13,17 @@
 //!   connection may stay silent for `PORTCULLIS_IDLE_TIMEOUT` (default 60 s).
 //!
 //! Past either deadline the next read fails with `TimedOut` and hyper closes
-//! the connection. A handler that takes longer than the request timeout to
-//! answer (none should) loses its connection too.
+//! the connection. Once the whole request has arrived (the body-limit
+//! middleware calls [`mark_received`]), the request deadline stops: a
+//! handler waiting its turn for bcrypt under load is never cut off.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -27,6 +32,25 @@ use poem::listener::Acceptor;
 use poem::web::{LocalAddr, RemoteAddr};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+
+/// Open connections by client address, each with its "request received"
+/// flag. A client address (ip:port) names one TCP connection at a time, so
+/// the middleware can find the connection of a request.
+static RECEIVED: LazyLock<Mutex<HashMap<SocketAddr, Arc<AtomicBool>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Called once a request (headers and body) has been read: its
+/// connection's request deadline no longer applies.
+pub fn mark_received(remote: &poem::web::RemoteAddr) {
+    let Some(addr) = remote.as_socket_addr() else {
+        return;
+    };
+    if let Ok(map) = RECEIVED.lock()
+        && let Some(flag) = map.get(addr)
+    {
+        flag.store(true, Ordering::Release);
+    }
+}
 
 /// The two deadlines of a connection.
 #[derive(Debug, Clone, Copy)]
@@ -62,7 +86,14 @@ where
 
     async fn accept(&mut self) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, Scheme)> {
         let (io, local, remote, scheme) = self.inner.accept().await?;
-        Ok((DeadlineIo::new(io, self.timeouts), local, remote, scheme))
+        let mut io = DeadlineIo::new(io, self.timeouts);
+        if let Some(addr) = remote.as_socket_addr()
+            && let Ok(mut map) = RECEIVED.lock()
+        {
+            map.insert(*addr, io.received.clone());
+            io.key = Some(*addr);
+        }
+        Ok((io, local, remote, scheme))
     }
 }
 
@@ -81,6 +112,18 @@ pub struct DeadlineIo<T> {
     timeouts: Timeouts,
     phase: Phase,
     deadline: Pin<Box<Sleep>>,
+    /// Set by [`mark_received`] when the current request has been read.
+    received: Arc<AtomicBool>,
+    /// This connection's entry in the registry.
+    key: Option<SocketAddr>,
+}
+
+impl<T> Drop for DeadlineIo<T> {
+    fn drop(&mut self) {
+        if let (Some(key), Ok(mut map)) = (self.key, RECEIVED.lock()) {
+            map.remove(&key);
+        }
+    }
 }
 
 impl<T> DeadlineIo<T> {
@@ -90,11 +133,14 @@ impl<T> DeadlineIo<T> {
             timeouts,
             phase: Phase::Idle,
             deadline: Box::pin(tokio::time::sleep(timeouts.idle)),
+            received: Arc::new(AtomicBool::new(false)),
+            key: None,
         }
     }
 
     fn enter(&mut self, phase: Phase) {
         self.phase = phase;
+        self.received.store(false, Ordering::Release);
         let after = match phase {
             Phase::Idle => self.timeouts.idle,
             Phase::Request => self.timeouts.request,
@@ -118,6 +164,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for DeadlineIo<T> {
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            // The request is in: the handler works, no deadline runs.
+            Poll::Pending
+                if self.phase == Phase::Request && self.received.load(Ordering::Acquire) =>
+            {
+                Poll::Pending
+            }
             Poll::Pending => match self.deadline.as_mut().poll(cx) {
                 Poll::Ready(()) => {
                     let what = match self.phase {

@@ -336,6 +336,24 @@ async fn slow_and_idle_connections_are_closed() {
     assert_eq!(app.status_of("/healthz").await, StatusCode::OK);
 }
 
+/// The request deadline covers receiving the request, not handling it: a
+/// sign-in whose bcrypt takes longer than the timeout is still answered.
+#[tokio::test]
+async fn slow_handlers_are_not_cut_off() {
+    let app = spawn_app_with(|m| {
+        m.insert("PORTCULLIS_HTTP_TIMEOUT".into(), "50ms".into());
+        m.insert("PORTCULLIS_BCRYPT_COST".into(), "12".into());
+    })
+    .await;
+    let t = Instant::now();
+    let r = app.login("ghost@example.com", "wrong guess 12345").await;
+    assert!(
+        t.elapsed() > Duration::from_millis(50),
+        "bcrypt at cost 12 was faster than 50 ms"
+    );
+    assert_problem(r, StatusCode::UNAUTHORIZED, "invalid-credentials").await;
+}
+
 /// Defect 8: an unlisted origin is not refused (no 403; discovery and JWKS
 /// keep working), only given no CORS headers; listed origins get them; every
 /// response says `Vary: Origin`.
