@@ -67,7 +67,8 @@ try {
   await bearerBlock.locator('h6', { hasText: /^Authorized$/ }).waitFor();
   await bearerBlock.locator('button', { hasText: /^Logout$/ }).waitFor();
   step('authorized with the access token');
-  await modal.locator('button.btn-done', { hasText: 'Close' }).click();
+  // One Close per security scheme (bearerAuth, introspectionAuth): any closes the dialog.
+  await modal.locator('button.btn-done', { hasText: 'Close' }).first().click();
   await modal.waitFor({ state: 'detached' });
 
   const op = page.locator('.opblock.opblock-get').filter({

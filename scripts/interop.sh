@@ -2,7 +2,7 @@
 # Proved from the outside: third-party clients against a real Portcullis.
 #
 #   scripts/interop.sh                      # binary from $PORTCULLIS_BIN or target/debug/portcullis
-#   INTEROP_ONLY=jwt scripts/interop.sh     # only some phases: jwt, swagger, fuzz, reset (comma-separated)
+#   INTEROP_ONLY=jwt scripts/interop.sh     # only some phases: jwt, swagger, fuzz, reset, passkeys, oauth (comma-separated)
 #
 # 1. jwt     For EdDSA, ES256 and RS256: a resource server verifies access
 #            tokens with PyJWT (PyJWKClient) and with jose (createRemoteJWKSet),
@@ -29,6 +29,11 @@
 #            checks not_a_server_error, status_code_conformance,
 #            content_type_conformance, response_schema_conformance, with a
 #            real bearer token. Output: interop/artifacts/schemathesis-*.txt.
+# 4. oauth   A standard OAuth client (oauth4webapi), configured by discovery
+#            only: refresh_token grant at token_endpoint (twice), userinfo,
+#            RFC 7662 introspection (active), RFC 7009 revocation, then
+#            introspection inactive and the revoked refresh token refused
+#            with invalid_grant (interop/oauth_client.mjs).
 #
 # Tools are pinned in interop/requirements.txt (→ interop/.venv) and
 # interop/package-lock.json (→ interop/node_modules); both are installed on
@@ -45,11 +50,12 @@ INTEROP="$ROOT/interop"
 ARTIFACTS="$INTEROP/artifacts"
 BIN=${PORTCULLIS_BIN:-$ROOT/target/debug/portcullis}
 case "$BIN" in /*) ;; *) BIN="$PWD/$BIN" ;; esac
-ONLY=${INTEROP_ONLY:-jwt,swagger,fuzz,reset,passkeys}
+ONLY=${INTEROP_ONLY:-jwt,swagger,fuzz,reset,passkeys,oauth}
 FUZZ_EXAMPLES=${INTEROP_FUZZ_EXAMPLES:-50}
 FUZZ_SEED=${INTEROP_FUZZ_SEED:-20261125}
 CHROMIUM=/usr/bin/chromium
 PASSWORD='correct horse battery staple 42'
+INTROSPECTION_TOKEN='interop-resource-server-credential'
 AUDIENCE=portcullis
 
 # The servers get exactly the configuration written below, nothing inherited.
@@ -143,6 +149,7 @@ server_env() {
   echo "PORTCULLIS_LOG_FORMAT=json"
   # Extra lines for one server (later lines win), e.g. passkeys' settings.
   if [ -n "${SRV_EXTRA[$name]:-}" ]; then printf '%s\n' "${SRV_EXTRA[$name]}"; fi
+  echo "PORTCULLIS_INTROSPECTION_TOKEN=$INTROSPECTION_TOKEN"
 }
 issuer() { echo "http://127.0.0.1:${SRV_PORT[$1]}"; }
 base() { echo "http://127.0.0.1:${SRV_PORT[$1]}"; }
@@ -278,7 +285,7 @@ t0=$SECONDS
 if wants jwt || wants fuzz; then
   if out=$(install_python 2>&1); then echo "$out"; else fail "install python tools" "$out"; setup_ok=false; fi
 fi
-if wants jwt || wants swagger || wants reset || wants passkeys; then
+if wants jwt || wants swagger || wants reset || wants passkeys || wants oauth; then
   if out=$(install_node 2>&1); then echo "$out"; else fail "install node tools" "$out"; setup_ok=false; fi
 fi
 if wants swagger || wants reset || wants passkeys; then
@@ -509,7 +516,28 @@ PORTCULLIS_CORS_ORIGINS=http://localhost:$page_port"
   log "passkeys took $((SECONDS - t0))s (screenshot: interop/artifacts/passkeys.png)"
 }
 
+# ---------------------------------------------------------------- 6. oauth
+oauth_phase() {
+  local t0=$SECONDS email=oauth@example.com refresh out rc=0
+  log "--- oauth (oauth4webapi, discovery only)"
+  new_server oauth EdDSA 15m
+  start_server oauth
+  api oauth POST /v1/users "{\"email\":\"$email\",\"password\":\"$PASSWORD\"}" >/dev/null
+  refresh=$(api oauth POST /v1/sessions "{\"email\":\"$email\",\"password\":\"$PASSWORD\"}" | json_field refresh_token)
+  out=$(timeout 60 node "$INTEROP/oauth_client.mjs" --issuer "$(issuer oauth)" \
+    --refresh-token "$refresh" --introspection-token "$INTROSPECTION_TOKEN" 2>&1) || rc=$?
+  printf '%s\n' "$out" | sed 's/^/       /'
+  if [ "$rc" -eq 0 ]; then
+    pass "oauth: oauth4webapi via discovery: refresh grant, userinfo, introspection, revocation"
+  else
+    fail "oauth: oauth4webapi via discovery (exit $rc)" "$out"
+  fi
+  stop_server oauth
+  log "oauth took $((SECONDS - t0))s"
+}
+
 if wants swagger; then run_phase swagger swagger_phase; fi
 if wants reset; then run_phase reset reset_phase; fi
 if wants fuzz; then run_phase fuzz fuzz_phase; fi
 if wants passkeys; then run_phase passkeys passkeys_phase; fi
+if wants oauth; then run_phase oauth oauth_phase; fi

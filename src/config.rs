@@ -114,6 +114,19 @@ pub struct HttpSettings {
     pub trusted_proxies: Vec<IpNet>,
     /// `PORTCULLIS_MAX_BODY_BYTES`: largest accepted JSON request body (default 64 KiB).
     pub max_body_bytes: usize,
+    // -- hardening (issue 9) --
+    /// `PORTCULLIS_HTTP_TIMEOUT`: how long a client may take to send a
+    /// request's headers, and then its body (default 30s).
+    pub request_timeout: Duration,
+    /// `PORTCULLIS_IDLE_TIMEOUT`: how long a kept-alive connection may sit
+    /// idle between requests (default 60s).
+    pub idle_timeout: Duration,
+    /// `PORTCULLIS_METRICS_TOKEN`: bearer token `/metrics` demands; unset,
+    /// `/metrics` answers loopback clients only.
+    pub metrics_token: Option<SecretString>,
+    /// `PORTCULLIS_INTROSPECTION_TOKEN`: bearer token of resource servers at
+    /// `POST /oauth/introspect`; unset, introspection is off.
+    pub introspection_token: Option<SecretString>,
 }
 
 /// Token issue and verification.
@@ -148,6 +161,9 @@ pub struct PasswordSettings {
     pub bcrypt_concurrency: usize,
     /// `PORTCULLIS_PASSWORD_MIN_SCORE`: lowest accepted zxcvbn score, 0..=4 (default 2).
     pub min_score: u8,
+    /// `PORTCULLIS_BREACHED_PASSWORDS`: path of a filter built by
+    /// `portcullis passwords build-filter` (issue 9); unset, no screening.
+    pub breached_filter: Option<PathBuf>,
 }
 
 /// Where data lives.
@@ -195,6 +211,14 @@ pub struct LimitSettings {
     pub login_max_failures: u32,
     /// `PORTCULLIS_RATE_LIMIT`: per-IP rate limits on (`on`) or off (`off`).
     pub rate_limit: bool,
+    // -- hardening (issue 9) --
+    /// `PORTCULLIS_CAPTCHA_DIFFICULTY`: the ALTCHA `maxnumber` (the answer is
+    /// uniform in 0..=this); the default 1,000,000 costs a browser about a
+    /// second on average.
+    pub captcha_difficulty: u64,
+    /// `PORTCULLIS_MAX_SESSIONS`: live sessions per user; a sign-in beyond
+    /// it ends the oldest (default 50).
+    pub max_sessions: u32,
 }
 
 /// Avatar uploads.
@@ -314,6 +338,14 @@ pub const KNOWN_KEYS: &[&str] = &[
     "PORTCULLIS_WEBAUTHN_ORIGINS",
     "PORTCULLIS_APPLE_APP_IDS",
     "PORTCULLIS_ANDROID_APPS",
+    // -- hardening (issue 9) --
+    "PORTCULLIS_HTTP_TIMEOUT",
+    "PORTCULLIS_IDLE_TIMEOUT",
+    "PORTCULLIS_METRICS_TOKEN",
+    "PORTCULLIS_INTROSPECTION_TOKEN",
+    "PORTCULLIS_CAPTCHA_DIFFICULTY",
+    "PORTCULLIS_MAX_SESSIONS",
+    "PORTCULLIS_BREACHED_PASSWORDS",
 ];
 
 /// Keys of `map` this version does not read, sorted.
@@ -501,6 +533,25 @@ impl Settings {
                 .map(|s| AndroidApp::parse(s))
                 .collect::<anyhow::Result<_>>()?,
         };
+        // -- hardening (issue 9) --
+        let request_timeout = parse_duration(&get_or("PORTCULLIS_HTTP_TIMEOUT", "30s"))
+            .context("PORTCULLIS_HTTP_TIMEOUT")?;
+        let idle_timeout = parse_duration(&get_or("PORTCULLIS_IDLE_TIMEOUT", "60s"))
+            .context("PORTCULLIS_IDLE_TIMEOUT")?;
+        if request_timeout.is_zero() || idle_timeout.is_zero() {
+            bail!("PORTCULLIS_HTTP_TIMEOUT and PORTCULLIS_IDLE_TIMEOUT must be longer than zero");
+        }
+        let captcha_difficulty: u64 = get_or("PORTCULLIS_CAPTCHA_DIFFICULTY", "1000000")
+            .parse()
+            .ok()
+            .filter(|n| (1_000..=100_000_000).contains(n))
+            .context("PORTCULLIS_CAPTCHA_DIFFICULTY must be a number from 1000 to 100000000")?;
+        let max_sessions: u32 = get_or("PORTCULLIS_MAX_SESSIONS", "50")
+            .parse()
+            .ok()
+            .filter(|n| *n >= 1)
+            .context("PORTCULLIS_MAX_SESSIONS must be a number of at least 1")?;
+        let secret = |key: &str| get(key).map(|s| SecretString::from(s.to_string()));
         let log_format = match get("PORTCULLIS_LOG_FORMAT") {
             Some("json") => LogFormat::Json,
             Some("pretty") => LogFormat::Pretty,
@@ -523,6 +574,10 @@ impl Settings {
                 cors_origins,
                 trusted_proxies,
                 max_body_bytes,
+                request_timeout,
+                idle_timeout,
+                metrics_token: secret("PORTCULLIS_METRICS_TOKEN"),
+                introspection_token: secret("PORTCULLIS_INTROSPECTION_TOKEN"),
             },
             tokens: TokenSettings {
                 issuer,
@@ -538,6 +593,7 @@ impl Settings {
                 bcrypt_cost,
                 bcrypt_concurrency,
                 min_score: password_min_score,
+                breached_filter: get("PORTCULLIS_BREACHED_PASSWORDS").map(PathBuf::from),
             },
             store: StoreSettings {
                 data_dir: PathBuf::from(get_or("PORTCULLIS_DATA_DIR", "./data")),
@@ -559,6 +615,8 @@ impl Settings {
                 captcha,
                 login_max_failures,
                 rate_limit,
+                captcha_difficulty,
+                max_sessions,
             },
             avatars: AvatarSettings {
                 max_bytes: avatar_max_bytes,
@@ -771,6 +829,12 @@ mod tests {
         assert_eq!(s.mail.verify_ttl, Duration::from_secs(24 * 3600));
         assert!(!s.mail.require_verified_email);
         assert!(s.mail.templates_dir.is_none());
+        assert_eq!(s.http.request_timeout, Duration::from_secs(30));
+        assert_eq!(s.http.idle_timeout, Duration::from_secs(60));
+        assert!(s.http.metrics_token.is_none());
+        assert!(s.http.introspection_token.is_none());
+        assert_eq!(s.limits.max_sessions, 50);
+        assert_eq!(s.limits.captcha_difficulty, 1_000_000);
     }
 
     #[test]

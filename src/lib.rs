@@ -20,6 +20,9 @@
 //!
 //! The command line (`src/main.rs` + `src/cli/`) is not part of the library.
 
+// The HTTP middleware stack (`api::routes`) is one deeply nested type.
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod audit;
 pub mod auth;

@@ -43,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         action: cli::import::UsersAction,
     },
+    /// Password tools: build the offline breached-password filter.
+    Passwords {
+        #[command(subcommand)]
+        action: cli::passwords::PasswordsAction,
+    },
     /// Load-benchmark helpers (bench/run.sh).
     #[command(hide = true, subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -55,11 +60,14 @@ fn main() -> anyhow::Result<()> {
         print!("{}", portcullis::api::spec_json());
         return Ok(());
     }
+    if let Command::Passwords { action } = command {
+        return cli::passwords::run(action);
+    }
     let settings = Settings::load(cli.strict)?;
     portcullis::telemetry::init(settings.log_format);
     settings.warn_unknown_keys();
     match command {
-        Command::Openapi => Ok(()),
+        Command::Openapi | Command::Passwords { .. } => Ok(()),
         Command::Bench(action) => cli::bench::run(action, &settings),
         Command::Keys { action } => cli::keys::run(action, &settings),
         Command::Admin { action } => cli::admin::run(action, &settings),

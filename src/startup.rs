@@ -8,6 +8,7 @@ use anyhow::Context;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use secrecy::ExposeSecret;
 
+use crate::api::timeouts::{TimeoutAcceptor, Timeouts};
 use crate::auth::password::load_or_create_pepper;
 use crate::auth::secrets::load_or_create_secret;
 use crate::auth::totp::SecondFactorKeys;
@@ -20,9 +21,6 @@ use crate::store::DynStore;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::mongo::MongoStore;
 
-/// Work of a CAPTCHA: the answer is uniform in 0..=this (about 0.1 s of
-/// SHA-256 in a browser on average).
-const CAPTCHA_MAX_NUMBER: u64 = 100_000;
 /// How long a CAPTCHA challenge may be solved and used.
 const CAPTCHA_TTL_SECS: u64 = 600;
 
@@ -78,7 +76,7 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
         t.refresh_ttl,
     );
     let p = &settings.passwords;
-    let hasher = PasswordHasher::new(pepper, p.bcrypt_cost, p.bcrypt_concurrency);
+    let hasher = PasswordHasher::new(pepper, p.bcrypt_cost, p.bcrypt_concurrency)?;
     let policy = PasswordPolicy {
         min_score: p.min_score,
     };
@@ -89,12 +87,20 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
     if passkeys.is_none() {
         tracing::warn!(public_url = %settings.http.public_url, "passkeys are off: the public URL names an IP address and WebAuthn needs a domain (set PORTCULLIS_PUBLIC_URL or PORTCULLIS_WEBAUTHN_RP_ID)");
     }
+    let breached = match &p.breached_filter {
+        Some(path) => {
+            let filter = crate::auth::breached::BreachedFilter::load(path)?;
+            tracing::info!(path = %path.display(), "breached-password filter loaded");
+            Some(Arc::new(filter))
+        }
+        None => None,
+    };
     Ok(Core {
         passkeys: passkeys.map(Arc::new),
         limits: Arc::new(Limits::new(settings.limits.rate_limit)),
         captcha: Arc::new(Captcha::new(
             captcha_key,
-            CAPTCHA_MAX_NUMBER,
+            settings.limits.captcha_difficulty,
             CAPTCHA_TTL_SECS,
         )),
         settings: Arc::new(settings),
@@ -106,6 +112,7 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
         security: Arc::default(),
         second_factor,
         mail: Arc::new(postbox),
+        breached,
     })
 }
 
@@ -124,7 +131,7 @@ fn build_postbox(settings: &Settings) -> anyhow::Result<Postbox> {
 
 /// A bound, ready-to-run server.
 pub struct Application {
-    acceptor: poem::listener::TcpAcceptor,
+    acceptor: TimeoutAcceptor<poem::listener::TcpAcceptor>,
     addr: SocketAddr,
     core: Core,
 }
@@ -150,6 +157,13 @@ impl Application {
             .and_then(|a| a.as_socket_addr().copied())
             .context("listener has no socket address")?;
         settings.bound_to(addr.port());
+        let acceptor = TimeoutAcceptor::new(
+            acceptor,
+            Timeouts {
+                request: settings.http.request_timeout,
+                idle: settings.http.idle_timeout,
+            },
+        );
         let core = build_core(settings, clock).await?;
         Ok(Self {
             acceptor,

@@ -55,6 +55,41 @@ pub fn metrics() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// Every counter the service increments, with each label set it uses: they
+/// are registered at 0 when the server starts, so a dashboard or an alert on
+/// `rate(...)` sees them before the first event (issue 9).
+pub const COUNTERS: &[(&str, &[(&str, &str)])] = &[
+    ("portcullis_logins_total", &[("result", "success")]),
+    ("portcullis_logins_total", &[("result", "failure")]),
+    ("portcullis_logins_total", &[("result", "throttled")]),
+    ("portcullis_registrations_total", &[]),
+    ("portcullis_refresh_reuse_total", &[]),
+    ("portcullis_password_verifications_total", &[]),
+    (
+        "portcullis_password_changes_total",
+        &[("result", "success")],
+    ),
+    (
+        "portcullis_password_changes_total",
+        &[("result", "failure")],
+    ),
+    ("portcullis_captcha_refusals_total", &[]),
+    ("portcullis_rate_limited_total", &[]),
+    ("portcullis_sessions_evicted_total", &[]),
+];
+
+/// Registers every counter of [`COUNTERS`] at 0 (an increment by 0 creates
+/// a series without changing a value already there).
+pub fn register_counters() {
+    for (name, labels) in COUNTERS {
+        let labels: Vec<metrics::Label> = labels
+            .iter()
+            .map(|(k, v)| metrics::Label::new(*k, *v))
+            .collect();
+        metrics::counter!(*name, labels).increment(0);
+    }
+}
+
 /// Maps request paths to their route templates (`/v1/sessions/{sid}`), so
 /// metric labels stay few whatever the paths requested.
 #[derive(Debug, Clone)]

@@ -58,10 +58,17 @@ pub(super) async fn limit_body<E: Endpoint>(
         declared.is_some_and(|n| n > 0) || req.headers().contains_key(header::TRANSFER_ENCODING);
     if has_body {
         match read_limited(req.take_body(), max).await {
-            Some(bytes) => req.set_body(Body::from(bytes)),
+            Some(bytes) => {
+                // Kept for error reports that name the offending fields.
+                req.extensions_mut()
+                    .insert(super::routes_meta::RawBody(Arc::new(bytes.clone())));
+                req.set_body(Body::from(bytes));
+            }
             None => return Ok(too_large()),
         }
     }
+    // The whole request is in: the connection's request deadline stops.
+    super::timeouts::mark_received(req.remote_addr());
     ep.call(req).await.map(IntoResponse::into_response)
 }
 
@@ -133,6 +140,11 @@ pub(super) async fn trace_request<E: Endpoint>(
     trusted: &[ipnet::IpNet],
 ) -> poem::Result<Response> {
     let route = labels.label(req.uri().path());
+    // Every request line names the client (issue 9): the address decided
+    // by the trusted-proxy rules, not a raw header.
+    let client_ip = super::client_ip(&req, trusted)
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
     let method = metric_method(req.method());
     // A caller's `X-Request-Id` is kept only when it comes through a
     // trusted proxy: anyone else could forge ids to confuse log correlation.
@@ -157,6 +169,7 @@ pub(super) async fn trace_request<E: Endpoint>(
         method = %req.method(),
         route = %route,
         path = %req.uri().path(),
+        client_ip = %client_ip,
         user_id = tracing::field::Empty,
     );
     let start = Instant::now();

@@ -8,17 +8,23 @@ pub mod activity;
 pub mod admin;
 pub mod avatar;
 pub mod captcha;
+mod cors;
 pub mod email;
 pub mod extract;
 pub mod health;
+mod metrics;
 pub mod mfa;
 mod middleware;
+pub mod oauth;
 pub mod pages;
 pub mod password;
 // Passkeys (issue 12).
 pub mod passkeys;
 pub mod problem;
+mod problem_pages;
+mod routes_meta;
 pub mod sessions;
+pub mod timeouts;
 pub mod types;
 pub mod users;
 pub mod views;
@@ -26,8 +32,6 @@ pub mod wellknown;
 
 use std::sync::Arc;
 
-use poem::http::{Method, header};
-use poem::middleware::Cors;
 use poem::{Endpoint, EndpointExt, Response, Route};
 use poem_openapi::{OpenApiService, Tags};
 
@@ -58,6 +62,8 @@ pub enum ApiTags {
     Admin,
     /// Passkeys (WebAuthn): registration and sign-in.
     Passkeys,
+    /// Standard OAuth 2.0 / OpenID Connect endpoints.
+    Oauth,
 }
 
 /// All endpoint groups as one OpenAPI service.
@@ -78,6 +84,7 @@ pub type Api = (
     // Passkeys (issue 12).
     passkeys::PasskeysApi,
     passkeys::AssociationApi,
+    oauth::OAuthApi,
 );
 
 /// Builds the OpenAPI service (the same one `portcullis openapi` prints).
@@ -98,6 +105,7 @@ pub fn service() -> OpenApiService<Api, ()> {
         // Passkeys (issue 12).
         passkeys::PasskeysApi,
         passkeys::AssociationApi,
+        oauth::OAuthApi,
     );
     OpenApiService::new(api, "Portcullis", env!("CARGO_PKG_VERSION"))
         .description(
@@ -117,27 +125,15 @@ pub fn spec_json() -> String {
     s
 }
 
-/// Every route with its middleware, serving `core`.
-pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
+/// Every route with its middleware, serving `core`. Boxed: the stack of
+/// middleware is one deeply nested type, laid out once here (the crate
+/// raises `recursion_limit` for it) instead of in every crate that serves it.
+pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
     let http = core.settings.http.clone();
     let api = service();
     let ui = api.swagger_ui();
     let spec = api.spec_endpoint();
-    let cors = (!http.cors_origins.is_empty()).then(|| {
-        Cors::new()
-            .allow_origins(http.cors_origins.iter().map(String::as_str))
-            .allow_methods([
-                Method::GET,
-                Method::POST,
-                Method::PATCH,
-                Method::PUT,
-                Method::DELETE,
-            ])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-            .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
-            .allow_credentials(false)
-            .max_age(600)
-    });
+    let cors_origins = cors::CorsOrigins::new(&http.cors_origins);
     let max_body = http.max_body_bytes;
     let avatar_max = core.settings.avatars.max_bytes;
     let trusted: Arc<[ipnet::IpNet]> = Arc::from(http.trusted_proxies.as_slice());
@@ -147,23 +143,36 @@ pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
         .as_object()
         .map(|p| p.keys().cloned().collect())
         .unwrap_or_default();
-    templates.extend(["/docs", "/openapi.json", "/metrics"].map(String::from));
+    templates.extend(["/docs", "/openapi.json", "/metrics", "/problems/{slug}"].map(String::from));
     templates.extend(pages::PATHS.map(String::from));
     let labels = Arc::new(crate::telemetry::RouteLabels::new(
         templates.iter().map(String::as_str),
     ));
+    let meta = Arc::new(routes_meta::RoutesMeta::new(
+        &spec_doc,
+        labels.clone(),
+        &[
+            ("/docs", &["GET"]),
+            ("/openapi.json", &["GET"]),
+            ("/metrics", &["GET"]),
+            ("/problems/{slug}", &["GET"]),
+        ],
+    ));
     let _ = crate::telemetry::metrics();
+    crate::telemetry::register_counters();
     Route::new()
         .nest("/", api)
         .nest("/docs", ui)
         .at("/openapi.json", spec)
         .at(pages::RESET_PATH, pages::reset_page())
         .at(pages::VERIFY_PATH, pages::verify_page())
-        .at(
-            "/metrics",
-            poem::get(poem::endpoint::make_sync(|_| middleware::metrics_text())),
-        )
+        .at("/metrics", poem::get(metrics::metrics))
+        .at("/problems/:slug", poem::get(problem_pages::page))
         .data(core)
+        .around(move |ep, req| {
+            let meta = meta.clone();
+            async move { routes_meta::explain(ep, req, &meta).await }
+        })
         .around(move |ep, req| async move {
             // The avatar upload is the one body allowed past the JSON limit.
             let max = if middleware::is_avatar_upload(&req) {
@@ -174,7 +183,10 @@ pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
             middleware::limit_body(ep, req, max).await
         })
         .catch_all_error(|err| async move { problem::problem_from_poem_error(err) })
-        .with_if(cors.is_some(), cors.unwrap_or_default())
+        .around(move |ep, req| {
+            let origins = cors_origins.clone();
+            async move { cors::cors(ep, req, &origins).await }
+        })
         .around(|ep, req| async move { middleware::security_headers(ep, req).await })
         .around(move |ep, req| {
             let labels = labels.clone();
@@ -185,4 +197,5 @@ pub fn routes(core: Core) -> impl Endpoint<Output = Response> {
             let base = problem_base.clone();
             async move { problem::with_problem_base(base, ep.call(req)).await }
         })
+        .boxed()
 }

@@ -349,7 +349,10 @@ pub fn problem_from_poem_error(err: poem::Error) -> Response {
             StatusCode::BAD_REQUEST,
             "malformed-request",
             "Malformed request",
-            format!("The request body is not valid: {}", sanitize(&e.reason)),
+            format!(
+                "The request body is not valid: {}",
+                sanitize(&without_type_names(&e.reason))
+            ),
         )
     } else if let Some(e) = err.downcast_ref::<ParseMultipartError>() {
         Problem::new(
@@ -435,6 +438,34 @@ pub fn problem_from_poem_error(err: poem::Error) -> Response {
         }
     };
     problem.into_response()
+}
+
+/// poem-openapi's parse messages name internal types (`failed to parse
+/// "string(password)": ... (occurred while parsing "LoginRequest")`); a
+/// client needs the reason, not our type names (issue 9).
+fn without_type_names(reason: &str) -> String {
+    let mut out = String::new();
+    let mut rest = reason;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix("failed to parse \"")
+            && let Some(end) = r.find("\": ")
+        {
+            rest = &r[end + 3..];
+            continue;
+        }
+        if let Some(r) = rest.strip_prefix(" (occurred while parsing \"")
+            && let Some(end) = r.find("\")")
+        {
+            rest = &r[end + 2..];
+            continue;
+        }
+        let mut chars = rest.chars();
+        if let Some(c) = chars.next() {
+            out.push(c);
+        }
+        rest = chars.as_str();
+    }
+    out
 }
 
 /// Parse messages may quote the offending input; keep them short and printable.
@@ -560,6 +591,14 @@ mod tests {
             let body = body_of(r);
             proptest::prop_assert!(body["type"].as_str().unwrap().contains("/problems/"));
         }
+    }
+
+    #[test]
+    fn parse_messages_lose_internal_type_names() {
+        let m = without_type_names(
+            "failed to parse \"string(password)\": is required (occurred while parsing \"LoginRequest\")",
+        );
+        assert_eq!(m, "is required");
     }
 
     #[test]

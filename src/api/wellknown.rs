@@ -15,28 +15,35 @@ pub struct Jwks {
     pub keys: Vec<serde_json::Value>,
 }
 
-/// OpenID provider metadata (the subset that applies).
+/// OpenID provider metadata (RFC 8414 / OIDC Discovery), listing only
+/// endpoints that exist and speak the protocol their field names (issue 9):
+/// no authorization endpoint (sign-in is the JSON API), so no response types.
 #[derive(Debug, Object)]
 pub struct OpenIdConfiguration {
     /// The `iss` of every token.
     pub issuer: String,
     /// Where the public keys are.
     pub jwks_uri: String,
-    /// Token endpoint.
+    /// RFC 6749 token endpoint (`refresh_token` grant, form-encoded).
     pub token_endpoint: String,
-    /// Revocation endpoint.
+    /// RFC 7009 revocation endpoint.
     pub revocation_endpoint: String,
-    /// Userinfo endpoint.
+    /// OIDC userinfo endpoint.
     pub userinfo_endpoint: String,
-    /// Response types supported.
+    /// RFC 7662 introspection endpoint (only when introspection is on).
+    #[oai(skip_serializing_if_is_none)]
+    pub introspection_endpoint: Option<String>,
+    /// Empty: there is no authorization endpoint.
     pub response_types_supported: Vec<String>,
     /// Subject identifier types (`public`).
     pub subject_types_supported: Vec<String>,
     /// JOSE algorithms of the published keys.
     pub id_token_signing_alg_values_supported: Vec<String>,
-    /// Client authentication methods at the token endpoint.
+    /// Client authentication at the token endpoint (`none`: public clients).
     pub token_endpoint_auth_methods_supported: Vec<String>,
-    /// Grant types supported.
+    /// Client authentication at the revocation endpoint (`none`).
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// Grant types the token endpoint takes.
     pub grant_types_supported: Vec<String>,
     /// Claims tokens may carry.
     pub claims_supported: Vec<String>,
@@ -94,14 +101,18 @@ impl WellKnownApi {
             Json(OpenIdConfiguration {
                 issuer: info.issuer.clone(),
                 jwks_uri: format!("{base}/.well-known/jwks.json"),
-                token_endpoint: format!("{base}/v1/sessions"),
-                revocation_endpoint: format!("{base}/v1/sessions"),
-                userinfo_endpoint: format!("{base}/v1/me"),
-                response_types_supported: strings(&["token"]),
+                token_endpoint: format!("{base}/oauth/token"),
+                revocation_endpoint: format!("{base}/oauth/revoke"),
+                userinfo_endpoint: format!("{base}/oauth/userinfo"),
+                introspection_endpoint: core
+                    .introspection_enabled()
+                    .then(|| format!("{base}/oauth/introspect")),
+                response_types_supported: Vec::new(),
                 subject_types_supported: strings(&["public"]),
                 id_token_signing_alg_values_supported: info.algorithms,
                 token_endpoint_auth_methods_supported: strings(&["none"]),
-                grant_types_supported: strings(&["password", "refresh_token"]),
+                revocation_endpoint_auth_methods_supported: strings(&["none"]),
+                grant_types_supported: strings(&["refresh_token"]),
                 claims_supported: strings(&[
                     "iss",
                     "aud",

@@ -1,6 +1,7 @@
 //! Authentication machinery: signing keys and JWKS, token issue/verify,
 //! password hashing, second factors (TOTP, recovery codes), passkeys (WebAuthn).
 
+pub mod breached;
 pub mod captcha;
 pub mod keys;
 pub mod limits;

@@ -22,6 +22,9 @@ use crate::domain::Password;
 
 const PEPPER_FILE: &str = "password-pepper.key";
 
+/// Counter of completed bcrypt verifications (sign-in, password checks).
+pub const VERIFICATIONS_METRIC: &str = "portcullis_password_verifications_total";
+
 /// Hashes and verifies passwords.
 #[derive(Clone)]
 pub struct PasswordHasher {
@@ -49,18 +52,39 @@ pub fn load_or_create_pepper(keys_dir: &Path) -> anyhow::Result<(SecretBox<[u8; 
 
 impl PasswordHasher {
     /// A hasher at bcrypt `cost` with at most `concurrency` hashes at once.
-    pub fn new(pepper: SecretBox<[u8; 32]>, cost: u32, concurrency: usize) -> Self {
-        // 22 salt characters + 31 hash characters of bcrypt's base64 alphabet.
-        let dummy_hash = format!(
-            "$2b${cost:02}${}{}",
-            "PortcullisDummySaltAAA", "PortcullisDummyHashThatMatchesX"
-        );
-        Self {
+    ///
+    /// The dummy hash for unknown accounts is made here by the real hasher
+    /// (same cost, same pepper path, a random password nobody knows), so
+    /// checking against it is a real bcrypt verification of the same cost.
+    /// A hand-written constant once was not valid bcrypt (non-zero trailing
+    /// bits in its salt): verification failed at once and unknown emails
+    /// answered 200 times faster than wrong passwords.
+    pub fn new(pepper: SecretBox<[u8; 32]>, cost: u32, concurrency: usize) -> anyhow::Result<Self> {
+        let mut hasher = Self {
             pepper: Arc::new(pepper),
             cost,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            dummy_hash: dummy_hash.into(),
-        }
+            dummy_hash: Arc::from(""),
+        };
+        let mut unknown = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut unknown);
+        let input = hasher.prehash(&B64.encode(unknown));
+        let dummy = bcrypt::non_truncating_hash(input.expose_secret(), cost)
+            .context("making the dummy hash")?;
+        hasher.dummy_hash = dummy.into();
+        Ok(hasher)
+    }
+
+    /// A keyed, one-way name for `text` (an email) in logs: the same
+    /// address always gives the same 16 hex digits, so an investigation can
+    /// follow it, but nobody without the pepper can tell which address it
+    /// is. Domain-separated from the password pre-hash.
+    pub fn pseudonym(&self, text: &str) -> String {
+        let mac = hmac_sha256(
+            self.pepper.expose_secret(),
+            format!("log-pseudonym\0{text}").as_bytes(),
+        );
+        mac.iter().take(8).map(|b| format!("{b:02x}")).collect()
     }
 
     /// The fixed-length bcrypt input for a password.
@@ -119,16 +143,23 @@ impl PasswordHasher {
 
     /// Checks a password against a stored hash, or against the dummy hash
     /// when there is none (unknown account), so both take the same time.
+    ///
+    /// A verification that cannot run (a malformed stored hash) is an error,
+    /// never a silent "no match": a silent failure is fast, and fast is
+    /// what tells an attacker which emails have accounts. Every completed
+    /// verification counts in `portcullis_password_verifications_total`.
     pub async fn verify(&self, password: &Password, stored: Option<&str>) -> anyhow::Result<bool> {
         let input = self.prehash(password.expose());
         let known = stored.is_some();
         let hash = stored.unwrap_or(&self.dummy_hash).to_string();
         let _permit = self.permits.acquire().await.context("hasher closed")?;
         let matched = tokio::task::spawn_blocking(move || {
-            bcrypt::non_truncating_verify(input.expose_secret(), &hash).unwrap_or(false)
+            bcrypt::non_truncating_verify(input.expose_secret(), &hash)
         })
         .await
-        .context("bcrypt task")?;
+        .context("bcrypt task")?
+        .context("bcrypt verify (malformed stored hash?)")?;
+        metrics::counter!(VERIFICATIONS_METRIC).increment(1);
         Ok(known && matched)
     }
 }
@@ -138,7 +169,7 @@ mod tests {
     use super::*;
 
     fn hasher() -> PasswordHasher {
-        PasswordHasher::new(SecretBox::new(Box::new([7u8; 32])), 4, 2)
+        PasswordHasher::new(SecretBox::new(Box::new([7u8; 32])), 4, 2).unwrap()
     }
 
     fn pw(s: &str) -> Password {
@@ -180,6 +211,23 @@ mod tests {
         );
     }
 
+    #[test]
+    fn dummy_hash_is_real_bcrypt_of_the_configured_cost() {
+        let h = hasher();
+        assert!(h.dummy_hash.starts_with("$2b$04$"), "{}", h.dummy_hash);
+        // It parses and verifies (to false), instead of failing at once.
+        assert!(!bcrypt::non_truncating_verify("anything", &h.dummy_hash).unwrap());
+        let h10 = PasswordHasher::new(SecretBox::new(Box::new([7u8; 32])), 10, 1).unwrap();
+        assert!(h10.dummy_hash.starts_with("$2b$10$"));
+    }
+
+    #[tokio::test]
+    async fn malformed_stored_hash_is_an_error_not_a_quiet_mismatch() {
+        let h = hasher();
+        let bad = "$2b$04$PortcullisDummySaltAAAPortcullisDummyHashThatMatchesX";
+        assert!(h.verify(&pw("anything at all"), Some(bad)).await.is_err());
+    }
+
     #[tokio::test]
     async fn unknown_account_never_matches() {
         let h = hasher();
@@ -192,7 +240,7 @@ mod tests {
             .hash(&pw("correct horse battery staple"))
             .await
             .unwrap();
-        let other = PasswordHasher::new(SecretBox::new(Box::new([8u8; 32])), 4, 2);
+        let other = PasswordHasher::new(SecretBox::new(Box::new([8u8; 32])), 4, 2).unwrap();
         assert!(
             !other
                 .verify(&pw("correct horse battery staple"), Some(&stored))

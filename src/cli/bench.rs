@@ -99,7 +99,7 @@ fn bench_password() -> anyhow::Result<Password> {
 
 fn hasher(settings: &Settings, cost: u32, concurrency: usize) -> anyhow::Result<PasswordHasher> {
     let (pepper, _) = load_or_create_pepper(&settings.tokens.keys_dir)?;
-    Ok(PasswordHasher::new(pepper, cost, concurrency))
+    PasswordHasher::new(pepper, cost, concurrency)
 }
 
 /// Writes `count` users starting at index `start`, `batch` per transaction.
@@ -252,7 +252,7 @@ mod tests {
             .password_hash;
         let (pepper, created) = load_or_create_pepper(&s.tokens.keys_dir).unwrap();
         assert!(!created);
-        let h = PasswordHasher::new(pepper, 4, 1);
+        let h = PasswordHasher::new(pepper, 4, 1).unwrap();
         assert!(
             h.verify(&bench_password().unwrap(), Some(&hash))
                 .await

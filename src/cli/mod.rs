@@ -5,3 +5,4 @@ pub mod admin;
 pub mod bench;
 pub mod import;
 pub mod keys;
+pub mod passwords;

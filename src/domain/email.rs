@@ -1,82 +1,169 @@
-//! Email addresses: validated and normalized so that uniqueness is
-//! case-insensitive.
+//! Email addresses: validated and normalized so that one mailbox is one
+//! account key, whatever way it is typed (issue 9).
+//!
+//! Normalization, in order:
+//! 1. surrounding white space trimmed, Unicode NFKC (`ｅｘａｍｐｌｅ` →
+//!    `example`, ligatures and compatibility forms folded);
+//! 2. the domain through IDNA (UTS #46, the `idna` crate, STD3 rules) to its
+//!    ASCII form in lower case: `bücher.example` and `xn--bcher-kva.example`
+//!    are one domain;
+//! 3. the local part lower-cased (what users expect of an identity service,
+//!    though RFC 5321 lets a server treat local parts case-sensitively).
+//!
+//! Look-alikes (UTS #39, the `unicode-security` crate) are refused: a local
+//! part or domain label that mixes scripts (`pаypal` with a Cyrillic `а`),
+//! or a non-ASCII local part whose confusable skeleton is plain ASCII (an
+//! all-Cyrillic `асе` that reads as `ace`). So nobody can register an
+//! address that reads as someone else's.
 
 use std::fmt;
 
 use unicode_normalization::UnicodeNormalization;
+use unicode_security::MixedScript;
 
 /// A syntactically valid, normalized email address (`local@domain`).
-///
-/// Normalization: NFC, surrounding white space trimmed, the whole address
-/// lower-cased. Lower-casing the local part is what users expect of an
-/// identity service (`Alice@x.org` and `alice@x.org` are one account), even
-/// though RFC 5321 lets a server treat local parts case-sensitively.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Email(String);
+/// Equality and hashing use the normalized key only.
+#[derive(Debug, Clone)]
+pub struct Email {
+    key: String,
+    typed: String,
+}
+
+impl PartialEq for Email {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Email {}
+
+impl std::hash::Hash for Email {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key.hash(state);
+    }
+}
+
+/// Checks the characters of a local part (after lower-casing).
+fn check_local(local: &str) -> Result<(), &'static str> {
+    if local.is_empty() || local.len() > 64 {
+        return Err("has an empty or over-long local part");
+    }
+    if local.contains('@') {
+        return Err("has more than one @");
+    }
+    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+        return Err("has a misplaced dot in the local part");
+    }
+    const LOCAL_SPECIALS: &str = "!#$%&'*+-/=?^_`{|}~.";
+    if !local
+        .chars()
+        .all(|c| c.is_alphanumeric() || LOCAL_SPECIALS.contains(c))
+    {
+        return Err("has a character not allowed in the local part");
+    }
+    if !local.is_ascii() {
+        let letters: String = local.chars().filter(|c| c.is_alphanumeric()).collect();
+        if !letters.as_str().is_single_script() {
+            return Err("mixes scripts in the local part (it could pass for another address)");
+        }
+        if unicode_security::skeleton(&letters).all(|c| c.is_ascii()) {
+            return Err("reads as a plain-ASCII address (confusable characters)");
+        }
+    }
+    Ok(())
+}
+
+/// The domain's ASCII form (IDNA UTS #46), checked label by label.
+fn ascii_domain(domain: &str) -> Result<String, &'static str> {
+    let ascii = idna::domain_to_ascii_strict(domain)
+        .map_err(|_| "has a domain that is not a valid (internationalized) domain name")?
+        .to_ascii_lowercase();
+    let labels: Vec<&str> = ascii.split('.').collect();
+    if labels.len() < 2 {
+        return Err("needs a domain with a dot");
+    }
+    if ascii.len() > 253 {
+        return Err("has an over-long domain");
+    }
+    for label in &labels {
+        if label.is_empty() || label.len() > 63 {
+            return Err("has an empty or over-long domain label");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err("has a domain label starting or ending with a hyphen");
+        }
+        if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err("has a character not allowed in the domain");
+        }
+    }
+    if labels
+        .last()
+        .is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err("has a numeric top-level domain");
+    }
+    let (unicode, _) = idna::domain_to_unicode(&ascii);
+    for label in unicode.split('.') {
+        let letters: String = label.chars().filter(|c| c.is_alphanumeric()).collect();
+        if !letters.is_ascii() && !letters.as_str().is_single_script() {
+            return Err("mixes scripts in a domain label (it could pass for another domain)");
+        }
+    }
+    Ok(ascii)
+}
 
 impl Email {
     /// Validates and normalizes an address; the error says why it is refused.
     pub fn parse(input: &str) -> Result<Self, &'static str> {
-        let s: String = input.trim().nfc().collect::<String>().to_lowercase();
-        if s.is_empty() {
+        let typed: String = input.trim().nfkc().collect();
+        if typed.is_empty() {
             return Err("is empty");
         }
-        if s.len() > 254 {
+        if typed.len() > 254 {
             return Err("is longer than 254 bytes");
         }
-        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if typed.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err("contains white space or control characters");
         }
-        let (local, domain) = s.rsplit_once('@').ok_or("has no @")?;
-        if local.is_empty() || local.len() > 64 {
-            return Err("has an empty or over-long local part");
+        let (local, domain) = typed.rsplit_once('@').ok_or("has no @")?;
+        let local: String = local.to_lowercase().nfkc().collect();
+        check_local(&local)?;
+        let domain = ascii_domain(domain)?;
+        let key = format!("{local}@{domain}");
+        if key.len() > 254 {
+            return Err("is longer than 254 bytes");
         }
-        if local.contains('@') {
-            return Err("has more than one @");
-        }
-        if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
-            return Err("has a misplaced dot in the local part");
-        }
-        const LOCAL_SPECIALS: &str = "!#$%&'*+-/=?^_`{|}~.";
-        if !local
-            .chars()
-            .all(|c| c.is_alphanumeric() || LOCAL_SPECIALS.contains(c))
-        {
-            return Err("has a character not allowed in the local part");
-        }
-        let labels: Vec<&str> = domain.split('.').collect();
-        if labels.len() < 2 {
-            return Err("needs a domain with a dot");
-        }
-        for label in &labels {
-            if label.is_empty() || label.len() > 63 {
-                return Err("has an empty or over-long domain label");
-            }
-            if label.starts_with('-') || label.ends_with('-') {
-                return Err("has a domain label starting or ending with a hyphen");
-            }
-            if !label.chars().all(|c| c.is_alphanumeric() || c == '-') {
-                return Err("has a character not allowed in the domain");
-            }
-        }
-        if labels
-            .last()
-            .is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit()))
-        {
-            return Err("has a numeric top-level domain");
-        }
-        Ok(Self(s))
+        Ok(Self { key, typed })
     }
 
     /// The normalized address (the account's unique key).
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.key
+    }
+
+    /// The address as typed, after NFKC: where mail is sent.
+    pub fn as_typed(&self) -> &str {
+        &self.typed
+    }
+
+    /// The key an earlier release stored for this address (NFC, lower case,
+    /// the domain in Unicode form). Differs from [`Email::as_str`] only for
+    /// internationalized domains: lookups fall back to it, so accounts
+    /// stored before issue 9 keep working.
+    pub fn legacy_key(&self) -> Option<String> {
+        let (local, domain) = self.key.rsplit_once('@')?;
+        let (unicode, _) = idna::domain_to_unicode(domain);
+        let legacy: String = format!("{local}@{unicode}")
+            .nfc()
+            .collect::<String>()
+            .to_lowercase();
+        (legacy != self.key).then_some(legacy)
     }
 }
 
 impl fmt::Display for Email {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.key)
     }
 }
 
@@ -93,6 +180,59 @@ mod tests {
         );
         assert!(Email::parse("a.b+tag@sub.example.org").is_ok());
         assert!(Email::parse("josé@exämple.de").is_ok());
+    }
+
+    fn key(s: &str) -> String {
+        Email::parse(s).unwrap().as_str().to_string()
+    }
+
+    #[test]
+    fn one_mailbox_is_one_key() {
+        assert_eq!(key("uni@ｅｘａｍｐｌｅ.com"), "uni@example.com");
+        assert_eq!(key("uni@EXAMPLE.com"), "uni@example.com");
+        assert_eq!(key("ＵＮＩ@example.com"), "uni@example.com");
+        assert_eq!(key("bücher@bücher.example"), "bücher@xn--bcher-kva.example");
+        assert_eq!(
+            key("bücher@xn--bcher-kva.example"),
+            "bücher@xn--bcher-kva.example"
+        );
+        assert_eq!(key("BÜCHER@BÜCHER.example"), "bücher@xn--bcher-kva.example");
+        // The typed form (after NFKC) is kept for sending mail.
+        assert_eq!(
+            Email::parse(" Uni@ｅｘａｍｐｌｅ.com").unwrap().as_typed(),
+            "Uni@example.com"
+        );
+    }
+
+    #[test]
+    fn look_alikes_are_refused() {
+        for bad in [
+            "p\u{0430}ypal@example.com",            // Latin + Cyrillic а
+            "\u{0430}\u{0441}\u{0435}@example.com", // all-Cyrillic "асе" reads as "ace"
+            "admin@ex\u{0430}mple.com",             // mixed-script domain label
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        // Genuine non-Latin addresses are fine.
+        for good in [
+            "иван@пример.рф",
+            "josé@example.com",
+            "用户@例子.中国",
+            "παύλος@example.gr",
+        ] {
+            assert!(
+                Email::parse(good).is_ok(),
+                "{good:?} refused: {:?}",
+                Email::parse(good)
+            );
+        }
+    }
+
+    #[test]
+    fn legacy_keys_of_internationalized_domains() {
+        let e = Email::parse("bücher@xn--bcher-kva.example").unwrap();
+        assert_eq!(e.legacy_key().as_deref(), Some("bücher@bücher.example"));
+        assert_eq!(Email::parse("a@example.com").unwrap().legacy_key(), None);
     }
 
     #[test]

@@ -81,11 +81,10 @@ impl std::fmt::Debug for Password {
 /// The strength rule: a minimum zxcvbn score, with the user's own email and
 /// name counted as guessable words.
 ///
-/// Passphrases of [`PasswordPolicy::PASSPHRASE_CHARS`] characters or more are
-/// accepted on length alone: zxcvbn scores any repetition as weak, so it
-/// would refuse a 64-emoji passphrase, which no breached list or realistic
-/// guessing attack contains; at that length the online and offline attacks
-/// the estimator models are out of reach anyway.
+/// No length skips the check (issue 9: any 64-character password used to
+/// pass, `"a"` × 64 and the user's email × 4 included). Long passphrases
+/// still pass when they are genuinely strong: zxcvbn scores a run of one
+/// character or a repeated word as weak, and 64 varied emoji as strong.
 #[derive(Debug, Clone, Copy)]
 pub struct PasswordPolicy {
     /// Lowest accepted zxcvbn score (0..=4).
@@ -93,14 +92,8 @@ pub struct PasswordPolicy {
 }
 
 impl PasswordPolicy {
-    /// Length from which a password counts as a passphrase.
-    pub const PASSPHRASE_CHARS: usize = 64;
-
     /// Checks strength; `user_inputs` are words of the user's own (email, name) that make a password guessable.
     pub fn check(&self, password: &Password, user_inputs: &[&str]) -> Result<(), PasswordProblem> {
-        if password.expose().chars().count() >= Self::PASSPHRASE_CHARS {
-            return Ok(());
-        }
         let entropy = zxcvbn::zxcvbn(password.expose(), user_inputs);
         if u8::from(entropy.score()) >= self.min_score {
             return Ok(());
@@ -148,12 +141,37 @@ mod tests {
         assert!(policy.check(&p, &["alice@example.com"]).is_err());
         let good = pw("correct horse battery staple").unwrap();
         assert!(policy.check(&good, &[]).is_ok());
-        let emoji = pw(&"🦀🔐🌍🎉".repeat(16)).unwrap();
-        assert!(policy.check(&emoji, &[]).is_ok());
-        let one_emoji = pw(&"🔐".repeat(64)).unwrap();
-        assert!(policy.check(&one_emoji, &[]).is_ok());
         let repeated = pw(&"🔐".repeat(20)).unwrap();
         assert!(policy.check(&repeated, &[]).is_err());
+    }
+
+    /// 64 varied emoji (a real passphrase in another script).
+    fn varied_emoji() -> String {
+        (0..64u32)
+            .map(|i| char::from_u32(0x1F600 + (i * 7) % 80).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn no_length_skips_the_strength_check() {
+        let policy = PasswordPolicy { min_score: 2 };
+        let email = "victim@example.com";
+        for bad in [
+            "a".repeat(64),
+            "a".repeat(128),
+            "🔐".repeat(64),
+            email.repeat(4),
+            "password".repeat(16),
+        ] {
+            let p = pw(&bad).unwrap();
+            assert!(policy.check(&p, &[email]).is_err(), "{bad} accepted");
+        }
+        let strong = pw(&varied_emoji()).unwrap();
+        assert_eq!(strong.expose().chars().count(), 64);
+        assert!(policy.check(&strong, &[email]).is_ok());
+        let phrase =
+            pw("the quiet otter juggles seven brass lanterns beneath a violet harbor").unwrap();
+        assert!(policy.check(&phrase, &[email]).is_ok());
     }
 
     #[test]

@@ -37,12 +37,7 @@ impl Core {
         let checked = self.check_registration(input, client).await?;
         // Cheap duplicate check first so a taken email costs no bcrypt; the
         // unique index still decides races.
-        if self
-            .store
-            .user_by_email(checked.email.as_str())
-            .await?
-            .is_some()
-        {
+        if self.user_by_email(&checked.email).await?.is_some() {
             return Err(Error::Conflict(EMAIL_TAKEN));
         }
         let user = self.create_account(checked, client).await?;

@@ -28,6 +28,38 @@ pub(super) fn password_context<'a>(email: Option<&'a str>, name: Option<&'a str>
 }
 
 impl Core {
+    /// One event line for a security-relevant refusal (429, CAPTCHA): who
+    /// (user id, or a keyed hash of the email), from where, and why. Never
+    /// a password or token.
+    pub(super) fn log_refusal(
+        &self,
+        what: &'static str,
+        user_id: Option<&str>,
+        account: Option<&str>,
+        client: &ClientInfo,
+        error: &Error,
+    ) {
+        let event = match error {
+            Error::RateLimited { .. } => {
+                metrics::counter!("portcullis_rate_limited_total").increment(1);
+                "rate_limited"
+            }
+            Error::CaptchaRequired => {
+                metrics::counter!("portcullis_captcha_refusals_total").increment(1);
+                "captcha.failed"
+            }
+            _ => "refused",
+        };
+        tracing::warn!(
+            event,
+            what,
+            user_id = user_id.unwrap_or(""),
+            account = account.unwrap_or(""),
+            client_ip = %super::sessions::ip_text(client),
+            "request refused"
+        );
+    }
+
     /// Takes one request from the client's per-IP budget.
     pub(super) fn rate_limit(&self, action: Action, client: &ClientInfo) -> Result<()> {
         self.limits.check(action, client.ip).map_err(|retry_after| {
@@ -96,6 +128,17 @@ impl Core {
         self.policy
             .check(&password, context)
             .map_err(|p| password_error(field, &p))?;
+        if self
+            .breached
+            .as_ref()
+            .is_some_and(|f| f.contains_password(password.expose()))
+        {
+            return Err(FieldError::new(
+                field,
+                "breached",
+                "Password appears in a list of breached passwords; choose another.",
+            ));
+        }
         Ok(password)
     }
 }

@@ -23,6 +23,11 @@ mod tickets;
 mod verification;
 // Passkeys (issue 12).
 mod passkeys;
+// -- hardening (issue 9) --
+mod email_keys;
+mod oauth;
+mod session_cap;
+mod throttle;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -35,6 +40,7 @@ pub use import::{ImportLine, ImportOutcome};
 pub use mfa::{
     Confirmation, MFA_TOKEN_TTL_SECS, MfaChallenge, SecondFactor, SignIn, TotpEnrolment,
 };
+pub use oauth::Introspection;
 pub use profile::{DeleteProof, ProfilePatch};
 pub use security::{
     AuditFilter, EventPage, Notice, NoticeOutbox, SecurityEvent, SecurityState, network_of,
@@ -76,6 +82,8 @@ pub struct Core {
     // Passkeys (issue 12).
     /// `None` when passkeys are off (public URL without a domain name).
     pub(crate) passkeys: Option<Arc<crate::auth::PasskeyRp>>,
+    /// Breached-password filter (`PORTCULLIS_BREACHED_PASSWORDS`), if loaded.
+    pub(crate) breached: Option<Arc<crate::auth::breached::BreachedFilter>>,
 }
 
 /// A verified caller: the access token checked out and its session is live.
@@ -275,6 +283,11 @@ impl Core {
     /// Proxies whose `X-Forwarded-For` is believed.
     pub fn trusted_proxies(&self) -> &[ipnet::IpNet] {
         &self.settings.http.trusted_proxies
+    }
+
+    /// The bearer token `/metrics` demands, if configured.
+    pub fn metrics_token(&self) -> Option<&secrecy::SecretString> {
+        self.settings.http.metrics_token.as_ref()
     }
 
     /// Name of the store backend, for logs.

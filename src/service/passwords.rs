@@ -1,9 +1,10 @@
 //! Passwords: changing one's own.
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::guards::password_context;
-use super::{ClientInfo, Core, Error, Principal, Result};
+use super::throttle::Reserved;
+use super::{ClientInfo, Core, Error, FieldError, Principal, Result};
 use crate::audit::AuditEvent;
 use crate::domain::Password;
 
@@ -22,11 +23,63 @@ impl Core {
         let new = self
             .new_password("new_password", new, &context)
             .map_err(|e| Error::Validation(vec![e]))?;
-        let stored = self.store.credentials(&account.id).await?;
+        if new.expose() == current.expose_secret() {
+            return Err(Error::Validation(vec![FieldError::new(
+                "new_password",
+                "same_as_current",
+                "The new password must differ from the current one.",
+            )]));
+        }
+        // Throttled like sign-in (issue 9): each check reserves its place
+        // first, so one account or token queues at most
+        // PORTCULLIS_LOGIN_MAX_FAILURES bcrypt checks in 15 minutes.
+        let attempt = match self
+            .reserve_attempt(&self.password_check_keys(&account.id))
+            .await?
+        {
+            Reserved::Granted(a) => a,
+            Reserved::Full(a, retry_after) => {
+                self.release_attempt(a).await;
+                metrics::counter!("portcullis_password_changes_total", "result" => "throttled")
+                    .increment(1);
+                return Err(self.throttled(
+                    "password_change",
+                    Some(&account.id),
+                    "",
+                    client,
+                    retry_after,
+                ));
+            }
+        };
+        let stored = match self.store.credentials(&account.id).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.release_attempt(attempt).await;
+                return Err(e.into());
+            }
+        };
         let current = Password::for_verification(current);
-        if !self.verify_password(&current, stored.as_ref()).await? {
+        // The peppered scheme, or plain bcrypt for an imported hash.
+        let matched = match self.verify_password(&current, stored.as_ref()).await {
+            Ok(m) => m,
+            Err(e) => {
+                self.release_attempt(attempt).await;
+                return Err(e);
+            }
+        };
+        if !matched {
+            metrics::counter!("portcullis_password_changes_total", "result" => "failure")
+                .increment(1);
+            tracing::warn!(
+                user_id = %account.id,
+                client_ip = %super::sessions::ip_text(client),
+                event = "password.change_failed",
+                "password change refused: wrong current password"
+            );
+
             return Err(Error::WrongPassword);
         }
+        self.attempt_succeeded(attempt).await?;
         let hash = self.hasher.hash(&new).await?;
         let now = self.clock.now();
         self.store
@@ -36,6 +89,7 @@ impl Core {
             .store
             .revoke_sessions_of(&account.id, Some(&who.sid), now)
             .await?;
+        metrics::counter!("portcullis_password_changes_total", "result" => "success").increment(1);
         self.audit(
             AuditEvent::PasswordChanged { revoked },
             Some(&account.id),

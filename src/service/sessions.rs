@@ -2,6 +2,7 @@
 
 use secrecy::SecretString;
 
+use super::throttle::Reserved;
 use super::{
     Account, ClientInfo, Core, Error, IssuedTokens, Principal, Result, SessionSummary, SignIn,
 };
@@ -11,6 +12,11 @@ use crate::clock::secs;
 use crate::config::CaptchaMode;
 use crate::domain::{Email, Password};
 use crate::store::{CredentialRecord, RotateOutcome, Rotation, SessionRecord, UserRecord};
+
+/// The client address for a log line (empty when unknown).
+pub(super) fn ip_text(client: &ClientInfo) -> String {
+    client.ip.map(|ip| ip.to_string()).unwrap_or_default()
+}
 
 /// The role that opens the admin API.
 pub const ADMIN_ROLE: &str = "admin";
@@ -71,7 +77,7 @@ impl Core {
     ) -> Result<UserRecord> {
         let password = Password::for_verification(password);
         let user = match email {
-            Some(e) => self.store.user_by_email(e.as_str()).await?,
+            Some(e) => self.user_by_email(e).await?,
             None => None,
         };
         let credentials = match &user {
@@ -137,9 +143,12 @@ impl Core {
     /// pair, or, when the account has two-factor sign-in on, no session yet
     /// and an `mfa+jwt` token for `POST /v1/sessions/mfa`.
     ///
-    /// After `PORTCULLIS_LOGIN_MAX_FAILURES` failures for an account within
-    /// 15 minutes, further attempts need a CAPTCHA (`on-failures`) or are
-    /// refused with 429 until the window slides (`off`).
+    /// Each attempt first reserves its place in the throttle (see
+    /// `service::throttle`): after `PORTCULLIS_LOGIN_MAX_FAILURES` failures
+    /// (or attempts in flight) for an account from one network within 15
+    /// minutes, or ten times that from anywhere, further attempts need a
+    /// CAPTCHA (`on-failures`) or are refused with 429 until the window
+    /// slides (`off`).
     pub async fn login(
         &self,
         email: &str,
@@ -147,56 +156,80 @@ impl Core {
         captcha: Option<&str>,
         client: ClientInfo,
     ) -> Result<SignIn> {
-        self.rate_limit(Action::SignIn, &client)?;
+        if let Err(e) = self.rate_limit(Action::SignIn, &client) {
+            self.log_refusal("sign_in", None, None, &client, &e);
+            return Err(e);
+        }
         let parsed = Email::parse(email).ok();
         let account = parsed
             .as_ref()
             .map(|e| e.as_str().to_string())
             .unwrap_or_else(|| email.trim().to_lowercase());
-        let now = self.clock.now();
-        let window = secs(FAILURE_WINDOW);
-        let failures = self.store.login_failures(&account, now, window).await?;
-        let over = failures.len() >= self.settings.limits.login_max_failures as usize;
-        let retry_after = failures.first().map_or(1, |oldest| {
-            u64::try_from(oldest + window - now).unwrap_or(1)
-        });
-        match self.settings.limits.captcha {
-            CaptchaMode::Always => self.check_captcha_audited(captcha, &client).await?,
-            CaptchaMode::OnFailures if over => self.check_captcha_audited(captcha, &client).await?,
-            CaptchaMode::Off if over => {
-                self.audit(AuditEvent::RateLimited { action: "sign_in" }, None, &client);
-                return Err(Error::RateLimited {
-                    retry_after: retry_after.max(1),
-                });
-            }
-            _ => {}
+        let pseudonym = self.hasher.pseudonym(&account);
+        let keys = self.sign_in_keys(&account, &client);
+        let captcha_first = self.settings.limits.captcha == CaptchaMode::Always;
+        if captcha_first && let Err(e) = self.check_captcha_audited(captcha, &client).await {
+            self.log_refusal("sign_in", None, Some(&pseudonym), &client, &e);
+            return Err(e);
         }
+        // The attempt is reserved before bcrypt runs (issue 9): racing
+        // guesses cannot all pass the count.
+        let attempt = match self.reserve_attempt(&keys).await? {
+            Reserved::Granted(a) => a,
+            Reserved::Full(a, retry_after) => match self.settings.limits.captcha {
+                CaptchaMode::Off => {
+                    self.release_attempt(a).await;
+                    metrics::counter!("portcullis_logins_total", "result" => "throttled")
+                        .increment(1);
+                    let refused = self.throttled("sign_in", None, &pseudonym, &client, retry_after);
+                    self.audit(AuditEvent::RateLimited { action: "sign_in" }, None, &client);
+                    return Err(refused);
+                }
+                CaptchaMode::OnFailures => match self.check_captcha_audited(captcha, &client).await
+                {
+                    Ok(()) => a,
+                    Err(e) => {
+                        self.release_attempt(a).await;
+                        self.log_refusal("sign_in", None, Some(&pseudonym), &client, &e);
+                        return Err(e);
+                    }
+                },
+                CaptchaMode::Always => a,
+            },
+        };
         let user = match self.check_credentials(parsed.as_ref(), password).await {
             Ok(u) => u,
             Err(Error::InvalidCredentials) => {
-                self.store
-                    .record_login_failure(&account, now, window)
-                    .await?;
+                // The reservation stays: it is the failure's record.
                 metrics::counter!("portcullis_logins_total", "result" => "failure").increment(1);
-                self.sign_in_failed(
-                    &account,
-                    "invalid_credentials",
-                    Some(failures.len() + 1),
-                    &client,
-                )
-                .await;
+                tracing::warn!(
+                    event = "login.failed",
+                    account = %pseudonym,
+                    client_ip = %ip_text(&client),
+                    "sign-in failed: wrong email or password"
+                );
+                let now = self.clock.now();
+                let failures = self
+                    .store
+                    .login_failures(&account, now, secs(FAILURE_WINDOW))
+                    .await
+                    .map(|f| f.len())
+                    .ok();
+                self.sign_in_failed(&account, "invalid_credentials", failures, &client)
+                    .await;
                 return Err(Error::InvalidCredentials);
             }
-            Err(Error::AccountDisabled) => {
-                self.sign_in_failed(&account, "account_disabled", None, &client)
-                    .await;
-                return Err(Error::AccountDisabled);
+            Err(e) => {
+                self.release_attempt(attempt).await;
+                if matches!(e, Error::AccountDisabled) {
+                    tracing::warn!(event = "login.refused", account = %pseudonym, client_ip = %ip_text(&client), "sign-in refused: account disabled");
+                    self.sign_in_failed(&account, "account_disabled", None, &client)
+                        .await;
+                }
+                return Err(e);
             }
-            Err(e) => return Err(e),
         };
-        if !failures.is_empty() {
-            self.store.clear_login_failures(&account).await?;
-        }
+        self.attempt_succeeded(attempt).await?;
         // Only after the password checked out: no oracle for strangers.
         self.require_verified_email(&user)?;
         // Two-factor sign-in (service/mfa.rs): no session before the code.
@@ -206,6 +239,7 @@ impl Core {
         let tokens = self
             .start_session(user, vec!["pwd".to_string()], client.clone())
             .await?;
+        tracing::info!(user_id = %tokens.account.id, client_ip = %ip_text(&client), "signed in");
         self.signed_in(&tokens.account, &tokens.session_id, &client)
             .await;
         metrics::counter!("portcullis_logins_total", "result" => "success").increment(1);
@@ -236,6 +270,7 @@ impl Core {
             ip: client.ip.map(|ip| ip.to_string()),
         };
         self.store.create_session(&session).await?;
+        self.enforce_session_cap(&session.user_id).await?;
         self.issue_pair(self.to_account(user), &session)
     }
 

@@ -251,8 +251,33 @@ pub trait ThrottleStore: Send + Sync {
     /// Times of the account's failed sign-ins within `(now - window, now]`,
     /// oldest first.
     async fn login_failures(&self, account: &str, now: i64, window: i64) -> StoreResult<Vec<i64>>;
-    /// Forgets the account's failed sign-ins (after a successful one).
+    /// Forgets the account's failed sign-ins (after a successful one),
+    /// reserved attempts included.
     async fn clear_login_failures(&self, account: &str) -> StoreResult<()>;
+
+    // -- attempt reservation (issue 9) --
+    /// Reserves one password check of `account` before it runs, atomically:
+    /// granted only while the account has fewer than `limit` failures and
+    /// reserved attempts within `(now - window, now]`. A reservation counts
+    /// as a failure at `now` from the moment it is granted (so racing
+    /// attempts cannot all pass a count read before their checks finish):
+    /// a failed check leaves it in place, a successful one calls
+    /// [`ThrottleStore::clear_login_failures`], any other outcome gives it
+    /// back with [`ThrottleStore::release_login_attempt`]. Returns the
+    /// reservation's id, or `None` when the limit is reached. Of racing
+    /// reservations at most `limit` are granted. Reservations show in
+    /// [`ThrottleStore::login_failures`].
+    async fn reserve_login_attempt(
+        &self,
+        account: &str,
+        limit: u32,
+        now: i64,
+        window: i64,
+    ) -> StoreResult<Option<String>>;
+    /// Gives back a reservation of [`ThrottleStore::reserve_login_attempt`]
+    /// whose check neither failed nor succeeded (an error, a refusal before
+    /// the check); unknown ids are ignored.
+    async fn release_login_attempt(&self, account: &str, attempt: &str) -> StoreResult<()>;
 }
 
 /// The audit log: security events, append-only, newest first.

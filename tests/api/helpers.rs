@@ -93,6 +93,8 @@ pub async fn spawn_app_prepared(
     map.insert("PORTCULLIS_BCRYPT_COST".into(), "4".into());
     map.insert("PORTCULLIS_RATE_LIMIT".into(), "off".into());
     map.insert("PORTCULLIS_LOG_FORMAT".into(), "json".into());
+    // Cheap CAPTCHAs for tests (the default costs a browser about a second).
+    map.insert("PORTCULLIS_CAPTCHA_DIFFICULTY".into(), "5000".into());
     backend_settings(&mut map);
     configure(&mut map);
     let data_path = std::path::PathBuf::from(&map["PORTCULLIS_DATA_DIR"]);
@@ -450,6 +452,19 @@ impl TestApp {
             .unwrap()
     }
 
+    // -- hardening (issue 9) --
+
+    /// `POST /v1/sessions` as relayed by a proxy that wrote `X-Forwarded-For`.
+    pub async fn login_via_proxy(&self, email: &str, password: &str, xff: &str) -> Response {
+        self.client
+            .post(self.url("/v1/sessions"))
+            .header("x-forwarded-for", xff)
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
     // Passkeys (issue 12).
 
     /// The browser origin of the default public URL (`http://localhost:<port>`):
@@ -463,6 +478,28 @@ impl TestApp {
         self.client
             .post(self.url("/v1/me/passkeys/options"))
             .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /metrics`, with a bearer token and an `X-Forwarded-For` if given.
+    pub async fn metrics(&self, token: Option<&str>, xff: Option<&str>) -> Response {
+        let mut r = self.client.get(self.url("/metrics"));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(x) = xff {
+            r = r.header("x-forwarded-for", x);
+        }
+        r.send().await.unwrap()
+    }
+
+    /// A request with an `Origin` header.
+    pub async fn with_origin(&self, method: reqwest::Method, path: &str, origin: &str) -> Response {
+        self.client
+            .request(method, self.url(path))
+            .header("origin", origin)
             .send()
             .await
             .unwrap()
@@ -551,6 +588,65 @@ impl TestApp {
     /// `POST /v1/sessions/passkey`.
     pub async fn passkey_sign_in(&self, body: &Value) -> Response {
         self.post_json("/v1/sessions/passkey", body).await
+    }
+
+    /// A CORS preflight (`OPTIONS` with `Access-Control-Request-Method`).
+    pub async fn preflight(&self, path: &str, origin: &str, method: &str) -> Response {
+        self.client
+            .request(reqwest::Method::OPTIONS, self.url(path))
+            .header("origin", origin)
+            .header("access-control-request-method", method)
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A form POST (`application/x-www-form-urlencoded`), with an optional bearer.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        bearer: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> Response {
+        let mut r = self.client.post(self.url(path)).form(form);
+        if let Some(t) = bearer {
+            r = r.bearer_auth(t);
+        }
+        r.send().await.unwrap()
+    }
+
+    /// `POST /oauth/token` with the refresh grant.
+    pub async fn oauth_refresh(&self, refresh_token: &str) -> Response {
+        self.post_form(
+            "/oauth/token",
+            None,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .await
+    }
+
+    /// `POST /oauth/revoke`.
+    pub async fn oauth_revoke(&self, token: &str) -> Response {
+        self.post_form("/oauth/revoke", None, &[("token", token)])
+            .await
+    }
+
+    /// `POST /oauth/introspect` as a resource server holding `credential`.
+    pub async fn oauth_introspect(&self, credential: Option<&str>, token: &str) -> Response {
+        self.post_form("/oauth/introspect", credential, &[("token", token)])
+            .await
+    }
+
+    /// `GET /oauth/userinfo`.
+    pub async fn userinfo(&self, token: &str) -> Response {
+        self.get_authed("/oauth/userinfo", token).await
     }
 }
 

@@ -10,6 +10,7 @@
 
 mod activity;
 mod errors;
+mod hardening;
 mod helpers;
 mod limits;
 // Email flows (issue 10).
@@ -18,6 +19,7 @@ mod me;
 mod mfa;
 mod mongo;
 // Passkeys (issue 12).
+mod oauth;
 mod passkeys;
 mod process;
 mod recovery;

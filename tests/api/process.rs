@@ -322,3 +322,161 @@ async fn two_processes_share_one_database() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+// -- hardening (issue 9) --
+
+impl Server {
+    /// The value of a counter series in `GET /metrics` (0 when absent).
+    async fn counter(&self, series: &str) -> f64 {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
+    }
+}
+
+/// Defect 1: an unknown email costs exactly one bcrypt verification, as a
+/// wrong password does (the old dummy hash was not valid bcrypt: nothing ran).
+/// A process of its own, so no other test moves the counter.
+#[tokio::test]
+async fn unknown_email_runs_exactly_one_bcrypt_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let server = start(dir.path(), &log).await;
+    const SERIES: &str = "portcullis_password_verifications_total";
+    // Registered at 0 before any use.
+    let text = server
+        .client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "portcullis_password_verifications_total",
+        "portcullis_refresh_reuse_total",
+        "portcullis_registrations_total",
+        "portcullis_logins_total{result=\"success\"}",
+        "portcullis_logins_total{result=\"failure\"}",
+    ] {
+        assert!(
+            text.contains(name),
+            "{name} not registered at start-up:\n{text}"
+        );
+    }
+    let email = "timing-owner@example.com";
+    let creds = serde_json::json!({"email": email, "password": PASSWORD});
+    assert_eq!(
+        server.post("/v1/users", &creds).await.status(),
+        StatusCode::CREATED
+    );
+    let before = server.counter(SERIES).await;
+    let unknown = serde_json::json!({"email": "nobody-here@example.com", "password": PASSWORD});
+    assert_eq!(
+        server.post("/v1/sessions", &unknown).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(server.counter(SERIES).await - before, 1.0, "unknown email");
+    let wrong = serde_json::json!({"email": email, "password": "not the password 77"});
+    assert_eq!(
+        server.post("/v1/sessions", &wrong).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(server.counter(SERIES).await - before, 2.0, "wrong password");
+    // An address that is not even valid still costs one verification.
+    let invalid = serde_json::json!({"email": "not an email", "password": PASSWORD});
+    server.post("/v1/sessions", &invalid).await;
+    assert_eq!(server.counter(SERIES).await - before, 3.0, "invalid email");
+}
+
+/// Defect 11: refusals leave an event line naming the account (a keyed
+/// hash of the email, never the address or the password) and the client IP.
+#[tokio::test]
+async fn security_refusals_are_logged_with_account_and_ip() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let mut env = std::collections::BTreeMap::new();
+    crate::helpers::backend_settings(&mut env);
+    env.insert("PORTCULLIS_LOGIN_MAX_FAILURES".into(), "2".into());
+    env.insert("PORTCULLIS_CAPTCHA".into(), "off".into());
+    let server = start_with(dir.path(), &log, env).await;
+    let email = "investigate-me@example.com";
+    let wrong = serde_json::json!({"email": email, "password": "guess number one 1"});
+    for _ in 0..3 {
+        server.post("/v1/sessions", &wrong).await;
+    }
+    // A wrong current password at POST /v1/me/password is logged too.
+    let owner = "owner-of-a-token@example.com";
+    let creds = serde_json::json!({"email": owner, "password": PASSWORD});
+    server.post("/v1/users", &creds).await;
+    let tokens: Value = server
+        .post("/v1/sessions", &creds)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let at = tokens["access_token"].as_str().unwrap();
+    let user_id = tokens["user"]["id"].as_str().unwrap().to_string();
+    let r = server
+        .client
+        .post(format!("{}/v1/me/password", server.base))
+        .bearer_auth(at)
+        .json(&serde_json::json!({"current_password": "guess number two 2", "new_password": "a brand new passphrase 9"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    drop(server);
+    let logs = std::fs::read_to_string(&log).unwrap();
+    let failed = logs
+        .lines()
+        .find(|l| l.contains("\"event\":\"login.failed\""))
+        .unwrap_or_else(|| panic!("no login.failed line:\n{logs}"));
+    let v: Value = serde_json::from_str(failed).unwrap();
+    assert_eq!(v["client_ip"], "127.0.0.1", "{failed}");
+    let account = v["account"].as_str().unwrap();
+    assert_eq!(account.len(), 16, "{failed}");
+    let limited = logs
+        .lines()
+        .find(|l| l.contains("\"event\":\"rate_limited\""))
+        .unwrap_or_else(|| panic!("no rate_limited line:\n{logs}"));
+    let v: Value = serde_json::from_str(limited).unwrap();
+    assert_eq!(
+        v["account"], account,
+        "the same keyed hash follows the account"
+    );
+    assert_eq!(v["client_ip"], "127.0.0.1");
+    // Every request line names the client.
+    let request = logs
+        .lines()
+        .find(|l| l.contains("\"route\":\"/v1/sessions\"") && l.contains("latency_ms"))
+        .unwrap();
+    let v: Value = serde_json::from_str(request).unwrap();
+    assert_eq!(v["span"]["client_ip"], "127.0.0.1", "{request}");
+    let change = logs
+        .lines()
+        .find(|l| l.contains("\"event\":\"password.change_failed\""))
+        .unwrap_or_else(|| panic!("no password.change_failed line:\n{logs}"));
+    let v: Value = serde_json::from_str(change).unwrap();
+    assert_eq!(v["user_id"], user_id.as_str());
+    assert_eq!(v["client_ip"], "127.0.0.1");
+    assert!(
+        !logs.contains("guess number two 2"),
+        "the password reached the logs"
+    );
+    assert!(!logs.contains(email), "the email reached the logs");
+    assert!(
+        !logs.contains("guess number one 1"),
+        "the password reached the logs"
+    );
+}

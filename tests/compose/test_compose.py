@@ -43,6 +43,10 @@ EXTRA_KEYS = {
     "PORTCULLIS_KNOWN_DEVICES",
     "PORTCULLIS_NOT_ME_TTL",
     "PORTCULLIS_SHUTDOWN_TIMEOUT",
+    "PORTCULLIS_CAPTCHA_DIFFICULTY",
+    # Named in DESIGN.md's prose under the table, not in it.
+    "PORTCULLIS_HTTP_TIMEOUT",
+    "PORTCULLIS_IDLE_TIMEOUT",
 }
 
 # `${VAR}`, `${VAR:-x}`, `${VAR-x}`, `${VAR:?err}`, `$VAR`; `$$` is an escape.

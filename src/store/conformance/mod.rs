@@ -147,6 +147,9 @@ macro_rules! conformance_tests {
                 failures_within_window,
                 clear_failures,
                 failures_capped,
+                reserve_up_to_the_limit,
+                clear_forgets_reservations,
+                concurrent_reservations,
             }
             upkeep {
                 ping,

@@ -48,6 +48,59 @@ impl ThrottleStore for EmbeddedStore {
         .await
     }
 
+    async fn reserve_login_attempt(
+        &self,
+        account: &str,
+        limit: u32,
+        now: i64,
+        window: i64,
+    ) -> StoreResult<Option<String>> {
+        // redb admits one writer at a time: the count and the push are one
+        // transaction, so racing reservations cannot pass the limit.
+        let account = account.to_string();
+        self.run(move |db| {
+            let txn = db.begin_write().map_err(other)?;
+            let granted = {
+                let mut t = txn.open_table(FAILURES).map_err(other)?;
+                let mut record: LoginFailures = get_json(&t, &account)?.unwrap_or_default();
+                if record.within(now, window).len() >= limit as usize {
+                    false
+                } else {
+                    record.push(now, window);
+                    t.insert(account.as_str(), encode(&record)?.as_slice())
+                        .map_err(other)?;
+                    true
+                }
+            };
+            txn.commit().map_err(other)?;
+            Ok(granted.then(|| now.to_string()))
+        })
+        .await
+    }
+
+    async fn release_login_attempt(&self, account: &str, attempt: &str) -> StoreResult<()> {
+        let Ok(at) = attempt.parse::<i64>() else {
+            return Ok(());
+        };
+        let account = account.to_string();
+        self.run(move |db| {
+            let txn = db.begin_write().map_err(other)?;
+            {
+                let mut t = txn.open_table(FAILURES).map_err(other)?;
+                let record: Option<LoginFailures> = get_json(&t, &account)?;
+                if let Some(mut record) = record
+                    && let Some(i) = record.times.iter().rposition(|t| *t == at)
+                {
+                    record.times.remove(i);
+                    t.insert(account.as_str(), encode(&record)?.as_slice())
+                        .map_err(other)?;
+                }
+            }
+            txn.commit().map_err(other)
+        })
+        .await
+    }
+
     async fn clear_login_failures(&self, account: &str) -> StoreResult<()> {
         let account = account.to_string();
         self.run(move |db| {

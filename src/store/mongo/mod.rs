@@ -102,6 +102,9 @@ enum RevocationId<'a> {
     Ticket(TicketKind, &'a str),
     /// `wa:<challenge id>`: a WebAuthn ceremony in progress (passkeys).
     Ceremony(&'a str),
+    /// `try:<slot>:<account>`: one reserved sign-in attempt (see
+    /// `throttles.rs`).
+    Attempt(&'a str, u32),
 }
 
 impl RevocationId<'_> {
@@ -114,6 +117,7 @@ impl RevocationId<'_> {
             Self::RecoveryCode(user_id, hash) => format!("rc:{user_id}:{hash}"),
             Self::Ticket(kind, user_id) => format!("ticket:{}:{user_id}", kind.as_str()),
             Self::Ceremony(id) => format!("wa:{id}"),
+            Self::Attempt(account, slot) => format!("try:{slot}:{account}"),
         }
     }
 }

@@ -646,6 +646,85 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/oauth/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Exchange a refresh token for a new pair (RFC 6749 §6).
+         * @description The same rotation as `POST /v1/sessions/refresh`: the presented
+         *     refresh token is retired, and presenting a retired one again ends the
+         *     session (`invalid_grant`).
+         */
+        post: operations["oauthToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Revoke a token (RFC 7009): its whole session ends. */
+        post: operations["oauthRevoke"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/userinfo": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's claims (OpenID Connect userinfo). */
+        get: operations["oauthUserinfo"];
+        put?: never;
+        /** The caller's claims, by POST (OIDC Core §5.3.1 allows both). */
+        post: operations["oauthUserinfoPost"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/introspect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Describe a token (RFC 7662), for resource servers.
+         * @description `active` is false as soon as the token's session is revoked (sign-out,
+         *     password change, reuse): how a resource server honours a sign-out at
+         *     once instead of at the access token's expiry.
+         */
+        post: operations["oauthIntrospect"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -830,6 +909,50 @@ export interface components {
             status: string;
         };
         /**
+         * IntrospectForm
+         * @description An introspection request (RFC 7662 §2.1).
+         */
+        IntrospectForm: {
+            /** @description The token to describe. */
+            token?: string;
+            /** @description `access_token` or `refresh_token` (a hint; both are tried). */
+            token_type_hint?: string;
+        };
+        /**
+         * IntrospectionView
+         * @description An introspection answer (RFC 7662 §2.2).
+         */
+        IntrospectionView: {
+            /** @description Whether the token is valid and its session live right now. */
+            active: boolean;
+            /** @description The user id. */
+            sub?: string;
+            /** @description The session id: revoking the session turns `active` false. */
+            sid?: string;
+            /**
+             * Format: uint64
+             * @description Expiry (unix seconds).
+             */
+            exp?: number;
+            /**
+             * Format: uint64
+             * @description Issue time (unix seconds).
+             */
+            iat?: number;
+            /** @description Issuer. */
+            iss?: string;
+            /** @description Audience. */
+            aud?: string;
+            /** @description Token id. */
+            jti?: string;
+            /** @description `Bearer` for access tokens. */
+            token_type?: string;
+            /** @description The client the token was issued to. */
+            client_id?: string;
+            /** @description Roles (access tokens). */
+            roles?: string[];
+        };
+        /**
          * Jwks
          * @description A JSON Web Key Set (RFC 7517). Keys are public only.
          */
@@ -908,29 +1031,62 @@ export interface components {
             token: string;
         };
         /**
+         * OAuthError
+         * @description An error response (RFC 6749 §5.2).
+         */
+        OAuthError: {
+            /** @description `invalid_request`, `invalid_grant` or `unsupported_grant_type`. */
+            error: string;
+            /** @description A human-readable explanation. */
+            error_description: string;
+        };
+        /**
+         * OAuthTokens
+         * @description A successful token response (RFC 6749 §5.1).
+         */
+        OAuthTokens: {
+            /** @description A new access token. */
+            access_token: string;
+            /** @description Always `Bearer`. */
+            token_type: string;
+            /**
+             * Format: uint64
+             * @description Seconds until the access token expires.
+             */
+            expires_in: number;
+            /** @description A new refresh token; the one presented is retired. */
+            refresh_token: string;
+        };
+        /**
          * OpenIdConfiguration
-         * @description OpenID provider metadata (the subset that applies).
+         * @description OpenID provider metadata (RFC 8414 / OIDC Discovery), listing only
+         *     endpoints that exist and speak the protocol their field names (issue 9):
+         *     no authorization endpoint (sign-in is the JSON API), so no response types.
          */
         OpenIdConfiguration: {
             /** @description The `iss` of every token. */
             issuer: string;
             /** @description Where the public keys are. */
             jwks_uri: string;
-            /** @description Token endpoint. */
+            /** @description RFC 6749 token endpoint (`refresh_token` grant, form-encoded). */
             token_endpoint: string;
-            /** @description Revocation endpoint. */
+            /** @description RFC 7009 revocation endpoint. */
             revocation_endpoint: string;
-            /** @description Userinfo endpoint. */
+            /** @description OIDC userinfo endpoint. */
             userinfo_endpoint: string;
-            /** @description Response types supported. */
+            /** @description RFC 7662 introspection endpoint (only when introspection is on). */
+            introspection_endpoint?: string;
+            /** @description Empty: there is no authorization endpoint. */
             response_types_supported: string[];
             /** @description Subject identifier types (`public`). */
             subject_types_supported: string[];
             /** @description JOSE algorithms of the published keys. */
             id_token_signing_alg_values_supported: string[];
-            /** @description Client authentication methods at the token endpoint. */
+            /** @description Client authentication at the token endpoint (`none`: public clients). */
             token_endpoint_auth_methods_supported: string[];
-            /** @description Grant types supported. */
+            /** @description Client authentication at the revocation endpoint (`none`). */
+            revocation_endpoint_auth_methods_supported: string[];
+            /** @description Grant types the token endpoint takes. */
             grant_types_supported: string[];
             /** @description Claims tokens may carry. */
             claims_supported: string[];
@@ -1100,6 +1256,16 @@ export interface components {
             recovery_code?: string;
         };
         /**
+         * RevokeForm
+         * @description A revocation request (RFC 7009 §2.1).
+         */
+        RevokeForm: {
+            /** @description The access or refresh token to revoke (its whole session ends). */
+            token?: string;
+            /** @description `access_token` or `refresh_token` (a hint; both are tried). */
+            token_type_hint?: string;
+        };
+        /**
          * @description Which sessions `DELETE /v1/sessions` ends.
          * @enum {string}
          */
@@ -1159,6 +1325,20 @@ export interface components {
             user_agent?: string | null;
             /** @description Client address at sign-in. */
             ip?: string | null;
+        };
+        /**
+         * TokenForm
+         * @description A token request (RFC 6749 §6).
+         */
+        TokenForm: {
+            /** @description `refresh_token` (the only grant this server offers). */
+            grant_type?: string;
+            /** @description The refresh token of the latest pair. */
+            refresh_token?: string;
+            /** @description The client's id (public clients; not checked). */
+            client_id?: string;
+            /** @description Ignored: the new pair has the scope of the old one. */
+            scope?: string;
         };
         /**
          * Tokens
@@ -1260,6 +1440,24 @@ export interface components {
             created_at: string;
             /** @description RFC 3339 timestamp. */
             updated_at: string;
+        };
+        /**
+         * UserInfo
+         * @description OpenID Connect userinfo (OIDC Core §5.3.2); absent claims are left out.
+         */
+        UserInfo: {
+            /** @description The user id (the `sub` of tokens). */
+            sub: string;
+            /** @description The email address. */
+            email: string;
+            /** @description Whether the address was proven. */
+            email_verified: boolean;
+            /** @description Display name. */
+            name?: string;
+            /** @description Avatar URL. */
+            picture?: string;
+            /** @description Preferred locale (BCP 47). */
+            locale?: string;
         };
         /**
          * UserPage
@@ -4410,6 +4608,354 @@ export interface operations {
             };
             /** @description Not configured. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    oauthToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["TokenForm"];
+            };
+        };
+        responses: {
+            /** @description A new token pair. */
+            200: {
+                headers: {
+                    "CACHE-CONTROL": string;
+                    PRAGMA: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["OAuthTokens"];
+                };
+            };
+            /** @description RFC 6749 §5.2 error. */
+            400: {
+                headers: {
+                    "CACHE-CONTROL": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["OAuthError"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457), with `Retry-After`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    oauthRevoke: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["RevokeForm"];
+            };
+        };
+        responses: {
+            /** @description Revoked, or the token was not valid anyway (RFC 7009 §2.2). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description RFC 6749 §5.2 error (no `token` parameter). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["OAuthError"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    oauthUserinfo: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's claims. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["UserInfo"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    oauthUserinfoPost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's claims. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["UserInfo"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    oauthIntrospect: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["IntrospectForm"];
+            };
+        };
+        responses: {
+            /** @description What the token is. */
+            200: {
+                headers: {
+                    "CACHE-CONTROL": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["IntrospectionView"];
+                };
+            };
+            /** @description RFC 6749 §5.2 error (no `token` parameter). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["OAuthError"];
+                };
+            };
+            /** @description Problem details (RFC 9457): no or wrong introspection token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457): introspection is off. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,0 +1,96 @@
+//! CORS (`PORTCULLIS_CORS_ORIGINS`), issue 9.
+//!
+//! A listed origin gets the CORS headers; any other origin simply gets none
+//! and the request goes on as if it had no `Origin` (never a 403: same-origin
+//! pages, Swagger UI and the public discovery documents and JWKS keep
+//! working; the browser is what keeps an unlisted page from reading the
+//! answer). With origins configured, every response carries `Vary: Origin`,
+//! since each can differ by it, so a shared cache never serves one origin's
+//! CORS headers to another.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use poem::http::{HeaderValue, Method, StatusCode, header};
+use poem::{Endpoint, IntoResponse, Request, Response};
+
+/// Methods a listed origin may use.
+const ALLOW_METHODS: &str = "GET, POST, PATCH, PUT, DELETE";
+/// Request headers a listed origin may send.
+const ALLOW_HEADERS: &str = "authorization, content-type";
+/// Response headers a listed origin's script may read.
+const EXPOSE_HEADERS: &str = "www-authenticate, retry-after, etag, x-request-id";
+/// How long a browser may cache a preflight answer (seconds).
+const MAX_AGE: &str = "600";
+
+/// The configured origins.
+#[derive(Debug, Clone)]
+pub struct CorsOrigins(Arc<HashSet<String>>);
+
+impl CorsOrigins {
+    /// From `PORTCULLIS_CORS_ORIGINS` (empty: CORS off).
+    pub fn new(origins: &[String]) -> Self {
+        Self(Arc::new(
+            origins
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_string())
+                .collect(),
+        ))
+    }
+}
+
+/// The middleware; see the module docs.
+pub(super) async fn cors<E: Endpoint>(
+    ep: Arc<E>,
+    req: Request,
+    origins: &CorsOrigins,
+) -> poem::Result<Response> {
+    if origins.0.is_empty() {
+        return ep.call(req).await.map(IntoResponse::into_response);
+    }
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let listed = origin.as_ref().filter(|o| origins.0.contains(o.as_str()));
+    let preflight = req.method() == Method::OPTIONS
+        && origin.is_some()
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut resp = if preflight {
+        let mut r = Response::builder().status(StatusCode::NO_CONTENT).finish();
+        if listed.is_some() {
+            let h = r.headers_mut();
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static(ALLOW_METHODS),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static(ALLOW_HEADERS),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static(MAX_AGE),
+            );
+        }
+        r
+    } else {
+        let mut r = ep.call(req).await?.into_response();
+        if listed.is_some() {
+            r.headers_mut().insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(EXPOSE_HEADERS),
+            );
+        }
+        r
+    };
+    let h = resp.headers_mut();
+    if let Some(v) = listed.and_then(|o| HeaderValue::from_str(o).ok()) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+    }
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
+    Ok(resp)
+}

@@ -1,0 +1,167 @@
+//! `GET /problems/{slug}`: every problem `type` URI answers with a page
+//! that describes the problem to a person (RFC 9457 §3.1.1), instead of a
+//! 404 (issue 9).
+
+use poem::http::StatusCode;
+use poem::web::Path;
+use poem::{IntoResponse, Response, handler};
+
+use super::problem::Problem;
+
+/// Every slug the service (and the contract) uses: slug, status, title,
+/// and what it means for the client.
+pub const PROBLEMS: &[(&str, u16, &str, &str)] = &[
+    (
+        "validation",
+        422,
+        "Validation failed",
+        "A field of the request breaks a rule. `errors` lists each field with a machine-readable `code` (`too_short`, `too_common`, `same_as_current`, `invalid`, ...).",
+    ),
+    (
+        "malformed-request",
+        400,
+        "Malformed request",
+        "The body is not valid JSON, is not an object, misses a required field, has a field of the wrong type, or has a field the endpoint does not know. `errors` names the fields.",
+    ),
+    (
+        "invalid-credentials",
+        401,
+        "Invalid credentials",
+        "The email address or password is wrong (the answer is the same for an unknown email), or the current password given to confirm a change is wrong.",
+    ),
+    (
+        "authentication-required",
+        401,
+        "Authentication required",
+        "Send an access token as `Authorization: Bearer <token>`.",
+    ),
+    (
+        "token-invalid",
+        401,
+        "Token invalid",
+        "The token is malformed, expired, revoked, of the wrong kind, or a reused refresh token (which also ends its session). Sign in again.",
+    ),
+    (
+        "account-disabled",
+        403,
+        "Account disabled",
+        "The account has been disabled by an administrator.",
+    ),
+    (
+        "forbidden",
+        403,
+        "Forbidden",
+        "The caller may not do this (for example, an admin route without the admin role, or `/metrics` without its token).",
+    ),
+    (
+        "email-unverified",
+        403,
+        "Email not verified",
+        "Sign-in needs a verified email address on this deployment. Use the link or code sent by email.",
+    ),
+    (
+        "mfa-required",
+        401,
+        "Second factor required",
+        "The account has two-factor authentication on: send a one-time code or a recovery code too.",
+    ),
+    (
+        "not-found",
+        404,
+        "Not found",
+        "No such resource, or not one of the caller's.",
+    ),
+    (
+        "method-not-allowed",
+        405,
+        "Method not allowed",
+        "The resource exists but not with this method; `Allow` lists the methods it takes.",
+    ),
+    (
+        "conflict",
+        409,
+        "Conflict",
+        "A unique value is taken (for example, an email address that already has an account).",
+    ),
+    (
+        "payload-too-large",
+        413,
+        "Payload too large",
+        "The request body is larger than this endpoint accepts.",
+    ),
+    (
+        "unsupported-media-type",
+        415,
+        "Unsupported media type",
+        "The endpoint takes another content type (JSON endpoints take `application/json`).",
+    ),
+    (
+        "captcha-required",
+        400,
+        "CAPTCHA required",
+        "Too many failed attempts (or a deployment that always asks): solve the proof-of-work challenge from `GET /v1/captcha` and send the solution as `captcha`. Each solution works once.",
+    ),
+    (
+        "token-invalid-or-expired",
+        400,
+        "Token invalid or expired",
+        "The reset or verification token (or email code) is invalid, expired, already used, or superseded by a newer one.",
+    ),
+    (
+        "rate-limited",
+        429,
+        "Too many requests",
+        "Too many attempts from this address or for this account: wait the number of seconds in `Retry-After`.",
+    ),
+    (
+        "bad-request",
+        400,
+        "Bad request",
+        "The request could not be processed.",
+    ),
+    (
+        "internal",
+        500,
+        "Internal error",
+        "Something went wrong on the server's side; the cause is in its logs, never in the answer.",
+    ),
+    (
+        "unavailable",
+        503,
+        "Service unavailable",
+        "The service cannot reach its store right now: retry after `Retry-After` seconds.",
+    ),
+];
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('`', "")
+}
+
+/// The page of one problem type; a 404 problem for unknown slugs.
+#[handler]
+pub(super) fn page(Path(slug): Path<String>) -> Response {
+    let Some((slug, status, title, text)) = PROBLEMS.iter().find(|p| p.0 == slug) else {
+        return Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            "No such problem type.",
+        )
+        .into_response();
+    };
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\n\
+         <body><h1>{title}</h1>\n<p>Problem type <code>{slug}</code>, HTTP status {status}.</p>\n<p>{text}</p>\n\
+         <p>Answers of this kind are <code>application/problem+json</code> (RFC 9457) with <code>type</code>, \
+         <code>title</code>, <code>status</code> and <code>detail</code>.</p></body></html>\n",
+        title = escape(title),
+        text = escape(text),
+    );
+    Response::builder()
+        .content_type("text/html; charset=utf-8")
+        .header(poem::http::header::CACHE_CONTROL, "public, max-age=86400")
+        .body(html)
+}
