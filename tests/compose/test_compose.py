@@ -47,6 +47,8 @@ EXTRA_KEYS = {
     # Named in DESIGN.md's prose under the table, not in it.
     "PORTCULLIS_HTTP_TIMEOUT",
     "PORTCULLIS_IDLE_TIMEOUT",
+    # Named in DESIGN.md's CLI paragraph (`portcullis admin create`).
+    "PORTCULLIS_ADMIN_PASSWORD",
 }
 
 # `${VAR}`, `${VAR:-x}`, `${VAR-x}`, `${VAR:?err}`, `$VAR`; `$$` is an escape.
