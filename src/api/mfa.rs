@@ -263,12 +263,17 @@ impl MfaApi {
     )]
     async fn totp_activate(
         &self,
+        req: &poem::Request,
         core: Data<&Core>,
         auth: BearerAuth,
         body: Json<CodeRequest>,
     ) -> TotpActivateResponse {
         match core
-            .totp_activate(&auth.0, body.0.code.0.expose_secret())
+            .totp_activate(
+                &auth.0,
+                body.0.code.0.expose_secret(),
+                &super::client_info(req, &core),
+            )
             .await
         {
             Ok(codes) => TotpActivateResponse::Ok(Json(codes.into())),
@@ -284,6 +289,7 @@ impl MfaApi {
     )]
     async fn totp_disable(
         &self,
+        req: &poem::Request,
         core: Data<&Core>,
         auth: BearerAuth,
         body: Json<ConfirmRequest>,
@@ -292,7 +298,10 @@ impl MfaApi {
             Ok(c) => c,
             Err(e) => return e.into(),
         };
-        match core.totp_disable(&auth.0, confirm).await {
+        match core
+            .totp_disable(&auth.0, confirm, &super::client_info(req, &core))
+            .await
+        {
             Ok(()) => TotpDisableResponse::NoContent,
             Err(e) => e.into(),
         }

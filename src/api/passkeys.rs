@@ -197,6 +197,7 @@ impl PasskeysApi {
     #[oai(path = "/v1/me/passkeys", method = "post", operation_id = "addPasskey")]
     async fn add(
         &self,
+        req: &poem::Request,
         core: Data<&Core>,
         auth: BearerAuth,
         body: Json<AddPasskeyRequest>,
@@ -211,6 +212,7 @@ impl PasskeysApi {
                 &body.challenge_id.0,
                 &body.credential,
                 body.name.as_ref().map(|n| n.0.as_str()),
+                &super::client_info(req, &core),
             )
             .await
         {
@@ -241,11 +243,15 @@ impl PasskeysApi {
     )]
     async fn delete(
         &self,
+        req: &poem::Request,
         core: Data<&Core>,
         auth: BearerAuth,
         id: Path<String>,
     ) -> DeletePasskeyResponse {
-        match core.remove_passkey(&auth.0, &id.0).await {
+        match core
+            .remove_passkey(&auth.0, &id.0, &super::client_info(req, &core))
+            .await
+        {
             Ok(()) => DeletePasskeyResponse::NoContent,
             Err(e) => e.into(),
         }

@@ -92,6 +92,16 @@ pub enum Notice {
     PasswordChanged,
     /// The password was reset by link or code.
     PasswordReset,
+    /// Two-factor sign-in was turned on.
+    TwoFactorEnabled,
+    /// Two-factor sign-in was turned off.
+    TwoFactorDisabled,
+    /// A new set of recovery codes replaced the old one.
+    RecoveryCodesRegenerated,
+    /// A passkey was added to the account.
+    PasskeyAdded,
+    /// A passkey was removed from the account.
+    PasskeyRemoved,
 }
 
 impl Notice {
@@ -100,6 +110,11 @@ impl Notice {
         match self {
             Self::PasswordChanged => "password_changed",
             Self::PasswordReset => "password_reset",
+            Self::TwoFactorEnabled => "mfa_enabled",
+            Self::TwoFactorDisabled => "mfa_disabled",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::PasskeyAdded => "passkey_added",
+            Self::PasskeyRemoved => "passkey_removed",
         }
     }
 }

@@ -18,7 +18,8 @@
 
 use secrecy::SecretString;
 
-use super::{ClientInfo, Core, Error, FieldError, IssuedTokens, Principal, Result};
+use super::{ClientInfo, Core, Error, FieldError, IssuedTokens, MailNotice, Principal, Result};
+use crate::audit::AuditEvent;
 use crate::auth::MfaClaims;
 use crate::auth::limits::{Action, FAILURE_WINDOW};
 use crate::auth::tokens::LEEWAY_SECS;
@@ -244,7 +245,12 @@ impl Core {
     /// Confirms the pending secret with a code from the app: two-factor
     /// sign-in turns on, the other sessions end, and a new set of recovery
     /// codes is returned (shown once; only their hashes are kept).
-    pub async fn totp_activate(&self, who: &Principal, code: &str) -> Result<Vec<SecretString>> {
+    pub async fn totp_activate(
+        &self,
+        who: &Principal,
+        code: &str,
+        client: &ClientInfo,
+    ) -> Result<Vec<SecretString>> {
         let code = code_field("code", code)?;
         let credentials = self.credentials_of(&who.user_id).await?;
         if credentials.totp_secret.is_some() {
@@ -280,14 +286,21 @@ impl Core {
             .store
             .revoke_sessions_of(&who.user_id, Some(&who.sid), now)
             .await?;
-        // Audit and security-notice seam: `mfa.enabled`.
-        tracing::info!(user_id = %who.user_id, revoked, event = "mfa.enabled", "two-factor sign-in turned on; other sessions revoked");
+        tracing::info!(user_id = %who.user_id, revoked, "two-factor sign-in turned on; other sessions revoked");
+        self.audit(AuditEvent::MfaEnabled, Some(&who.user_id), client);
+        self.notify(&who.user_id, MailNotice::TwoFactorEnabled)
+            .await;
         Ok(codes)
     }
 
     /// Turns two-factor sign-in off after a current code or the password;
     /// the other sessions end.
-    pub async fn totp_disable(&self, who: &Principal, confirm: Confirmation) -> Result<()> {
+    pub async fn totp_disable(
+        &self,
+        who: &Principal,
+        confirm: Confirmation,
+        client: &ClientInfo,
+    ) -> Result<()> {
         let credentials = self.credentials_of(&who.user_id).await?;
         if credentials.totp_secret.is_none() {
             return Err(Error::Conflict(NOT_ON));
@@ -299,8 +312,10 @@ impl Core {
             .store
             .revoke_sessions_of(&who.user_id, Some(&who.sid), now)
             .await?;
-        // Audit and security-notice seam: `mfa.disabled`.
-        tracing::info!(user_id = %who.user_id, revoked, event = "mfa.disabled", "two-factor sign-in turned off; other sessions revoked");
+        tracing::info!(user_id = %who.user_id, revoked, "two-factor sign-in turned off; other sessions revoked");
+        self.audit(AuditEvent::MfaDisabled, Some(&who.user_id), client);
+        self.notify(&who.user_id, MailNotice::TwoFactorDisabled)
+            .await;
         Ok(())
     }
 
@@ -329,8 +344,9 @@ impl Core {
             .store
             .revoke_sessions_of(&who.user_id, Some(&who.sid), now)
             .await?;
-        // Audit and security-notice seam: `mfa.recovery_codes_regenerated`.
         tracing::info!(user_id = %who.user_id, revoked, event = "mfa.recovery_codes_regenerated", "new recovery codes; other sessions revoked");
+        self.notify(&who.user_id, MailNotice::RecoveryCodesRegenerated)
+            .await;
         Ok(codes)
     }
 
@@ -414,8 +430,9 @@ impl Core {
             )
             .await?;
         metrics::counter!("portcullis_mfa_failures_total").increment(1);
-        // Audit seam: `mfa.failed`.
-        tracing::info!(user_id, event = "mfa.failed", "wrong second factor");
+        tracing::info!(user_id, "wrong second factor");
+        // The client is not known down here; the event carries the user.
+        self.audit(AuditEvent::MfaFailed, Some(user_id), &ClientInfo::default());
         Ok(Error::InvalidCode)
     }
 
@@ -632,7 +649,7 @@ mod tests {
 
         let e = core.totp_begin(&who).await.unwrap();
         let rcs = core
-            .totp_activate(&who, &code(&e.secret, START))
+            .totp_activate(&who, &code(&e.secret, START), &ClientInfo::default())
             .await
             .unwrap();
         core.clock.advance(30);

@@ -17,7 +17,8 @@
 
 use webauthn_rs::prelude::Uuid;
 
-use super::{ClientInfo, Core, Error, FieldError, IssuedTokens, Principal, Result};
+use super::{ClientInfo, Core, Error, FieldError, IssuedTokens, MailNotice, Principal, Result};
+use crate::audit::AuditEvent;
 use crate::auth::limits::Action;
 use crate::auth::passkeys::{CEREMONY_TTL, PasskeyError, Started};
 use crate::clock::secs;
@@ -242,6 +243,7 @@ impl Core {
         challenge_id: &str,
         credential: &serde_json::Value,
         name: Option<&str>,
+        client: &ClientInfo,
     ) -> Result<PasskeySummary> {
         let creds = self
             .store
@@ -287,9 +289,9 @@ impl Core {
             }
             Err(e) => return Err(e.into()),
         }
-        // The notice email and the typed audit event land with the mail and
-        // audit capabilities; this line is their hook.
-        tracing::info!(user_id = %who.user_id, passkey_id = %record.id, event = "passkey.added", "passkey added");
+        tracing::info!(user_id = %who.user_id, passkey_id = %record.id, "passkey added");
+        self.audit(AuditEvent::PasskeyAdded, Some(&who.user_id), client);
+        self.notify(&who.user_id, MailNotice::PasskeyAdded).await;
         metrics::counter!("portcullis_passkeys_added_total").increment(1);
         Ok(PasskeySummary::from(&record))
     }
@@ -310,14 +312,21 @@ impl Core {
     /// Removes one of the caller's passkeys. Refused when it is the last
     /// way into an account without a password (`Conflict`); nothing else is
     /// revoked.
-    pub async fn remove_passkey(&self, who: &Principal, passkey_id: &str) -> Result<()> {
+    pub async fn remove_passkey(
+        &self,
+        who: &Principal,
+        passkey_id: &str,
+        client: &ClientInfo,
+    ) -> Result<()> {
         match self
             .store
             .remove_passkey(&who.user_id, passkey_id, self.clock.now())
             .await?
         {
             PasskeyRemoval::Removed => {
-                tracing::info!(user_id = %who.user_id, passkey_id, event = "passkey.removed", "passkey removed");
+                tracing::info!(user_id = %who.user_id, passkey_id, "passkey removed");
+                self.audit(AuditEvent::PasskeyRemoved, Some(&who.user_id), client);
+                self.notify(&who.user_id, MailNotice::PasskeyRemoved).await;
                 Ok(())
             }
             PasskeyRemoval::NotFound => Err(Error::NotFound("Passkey")),

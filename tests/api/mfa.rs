@@ -454,3 +454,27 @@ async fn bad_input_is_a_clear_problem_and_changes_nothing() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn turning_two_factor_on_and_off_mails_a_notice_and_is_audited() {
+    let app = app().await;
+    let (email, access, _secret, _codes) = mfa_user(&app).await;
+    let on = app
+        .wait_for_email(&email, "Two-factor sign-in was turned on")
+        .await;
+    assert!(on.text.contains(&email), "{}", on.text);
+    let r = app
+        .totp_disable(&access, &json!({"password": PASSWORD}))
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    app.wait_for_email(&email, "Two-factor sign-in was turned off")
+        .await;
+    let kinds: Vec<String> = app
+        .all_activity(&access)
+        .await
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    assert!(kinds.contains(&"mfa.enabled".to_string()), "{kinds:?}");
+    assert!(kinds.contains(&"mfa.disabled".to_string()), "{kinds:?}");
+}
