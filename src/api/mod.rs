@@ -166,6 +166,7 @@ pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
         .at("/openapi.json", spec)
         .at(pages::RESET_PATH, pages::reset_page())
         .at(pages::VERIFY_PATH, pages::verify_page())
+        .at(pages::NOT_ME_PATH, pages::not_me_page())
         .at("/metrics", poem::get(metrics::metrics))
         .at("/problems/:slug", poem::get(problem_pages::page))
         .data(core)

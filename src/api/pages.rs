@@ -1,6 +1,6 @@
-//! The built-in pages the links in reset and verification mails open when
-//! no `PORTCULLIS_APP_URL` points them at an SPA: `GET /reset-password` and
-//! `GET /verify-email`.
+//! The built-in pages the links in reset, verification and new-sign-in mails
+//! open when no `PORTCULLIS_APP_URL` points them at an SPA:
+//! `GET /reset-password`, `GET /verify-email` and `GET /not-me`.
 //!
 //! Scanner-safe: opening a page (GET, HEAD, a mail scanner's prefetch)
 //! never touches the token; the page is a form, and only its POST (a person
@@ -29,8 +29,10 @@ use crate::service::{Core, Error, PasswordReset, TicketProof};
 pub const RESET_PATH: &str = "/reset-password";
 /// Path of the verification page.
 pub const VERIFY_PATH: &str = "/verify-email";
-/// Both paths (metric labels).
-pub const PATHS: [&str; 2] = [RESET_PATH, VERIFY_PATH];
+/// Path of the "not me" page (the link of a new-sign-in notice).
+pub const NOT_ME_PATH: &str = "/not-me";
+/// Every page path (metric labels).
+pub const PATHS: [&str; 3] = [RESET_PATH, VERIFY_PATH, NOT_ME_PATH];
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;line-height:1.5}label{display:block;margin-top:1rem}input{width:100%;padding:.5rem;box-sizing:border-box;font-size:1rem}button{margin-top:1.5rem;padding:.6rem 1.2rem;font-size:1rem}.error{color:#a00}";
 
@@ -264,6 +266,51 @@ async fn verify_post(req: &Request, core: Data<&Core>, Form(f): Form<VerifyForm>
         ),
         Err(e) => failure_page(&e),
     }
+}
+
+/// The "not me" form as posted.
+#[derive(Deserialize)]
+struct NotMeForm {
+    token: Option<String>,
+}
+
+/// `GET /not-me`: what the button does; the token is not used here.
+#[handler]
+fn not_me_get(Query(q): Query<TokenQuery>) -> Response {
+    let Some(token) = non_empty(q.token) else {
+        return failure_page(&Error::LinkInvalid("no token"));
+    };
+    page(
+        StatusCode::OK,
+        "Was this sign-in not you?",
+        &format!(
+            "<p>If you did not sign in, confirm below: every session of your account is signed out and we send you a link to reset your password.</p>\
+             <form method=\"post\" action=\"not-me\"><input type=\"hidden\" name=\"token\" value=\"{}\">\
+             <button type=\"submit\">It was not me: sign out everywhere</button></form>",
+            esc(&token)
+        ),
+    )
+}
+
+/// `POST /not-me`: the button's submission.
+#[handler]
+async fn not_me_post(req: &Request, core: Data<&Core>, Form(f): Form<NotMeForm>) -> Response {
+    let token = SecretString::from(non_empty(f.token).unwrap_or_default());
+    let client = client_info(req, &core);
+    match core.not_me(&token, &client).await {
+        Ok(()) => page(
+            StatusCode::OK,
+            "Every session signed out",
+            "<p>Every session of your account has been signed out. We sent you an email with a link to choose a new password.</p>",
+        ),
+        Err(Error::LinkInvalid(_)) => failure_page(&Error::TicketInvalid),
+        Err(e) => failure_page(&e),
+    }
+}
+
+/// `GET`/`HEAD`/`POST /not-me`.
+pub fn not_me_page() -> RouteMethod {
+    RouteMethod::new().get(not_me_get).post(not_me_post)
 }
 
 /// `GET`/`HEAD`/`POST /reset-password`.

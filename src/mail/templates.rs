@@ -49,6 +49,18 @@ const BUILT_IN: &[(&str, &str)] = &[
     ),
     ("en/notice.txt", include_str!("templates/en/notice.txt")),
     ("en/notice.html", include_str!("templates/en/notice.html")),
+    (
+        "en/new_sign_in.subject",
+        include_str!("templates/en/new_sign_in.subject"),
+    ),
+    (
+        "en/new_sign_in.txt",
+        include_str!("templates/en/new_sign_in.txt"),
+    ),
+    (
+        "en/new_sign_in.html",
+        include_str!("templates/en/new_sign_in.html"),
+    ),
 ];
 
 /// A rendered message.
@@ -157,7 +169,13 @@ mod tests {
     #[test]
     fn every_built_in_template_renders() {
         let t = Templates::new(None);
-        for name in ["reset", "verify", "already_registered", "notice"] {
+        for name in [
+            "reset",
+            "verify",
+            "already_registered",
+            "notice",
+            "new_sign_in",
+        ] {
             let r = t
                 .render(
                     name,
@@ -165,7 +183,8 @@ mod tests {
                     &context! { link => "https://x/y?token=t", code => "12345678",
                     minutes => 30, hours => 24, email => "a@example.com",
                     notice => "password_changed", sign_in_url => "https://x",
-                    reset_url => "https://x/reset-password" },
+                    reset_url => "https://x/reset-password", at => "2026-11-25T12:00:00Z",
+                    device => "Firefox on Linux", ip => "192.0.2.1" },
                 )
                 .unwrap();
             assert!(!r.subject.is_empty(), "{name}");

@@ -48,6 +48,24 @@ const MAX_BACKOFF: i64 = 600;
 pub(super) const KIND_RESET: &str = "password_reset";
 pub(super) const KIND_VERIFY: &str = "verify_email";
 pub(super) const KIND_ALREADY_REGISTERED: &str = "already_registered";
+/// A new-sign-in notice with its "not me" link.
+pub(super) const KIND_NEW_SIGN_IN: &str = "new_sign_in";
+
+/// What a new-sign-in notice is rendered from (kept in the queue; the
+/// "not me" token is signed when the mail is sent).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(super) struct NewSignInDetail {
+    /// The session the sign-in opened.
+    pub(super) sid: String,
+    /// The device key (user-agent family and network) "not me" forgets.
+    pub(super) dev: String,
+    /// Approximate device, for the reader (`Firefox on Linux`).
+    pub(super) device: String,
+    /// Client address.
+    pub(super) ip: Option<String>,
+    /// When (Unix seconds).
+    pub(super) at: i64,
+}
 const KIND_NOTICE_PREFIX: &str = "notice.";
 
 /// The mail side of the core: where mail goes and what it looks like.
@@ -159,6 +177,18 @@ impl Core {
         user_id: Option<&str>,
         email: Option<&str>,
     ) -> Result<()> {
+        self.enqueue_detailed(id, kind, user_id, email, None).await
+    }
+
+    /// [`Core::enqueue`] with non-secret `detail` (JSON text) to render from.
+    pub(super) async fn enqueue_detailed(
+        &self,
+        id: String,
+        kind: &str,
+        user_id: Option<&str>,
+        email: Option<&str>,
+        detail: Option<String>,
+    ) -> Result<()> {
         let now = self.clock.now();
         let mail = QueuedMail {
             id,
@@ -166,6 +196,7 @@ impl Core {
             user_id: user_id.map(str::to_string),
             email: email.map(str::to_string),
             locale: None,
+            detail,
             created_at: now,
             attempts: 0,
             next_attempt_at: now,
@@ -326,6 +357,34 @@ impl Core {
                 let content = render(
                     "verify",
                     context! { link, code => t.code, hours => ttl / 3600, email => user.email.clone() },
+                )?;
+                Ok(Some(out(&user.email, content)))
+            }
+            KIND_NEW_SIGN_IN => {
+                let Some(user) = live(user) else {
+                    return Ok(None);
+                };
+                let Some(d) = mail
+                    .detail
+                    .as_deref()
+                    .and_then(|d| serde_json::from_str::<NewSignInDetail>(d).ok())
+                else {
+                    tracing::warn!(id = %mail.id, "new-sign-in notice without its details dropped");
+                    return Ok(None);
+                };
+                let token = self.not_me_token(&user.id, &d.sid, &d.dev)?;
+                let link = format!("{base}/not-me?token={}", token.expose_secret());
+                let at = time::OffsetDateTime::from_unix_timestamp(d.at)
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_default();
+                let content = render(
+                    "new_sign_in",
+                    context! { link, email => user.email.clone(), device => d.device,
+                    ip => d.ip.unwrap_or_else(|| "unknown".to_string()), at },
                 )?;
                 Ok(Some(out(&user.email, content)))
             }

@@ -325,24 +325,15 @@ impl Core {
         outbox
     }
 
-    /// MAIL SEAM: hands a notice to the mailer. Until the mailer exists,
-    /// a capturing outbox (tests) gets it, or a log line says it was not
-    /// sent (without the token).
+    /// The in-process view of notices (tests, via
+    /// `Application::capture_notices`). The mails themselves are queued by
+    /// the callers (`new_sign_in`, and a password-reset mail after "not me").
     pub(super) async fn deliver_notice(&self, notice: Notice) {
         let capture = self.security.capture.lock().ok().and_then(|c| c.clone());
-        match capture {
-            Some(outbox) => {
-                if let Ok(mut v) = outbox.0.lock() {
-                    v.push(notice);
-                }
-            }
-            None => {
-                let (kind, user_id) = match &notice {
-                    Notice::NewSignIn { user_id, .. } => ("new_sign_in", user_id),
-                    Notice::ResetAfterNotMe { user_id, .. } => ("reset_after_not_me", user_id),
-                };
-                tracing::info!(notice = kind, user_id = %user_id, "notice not sent: no mailer in this build");
-            }
+        if let Some(outbox) = capture
+            && let Ok(mut v) = outbox.0.lock()
+        {
+            v.push(notice);
         }
     }
 
@@ -511,6 +502,32 @@ impl Core {
             );
         }
         if new_device {
+            // The mail: queued with its non-secret details; its "not me"
+            // token is signed when it is sent.
+            let detail = super::mail::NewSignInDetail {
+                sid: sid.to_string(),
+                dev: key.clone(),
+                device: family.clone(),
+                ip: client.ip.map(|ip| ip.to_string()),
+                at: now,
+            };
+            let id = format!("new_sign_in:{}:{sid}", account.id);
+            let queued = match serde_json::to_string(&detail) {
+                Ok(detail) => {
+                    self.enqueue_detailed(
+                        id,
+                        super::mail::KIND_NEW_SIGN_IN,
+                        Some(&account.id),
+                        None,
+                        Some(detail),
+                    )
+                    .await
+                }
+                Err(e) => Err(Error::Unexpected(e.into())),
+            };
+            if let Err(e) = queued {
+                tracing::warn!(error = %e, user_id = %account.id, "could not queue a new-sign-in notice");
+            }
             match self.not_me_token(&account.id, sid, &key) {
                 Ok(token) => {
                     self.deliver_notice(Notice::NewSignIn {
@@ -529,7 +546,13 @@ impl Core {
         new_device
     }
 
-    fn not_me_token(&self, user_id: &str, sid: &str, dev: &str) -> anyhow::Result<SecretString> {
+    /// A signed, single-use "not me" token for the sign-in `sid` from device `dev`.
+    pub(super) fn not_me_token(
+        &self,
+        user_id: &str,
+        sid: &str,
+        dev: &str,
+    ) -> anyhow::Result<SecretString> {
         let now = self.clock.now_u64();
         let ttl = self.settings.security.not_me_ttl.as_secs();
         let claims = NotMeClaims {
@@ -580,6 +603,14 @@ impl Core {
             Some(&user.id),
             client,
         );
+        // The reset mail (its link and code are made when it is sent).
+        let id = format!("not_me_reset:{}:{}", user.id, claims.jti);
+        if let Err(e) = self
+            .enqueue(id, super::mail::KIND_RESET, Some(&user.id), None)
+            .await
+        {
+            tracing::warn!(error = %e, user_id = %user.id, "could not queue the reset mail after not-me");
+        }
         self.deliver_notice(Notice::ResetAfterNotMe {
             user_id: user.id,
             email: user.email,

@@ -70,6 +70,11 @@ pub struct QueuedMail {
     /// Locale of the request, when known (templates fall back to `en`).
     #[serde(default)]
     pub locale: Option<String>,
+    /// Non-secret details the mail is rendered from, as JSON text (the
+    /// device and time of a new-sign-in notice). Never a token: those are
+    /// made when the mail is sent.
+    #[serde(default)]
+    pub detail: Option<String>,
     /// Unix seconds when it was accepted.
     pub created_at: i64,
     /// How many send attempts have been claimed.

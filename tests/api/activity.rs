@@ -554,3 +554,38 @@ async fn captcha_failures_and_rate_limits_are_recorded() {
     assert_eq!(events[0]["details"]["action"], "sign_in");
     assert_eq!(events[0]["outcome"], "failure");
 }
+
+#[tokio::test]
+async fn a_new_device_is_mailed_with_a_not_me_link_that_ends_every_session_and_mails_a_reset() {
+    let app = spawn_app_with(proxied).await;
+    let email = unique_email();
+    app.register(&email, PASSWORD).await;
+    let mine = signed_in_from(&app, &email, "203.0.113.10", FIREFOX).await;
+    signed_in_from(&app, &email, "203.0.113.10", CHROME).await;
+    let mail = app.wait_for_email(&email, "New sign-in").await;
+    assert!(mail.text.contains("Chrome on Windows"), "{}", mail.text);
+    assert!(mail.text.contains("203.0.113.10"), "{}", mail.text);
+    let link = mail.link();
+    assert!(link.contains("/not-me?token="), "{link}");
+    // Opening (or prefetching) the link uses nothing: the page is a form.
+    let path = &link[link.find("/not-me").unwrap()..];
+    let page = app.client.get(app.url(path)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(
+        app.me_status(&token(&mine, "access_token")).await,
+        StatusCode::OK
+    );
+    // The token is the mail's, signed at send time; it works once.
+    assert_eq!(
+        app.not_me(&mail.token()).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.me_status(&token(&mine, "access_token")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let again = app.not_me(&mail.token()).await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    let reset = app.wait_for_email(&email, "Reset your password").await;
+    assert!(reset.link().contains("/reset-password?token="));
+}

@@ -25,6 +25,7 @@ fn mail(id: &str, due: i64) -> QueuedMail {
         user_id: None,
         email: Some("m@example.com".into()),
         locale: None,
+        detail: None,
         created_at: due,
         attempts: 0,
         next_attempt_at: due,
