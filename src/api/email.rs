@@ -1,4 +1,4 @@
-//! `/v1/email/verify` and `/v1/email/verify/resend`.
+//! `/v1/email/verify`, `/v1/email/verify/resend` and `/v1/me/email`.
 
 use poem::Request;
 use poem::web::Data;
@@ -25,10 +25,29 @@ pub struct VerifyEmailRequest {
 
 responses! {
     pub enum VerifyEmailResponse {
-        /// The address is verified.
+        /// The address is verified (for an email change: the account now has it).
         NoContent = 204,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
+    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Conflict = 409, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
+}
+
+/// A change of the account's address.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct ChangeEmailRequest {
+    /// The new address; it receives a verification link and code.
+    pub new_email: Text,
+    /// The account's password.
+    pub password: Secret,
+}
+
+responses! {
+    pub enum ChangeEmailResponse {
+        /// A verification mail is on its way to the new address (and a
+        /// notice to the current one); the address changes when it is used.
+        Accepted(Json<AcceptedBody>) = 202,
+    }
+    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Conflict = 409, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
 
 responses! {
@@ -68,6 +87,28 @@ impl EmailApi {
         };
         match core.verify_email(proof, &client).await {
             Ok(()) => VerifyEmailResponse::NoContent,
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Change the caller's email address (after the link to the new one is used).
+    #[oai(path = "/v1/me/email", method = "post", operation_id = "changeEmail")]
+    async fn change_email(
+        &self,
+        req: &Request,
+        core: Data<&Core>,
+        auth: BearerAuth,
+        body: Json<ChangeEmailRequest>,
+    ) -> ChangeEmailResponse {
+        let b = body.0;
+        let client = client_info(req, &core);
+        match core
+            .request_email_change(&auth.0, &b.new_email.0, b.password.0, &client)
+            .await
+        {
+            Ok(()) => ChangeEmailResponse::Accepted(Json(AcceptedBody {
+                status: "verification_sent".to_string(),
+            })),
             Err(e) => e.into(),
         }
     }

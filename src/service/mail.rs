@@ -48,6 +48,8 @@ const MAX_BACKOFF: i64 = 600;
 pub(super) const KIND_RESET: &str = "password_reset";
 pub(super) const KIND_VERIFY: &str = "verify_email";
 pub(super) const KIND_ALREADY_REGISTERED: &str = "already_registered";
+/// The verification mail of an email change, to the new address.
+pub(super) const KIND_EMAIL_CHANGE: &str = "email_change";
 /// A new-sign-in notice with its "not me" link.
 pub(super) const KIND_NEW_SIGN_IN: &str = "new_sign_in";
 
@@ -120,6 +122,8 @@ pub enum Notice {
     PasskeyAdded,
     /// A passkey was removed from the account.
     PasskeyRemoved,
+    /// A change of the account's address was asked for (sent to the old one).
+    EmailChangeRequested,
 }
 
 impl Notice {
@@ -133,6 +137,7 @@ impl Notice {
             Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
             Self::PasskeyAdded => "passkey_added",
             Self::PasskeyRemoved => "passkey_removed",
+            Self::EmailChangeRequested => "email_change_requested",
         }
     }
 }
@@ -359,6 +364,24 @@ impl Core {
                     context! { link, code => t.code, hours => ttl / 3600, email => user.email.clone() },
                 )?;
                 Ok(Some(out(&user.email, content)))
+            }
+            KIND_EMAIL_CHANGE => {
+                let (Some(user), Some(new_email)) = (live(user), mail.email.as_deref()) else {
+                    return Ok(None);
+                };
+                let ttl = secs(self.settings.mail.verify_ttl);
+                if now - mail.created_at > ttl {
+                    return Ok(None);
+                }
+                let t = self
+                    .issue_ticket_to(TicketKind::EmailChange, &user, new_email, ttl)
+                    .await?;
+                let link = format!("{base}/verify-email?token={}", t.token);
+                let content = render(
+                    "verify",
+                    context! { link, code => t.code, hours => ttl / 3600, email => new_email.to_string() },
+                )?;
+                Ok(Some(out(new_email, content)))
             }
             KIND_NEW_SIGN_IN => {
                 let Some(user) = live(user) else {

@@ -30,56 +30,7 @@ impl Core {
                 "The new password must differ from the current one.",
             )]));
         }
-        // Throttled like sign-in (issue 9): each check reserves its place
-        // first, so one account or token queues at most
-        // PORTCULLIS_LOGIN_MAX_FAILURES bcrypt checks in 15 minutes.
-        let attempt = match self
-            .reserve_attempt(&self.password_check_keys(&account.id))
-            .await?
-        {
-            Reserved::Granted(a) => a,
-            Reserved::Full(a, retry_after) => {
-                self.release_attempt(a).await;
-                metrics::counter!("portcullis_password_changes_total", "result" => "throttled")
-                    .increment(1);
-                return Err(self.throttled(
-                    "password_change",
-                    Some(&account.id),
-                    "",
-                    client,
-                    retry_after,
-                ));
-            }
-        };
-        let stored = match self.store.credentials(&account.id).await {
-            Ok(s) => s,
-            Err(e) => {
-                self.release_attempt(attempt).await;
-                return Err(e.into());
-            }
-        };
-        let current = Password::for_verification(current);
-        // The peppered scheme, or plain bcrypt for an imported hash.
-        let matched = match self.verify_password(&current, stored.as_ref()).await {
-            Ok(m) => m,
-            Err(e) => {
-                self.release_attempt(attempt).await;
-                return Err(e);
-            }
-        };
-        if !matched {
-            metrics::counter!("portcullis_password_changes_total", "result" => "failure")
-                .increment(1);
-            tracing::warn!(
-                user_id = %account.id,
-                client_ip = %super::sessions::ip_text(client),
-                event = "password.change_failed",
-                "password change refused: wrong current password"
-            );
-
-            return Err(Error::WrongPassword);
-        }
-        self.attempt_succeeded(attempt).await?;
+        self.confirm_password(&account.id, current, client).await?;
         let hash = self.hasher.hash(&new).await?;
         let now = self.clock.now();
         self.store
@@ -98,5 +49,64 @@ impl Core {
         self.notify(&account.id, super::MailNotice::PasswordChanged)
             .await;
         Ok(())
+    }
+
+    /// Checks the password of a signed-in user who confirms a sensitive
+    /// change (password change, email change). Throttled like sign-in
+    /// (issue 9): each check reserves its place first, so one account or
+    /// token queues at most `PORTCULLIS_LOGIN_MAX_FAILURES` bcrypt checks
+    /// in 15 minutes; a wrong one is [`Error::WrongPassword`].
+    pub(super) async fn confirm_password(
+        &self,
+        user_id: &str,
+        password: SecretString,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let attempt = match self
+            .reserve_attempt(&self.password_check_keys(user_id))
+            .await?
+        {
+            Reserved::Granted(a) => a,
+            Reserved::Full(a, retry_after) => {
+                self.release_attempt(a).await;
+                metrics::counter!("portcullis_password_changes_total", "result" => "throttled")
+                    .increment(1);
+                return Err(self.throttled(
+                    "password_change",
+                    Some(user_id),
+                    "",
+                    client,
+                    retry_after,
+                ));
+            }
+        };
+        let stored = match self.store.credentials(user_id).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.release_attempt(attempt).await;
+                return Err(e.into());
+            }
+        };
+        let password = Password::for_verification(password);
+        // The peppered scheme, or plain bcrypt for an imported hash.
+        let matched = match self.verify_password(&password, stored.as_ref()).await {
+            Ok(m) => m,
+            Err(e) => {
+                self.release_attempt(attempt).await;
+                return Err(e);
+            }
+        };
+        if !matched {
+            metrics::counter!("portcullis_password_changes_total", "result" => "failure")
+                .increment(1);
+            tracing::warn!(
+                user_id,
+                client_ip = %super::sessions::ip_text(client),
+                event = "password.change_failed",
+                "refused: wrong current password"
+            );
+            return Err(Error::WrongPassword);
+        }
+        self.attempt_succeeded(attempt).await
     }
 }

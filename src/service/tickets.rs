@@ -113,6 +113,18 @@ impl Core {
         user: &UserRecord,
         ttl: i64,
     ) -> Result<IssuedTicket> {
+        self.issue_ticket_to(kind, user, &user.email, ttl).await
+    }
+
+    /// [`Core::issue_ticket`] for a mail to `email` (the new address of an
+    /// email change; the account's own address otherwise).
+    pub(super) async fn issue_ticket_to(
+        &self,
+        kind: TicketKind,
+        user: &UserRecord,
+        email: &str,
+        ttl: i64,
+    ) -> Result<IssuedTicket> {
         let user_uuid = uuid::Uuid::parse_str(&user.id)
             .map_err(|_| anyhow::anyhow!("user id is not a UUID"))?;
         let secret = random_bytes::<32>()?;
@@ -128,7 +140,7 @@ impl Core {
                 .await?
                 .map(|c| credential_stamp(&c.password_hash))
                 .unwrap_or_default(),
-            TicketKind::Verify => String::new(),
+            TicketKind::Verify | TicketKind::EmailChange => String::new(),
         };
         let now = self.clock.now();
         let ticket = EmailTicket {
@@ -137,7 +149,7 @@ impl Core {
             code_hash: self.code_hash(&jti, &code),
             jti,
             token_hash: hex(&Sha256::digest(secret)),
-            email: user.email.clone(),
+            email: email.to_string(),
             credential_stamp,
             issued_at: now,
             expires_at: now.saturating_add(ttl),
@@ -229,7 +241,7 @@ impl Core {
     pub(super) async fn spend_ticket(&self, ticket: &EmailTicket) -> Result<()> {
         let key = match ticket.kind {
             TicketKind::Reset => OnceKey::Reset(ticket.jti.clone()),
-            TicketKind::Verify => OnceKey::Verify(ticket.jti.clone()),
+            TicketKind::Verify | TicketKind::EmailChange => OnceKey::Verify(ticket.jti.clone()),
         };
         if !self
             .store

@@ -2,9 +2,14 @@
 //! on request), `verify` to spend it, and the enumeration-safe registration
 //! of `PORTCULLIS_REQUIRE_VERIFIED_EMAIL=true`.
 
-use super::mail::{KIND_ALREADY_REGISTERED, KIND_VERIFY};
+use secrecy::SecretString;
+
+use super::mail::{KIND_ALREADY_REGISTERED, KIND_EMAIL_CHANGE, KIND_VERIFY};
 use super::tickets::TicketProof;
-use super::{ClientInfo, Core, Error, Principal, Registration, Result};
+use super::{ClientInfo, Core, Error, FieldError, MailNotice, Principal, Registration, Result};
+use crate::domain::Email;
+
+const EMAIL_TAKEN: &str = "An account with this email address already exists.";
 use crate::auth::limits::Action;
 use crate::store::{ProfileUpdate, TicketKind, UserRecord};
 
@@ -75,10 +80,19 @@ impl Core {
         }
     }
 
-    /// Proves the address with the link's token or the mail's code.
+    /// Proves the address with the link's token or the mail's code: the
+    /// account's own address, or the new address of an email change (the
+    /// account then moves to it, if it is still free: else `Conflict`).
     pub async fn verify_email(&self, proof: TicketProof, client: &ClientInfo) -> Result<()> {
         self.rate_limit(Action::Email, client)?;
-        let (user, ticket) = self.check_ticket(TicketKind::Verify, &proof).await?;
+        let (user, ticket) = match self.check_ticket(TicketKind::Verify, &proof).await {
+            Ok(found) => found,
+            Err(Error::TicketInvalid) => {
+                let (user, ticket) = self.check_ticket(TicketKind::EmailChange, &proof).await?;
+                return self.finish_email_change(user, ticket, client).await;
+            }
+            Err(e) => return Err(e),
+        };
         // The ticket proves the address it was mailed to, no other.
         if ticket.email != user.email {
             return Err(Error::TicketInvalid);
@@ -92,6 +106,76 @@ impl Core {
             .update_profile(&user.id, &update, self.clock.now())
             .await?;
         tracing::info!(user_id = %user.id, event = "email.verified", "email address verified");
+        Ok(())
+    }
+
+    /// `POST /v1/me/email`: after the password, a verification mail (link
+    /// and code) goes to `new_email` and a notice to the current address;
+    /// the account moves only when the new address is proven.
+    pub async fn request_email_change(
+        &self,
+        who: &Principal,
+        new_email: &str,
+        password: SecretString,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        self.rate_limit(Action::Email, client)?;
+        let email = Email::parse(new_email).map_err(|why| {
+            Error::Validation(vec![FieldError::invalid("new_email", "Email address", why)])
+        })?;
+        let account = self.account(&who.user_id).await?;
+        if email.as_str() == account.email {
+            return Err(Error::Validation(vec![FieldError::new(
+                "new_email",
+                "same_as_current",
+                "The new address is the account's address already.",
+            )]));
+        }
+        self.confirm_password(&account.id, password, client).await?;
+        if self.user_by_email(&email).await?.is_some() {
+            return Err(Error::Conflict(EMAIL_TAKEN));
+        }
+        let id = format!(
+            "email_change:{}:{}",
+            account.id,
+            uuid::Uuid::now_v7().simple()
+        );
+        self.enqueue(
+            id,
+            KIND_EMAIL_CHANGE,
+            Some(&account.id),
+            Some(email.as_str()),
+        )
+        .await?;
+        self.notify(&account.id, MailNotice::EmailChangeRequested)
+            .await;
+        tracing::info!(user_id = %account.id, "email change requested; verification mailed to the new address");
+        Ok(())
+    }
+
+    /// Spends an email-change ticket and moves the account to its address.
+    async fn finish_email_change(
+        &self,
+        user: UserRecord,
+        ticket: crate::store::EmailTicket,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        self.spend_ticket(&ticket).await?;
+        match self
+            .store
+            .change_email(&user.id, &ticket.email, self.clock.now())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Err(Error::TicketInvalid),
+            Err(crate::store::StoreError::Conflict) => return Err(Error::Conflict(EMAIL_TAKEN)),
+            Err(e) => return Err(e.into()),
+        }
+        self.audit(
+            crate::audit::AuditEvent::EmailChanged,
+            Some(&user.id),
+            client,
+        );
         Ok(())
     }
 

@@ -16,6 +16,9 @@ pub enum TicketKind {
     Reset,
     /// Ownership of an email address (`POST /v1/email/verify`).
     Verify,
+    /// Ownership of a new address the account moves to when proven
+    /// (`POST /v1/me/email`, then `POST /v1/email/verify`).
+    EmailChange,
 }
 
 impl TicketKind {
@@ -24,6 +27,7 @@ impl TicketKind {
         match self {
             Self::Reset => "reset",
             Self::Verify => "verify",
+            Self::EmailChange => "email_change",
         }
     }
 }

@@ -107,6 +107,12 @@ pub trait UserStore: Send + Sync {
     /// per-collection operations: sessions and avatar go first, the account
     /// last, so an interrupted deletion leaves the account to delete again.)
     async fn delete_user(&self, id: &str) -> StoreResult<bool>;
+    /// Moves the account to the (normalized) address `email`, marks it
+    /// verified and sets `updated_at`, in one atomic step with the unique
+    /// index: `Conflict` (and nothing changed) when another account holds
+    /// `email`; false when there is no such user. The old address is free
+    /// afterwards.
+    async fn change_email(&self, id: &str, email: &str, now: i64) -> StoreResult<bool>;
 }
 
 /// Avatars: one re-encoded image per user.

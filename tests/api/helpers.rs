@@ -435,6 +435,16 @@ impl TestApp {
             .await
     }
 
+    /// `POST /v1/me/email`.
+    pub async fn change_email(&self, token: &str, new_email: &str, password: &str) -> Response {
+        self.post_authed_json(
+            "/v1/me/email",
+            token,
+            &json!({"new_email": new_email, "password": password}),
+        )
+        .await
+    }
+
     /// `GET /v1/captcha`.
     pub async fn captcha(&self) -> Value {
         self.get_json("/v1/captcha").await

@@ -234,3 +234,90 @@ async fn required_verification_registration_is_no_oracle() {
         fresh_t[4]
     );
 }
+
+#[tokio::test]
+async fn email_change_moves_the_account_when_the_new_address_is_proven() {
+    let app = crate::helpers::spawn_app().await;
+    let (old, tokens) = app.signed_in_user().await;
+    let at = crate::helpers::token(&tokens, "access_token");
+    let change = |new_email: String, password: &'static str| {
+        let (app, at) = (&app, at.clone());
+        async move { app.change_email(&at, &new_email, password).await }
+    };
+    let new = crate::helpers::unique_email();
+    // Wrong password, a taken address, a malformed one: refused, nothing sent.
+    let r = change(new.clone(), "not my password 12345").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let taken = crate::helpers::unique_email();
+    app.register(&taken, crate::helpers::PASSWORD).await;
+    assert_eq!(
+        change(taken.clone(), crate::helpers::PASSWORD)
+            .await
+            .status(),
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        change("not-an-address".into(), crate::helpers::PASSWORD)
+            .await
+            .status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    // Accepted: a link to the new address, a notice to the old one.
+    let r = change(new.clone(), crate::helpers::PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let mail = app.wait_for_email(&new, "Confirm your email address").await;
+    app.wait_for_email(&old, "A change of your email address was requested")
+        .await;
+    // Opening the link changes nothing.
+    let link = mail.link();
+    let path = &link[link.find("/verify-email").unwrap()..];
+    let page = app.client.get(app.url(path)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let me: serde_json::Value = app.get_authed("/v1/me", &at).await.json().await.unwrap();
+    assert_eq!(me["email"], old.as_str());
+    // Using it moves the account.
+    let r = app
+        .post_json(
+            "/v1/email/verify",
+            &serde_json::json!({"token": mail.token()}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let me: serde_json::Value = app.get_authed("/v1/me", &at).await.json().await.unwrap();
+    assert_eq!(me["email"], new.as_str());
+    assert_eq!(me["email_verified"], true);
+    app.login_ok(&new, crate::helpers::PASSWORD).await;
+    assert_eq!(
+        app.login(&old, crate::helpers::PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // The link works once.
+    let r = app
+        .post_json(
+            "/v1/email/verify",
+            &serde_json::json!({"token": mail.token()}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // An address taken between the request and the link: 409, nothing moves.
+    let next = crate::helpers::unique_email();
+    assert_eq!(
+        change(next.clone(), crate::helpers::PASSWORD)
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
+    let mail = app
+        .wait_for_email(&next, "Confirm your email address")
+        .await;
+    app.register(&next, crate::helpers::PASSWORD).await;
+    let r = app
+        .post_json(
+            "/v1/email/verify",
+            &serde_json::json!({"token": mail.token()}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let me: serde_json::Value = app.get_authed("/v1/me", &at).await.json().await.unwrap();
+    assert_eq!(me["email"], new.as_str());
+}

@@ -106,6 +106,7 @@ macro_rules! conformance_tests {
                 admin_update,
                 delete_erases_everything,
                 create_users_skips_taken,
+                change_email_moves_the_unique_key,
             }
             avatars {
                 put_read_replace_delete,

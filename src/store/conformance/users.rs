@@ -285,3 +285,53 @@ pub(crate) async fn create_users_skips_taken(store: DynStore) {
         3
     );
 }
+
+pub(crate) async fn change_email_moves_the_unique_key(store: DynStore) {
+    let a = user("conf-move-a@example.com");
+    let b = user("conf-move-b@example.com");
+    store.create_user(&a, &credentials()).await.unwrap();
+    store.create_user(&b, &credentials()).await.unwrap();
+    // Taken by another account: refused, nothing changed.
+    assert!(matches!(
+        store
+            .change_email(&a.id, "conf-move-b@example.com", 1_800_000_000)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.user_by_id(&a.id).await.unwrap().unwrap().email,
+        "conf-move-a@example.com"
+    );
+    // Free: moved, verified; the old address is free, the new one found.
+    assert!(
+        store
+            .change_email(&a.id, "conf-move-new@example.com", 1_800_000_001)
+            .await
+            .unwrap()
+    );
+    let moved = store
+        .user_by_email("conf-move-new@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(moved.id, a.id);
+    assert!(moved.email_verified);
+    assert_eq!(moved.updated_at, 1_800_000_001);
+    assert!(
+        store
+            .user_by_email("conf-move-a@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The credentials stay with the account.
+    assert!(store.credentials(&a.id).await.unwrap().is_some());
+    let again = user("conf-move-a@example.com");
+    store.create_user(&again, &credentials()).await.unwrap();
+    assert!(
+        !store
+            .change_email("no-such-id", "x@example.com", 1)
+            .await
+            .unwrap()
+    );
+}

@@ -9,7 +9,7 @@ use std::ops::Bound;
 
 use super::avatars::AVATARS;
 use super::sessions::{SESSIONS, USER_SESSIONS, sids_of, user_session_key};
-use super::{EmbeddedStore, encode, get_json, modify, other};
+use super::{EmbeddedStore, decode, encode, get_json, modify, other};
 use crate::store::{
     AdminUpdate, CredentialRecord, ProfileUpdate, StoreError, StoreResult, UserRecord, UserStore,
 };
@@ -173,6 +173,45 @@ impl UserStore for EmbeddedStore {
                 let user = stored.user.clone();
                 (Some(stored), user)
             })
+        })
+        .await
+    }
+
+    async fn change_email(&self, id: &str, email: &str, now: i64) -> StoreResult<bool> {
+        let (id, email) = (id.to_string(), email.to_string());
+        self.run(move |db| {
+            let txn = db.begin_write().map_err(other)?;
+            let changed = {
+                let mut ut = txn.open_table(USERS).map_err(other)?;
+                let mut et = txn.open_table(EMAILS).map_err(other)?;
+                let current: Option<StoredUser> = ut
+                    .get(id.as_str())
+                    .map_err(other)?
+                    .map(|v| decode(v.value()))
+                    .transpose()?;
+                match current {
+                    None => false,
+                    Some(mut stored) => {
+                        let holder = et
+                            .get(email.as_str())
+                            .map_err(other)?
+                            .map(|v| v.value().to_string());
+                        if holder.is_some_and(|h| h != id) {
+                            return Err(StoreError::Conflict);
+                        }
+                        et.remove(stored.user.email.as_str()).map_err(other)?;
+                        et.insert(email.as_str(), id.as_str()).map_err(other)?;
+                        stored.user.email = email.clone();
+                        stored.user.email_verified = true;
+                        stored.user.updated_at = now;
+                        ut.insert(id.as_str(), encode(&stored)?.as_slice())
+                            .map_err(other)?;
+                        true
+                    }
+                }
+            };
+            txn.commit().map_err(other)?;
+            Ok(changed)
         })
         .await
     }

@@ -167,6 +167,42 @@ impl UserStore for MongoStore {
         .transpose()
     }
 
+    async fn change_email(&self, id: &str, email: &str, now: i64) -> StoreResult<bool> {
+        // The address held by another account: refused up front. On
+        // MongoDB the unique index on `email` also decides a race (duplicate
+        // key → Conflict); FerretDB v1 does not report a clash on update,
+        // so there only this check stands (see the module docs on FerretDB).
+        let holder = self
+            .run(
+                self.users
+                    .find_one(doc! { "email": email })
+                    .projection(doc! { "_id": 1 }),
+            )
+            .await?;
+        if holder
+            .as_ref()
+            .and_then(|d| d.get_str("_id").ok())
+            .is_some_and(|holder| holder != id)
+        {
+            return Err(StoreError::Conflict);
+        }
+        let change = doc! { "$set": {
+            "email": email,
+            "email_verified": true,
+            "updated_at": now,
+        } };
+        match run_bounded_raw(
+            self.op_timeout,
+            self.users.update_one(doc! { "_id": id }, change),
+        )
+        .await?
+        {
+            Ok(r) => Ok(r.matched_count > 0),
+            Err(e) if is_duplicate_key(&e) => Err(StoreError::Conflict),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
     async fn list_users(
         &self,
         email_prefix: &str,
