@@ -9,7 +9,7 @@ use poem_openapi::{Object, OpenApi, Union};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::problem::responses;
-use super::types::Secret;
+use super::types::{Secret, Text};
 use super::views::TokensView;
 use super::{ApiTags, BearerAuth, client_info};
 use crate::service::{
@@ -62,7 +62,7 @@ impl From<SignIn> for LoginResult {
 }
 
 /// The second step of a sign-in: the `mfa_token` and exactly one of
-/// `code` and `recovery_code`.
+/// `code`, `recovery_code` and `passkey`.
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct MfaLoginRequest {
@@ -72,6 +72,20 @@ pub struct MfaLoginRequest {
     pub code: Option<Secret>,
     /// One of the recovery codes (each works once).
     pub recovery_code: Option<Secret>,
+    /// A passkey assertion for options from
+    /// `POST /v1/sessions/passkey/options {mfa_token}`.
+    pub passkey: Option<MfaPasskey>,
+}
+
+/// A passkey as the second factor.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct MfaPasskey {
+    /// From `POST /v1/sessions/passkey/options {mfa_token}`.
+    pub challenge_id: Text,
+    /// The `PublicKeyCredential` from `navigator.credentials.get`, as its
+    /// `toJSON()` (WebAuthn Level 3 JSON, base64url).
+    pub credential: serde_json::Value,
 }
 
 /// A code from the authenticator app.
@@ -227,12 +241,34 @@ impl MfaApi {
         body: Json<MfaLoginRequest>,
     ) -> MfaLoginResponse {
         let body = body.0;
+        let client = client_info(req, &core);
+        if let Some(passkey) = body.passkey {
+            if body.code.is_some() || body.recovery_code.is_some() {
+                return Error::Validation(vec![FieldError::new(
+                    "passkey",
+                    "one_of",
+                    "Send exactly one of `code`, `recovery_code` and `passkey`.",
+                )])
+                .into();
+            }
+            return match core
+                .login_mfa_passkey(
+                    body.mfa_token.0.expose_secret(),
+                    &passkey.challenge_id.0,
+                    &passkey.credential,
+                    client,
+                )
+                .await
+            {
+                Ok(tokens) => MfaLoginResponse::Ok(Json(tokens.into())),
+                Err(e) => e.into(),
+            };
+        }
         let factor = match one_of(("code", body.code), ("recovery_code", body.recovery_code)) {
             Ok(Ok(code)) => SecondFactor::Code(code.0.expose_secret().to_string()),
             Ok(Err(rc)) => SecondFactor::RecoveryCode(rc.0),
             Err(e) => return e.into(),
         };
-        let client = client_info(req, &core);
         match core
             .login_mfa(body.mfa_token.0.expose_secret(), factor, client)
             .await

@@ -121,6 +121,9 @@ impl Core {
         if !credentials.recovery_codes.is_empty() {
             methods.push("recovery_code");
         }
+        if !credentials.passkeys.is_empty() {
+            methods.push("passkey");
+        }
         let (mfa_token, _) = self.tokens.issue_mfa(
             &user.id,
             &["pwd".to_string()],
@@ -133,6 +136,60 @@ impl Core {
             expires_in: MFA_TOKEN_TTL_SECS,
             methods,
         }))
+    }
+
+    /// The account an `mfa+jwt` token names, if the token is valid and the
+    /// account unchanged since its password was checked (not spent here).
+    pub(super) async fn mfa_token_user(&self, mfa_token: &str) -> Result<(MfaClaims, UserRecord)> {
+        let claims = self.tokens.verify_mfa(mfa_token, self.clock.now_u64())?;
+        let user = match self.store.user_by_id(&claims.sub).await? {
+            Some(u) if u.disabled => return Err(Error::AccountDisabled),
+            Some(u) => u,
+            None => return Err(Error::TokenInvalid("unknown subject")),
+        };
+        if u64::try_from(user.updated_at).unwrap_or(u64::MAX) > claims.iat {
+            return Err(Error::TokenInvalid(
+                "the account changed since the password was checked",
+            ));
+        }
+        Ok((claims, user))
+    }
+
+    /// The second step of a sign-in with a passkey: the `mfa_token` and an
+    /// assertion for a ceremony begun with that token
+    /// (`POST /v1/sessions/passkey/options {mfa_token}`). `amr` `["pwd", "hwk"]`.
+    pub async fn login_mfa_passkey(
+        &self,
+        mfa_token: &str,
+        challenge_id: &str,
+        credential: &serde_json::Value,
+        client: ClientInfo,
+    ) -> Result<IssuedTokens> {
+        self.rate_limit(Action::SignIn, &client)?;
+        let (claims, user) = self.mfa_token_user(mfa_token).await?;
+        self.mfa_throttle(&user.id).await?;
+        // The ceremony is taken (single use) whatever the outcome.
+        match self
+            .verify_passkey_assertion(&user.id, challenge_id, credential)
+            .await
+        {
+            Ok(_) => {}
+            Err(Error::PasskeyRejected(why)) => {
+                self.mfa_failed(&user.id).await?;
+                return Err(Error::PasskeyRejected(why));
+            }
+            Err(e) => return Err(e),
+        }
+        self.claim_mfa_token(&claims).await?;
+        self.store
+            .clear_login_failures(&mfa_throttle_key(&user.id))
+            .await?;
+        let amr = vec!["pwd".to_string(), "hwk".to_string()];
+        let tokens = self.start_session(user, amr, client.clone()).await?;
+        self.signed_in(&tokens.account, &tokens.session_id, &client)
+            .await;
+        metrics::counter!("portcullis_logins_total", "result" => "success").increment(1);
+        Ok(tokens)
     }
 
     /// The second step of a sign-in: the `mfa+jwt` token from

@@ -348,12 +348,16 @@ impl Core {
         client: &ClientInfo,
     ) -> Result<PasskeyOptions> {
         self.rate_limit(Action::PasskeyOptions, client)?;
-        if mfa_token.is_some() {
-            // Seam for two-factor sign-in (the `mfa` branch): verify the
-            // mfa token, then
-            // `self.start_passkey_assertion(&user_id, CeremonyKind::Mfa)`.
-            // Until then no mfa token is ever valid.
-            return Err(Error::TokenInvalid("invalid mfa token"));
+        if let Some(mfa_token) = mfa_token {
+            // The second factor of a password sign-in: the token names the
+            // user (it is spent by `POST /v1/sessions/mfa`, not here).
+            let (_, user) = self.mfa_token_user(mfa_token).await?;
+            if user.passkey_count == 0 {
+                return Err(Error::TokenInvalid("the account has no passkey"));
+            }
+            return self
+                .start_passkey_assertion(&user.id, CeremonyKind::Mfa)
+                .await;
         }
         let email = email
             .map(|e| {
@@ -461,7 +465,6 @@ impl Core {
     /// [`Core::start_passkey_assertion`]). The seam of the two-factor step:
     /// `POST /v1/sessions/mfa {mfa_token, passkey}` calls this once the mfa
     /// token named the user.
-    #[allow(dead_code, reason = "used by the two-factor step of the mfa branch")]
     pub(crate) async fn verify_passkey_assertion(
         &self,
         user_id: &str,

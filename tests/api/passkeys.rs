@@ -574,3 +574,66 @@ async fn a_ceremony_begun_on_one_replica_finishes_on_another() {
     let r = b.passkey_sign_in(&body).await;
     assert_problem(r, StatusCode::UNAUTHORIZED, "passkey-rejected").await;
 }
+
+#[tokio::test]
+async fn a_passkey_is_a_second_factor_after_a_password() {
+    let app = spawn_app().await;
+    let (email, tokens) = app.signed_in_user().await;
+    let at = token(&tokens, "access_token");
+    let mut auth = authenticator();
+    register(&app, &mut auth, &at).await;
+    app.enable_mfa(&at).await;
+    // The password is right: two-factor is on, and the user has a passkey.
+    let step = app.login_ok(&email, PASSWORD).await;
+    assert_eq!(step["mfa_required"], true, "{step}");
+    let methods: Vec<&str> = step["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert!(methods.contains(&"passkey"), "{methods:?}");
+    let mfa_token = token(&step, "mfa_token");
+    let options = json_ok(
+        app.passkey_sign_in_options(&json!({ "mfa_token": mfa_token }))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let assertion = get(&mut auth, &app.origin(), &options["public_key"]);
+    let body = json!({
+        "mfa_token": mfa_token,
+        "passkey": { "challenge_id": options["challenge_id"], "credential": assertion },
+    });
+    let tokens = json_ok(app.login_mfa(&body).await, StatusCode::OK).await;
+    assert_eq!(
+        claims_of(&token(&tokens, "access_token"))["amr"],
+        json!(["pwd", "hwk"])
+    );
+    // Replayed: the ceremony and the mfa token were used.
+    let r = app.login_mfa(&body).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // A ceremony begun for another account's sign-in does not finish this one.
+    let (other_email, other_tokens) = app.signed_in_user().await;
+    let other_at = token(&other_tokens, "access_token");
+    let mut other_auth = authenticator();
+    register(&app, &mut other_auth, &other_at).await;
+    app.enable_mfa(&other_at).await;
+    let other_step = app.login_ok(&other_email, PASSWORD).await;
+    let other_options = json_ok(
+        app.passkey_sign_in_options(&json!({ "mfa_token": token(&other_step, "mfa_token") }))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let mine = token(&app.login_ok(&email, PASSWORD).await, "mfa_token");
+    // The other account's own assertion, sent with this account's token.
+    let foreign = get(&mut other_auth, &app.origin(), &other_options["public_key"]);
+    let r = app
+        .login_mfa(&json!({
+            "mfa_token": mine,
+            "passkey": { "challenge_id": other_options["challenge_id"], "credential": foreign },
+        }))
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}

@@ -1030,7 +1030,7 @@ export interface components {
         /**
          * MfaLoginRequest
          * @description The second step of a sign-in: the `mfa_token` and exactly one of
-         *     `code` and `recovery_code`.
+         *     `code`, `recovery_code` and `passkey`.
          */
         MfaLoginRequest: {
             /**
@@ -1048,6 +1048,24 @@ export interface components {
              * @description One of the recovery codes (each works once).
              */
             recovery_code?: string;
+            /**
+             * @description A passkey assertion for options from
+             *     `POST /v1/sessions/passkey/options {mfa_token}`.
+             */
+            passkey?: components["schemas"]["MfaPasskey"] & unknown;
+        };
+        /**
+         * MfaPasskey
+         * @description A passkey as the second factor.
+         */
+        MfaPasskey: {
+            /** @description From `POST /v1/sessions/passkey/options {mfa_token}`. */
+            challenge_id: string;
+            /**
+             * @description The `PublicKeyCredential` from `navigator.credentials.get`, as its
+             *     `toJSON()` (WebAuthn Level 3 JSON, base64url).
+             */
+            credential: unknown;
         };
         /**
          * NotMeRequest
