@@ -23,6 +23,10 @@ pub struct RegisterRequest {
     /// Optional name shown to others (1 to 64 characters).
     #[oai(nullable)]
     pub display_name: Option<Text>,
+    /// Optional BCP 47 language tag the user prefers (`en`, `pt-BR`); mail
+    /// and apps use it.
+    #[oai(nullable)]
+    pub locale: Option<Text>,
     /// ALTCHA solution (base64 JSON) when a CAPTCHA is required.
     pub captcha: Option<Text>,
 }
@@ -143,6 +147,7 @@ impl UsersApi {
             email: body.email.0,
             password: body.password.0,
             display_name: body.display_name.map(|t| t.0),
+            locale: body.locale.map(|t| t.0),
             captcha: body.captcha.map(|t| t.0),
         };
         if core.verification_required() {

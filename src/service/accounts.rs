@@ -20,6 +20,8 @@ pub struct Registration {
     pub password: SecretString,
     /// Optional display name.
     pub display_name: Option<String>,
+    /// Optional BCP 47 language tag.
+    pub locale: Option<String>,
     /// ALTCHA solution, when a CAPTCHA is required.
     pub captcha: Option<String>,
 }
@@ -29,6 +31,7 @@ pub(super) struct CheckedRegistration {
     pub(super) email: Email,
     password: crate::domain::Password,
     display_name: Option<DisplayName>,
+    locale: Option<crate::domain::Locale>,
 }
 
 impl Core {
@@ -67,6 +70,11 @@ impl Core {
                 })
                 .ok()
         });
+        let locale = input.locale.as_deref().and_then(|raw| {
+            crate::domain::Locale::parse(raw)
+                .map_err(|why| errors.push(FieldError::invalid("locale", "Locale", why)))
+                .ok()
+        });
         let context = password_context(
             email.as_ref().map(Email::as_str),
             display_name.as_ref().map(DisplayName::as_str),
@@ -82,6 +90,7 @@ impl Core {
             email,
             password,
             display_name,
+            locale,
         })
     }
 
@@ -102,6 +111,7 @@ impl Core {
             email: checked.email.as_str().to_string(),
             email_verified: false,
             display_name: checked.display_name.map(DisplayName::into_inner),
+            locale: checked.locale.map(crate::domain::Locale::into_inner),
             roles: vec!["user".to_string()],
             disabled: false,
             created_at: now,

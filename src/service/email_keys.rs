@@ -100,6 +100,7 @@ mod tests {
             email: "bücher@xn--bcher-kva.example".into(),
             password: SecretString::from(password),
             display_name: None,
+            locale: None,
             captcha: None,
         };
         assert!(matches!(

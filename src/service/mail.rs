@@ -313,19 +313,23 @@ impl Core {
     async fn prepare(&self, mail: &QueuedMail) -> Result<Option<OutgoingMail>> {
         let now = self.clock.now();
         let base = self.link_base().to_string();
-        let locale = mail.locale.as_deref();
-        let render = |name: &str, ctx: minijinja::Value| -> Result<Rendered> {
-            self.mail
-                .templates
-                .render(name, locale, &ctx)
-                .map_err(|e| super::Error::Unexpected(anyhow::anyhow!("template {name}: {e}")))
-        };
         let user = match (&mail.user_id, &mail.email) {
             (Some(id), _) => self.store.user_by_id(id).await?,
             (None, Some(email)) if mail.kind != KIND_ALREADY_REGISTERED => {
                 self.store.user_by_email(email).await?
             }
             _ => None,
+        };
+        // The request's locale, else the user's (templates fall back to `en`).
+        let locale = mail
+            .locale
+            .clone()
+            .or_else(|| user.as_ref().and_then(|u| u.locale.clone()));
+        let render = |name: &str, ctx: minijinja::Value| -> Result<Rendered> {
+            self.mail
+                .templates
+                .render(name, locale.as_deref(), &ctx)
+                .map_err(|e| super::Error::Unexpected(anyhow::anyhow!("template {name}: {e}")))
         };
         let out = |user_email: &str, content: Rendered| OutgoingMail {
             id: mail.id.clone(),

@@ -668,6 +668,7 @@ mod tests {
             email: email.into(),
             password: SecretString::from(PASSWORD),
             display_name: None,
+            locale: None,
             captcha: None,
         };
         core.register(input, &ClientInfo::default()).await.unwrap();

@@ -192,3 +192,31 @@ async fn nothing_is_stored_after_a_rejected_registration() {
         StatusCode::CREATED
     );
 }
+
+#[tokio::test]
+async fn registration_takes_an_optional_locale() {
+    let app = spawn_app().await;
+    let r = app
+        .post_json(
+            "/v1/users",
+            &json!({"email": unique_email(), "password": PASSWORD, "locale": "pt-br"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let u: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(u["locale"], "pt-BR");
+    let email = unique_email();
+    let r = app
+        .post_json(
+            "/v1/users",
+            &json!({"email": email, "password": PASSWORD, "locale": "not a tag!"}),
+        )
+        .await;
+    let body = assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "validation").await;
+    assert_eq!(body["errors"][0]["field"], "locale");
+    assert_eq!(
+        app.login(&email, PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "nothing was created"
+    );
+}

@@ -1266,6 +1266,11 @@ export interface components {
             password: string;
             /** @description Optional name shown to others (1 to 64 characters). */
             display_name?: string | null;
+            /**
+             * @description Optional BCP 47 language tag the user prefers (`en`, `pt-BR`); mail
+             *     and apps use it.
+             */
+            locale?: string | null;
             /** @description ALTCHA solution (base64 JSON) when a CAPTCHA is required. */
             captcha?: string;
         };
