@@ -202,19 +202,9 @@ impl Core {
         client: ClientInfo,
     ) -> Result<IssuedTokens> {
         self.rate_limit(Action::SignIn, &client)?;
-        let claims = self.tokens.verify_mfa(mfa_token, self.clock.now_u64())?;
-        let user = match self.store.user_by_id(&claims.sub).await? {
-            Some(u) if u.disabled => return Err(Error::AccountDisabled),
-            Some(u) => u,
-            None => return Err(Error::TokenInvalid("unknown subject")),
-        };
         // Bound to the account as it was at the password check: a password
         // change or reset (or any credential change) since voids the token.
-        if u64::try_from(user.updated_at).unwrap_or(u64::MAX) > claims.iat {
-            return Err(Error::TokenInvalid(
-                "the account changed since the password was checked",
-            ));
-        }
+        let (claims, user) = self.mfa_token_user(mfa_token).await?;
         let credentials = self.credentials_of(&user.id).await?;
         if credentials.totp_secret.is_none() {
             return Err(Error::TokenInvalid("two-factor sign-in is off"));
