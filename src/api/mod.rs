@@ -66,8 +66,20 @@ pub enum ApiTags {
     Oauth,
 }
 
-/// All endpoint groups as one OpenAPI service.
-pub type Api = (
+/// Declares the endpoint groups once: the `Api` type and its one value
+/// (every group is a unit struct, so its name is both).
+macro_rules! endpoint_groups {
+    ($($group:path),+ $(,)?) => {
+        /// All endpoint groups as one OpenAPI service.
+        pub type Api = ($($group,)+);
+
+        fn all_groups() -> Api {
+            ($($group,)+)
+        }
+    };
+}
+
+endpoint_groups!(
     users::UsersApi,
     sessions::SessionsApi,
     password::PasswordApi,
@@ -78,10 +90,8 @@ pub type Api = (
     avatar::AvatarApi,
     admin::AdminApi,
     activity::ActivityApi,
-    // Email flows (issue 10).
     password::RecoveryApi,
     email::EmailApi,
-    // Passkeys (issue 12).
     passkeys::PasskeysApi,
     passkeys::AssociationApi,
     oauth::OAuthApi,
@@ -89,24 +99,7 @@ pub type Api = (
 
 /// Builds the OpenAPI service (the same one `portcullis openapi` prints).
 pub fn service() -> OpenApiService<Api, ()> {
-    let api: Api = (
-        users::UsersApi,
-        sessions::SessionsApi,
-        password::PasswordApi,
-        mfa::MfaApi,
-        captcha::CaptchaApi,
-        wellknown::WellKnownApi,
-        health::HealthApi,
-        avatar::AvatarApi,
-        admin::AdminApi,
-        activity::ActivityApi,
-        password::RecoveryApi,
-        email::EmailApi,
-        // Passkeys (issue 12).
-        passkeys::PasskeysApi,
-        passkeys::AssociationApi,
-        oauth::OAuthApi,
-    );
+    let api = all_groups();
     OpenApiService::new(api, "Portcullis", env!("CARGO_PKG_VERSION"))
         .description(
             "A stateless, token-issuing identity service. Errors are RFC 9457 \
