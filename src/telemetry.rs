@@ -76,6 +76,8 @@ pub const COUNTERS: &[(&str, &[(&str, &str)])] = &[
     ("portcullis_captcha_refusals_total", &[]),
     ("portcullis_rate_limited_total", &[]),
     ("portcullis_sessions_evicted_total", &[]),
+    ("portcullis_store_writes_total", &[]),
+    ("portcullis_store_flushes_total", &[]),
 ];
 
 /// Registers every counter of [`COUNTERS`] at 0 (an increment by 0 creates

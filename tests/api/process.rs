@@ -282,6 +282,131 @@ async fn registrations_answered_201_survive_kill_9() {
     );
 }
 
+/// Group commit (issue 16): 32 clients register and sign in at once, so
+/// the store always has a batch of writes waiting on one fsync; the process
+/// is killed with SIGKILL while they run. Every registration answered 201
+/// must sign in after the restart, and every refresh token handed out must
+/// still refresh (its session was durable before the token left).
+#[tokio::test]
+async fn writes_acknowledged_mid_batch_survive_kill_9() {
+    if std::env::var("PORTCULLIS_TEST_BACKEND").as_deref() == Ok("mongo") {
+        eprintln!("SKIPPED: crash safety is about the embedded store");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path(), &dir.path().join("server.log")).await;
+    let base = server.base.clone();
+    type Acked = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+    let accounts: Acked = Default::default();
+    let refresh_tokens: Acked = Default::default();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for worker in 0..32 {
+        let (base, accounts, refresh_tokens, stop) = (
+            base.clone(),
+            accounts.clone(),
+            refresh_tokens.clone(),
+            stop.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let email = format!("batch-{worker}-{i}@example.com");
+                let body = serde_json::json!({"email": email, "password": PASSWORD});
+                let Ok(r) = client
+                    .post(format!("{base}/v1/users"))
+                    .json(&body)
+                    .send()
+                    .await
+                else {
+                    break; // the server is gone
+                };
+                assert!(!r.status().is_server_error(), "{}", r.status());
+                if r.status() != StatusCode::CREATED {
+                    continue;
+                }
+                accounts
+                    .lock()
+                    .unwrap()
+                    .push((email.clone(), String::new()));
+                let Ok(r) = client
+                    .post(format!("{base}/v1/sessions"))
+                    .json(&body)
+                    .send()
+                    .await
+                else {
+                    break;
+                };
+                if r.status() != StatusCode::OK {
+                    assert!(!r.status().is_server_error(), "{}", r.status());
+                    continue;
+                }
+                let Ok(tokens) = r.json::<Value>().await else {
+                    break; // killed while the body was on its way
+                };
+                let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+                refresh_tokens.lock().unwrap().push((email, refresh));
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let writes = server.counter("portcullis_store_writes_total").await;
+    let flushes = server.counter("portcullis_store_flushes_total").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    // The batching this test is about did happen: fewer fsyncs than writes.
+    assert!(flushes >= 1.0, "no flush counted");
+    assert!(
+        writes / flushes > 1.5,
+        "{writes} writes took {flushes} fsyncs: no group commit under 32 clients"
+    );
+    let accounts = accounts.lock().unwrap().clone();
+    let refresh_tokens = refresh_tokens.lock().unwrap().clone();
+    assert!(
+        accounts.len() >= 32 && refresh_tokens.len() >= 32,
+        "the flood made only {} accounts and {} sessions",
+        accounts.len(),
+        refresh_tokens.len()
+    );
+
+    let server = start(dir.path(), &dir.path().join("server2.log")).await;
+    for (email, _) in &accounts {
+        let creds = serde_json::json!({"email": email, "password": PASSWORD});
+        let r = server.post("/v1/sessions", &creds).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "{email} was acknowledged but lost"
+        );
+    }
+    for (email, refresh) in &refresh_tokens {
+        let r = server
+            .post(
+                "/v1/sessions/refresh",
+                &serde_json::json!({"refresh_token": refresh}),
+            )
+            .await;
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "the session of {email} was acknowledged but lost"
+        );
+    }
+    eprintln!(
+        "{} accounts and {} sessions acknowledged at {:.1} writes per fsync all survived kill -9",
+        accounts.len(),
+        refresh_tokens.len(),
+        writes / flushes
+    );
+}
+
 /// Two real processes on one MongoDB database (same keys): a sign-out on A
 /// is honoured by B at once, and the email is unique across both.
 #[tokio::test]

@@ -31,7 +31,7 @@ impl AvatarStore for EmbeddedStore {
     async fn put_avatar(&self, avatar: &AvatarRecord) -> StoreResult<bool> {
         let avatar = avatar.clone();
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             if !set_etag(&txn, &avatar.user_id, Some(&avatar.etag))? {
                 return Ok(false);
             }
@@ -57,7 +57,7 @@ impl AvatarStore for EmbeddedStore {
     async fn delete_avatar(&self, user_id: &str) -> StoreResult<bool> {
         let id = user_id.to_string();
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             let removed = txn
                 .open_table(AVATARS)
                 .map_err(other)?

@@ -25,7 +25,7 @@ impl CeremonyStore for EmbeddedStore {
     async fn save_ceremony(&self, ceremony: &CeremonyRecord) -> StoreResult<()> {
         let ceremony = ceremony.clone();
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             {
                 let mut t = txn.open_table(CEREMONIES).map_err(other)?;
                 if t.get(ceremony.id.as_str()).map_err(other)?.is_some() {
@@ -43,7 +43,7 @@ impl CeremonyStore for EmbeddedStore {
     async fn take_ceremony(&self, id: &str, now: i64) -> StoreResult<Option<CeremonyRecord>> {
         let id = id.to_string();
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             let found = {
                 let mut t = txn.open_table(CEREMONIES).map_err(other)?;
                 let found: Option<CeremonyRecord> = get_json(&t, &id)?;

@@ -29,7 +29,7 @@ impl TicketStore for EmbeddedStore {
     async fn put_ticket(&self, ticket: &EmailTicket) -> StoreResult<()> {
         let ticket = ticket.clone();
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             {
                 let mut t = txn.open_table(TICKETS).map_err(other)?;
                 let key = ticket_key(ticket.kind, &ticket.user_id);
@@ -66,7 +66,7 @@ impl TicketStore for EmbeddedStore {
         let key = ticket_key(kind, user_id);
         let jti = jti.map(str::to_string);
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             let deleted = {
                 let mut t = txn.open_table(TICKETS).map_err(other)?;
                 let current: Option<EmailTicket> = get_json(&t, &key)?;
@@ -94,7 +94,7 @@ fn update_mail(
     attempt: u32,
     f: impl FnOnce(&mut QueuedMail),
 ) -> StoreResult<()> {
-    let txn = db.begin_write().map_err(other)?;
+    let txn = super::commit::begin_write(db)?;
     {
         let mut t = txn.open_table(MAIL_QUEUE).map_err(other)?;
         let Some(mut mail) = get_json::<QueuedMail>(&t, id)? else {
@@ -114,7 +114,7 @@ impl MailQueueStore for EmbeddedStore {
     async fn enqueue_mail(&self, mail: &QueuedMail) -> StoreResult<bool> {
         let mail = mail.clone();
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             {
                 let sent = txn.open_table(MAIL_SENT).map_err(other)?;
                 if sent.get(mail.id.as_str()).map_err(other)?.is_some() {
@@ -135,7 +135,7 @@ impl MailQueueStore for EmbeddedStore {
 
     async fn claim_mail(&self, now: i64, lease_until: i64) -> StoreResult<Option<QueuedMail>> {
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             let claimed = {
                 let mut t = txn.open_table(MAIL_QUEUE).map_err(other)?;
                 // The table holds unsent mail only: a scan for the earliest
@@ -185,7 +185,7 @@ impl MailQueueStore for EmbeddedStore {
     ) -> StoreResult<()> {
         let id = id.to_string();
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             {
                 let mut t = txn.open_table(MAIL_QUEUE).map_err(other)?;
                 let Some(mail) = get_json::<QueuedMail>(&t, &id)? else {
@@ -248,7 +248,7 @@ impl MailQueueStore for EmbeddedStore {
 
     async fn purge_email_records(&self, now: i64) -> StoreResult<u64> {
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             let mut purged = 0;
             {
                 let mut q = txn.open_table(MAIL_QUEUE).map_err(other)?;

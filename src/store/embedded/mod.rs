@@ -14,6 +14,7 @@
 //! `security.rs`, `email.rs` (tickets and the mail queue), `ceremonies.rs`.
 
 mod avatars;
+mod commit;
 mod credentials;
 mod email;
 mod once;
@@ -42,6 +43,7 @@ use super::{Store, StoreError, StoreResult};
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    commits: Arc<commit::GroupCommit>,
 }
 
 fn encode<T: Serialize>(v: &T) -> StoreResult<Vec<u8>> {
@@ -83,7 +85,7 @@ fn modify<T, R>(
 where
     T: Serialize + DeserializeOwned,
 {
-    let txn = db.begin_write().map_err(other)?;
+    let txn = commit::begin_write(db)?;
     let result = {
         let mut t = txn.open_table(table).map_err(other)?;
         let Some(current) = get_json::<T>(&t, key)? else {
@@ -120,19 +122,30 @@ impl EmbeddedStore {
         txn.open_table(email::MAIL_SENT)?;
         txn.open_table(ceremonies::CEREMONIES)?;
         txn.commit()?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self {
+            db: Arc::new(db),
+            commits: Arc::default(),
+        })
     }
 
-    /// Runs blocking database work off the async runtime.
+    /// Runs blocking database work off the async runtime. When the work
+    /// began a write transaction, returns only once that write is durable
+    /// (whatever the work's own result: a write committed before an error
+    /// is still a write).
     async fn run<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Database) -> StoreResult<T> + Send + 'static,
     {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db))
-            .await
-            .map_err(|e| StoreError::Other(anyhow::anyhow!("store task failed: {e}")))?
+        let (result, wrote) =
+            tokio::task::spawn_blocking(move || commit::tracking_writes(|| f(&db)))
+                .await
+                .map_err(|e| StoreError::Other(anyhow::anyhow!("store task failed: {e}")))?;
+        if wrote {
+            self.commits.wait_durable(&self.db).await?;
+        }
+        result
     }
 }
 
@@ -140,7 +153,7 @@ impl EmbeddedStore {
 impl Store for EmbeddedStore {
     async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = commit::begin_write(db)?;
             let sessions = sessions::purge_expired(&txn, now)?;
             once::purge_expired(&txn, now)?;
             throttles::purge_expired(&txn, now)?;

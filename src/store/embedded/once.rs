@@ -20,7 +20,7 @@ impl OnceStore for EmbeddedStore {
     async fn claim_once(&self, key: &OnceKey, expires_at: i64, now: i64) -> StoreResult<bool> {
         let key = key.stored_key();
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             {
                 let mut t = txn.open_table(ONCE).map_err(other)?;
                 let live = t

@@ -57,7 +57,7 @@ impl AuditStore for EmbeddedStore {
     async fn append_audit(&self, events: &[AuditRecord]) -> StoreResult<()> {
         let events = events.to_vec();
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             {
                 let mut t = txn.open_table(AUDIT).map_err(other)?;
                 let mut by_user = txn.open_table(AUDIT_BY_USER).map_err(other)?;
@@ -129,7 +129,7 @@ impl AuditStore for EmbeddedStore {
 
     async fn purge_audit(&self, now: i64) -> StoreResult<u64> {
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             let mut purged = 0;
             {
                 let mut t = txn.open_table(AUDIT).map_err(other)?;
@@ -166,7 +166,7 @@ impl WebhookStore for EmbeddedStore {
     async fn enqueue_webhooks(&self, deliveries: &[WebhookDelivery]) -> StoreResult<()> {
         let deliveries = deliveries.to_vec();
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             {
                 let mut t = txn.open_table(WEBHOOKS).map_err(other)?;
                 for d in &deliveries {
@@ -205,7 +205,7 @@ impl WebhookStore for EmbeddedStore {
     async fn webhook_done(&self, id: &str) -> StoreResult<()> {
         let id = id.to_string();
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             {
                 let mut t = txn.open_table(WEBHOOKS).map_err(other)?;
                 t.remove(id.as_str()).map_err(other)?;
@@ -230,7 +230,7 @@ impl WebhookStore for EmbeddedStore {
 
     async fn purge_webhooks(&self, now: i64) -> StoreResult<u64> {
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             let before;
             let after;
             {
@@ -261,7 +261,7 @@ impl DeviceStore for EmbeddedStore {
     ) -> StoreResult<KnownDevices> {
         let (user_id, key, network) = (user_id.to_string(), key.to_string(), network.to_string());
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             let before;
             {
                 let mut t = txn.open_table(DEVICES).map_err(other)?;

@@ -66,7 +66,7 @@ impl SessionStore for EmbeddedStore {
     async fn create_session(&self, session: &SessionRecord) -> StoreResult<()> {
         let s = session.clone();
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             {
                 let mut sessions = txn.open_table(SESSIONS).map_err(other)?;
                 if sessions.get(s.id.as_str()).map_err(other)?.is_some() {
@@ -169,7 +169,7 @@ impl SessionStore for EmbeddedStore {
         let user_id = user_id.to_string();
         let keep = keep.map(str::to_string);
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             let mut n = 0;
             {
                 let by_user = txn.open_table(USER_SESSIONS).map_err(other)?;

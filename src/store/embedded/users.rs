@@ -47,7 +47,7 @@ impl EmbeddedStore {
             })
             .collect();
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             {
                 let mut ut = txn.open_table(USERS).map_err(other)?;
                 let mut et = txn.open_table(EMAILS).map_err(other)?;
@@ -93,7 +93,7 @@ impl UserStore for EmbeddedStore {
             })
             .collect();
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             let mut created = Vec::with_capacity(users.len());
             {
                 let mut ut = txn.open_table(USERS).map_err(other)?;
@@ -180,7 +180,7 @@ impl UserStore for EmbeddedStore {
     async fn change_email(&self, id: &str, email: &str, now: i64) -> StoreResult<bool> {
         let (id, email) = (id.to_string(), email.to_string());
         self.run(move |db| {
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             let changed = {
                 let mut ut = txn.open_table(USERS).map_err(other)?;
                 let mut et = txn.open_table(EMAILS).map_err(other)?;
@@ -287,7 +287,7 @@ impl UserStore for EmbeddedStore {
         self.run(move |db| {
             // One write transaction: the account, its email index entry, its
             // sessions and its avatar go together or not at all.
-            let txn = db.begin_write().map_err(other)?;
+            let txn = super::commit::begin_write(db)?;
             {
                 let mut users = txn.open_table(USERS).map_err(other)?;
                 let Some(user) = get_json::<UserRecord>(&users, &id)? else {
