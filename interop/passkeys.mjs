@@ -15,7 +15,9 @@
 // answers them with navigator.credentials.get and gets tokens whose `amr`
 // (checked in the JWT, signature verified with `jose` against the JWKS)
 // has `hwk`. A replayed request, and the same assertion against a fresh
-// `mfa_token` and challenge, are refused with 401.
+// `mfa_token` and challenge, are refused with 401. Last, both accounts
+// delete themselves with a passkey assertion (DELETE /v1/me {passkey}):
+// one with options for its email, one with usernameless options.
 //
 //   node passkeys.mjs --base http://localhost:PORT --page-port N --screenshot PATH [--chromium /usr/bin/chromium]
 //
@@ -133,6 +135,16 @@ window.portcullis = {
              status: done.status, token: t, amr: t ? claims(t).amr : null, body };
   },
   async fresh(mfaToken) { const r = await call('POST', '/v1/sessions/passkey/options', { mfa_token: mfaToken }); return { status: r.status, challengeId: r.json && r.json.challenge_id }; },
+  // DELETE /v1/me with a passkey proof: options for the email (or none:
+  // discoverable), the assertion, then the deletion.
+  async deleteWithPasskey(token, email) {
+    const opts = await call('POST', '/v1/sessions/passkey/options', email ? { email } : {});
+    const publicKey = PublicKeyCredential.parseRequestOptionsFromJSON(opts.json.public_key);
+    const cred = await navigator.credentials.get({ publicKey });
+    log('navigator.credentials.get → ' + cred.type + ' to prove the deletion', 'ok');
+    const done = await call('DELETE', '/v1/me', { passkey: { challenge_id: opts.json.challenge_id, credential: cred.toJSON() } }, token);
+    return { status: done.status, type: done.json && done.json.type };
+  },
   async post(path, body) { const r = await call('POST', path, body); return { status: r.status, type: r.json && r.json.type }; },
 };
 log('page ready', 'ok');
@@ -279,6 +291,27 @@ try {
   // A refused assertion does not spend the mfa_token: a real one still works.
   const honest = await run('passkeyAsSecondFactor', token2);
   check(honest.status === 200 && honest.amr && honest.amr.includes('hwk'), `then a fresh assertion with that mfa_token → ${honest.status}`);
+
+  // ---- Deleting an account with a passkey (DELETE /v1/me {passkey}).
+  await run('section', 'Deleting accounts with a passkey assertion');
+  const gone2 = await run('deleteWithPasskey', honest.token, email2);
+  check(gone2.status === 204, `the second account deletes itself with options for its email (${gone2.status})`);
+  const after2 = await run('passwordSignIn', email2, password2);
+  check(after2.status === 401, `its password sign-in now fails (${after2.status})`);
+  // Leave only the first account's credential on the authenticator, so
+  // that the usernameless options below are answered with it.
+  const { credentials: held } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+  for (const c of held) {
+    if (c.credentialId !== credentials[0].credentialId) {
+      await cdp.send('WebAuthn.removeCredential', { authenticatorId, credentialId: c.credentialId });
+    }
+  }
+  const gone1 = await run('deleteWithPasskey', signin.token, null);
+  check(gone1.status === 204, `the first account deletes itself with a usernameless assertion (${gone1.status})`);
+  const dead = await run('me', signin.token);
+  check(dead.status === 401, `its token is dead (${dead.status})`);
+  const noLogin = await run('passwordSignIn', email, 'correct horse battery staple 42');
+  check(noLogin.status === 401, `its password sign-in fails (${noLogin.status})`);
 
   await page.screenshot({ path: mfaScreenshot, fullPage: true });
   step(`screenshot saved to ${mfaScreenshot}`);

@@ -25,7 +25,8 @@
 #            account and a passkey, signs out and signs in without typing an
 #            email; then a second account with a password, a passkey and
 #            TOTP on uses the passkey as its second factor after the
-#            password (amr pwd,hwk; replays refused) (interop/passkeys.mjs).
+#            password (amr pwd,hwk; replays refused); both accounts then
+#            delete themselves with a passkey proof (interop/passkeys.mjs).
 #            Screenshots: interop/artifacts/passkeys.png, passkeys-mfa.png.
 # 3. fuzz    schemathesis against /openapi.json (seeded, bounded examples),
 #            checks not_a_server_error, status_code_conformance,
@@ -510,7 +511,7 @@ PORTCULLIS_CORS_ORIGINS=http://localhost:$page_port"
     --screenshot "$ARTIFACTS/passkeys.png" --chromium "$CHROMIUM" 2>&1) || rc=$?
   echo "$out" | sed 's/^/       /'
   if [ "$rc" -eq 0 ]; then
-    pass "passkeys: Chromium virtual authenticator: register from an SPA origin, sign out, sign in without an email (amr hwk,user); passkey as second factor after a password with TOTP on (amr pwd,hwk; replays 401)"
+    pass "passkeys: Chromium virtual authenticator: register from an SPA origin, sign out, sign in without an email (amr hwk,user); passkey as second factor after a password with TOTP on (amr pwd,hwk; replays 401); DELETE /v1/me with a passkey proof"
   else
     fail "passkeys: browser ceremony in headless Chromium (exit $rc)" "$out"
   fi
