@@ -23,8 +23,11 @@
 # 5. passkeys (after fuzz in the run) Debian's Chromium with a CDP virtual
 #            authenticator: a test page on its own origin registers an
 #            account and a passkey, signs out and signs in without typing an
-#            email (interop/passkeys.mjs). Screenshot:
-#            interop/artifacts/passkeys.png.
+#            email; then a second account with a password, a passkey and
+#            TOTP on uses the passkey as its second factor after the
+#            password (amr pwd,hwk; replays refused); both accounts then
+#            delete themselves with a passkey proof (interop/passkeys.mjs).
+#            Screenshots: interop/artifacts/passkeys.png, passkeys-mfa.png.
 # 3. fuzz    schemathesis against /openapi.json (seeded, bounded examples),
 #            checks not_a_server_error, status_code_conformance,
 #            content_type_conformance, response_schema_conformance, with a
@@ -508,12 +511,12 @@ PORTCULLIS_CORS_ORIGINS=http://localhost:$page_port"
     --screenshot "$ARTIFACTS/passkeys.png" --chromium "$CHROMIUM" 2>&1) || rc=$?
   echo "$out" | sed 's/^/       /'
   if [ "$rc" -eq 0 ]; then
-    pass "passkeys: Chromium virtual authenticator: register from an SPA origin, sign out, sign in without an email (amr hwk,user)"
+    pass "passkeys: Chromium virtual authenticator: register from an SPA origin, sign out, sign in without an email (amr hwk,user); passkey as second factor after a password with TOTP on (amr pwd,hwk; replays 401); DELETE /v1/me with a passkey proof"
   else
     fail "passkeys: browser ceremony in headless Chromium (exit $rc)" "$out"
   fi
   stop_server passkeys
-  log "passkeys took $((SECONDS - t0))s (screenshot: interop/artifacts/passkeys.png)"
+  log "passkeys took $((SECONDS - t0))s (screenshots: interop/artifacts/passkeys.png, passkeys-mfa.png)"
 }
 
 # ---------------------------------------------------------------- 6. oauth

@@ -184,6 +184,14 @@ impl Application {
         self.core.capture_notices()
     }
 
+    /// The store the server uses (a test seam: tests make states the API
+    /// cannot, e.g. an account whose only credential is a passkey, as an
+    /// import without `password_hash` leaves one once it has a passkey).
+    #[doc(hidden)]
+    pub fn store(&self) -> crate::store::DynStore {
+        self.core.store.clone()
+    }
+
     /// Serves until the future `stop` completes. Then it stops accepting,
     /// lets in-flight requests finish for up to `PORTCULLIS_SHUTDOWN_TIMEOUT`,
     /// stores the buffered audit events and stops the background jobs.

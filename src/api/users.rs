@@ -10,7 +10,7 @@ use super::problem::responses;
 use super::types::{Secret, Text};
 use super::views::UserView;
 use super::{ApiTags, BearerAuth, client_info};
-use crate::service::{Core, DeleteProof, ProfilePatch, Registration};
+use crate::service::{Core, DeleteProof, Error, FieldError, ProfilePatch, Registration};
 
 /// New account.
 #[derive(Debug, Object)]
@@ -68,12 +68,69 @@ pub struct UpdateProfileRequest {
     pub disabled: MaybeUndefined<serde_json::Value>,
 }
 
-/// Proof that the caller is the account's owner.
+/// Proof that the caller is the account's owner: exactly one of
+/// `password`, `code` and `passkey`, of a kind the account has (a password
+/// for an account without one, or a code for an account without two-factor
+/// sign-in, is refused with 401 like a wrong one). Wrong proofs are counted
+/// per account with the password checks of `POST /v1/me/password` and
+/// `POST /v1/me/email`: 429 with `Retry-After` past
+/// `PORTCULLIS_LOGIN_MAX_FAILURES` in 15 minutes.
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct DeleteAccountRequest {
     /// The account's password.
-    pub password: Secret,
+    pub password: Option<Secret>,
+    /// A current 6-digit code from the authenticator app (accounts with
+    /// two-factor sign-in on). Recovery codes are not accepted here.
+    pub code: Option<Secret>,
+    /// A fresh assertion by one of the caller's passkeys: the way a
+    /// passkey-only account (no password) deletes itself.
+    pub passkey: Option<PasskeyProof>,
+}
+
+/// A passkey assertion proving the caller is present.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct PasskeyProof {
+    /// From `POST /v1/sessions/passkey/options`, called with the caller's
+    /// `email` (or with none: discoverable credentials). Single use.
+    pub challenge_id: Text,
+    /// The `PublicKeyCredential` from `navigator.credentials.get` for those
+    /// options, as its `toJSON()` (WebAuthn Level 3 JSON, base64url); it
+    /// must be by one of the caller's own passkeys.
+    pub credential: serde_json::Value,
+}
+
+impl DeleteAccountRequest {
+    /// The one proof the body carries; a 422 naming the fields when it
+    /// carries none or several.
+    fn proof(self) -> Result<DeleteProof, Error> {
+        let given = [
+            self.password.map(|p| DeleteProof::Password(p.0)),
+            self.code.map(|c| DeleteProof::Code(c.0)),
+            self.passkey.map(|p| DeleteProof::Passkey {
+                challenge_id: p.challenge_id.0,
+                credential: p.credential,
+            }),
+        ];
+        let mut given = given.into_iter().flatten();
+        match (given.next(), given.next()) {
+            (Some(proof), None) => Ok(proof),
+            (first, _) => {
+                let why = if first.is_none() {
+                    "send one proof: `password`, `code` or `passkey`"
+                } else {
+                    "send only one of `password`, `code` and `passkey`"
+                };
+                Err(Error::Validation(
+                    ["password", "code", "passkey"]
+                        .into_iter()
+                        .map(|f| FieldError::new(f, "one_of", why))
+                        .collect(),
+                ))
+            }
+        }
+    }
 }
 
 /// `MaybeUndefined` as "leave / clear / set".
@@ -117,7 +174,7 @@ responses! {
         /// Account erased.
         Deleted = 204,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Unprocessable = 422, Unavailable = 503 }
+    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
 
 responses! {
@@ -207,15 +264,29 @@ impl UsersApi {
 
     /// Delete the caller's account: profile, credentials, sessions and
     /// avatar are erased; the email can be registered again.
+    ///
+    /// The body proves the caller is the owner with exactly one of: the
+    /// `password`; a current TOTP `code`; or, for any account with a passkey
+    /// (the only way for one without a password), a `passkey` assertion:
+    /// call `POST /v1/sessions/passkey/options` with the caller's `email`
+    /// (or `{}`), pass its `public_key` to `navigator.credentials.get`, and
+    /// send `{passkey: {challenge_id, credential}}`. An assertion by another
+    /// account's passkey, a replayed or a wrong one is a 401 and nothing is
+    /// deleted.
     #[oai(path = "/v1/me", method = "delete", operation_id = "deleteMe")]
     async fn delete_me(
         &self,
+        req: &Request,
         core: Data<&Core>,
         auth: BearerAuth,
         body: Json<DeleteAccountRequest>,
     ) -> DeleteMeResponse {
-        let proof = DeleteProof::Password(body.0.password.0);
-        match core.delete_account(&auth.0, proof).await {
+        let proof = match body.0.proof() {
+            Ok(p) => p,
+            Err(e) => return e.into(),
+        };
+        let client = client_info(req, &core);
+        match core.delete_account(&auth.0, proof, &client).await {
             Ok(()) => DeleteMeResponse::Deleted,
             Err(e) => e.into(),
         }

@@ -102,7 +102,8 @@ const ALREADY_ON: &str = "Two-factor sign-in is already on; turn it off first.";
 const NOT_ON: &str = "Two-factor sign-in is off for this account.";
 const NOT_PENDING: &str = "No two-factor setup is pending: start with POST /v1/me/mfa/totp.";
 
-fn code_field(field: &str, input: &str) -> Result<TotpCode> {
+/// `input` as a TOTP code, or a 422 naming `field`.
+pub(super) fn code_field(field: &str, input: &str) -> Result<TotpCode> {
     TotpCode::parse(input)
         .map_err(|why| Error::Validation(vec![FieldError::invalid(field, "Code", why)]))
 }
@@ -436,6 +437,35 @@ impl Core {
             .clear_login_failures(&mfa_throttle_key(user_id))
             .await?;
         Ok(())
+    }
+
+    /// Checks a current TOTP code a signed-in user gives to confirm a
+    /// sensitive change (account deletion): `Ok(Ok(()))` when right and
+    /// unused (its step is then claimed), `Ok(Err(InvalidCode))` when wrong,
+    /// used, or when the account has no TOTP. Wrong codes count under the
+    /// per-account code throttle too, so that guesses spread over several
+    /// routes share one budget.
+    pub(super) async fn check_current_code(
+        &self,
+        user_id: &str,
+        code: &TotpCode,
+    ) -> Result<std::result::Result<(), Error>> {
+        let credentials = self.credentials_of(user_id).await?;
+        let Some(sealed) = &credentials.totp_secret else {
+            return Ok(Err(Error::InvalidCode));
+        };
+        self.mfa_throttle(user_id).await?;
+        let claimed = match self.totp_step(user_id, sealed, code)? {
+            Some(step) => self.claim_step(user_id, step).await?,
+            None => false,
+        };
+        if !claimed {
+            return Ok(Err(self.mfa_failed(user_id).await?));
+        }
+        self.store
+            .clear_login_failures(&mfa_throttle_key(user_id))
+            .await?;
+        Ok(Ok(()))
     }
 
     /// The credentials of a user who must exist (a verified caller or the

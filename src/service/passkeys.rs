@@ -479,6 +479,37 @@ impl Core {
         self.check_assertion(user_id, &ceremony, credential).await
     }
 
+    /// Verifies a fresh assertion by one of `user_id`'s own passkeys, for a
+    /// ceremony begun by `POST /v1/sessions/passkey/options` (with that
+    /// user's email, or none): the proof a signed-in user gives to confirm
+    /// a sensitive change (account deletion). The ceremony is taken (single
+    /// use) whatever the outcome; one begun for another user, or an
+    /// assertion by a passkey that is not the caller's, is refused
+    /// ([`Error::PasskeyRejected`]).
+    pub(crate) async fn verify_own_passkey(
+        &self,
+        user_id: &str,
+        challenge_id: &str,
+        credential: &serde_json::Value,
+    ) -> Result<PasskeyAssertion> {
+        let ceremony = self
+            .take_ceremony(
+                challenge_id,
+                &[CeremonyKind::Authenticate, CeremonyKind::Discover],
+            )
+            .await?
+            .ok_or_else(|| Error::PasskeyRejected(CHALLENGE_GONE.into()))?;
+        if ceremony.user_id.as_deref().is_some_and(|u| u != user_id) {
+            return Err(Error::PasskeyRejected(
+                "the options were requested for another account's email".into(),
+            ));
+        }
+        // A discoverable ceremony names no user: the assertion must be by
+        // one of the caller's passkeys (checked below by its credential id,
+        // then by its signature).
+        self.check_assertion(user_id, &ceremony, credential).await
+    }
+
     /// Checks `credential` against the ceremony and the user's stored
     /// passkey it names, then records the use (counter, backup state).
     async fn check_assertion(

@@ -52,15 +52,47 @@ impl Core {
     }
 
     /// Checks the password of a signed-in user who confirms a sensitive
-    /// change (password change, email change). Throttled like sign-in
-    /// (issue 9): each check reserves its place first, so one account or
-    /// token queues at most `PORTCULLIS_LOGIN_MAX_FAILURES` bcrypt checks
-    /// in 15 minutes; a wrong one is [`Error::WrongPassword`].
+    /// change (password change, email change, account deletion). Throttled
+    /// like sign-in (issue 9), see [`Core::throttled_proof`]; a wrong one is
+    /// [`Error::WrongPassword`]. An account without a password (imported
+    /// without a hash) costs the same bcrypt work and is refused the same.
     pub(super) async fn confirm_password(
         &self,
         user_id: &str,
         password: SecretString,
         client: &ClientInfo,
+    ) -> Result<()> {
+        self.throttled_proof(user_id, client, async {
+            let stored = self.store.credentials(user_id).await?;
+            let password = Password::for_verification(password);
+            // The peppered scheme, or plain bcrypt for an imported hash.
+            if self.verify_password(&password, stored.as_ref()).await? {
+                return Ok(Ok(()));
+            }
+            tracing::warn!(
+                user_id,
+                client_ip = %super::sessions::ip_text(client),
+                event = "password.change_failed",
+                "refused: wrong current password"
+            );
+            Ok(Err(Error::WrongPassword))
+        })
+        .await
+    }
+
+    /// Runs `check`, the proof a signed-in user gives to confirm a
+    /// sensitive change, under the per-user throttle of such proofs: each
+    /// check reserves its place first, so one account or token queues at
+    /// most `PORTCULLIS_LOGIN_MAX_FAILURES` checks in 15 minutes, whatever
+    /// their kind (password, code, passkey); past that, 429 with
+    /// `Retry-After`. `check` answers `Ok(Ok(()))` for a right proof (the
+    /// count is cleared), `Ok(Err(refusal))` for a wrong one (it counts),
+    /// and `Err` when it could not tell (store down: the place is given back).
+    pub(super) async fn throttled_proof(
+        &self,
+        user_id: &str,
+        client: &ClientInfo,
+        check: impl std::future::Future<Output = Result<std::result::Result<(), Error>>>,
     ) -> Result<()> {
         let attempt = match self
             .reserve_attempt(&self.password_check_keys(user_id))
@@ -80,33 +112,17 @@ impl Core {
                 ));
             }
         };
-        let stored = match self.store.credentials(user_id).await {
-            Ok(s) => s,
+        match check.await {
+            Ok(Ok(())) => self.attempt_succeeded(attempt).await,
+            Ok(Err(refusal)) => {
+                metrics::counter!("portcullis_password_changes_total", "result" => "failure")
+                    .increment(1);
+                Err(refusal)
+            }
             Err(e) => {
                 self.release_attempt(attempt).await;
-                return Err(e.into());
+                Err(e)
             }
-        };
-        let password = Password::for_verification(password);
-        // The peppered scheme, or plain bcrypt for an imported hash.
-        let matched = match self.verify_password(&password, stored.as_ref()).await {
-            Ok(m) => m,
-            Err(e) => {
-                self.release_attempt(attempt).await;
-                return Err(e);
-            }
-        };
-        if !matched {
-            metrics::counter!("portcullis_password_changes_total", "result" => "failure")
-                .increment(1);
-            tracing::warn!(
-                user_id,
-                client_ip = %super::sessions::ip_text(client),
-                event = "password.change_failed",
-                "refused: wrong current password"
-            );
-            return Err(Error::WrongPassword);
         }
-        self.attempt_succeeded(attempt).await
     }
 }

@@ -24,6 +24,8 @@ pub struct TestApp {
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// New-sign-in and "not me" notices (the mail seam, captured in process).
     pub notices: portcullis::service::NoticeOutbox,
+    /// The server's store, for states the API cannot make.
+    pub store: portcullis::store::DynStore,
 }
 
 impl Drop for TestApp {
@@ -106,6 +108,7 @@ pub async fn spawn_app_prepared(
         .await
         .unwrap();
     let notices = app.capture_notices();
+    let store = app.store();
     let addr = format!("http://127.0.0.1:{}", app.port());
     let (tx, rx) = oneshot::channel();
     let server = tokio::spawn(app.run_until(async {
@@ -124,6 +127,7 @@ pub async fn spawn_app_prepared(
         stop: Some(tx),
         server: Some(server),
         notices,
+        store,
     }
 }
 
@@ -314,6 +318,11 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// `DELETE /v1/me` with any body (a proof).
+    pub async fn delete_me_with(&self, token: &str, body: &Value) -> Response {
+        self.delete_authed_json("/v1/me", token, body).await
     }
 
     /// `DELETE /v1/me` with the password.

@@ -1,6 +1,7 @@
 //! `PATCH /v1/me` (locale, time zone, metadata, admin-only fields) and
 //! `DELETE /v1/me`.
 
+use portcullis::clock::Clock;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -123,7 +124,7 @@ async fn deleting_the_account_erases_it_and_frees_the_email() {
     let r = app.delete_me(&at, "not the password at all").await;
     assert_problem(r, StatusCode::UNAUTHORIZED, "invalid-credentials").await;
     let r = app.delete_authed_json("/v1/me", &at, &json!({})).await;
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "validation").await;
     assert_eq!(
         app.me_status(&at).await,
         StatusCode::OK,
@@ -157,4 +158,109 @@ async fn deleting_the_account_erases_it_and_frees_the_email() {
     assert_ne!(fresh["id"], old_id);
     assert!(fresh["avatar_url"].is_null());
     app.login_ok(&email, PASSWORD).await;
+}
+
+/// A step boundary plus 5 s (codes of "this step" are unambiguous).
+const START: i64 = 1_900_000_020 + 5;
+
+#[tokio::test]
+async fn an_account_with_two_factor_on_deletes_itself_with_a_current_code() {
+    let app = spawn_app_at(Clock::manual(START), |_| {}).await;
+    let (email, tokens) = app.signed_in_user().await;
+    let at = token(&tokens, "access_token");
+    let (secret, recovery) = app.enable_mfa(&at).await;
+    let code = |p: &str| json!({ "code": p });
+
+    // Malformed codes are the client's mistake (422); a recovery code is
+    // not a `code` here. A wrong code is a 401.
+    for bad in ["12", "not a code", recovery[0].as_str()] {
+        let r = app.delete_me_with(&at, &code(bad)).await;
+        assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "validation").await;
+    }
+    let right = app.totp_now(&secret, 0);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let r = app.delete_me_with(&at, &code(wrong)).await;
+    assert_problem(r, StatusCode::UNAUTHORIZED, "invalid-code").await;
+    // Two proofs at once: 422.
+    let r = app
+        .delete_me_with(&at, &json!({ "code": right, "password": PASSWORD }))
+        .await;
+    assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "validation").await;
+    // A code already used (here to sign in) is refused.
+    let mfa_token = app.login_mfa_token(&email).await;
+    let r = app
+        .login_mfa(&json!({ "mfa_token": mfa_token, "code": right }))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app.delete_me_with(&at, &code(&right)).await;
+    assert_problem(r, StatusCode::UNAUTHORIZED, "invalid-code").await;
+    assert_eq!(app.me_status(&at).await, StatusCode::OK, "nothing deleted");
+
+    // The next step's code works.
+    app.clock.advance(30);
+    let r = app
+        .delete_me_with(&at, &code(&app.totp_now(&secret, 0)))
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.me_status(&at).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.login(&email, PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn wrong_deletion_proofs_are_throttled_whatever_their_kind() {
+    // The default limit: 5 wrong checks per account in 15 minutes.
+    let app = spawn_app_at(Clock::manual(START), |_| {}).await;
+    let (email, tokens) = app.signed_in_user().await;
+    let at = token(&tokens, "access_token");
+    let (secret, _) = app.enable_mfa(&at).await;
+    let right = app.totp_now(&secret, 0);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    // Wrong proofs of each kind share one budget, with the password check
+    // of a password change.
+    let r = app
+        .change_password(&at, "not the password", "a whole new password 42")
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    for body in [
+        json!({ "password": "not the password" }),
+        json!({ "code": wrong }),
+        json!({ "passkey": { "challenge_id": "00000000-0000-0000-0000-000000000000", "credential": {} } }),
+        json!({ "password": "still not it" }),
+    ] {
+        let r = app.delete_me_with(&at, &body).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{body}");
+    }
+    // Now even the right password waits.
+    let r = app.delete_me(&at, PASSWORD).await;
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    assert_problem(r, StatusCode::TOO_MANY_REQUESTS, "rate-limited").await;
+    assert_eq!(app.me_status(&at).await, StatusCode::OK, "nothing deleted");
+    // When the window has slid, the right password deletes the account
+    // (with a refreshed access token: the first one has expired by then).
+    app.clock.advance(15 * 60 + 1);
+    let r = app.refresh(&token(&tokens, "refresh_token")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let at = token(&r.json::<Value>().await.unwrap(), "access_token");
+    let r = app.delete_me(&at, PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.login(&email, PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }

@@ -35,6 +35,14 @@ export interface paths {
         /**
          * Delete the caller's account: profile, credentials, sessions and
          *     avatar are erased; the email can be registered again.
+         * @description The body proves the caller is the owner with exactly one of: the
+         *     `password`; a current TOTP `code`; or, for any account with a passkey
+         *     (the only way for one without a password), a `passkey` assertion:
+         *     call `POST /v1/sessions/passkey/options` with the caller's `email`
+         *     (or `{}`), pass its `public_key` to `navigator.credentials.get`, and
+         *     send `{passkey: {challenge_id, credential}}`. An assertion by another
+         *     account's passkey, a replayed or a wrong one is a 401 and nothing is
+         *     deleted.
          */
         delete: operations["deleteMe"];
         options?: never;
@@ -897,14 +905,31 @@ export interface components {
         };
         /**
          * DeleteAccountRequest
-         * @description Proof that the caller is the account's owner.
+         * @description Proof that the caller is the account's owner: exactly one of
+         *     `password`, `code` and `passkey`, of a kind the account has (a password
+         *     for an account without one, or a code for an account without two-factor
+         *     sign-in, is refused with 401 like a wrong one). Wrong proofs are counted
+         *     per account with the password checks of `POST /v1/me/password` and
+         *     `POST /v1/me/email`: 429 with `Retry-After` past
+         *     `PORTCULLIS_LOGIN_MAX_FAILURES` in 15 minutes.
          */
         DeleteAccountRequest: {
             /**
              * Format: password
              * @description The account's password.
              */
-            password: string;
+            password?: string;
+            /**
+             * Format: password
+             * @description A current 6-digit code from the authenticator app (accounts with
+             *     two-factor sign-in on). Recovery codes are not accepted here.
+             */
+            code?: string;
+            /**
+             * @description A fresh assertion by one of the caller's passkeys: the way a
+             *     passkey-only account (no password) deletes itself.
+             */
+            passkey?: components["schemas"]["PasskeyProof"] & unknown;
         };
         /**
          * FieldError
@@ -1181,6 +1206,23 @@ export interface components {
              *     (`mediation: "conditional"`, usernameless sign-in).
              */
             mediation?: string;
+        };
+        /**
+         * PasskeyProof
+         * @description A passkey assertion proving the caller is present.
+         */
+        PasskeyProof: {
+            /**
+             * @description From `POST /v1/sessions/passkey/options`, called with the caller's
+             *     `email` (or with none: discoverable credentials). Single use.
+             */
+            challenge_id: string;
+            /**
+             * @description The `PublicKeyCredential` from `navigator.credentials.get` for those
+             *     options, as its `toJSON()` (WebAuthn Level 3 JSON, base64url); it
+             *     must be by one of the caller's own passkeys.
+             */
+            credential: unknown;
         };
         /**
          * PasskeySignInOptionsRequest
@@ -1771,6 +1813,15 @@ export interface operations {
             };
             /** @description Problem details (RFC 9457). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
