@@ -55,6 +55,11 @@ pub struct AccessClaims {
     pub amr: Vec<String>,
     /// Roles of the user at issue time.
     pub roles: Vec<String>,
+    /// When the user last proved a credential (OIDC `auth_time`, Unix
+    /// seconds): the sign-in that opened the session, kept across refreshes.
+    /// (Absent from tokens signed before it existed: read as 0.)
+    #[serde(default)]
+    pub auth_time: u64,
 }
 
 /// Claims of a refresh token.
@@ -231,13 +236,15 @@ impl TokenService {
         &self.issuer
     }
 
-    /// Signs an access token for a user's session.
+    /// Signs an access token for a user's session, which the user opened by
+    /// proving a credential at `auth_time`.
     pub fn issue_access(
         &self,
         sub: &str,
         sid: &str,
         amr: &[String],
         roles: &[String],
+        auth_time: u64,
         now: u64,
     ) -> anyhow::Result<String> {
         let claims = AccessClaims {
@@ -252,6 +259,7 @@ impl TokenService {
             sid: sid.to_string(),
             amr: amr.to_vec(),
             roles: roles.to_vec(),
+            auth_time,
         };
         self.sign(ACCESS_TYP, &claims)
     }
@@ -423,6 +431,7 @@ mod tests {
             &["pwd".into()],
             &["user".into()],
             now_secs(),
+            now_secs(),
         )
         .unwrap()
     }
@@ -559,10 +568,10 @@ mod tests {
     fn expired_is_refused_beyond_the_leeway() {
         let (_d, svc) = service(SigningAlg::EdDsa);
         let past = now_secs() - 900 - LEEWAY_SECS - 2;
-        let t = svc.issue_access("u", "s", &[], &[], past).unwrap();
+        let t = svc.issue_access("u", "s", &[], &[], past, past).unwrap();
         assert_eq!(svc.verify_access(&t, now_secs()), Err(TokenError::Expired));
         let future = svc
-            .issue_access("u", "s", &[], &[], now_secs() + 120)
+            .issue_access("u", "s", &[], &[], now_secs(), now_secs() + 120)
             .unwrap();
         assert_eq!(
             svc.verify_access(&future, now_secs()),

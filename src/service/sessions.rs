@@ -282,6 +282,7 @@ impl Core {
             &session.id,
             &session.amr,
             &account.roles,
+            u64::try_from(session.created_at).unwrap_or(0),
             now,
         )?;
         let refresh_exp = u64::try_from(session.expires_at).unwrap_or(0);

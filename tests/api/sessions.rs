@@ -364,3 +364,25 @@ async fn the_refresh_grace_window_closes_by_the_service_clock() {
     let r = app.refresh(&first).await;
     assert_problem(r, StatusCode::UNAUTHORIZED, "token-invalid").await;
 }
+
+/// DESIGN: access tokens carry `auth_time`, when the user last proved a
+/// credential: the sign-in, not the latest refresh.
+#[tokio::test]
+async fn access_tokens_carry_the_sign_in_time_across_refreshes() {
+    let start = 1_900_000_000;
+    let clock = portcullis::clock::Clock::manual(start);
+    let app = spawn_app_at(clock.clone(), |_| {}).await;
+    let (_, tokens) = app.signed_in_user().await;
+    let first = claims_of(&token(&tokens, "access_token"));
+    assert_eq!(first["auth_time"], json!(start));
+    clock.advance(600);
+    let refreshed: Value = app
+        .refresh(&token(&tokens, "refresh_token"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let later = claims_of(&token(&refreshed, "access_token"));
+    assert_eq!(later["iat"], json!(start + 600));
+    assert_eq!(later["auth_time"], json!(start));
+}
