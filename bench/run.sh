@@ -629,9 +629,18 @@ cg_self() { # file
     END { for (f in self) printf "%d %.2f%% %s\n", self[f], self[f] / tot * 100, substr(f, 1, 160) }' "$1" |
     sort -k1,1nr
 }
+me_curl_config() { # n file: curl config of n GET /v1/me, tokens from $toks round robin
+  local j
+  : >"$2"
+  for ((j = 0; j < $1; j++)); do
+    ((j > 0)) && echo "next" >>"$2"
+    printf 'url = "%s/v1/me"\nheader = "Authorization: Bearer %s"\noutput = "/dev/null"\nwrite-out = "%%{http_code} %%{num_connects}\\n"\nsilent\n' \
+      "$URL" "${toks[j % 32]}" >>"$2"
+  done
+}
 profile_me() {
   local label=$1 data="$TMP/data-profile-$1" prefix="$OUT/callgrind-me-$1" cfg="$TMP/profile-$1.curl"
-  local code="" i ok idle_ir load_ir t0 t1 load_s ipr pid
+  local code="" ok idle_ir load_ir t0 t1 load_s ipr pid
   rm -rf "$data" "$prefix".*
   seed "$data" 4 0 32
   stop_server
@@ -651,14 +660,11 @@ profile_me() {
   mapfile -t toks <"$TMP/profile.tokens"
   ((${#toks[@]} == 32)) || die "profile: sign-ins under valgrind failed"
   # One curl, one connection: each URL with its own token (round robin over 32 users).
-  : >"$cfg"
-  for ((i = 0; i < PROFILE_REQUESTS; i++)); do
-    ((i > 0)) && echo "next" >>"$cfg"
-    printf 'url = "%s/v1/me"\nheader = "Authorization: Bearer %s"\noutput = "/dev/null"\nwrite-out = "%%{http_code} %%{num_connects}\\n"\nsilent\n' \
-      "$URL" "${toks[i % 32]}" >>"$cfg"
-  done
-  # A few requests first, so one-time work (first use of each token, lazy statics) is outside the count.
-  curl -s -o /dev/null -H "Authorization: Bearer ${toks[0]}" "$URL/v1/me"
+  me_curl_config "$PROFILE_REQUESTS" "$cfg"
+  # One round of the 32 tokens first, so one-time work (first use of each
+  # token, lazy statics, caches) stays outside the count.
+  me_curl_config 32 "$cfg.warm"
+  curl -K "$cfg.warm" >/dev/null 2>&1 || true
   callgrind_control -z "$pid" >/dev/null 2>&1
   sleep "$PROFILE_IDLE_S"
   callgrind_control -d "$pid" >/dev/null 2>&1 # dump 1: idle
@@ -738,7 +744,7 @@ if [[ $AB == 1 && -s $AB_TSV ]]; then
         if (with_ratio) out = out " | " (base > 0 ? sprintf("**%.2f×**", b / base) : "–")
         d = base > 0 ? (a1 > a2 ? a1 - a2 : a2 - a1) / base * 100 : 0
         spread = spread (spread == "" ? "" : ", ") sprintf("%s %.0f %%%s", what, d, d > 10 ? " ⚠" : "")
-        if (d > 10) printf "%s (%s conns): %s of A1 and A2 differ by %.0f %%\n", name[k], conns[k], what, d >> warnf
+        if (d > 10) printf "%s%s: %s of A1 and A2 differ by %.0f %%\n", name[k], conns[k] == "-" ? "" : " (" conns[k] " conns)", what, d >> warnf
         return out
       }
       { k = $2 SUBSEP $3
