@@ -26,8 +26,8 @@
 #                     with scripts/ferretdb.sh, built from the Go module proxy)
 #   BENCH_QUICK=1     CI smoke run: 1 s per scenario, no warm-up, small stores;
 #                     exits non-zero unless every scenario completed with zero errors
-#   BENCH_BASELINE_BIN A/B mode: every selected scenario runs three times, each on a
-#                     fresh server and a freshly seeded store: this baseline binary (A1),
+#   BENCH_BASELINE_BIN A/B mode: every server start of a scenario runs three times in a
+#                     row, each on a fresh server and a freshly seeded store: this baseline binary (A1),
 #                     the new one (B: BENCH_BIN or target/release/portcullis), the
 #                     baseline again (A2); results.md gains a table of new vs the mean
 #                     of A1 and A2 (ratios), with a warning where A1 and A2 differ > 10 %
@@ -119,7 +119,7 @@ if [[ -n $PROFILE ]]; then
     command -v "$tool" >/dev/null || die "$tool is required for BENCH_PROFILE (apt-get install valgrind)"
   done
 fi
-# Run tag: "" normally; A1, B, A2 in A/B mode (set by the main loop).
+# Run tag: "" normally; A1, B, A2 in A/B mode (set by ab).
 AB_TAG=""
 bin_id() { # path: short sha256 and mtime, to tell binaries apart in results.md
   # shellcheck disable=SC2016 # the backticks are Markdown
@@ -158,7 +158,7 @@ FAILURES=0
   echo "- mode: $([[ $QUICK == 1 ]] && echo 'QUICK (smoke run; figures not meaningful)' || echo full)"
   if [[ $AB == 1 ]]; then
     echo "- A/B: baseline (A1, A2) $(bin_id "$BASE_BIN"); new (B) $(bin_id "$NEW_BIN")"
-    echo "- A/B: each scenario runs A1, B, A2 in turn, each on a fresh server and a freshly seeded store (same recipe); rows below are tagged with their run"
+    echo "- A/B: each unit of a scenario (one server start) runs A1, B, A2 in a row, each on a fresh server and a freshly seeded store (same recipe); rows below are tagged with their run"
   else
     echo "- binary: $(bin_id "$BIN")"
   fi
@@ -293,7 +293,7 @@ warmup() { # SCRIPT CONNS [THREADS]
     -s "$BENCH_LUA_DIR/$1" "$URL" >"$TMP/warmup.txt" 2>&1 || true
 }
 
- # In A/B mode every row is also kept for the A/B table: run, scenario, conns,
+# In A/B mode every row is also kept for the A/B table: run, scenario, conns,
 # req/s, p99 ms, fraction of the bcrypt limit (ROW_FRAC, login rows only).
 AB_TSV="$TMP/ab.tsv"
 : >"$AB_TSV"
