@@ -316,7 +316,14 @@ tag_label() { # scenario label, prefixed with the run in A/B mode
 row() {
   local errs=$R_ERR
   [[ $R_OK == 1 ]] || errs="no result"
-  ab_record "$2" "$3" "$R_RPS" "$R_P99" "${ROW_FRAC:--}"
+  if [[ $R_OK == 1 ]] && awk -v r="$R_RPS" 'BEGIN{exit !(r == 0)}'; then
+    # Nothing completed in the window (a 1 s quick run at cost 12 on a busy
+    # machine): no figure, rather than 0 req/s and a p99 of 0 ms.
+    log "WARNING: ${AB_TAG:+$AB_TAG }$2: no request completed in the measured window"
+    ab_record "$2" "$3" - - -
+  else
+    ab_record "$2" "$3" "$R_RPS" "$R_P99" "${ROW_FRAC:--}"
+  fi
   printf '| %s | %s | %s | %.1f | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s |\n' \
     "$1" "$(tag_label "$2")" "$3" "$R_RPS" "$R_P50" "$R_P99" "$R_P999" "$errs" "$R_RSS_MB" "$R_CPU" "$R_WRK_CPU" "$R_OTHER_CPU" "$4" "$5" >>"$RESULTS"
   if [[ $R_OK != 1 || $R_ERR != 0 || ${R_FALLBACK:-0} != 0 ]]; then
@@ -753,9 +760,12 @@ if [[ $AB == 1 && -s $AB_TSV ]]; then
       END {
         for (i = 1; i <= n; i++) {
           k = order[i]; spread = ""
+          # rows with no req/s in some run (start-up has none by design: conns "-")
+          incomplete = conns[k] != "-" && (!isnum(rps[k, "A1"]) || !isnum(rps[k, "B"]) || !isnum(rps[k, "A2"]))
           r = cells(rps[k, "B"], rps[k, "A1"], rps[k, "A2"], "req/s", 1)
           p = cells(p99[k, "B"], p99[k, "A1"], p99[k, "A2"], "p99", 1)
           l = cells(frac[k, "B"], frac[k, "A1"], frac[k, "A2"], "× limit", 0)
+          if (incomplete) spread = spread (spread == "" ? "" : ", ") "a run completed no request"
           printf "| %s | %s | %s | %s | %s | %s |\n", name[k], conns[k], r, p, l, spread
         }
       }' "$AB_TSV"
