@@ -26,6 +26,17 @@
 #                     with scripts/ferretdb.sh, built from the Go module proxy)
 #   BENCH_QUICK=1     CI smoke run: 1 s per scenario, no warm-up, small stores;
 #                     exits non-zero unless every scenario completed with zero errors
+#   BENCH_BASELINE_BIN A/B mode: every server start of a scenario runs three times in a
+#                     row, each on a fresh server and a freshly seeded store: this baseline binary (A1),
+#                     the new one (B: BENCH_BIN or target/release/portcullis), the
+#                     baseline again (A2); results.md gains a table of new vs the mean
+#                     of A1 and A2 (ratios), with a warning where A1 and A2 differ > 10 %
+#   BENCH_STANDARD=0  drop the wrk -t1 -c16 rows of GET /v1/me and refresh (the one
+#                     method of published comparisons); on by default, quick run too
+#   BENCH_PROFILE=me  after the scenarios, GET /v1/me under valgrind --tool=callgrind:
+#                     instructions per request and the top functions (both binaries in
+#                     A/B mode); BENCH_SCENARIOS=none runs the profile alone
+#   BENCH_PROFILE_REQUESTS requests of the profile (default 2000; quick: 200)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -41,6 +52,8 @@ if [[ $QUICK == 1 ]]; then
   STARTUPS=1
   IDLE_WAIT=0.5
   LONG=1 # login at cost 12 runs LONG x DURATION
+  ISO_LEAD=1 # isolation: seconds of logins before GET /v1/me starts (and after it ends)
+  PROFILE_REQUESTS=${BENCH_PROFILE_REQUESTS:-200}
 else
   DURATION=${BENCH_DURATION:-10}
   WARMUP=${BENCH_WARMUP:-3}
@@ -52,7 +65,11 @@ else
   STARTUPS=5
   IDLE_WAIT=1
   LONG=2
+  ISO_LEAD=2
+  PROFILE_REQUESTS=${BENCH_PROFILE_REQUESTS:-2000}
 fi
+STANDARD=${BENCH_STANDARD:-1}
+PROFILE=${BENCH_PROFILE:-}
 SCENARIOS=${BENCH_SCENARIOS:-startup,login,me,refresh,register,isolation,scale,backends}
 THREADS=${BENCH_THREADS:-2}
 SCALE_COST=${BENCH_SCALE_COST:-10}
@@ -85,6 +102,29 @@ else
   BIN="$ROOT/target/release/portcullis"
 fi
 [[ -x $BIN ]] || die "no binary at $BIN"
+NEW_BIN=$BIN
+BASE_BIN=""
+AB=0
+if [[ -n ${BENCH_BASELINE_BIN:-} ]]; then
+  BASE_BIN=$(realpath "$BENCH_BASELINE_BIN")
+  [[ -x $BASE_BIN ]] || die "no baseline binary at $BASE_BIN"
+  AB=1
+fi
+case $PROFILE in
+  "" | me) ;;
+  *) die "BENCH_PROFILE=$PROFILE: only 'me' is supported" ;;
+esac
+if [[ -n $PROFILE ]]; then
+  for tool in valgrind callgrind_control; do
+    command -v "$tool" >/dev/null || die "$tool is required for BENCH_PROFILE (apt-get install valgrind)"
+  done
+fi
+# Run tag: "" normally; A1, B, A2 in A/B mode (set by ab).
+AB_TAG=""
+bin_id() { # path: short sha256 and mtime, to tell binaries apart in results.md
+  # shellcheck disable=SC2016 # the backticks are Markdown
+  printf '`%s` (sha256 %s, built %s)' "$1" "$(sha256sum "$1" | cut -c1-12)" "$(date -u -r "$1" '+%Y-%m-%d %H:%M UTC')"
+}
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-bench.XXXXXX")
 OUT=${BENCH_OUT:-$TMP/out}
@@ -116,6 +156,12 @@ FAILURES=0
   echo "- wrk: $(wrk --version 2>&1 | head -1 | awk '{print $1, $2}'), $THREADS threads, timeout 30 s; warm-up ${WARMUP} s, measured ${DURATION} s (login at cost 12: $((DURATION * LONG)) s)"
   echo "- CPU columns are % of one core over the measured window (${CORES} cores = $((CORES * 100)) %): the server, the measuring wrk, and everything else on the machine (other builds; the background wrk of scenario 5)"
   echo "- mode: $([[ $QUICK == 1 ]] && echo 'QUICK (smoke run; figures not meaningful)' || echo full)"
+  if [[ $AB == 1 ]]; then
+    echo "- A/B: baseline (A1, A2) $(bin_id "$BASE_BIN"); new (B) $(bin_id "$NEW_BIN")"
+    echo "- A/B: each unit of a scenario (one server start) runs A1, B, A2 in a row, each on a fresh server and a freshly seeded store (same recipe); rows below are tagged with their run"
+  else
+    echo "- binary: $(bin_id "$BIN")"
+  fi
   echo
   echo "| # | scenario | conns | req/s | p50 ms | p99 ms | p99.9 ms | errors | server peak RSS MB | server CPU % | wrk CPU % | other CPU % | load avg at start | notes |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
@@ -208,7 +254,7 @@ login_tokens() { # n users field
 # and the server's peak RSS / CPU% over the run in R_RSS_MB / R_CPU.
 run_wrk() {
   local name=$1 script=$2 conns=$3 secs=$4 threads=${5:-$THREADS}
-  local out="$OUT/$name.wrk.txt" samples="$TMP/$name.rss" t0 t1 c0 c1 b0 b1 sampler line wrk_s
+  local out="$OUT/${AB_TAG:+$AB_TAG-}$name.wrk.txt" samples="$TMP/$name.rss" t0 t1 c0 c1 b0 b1 sampler line wrk_s
   ((conns < threads)) && threads=$conns
   : >"$samples"
   (while kill -0 "$SERVER_PID" 2>/dev/null; do rss_kb "$SERVER_PID" >>"$samples"; sleep 0.25; done) &
@@ -239,25 +285,52 @@ run_wrk() {
     'BEGIN{o = ((b - c)/hz - s)/(ns/1e9)*100; if (o < 0) o = 0; printf "%.0f", o}')
 }
 
-warmup() { # SCRIPT CONNS
+warmup() { # SCRIPT CONNS [THREADS]
   ((WARMUP > 0)) || return 0
-  local threads=$THREADS
+  local threads=${3:-$THREADS}
   (($2 < threads)) && threads=$2
   BENCH_THREADS=$threads wrk -t"$threads" -c"$2" -d"${WARMUP}s" --timeout 30s \
     -s "$BENCH_LUA_DIR/$1" "$URL" >"$TMP/warmup.txt" 2>&1 || true
+}
+
+# In A/B mode every row is also kept for the A/B table: run, scenario, conns,
+# req/s, p99 ms, fraction of the bcrypt limit (ROW_FRAC, login rows only).
+AB_TSV="$TMP/ab.tsv"
+: >"$AB_TSV"
+ROW_FRAC=""
+ab_record() { # scenario conns rps p99 frac
+  [[ $AB == 1 ]] || return 0
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$AB_TAG" "$1" "$2" "$3" "$4" "$5" >>"$AB_TSV"
+}
+# True for the run whose figures feed the Targets section: the only run, or B.
+reported_run() { [[ -z $AB_TAG || $AB_TAG == B ]]; }
+tag_label() { # scenario label, prefixed with the run in A/B mode
+  case $AB_TAG in
+    A1 | A2) echo "**$AB_TAG** baseline: $1" ;;
+    B) echo "**B** new: $1" ;;
+    *) echo "$1" ;;
+  esac
 }
 
 # row NUM SCENARIO CONNS LOAD NOTES ; from the last run_wrk
 row() {
   local errs=$R_ERR
   [[ $R_OK == 1 ]] || errs="no result"
+  if [[ $R_OK == 1 ]] && awk -v r="$R_RPS" 'BEGIN{exit !(r == 0)}'; then
+    # Nothing completed in the window (a 1 s quick run at cost 12 on a busy
+    # machine): no figure, rather than 0 req/s and a p99 of 0 ms.
+    log "WARNING: ${AB_TAG:+$AB_TAG }$2: no request completed in the measured window"
+    ab_record "$2" "$3" - - -
+  else
+    ab_record "$2" "$3" "$R_RPS" "$R_P99" "${ROW_FRAC:--}"
+  fi
   printf '| %s | %s | %s | %.1f | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s |\n' \
-    "$1" "$2" "$3" "$R_RPS" "$R_P50" "$R_P99" "$R_P999" "$errs" "$R_RSS_MB" "$R_CPU" "$R_WRK_CPU" "$R_OTHER_CPU" "$4" "$5" >>"$RESULTS"
+    "$1" "$(tag_label "$2")" "$3" "$R_RPS" "$R_P50" "$R_P99" "$R_P999" "$errs" "$R_RSS_MB" "$R_CPU" "$R_WRK_CPU" "$R_OTHER_CPU" "$4" "$5" >>"$RESULTS"
   if [[ $R_OK != 1 || $R_ERR != 0 || ${R_FALLBACK:-0} != 0 ]]; then
     FAILURES=$((FAILURES + 1))
-    log "FAILED: $2 (errors=$errs, fallback logins=${R_FALLBACK:-0})"
+    log "FAILED: ${AB_TAG:+$AB_TAG }$2 (errors=$errs, fallback logins=${R_FALLBACK:-0})"
   fi
-  log "$2: ${R_RPS} req/s p50 ${R_P50} ms p99 ${R_P99} ms p99.9 ${R_P999} ms errors ${errs}"
+  log "${AB_TAG:+$AB_TAG }$2: ${R_RPS} req/s p50 ${R_P50} ms p99 ${R_P99} ms p99.9 ${R_P999} ms errors ${errs}"
 }
 
 # Lines that go under the table.
@@ -266,29 +339,65 @@ NOTES="$TMP/notes.md"
 note() { echo "- $*" >>"$NOTES"; log "$*"; }
 
 # --- scenarios ----------------------------------------------------------------
+# Each scenario sc_NAME runs one or more units (functions that start their own
+# server with $BIN) through `ab`: in A/B mode each unit runs three times in a
+# row (A1 baseline, B new, A2 baseline), so A1 and A2 bracket B closely.
+ab() { # unit args...
+  if [[ $AB == 1 ]]; then
+    for AB_TAG in A1 B A2; do
+      if [[ $AB_TAG == B ]]; then BIN=$NEW_BIN; else BIN=$BASE_BIN; fi
+      log "run $AB_TAG of $1 ($BIN)"
+      "$@"
+      stop_server
+    done
+    AB_TAG=""
+    BIN=$NEW_BIN
+  else
+    "$@"
+    stop_server
+  fi
+}
 log "temp dir $TMP; results in $OUT"
-pc "$TMP/unused" 12 keys generate >/dev/null
+KEYGEN_BIN=$BIN
+[[ $AB == 1 ]] && KEYGEN_BIN=$BASE_BIN # the older binary writes keys both can read
+settings "$TMP/unused" 12
+env "${ENVV[@]}" "$KEYGEN_BIN" keys generate >/dev/null
 
-STARTUP_SAMPLES=()
-if has_scenario startup; then
+# data_dir NAME COST [USERS]: the store NAME of this run (per A/B tag), seeded
+# with USERS (default LOGIN_USERS) users at COST when it does not exist yet.
+data_dir() {
+  local d="$TMP/data${AB_TAG:+-$AB_TAG}-$1"
+  [[ -d $d ]] || seed "$d" "$2" 0 "${3:-$LOGIN_USERS}"
+  echo "$d"
+}
+fresh_data() { # NAME COST [USERS]: the same, always freshly seeded
+  rm -rf "$TMP/data${AB_TAG:+-$AB_TAG}-$1"
+  data_dir "$@"
+}
+
+startup_run() {
+  local load rss="" med samples=()
   load=$(loadavg)
   for _ in $(seq 1 "$STARTUPS"); do
     rm -rf "$TMP/empty"
     start_server "$TMP/empty" 12
-    STARTUP_SAMPLES+=("$STARTUP_MS")
+    samples+=("$STARTUP_MS")
     rss=$IDLE_RSS_MB
     stop_server
   done
-  med=$(printf '%s\n' "${STARTUP_SAMPLES[@]}" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
-  echo "$med" >"$TMP/startup_ms"; echo "$rss" >"$TMP/idle_rss"
-  printf '| 7 | idle RSS / start-up (empty store) | - | - | - | - | - | - | %s (idle) | - | - | - | %s | process start to first 200 on /healthz: median %s ms of %s starts (%s ms) |\n' \
-    "$rss" "$load" "$med" "$STARTUPS" "$(IFS=,; echo "${STARTUP_SAMPLES[*]}")" >>"$RESULTS"
-  log "start-up median ${med} ms; idle RSS ${rss} MB"
-fi
+  med=$(printf '%s\n' "${samples[@]}" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
+  if reported_run; then echo "$med" >"$TMP/startup_ms"; echo "$rss" >"$TMP/idle_rss"; fi
+  ab_record "start-up to first 200, ms (median; in the p99 columns)" - - "$med" -
+  printf '| 7 | %s | - | - | - | - | - | - | %s (idle) | - | - | - | %s | process start to first 200 on /healthz: median %s ms of %s starts (%s ms) |\n' \
+    "$(tag_label "idle RSS / start-up (empty store)")" "$rss" "$load" "$med" "$STARTUPS" "$(IFS=,; echo "${samples[*]}")" >>"$RESULTS"
+  log "${AB_TAG:+$AB_TAG }start-up median ${med} ms; idle RSS ${rss} MB"
+}
 
-login_scenario() { # cost secs
-  local cost=$1 secs=$2 data="$TMP/data-c$1" t t1 t2 tp limit par frac load
-  if [[ ! -d $data ]]; then seed "$data" "$cost" 0 "$LOGIN_USERS"; fi
+# login_run COST SECS CONNS THREADS LABEL: POST /v1/sessions on a fresh server,
+# compared with the bcrypt limit measured just before and after.
+login_run() {
+  local cost=$1 secs=$2 conns=$3 threads=$4 label=$5 data t t1 t2 tp limit par frac load
+  data=$(data_dir "c$cost" "$cost")
   start_server "$data" "$cost"
   load=$(loadavg)
   # One verify, timed before and after the run (the mean is used: the
@@ -298,83 +407,120 @@ login_scenario() { # cost secs
   t1=$(bcrypt_secs "$cost")
   tp=$(bcrypt_secs "$cost" "$CORES")
   export BENCH_USERS=$LOGIN_USERS
-  warmup login.lua "$LOGIN_CONNS"; settle
-  run_wrk "login-c$cost" login.lua "$LOGIN_CONNS" "$secs"
+  warmup login.lua "$conns" "$threads"; settle
+  run_wrk "login-c$cost-n$conns" login.lua "$conns" "$secs" "$threads"
   settle
   t2=$(bcrypt_secs "$cost")
   t=$(awk -v a="$t1" -v b="$t2" 'BEGIN{printf "%.6f", (a + b) / 2}')
   limit=$(awk -v c="$CORES" -v t="$t" 'BEGIN{printf "%.2f", c/t}')
   par=$(awk -v c="$CORES" -v t="$tp" 'BEGIN{printf "%.2f", c/t}')
-  frac=$(awk -v r="$R_RPS" -v l="$limit" 'BEGIN{printf "%.2f", r/l}')
-  echo "$frac" >"$TMP/frac-c$cost"
-  row 1 "POST /v1/sessions, cost $cost" "$LOGIN_CONNS" "$load" \
-    "one verify $(awk -v a="$t1" -v b="$t2" 'BEGIN{printf "%.1f ms (%.1f before, %.1f after)", (a+b)*500, a*1000, b*1000}') → bcrypt limit $CORES/t = $limit/s; **$frac × limit** ($CORES verifying at once, outside the server: $par/s)"
+  frac=$(awk -v r="$R_RPS" -v l="$limit" 'BEGIN{printf "%.3f", r/l}')
+  if reported_run; then echo "$frac" >"$TMP/frac-c$cost-n$conns"; fi
+  ROW_FRAC=$frac
+  row 1 "$label" "$conns" "$load" \
+    "wrk -t$((conns < threads ? conns : threads)); one verify $(awk -v a="$t1" -v b="$t2" 'BEGIN{printf "%.1f ms (%.1f before, %.1f after)", (a+b)*500, a*1000, b*1000}') → bcrypt limit $CORES/t = $limit/s; **$frac × limit** ($CORES verifying at once, outside the server: $par/s)"
+  ROW_FRAC=""
 }
 
-if has_scenario login; then
-  login_scenario 12 $((DURATION * LONG))
-  login_scenario 10 "$DURATION"
-fi
+sc_startup() { ab startup_run; }
+sc_login() {
+  ab login_run 12 $((DURATION * LONG)) "$LOGIN_CONNS" "$THREADS" "POST /v1/sessions, cost 12"
+  ab login_run 10 "$DURATION" "$LOGIN_CONNS" "$THREADS" "POST /v1/sessions, cost 10"
+  # Issue 16's target: cost 10 at 2 and at 16 connections, one wrk thread.
+  ab login_run 10 "$DURATION" 2 1 "POST /v1/sessions, cost 10, wrk -t1"
+  ab login_run 10 "$DURATION" 16 1 "POST /v1/sessions, cost 10, wrk -t1"
+}
 
-if has_scenario me || has_scenario refresh || has_scenario register; then
-  data="$TMP/data-c$REGISTER_COST"
-  [[ -d $data ]] || seed "$data" "$REGISTER_COST" 0 "$LOGIN_USERS"
+me_run() {
+  local data load
+  data=$(fresh_data "${FUNCNAME[0]%_run}-c$REGISTER_COST" "$REGISTER_COST")
   start_server "$data" "$REGISTER_COST"
   export BENCH_USERS=$LOGIN_USERS
-  if has_scenario me; then
+  load=$(loadavg)
+  login_tokens 32 "$LOGIN_USERS" access_token >"$TMP/me.tokens"
+  export BENCH_TOKENS_FILE="$TMP/me.tokens"
+  warmup me.lua "$CONNS"
+  run_wrk me me.lua "$CONNS" "$DURATION"
+  row 2 "GET /v1/me" "$CONNS" "$load" "32 users' access tokens, round robin; wrk -t$THREADS"
+  if [[ $STANDARD == 1 ]]; then
     load=$(loadavg)
-    login_tokens 32 "$LOGIN_USERS" access_token >"$TMP/me.tokens"
-    export BENCH_TOKENS_FILE="$TMP/me.tokens"
-    warmup me.lua "$CONNS"
-    run_wrk me me.lua "$CONNS" "$DURATION"
-    row 2 "GET /v1/me" "$CONNS" "$load" "32 users' access tokens, round robin"
+    warmup me.lua 16 1
+    run_wrk me-t1c16 me.lua 16 "$DURATION" 1
+    row 2 "GET /v1/me, wrk -t1" 16 "$load" "the published method: wrk -t1, 16 keep-alive connections; same tokens"
   fi
-  if has_scenario refresh; then
-    load=$(loadavg)
-    # Warm-up starts from sign-ins (fallback path); the measured run from
-    # 2 fresh sessions per connection, so no sign-in happens inside it.
-    export BENCH_TOKENS_FILE=/dev/null
-    if ((WARMUP > 0)); then warmup refresh.lua "$CONNS"; settle; fi
-    login_tokens $((CONNS * 2)) "$LOGIN_USERS" refresh_token >"$TMP/refresh.tokens"
-    export BENCH_TOKENS_FILE="$TMP/refresh.tokens"
-    run_wrk refresh refresh.lua "$CONNS" "$DURATION"
-    row 3 "POST /v1/sessions/refresh" "$CONNS" "$load" "rotation; each token used once; fallback sign-ins: ${R_FALLBACK}"
-  fi
-  if has_scenario register; then
-    load=$(loadavg)
-    BENCH_RUN_ID="w$(date +%s)"; export BENCH_RUN_ID
-    warmup register.lua "$CONNS"; settle
-    BENCH_RUN_ID="m$(date +%s)"; export BENCH_RUN_ID
-    run_wrk register register.lua "$CONNS" "$DURATION"
-    settle
-    row 4 "POST /v1/users, cost $REGISTER_COST" "$CONNS" "$load" "unique emails; zxcvbn + bcrypt hash at cost $REGISTER_COST + fsync'd insert"
-  fi
-fi
+}
 
-if has_scenario isolation; then
-  data="$TMP/data-c12"
-  [[ -d $data ]] || seed "$data" 12 0 "$LOGIN_USERS"
-  start_server "$data" 12
+refresh_run() {
+  local data load
+  data=$(fresh_data "${FUNCNAME[0]%_run}-c$REGISTER_COST" "$REGISTER_COST")
+  start_server "$data" "$REGISTER_COST"
+  export BENCH_USERS=$LOGIN_USERS
+  load=$(loadavg)
+  # Warm-up starts from sign-ins (fallback path); the measured run from
+  # 2 fresh sessions per connection, so no sign-in happens inside it.
+  export BENCH_TOKENS_FILE=/dev/null
+  if ((WARMUP > 0)); then warmup refresh.lua "$CONNS"; settle; fi
+  login_tokens $((CONNS * 2)) "$LOGIN_USERS" refresh_token >"$TMP/refresh.tokens"
+  export BENCH_TOKENS_FILE="$TMP/refresh.tokens"
+  run_wrk refresh refresh.lua "$CONNS" "$DURATION"
+  row 3 "POST /v1/sessions/refresh" "$CONNS" "$load" "rotation; each token used once; wrk -t$THREADS; fallback sign-ins: ${R_FALLBACK}"
+  if [[ $STANDARD == 1 ]]; then
+    load=$(loadavg)
+    login_tokens 32 "$LOGIN_USERS" refresh_token >"$TMP/refresh.tokens"
+    run_wrk refresh-t1c16 refresh.lua 16 "$DURATION" 1
+    row 3 "POST /v1/sessions/refresh, wrk -t1" 16 "$load" "the published method: wrk -t1, 16 keep-alive connections; fallback sign-ins: ${R_FALLBACK}"
+  fi
+}
+
+register_run() {
+  local data load
+  data=$(fresh_data "${FUNCNAME[0]%_run}-c$REGISTER_COST" "$REGISTER_COST")
+  start_server "$data" "$REGISTER_COST"
+  export BENCH_USERS=$LOGIN_USERS
+  load=$(loadavg)
+  BENCH_RUN_ID="w$(date +%s)"; export BENCH_RUN_ID
+  warmup register.lua "$CONNS"; settle
+  BENCH_RUN_ID="m$(date +%s)"; export BENCH_RUN_ID
+  run_wrk register register.lua "$CONNS" "$DURATION"
+  settle
+  row 4 "POST /v1/users, cost $REGISTER_COST" "$CONNS" "$load" "unique emails; zxcvbn + bcrypt hash at cost $REGISTER_COST + fsync'd insert"
+}
+
+# iso_run COST LOGIN_CONNS LOGIN_THREADS LABEL: logins saturate the bcrypt pool
+# for the whole window; GET /v1/me runs inside it (2 connections, 1 thread),
+# starting ISO_LEAD s later and ending ISO_LEAD s before the logins stop.
+iso_run() {
+  local cost=$1 lconns=$2 lthreads=$3 label=$4 data load bg iso_login iso_secs lout
+  data=$(data_dir "c$cost" "$cost")
+  start_server "$data" "$cost"
   export BENCH_USERS=$LOGIN_USERS
   load=$(loadavg)
   login_tokens 4 "$LOGIN_USERS" access_token >"$TMP/iso.tokens"
-  # Logins at cost 12 saturate the bcrypt pool for the whole window; GET
-  # /v1/me runs inside it (2 connections, 1 thread), starting 2 s later.
-  iso_secs=$((DURATION + 4))
-  BENCH_THREADS=$THREADS wrk -t"$THREADS" -c"$LOGIN_CONNS" -d"${iso_secs}s" --timeout 30s \
-    -s "$BENCH_LUA_DIR/login.lua" "$URL" >"$OUT/isolation-login.wrk.txt" 2>&1 &
+  iso_secs=$((DURATION + 2 * ISO_LEAD))
+  lout="$OUT/${AB_TAG:+$AB_TAG-}isolation-c$cost-login.wrk.txt"
+  BENCH_THREADS=$lthreads wrk -t"$lthreads" -c"$lconns" -d"${iso_secs}s" --timeout 30s \
+    -s "$BENCH_LUA_DIR/login.lua" "$URL" >"$lout" 2>&1 &
   bg=$!
-  sleep 2
+  sleep "$ISO_LEAD"
   export BENCH_TOKENS_FILE="$TMP/iso.tokens"
-  run_wrk isolation-me me.lua 2 "$DURATION" 1
+  run_wrk "isolation-c$cost-me" me.lua 2 "$DURATION" 1
   wait "$bg" || true
-  iso_login=$(grep '^BENCH_RESULT' "$OUT/isolation-login.wrk.txt" | sed -n 's/.* rps=\([^ ]*\).* errors=\([^ ]*\).*/\1 req\/s, errors \2/p')
+  iso_login=$(grep '^BENCH_RESULT' "$lout" | sed -n 's/.* rps=\([^ ]*\).* errors=\([^ ]*\).*/\1 req\/s, errors \2/p')
   [[ -n $iso_login ]] || { iso_login="no result"; FAILURES=$((FAILURES + 1)); }
-  grep -q '^BENCH_RESULT.* errors=0 ' "$OUT/isolation-login.wrk.txt" || { FAILURES=$((FAILURES + 1)); log "FAILED: isolation logins"; }
-  echo "$R_P99" >"$TMP/iso_p99"
-  row 5 "GET /v1/me while logins (cost 12) saturate the CPU" 2 "$load" "concurrent logins: $LOGIN_CONNS conns, $iso_login"
+  grep -q '^BENCH_RESULT.* errors=0 ' "$lout" || { FAILURES=$((FAILURES + 1)); log "FAILED: ${AB_TAG:+$AB_TAG }isolation logins (cost $cost)"; }
+  if reported_run; then echo "$R_P99" >"$TMP/iso_p99-c$cost"; fi
+  row 5 "$label" 2 "$load" "concurrent logins: $lconns conns (wrk -t$lthreads), $iso_login"
   settle
-fi
+}
+
+sc_me() { ab me_run; }
+sc_refresh() { ab refresh_run; }
+sc_register() { ab register_run; }
+sc_isolation() {
+  ab iso_run 12 "$LOGIN_CONNS" "$THREADS" "GET /v1/me while logins (cost 12) saturate the CPU"
+  # Issue 16's target: GET /v1/me p99 during a cost-10 sign-in storm (16 conns).
+  ab iso_run 10 16 1 "GET /v1/me during a sign-in storm (cost 10, 16 conns)"
+}
 
 # Logins of random users, then GET /v1/me with 32 users' tokens, on the
 # running server; p50/p99 of each kept in $TMP/NAME-login and $TMP/NAME-me.
@@ -386,42 +532,45 @@ login_then_me() {
   warmup login.lua "$LOGIN_CONNS"; settle
   run_wrk "$name-login" login.lua "$LOGIN_CONNS" "$DURATION"
   settle
-  echo "$R_P50 $R_P99" >"$TMP/$name-login"
+  if reported_run; then echo "$R_P50 $R_P99" >"$TMP/$name-login"; fi
   row "$num" "$4" "$LOGIN_CONNS" "$load" "$5"
   load=$(loadavg)
   login_tokens 32 "$users" access_token >"$TMP/$name.tokens"
   export BENCH_TOKENS_FILE="$TMP/$name.tokens"
   warmup me.lua "$CONNS"
   run_wrk "$name-me" me.lua "$CONNS" "$DURATION"
-  echo "$R_P50 $R_P99" >"$TMP/$name-me"
+  if reported_run; then echo "$R_P50 $R_P99" >"$TMP/$name-me"; fi
   row "$num" "$6" "$CONNS" "$load" "$7"
 }
 
-if has_scenario scale; then
-  data="$TMP/data-scale"
-  have=0
+sizes=()
+scale_run() {
+  local data have=0 n t0 seed_s
+  data="$TMP/data${AB_TAG:+-$AB_TAG}-scale"
+  rm -rf "$data"
   IFS=, read -r -a sizes <<<"$SCALE_SIZES"
   for n in "${sizes[@]}"; do
     stop_server
     t0=$(date +%s%N)
     seed "$data" "$SCALE_COST" "$have" $((n - have))
     seed_s=$(awk -v ns="$(($(date +%s%N) - t0))" 'BEGIN{printf "%.1f", ns/1e9}')
-    note "seeding users $have..$((n - 1)) (cost $SCALE_COST, batches of 10k, one fsync'd transaction each) took ${seed_s} s; store file $(du -m "$data/portcullis.redb" | cut -f1) MB"
+    note "${AB_TAG:+$AB_TAG: }seeding users $have..$((n - 1)) (cost $SCALE_COST, batches of 10k, one fsync'd transaction each) took ${seed_s} s; store file $(du -m "$data/portcullis.redb" | cut -f1) MB"
     have=$n
     start_server "$data" "$SCALE_COST"
-    note "with $n users: start-up to first 200 on /healthz ${STARTUP_MS} ms, idle RSS ${IDLE_RSS_MB} MB"
+    note "${AB_TAG:+$AB_TAG: }with $n users: start-up to first 200 on /healthz ${STARTUP_MS} ms, idle RSS ${IDLE_RSS_MB} MB"
     login_then_me "scale-$n" 6 "$n" \
       "scale: POST /v1/sessions, $n users, cost $SCALE_COST" "random user of the $n per request" \
       "scale: GET /v1/me, $n users" "32 random users' tokens"
   done
   stop_server
-fi
+}
 
-if has_scenario backends; then
+MONGO_URI=${BENCH_MONGODB_URI:-}
+backends_run() {
   # Login and GET /v1/me on the embedded store and on MongoDB, same machine,
   # same run, same settings.
-  MONGO_URI=${BENCH_MONGODB_URI:-}
-  if [[ -z $MONGO_URI ]]; then
+  local backend data store
+  if [[ -z $MONGO_URI && -z $FERRET_DIR ]]; then
     FERRET_DIR="$TMP/ferretdb"
     mkdir -p "$FERRET_DIR"
     MONGO_URI=$("$ROOT/scripts/ferretdb.sh" start "$FERRET_DIR" | tail -n 1) || MONGO_URI=""
@@ -433,42 +582,239 @@ if has_scenario backends; then
         FAILURES=$((FAILURES + 1))
         continue
       fi
-      EXTRA_ENV=(PORTCULLIS_MONGODB_URI="$MONGO_URI" PORTCULLIS_MONGODB_DB="portcullis_bench_$(date +%s)")
+      EXTRA_ENV=(PORTCULLIS_MONGODB_URI="$MONGO_URI" PORTCULLIS_MONGODB_DB="portcullis_bench_${AB_TAG:-x}_$(date +%s)")
     else
       EXTRA_ENV=()
     fi
-    data="$TMP/data-backend-$backend"
+    data="$TMP/data${AB_TAG:+-$AB_TAG}-backend-$backend"
+    rm -rf "$data"
     seed "$data" 10 0 "$LOGIN_USERS"
     start_server "$data" 10
     store=$(grep -o '"store":"[^"]*"' "$TMP/server.log" | tail -n 1 | cut -d'"' -f4)
-    note "backend $backend: store \`$store\`"
+    note "${AB_TAG:+$AB_TAG: }backend $backend: store \`$store\`"
     login_then_me "backend-$backend" 8 "$LOGIN_USERS" \
       "$backend store: POST /v1/sessions, cost 10" "$store" \
       "$backend store: GET /v1/me" "$store; token check reads the session"
     stop_server
   done
   EXTRA_ENV=()
+}
+
+sc_scale() { ab scale_run; }
+sc_backends() { ab backends_run; }
+
+# --- profile ------------------------------------------------------------------
+# profile_me LABEL: GET /v1/me under valgrind --tool=callgrind with $BIN.
+# Tokens come from sign-ins at cost 4 under valgrind (cheap there). Then the
+# counters are zeroed, PROFILE_IDLE_S of idle is dumped (the idle baseline), and
+# PROFILE_REQUESTS sequential requests on one keep-alive connection (curl) are
+# dumped. Instructions per request = (load Ir − idle Ir/s × load s) / requests.
+# Leaves PROF_IPR (Ir per request) and appends a section to $PROFILE_MD.
+PROFILE_MD="$TMP/profile.md"
+: >"$PROFILE_MD"
+PROFILE_IDLE_S=2
+cg_total() { awk '/^totals:/{print $2; exit}' "$1"; }
+# Self Ir per function of a callgrind dump, highest first: "Ir percent name".
+# (callgrind_annotate 3.19's self view puts the inclusive cost of the frames on
+# the stack, e.g. clone and the tokio worker loop, at the top for these Rust
+# binaries; summing the cost lines that do not follow a calls= line is exact:
+# the sum equals the dump's totals.)
+cg_self() { # file
+  awk '
+    function nm(s,   id) {
+      if (match(s, /^\([0-9]+\)/)) {
+        id = substr(s, 1, RLENGTH); s = substr(s, RLENGTH + 2)
+        if (s != "") names[id] = s
+        return names[id]
+      }
+      return s
+    }
+    /^fn=/ { cur = nm(substr($0, 4)); next }
+    /^cfn=/ { nm(substr($0, 5)); next }
+    /^calls=/ { skip = 1; next }
+    /^[0-9+*-]/ { if (skip) { skip = 0; next } self[cur] += $NF; tot += $NF; next }
+    END { for (f in self) printf "%d %.2f%% %s\n", self[f], self[f] / tot * 100, substr(f, 1, 160) }' "$1" |
+    sort -k1,1nr
+}
+me_curl_config() { # n file: curl config of n GET /v1/me, tokens from $toks round robin
+  local j
+  : >"$2"
+  for ((j = 0; j < $1; j++)); do
+    ((j > 0)) && echo "next" >>"$2"
+    printf 'url = "%s/v1/me"\nheader = "Authorization: Bearer %s"\noutput = "/dev/null"\nwrite-out = "%%{http_code} %%{num_connects}\\n"\nsilent\n' \
+      "$URL" "${toks[j % 32]}" >>"$2"
+  done
+}
+profile_me() {
+  local label=$1 data="$TMP/data-profile-$1" prefix="$OUT/callgrind-me-$1" cfg="$TMP/profile-$1.curl"
+  local code="" ok idle_ir load_ir t0 t1 load_s ipr pid
+  rm -rf "$data" "$prefix".*
+  seed "$data" 4 0 32
+  stop_server
+  settings "$data" 4
+  (cd "$TMP" && exec env "${ENVV[@]}" valgrind --tool=callgrind --callgrind-out-file="$prefix.%p" \
+    "$BIN" serve) >>"$TMP/server.log" 2>"$TMP/valgrind-$label.log" &
+  SERVER_PID=$!
+  pid=$SERVER_PID
+  for _ in $(seq 1 600); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$URL/healthz" || true)
+    [[ $code == 200 ]] && break
+    kill -0 "$pid" 2>/dev/null || die "server under valgrind exited; see $TMP/valgrind-$label.log"
+    sleep 0.2
+  done
+  [[ $code == 200 ]] || die "server under valgrind did not answer /healthz in 120 s"
+  BENCH_USERS=32 login_tokens 32 32 access_token >"$TMP/profile.tokens"
+  mapfile -t toks <"$TMP/profile.tokens"
+  ((${#toks[@]} == 32)) || die "profile: sign-ins under valgrind failed"
+  # One curl, one connection: each URL with its own token (round robin over 32 users).
+  me_curl_config "$PROFILE_REQUESTS" "$cfg"
+  # One round of the 32 tokens first, so one-time work (first use of each
+  # token, lazy statics, caches) stays outside the count.
+  me_curl_config 32 "$cfg.warm"
+  curl -K "$cfg.warm" >/dev/null 2>&1 || true
+  callgrind_control -z "$pid" >/dev/null 2>&1
+  sleep "$PROFILE_IDLE_S"
+  callgrind_control -d "$pid" >/dev/null 2>&1 # dump 1: idle
+  t0=$(date +%s%N)
+  curl -K "$cfg" >"$TMP/profile-$label.codes" 2>&1 || true
+  t1=$(date +%s%N)
+  callgrind_control -d "$pid" >/dev/null 2>&1 # dump 2: load
+  stop_server
+  ok=$(grep -c '^200 ' "$TMP/profile-$label.codes" || true)
+  local conns
+  conns=$(awk '{s += $2} END{print s + 0}' "$TMP/profile-$label.codes")
+  if ((ok != PROFILE_REQUESTS)); then
+    FAILURES=$((FAILURES + 1))
+    log "FAILED: profile $label: $ok of $PROFILE_REQUESTS requests answered 200"
+  fi
+  idle_ir=$(cg_total "$prefix.$pid.1")
+  load_ir=$(cg_total "$prefix.$pid.2")
+  load_s=$(awk -v ns="$((t1 - t0))" 'BEGIN{printf "%.3f", ns/1e9}')
+  ipr=$(awk -v l="$load_ir" -v i="$idle_ir" -v is="$PROFILE_IDLE_S" -v s="$load_s" -v n="$PROFILE_REQUESTS" \
+    'BEGIN{printf "%.0f", (l - i / is * s) / n}')
+  PROF_IPR=$ipr
+  cg_self "$prefix.$pid.2" >"$OUT/profile-me-$label-self.txt"
+  {
+    echo "### $label: $(bin_id "$BIN")"
+    echo
+    echo "- $PROFILE_REQUESTS × \`GET /v1/me\` (32 users' tokens, round robin) on one keep-alive connection (curl; $conns new connection(s)), $ok answered 200, in $load_s s under callgrind"
+    echo "- Ir during the load: $load_ir; idle: $idle_ir in ${PROFILE_IDLE_S} s (subtracted pro rata: $(awk -v i="$idle_ir" -v is="$PROFILE_IDLE_S" -v s="$load_s" 'BEGIN{printf "%.0f", i / is * s}'))"
+    echo "- **$ipr instructions per request** (all server threads)"
+    echo "- top functions by self Ir (Ir, % of the load, function; whole list: \`profile-me-$label-self.txt\`; the call graph: \`$(basename "$prefix").$pid.2\` in kcachegrind or \`callgrind_annotate --tree=caller\`):"
+    echo
+    echo '```'
+    head -n 20 "$OUT/profile-me-$label-self.txt"
+    echo '```'
+    echo
+  } >>"$PROFILE_MD"
+  log "profile $label: $ipr instructions per GET /v1/me ($ok/$PROFILE_REQUESTS answered 200)"
+}
+
+# --- main loop ----------------------------------------------------------------
+for s in startup login me refresh register isolation scale backends; do
+  if has_scenario "$s"; then "sc_$s"; fi
+done
+
+if [[ $PROFILE == me ]]; then
+  if [[ $AB == 1 ]]; then
+    BIN=$BASE_BIN; profile_me baseline; base_ipr=$PROF_IPR
+    BIN=$NEW_BIN; profile_me new; new_ipr=$PROF_IPR
+    {
+      echo "- **new / baseline: $(awk -v n="$new_ipr" -v b="$base_ipr" 'BEGIN{printf "%.3f", n/b}')** instructions per request ($new_ipr vs $base_ipr)"
+      echo
+    } >>"$PROFILE_MD"
+  else
+    profile_me "$(basename "$BIN")"
+  fi
+fi
+
+# --- A/B table ----------------------------------------------------------------
+AB_WARN="$TMP/ab_warn"
+: >"$AB_WARN"
+if [[ $AB == 1 && -s $AB_TSV ]]; then
+  {
+    echo
+    echo "## A/B: new (B) vs baseline (mean of A1 and A2)"
+    echo
+    echo "Ratios are new / baseline: above 1 is better for req/s and × limit, below 1 is better for p99. \"A1↔A2\" is |A1 − A2| / their mean; above 10 % (⚠) the machine was too noisy for that figure."
+    echo
+    echo "| scenario | conns | req/s new | req/s baseline (A1, A2) | req/s ratio | p99 ms new | p99 ms baseline (A1, A2) | p99 ratio | × bcrypt limit new | × limit baseline (A1, A2) | A1↔A2 |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    awk -F'\t' -v warnf="$AB_WARN" '
+      function isnum(x) { return x ~ /^[0-9]+(\.[0-9]*)?$/ }
+      function f(x) { return x >= 100 ? sprintf("%.0f", x) : (x >= 10 ? sprintf("%.1f", x) : sprintf("%.2f", x)) }
+      # cells for one figure: new | baseline (A1, A2) [| ratio]; adds to spread
+      function cells(b, a1, a2, what, with_ratio,   base, d, out) {
+        if (!(isnum(b) && isnum(a1) && isnum(a2))) return with_ratio ? "– | – | –" : "– | –"
+        base = (a1 + a2) / 2
+        out = f(b) " | " f(base) " (" f(a1) ", " f(a2) ")"
+        if (with_ratio) out = out " | " (base > 0 ? sprintf("**%.2f×**", b / base) : "–")
+        d = base > 0 ? (a1 > a2 ? a1 - a2 : a2 - a1) / base * 100 : 0
+        spread = spread (spread == "" ? "" : ", ") sprintf("%s %.0f %%%s", what, d, d > 10 ? " ⚠" : "")
+        if (d > 10) printf "%s%s: %s of A1 and A2 differ by %.0f %%\n", name[k], conns[k] == "-" ? "" : " (" conns[k] " conns)", what, d >> warnf
+        return out
+      }
+      { k = $2 SUBSEP $3
+        if (!(k in seen)) { seen[k] = 1; order[++n] = k; name[k] = $2; conns[k] = $3 }
+        rps[k, $1] = $4; p99[k, $1] = $5; frac[k, $1] = $6 }
+      END {
+        for (i = 1; i <= n; i++) {
+          k = order[i]; spread = ""
+          # rows with no req/s in some run (start-up has none by design: conns "-")
+          incomplete = conns[k] != "-" && (!isnum(rps[k, "A1"]) || !isnum(rps[k, "B"]) || !isnum(rps[k, "A2"]))
+          r = cells(rps[k, "B"], rps[k, "A1"], rps[k, "A2"], "req/s", 1)
+          p = cells(p99[k, "B"], p99[k, "A1"], p99[k, "A2"], "p99", 1)
+          l = cells(frac[k, "B"], frac[k, "A1"], frac[k, "A2"], "× limit", 0)
+          if (incomplete) spread = spread (spread == "" ? "" : ", ") "a run completed no request"
+          printf "| %s | %s | %s | %s | %s | %s |\n", name[k], conns[k], r, p, l, spread
+        }
+      }' "$AB_TSV"
+  } >>"$RESULTS"
+  while IFS= read -r w; do log "WARNING (noisy machine): $w"; done <"$AB_WARN"
 fi
 
 # --- targets ------------------------------------------------------------------
 {
   echo
   cat "$NOTES"
+  if [[ -s $AB_WARN ]]; then
+    echo
+    echo "**Warning: the two baseline runs differ by more than 10 % (noisy machine); those ratios are not reliable:**"
+    echo
+    sed 's/^/- /' "$AB_WARN"
+  fi
+  if [[ -s $PROFILE_MD ]]; then
+    echo
+    echo "## Profile: \`GET /v1/me\` under callgrind (BENCH_PROFILE=me)"
+    echo
+    cat "$PROFILE_MD"
+  fi
   echo
   echo "## Targets"
   echo
+  [[ $AB == 1 ]] && echo "(figures of the new binary, run B)" && echo
   verdict() { if [[ $1 == 1 ]]; then echo "met"; else echo "**missed**"; fi; }
   for c in 12 10; do
-    if [[ -f $TMP/frac-c$c ]]; then
-      f=$(cat "$TMP/frac-c$c")
-      echo "- login ≥ 0.95 × bcrypt limit (cost $c): $f × — $(verdict "$(awk -v f="$f" 'BEGIN{print (f >= 0.95)}')")"
+    if [[ -f $TMP/frac-c$c-n$LOGIN_CONNS ]]; then
+      f=$(cat "$TMP/frac-c$c-n$LOGIN_CONNS")
+      echo "- login ≥ 0.95 × bcrypt limit (cost $c, $LOGIN_CONNS conns): $f × — $(verdict "$(awk -v f="$f" 'BEGIN{print (f >= 0.95)}')")"
     fi
   done
-  if [[ -f $TMP/iso_p99 ]]; then
-    p=$(cat "$TMP/iso_p99")
-    echo "- GET /v1/me p99 < 10 ms while logins saturate the CPU: $p ms — $(verdict "$(awk -v p="$p" 'BEGIN{print (p < 10)}')")"
+  for n in 2 16; do
+    if [[ -f $TMP/frac-c10-n$n ]]; then
+      f=$(cat "$TMP/frac-c10-n$n")
+      echo "- issue 16: sign-in at cost 10 ≥ 0.97 × bcrypt limit at $n connections (wrk -t1): $f × — $(verdict "$(awk -v f="$f" 'BEGIN{print (f >= 0.97)}')")"
+    fi
+  done
+  if [[ -f $TMP/iso_p99-c12 ]]; then
+    p=$(cat "$TMP/iso_p99-c12")
+    echo "- GET /v1/me p99 < 10 ms while logins (cost 12, $LOGIN_CONNS conns) saturate the CPU: $p ms — $(verdict "$(awk -v p="$p" 'BEGIN{print (p < 10)}')")"
   fi
-  if [[ -n ${sizes:-} ]] && ((${#sizes[@]} >= 2)); then
+  if [[ -f $TMP/iso_p99-c10 ]]; then
+    p=$(cat "$TMP/iso_p99-c10")
+    echo "- issue 16: GET /v1/me p99 < 10 ms during a sign-in storm (cost 10, 16 conns): $p ms — $(verdict "$(awk -v p="$p" 'BEGIN{print (p < 10)}')")"
+  fi
+  if ((${#sizes[@]} >= 2)); then
     small=${sizes[0]} big=${sizes[${#sizes[@]} - 1]}
     for kind in login me; do
       read -r s50 s99 <"$TMP/scale-$small-$kind"
