@@ -19,10 +19,9 @@
 //! that came after it waits for the same or a later flush.
 
 use std::cell::Cell;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use redb::{Database, Durability, WriteTransaction};
-use tokio::sync::watch;
 
 use super::other;
 use crate::store::{StoreError, StoreResult};
@@ -60,12 +59,13 @@ pub(super) fn tracking_writes<T>(f: impl FnOnce() -> T) -> (T, bool) {
 }
 
 /// The flush schedule: which durable commits have started and finished.
-#[derive(Debug)]
+/// Writers wait here on the blocking thread that ran their transaction (no
+/// extra hop through the async runtime); one of them runs each flush.
+#[derive(Debug, Default)]
 pub(super) struct GroupCommit {
     state: Mutex<Flushes>,
-    /// The number of the last flush that finished (successfully or not;
-    /// see [`Flushes::succeeded`]).
-    finished: watch::Sender<u64>,
+    /// Signalled when a flush finishes (successfully or not).
+    finished: Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -78,74 +78,44 @@ struct Flushes {
     succeeded: u64,
 }
 
-impl Default for GroupCommit {
-    fn default() -> Self {
-        Self {
-            state: Mutex::new(Flushes::default()),
-            finished: watch::Sender::new(0),
-        }
-    }
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Other(anyhow::anyhow!("group commit state poisoned"))
 }
 
 impl GroupCommit {
-    fn lock(&self) -> StoreResult<std::sync::MutexGuard<'_, Flushes>> {
-        self.state
-            .lock()
-            .map_err(|_| StoreError::Other(anyhow::anyhow!("group commit state poisoned")))
-    }
-
     /// Returns once every write committed before this call is durable.
     ///
     /// The flush that covers a write must begin after the write's commit,
     /// so the caller needs flush number `started + 1` (a flush running now
     /// may have begun before its commit). If no flush is running, the
     /// caller runs that flush itself; otherwise it waits for the running
-    /// one to finish and tries again, by when the next flush (run by
+    /// one to finish and looks again, by when the next flush (run by
     /// whichever waiter gets there first) carries every write that queued
-    /// meanwhile.
-    pub(super) async fn wait_durable(&self, db: &std::sync::Arc<Database>) -> StoreResult<()> {
-        let mut finished = self.finished.subscribe();
-        let target = self.lock()?.started + 1;
+    /// meanwhile. A failed flush fails only its leader's write; the others
+    /// wake, find no success and lead a new flush.
+    pub(super) fn wait_durable(&self, db: &Database) -> StoreResult<()> {
+        let mut s = self.state.lock().map_err(poisoned)?;
+        let target = s.started + 1;
         loop {
-            let lead = {
-                let mut s = self.lock()?;
-                if s.succeeded >= target {
-                    return Ok(());
-                }
-                if s.running {
-                    None
-                } else {
-                    s.running = true;
-                    s.started += 1;
-                    Some(s.started)
-                }
-            };
-            let Some(number) = lead else {
-                // Wakes when the running flush finishes (a finish between
-                // the check above and this call still wakes it: the watch
-                // remembers what this receiver has seen).
-                finished.changed().await.map_err(|_| {
-                    StoreError::Other(anyhow::anyhow!("group commit schedule dropped"))
-                })?;
-                continue;
-            };
-            let db = db.clone();
-            let flushed = tokio::task::spawn_blocking(move || flush(&db))
-                .await
-                .map_err(|e| StoreError::Other(anyhow::anyhow!("flush task failed: {e}")))
-                .and_then(|r| r);
-            {
-                let mut s = self.lock()?;
+            if s.succeeded >= target {
+                return Ok(());
+            }
+            if !s.running {
+                s.running = true;
+                s.started += 1;
+                let number = s.started;
+                drop(s);
+                let flushed = flush(db);
+                let mut s = self.state.lock().map_err(poisoned)?;
                 s.running = false;
                 if flushed.is_ok() {
                     s.succeeded = number;
                 }
+                drop(s);
+                self.finished.notify_all();
+                return flushed;
             }
-            self.finished.send_replace(number);
-            // A failed flush fails the writes that were waiting on it only
-            // through their own attempt: each waiter wakes, finds no
-            // success and leads a new flush, and reports its own error.
-            return flushed;
+            s = self.finished.wait(s).map_err(poisoned)?;
         }
     }
 }

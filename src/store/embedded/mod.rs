@@ -138,14 +138,16 @@ impl EmbeddedStore {
         F: FnOnce(&Database) -> StoreResult<T> + Send + 'static,
     {
         let db = self.db.clone();
-        let (result, wrote) =
-            tokio::task::spawn_blocking(move || commit::tracking_writes(|| f(&db)))
-                .await
-                .map_err(|e| StoreError::Other(anyhow::anyhow!("store task failed: {e}")))?;
-        if wrote {
-            self.commits.wait_durable(&self.db).await?;
-        }
-        result
+        let commits = self.commits.clone();
+        tokio::task::spawn_blocking(move || {
+            let (result, wrote) = commit::tracking_writes(|| f(&db));
+            if wrote {
+                commits.wait_durable(&db)?;
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("store task failed: {e}")))?
     }
 }
 
