@@ -231,6 +231,11 @@ impl TokenService {
         &self.issuer
     }
 
+    /// The `aud` of every token.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
     /// Signs an access token for a user's session.
     pub fn issue_access(
         &self,
