@@ -7,7 +7,7 @@ use poem::Request;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 
-use crate::service::{ClientInfo, Core, Error, Principal};
+use crate::service::{BearerToken, ClientInfo, Core, Error, Principal};
 
 /// `Authorization: Bearer <access token>`. The checker verifies the token,
 /// then that its session is still live; handlers that take this only run
@@ -26,6 +26,28 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
         .data::<Core>()
         .ok_or_else(|| poem::Error::from(Error::Unexpected(anyhow::anyhow!("no service state"))))?;
     core.authenticate(&bearer.token).await.map_err(Into::into)
+}
+
+/// `Authorization: Bearer <access token>`, the same scheme as
+/// [`BearerAuth`], for a handler that checks the session itself together
+/// with what it reads (`GET /v1/me`): the checker verifies the token's
+/// signature and claims only. What it hands over is a
+/// [`crate::service::BearerToken`], which only use cases that check the
+/// session accept, so a handler cannot skip the check by mistake.
+#[derive(SecurityScheme)]
+#[oai(
+    ty = "bearer",
+    bearer_format = "JWT",
+    checker = "check_token",
+    rename = "bearerAuth"
+)]
+pub struct BearerTokenAuth(pub BearerToken);
+
+async fn check_token(req: &Request, bearer: Bearer) -> poem::Result<BearerToken> {
+    let core = req
+        .data::<Core>()
+        .ok_or_else(|| poem::Error::from(Error::Unexpected(anyhow::anyhow!("no service state"))))?;
+    core.verify_bearer(&bearer.token).map_err(Into::into)
 }
 
 /// `Authorization: Bearer <access token>` of a caller whose account holds

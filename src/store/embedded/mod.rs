@@ -14,6 +14,8 @@
 //! `security.rs`, `email.rs` (tickets and the mail queue), `ceremonies.rs`.
 
 mod avatars;
+// Session state in memory (issue 16).
+mod cache;
 mod credentials;
 mod email;
 mod once;
@@ -36,12 +38,15 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult, UserRecord};
 
 /// The redb-backed store.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// What the bearer check reads of sessions, invalidated by every
+    /// session write of this store (see `cache.rs`).
+    sessions: Arc<cache::SessionCache>,
 }
 
 fn encode<T: Serialize>(v: &T) -> StoreResult<Vec<u8>> {
@@ -120,7 +125,10 @@ impl EmbeddedStore {
         txn.open_table(email::MAIL_SENT)?;
         txn.open_table(ceremonies::CEREMONIES)?;
         txn.commit()?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self {
+            db: Arc::new(db),
+            sessions: Arc::new(cache::SessionCache::new(cache::DEFAULT_CAPACITY)),
+        })
     }
 
     /// Runs blocking database work off the async runtime.
@@ -139,6 +147,7 @@ impl EmbeddedStore {
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
+        let cache = self.sessions.clone();
         self.run(move |db| {
             let txn = db.begin_write().map_err(other)?;
             let sessions = sessions::purge_expired(&txn, now)?;
@@ -146,9 +155,19 @@ impl Store for EmbeddedStore {
             throttles::purge_expired(&txn, now)?;
             ceremonies::purge_expired(&txn, now)?;
             txn.commit().map_err(other)?;
+            cache.invalidate_expired(now);
             Ok(sessions)
         })
         .await
+    }
+
+    async fn live_session_user(
+        &self,
+        sid: &str,
+        user_id: &str,
+        now: i64,
+    ) -> StoreResult<(bool, Option<UserRecord>)> {
+        sessions::live(self, sid, user_id, now, true)
     }
 
     async fn ping(&self) -> StoreResult<()> {
