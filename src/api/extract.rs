@@ -28,12 +28,17 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
     core.authenticate(&bearer.token).await.map_err(Into::into)
 }
 
-/// `Authorization: Bearer <access token>`, the same scheme as
-/// [`BearerAuth`], for a handler that checks the session itself together
-/// with what it reads (`GET /v1/me`): the checker verifies the token's
-/// signature and claims only. What it hands over is a
-/// [`crate::service::BearerToken`], which only use cases that check the
-/// session accept, so a handler cannot skip the check by mistake.
+// The same scheme as `BearerAuth` (same name and, so that the published
+// spec does not change, the same description), for a handler that checks
+// the session itself together with what it reads (`GET /v1/me`, issue 16):
+// this checker verifies the token's signature and claims only, and hands
+// over a `service::BearerToken`, which only use cases that check the
+// session accept (`Core::me_checked`), so a handler cannot skip the check
+// by mistake. To the client the route is the same: a verified token of a
+// live session, or 401.
+/// `Authorization: Bearer <access token>`. The checker verifies the token,
+/// then that its session is still live; handlers that take this only run
+/// for a verified caller.
 #[derive(SecurityScheme)]
 #[oai(
     ty = "bearer",
