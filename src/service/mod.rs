@@ -28,6 +28,9 @@ mod email_keys;
 mod oauth;
 mod session_cap;
 mod throttle;
+// Lean read path (issue 16).
+#[cfg(test)]
+mod read_path_tests;
 
 use std::net::IpAddr;
 use std::sync::Arc;

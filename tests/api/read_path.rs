@@ -2,9 +2,9 @@
 //! embedded store, session state in memory. Revocation stays exact: a token
 //! whose session was revoked is refused by the next request after the
 //! revoking one returned, even when the token and its session were just
-//! served from the caches. Every test warms the caches first (two `GET
-//! /v1/me` and a `GET /v1/sessions`, the two bearer checkers) and runs on
-//! either backend.
+//! served from the caches. Every test warms the caches first (`GET /v1/me`,
+//! `GET /v1/sessions` and `GET /oauth/userinfo`, twice: both bearer
+//! checkers) and runs on either backend.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -16,6 +16,7 @@ async fn warm(app: &TestApp, at: &str) {
     for _ in 0..2 {
         assert_eq!(app.me_status(at).await, StatusCode::OK);
         assert_eq!(app.sessions(at).await.status(), StatusCode::OK);
+        assert_eq!(app.userinfo(at).await.status(), StatusCode::OK);
     }
 }
 
@@ -33,6 +34,13 @@ async fn assert_refused(app: &TestApp, at: &str, what: &str) {
         StatusCode::UNAUTHORIZED,
         "GET /v1/sessions after {what}"
     );
+    let r = app.userinfo(at).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "userinfo after {what}"
+    );
+    assert!(r.headers().contains_key("www-authenticate"), "{what}");
 }
 
 fn at(v: &Value) -> String {
