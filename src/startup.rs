@@ -106,6 +106,7 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
         settings: Arc::new(settings),
         store,
         tokens,
+        verified_tokens: Arc::default(),
         hasher,
         policy,
         clock,

@@ -7,7 +7,7 @@ use poem::Request;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 
-use crate::service::{ClientInfo, Core, Error, Principal};
+use crate::service::{BearerToken, ClientInfo, Core, Error, Principal};
 
 /// `Authorization: Bearer <access token>`. The checker verifies the token,
 /// then that its session is still live; handlers that take this only run
@@ -26,6 +26,33 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
         .data::<Core>()
         .ok_or_else(|| poem::Error::from(Error::Unexpected(anyhow::anyhow!("no service state"))))?;
     core.authenticate(&bearer.token).await.map_err(Into::into)
+}
+
+// The same scheme as `BearerAuth` (same name and, so that the published
+// spec does not change, the same description), for a handler that checks
+// the session itself together with what it reads (`GET /v1/me`, issue 16):
+// this checker verifies the token's signature and claims only, and hands
+// over a `service::BearerToken`, which only use cases that check the
+// session accept (`Core::me_checked`), so a handler cannot skip the check
+// by mistake. To the client the route is the same: a verified token of a
+// live session, or 401.
+/// `Authorization: Bearer <access token>`. The checker verifies the token,
+/// then that its session is still live; handlers that take this only run
+/// for a verified caller.
+#[derive(SecurityScheme)]
+#[oai(
+    ty = "bearer",
+    bearer_format = "JWT",
+    checker = "check_token",
+    rename = "bearerAuth"
+)]
+pub struct BearerTokenAuth(pub BearerToken);
+
+async fn check_token(req: &Request, bearer: Bearer) -> poem::Result<BearerToken> {
+    let core = req
+        .data::<Core>()
+        .ok_or_else(|| poem::Error::from(Error::Unexpected(anyhow::anyhow!("no service state"))))?;
+    core.verify_bearer(&bearer.token).map_err(Into::into)
 }
 
 /// `Authorization: Bearer <access token>` of a caller whose account holds

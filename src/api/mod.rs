@@ -35,7 +35,7 @@ use std::sync::Arc;
 use poem::{Endpoint, EndpointExt, Response, Route};
 use poem_openapi::{OpenApiService, Tags};
 
-pub use extract::{AdminAuth, BearerAuth, client_info, client_ip};
+pub use extract::{AdminAuth, BearerAuth, BearerTokenAuth, client_info, client_ip};
 
 use crate::service::Core;
 

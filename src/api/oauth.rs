@@ -19,7 +19,7 @@ use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme};
 
 use super::problem::{Problem, problem_of, responses};
-use super::{ApiTags, BearerAuth, client_info};
+use super::{ApiTags, BearerTokenAuth, client_info};
 use crate::service::{Core, Error, Introspection};
 
 /// A token request (RFC 6749 §6).
@@ -387,8 +387,9 @@ impl OAuthApi {
         method = "get",
         operation_id = "oauthUserinfo"
     )]
-    async fn userinfo(&self, core: Data<&Core>, auth: BearerAuth) -> UserInfoResponse {
-        match core.me(&auth.0).await {
+    async fn userinfo(&self, core: Data<&Core>, auth: BearerTokenAuth) -> UserInfoResponse {
+        // The session is checked with the account read (one store read).
+        match core.me_checked(&auth.0).await {
             Ok(a) => UserInfoResponse::Ok(Json(UserInfo {
                 sub: a.id,
                 email: a.email,
@@ -407,7 +408,7 @@ impl OAuthApi {
         method = "post",
         operation_id = "oauthUserinfoPost"
     )]
-    async fn userinfo_post(&self, core: Data<&Core>, auth: BearerAuth) -> UserInfoResponse {
+    async fn userinfo_post(&self, core: Data<&Core>, auth: BearerTokenAuth) -> UserInfoResponse {
         self.userinfo(core, auth).await
     }
 

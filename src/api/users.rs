@@ -9,7 +9,7 @@ use poem_openapi::{Object, OpenApi};
 use super::problem::responses;
 use super::types::{Secret, Text};
 use super::views::UserView;
-use super::{ApiTags, BearerAuth, client_info};
+use super::{ApiTags, BearerAuth, BearerTokenAuth, client_info};
 use crate::service::{Core, DeleteProof, Error, FieldError, ProfilePatch, Registration};
 
 /// New account.
@@ -223,8 +223,9 @@ impl UsersApi {
 
     /// The caller's account.
     #[oai(path = "/v1/me", method = "get", operation_id = "getMe")]
-    async fn me(&self, core: Data<&Core>, auth: BearerAuth) -> MeResponse {
-        match core.me(&auth.0).await {
+    async fn me(&self, core: Data<&Core>, auth: BearerTokenAuth) -> MeResponse {
+        // The session is checked with the account read (one store read).
+        match core.me_checked(&auth.0).await {
             Ok(user) => MeResponse::Ok(Json(UserView::from(&user))),
             Err(e) => e.into(),
         }

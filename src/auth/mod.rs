@@ -9,6 +9,7 @@ pub mod limits;
 pub mod passkeys;
 pub mod password;
 pub mod secrets;
+pub mod token_cache;
 pub mod tokens;
 pub mod totp;
 
@@ -17,4 +18,5 @@ pub use keys::KeyRing;
 pub use limits::Limits;
 pub use passkeys::PasskeyRp;
 pub use password::PasswordHasher;
+pub use token_cache::TokenCache;
 pub use tokens::{AccessClaims, MfaClaims, RefreshClaims, TokenError, TokenService};

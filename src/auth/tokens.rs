@@ -236,6 +236,11 @@ impl TokenService {
         &self.issuer
     }
 
+    /// The `aud` of every token.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
     /// Signs an access token for a user's session, which the user opened by
     /// proving a credential at `auth_time`.
     pub fn issue_access(

@@ -28,6 +28,9 @@ mod email_keys;
 mod oauth;
 mod session_cap;
 mod throttle;
+// Lean read path (issue 16).
+#[cfg(test)]
+mod read_path_tests;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -68,6 +71,9 @@ pub struct Core {
     pub(crate) settings: Arc<Settings>,
     pub(crate) store: DynStore,
     pub(crate) tokens: TokenService,
+    /// Access tokens that verified, by their SHA-256 (issue 16): a bearer
+    /// check of a token seen before skips the signature check only.
+    pub(crate) verified_tokens: Arc<crate::auth::TokenCache>,
     pub(crate) hasher: PasswordHasher,
     pub(crate) policy: PasswordPolicy,
     pub(crate) limits: Arc<Limits>,
@@ -95,6 +101,25 @@ pub struct Principal {
     pub sid: String,
     /// Roles carried by the token.
     pub roles: Vec<String>,
+}
+
+/// An access token whose signature and claims verified, its session not
+/// yet checked: only use cases that check the session take it
+/// ([`Core::me_checked`]). Made only by [`Core::verify_bearer`].
+#[derive(Debug, Clone)]
+pub struct BearerToken {
+    claims: Arc<crate::auth::AccessClaims>,
+}
+
+impl BearerToken {
+    /// The caller, once the session was found live.
+    fn principal(&self) -> Principal {
+        Principal {
+            user_id: self.claims.sub.clone(),
+            sid: self.claims.sid.clone(),
+            roles: self.claims.roles.clone(),
+        }
+    }
 }
 
 /// Where a request came from (stored with the session, logged).

@@ -4,7 +4,8 @@ use secrecy::SecretString;
 
 use super::throttle::Reserved;
 use super::{
-    Account, ClientInfo, Core, Error, IssuedTokens, Principal, Result, SessionSummary, SignIn,
+    Account, BearerToken, ClientInfo, Core, Error, IssuedTokens, Principal, Result, SessionSummary,
+    SignIn,
 };
 use crate::audit::{AuditEvent, Suspicion};
 use crate::auth::limits::{Action, FAILURE_WINDOW};
@@ -34,23 +35,48 @@ pub enum LogoutScope {
 
 impl Core {
     /// Checks an access token and its session; the basis of every bearer route.
+    ///
+    /// The token's signature is checked once per token (see
+    /// [`crate::auth::token_cache`]: claims, key, issuer, audience and
+    /// lifetime are checked again on every request); the session is read on
+    /// every request (from memory on the embedded store, which invalidates
+    /// it with every session write), so a revocation holds at once.
     pub async fn authenticate(&self, token: &str) -> Result<Principal> {
-        let claims = self.tokens.verify_access(token, self.clock.now_u64())?;
+        let token = self.verify_bearer(token)?;
         let now = self.clock.now();
-        let live = self
+        let c = &token.claims;
+        if !self.store.session_live(&c.sid, &c.sub, now).await? {
+            return Err(Error::TokenInvalid("token revoked"));
+        }
+        Ok(token.principal())
+    }
+
+    /// Checks an access token's signature and claims, not its session: the
+    /// first half of [`Core::authenticate`], for routes that check the
+    /// session together with what they read (`GET /v1/me`, see
+    /// [`Core::me_checked`]).
+    pub fn verify_bearer(&self, token: &str) -> Result<BearerToken> {
+        let claims =
+            self.verified_tokens
+                .verify_access(&self.tokens, token, self.clock.now_u64())?;
+        tracing::Span::current().record("user_id", claims.sub.as_str());
+        Ok(BearerToken { claims })
+    }
+
+    /// The caller's account, after checking that the token's session is
+    /// live, in one store read (one read transaction on the embedded store,
+    /// one round trip's wait on MongoDB).
+    pub async fn me_checked(&self, token: &BearerToken) -> Result<Account> {
+        let c = &token.claims;
+        let (live, user) = self
             .store
-            .session(&claims.sid)
-            .await?
-            .is_some_and(|s| s.user_id == claims.sub && s.is_active(now));
+            .live_session_user(&c.sid, &c.sub, self.clock.now())
+            .await?;
         if !live {
             return Err(Error::TokenInvalid("token revoked"));
         }
-        tracing::Span::current().record("user_id", claims.sub.as_str());
-        Ok(Principal {
-            user_id: claims.sub,
-            sid: claims.sid,
-            roles: claims.roles,
-        })
+        user.map(|u| self.to_account(u))
+            .ok_or(Error::TokenInvalid("unknown subject"))
     }
 
     /// Like [`Core::authenticate`], and the account must hold the `admin`

@@ -221,6 +221,16 @@ pub trait SessionStore: Send + Sync {
     async fn create_session(&self, session: &SessionRecord) -> StoreResult<()>;
     /// The session with this id, active or not (until purged).
     async fn session(&self, sid: &str) -> StoreResult<Option<SessionRecord>>;
+    /// Whether session `sid` exists, belongs to `user_id` and is active at
+    /// `now` ([`SessionRecord::is_active`]): the bearer check. Exact: a
+    /// session revoked by a write that returned is never live here. (The
+    /// embedded store answers from memory, see `embedded::cache`.)
+    async fn session_live(&self, sid: &str, user_id: &str, now: i64) -> StoreResult<bool> {
+        Ok(self
+            .session(sid)
+            .await?
+            .is_some_and(|s| s.user_id == user_id && s.is_active(now)))
+    }
     /// A refresh attempt: atomic compare-and-swap of the family's current
     /// generation, decided by [`classify_rotation`]. Of racing attempts with
     /// the current token exactly one gets `Rotated`.
@@ -357,6 +367,24 @@ pub trait Store:
     /// Reads already ignore expired records; this only frees the space.
     /// Returns how many sessions it deleted.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
+    /// The bearer check and the account of a profile read (`GET /v1/me`)
+    /// in one step: whether session `sid` is live for `user_id` at `now`
+    /// (as [`SessionStore::session_live`]) and, when it is, the account
+    /// `user_id` (`None` when there is no such user). When the session is
+    /// not live the account may not be read: `(false, None)`. By default
+    /// two reads; a backend overrides it with one (a read transaction, a
+    /// round trip).
+    async fn live_session_user(
+        &self,
+        sid: &str,
+        user_id: &str,
+        now: i64,
+    ) -> StoreResult<(bool, Option<UserRecord>)> {
+        if !self.session_live(sid, user_id, now).await? {
+            return Ok((false, None));
+        }
+        Ok((true, self.user_by_id(user_id).await?))
+    }
     /// Cheap liveness probe for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
     /// Name for logs and test output (`embedded (redb)`, `mongodb 7.0.x`).

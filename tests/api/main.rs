@@ -22,6 +22,8 @@ mod mongo;
 mod oauth;
 mod passkeys;
 mod process;
+// Lean read path (issue 16).
+mod read_path;
 mod recovery;
 mod sessions;
 mod shutdown;

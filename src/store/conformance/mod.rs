@@ -138,6 +138,7 @@ macro_rules! conformance_tests {
                 revoke_one,
                 revoke_all_but_one,
                 expired_not_listed,
+                live_check_follows_every_session_write,
             }
             once {
                 claim_once,

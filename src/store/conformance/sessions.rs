@@ -1,6 +1,6 @@
 //! Checks of [`SessionStore`].
 
-use super::session;
+use super::{credentials, session, user};
 use crate::store::{DynStore, RotateOutcome, Rotation, StoreError};
 
 const NOW: i64 = 1_900_000_000;
@@ -296,4 +296,104 @@ pub(crate) async fn expired_not_listed(store: DynStore) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// The bearer check ([`SessionStore::session_live`] and
+/// `Store::live_session_user`) answers from the latest write, even right
+/// after the same sessions were read (the embedded store answers from a
+/// cache that every session write invalidates: issue 16).
+pub(crate) async fn live_check_follows_every_session_write(store: DynStore) {
+    let u = user("live@example.com");
+    store.create_user(&u, &credentials()).await.unwrap();
+    let live = |sid: String, uid: String, now: i64| {
+        let store = store.clone();
+        async move {
+            let a = store.session_live(&sid, &uid, now).await.unwrap();
+            let (b, account) = store.live_session_user(&sid, &uid, now).await.unwrap();
+            assert_eq!(a, b, "both checks agree");
+            assert_eq!(
+                account.is_some(),
+                b,
+                "the account comes with a live session only"
+            );
+            // Twice: the second answer may come from a cache.
+            assert_eq!(store.session_live(&sid, &uid, now).await.unwrap(), a);
+            a
+        }
+    };
+    let s = session(&u.id, NOW);
+    assert!(
+        !live(s.id.clone(), u.id.clone(), NOW).await,
+        "not created yet"
+    );
+    store.create_session(&s).await.unwrap();
+    assert!(live(s.id.clone(), u.id.clone(), NOW).await);
+    assert!(!live(s.id.clone(), "someone-else".into(), NOW).await);
+    assert!(
+        !live(s.id.clone(), u.id.clone(), NOW + 3600).await,
+        "expired"
+    );
+
+    // A rotation moves the expiry: the check sees the new one.
+    let rot = Rotation {
+        sid: &s.id,
+        presented_jti: &s.current_jti,
+        new_jti: "gen1",
+        now: NOW + 10,
+        new_expires_at: NOW + 9000,
+        grace_secs: 0,
+    };
+    assert!(matches!(
+        store.rotate(&rot).await.unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+    assert!(live(s.id.clone(), u.id.clone(), NOW + 5000).await);
+    // Reuse of the retired token revokes the family.
+    let reuse = Rotation {
+        new_jti: "gen2",
+        now: NOW + 20,
+        ..rot.clone()
+    };
+    assert!(matches!(
+        store.rotate(&reuse).await.unwrap(),
+        RotateOutcome::Reused(_)
+    ));
+    assert!(!live(s.id.clone(), u.id.clone(), NOW + 20).await);
+
+    // Revoke one.
+    let one = session(&u.id, NOW);
+    store.create_session(&one).await.unwrap();
+    assert!(live(one.id.clone(), u.id.clone(), NOW).await);
+    assert!(store.revoke_session(&u.id, &one.id, NOW).await.unwrap());
+    assert!(!live(one.id.clone(), u.id.clone(), NOW).await);
+
+    // Revoke all but one, then all.
+    let (keep, other) = (session(&u.id, NOW), session(&u.id, NOW));
+    store.create_session(&keep).await.unwrap();
+    store.create_session(&other).await.unwrap();
+    assert!(live(keep.id.clone(), u.id.clone(), NOW).await);
+    assert!(live(other.id.clone(), u.id.clone(), NOW).await);
+    store
+        .revoke_sessions_of(&u.id, Some(&keep.id), NOW)
+        .await
+        .unwrap();
+    assert!(live(keep.id.clone(), u.id.clone(), NOW).await);
+    assert!(!live(other.id.clone(), u.id.clone(), NOW).await);
+    store.revoke_sessions_of(&u.id, None, NOW).await.unwrap();
+    assert!(!live(keep.id.clone(), u.id.clone(), NOW).await);
+
+    // Purge: an expired session goes; the answer stays "not live".
+    let short = session(&u.id, NOW - 3600);
+    store.create_session(&short).await.unwrap();
+    assert!(live(short.id.clone(), u.id.clone(), NOW - 10).await);
+    store.purge_expired(NOW).await.unwrap();
+    assert!(store.session(&short.id).await.unwrap().is_none());
+    assert!(!live(short.id.clone(), u.id.clone(), NOW - 10).await);
+
+    // Deleting the account ends its sessions.
+    let last = session(&u.id, NOW);
+    store.create_session(&last).await.unwrap();
+    assert!(live(last.id.clone(), u.id.clone(), NOW).await);
+    assert!(store.delete_user(&u.id).await.unwrap());
+    assert!(!live(last.id.clone(), u.id.clone(), NOW).await);
 }

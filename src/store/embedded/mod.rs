@@ -15,6 +15,8 @@
 
 mod avatars;
 mod commit;
+// Session state in memory (issue 16).
+mod cache;
 mod credentials;
 mod email;
 mod once;
@@ -37,13 +39,16 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult, UserRecord};
 
 /// The redb-backed store.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
     commits: Arc<commit::GroupCommit>,
+    /// What the bearer check reads of sessions, invalidated by every
+    /// session write of this store (see `cache.rs`).
+    sessions: Arc<cache::SessionCache>,
 }
 
 fn encode<T: Serialize>(v: &T) -> StoreResult<Vec<u8>> {
@@ -125,6 +130,7 @@ impl EmbeddedStore {
         Ok(Self {
             db: Arc::new(db),
             commits: Arc::default(),
+            sessions: Arc::new(cache::SessionCache::new(cache::DEFAULT_CAPACITY)),
         })
     }
 
@@ -154,6 +160,7 @@ impl EmbeddedStore {
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
+        let cache = self.sessions.clone();
         self.run(move |db| {
             let txn = commit::begin_write(db)?;
             let sessions = sessions::purge_expired(&txn, now)?;
@@ -161,9 +168,19 @@ impl Store for EmbeddedStore {
             throttles::purge_expired(&txn, now)?;
             ceremonies::purge_expired(&txn, now)?;
             txn.commit().map_err(other)?;
+            cache.invalidate_expired(now);
             Ok(sessions)
         })
         .await
+    }
+
+    async fn live_session_user(
+        &self,
+        sid: &str,
+        user_id: &str,
+        now: i64,
+    ) -> StoreResult<(bool, Option<UserRecord>)> {
+        sessions::live(self, sid, user_id, now, true)
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -134,3 +134,66 @@ fn stored_user_layout_is_the_first_releases() {
         fixtures::json(fixtures::USER_JSON)
     );
 }
+
+/// Readers racing a revocation (issue 16): while threads keep checking a
+/// session (filling the session cache from redb as they go), the session is
+/// revoked; from the moment the revocation returns, no check may find it
+/// live, whatever the readers were in the middle of.
+#[test]
+fn a_revocation_racing_cached_reads_is_exact() {
+    use crate::store::SessionStore;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const NOW: i64 = 1_900_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for round in 0..50 {
+        let s = suite::session("racer", NOW);
+        rt.block_on(store.create_session(&s)).unwrap();
+        let revoked = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                let (store, sid) = (store.clone(), s.id.clone());
+                let (revoked, stop) = (revoked.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap();
+                    while !stop.load(Ordering::SeqCst) {
+                        // Read the flag first: if the revocation had
+                        // returned by then, the check must say "not live".
+                        let after = revoked.load(Ordering::SeqCst);
+                        let live = rt.block_on(store.session_live(&sid, "racer", NOW)).unwrap();
+                        assert!(!(after && live), "round {round}: stale live session");
+                        // Drop the cached entry now and then, so reads keep
+                        // going to redb and racing the write.
+                        if !live || after {
+                            continue;
+                        }
+                        store.sessions.invalidate([sid.as_str()]);
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(
+            rt.block_on(store.revoke_session("racer", &s.id, NOW))
+                .unwrap()
+        );
+        revoked.store(true, Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        stop.store(true, Ordering::SeqCst);
+        for r in readers {
+            r.join().unwrap();
+        }
+        assert!(
+            !rt.block_on(store.session_live(&s.id, "racer", NOW))
+                .unwrap()
+        );
+    }
+}

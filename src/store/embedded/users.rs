@@ -284,10 +284,12 @@ impl UserStore for EmbeddedStore {
 
     async fn delete_user(&self, id: &str) -> StoreResult<bool> {
         let id = id.to_string();
+        let cache = self.sessions.clone();
         self.run(move |db| {
             // One write transaction: the account, its email index entry, its
             // sessions and its avatar go together or not at all.
             let txn = super::commit::begin_write(db)?;
+            let mut ended = Vec::new();
             {
                 let mut users = txn.open_table(USERS).map_err(other)?;
                 let Some(user) = get_json::<UserRecord>(&users, &id)? else {
@@ -305,13 +307,16 @@ impl UserStore for EmbeddedStore {
                     by_user
                         .remove(user_session_key(&id, &sid).as_str())
                         .map_err(other)?;
+                    ended.push(sid);
                 }
                 txn.open_table(AVATARS)
                     .map_err(other)?
                     .remove(id.as_str())
                     .map_err(other)?;
             }
-            txn.commit().map_err(other)?;
+            let committed = txn.commit().map_err(other);
+            cache.invalidate(ended.iter().map(String::as_str));
+            committed?;
             Ok(true)
         })
         .await

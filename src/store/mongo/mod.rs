@@ -66,7 +66,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use self::errors::{NOT_IMPLEMENTED, command_code, is_duplicate_key, map_err, scrub};
-use super::{OnceKey, Store, StoreError, StoreResult, TicketKind};
+use super::{OnceKey, Store, StoreError, StoreResult, TicketKind, UserRecord, UserStore};
 
 const USERS: &str = "users";
 const SESSIONS: &str = "sessions";
@@ -417,6 +417,28 @@ impl Store for MongoStore {
             );
         }
         Ok(sessions.deleted_count)
+    }
+
+    /// The session and the account are in two collections, so two
+    /// `find`s; both are sent at once (the account by the token's `sub`,
+    /// discarded unless the session is live for that user), so a request
+    /// waits one round trip, not two. A `$lookup` would make it one
+    /// command on MongoDB, but FerretDB v1 (the CI server) has no
+    /// `$lookup`, and the account read needs its projection (no secrets).
+    /// No cache here: another replica may revoke a session at any time and
+    /// FerretDB has no change streams to learn of it, so every request reads.
+    async fn live_session_user(
+        &self,
+        sid: &str,
+        user_id: &str,
+        now: i64,
+    ) -> StoreResult<(bool, Option<UserRecord>)> {
+        let (session, user) = tokio::try_join!(self.find_session(sid), self.user_by_id(user_id))?;
+        if session.is_some_and(|s| s.user_id == user_id && s.is_active(now)) {
+            Ok((true, user))
+        } else {
+            Ok((false, None))
+        }
     }
 
     async fn ping(&self) -> StoreResult<()> {
