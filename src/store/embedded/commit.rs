@@ -51,6 +51,23 @@ pub(super) fn begin_write(db: &Database) -> StoreResult<WriteTransaction> {
     Ok(txn)
 }
 
+/// Begins a write transaction for state that no client is ever told was
+/// stored: the sign-in throttle's attempt reservations and failure records,
+/// and the known-device marks of new-sign-in notices. It commits without an
+/// fsync and, unlike [`begin_write`], does not make its caller wait for a
+/// flush: the next flush (any durable write's) carries it. A `kill -9`
+/// may forget the last moments of it, which is what expiry does to it
+/// anyway (a throttle window starts afresh; a device gets one more
+/// notice). Its atomicity is untouched: it is still one transaction, and a
+/// reservation still cannot be raced. A sign-in thus waits for one fsync
+/// (its session), not five.
+pub(super) fn begin_volatile_write(db: &Database) -> StoreResult<WriteTransaction> {
+    let mut txn = db.begin_write().map_err(other)?;
+    txn.set_durability(Durability::None).map_err(other)?;
+    metrics::counter!(WRITES_METRIC).increment(1);
+    Ok(txn)
+}
+
 /// Runs `f` and reports whether it began a write transaction.
 pub(super) fn tracking_writes<T>(f: impl FnOnce() -> T) -> (T, bool) {
     WROTE.with(|w| w.set(false));

@@ -14,11 +14,10 @@ use crate::store::{
 impl CredentialStore for EmbeddedStore {
     async fn credentials(&self, user_id: &str) -> StoreResult<Option<CredentialRecord>> {
         let id = user_id.to_string();
-        self.run(move |db| {
+        self.read_now(move |db| {
             let txn = db.begin_read().map_err(other)?;
             get_json(&txn.open_table(USERS).map_err(other)?, &id)
         })
-        .await
     }
 
     async fn set_password_hash(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<bool> {

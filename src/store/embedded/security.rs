@@ -261,7 +261,7 @@ impl DeviceStore for EmbeddedStore {
     ) -> StoreResult<KnownDevices> {
         let (user_id, key, network) = (user_id.to_string(), key.to_string(), network.to_string());
         self.run(move |db| {
-            let txn = super::commit::begin_write(db)?;
+            let txn = super::commit::begin_volatile_write(db)?;
             let before;
             {
                 let mut t = txn.open_table(DEVICES).map_err(other)?;

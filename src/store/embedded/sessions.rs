@@ -161,11 +161,10 @@ impl SessionStore for EmbeddedStore {
 
     async fn session(&self, sid: &str) -> StoreResult<Option<SessionRecord>> {
         let sid = sid.to_string();
-        self.run(move |db| {
+        self.read_now(move |db| {
             let txn = db.begin_read().map_err(other)?;
             get_json(&txn.open_table(SESSIONS).map_err(other)?, &sid)
         })
-        .await
     }
 
     async fn session_live(&self, sid: &str, user_id: &str, now: i64) -> StoreResult<bool> {

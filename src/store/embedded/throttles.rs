@@ -24,7 +24,7 @@ impl ThrottleStore for EmbeddedStore {
     async fn record_login_failure(&self, account: &str, now: i64, window: i64) -> StoreResult<()> {
         let account = account.to_string();
         self.run(move |db| {
-            let txn = super::commit::begin_write(db)?;
+            let txn = super::commit::begin_volatile_write(db)?;
             {
                 let mut t = txn.open_table(FAILURES).map_err(other)?;
                 let mut record: LoginFailures = get_json(&t, &account)?.unwrap_or_default();
@@ -59,7 +59,7 @@ impl ThrottleStore for EmbeddedStore {
         // transaction, so racing reservations cannot pass the limit.
         let account = account.to_string();
         self.run(move |db| {
-            let txn = super::commit::begin_write(db)?;
+            let txn = super::commit::begin_volatile_write(db)?;
             let granted = {
                 let mut t = txn.open_table(FAILURES).map_err(other)?;
                 let mut record: LoginFailures = get_json(&t, &account)?.unwrap_or_default();
@@ -84,7 +84,7 @@ impl ThrottleStore for EmbeddedStore {
         };
         let account = account.to_string();
         self.run(move |db| {
-            let txn = super::commit::begin_write(db)?;
+            let txn = super::commit::begin_volatile_write(db)?;
             {
                 let mut t = txn.open_table(FAILURES).map_err(other)?;
                 let record: Option<LoginFailures> = get_json(&t, &account)?;
@@ -104,7 +104,7 @@ impl ThrottleStore for EmbeddedStore {
     async fn clear_login_failures(&self, account: &str) -> StoreResult<()> {
         let account = account.to_string();
         self.run(move |db| {
-            let txn = super::commit::begin_write(db)?;
+            let txn = super::commit::begin_volatile_write(db)?;
             {
                 let mut t = txn.open_table(FAILURES).map_err(other)?;
                 t.remove(account.as_str()).map_err(other)?;

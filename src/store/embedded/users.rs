@@ -118,16 +118,15 @@ impl UserStore for EmbeddedStore {
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
         let id = id.to_string();
-        self.run(move |db| {
+        self.read_now(move |db| {
             let txn = db.begin_read().map_err(other)?;
             get_json(&txn.open_table(USERS).map_err(other)?, &id)
         })
-        .await
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
         let email = email.to_string();
-        self.run(move |db| {
+        self.read_now(move |db| {
             let txn = db.begin_read().map_err(other)?;
             let emails = txn.open_table(EMAILS).map_err(other)?;
             let Some(id) = emails
@@ -139,7 +138,6 @@ impl UserStore for EmbeddedStore {
             };
             get_json(&txn.open_table(USERS).map_err(other)?, &id)
         })
-        .await
     }
 
     async fn update_profile(
