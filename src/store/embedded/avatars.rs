@@ -30,7 +30,7 @@ fn set_etag(txn: &redb::WriteTransaction, user_id: &str, etag: Option<&str>) -> 
 impl AvatarStore for EmbeddedStore {
     async fn put_avatar(&self, avatar: &AvatarRecord) -> StoreResult<bool> {
         let avatar = avatar.clone();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
             if !set_etag(&txn, &avatar.user_id, Some(&avatar.etag))? {
                 return Ok(false);
@@ -56,7 +56,7 @@ impl AvatarStore for EmbeddedStore {
 
     async fn delete_avatar(&self, user_id: &str) -> StoreResult<bool> {
         let id = user_id.to_string();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
             let removed = txn
                 .open_table(AVATARS)

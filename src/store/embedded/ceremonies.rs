@@ -24,7 +24,7 @@ pub(super) fn purge_expired(txn: &WriteTransaction, now: i64) -> StoreResult<()>
 impl CeremonyStore for EmbeddedStore {
     async fn save_ceremony(&self, ceremony: &CeremonyRecord) -> StoreResult<()> {
         let ceremony = ceremony.clone();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
             {
                 let mut t = txn.open_table(CEREMONIES).map_err(other)?;
@@ -42,7 +42,7 @@ impl CeremonyStore for EmbeddedStore {
 
     async fn take_ceremony(&self, id: &str, now: i64) -> StoreResult<Option<CeremonyRecord>> {
         let id = id.to_string();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
             let found = {
                 let mut t = txn.open_table(CEREMONIES).map_err(other)?;

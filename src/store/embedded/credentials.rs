@@ -23,7 +23,7 @@ impl CredentialStore for EmbeddedStore {
     async fn set_password_hash(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<bool> {
         let id = user_id.to_string();
         let hash = hash.to_string();
-        self.run(move |db| {
+        self.write(move |db| {
             // The whole stored value, so the profile is written back.
             let done = modify(db, USERS, &id, |mut stored: StoredUser| {
                 stored.credentials.password_hash = hash;
@@ -124,7 +124,7 @@ impl CredentialStore for EmbeddedStore {
     ) -> StoreResult<bool> {
         let id = user_id.to_string();
         let passkey = passkey.clone();
-        self.run(move |db| {
+        self.write(move |db| {
             let done = modify(db, USERS, &id, |mut stored: StoredUser| {
                 if stored.credentials.passkeys.contains_key(&passkey.id) {
                     return (None, Err(StoreError::Conflict));
@@ -144,7 +144,7 @@ impl CredentialStore for EmbeddedStore {
     async fn update_passkey(&self, user_id: &str, passkey: &PasskeyRecord) -> StoreResult<bool> {
         let id = user_id.to_string();
         let passkey = passkey.clone();
-        self.run(move |db| {
+        self.write(move |db| {
             let done = modify(db, USERS, &id, |mut stored: StoredUser| {
                 match stored.credentials.passkeys.get_mut(&passkey.id) {
                     Some(slot) => {
@@ -167,7 +167,7 @@ impl CredentialStore for EmbeddedStore {
     ) -> StoreResult<PasskeyRemoval> {
         let id = user_id.to_string();
         let passkey_id = passkey_id.to_string();
-        self.run(move |db| {
+        self.write(move |db| {
             let done = modify(db, USERS, &id, |mut stored: StoredUser| {
                 let creds = &stored.credentials;
                 if !creds.passkeys.contains_key(&passkey_id) {
@@ -196,7 +196,7 @@ impl EmbeddedStore {
         f: impl FnOnce(&mut StoredUser) -> bool + Send + 'static,
     ) -> StoreResult<bool> {
         let id = user_id.to_string();
-        self.run(move |db| {
+        self.write(move |db| {
             let done = modify(db, USERS, &id, |mut stored: StoredUser| {
                 if f(&mut stored) {
                     (Some(stored), true)

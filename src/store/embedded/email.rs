@@ -28,7 +28,7 @@ fn ticket_key(kind: TicketKind, user_id: &str) -> String {
 impl TicketStore for EmbeddedStore {
     async fn put_ticket(&self, ticket: &EmailTicket) -> StoreResult<()> {
         let ticket = ticket.clone();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
             {
                 let mut t = txn.open_table(TICKETS).map_err(other)?;
@@ -65,7 +65,7 @@ impl TicketStore for EmbeddedStore {
     ) -> StoreResult<bool> {
         let key = ticket_key(kind, user_id);
         let jti = jti.map(str::to_string);
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
             let deleted = {
                 let mut t = txn.open_table(TICKETS).map_err(other)?;
@@ -113,7 +113,7 @@ fn update_mail(
 impl MailQueueStore for EmbeddedStore {
     async fn enqueue_mail(&self, mail: &QueuedMail) -> StoreResult<bool> {
         let mail = mail.clone();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
             {
                 let sent = txn.open_table(MAIL_SENT).map_err(other)?;
@@ -134,7 +134,7 @@ impl MailQueueStore for EmbeddedStore {
     }
 
     async fn claim_mail(&self, now: i64, lease_until: i64) -> StoreResult<Option<QueuedMail>> {
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
             let claimed = {
                 let mut t = txn.open_table(MAIL_QUEUE).map_err(other)?;
@@ -184,7 +184,7 @@ impl MailQueueStore for EmbeddedStore {
         keep_until: i64,
     ) -> StoreResult<()> {
         let id = id.to_string();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
             {
                 let mut t = txn.open_table(MAIL_QUEUE).map_err(other)?;
@@ -213,7 +213,7 @@ impl MailQueueStore for EmbeddedStore {
     ) -> StoreResult<()> {
         let id = id.to_string();
         let error = error.to_string();
-        self.run(move |db| {
+        self.write(move |db| {
             update_mail(db, &id, attempt, |m| {
                 m.next_attempt_at = retry_at;
                 m.last_error = Some(error);
@@ -247,7 +247,7 @@ impl MailQueueStore for EmbeddedStore {
     }
 
     async fn purge_email_records(&self, now: i64) -> StoreResult<u64> {
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
             let mut purged = 0;
             {

@@ -46,6 +46,8 @@ use super::{Store, StoreError, StoreResult, UserRecord};
 pub struct EmbeddedStore {
     db: Arc<Database>,
     commits: Arc<commit::GroupCommit>,
+    /// The thread that runs the store's writes (see [`commit::Writer`]).
+    writer: Arc<commit::Writer>,
     /// What the bearer check reads of sessions, invalidated by every
     /// session write of this store (see `cache.rs`).
     sessions: Arc<cache::SessionCache>,
@@ -127,8 +129,10 @@ impl EmbeddedStore {
         txn.open_table(email::MAIL_SENT)?;
         txn.open_table(ceremonies::CEREMONIES)?;
         txn.commit()?;
+        let db = Arc::new(db);
         Ok(Self {
-            db: Arc::new(db),
+            writer: Arc::new(commit::Writer::start(db.clone())?),
+            db,
             commits: Arc::default(),
             sessions: Arc::new(cache::SessionCache::new(cache::DEFAULT_CAPACITY)),
         })
@@ -142,6 +146,16 @@ impl EmbeddedStore {
     /// redb's cache makes it a `pread` on an async worker.
     fn read_now<T>(&self, f: impl FnOnce(&Database) -> StoreResult<T>) -> StoreResult<T> {
         f(&self.db)
+    }
+
+    /// Runs a write on the store's writer thread (see [`commit::Writer`]):
+    /// answered once the batch holding it is durable.
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> StoreResult<T> + Send + 'static,
+    {
+        self.writer.write(f).await
     }
 
     /// Runs blocking database work off the async runtime. When the work
@@ -171,7 +185,7 @@ impl EmbeddedStore {
 impl Store for EmbeddedStore {
     async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
         let cache = self.sessions.clone();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = commit::begin_write(db)?;
             let sessions = sessions::purge_expired(&txn, now)?;
             once::purge_expired(&txn, now)?;

@@ -19,7 +19,7 @@ pub(super) fn purge_expired(txn: &WriteTransaction, now: i64) -> StoreResult<()>
 impl OnceStore for EmbeddedStore {
     async fn claim_once(&self, key: &OnceKey, expires_at: i64, now: i64) -> StoreResult<bool> {
         let key = key.stored_key();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
             {
                 let mut t = txn.open_table(ONCE).map_err(other)?;

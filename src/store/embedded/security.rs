@@ -56,7 +56,7 @@ fn as_str(b: &Bound<String>) -> Bound<&str> {
 impl AuditStore for EmbeddedStore {
     async fn append_audit(&self, events: &[AuditRecord]) -> StoreResult<()> {
         let events = events.to_vec();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
             {
                 let mut t = txn.open_table(AUDIT).map_err(other)?;
@@ -128,7 +128,7 @@ impl AuditStore for EmbeddedStore {
     }
 
     async fn purge_audit(&self, now: i64) -> StoreResult<u64> {
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
             let mut purged = 0;
             {
@@ -165,7 +165,7 @@ impl AuditStore for EmbeddedStore {
 impl WebhookStore for EmbeddedStore {
     async fn enqueue_webhooks(&self, deliveries: &[WebhookDelivery]) -> StoreResult<()> {
         let deliveries = deliveries.to_vec();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
             {
                 let mut t = txn.open_table(WEBHOOKS).map_err(other)?;
@@ -204,7 +204,7 @@ impl WebhookStore for EmbeddedStore {
 
     async fn webhook_done(&self, id: &str) -> StoreResult<()> {
         let id = id.to_string();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
             {
                 let mut t = txn.open_table(WEBHOOKS).map_err(other)?;
@@ -217,7 +217,7 @@ impl WebhookStore for EmbeddedStore {
 
     async fn webhook_retry(&self, id: &str, attempts: u32, next_at: i64) -> StoreResult<()> {
         let id = id.to_string();
-        self.run(move |db| {
+        self.write(move |db| {
             super::modify::<WebhookDelivery, ()>(db, WEBHOOKS, &id, |mut d| {
                 d.attempts = attempts;
                 d.next_at = next_at;
@@ -229,7 +229,7 @@ impl WebhookStore for EmbeddedStore {
     }
 
     async fn purge_webhooks(&self, now: i64) -> StoreResult<u64> {
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
             let before;
             let after;
@@ -260,7 +260,7 @@ impl DeviceStore for EmbeddedStore {
         max: usize,
     ) -> StoreResult<KnownDevices> {
         let (user_id, key, network) = (user_id.to_string(), key.to_string(), network.to_string());
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_volatile_write(db)?;
             let before;
             {
@@ -279,7 +279,7 @@ impl DeviceStore for EmbeddedStore {
 
     async fn forget_device(&self, user_id: &str, key: &str) -> StoreResult<()> {
         let (user_id, key) = (user_id.to_string(), key.to_string());
-        self.run(move |db| {
+        self.write(move |db| {
             super::modify::<KnownDevices, ()>(db, DEVICES, &user_id, |mut d| {
                 d.forget(&key);
                 (Some(d), ())

@@ -137,7 +137,7 @@ impl SessionStore for EmbeddedStore {
     async fn create_session(&self, session: &SessionRecord) -> StoreResult<()> {
         let s = session.clone();
         let cache = self.sessions.clone();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
             {
                 let mut sessions = txn.open_table(SESSIONS).map_err(other)?;
@@ -178,7 +178,7 @@ impl SessionStore for EmbeddedStore {
         let (now, new_expires_at, grace_secs) =
             (rotation.now, rotation.new_expires_at, rotation.grace_secs);
         let cache = self.sessions.clone();
-        self.run(move |db| {
+        self.write(move |db| {
             let r = Rotation {
                 sid: &sid,
                 presented_jti: &presented,
@@ -227,7 +227,7 @@ impl SessionStore for EmbeddedStore {
         let user_id = user_id.to_string();
         let sid = sid.to_string();
         let cache = self.sessions.clone();
-        self.run(move |db| {
+        self.write(move |db| {
             let revoked = modify(db, SESSIONS, &sid, |mut s: SessionRecord| {
                 if s.user_id != user_id || !s.is_active(now) {
                     return (None, false);
@@ -250,7 +250,7 @@ impl SessionStore for EmbeddedStore {
         let user_id = user_id.to_string();
         let keep = keep.map(str::to_string);
         let cache = self.sessions.clone();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
             let mut revoked = Vec::new();
             {

@@ -23,7 +23,7 @@ pub(super) fn purge_expired(txn: &WriteTransaction, now: i64) -> StoreResult<()>
 impl ThrottleStore for EmbeddedStore {
     async fn record_login_failure(&self, account: &str, now: i64, window: i64) -> StoreResult<()> {
         let account = account.to_string();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_volatile_write(db)?;
             {
                 let mut t = txn.open_table(FAILURES).map_err(other)?;
@@ -58,7 +58,7 @@ impl ThrottleStore for EmbeddedStore {
         // redb admits one writer at a time: the count and the push are one
         // transaction, so racing reservations cannot pass the limit.
         let account = account.to_string();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_volatile_write(db)?;
             let granted = {
                 let mut t = txn.open_table(FAILURES).map_err(other)?;
@@ -83,7 +83,7 @@ impl ThrottleStore for EmbeddedStore {
             return Ok(());
         };
         let account = account.to_string();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_volatile_write(db)?;
             {
                 let mut t = txn.open_table(FAILURES).map_err(other)?;
@@ -103,7 +103,7 @@ impl ThrottleStore for EmbeddedStore {
 
     async fn clear_login_failures(&self, account: &str) -> StoreResult<()> {
         let account = account.to_string();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_volatile_write(db)?;
             {
                 let mut t = txn.open_table(FAILURES).map_err(other)?;

@@ -46,7 +46,7 @@ impl EmbeddedStore {
                 credentials: credentials.clone(),
             })
             .collect();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
             {
                 let mut ut = txn.open_table(USERS).map_err(other)?;
@@ -92,7 +92,7 @@ impl UserStore for EmbeddedStore {
                 credentials: credentials.clone(),
             })
             .collect();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
             let mut created = Vec::with_capacity(users.len());
             {
@@ -148,7 +148,7 @@ impl UserStore for EmbeddedStore {
     ) -> StoreResult<Option<UserRecord>> {
         let id = id.to_string();
         let update = update.clone();
-        self.run(move |db| {
+        self.write(move |db| {
             // The whole stored value, so the credentials are written back.
             modify(db, USERS, &id, |mut stored: StoredUser| {
                 let u = &mut stored.user;
@@ -177,7 +177,7 @@ impl UserStore for EmbeddedStore {
 
     async fn change_email(&self, id: &str, email: &str, now: i64) -> StoreResult<bool> {
         let (id, email) = (id.to_string(), email.to_string());
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
             let changed = {
                 let mut ut = txn.open_table(USERS).map_err(other)?;
@@ -260,7 +260,7 @@ impl UserStore for EmbeddedStore {
     ) -> StoreResult<Option<UserRecord>> {
         let id = id.to_string();
         let update = update.clone();
-        self.run(move |db| {
+        self.write(move |db| {
             modify(db, USERS, &id, |mut stored: StoredUser| {
                 let u = &mut stored.user;
                 if let Some(disabled) = update.disabled {
@@ -283,7 +283,7 @@ impl UserStore for EmbeddedStore {
     async fn delete_user(&self, id: &str) -> StoreResult<bool> {
         let id = id.to_string();
         let cache = self.sessions.clone();
-        self.run(move |db| {
+        self.write(move |db| {
             // One write transaction: the account, its email index entry, its
             // sessions and its avatar go together or not at all.
             let txn = super::commit::begin_write(db)?;
