@@ -204,6 +204,14 @@ mod tests {
         )
     }
 
+    /// A token service on a fresh EdDSA key ring (the folder lives as long
+    /// as the returned guard) and an empty cache of `capacity`.
+    fn setup(capacity: usize) -> (tempfile::TempDir, TokenService, TokenCache) {
+        let dir = tempfile::tempdir().unwrap();
+        let (ring, _) = KeyRing::load_or_generate(dir.path(), SigningAlg::EdDsa).unwrap();
+        (dir, service(ring), TokenCache::new(capacity))
+    }
+
     fn token(svc: &TokenService, sub: &str, now: u64) -> String {
         svc.issue_access(sub, "sid-1", &["pwd".into()], &[], now, now)
             .unwrap()
@@ -211,10 +219,7 @@ mod tests {
 
     #[test]
     fn a_hit_returns_the_claims_of_the_full_check() {
-        let dir = tempfile::tempdir().unwrap();
-        let (ring, _) = KeyRing::load_or_generate(dir.path(), SigningAlg::EdDsa).unwrap();
-        let svc = service(ring);
-        let cache = TokenCache::new(16);
+        let (_dir, svc, cache) = setup(16);
         let t = token(&svc, "u1", NOW);
         let first = cache.verify_access(&svc, &t, NOW).unwrap();
         assert_eq!(cache.len(), 1);
@@ -225,10 +230,7 @@ mod tests {
 
     #[test]
     fn refused_tokens_are_never_cached_and_a_tampered_token_misses() {
-        let dir = tempfile::tempdir().unwrap();
-        let (ring, _) = KeyRing::load_or_generate(dir.path(), SigningAlg::EdDsa).unwrap();
-        let svc = service(ring);
-        let cache = TokenCache::new(16);
+        let (_dir, svc, cache) = setup(16);
         let t = token(&svc, "u1", NOW);
         cache.verify_access(&svc, &t, NOW).unwrap();
         let mut flipped = t.clone();
@@ -247,10 +249,7 @@ mod tests {
 
     #[test]
     fn an_expired_token_is_refused_from_the_cache() {
-        let dir = tempfile::tempdir().unwrap();
-        let (ring, _) = KeyRing::load_or_generate(dir.path(), SigningAlg::EdDsa).unwrap();
-        let svc = service(ring);
-        let cache = TokenCache::new(16);
+        let (_dir, svc, cache) = setup(16);
         let t = token(&svc, "u1", NOW);
         cache.verify_access(&svc, &t, NOW).unwrap();
         // Within the leeway after exp: still good, as in a full check.
@@ -295,10 +294,7 @@ mod tests {
 
     #[test]
     fn issuer_and_audience_are_checked_on_a_hit() {
-        let dir = tempfile::tempdir().unwrap();
-        let (ring, _) = KeyRing::load_or_generate(dir.path(), SigningAlg::EdDsa).unwrap();
-        let svc = service(ring);
-        let cache = TokenCache::new(16);
+        let (dir, svc, cache) = setup(16);
         let t = token(&svc, "u1", NOW);
         cache.verify_access(&svc, &t, NOW).unwrap();
         let other_aud = TokenService::new(
@@ -328,10 +324,7 @@ mod tests {
 
     #[test]
     fn the_cache_stays_within_its_bound() {
-        let dir = tempfile::tempdir().unwrap();
-        let (ring, _) = KeyRing::load_or_generate(dir.path(), SigningAlg::EdDsa).unwrap();
-        let svc = service(ring);
-        let cache = TokenCache::new(8);
+        let (_dir, svc, cache) = setup(8);
         for i in 0..40 {
             let t = token(&svc, &format!("u{i}"), NOW);
             cache.verify_access(&svc, &t, NOW).unwrap();

@@ -3,7 +3,7 @@
 use secrecy::SecretString;
 
 use super::guards::password_context;
-use super::{Account, ClientInfo, Core, Error, FieldError, Principal, Result};
+use super::{Account, ClientInfo, Core, Error, FieldError, Result};
 use crate::audit::AuditEvent;
 use crate::auth::limits::Action;
 use crate::config::CaptchaMode;
@@ -127,11 +127,6 @@ impl Core {
             Err(StoreError::Conflict) => Err(Error::Conflict(EMAIL_TAKEN)),
             Err(e) => Err(e.into()),
         }
-    }
-
-    /// The caller's account.
-    pub async fn me(&self, who: &Principal) -> Result<Account> {
-        self.account(&who.user_id).await
     }
 
     /// The account of a verified caller; gone means the token is void.

@@ -652,34 +652,16 @@ mod tests {
     //! `check_second_factor`, the seam password reset calls, on a real core
     //! (embedded store, manual clock).
 
-    use std::collections::BTreeMap;
-
     use secrecy::ExposeSecret;
 
     use super::*;
-    use crate::clock::Clock;
-    use crate::config::Settings;
     use crate::service::Registration;
 
     const START: i64 = 1_900_000_025;
     const PASSWORD: &str = "correct horse battery staple 42";
 
     async fn core(dir: &std::path::Path) -> Core {
-        let map = BTreeMap::from([
-            (
-                "PORTCULLIS_DATA_DIR".to_string(),
-                dir.join("data").display().to_string(),
-            ),
-            (
-                "PORTCULLIS_KEYS_DIR".to_string(),
-                dir.join("keys").display().to_string(),
-            ),
-            ("PORTCULLIS_BCRYPT_COST".to_string(), "4".to_string()),
-            ("PORTCULLIS_RATE_LIMIT".to_string(), "off".to_string()),
-        ]);
-        crate::startup::build_core(Settings::from_map(&map).unwrap(), Clock::manual(START))
-            .await
-            .unwrap()
+        crate::service::test_core(dir, START).await
     }
 
     /// Registers and signs in; returns the caller.

@@ -328,3 +328,25 @@ impl Core {
         Ok(self.store.purge_expired(self.clock.now()).await?)
     }
 }
+
+/// A service on a fresh embedded store in `dir` (bcrypt cost 4, no rate
+/// limits), its clock stopped at `start`: for the unit tests of use cases.
+#[cfg(test)]
+pub(crate) async fn test_core(dir: &std::path::Path, start: i64) -> Core {
+    let map = std::collections::BTreeMap::from([
+        (
+            "PORTCULLIS_DATA_DIR".to_string(),
+            dir.join("data").display().to_string(),
+        ),
+        (
+            "PORTCULLIS_KEYS_DIR".to_string(),
+            dir.join("keys").display().to_string(),
+        ),
+        ("PORTCULLIS_BCRYPT_COST".to_string(), "4".to_string()),
+        ("PORTCULLIS_RATE_LIMIT".to_string(), "off".to_string()),
+    ]);
+    let settings = crate::config::Settings::from_map(&map).expect("test settings");
+    crate::startup::build_core(settings, crate::clock::Clock::manual(start))
+        .await
+        .expect("test core")
+}

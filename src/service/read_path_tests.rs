@@ -1,33 +1,15 @@
 //! The lean read path (issue 16) at the service level: the cached bearer
 //! check answers like the full one, and a measuring loop for callgrind.
 
-use std::collections::BTreeMap;
-
 use secrecy::SecretString;
 
 use super::*;
-use crate::clock::Clock;
-use crate::config::Settings;
 
 const START: i64 = 1_900_000_025;
 const PASSWORD: &str = "correct horse battery staple 42";
 
 async fn core(dir: &std::path::Path) -> Core {
-    let map = BTreeMap::from([
-        (
-            "PORTCULLIS_DATA_DIR".to_string(),
-            dir.join("data").display().to_string(),
-        ),
-        (
-            "PORTCULLIS_KEYS_DIR".to_string(),
-            dir.join("keys").display().to_string(),
-        ),
-        ("PORTCULLIS_BCRYPT_COST".to_string(), "4".to_string()),
-        ("PORTCULLIS_RATE_LIMIT".to_string(), "off".to_string()),
-    ]);
-    crate::startup::build_core(Settings::from_map(&map).unwrap(), Clock::manual(START))
-        .await
-        .unwrap()
+    super::test_core(dir, START).await
 }
 
 async fn signed_in(core: &Core) -> IssuedTokens {

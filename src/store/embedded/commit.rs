@@ -12,9 +12,11 @@
 //! Writes run on one thread, [`Writer`]: it runs the jobs that queued while
 //! it was busy, one transaction after another, then flushes once for all of
 //! them and wakes their callers. (Before it, each write ran on tokio's
-//! blocking pool and waited for a shared flush on a condition variable,
-//! [`GroupCommit`]; that path remains for any blocking work that writes
-//! without going through the writer, and a `perf stat` shows the difference: about 8 thread switches a refresh then, under 2 now.)
+//! blocking pool and waited for a shared flush on a condition variable:
+//! `perf stat` counted about 8 thread switches a refresh then, under 2
+//! now.) Blocking work that writes without going through the writer (none
+//! today) is still safe: [`super::EmbeddedStore::run`] sees the write and
+//! flushes before it returns.
 //!
 //! What a client sees is unchanged: no write is acknowledged before it is on
 //! disk, and a `kill -9` loses only writes nobody was told about. A read may
@@ -23,7 +25,6 @@
 //! that came after it waits for the same or a later flush.
 
 use std::cell::Cell;
-use std::sync::{Condvar, Mutex};
 
 use redb::{Database, Durability, WriteTransaction};
 
@@ -38,15 +39,16 @@ pub const WRITES_METRIC: &str = "portcullis_store_writes_total";
 pub const FLUSHES_METRIC: &str = "portcullis_store_flushes_total";
 
 thread_local! {
-    /// Set when the current blocking task began a write transaction, so
-    /// that [`super::EmbeddedStore::run`] knows to wait for a flush.
+    /// Set when the current job began a durable write transaction, so that
+    /// the writer thread (or [`super::EmbeddedStore::run`]) flushes before
+    /// answering.
     static WROTE: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Begins a write transaction that commits without an fsync. Every write
 /// of the embedded store begins here (never with `db.begin_write()`), so
-/// that [`super::EmbeddedStore::run`] can tell that it must wait for the
-/// group's flush before it answers.
+/// that the writer thread (and [`super::EmbeddedStore::run`]) can tell that
+/// a flush must come before the answer.
 pub(super) fn begin_write(db: &Database) -> StoreResult<WriteTransaction> {
     let mut txn = db.begin_write().map_err(other)?;
     txn.set_durability(Durability::None).map_err(other)?;
@@ -79,71 +81,9 @@ pub(super) fn tracking_writes<T>(f: impl FnOnce() -> T) -> (T, bool) {
     (out, WROTE.with(|w| w.replace(false)))
 }
 
-/// The flush schedule: which durable commits have started and finished.
-/// Writers wait here on the blocking thread that ran their transaction (no
-/// extra hop through the async runtime); one of them runs each flush.
-#[derive(Debug, Default)]
-pub(super) struct GroupCommit {
-    state: Mutex<Flushes>,
-    /// Signalled when a flush finishes (successfully or not).
-    finished: Condvar,
-}
-
-#[derive(Debug, Default)]
-struct Flushes {
-    /// The number of the last flush that began (flushes are numbered 1, 2…).
-    started: u64,
-    /// Whether a flush is running now.
-    running: bool,
-    /// The number of the last flush that succeeded.
-    succeeded: u64,
-}
-
-fn poisoned<T>(_: T) -> StoreError {
-    StoreError::Other(anyhow::anyhow!("group commit state poisoned"))
-}
-
-impl GroupCommit {
-    /// Returns once every write committed before this call is durable.
-    ///
-    /// The flush that covers a write must begin after the write's commit,
-    /// so the caller needs flush number `started + 1` (a flush running now
-    /// may have begun before its commit). If no flush is running, the
-    /// caller runs that flush itself; otherwise it waits for the running
-    /// one to finish and looks again, by when the next flush (run by
-    /// whichever waiter gets there first) carries every write that queued
-    /// meanwhile. A failed flush fails only its leader's write; the others
-    /// wake, find no success and lead a new flush.
-    pub(super) fn wait_durable(&self, db: &Database) -> StoreResult<()> {
-        let mut s = self.state.lock().map_err(poisoned)?;
-        let target = s.started + 1;
-        loop {
-            if s.succeeded >= target {
-                return Ok(());
-            }
-            if !s.running {
-                s.running = true;
-                s.started += 1;
-                let number = s.started;
-                drop(s);
-                let flushed = flush(db);
-                let mut s = self.state.lock().map_err(poisoned)?;
-                s.running = false;
-                if flushed.is_ok() {
-                    s.succeeded = number;
-                }
-                drop(s);
-                self.finished.notify_all();
-                return flushed;
-            }
-            s = self.finished.wait(s).map_err(poisoned)?;
-        }
-    }
-}
-
 /// One durable commit: an empty transaction with `Durability::Immediate`,
 /// which persists it and every non-durable commit before it (one fsync).
-fn flush(db: &Database) -> StoreResult<()> {
+pub(super) fn flush(db: &Database) -> StoreResult<()> {
     let mut txn = db.begin_write().map_err(other)?;
     txn.set_durability(Durability::Immediate).map_err(other)?;
     txn.commit().map_err(other)?;

@@ -45,7 +45,6 @@ use super::{Store, StoreError, StoreResult, UserRecord};
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
-    commits: Arc<commit::GroupCommit>,
     /// The thread that runs the store's writes (see [`commit::Writer`]).
     writer: Arc<commit::Writer>,
     /// What the bearer check reads of sessions, invalidated by every
@@ -133,7 +132,6 @@ impl EmbeddedStore {
         Ok(Self {
             writer: Arc::new(commit::Writer::start(db.clone())?),
             db,
-            commits: Arc::default(),
             sessions: Arc::new(cache::SessionCache::new(cache::DEFAULT_CAPACITY)),
         })
     }
@@ -158,21 +156,21 @@ impl EmbeddedStore {
         self.writer.write(f).await
     }
 
-    /// Runs blocking database work off the async runtime. When the work
-    /// began a write transaction, returns only once that write is durable
+    /// Runs blocking database work off the async runtime (reads: scans and
+    /// listings; writes go through [`Self::write`]). Should the work begin a
+    /// write transaction anyway, it returns only once that write is durable
     /// (whatever the work's own result: a write committed before an error
-    /// is still a write).
+    /// is still a write), with a flush of its own.
     async fn run<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Database) -> StoreResult<T> + Send + 'static,
     {
         let db = self.db.clone();
-        let commits = self.commits.clone();
         tokio::task::spawn_blocking(move || {
             let (result, wrote) = commit::tracking_writes(|| f(&db));
             if wrote {
-                commits.wait_durable(&db)?;
+                commit::flush(&db)?;
             }
             result
         })
