@@ -21,10 +21,14 @@ use crate::service::{BearerToken, ClientInfo, Core, Error, Principal};
 )]
 pub struct BearerAuth(pub Principal);
 
+/// The service the routes serve (set by `api::routes`).
+fn core_of(req: &Request) -> poem::Result<&Core> {
+    req.data::<Core>()
+        .ok_or_else(|| poem::Error::from(Error::Unexpected(anyhow::anyhow!("no service state"))))
+}
+
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
-    let core = req
-        .data::<Core>()
-        .ok_or_else(|| poem::Error::from(Error::Unexpected(anyhow::anyhow!("no service state"))))?;
+    let core = core_of(req)?;
     core.authenticate(&bearer.token).await.map_err(Into::into)
 }
 
@@ -49,9 +53,7 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
 pub struct BearerTokenAuth(pub BearerToken);
 
 async fn check_token(req: &Request, bearer: Bearer) -> poem::Result<BearerToken> {
-    let core = req
-        .data::<Core>()
-        .ok_or_else(|| poem::Error::from(Error::Unexpected(anyhow::anyhow!("no service state"))))?;
+    let core = core_of(req)?;
     core.verify_bearer(&bearer.token).map_err(Into::into)
 }
 
@@ -68,9 +70,7 @@ async fn check_token(req: &Request, bearer: Bearer) -> poem::Result<BearerToken>
 pub struct AdminAuth(pub Principal);
 
 async fn check_admin(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
-    let core = req
-        .data::<Core>()
-        .ok_or_else(|| poem::Error::from(Error::Unexpected(anyhow::anyhow!("no service state"))))?;
+    let core = core_of(req)?;
     core.authenticate_admin(&bearer.token)
         .await
         .map_err(Into::into)
