@@ -277,27 +277,33 @@ async fn per_ip_buckets_group_ipv6_by_64() {
                 .status()
         }
     };
+    // 30 addresses of one /64: apart, each would be far under the burst of
+    // 20 (before: no 429 at all). Together the burst runs out; the bucket
+    // refills one every 2 s, so a slow run sees a few fewer refusals.
     let mut statuses = Vec::new();
-    for n in 1..=26 {
+    for n in 1..=30 {
         statuses.push(sign_in(format!("2001:db8:1:2::{n:x}")).await);
     }
     let limited = statuses
         .iter()
         .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
         .count();
-    // The burst is 20: the rest (give or take one refilled) are refused.
-    assert!((5..=6).contains(&limited), "{statuses:?}");
+    assert!((3..=10).contains(&limited), "{statuses:?}");
     // The next /64 is another client.
     assert_eq!(
         sign_in("2001:db8:1:3::1".to_string()).await,
         StatusCode::UNAUTHORIZED
     );
-    // An IPv4 address and its IPv4-mapped form are one client.
-    for _ in 0..20 {
-        sign_in("198.51.100.7".to_string()).await;
+    // An IPv4 address and its IPv4-mapped form are one client: 30
+    // alternating requests, 15 each, run out one burst of 20.
+    let mut limited = 0;
+    for n in 0..30 {
+        let xff = if n % 2 == 0 {
+            "198.51.100.7"
+        } else {
+            "::ffff:198.51.100.7"
+        };
+        limited += usize::from(sign_in(xff.to_string()).await == StatusCode::TOO_MANY_REQUESTS);
     }
-    assert_eq!(
-        sign_in("::ffff:198.51.100.7".to_string()).await,
-        StatusCode::TOO_MANY_REQUESTS
-    );
+    assert!(limited >= 3, "{limited}");
 }
