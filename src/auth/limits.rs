@@ -148,7 +148,11 @@ mod tests {
                 .is_ok()
         );
         // One IPv6 /64 is one bucket; the next /64 has its own.
-        let in_64 = |n: u16| Some(IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, n, n)));
+        let in_64 = |n: u16| {
+            Some(IpAddr::V6(std::net::Ipv6Addr::new(
+                0x2001, 0xdb8, 1, 2, 0, 0, n, n,
+            )))
+        };
         for n in 0..10 {
             assert!(l.check(Action::Register, in_64(n)).is_ok());
         }

@@ -21,10 +21,10 @@
 
 use secrecy::SecretString;
 
+use super::throttle::Reserved;
 use super::{ClientInfo, Core, Error, FieldError, IssuedTokens, MailNotice, Principal, Result};
 use crate::audit::AuditEvent;
 use crate::auth::MfaClaims;
-use super::throttle::Reserved;
 use crate::auth::limits::Action;
 use crate::auth::tokens::LEEWAY_SECS;
 use crate::auth::totp::{self, STEP_SECS};
@@ -309,7 +309,11 @@ impl Core {
                 Some(step) => self.claim_step(&who.user_id, step).await?,
                 None => false,
             };
-            Ok(if claimed { Ok(()) } else { Err(Error::InvalidCode) })
+            Ok(if claimed {
+                Ok(())
+            } else {
+                Err(Error::InvalidCode)
+            })
         })
         .await??;
         let (codes, hashes) = self.second_factor.recovery.generate()?;
@@ -447,7 +451,11 @@ impl Core {
                 Some(step) => self.claim_step(user_id, step).await?,
                 None => false,
             };
-            Ok(if claimed { Ok(()) } else { Err(Error::InvalidCode) })
+            Ok(if claimed {
+                Ok(())
+            } else {
+                Err(Error::InvalidCode)
+            })
         })
         .await
     }
@@ -623,7 +631,11 @@ impl Core {
                         .hasher
                         .verify(&password, Some(credentials.password_hash.as_str()))
                         .await?;
-                    Ok(if right { Ok(()) } else { Err(Error::WrongPassword) })
+                    Ok(if right {
+                        Ok(())
+                    } else {
+                        Err(Error::WrongPassword)
+                    })
                 })
                 .await?
             }

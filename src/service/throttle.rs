@@ -181,9 +181,7 @@ impl Core {
         let now = self.clock.now();
         let window = secs(FAILURE_WINDOW);
         for (key, id) in &attempt.held {
-            self.store
-                .fail_login_attempt(key, id, now, window)
-                .await?;
+            self.store.fail_login_attempt(key, id, now, window).await?;
         }
         Ok(())
     }
@@ -258,5 +256,59 @@ mod tests {
             "198.51.100.0/24"
         );
         assert_eq!(network_of(None), "unknown");
+    }
+
+    /// Places held by checks in flight answer "retry in a second" after
+    /// the wait, not a window; places turned into failures answer the
+    /// window.
+    #[tokio::test]
+    async fn in_flight_is_not_a_window() {
+        const START: i64 = 1_900_000_000;
+        let dir = tempfile::tempdir().unwrap();
+        let core = crate::service::test_core(dir.path(), START).await;
+        let keys = [("k@example.com".to_string(), 2)];
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let Reserved::Granted(a) = core.reserve_attempt(&keys).await.unwrap() else {
+                panic!("a place was free")
+            };
+            held.push(a);
+        }
+        let waited = std::time::Instant::now();
+        let Reserved::Busy(retry) = core.reserve_attempt(&keys).await.unwrap() else {
+            panic!("every place is in flight")
+        };
+        assert_eq!(retry, IN_FLIGHT_RETRY);
+        assert!(waited.elapsed() >= IN_FLIGHT_WAIT / 2);
+        // A place that frees during the wait is taken.
+        let first = held.remove(0);
+        let waiting = core.reserve_attempt(&keys);
+        let freeing = async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            core.release_attempt(first).await;
+        };
+        let (got, ()) = tokio::join!(waiting, freeing);
+        let Reserved::Granted(second) = got.unwrap() else {
+            panic!("the freed place")
+        };
+        // Both fail: now the failures fill the key, for the window.
+        core.clock.advance(10);
+        core.attempt_failed(second).await.unwrap();
+        core.attempt_failed(held.remove(0)).await.unwrap();
+        let Reserved::Full(a, retry) = core.reserve_attempt(&keys).await.unwrap() else {
+            panic!("full of failures")
+        };
+        core.release_attempt(a).await;
+        assert_eq!(retry, secs(FAILURE_WINDOW) as u64);
+        // They are on record; the places in flight never were.
+        core.clock.advance(5);
+        assert_eq!(
+            core.store
+                .login_failures("k@example.com", core.clock.now(), secs(FAILURE_WINDOW))
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

@@ -31,7 +31,8 @@ pub use records::{
 };
 pub use records::{CeremonyRecord, PasskeyRecord, PasskeyRemoval};
 pub use rules::{
-    LoginFailures, OnceKey, PendingAttempt, RotateOutcome, Rotation, classify_rotation, mfa_throttle_key,
+    LoginFailures, OnceKey, PendingAttempt, RotateOutcome, Rotation, classify_rotation,
+    mfa_throttle_key,
 };
 pub use security::{AuditQuery, AuditRecord, KnownDevices, WebhookDelivery};
 

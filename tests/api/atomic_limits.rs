@@ -105,7 +105,12 @@ async fn simultaneous_wrong_confirmations_check_at_most_the_limit() {
         100,
         "{by_status:?}"
     );
-    let me: Value = app.get_authed("/v1/me", &access).await.json().await.unwrap();
+    let me: Value = app
+        .get_authed("/v1/me", &access)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["mfa_enabled"], true);
 }
 
@@ -134,7 +139,10 @@ async fn simultaneous_forgots_send_at_most_five_mails() {
             let r = app
                 .client
                 .post(app.url("/v1/password/forgot"))
-                .header("x-forwarded-for", format!("198.51.{}.{}", 100 + i / 50, i % 50 + 1))
+                .header(
+                    "x-forwarded-for",
+                    format!("198.51.{}.{}", 100 + i / 50, i % 50 + 1),
+                )
                 .json(&json!({"email": email}))
                 .send()
                 .await
@@ -205,7 +213,10 @@ async fn simultaneous_wrong_email_codes_use_up_the_tries() {
         }
     });
     let statuses = futures_util::future::join_all(attempts).await;
-    assert!(statuses.iter().all(|s| *s == StatusCode::BAD_REQUEST), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::BAD_REQUEST),
+        "{statuses:?}"
+    );
     let r = app
         .reset_with_code(&email, &right, "a brand new passphrase 77")
         .await;
@@ -240,10 +251,12 @@ async fn simultaneous_right_passwords_are_not_refused_for_a_window() {
             all.extend(futures_util::future::join_all(attempts).await);
         }
         let (by_status, longest) = tally(&all);
-        assert!(longest <= 1, "{captcha}: Retry-After {longest}: {by_status:?}");
+        assert!(
+            longest <= 1,
+            "{captcha}: Retry-After {longest}: {by_status:?}"
+        );
         assert_eq!(
-            by_status.get(&200).copied().unwrap_or(0)
-                + by_status.get(&429).copied().unwrap_or(0),
+            by_status.get(&200).copied().unwrap_or(0) + by_status.get(&429).copied().unwrap_or(0),
             48,
             "{captcha}: {by_status:?}"
         );

@@ -122,7 +122,10 @@ pub(crate) async fn reserve_up_to_the_limit(store: DynStore) {
         .await
         .unwrap();
     assert_eq!(
-        store.login_failures("r@example.com", now + 1, w).await.unwrap(),
+        store
+            .login_failures("r@example.com", now + 1, w)
+            .await
+            .unwrap(),
         vec![now - 5, now + 1]
     );
     assert!(
@@ -199,7 +202,10 @@ pub(crate) async fn clear_keeps_places_in_flight(store: DynStore) {
         .await
         .unwrap();
     for id in [&held[1], &freed] {
-        store.release_login_attempt("t@example.com", id).await.unwrap();
+        store
+            .release_login_attempt("t@example.com", id)
+            .await
+            .unwrap();
     }
     assert_eq!(
         store.login_failures("t@example.com", now, w).await.unwrap(),
@@ -232,13 +238,19 @@ pub(crate) async fn unsettled_places_free_themselves(store: DynStore) {
         .unwrap()
         .unwrap();
     // A failure settled after its place freed itself still counts.
-    store.release_login_attempt("u@example.com", &id).await.unwrap();
+    store
+        .release_login_attempt("u@example.com", &id)
+        .await
+        .unwrap();
     store
         .fail_login_attempt("u@example.com", "gone", later, w)
         .await
         .unwrap();
     assert_eq!(
-        store.login_failures("u@example.com", later, w).await.unwrap(),
+        store
+            .login_failures("u@example.com", later, w)
+            .await
+            .unwrap(),
         vec![later]
     );
 }
@@ -324,7 +336,10 @@ pub(crate) async fn concurrent_successes_take_turns(store: DynStore) {
                 {
                     tokio::task::yield_now().await;
                     store.clear_login_failures("ok@example.com").await.unwrap();
-                    store.release_login_attempt("ok@example.com", &id).await.unwrap();
+                    store
+                        .release_login_attempt("ok@example.com", &id)
+                        .await
+                        .unwrap();
                     return;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
