@@ -320,3 +320,27 @@ async fn per_ip_buckets_group_ipv6_by_64() {
     }
     assert!(limited >= 3, "{limited}");
 }
+
+/// Passkey ceremonies: at most 20 begun per account within 15 minutes,
+/// reserved before the ceremony is stored, however many ask at once.
+#[tokio::test]
+async fn simultaneous_passkey_ceremonies_stop_at_the_account_limit() {
+    let app = spawn_app().await;
+    let (_, tokens) = app.signed_in_user().await;
+    let access = token(&tokens, "access_token");
+    let attempts = (0..40).map(|_| {
+        let (app, access) = (&app, &access);
+        async move { status_and_retry(app.passkey_registration_options(access).await).await }
+    });
+    let responses = futures_util::future::join_all(attempts).await;
+    let (by_status, longest) = tally(&responses);
+    assert_eq!(by_status.get(&200), Some(&20), "{by_status:?}");
+    assert_eq!(by_status.get(&429), Some(&20), "{by_status:?}");
+    assert!((1..=900).contains(&longest), "{longest}");
+    // Another account has its own budget.
+    let (_, other) = app.signed_in_user().await;
+    let r = app
+        .passkey_registration_options(&token(&other, "access_token"))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
