@@ -1,5 +1,12 @@
 //! Per-IP request rates.
 //!
+//! A bucket is keyed by the client's IPv4 address, or by its IPv6 /64: one
+//! subscriber or host is usually handed a whole /64, so keying by the full
+//! IPv6 address would give each client 2^64 budgets (finding L1 of the
+//! security probe: 26 addresses of one /64 were never limited). An
+//! IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, a dual-stack socket) is the
+//! IPv4 address it maps.
+//!
 //! The buckets live in this process's memory: with several replicas, each
 //! enforces its own budget (documented in the README). They are switched
 //! off by `PORTCULLIS_RATE_LIMIT=off`. Per-account sign-in failures (which
@@ -71,11 +78,13 @@ impl Limits {
         }
     }
 
-    /// Takes one request from the IP's budget; `Err(seconds to wait)` when empty.
+    /// Takes one request from the budget of the IP's bucket (see the
+    /// module docs); `Err(seconds to wait)` when empty.
     pub fn check(&self, action: Action, ip: Option<IpAddr>) -> Result<(), u64> {
         let (true, Some(ip)) = (self.enabled, ip) else {
             return Ok(());
         };
+        let ip = bucket_of(ip);
         let limiter = match action {
             Action::SignIn => &self.sign_in,
             Action::Register => &self.register,
@@ -104,6 +113,22 @@ impl Limits {
     }
 }
 
+/// The bucket key of a client address: an IPv4 address as it is, an IPv6
+/// address with its interface identifier (the low 64 bits) cleared, an
+/// IPv4-mapped IPv6 address as its IPv4 address.
+pub fn bucket_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u128::from(v6) & !u128::from(u64::MAX);
+                IpAddr::V6(std::net::Ipv6Addr::from(bits))
+            }
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,10 +147,39 @@ mod tests {
             l.check(Action::Register, Some("10.0.0.2".parse().unwrap()))
                 .is_ok()
         );
+        // One IPv6 /64 is one bucket; the next /64 has its own.
+        let in_64 = |n: u16| {
+            Some(IpAddr::V6(std::net::Ipv6Addr::new(
+                0x2001, 0xdb8, 1, 2, 0, 0, n, n,
+            )))
+        };
+        for n in 0..10 {
+            assert!(l.check(Action::Register, in_64(n)).is_ok());
+        }
+        assert!(l.check(Action::Register, in_64(99)).is_err());
+        assert!(
+            l.check(Action::Register, Some("2001:db8:1:3::1".parse().unwrap()))
+                .is_ok()
+        );
+        // An IPv4-mapped address shares the IPv4 address's bucket.
+        assert!(
+            l.check(Action::Register, Some("::ffff:10.0.0.1".parse().unwrap()))
+                .is_err()
+        );
         // Off means off.
         let off = Limits::new(false);
         for _ in 0..100 {
             assert!(off.check(Action::Register, Some(ip)).is_ok());
         }
+    }
+
+    #[test]
+    fn buckets() {
+        let b = |s: &str| bucket_of(s.parse().unwrap()).to_string();
+        assert_eq!(b("203.0.113.9"), "203.0.113.9");
+        assert_eq!(b("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::");
+        assert_eq!(b("2001:db8:1:2::"), "2001:db8:1:2::");
+        assert_eq!(b("::ffff:198.51.100.7"), "198.51.100.7");
+        assert_eq!(b("::1"), "::");
     }
 }

@@ -25,6 +25,13 @@ use crate::clock::secs;
 use crate::domain::Email;
 use crate::store::{CeremonyRecord, PasskeyRecord, PasskeyRemoval, StoreError};
 
+/// Ceremonies begun for one account within 15 minutes (registration, and
+/// assertions that list its passkeys), counted in the store and reserved
+/// before the ceremony is stored ([`Core::per_address_limit`]), so that no
+/// number of clients or replicas can make one account's ceremonies pile up
+/// in the store. A person retrying a few times never gets near it.
+pub const CEREMONIES_PER_ACCOUNT: usize = 20;
+
 /// The answer when a `challenge_id` cannot be used.
 const CHALLENGE_GONE: &str =
     "the challenge is unknown, expired or already used; request new options";
@@ -181,6 +188,10 @@ impl Core {
         user_id: Option<String>,
         started: Started,
     ) -> Result<PasskeyOptions> {
+        if let Some(user_id) = &user_id {
+            self.per_address_limit("ceremony", user_id, CEREMONIES_PER_ACCOUNT)
+                .await?;
+        }
         let ceremony = CeremonyRecord {
             id: uuid::Uuid::new_v4().to_string(),
             kind: kind.as_str().to_string(),
@@ -371,9 +382,16 @@ impl Core {
             None => None,
         };
         if let Some(user) = user.filter(|u| !u.disabled && u.passkey_count > 0) {
-            return self
+            match self
                 .start_passkey_assertion(&user.id, CeremonyKind::Authenticate)
-                .await;
+                .await
+            {
+                // Over the account's ceremony limit: discoverable options,
+                // as for an address without passkeys (a 429 would tell
+                // that this one has some).
+                Err(Error::RateLimited { .. }) => {}
+                other => return other,
+            }
         }
         let started = self
             .rp(true)?

@@ -99,6 +99,15 @@ impl Core {
             .await?
         {
             Reserved::Granted(a) => a,
+            Reserved::Busy(retry_after) => {
+                return Err(self.throttled(
+                    "password_change",
+                    Some(user_id),
+                    "",
+                    client,
+                    retry_after,
+                ));
+            }
             Reserved::Full(a, retry_after) => {
                 self.release_attempt(a).await;
                 metrics::counter!("portcullis_password_changes_total", "result" => "throttled")
@@ -115,6 +124,7 @@ impl Core {
         match check.await {
             Ok(Ok(())) => self.attempt_succeeded(attempt).await,
             Ok(Err(refusal)) => {
+                self.attempt_failed(attempt).await?;
                 metrics::counter!("portcullis_password_changes_total", "result" => "failure")
                     .increment(1);
                 Err(refusal)

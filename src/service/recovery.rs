@@ -11,10 +11,10 @@ use secrecy::SecretString;
 
 use super::guards::password_context;
 use super::mail::{KIND_RESET, Notice};
+use super::throttle::Reserved;
 use super::tickets::TicketProof;
 use super::{ClientInfo, Core, Error, FieldError, Result, SecondFactor};
-use crate::auth::limits::{Action, FAILURE_WINDOW};
-use crate::clock::secs;
+use crate::auth::limits::Action;
 use crate::config::CaptchaMode;
 use crate::domain::Email;
 use crate::store::{ProfileUpdate, TicketKind, UserRecord};
@@ -65,32 +65,34 @@ impl Core {
     }
 
     /// Counts one request for `subject` under `what` in the store (every
-    /// replica sees it); more than `max` within 15 minutes is 429.
+    /// replica sees it); more than `max` within 15 minutes is 429. The
+    /// place is reserved atomically before the caller does the work it
+    /// guards (`service::throttle`): of any number of simultaneous requests
+    /// at most `max` pass (finding M2: 200 simultaneous `forgot`s sent 43
+    /// reset mails, 178 on MongoDB, against a limit of 5).
+    ///
+    /// These limits protect a mailbox and bound guessing across mailed
+    /// codes, so they hold whatever `PORTCULLIS_RATE_LIMIT` says (that
+    /// switch is for the per-IP buckets).
     pub(super) async fn per_address_limit(
         &self,
         what: &str,
         subject: &str,
         max: usize,
     ) -> Result<()> {
-        if !self.settings.limits.rate_limit {
-            return Ok(());
-        }
         // A space cannot be in an address or an id: no clash with the
         // sign-in failure records, which use the bare address.
         let key = format!("{what} {subject}");
-        let now = self.clock.now();
-        let window = secs(FAILURE_WINDOW);
-        let seen = self.store.login_failures(&key, now, window).await?;
-        if seen.len() >= max {
-            let retry_after = seen.first().map_or(1, |oldest| {
-                u64::try_from(oldest + window - now).unwrap_or(1)
-            });
-            return Err(Error::RateLimited {
-                retry_after: retry_after.max(1),
-            });
+        let limit = u32::try_from(max).unwrap_or(u32::MAX);
+        match self.reserve_attempt(&[(key, limit)]).await? {
+            // Every request counts, whatever comes of it.
+            Reserved::Granted(counted) => self.attempt_failed(counted).await,
+            Reserved::Full(a, retry_after) => {
+                self.release_attempt(a).await;
+                Err(Error::RateLimited { retry_after })
+            }
+            Reserved::Busy(retry_after) => Err(Error::RateLimited { retry_after }),
         }
-        self.store.record_login_failure(&key, now, window).await?;
-        Ok(())
     }
 
     /// Sets a new password with a reset ticket. The ticket is spent only

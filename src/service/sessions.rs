@@ -202,6 +202,12 @@ impl Core {
         // guesses cannot all pass the count.
         let attempt = match self.reserve_attempt(&keys).await? {
             Reserved::Granted(a) => a,
+            // Checks in flight hold the places (not failures): no CAPTCHA
+            // would help, a place frees within a second.
+            Reserved::Busy(retry_after) => {
+                metrics::counter!("portcullis_logins_total", "result" => "throttled").increment(1);
+                return Err(self.throttled("sign_in", None, &pseudonym, &client, retry_after));
+            }
             Reserved::Full(a, retry_after) => match self.settings.limits.captcha {
                 CaptchaMode::Off => {
                     self.release_attempt(a).await;
@@ -226,7 +232,8 @@ impl Core {
         let user = match self.check_credentials(parsed.as_ref(), password).await {
             Ok(u) => u,
             Err(Error::InvalidCredentials) => {
-                // The reservation stays: it is the failure's record.
+                // The reservation becomes the failure's record.
+                self.attempt_failed(attempt).await?;
                 metrics::counter!("portcullis_logins_total", "result" => "failure").increment(1);
                 tracing::warn!(
                     event = "login.failed",

@@ -31,7 +31,8 @@ pub use records::{
 };
 pub use records::{CeremonyRecord, PasskeyRecord, PasskeyRemoval};
 pub use rules::{
-    LoginFailures, OnceKey, RotateOutcome, Rotation, classify_rotation, mfa_throttle_key,
+    LoginFailures, OnceKey, PendingAttempt, RotateOutcome, Rotation, classify_rotation,
+    mfa_throttle_key,
 };
 pub use security::{AuditQuery, AuditRecord, KnownDevices, WebhookDelivery};
 
@@ -262,27 +263,32 @@ pub trait OnceStore: Send + Sync {
 #[async_trait]
 pub trait ThrottleStore: Send + Sync {
     /// Records a failed sign-in of `account` at `now`; the record lives
-    /// `window` seconds past its newest failure.
+    /// `window` seconds past its newest failure. Racing calls all count
+    /// (none is lost).
     async fn record_login_failure(&self, account: &str, now: i64, window: i64) -> StoreResult<()>;
     /// Times of the account's failed sign-ins within `(now - window, now]`,
-    /// oldest first.
+    /// oldest first: recorded failures and settled reservations
+    /// ([`ThrottleStore::fail_login_attempt`]), not the places of checks
+    /// still in flight.
     async fn login_failures(&self, account: &str, now: i64, window: i64) -> StoreResult<Vec<i64>>;
-    /// Forgets the account's failed sign-ins (after a successful one),
-    /// reserved attempts included.
+    /// Forgets the account's failed sign-ins (after a successful one). The
+    /// places of other checks still in flight stay reserved: each of them
+    /// settles or releases its own.
     async fn clear_login_failures(&self, account: &str) -> StoreResult<()>;
 
-    // -- attempt reservation (issue 9) --
-    /// Reserves one password check of `account` before it runs, atomically:
-    /// granted only while the account has fewer than `limit` failures and
-    /// reserved attempts within `(now - window, now]`. A reservation counts
-    /// as a failure at `now` from the moment it is granted (so racing
-    /// attempts cannot all pass a count read before their checks finish):
-    /// a failed check leaves it in place, a successful one calls
-    /// [`ThrottleStore::clear_login_failures`], any other outcome gives it
-    /// back with [`ThrottleStore::release_login_attempt`]. Returns the
+    // -- attempt reservation (issue 9, issue 20) --
+    /// Reserves one check of `account` before it runs, atomically: granted
+    /// only while the account's failures within `(now - window, now]` and
+    /// the places of checks in flight are fewer than `limit`. The place is
+    /// held until the check settles it: a failed check calls
+    /// [`ThrottleStore::fail_login_attempt`] (the place becomes a failure),
+    /// any other outcome gives it back with
+    /// [`ThrottleStore::release_login_attempt`] (a successful check also
+    /// calls [`ThrottleStore::clear_login_failures`]). A place nobody
+    /// settles frees itself after
+    /// [`RESERVATION_TTL`](rules::RESERVATION_TTL). Returns the
     /// reservation's id, or `None` when the limit is reached. Of racing
-    /// reservations at most `limit` are granted. Reservations show in
-    /// [`ThrottleStore::login_failures`].
+    /// reservations at most `limit` are granted.
     async fn reserve_login_attempt(
         &self,
         account: &str,
@@ -290,9 +296,19 @@ pub trait ThrottleStore: Send + Sync {
         now: i64,
         window: i64,
     ) -> StoreResult<Option<String>>;
+    /// The check of a reservation failed: its place becomes a failure at
+    /// `now`, counted for `window`. An unknown id (a place that freed by
+    /// itself meanwhile) records the failure anyway.
+    async fn fail_login_attempt(
+        &self,
+        account: &str,
+        attempt: &str,
+        now: i64,
+        window: i64,
+    ) -> StoreResult<()>;
     /// Gives back a reservation of [`ThrottleStore::reserve_login_attempt`]
-    /// whose check neither failed nor succeeded (an error, a refusal before
-    /// the check); unknown ids are ignored.
+    /// whose check did not fail (a success, an error, a refusal before the
+    /// check); unknown ids are ignored.
     async fn release_login_attempt(&self, account: &str, attempt: &str) -> StoreResult<()>;
 }
 

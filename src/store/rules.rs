@@ -63,6 +63,11 @@ pub fn classify_rotation(session: &SessionRecord, r: &Rotation<'_>) -> RotateOut
     RotateOutcome::Reused(revoked)
 }
 
+/// How long a reserved place of a check in flight holds when nobody
+/// settles or releases it (a crashed replica, a dropped request): far
+/// longer than any check takes, far shorter than the failure window.
+pub const RESERVATION_TTL: i64 = 60;
+
 /// Failed sign-ins of one account, as stored (a record like those of
 /// [`records`](super::records): new fields need `#[serde(default)]`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -72,6 +77,21 @@ pub struct LoginFailures {
     pub times: Vec<i64>,
     /// When the record may be deleted.
     pub expires_at: i64,
+    /// Places reserved by checks still in flight (not failures: a check
+    /// that succeeds gives its place back, one that fails turns it into a
+    /// failure). Left out when empty, so records without any are stored as
+    /// before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingAttempt>,
+}
+
+/// A place reserved by a check in flight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingAttempt {
+    /// The reservation's id.
+    pub id: String,
+    /// When the place frees by itself ([`RESERVATION_TTL`] after it was taken).
+    pub until: i64,
 }
 
 impl LoginFailures {
@@ -94,7 +114,42 @@ impl LoginFailures {
         self.times.push(now);
         let excess = self.times.len().saturating_sub(Self::MAX_KEPT);
         self.times.drain(..excess);
-        self.expires_at = now + window;
+        self.expires_at = self.expires_at.max(now + window);
+    }
+
+    /// Places in flight at `now`.
+    pub fn in_flight(&self, now: i64) -> usize {
+        self.pending.iter().filter(|p| p.until > now).count()
+    }
+
+    /// Reserves a place when failures and places in flight leave room under
+    /// `limit`; the reservation's id, or `None`.
+    pub fn reserve(&mut self, limit: u32, now: i64, window: i64) -> Option<String> {
+        self.pending.retain(|p| p.until > now);
+        let taken = self.within(now, window).len() + self.pending.len();
+        if taken >= limit as usize {
+            return None;
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let until = now + RESERVATION_TTL.min(window);
+        self.pending.push(PendingAttempt {
+            id: id.clone(),
+            until,
+        });
+        self.expires_at = self.expires_at.max(until);
+        Some(id)
+    }
+
+    /// Takes a reservation out; whether it was there.
+    pub fn unreserve(&mut self, id: &str) -> bool {
+        let before = self.pending.len();
+        self.pending.retain(|p| p.id != id);
+        self.pending.len() != before
+    }
+
+    /// Whether nothing is left to keep.
+    pub fn is_empty(&self) -> bool {
+        self.times.is_empty() && self.pending.is_empty()
     }
 }
 

@@ -9,6 +9,8 @@
 )]
 
 mod activity;
+// Atomic limits (issue 20).
+mod atomic_limits;
 mod errors;
 mod hardening;
 mod helpers;

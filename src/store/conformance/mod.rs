@@ -144,14 +144,19 @@ macro_rules! conformance_tests {
                 claim_once,
                 claim_again_after_expiry,
                 concurrent_claims,
+                concurrent_code_tries,
             }
             throttles {
                 failures_within_window,
                 clear_failures,
                 failures_capped,
                 reserve_up_to_the_limit,
-                clear_forgets_reservations,
+                clear_keeps_places_in_flight,
+                unsettled_places_free_themselves,
                 concurrent_reservations,
+                concurrent_checks_settle,
+                concurrent_successes_take_turns,
+                concurrent_failures_all_count,
             }
             upkeep {
                 ping,

@@ -70,3 +70,28 @@ pub(crate) async fn concurrent_claims(store: DynStore) {
     }
     assert_eq!(won, 1, "exactly one of 20 racing claims wins");
 }
+
+pub(crate) async fn concurrent_code_tries(store: DynStore) {
+    // An email code's tries (`service::tickets`): each guess claims the
+    // first free key of `CodeTry(ticket, 0..5)` before the code is
+    // compared. 40 simultaneous guesses get 5 tries between them.
+    const TRIES: u32 = 5;
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..TRIES {
+                let key = OnceKey::CodeTry("ticket-race".into(), n);
+                if store.claim_once(&key, NOW + 600, NOW).await.unwrap() {
+                    return true;
+                }
+            }
+            false
+        }));
+    }
+    let mut tried = 0;
+    for t in tasks {
+        tried += usize::from(t.await.unwrap());
+    }
+    assert_eq!(tried, TRIES as usize);
+}

@@ -1,5 +1,7 @@
 //! [`ThrottleStore`] on redb: `login_failures` (account → JSON
-//! [`LoginFailures`]).
+//! [`LoginFailures`]: the failures and the places of checks in flight).
+//! Every change is one write transaction, and redb admits one writer at a
+//! time, so nothing here can race.
 
 use async_trait::async_trait;
 use redb::{ReadableDatabase, TableDefinition, WriteTransaction};
@@ -63,37 +65,58 @@ impl ThrottleStore for EmbeddedStore {
             let granted = {
                 let mut t = txn.open_table(FAILURES).map_err(other)?;
                 let mut record: LoginFailures = get_json(&t, &account)?.unwrap_or_default();
-                if record.within(now, window).len() >= limit as usize {
-                    false
-                } else {
-                    record.push(now, window);
+                let granted = record.reserve(limit, now, window);
+                if granted.is_some() {
                     t.insert(account.as_str(), encode(&record)?.as_slice())
                         .map_err(other)?;
-                    true
                 }
+                granted
             };
             txn.commit().map_err(other)?;
-            Ok(granted.then(|| now.to_string()))
+            Ok(granted)
+        })
+        .await
+    }
+
+    async fn fail_login_attempt(
+        &self,
+        account: &str,
+        attempt: &str,
+        now: i64,
+        window: i64,
+    ) -> StoreResult<()> {
+        let (account, attempt) = (account.to_string(), attempt.to_string());
+        self.write(move |db| {
+            let txn = super::commit::begin_volatile_write(db)?;
+            {
+                let mut t = txn.open_table(FAILURES).map_err(other)?;
+                let mut record: LoginFailures = get_json(&t, &account)?.unwrap_or_default();
+                record.unreserve(&attempt);
+                record.push(now, window);
+                t.insert(account.as_str(), encode(&record)?.as_slice())
+                    .map_err(other)?;
+            }
+            txn.commit().map_err(other)
         })
         .await
     }
 
     async fn release_login_attempt(&self, account: &str, attempt: &str) -> StoreResult<()> {
-        let Ok(at) = attempt.parse::<i64>() else {
-            return Ok(());
-        };
-        let account = account.to_string();
+        let (account, attempt) = (account.to_string(), attempt.to_string());
         self.write(move |db| {
             let txn = super::commit::begin_volatile_write(db)?;
             {
                 let mut t = txn.open_table(FAILURES).map_err(other)?;
                 let record: Option<LoginFailures> = get_json(&t, &account)?;
                 if let Some(mut record) = record
-                    && let Some(i) = record.times.iter().rposition(|t| *t == at)
+                    && record.unreserve(&attempt)
                 {
-                    record.times.remove(i);
-                    t.insert(account.as_str(), encode(&record)?.as_slice())
-                        .map_err(other)?;
+                    if record.is_empty() {
+                        t.remove(account.as_str()).map_err(other)?;
+                    } else {
+                        t.insert(account.as_str(), encode(&record)?.as_slice())
+                            .map_err(other)?;
+                    }
                 }
             }
             txn.commit().map_err(other)
@@ -107,7 +130,19 @@ impl ThrottleStore for EmbeddedStore {
             let txn = super::commit::begin_volatile_write(db)?;
             {
                 let mut t = txn.open_table(FAILURES).map_err(other)?;
-                t.remove(account.as_str()).map_err(other)?;
+                let record: Option<LoginFailures> = get_json(&t, &account)?;
+                match record {
+                    // Checks still in flight keep their places.
+                    Some(mut record) if !record.pending.is_empty() => {
+                        record.times.clear();
+                        t.insert(account.as_str(), encode(&record)?.as_slice())
+                            .map_err(other)?;
+                    }
+                    Some(_) => {
+                        t.remove(account.as_str()).map_err(other)?;
+                    }
+                    None => {}
+                }
             }
             txn.commit().map_err(other)
         })

@@ -105,6 +105,9 @@ enum RevocationId<'a> {
     /// `try:<slot>:<account>`: one reserved sign-in attempt (see
     /// `throttles.rs`).
     Attempt(&'a str, u32),
+    /// `failed:<nonce>:<account>`: one failure recorded without a
+    /// reservation (see `throttles.rs`).
+    Failure(&'a str, &'a str),
 }
 
 impl RevocationId<'_> {
@@ -118,6 +121,7 @@ impl RevocationId<'_> {
             Self::Ticket(kind, user_id) => format!("ticket:{}:{user_id}", kind.as_str()),
             Self::Ceremony(id) => format!("wa:{id}"),
             Self::Attempt(account, slot) => format!("try:{slot}:{account}"),
+            Self::Failure(account, nonce) => format!("failed:{nonce}:{account}"),
         }
     }
 }
@@ -308,6 +312,9 @@ impl MongoStore {
             index(doc! { "expires_at": 1 }, "expires_at"),
         )
         .await?;
+        // Throttle counts read an account's documents (`throttles.rs`).
+        self.create_index(&self.revocations, index(doc! { "account": 1 }, "account"))
+            .await?;
         self.create_index(
             &self.mail_queue,
             index(doc! { "sent_at": 1, "next_attempt_at": 1 }, "due"),
