@@ -176,7 +176,7 @@ impl Core {
         {
             Ok(_) => {}
             Err(Error::PasskeyRejected(why)) => {
-                self.mfa_failed(&user.id).await?;
+                self.mfa_failed(&user.id, &client).await?;
                 return Err(Error::PasskeyRejected(why));
             }
             Err(e) => return Err(e),
@@ -215,7 +215,7 @@ impl Core {
         // neither spends the token nor a recovery code.
         let candidate = self.candidate(&user.id, &credentials, &factor).await?;
         let Some(candidate) = candidate else {
-            return Err(self.mfa_failed(&user.id).await?);
+            return Err(self.mfa_failed(&user.id, &client).await?);
         };
         // Then use up the factor and the token. A TOTP step is claimed
         // first, so that a replayed code does not spend the token; a
@@ -223,7 +223,7 @@ impl Core {
         // token that turns out to be used.
         let proven = match candidate {
             Candidate::Step(_) => {
-                let proven = self.spend(&user.id, candidate).await?;
+                let proven = self.spend(&user.id, candidate, &client).await?;
                 if proven.is_some() {
                     self.claim_mfa_token(&claims).await?;
                 }
@@ -231,11 +231,11 @@ impl Core {
             }
             Candidate::RecoveryCode(_) => {
                 self.claim_mfa_token(&claims).await?;
-                self.spend(&user.id, candidate).await?
+                self.spend(&user.id, candidate, &client).await?
             }
         };
         let Some(proven) = proven else {
-            return Err(self.mfa_failed(&user.id).await?);
+            return Err(self.mfa_failed(&user.id, &client).await?);
         };
         self.store
             .clear_login_failures(&mfa_throttle_key(&user.id))
@@ -314,7 +314,7 @@ impl Core {
             None => false,
         };
         if !claimed {
-            return Err(self.mfa_failed(&who.user_id).await?);
+            return Err(self.mfa_failed(&who.user_id, client).await?);
         }
         let (codes, hashes) = self.second_factor.recovery.generate()?;
         let now = self.clock.now();
@@ -353,7 +353,8 @@ impl Core {
         if credentials.totp_secret.is_none() {
             return Err(Error::Conflict(NOT_ON));
         }
-        self.confirm(&who.user_id, &credentials, confirm).await?;
+        self.confirm(&who.user_id, &credentials, confirm, client)
+            .await?;
         let now = self.clock.now();
         self.store.disable_totp(&who.user_id, now).await?;
         let revoked = self
@@ -373,12 +374,14 @@ impl Core {
         &self,
         who: &Principal,
         confirm: Confirmation,
+        client: &ClientInfo,
     ) -> Result<Vec<SecretString>> {
         let credentials = self.credentials_of(&who.user_id).await?;
         if credentials.totp_secret.is_none() {
             return Err(Error::Conflict(NOT_ON));
         }
-        self.confirm(&who.user_id, &credentials, confirm).await?;
+        self.confirm(&who.user_id, &credentials, confirm, client)
+            .await?;
         let (codes, hashes) = self.second_factor.recovery.generate()?;
         let now = self.clock.now();
         if !self
@@ -393,6 +396,11 @@ impl Core {
             .revoke_sessions_of(&who.user_id, Some(&who.sid), now)
             .await?;
         tracing::info!(user_id = %who.user_id, revoked, event = "mfa.recovery_codes_regenerated", "new recovery codes; other sessions revoked");
+        self.audit(
+            AuditEvent::MfaRecoveryCodesRegenerated { revoked },
+            Some(&who.user_id),
+            client,
+        );
         self.notify(&who.user_id, MailNotice::RecoveryCodesRegenerated)
             .await;
         Ok(codes)
@@ -409,6 +417,7 @@ impl Core {
         &self,
         user_id: &str,
         factor: Option<SecondFactor>,
+        client: &ClientInfo,
     ) -> Result<()> {
         let credentials = self.credentials_of(user_id).await?;
         if credentials.totp_secret.is_none() {
@@ -421,14 +430,14 @@ impl Core {
         };
         self.mfa_throttle(user_id).await?;
         let proven = match self.candidate(user_id, &credentials, &factor).await {
-            Ok(Some(candidate)) => self.spend(user_id, candidate).await?,
+            Ok(Some(candidate)) => self.spend(user_id, candidate, client).await?,
             Ok(None) => None,
             // A malformed code is as wrong as a wrong one here.
             Err(Error::Validation(_)) => None,
             Err(e) => return Err(e),
         };
         if proven.is_none() {
-            self.mfa_failed(user_id).await?;
+            self.mfa_failed(user_id, client).await?;
             return Err(Error::MfaRequired(
                 "The two-factor code is wrong or was already used.",
             ));
@@ -449,6 +458,7 @@ impl Core {
         &self,
         user_id: &str,
         code: &TotpCode,
+        client: &ClientInfo,
     ) -> Result<std::result::Result<(), Error>> {
         let credentials = self.credentials_of(user_id).await?;
         let Some(sealed) = &credentials.totp_secret else {
@@ -460,7 +470,7 @@ impl Core {
             None => false,
         };
         if !claimed {
-            return Ok(Err(self.mfa_failed(user_id).await?));
+            return Ok(Err(self.mfa_failed(user_id, client).await?));
         }
         self.store
             .clear_login_failures(&mfa_throttle_key(user_id))
@@ -498,7 +508,7 @@ impl Core {
     }
 
     /// Counts a wrong second factor; returns the error to answer with.
-    async fn mfa_failed(&self, user_id: &str) -> Result<Error> {
+    async fn mfa_failed(&self, user_id: &str, client: &ClientInfo) -> Result<Error> {
         self.store
             .record_login_failure(
                 &mfa_throttle_key(user_id),
@@ -508,8 +518,7 @@ impl Core {
             .await?;
         metrics::counter!("portcullis_mfa_failures_total").increment(1);
         tracing::info!(user_id, "wrong second factor");
-        // The client is not known down here; the event carries the user.
-        self.audit(AuditEvent::MfaFailed, Some(user_id), &ClientInfo::default());
+        self.audit(AuditEvent::MfaFailed, Some(user_id), client);
         Ok(Error::InvalidCode)
     }
 
@@ -572,7 +581,12 @@ impl Core {
 
     /// Uses up a right factor: claims the TOTP step or consumes the
     /// recovery code. `None` when someone used it first (a replay).
-    async fn spend(&self, user_id: &str, candidate: Candidate) -> Result<Option<Proven>> {
+    async fn spend(
+        &self,
+        user_id: &str,
+        candidate: Candidate,
+        client: &ClientInfo,
+    ) -> Result<Option<Proven>> {
         match candidate {
             Candidate::Step(step) => {
                 Ok(self.claim_step(user_id, step).await?.then_some(Proven::Otp))
@@ -583,12 +597,7 @@ impl Core {
                     .consume_recovery_code(user_id, &hash, self.clock.now())
                     .await?;
                 if used {
-                    // Audit seam: `mfa.recovery_code_used`.
-                    tracing::info!(
-                        user_id,
-                        event = "mfa.recovery_code_used",
-                        "recovery code used"
-                    );
+                    self.audit(AuditEvent::MfaRecoveryCodeUsed, Some(user_id), client);
                 }
                 Ok(used.then_some(Proven::RecoveryCode))
             }
@@ -603,6 +612,7 @@ impl Core {
         user_id: &str,
         credentials: &CredentialRecord,
         confirm: Confirmation,
+        client: &ClientInfo,
     ) -> Result<()> {
         match confirm {
             Confirmation::Code(code) => {
@@ -611,11 +621,11 @@ impl Core {
                 let candidate = self.candidate(user_id, credentials, &factor).await?;
                 self.mfa_throttle(user_id).await?;
                 let proven = match candidate {
-                    Some(c) => self.spend(user_id, c).await?,
+                    Some(c) => self.spend(user_id, c, client).await?,
                     None => None,
                 };
                 if proven.is_none() {
-                    return Err(self.mfa_failed(user_id).await?);
+                    return Err(self.mfa_failed(user_id, client).await?);
                 }
             }
             Confirmation::Password(password) => {
@@ -626,7 +636,7 @@ impl Core {
                     .verify(&password, Some(credentials.password_hash.as_str()))
                     .await?
                 {
-                    self.mfa_failed(user_id).await?;
+                    self.mfa_failed(user_id, client).await?;
                     return Err(Error::WrongPassword);
                 }
             }
@@ -705,7 +715,9 @@ mod tests {
         let core = core(dir.path()).await;
         let who = signed_in(&core, "reset-mfa@example.com").await;
         // Off: nothing to prove.
-        core.check_second_factor(&who.user_id, None).await.unwrap();
+        core.check_second_factor(&who.user_id, None, &ClientInfo::default())
+            .await
+            .unwrap();
 
         let e = core.totp_begin(&who).await.unwrap();
         let rcs = core
@@ -717,7 +729,8 @@ mod tests {
         let mfa_required = |r: Result<()>| matches!(r, Err(Error::MfaRequired(_)));
 
         assert!(mfa_required(
-            core.check_second_factor(&who.user_id, None).await
+            core.check_second_factor(&who.user_id, None, &ClientInfo::default())
+                .await
         ));
         let right = code(&e.secret, now);
         let wrong = if right == "000000" {
@@ -728,32 +741,41 @@ mod tests {
         for bad in [wrong, "12", "not a code"] {
             let f = Some(SecondFactor::Code(bad.into()));
             assert!(mfa_required(
-                core.check_second_factor(&who.user_id, f).await
+                core.check_second_factor(&who.user_id, f, &ClientInfo::default())
+                    .await
             ));
         }
         let f = Some(SecondFactor::Code(right.clone()));
-        core.check_second_factor(&who.user_id, f).await.unwrap();
+        core.check_second_factor(&who.user_id, f, &ClientInfo::default())
+            .await
+            .unwrap();
         // The code is used up, and so is a recovery code.
         let f = Some(SecondFactor::Code(right));
         assert!(mfa_required(
-            core.check_second_factor(&who.user_id, f).await
+            core.check_second_factor(&who.user_id, f, &ClientInfo::default())
+                .await
         ));
         let rc = || Some(SecondFactor::RecoveryCode(rcs[0].clone()));
-        core.check_second_factor(&who.user_id, rc()).await.unwrap();
+        core.check_second_factor(&who.user_id, rc(), &ClientInfo::default())
+            .await
+            .unwrap();
         assert!(mfa_required(
-            core.check_second_factor(&who.user_id, rc()).await
+            core.check_second_factor(&who.user_id, rc(), &ClientInfo::default())
+                .await
         ));
         // Wrong ones count (a success clears the count): one so far, four
         // more make the limit, and then even a right one waits.
         for _ in 0..4 {
             let f = Some(SecondFactor::Code(wrong.into()));
             assert!(mfa_required(
-                core.check_second_factor(&who.user_id, f).await
+                core.check_second_factor(&who.user_id, f, &ClientInfo::default())
+                    .await
             ));
         }
         let f = Some(SecondFactor::RecoveryCode(rcs[1].clone()));
         assert!(matches!(
-            core.check_second_factor(&who.user_id, f).await,
+            core.check_second_factor(&who.user_id, f, &ClientInfo::default())
+                .await,
             Err(Error::RateLimited { .. })
         ));
     }

@@ -9,6 +9,8 @@
 )]
 
 mod activity;
+// Audit log complete and bounded (issue 20).
+mod audit_log;
 mod errors;
 mod hardening;
 mod helpers;

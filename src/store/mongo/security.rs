@@ -150,6 +150,46 @@ impl AuditStore for MongoStore {
             .await?;
         Ok(r.deleted_count)
     }
+
+    async fn add_audit_counts(&self, events: &[AuditRecord]) -> StoreResult<()> {
+        let coll = self.audit_coll();
+        for e in events {
+            // Insert, or compare-and-set the count: `details.count` is
+            // text (as every detail), which `$inc` cannot add to. Two
+            // replicas adding to one event retry until one set wins each
+            // round.
+            let mut rounds = 0;
+            loop {
+                rounds += 1;
+                if rounds > 100 {
+                    return Err(StoreError::Other(anyhow::anyhow!(
+                        "audit count of {} kept changing under the update",
+                        e.id
+                    )));
+                }
+                let Some(old) = self.run(coll.find_one(doc! { "_id": &e.id })).await? else {
+                    match self.insert(&coll, to_doc(e)?).await {
+                        Ok(()) => break,
+                        Err(StoreError::Conflict) => continue,
+                        Err(err) => return Err(err),
+                    }
+                };
+                let old: AuditRecord = from_doc(old)?;
+                let was = old.details.get("count").cloned();
+                let sum = old.counted(e.count());
+                let filter = match was {
+                    Some(was) => doc! { "_id": &e.id, "details.count": was },
+                    None => doc! { "_id": &e.id, "details.count": { "$exists": false } },
+                };
+                let set = doc! { "$set": { "details.count": sum.details.get("count").cloned().unwrap_or_default() } };
+                let r = self.run(coll.update_one(filter, set)).await?;
+                if r.matched_count == 1 {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
