@@ -643,7 +643,7 @@ async fn store_footprint(app: &TestApp, mongo_db: Option<&str>) -> (u64, u64) {
             let db = client.database(db);
             let mut bytes = 0;
             let mut docs = 0;
-            for coll in ["audit_events", "webhook_queue"] {
+            for coll in ["audit_events", "audit_counts", "webhook_queue"] {
                 let all: Vec<mongodb::bson::Document> = db
                     .collection::<mongodb::bson::Document>(coll)
                     .find(mongodb::bson::doc! {})
