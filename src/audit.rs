@@ -18,6 +18,25 @@
 //! written is visible as the `portcullis_audit_batch_size` histogram, which
 //! is the measured bound of a crash's loss.
 //!
+//! **Refusals are aggregated** (DESIGN.md: "at most one stored event per
+//! client network, action and minute, carrying a count"). A 429, a CAPTCHA
+//! failure or a throttled sign-in ([`AuditEvent::is_refusal`]) does not go
+//! through the channel: [`AuditSink::push_refusal`] adds one to an
+//! in-memory tally keyed by (client network — IPv4 /24, IPv6 /64 —, event
+//! type and `action`, minute). The flusher stores the tallies as one event
+//! per key whose id is derived from the key, so later counts of the same
+//! minute (a read flushes the open ones; another replica's) add to that one
+//! event ([`AuditStore::add_audit_counts`](crate::store::AuditStore::add_audit_counts)).
+//! When the minute is over (plus [`REFUSAL_CLOSE_GRACE_SECS`]) or at a clean
+//! shutdown, the tally closes and its one webhook is queued with the count
+//! this process saw. At most [`MAX_TALLIES`] keys are open; past that, new
+//! networks share one tally (`network` `other`). A flood from one client
+//! therefore costs one stored event and one webhook per minute, and a
+//! crash loses at most the counts of the open minute (each refusal is also
+//! logged by its caller). With several replicas, the stored event holds
+//! their sum; the webhook carries the count of the replica whose delivery
+//! was queued first (the others have the same `webhook-id`).
+//!
 //! Events never carry a secret: the variants below hold only static
 //! reasons, counts and ids, and the record adds the user id, client IP and
 //! user agent.
@@ -716,6 +735,13 @@ mod tests {
         let whole = closed.closed.iter().find(|r| r.id == flood.id).unwrap();
         assert_eq!(whole.details["count"], "1005");
         assert!(sink.take_refusals(end + 60, true, true).deltas.is_empty());
+        // A clean shutdown closes the open windows too.
+        sink.push_refusal(refusal(end + 70, "203.0.113.7"), "203.0.113.0/24".into());
+        let last = sink.take_refusals(end + 71, false, true);
+        assert_eq!(last.deltas.len(), 1);
+        assert_eq!(last.closed.len(), 1);
+        assert_eq!(last.closed[0].details["count"], "1");
+        assert!(sink.take_refusals(end + 72, true, true).closed.is_empty());
     }
 
     #[test]

@@ -295,7 +295,9 @@ fn parse_limit(limit: Option<u32>) -> Result<usize> {
 
 impl Core {
     /// Records a security event: one log line now, stored off the request
-    /// path (see `crate::audit`). Never fails and never waits.
+    /// path (see `crate::audit`). Never fails and never waits. A refusal
+    /// (429, CAPTCHA, throttled sign-in) is only counted: it is stored
+    /// aggregated, one event per client network, action and minute.
     pub fn audit(&self, event: AuditEvent, user_id: Option<&str>, client: &ClientInfo) {
         let record = event.record(
             user_id,
