@@ -18,11 +18,30 @@
 //! written is visible as the `portcullis_audit_batch_size` histogram, which
 //! is the measured bound of a crash's loss.
 //!
+//! **Refusals are aggregated** (DESIGN.md: "at most one stored event per
+//! client network, action and minute, carrying a count"). A 429, a CAPTCHA
+//! failure or a throttled sign-in ([`AuditEvent::is_refusal`]) does not go
+//! through the channel: [`AuditSink::push_refusal`] adds one to an
+//! in-memory tally keyed by (client network — IPv4 /24, IPv6 /64 —, event
+//! type and `action`, minute). The flusher stores the tallies as one event
+//! per key whose id is derived from the key, so later counts of the same
+//! minute (a read flushes the open ones; another replica's) add to that one
+//! event ([`AuditStore::add_audit_counts`](crate::store::AuditStore::add_audit_counts)).
+//! When the minute is over (plus [`REFUSAL_CLOSE_GRACE_SECS`]) or at a clean
+//! shutdown, the tally closes and its one webhook is queued with the count
+//! this process saw. At most [`MAX_TALLIES`] keys are open; past that, new
+//! networks share one tally (`network` `other`). A flood from one client
+//! therefore costs one stored event and one webhook per minute, and a
+//! crash loses at most the counts of the open minute (each refusal is also
+//! logged by its caller). With several replicas, the stored event holds
+//! their sum; the webhook carries the count of the replica whose delivery
+//! was queued first (the others have the same `webhook-id`).
+//!
 //! Events never carry a secret: the variants below hold only static
 //! reasons, counts and ids, and the record adds the user id, client IP and
 //! user agent.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -84,7 +103,10 @@ pub enum AuditEvent {
     /// `password.reset_requested`.
     PasswordResetRequested,
     /// `password.reset`.
-    PasswordReset,
+    PasswordReset {
+        /// Sessions revoked.
+        revoked: u64,
+    },
     /// `email.verified`.
     EmailVerified,
     /// `email.changed`.
@@ -108,13 +130,49 @@ pub enum AuditEvent {
     },
     /// `account.deleted`.
     AccountDeleted,
-    /// `admin.<action>`, e.g. `admin.user_disabled`; `target` is the user
-    /// acted on (the event's `user_id` is the admin).
+    /// `admin.<action>`, e.g. `admin.user_updated`: the event's `user_id`
+    /// is the acting admin, the user acted on is `target_user_id` in the
+    /// details (so the target's own feed never shows who the admin was).
     Admin {
         /// The action, a fixed word.
         action: &'static str,
         /// The user acted on.
         target: Option<String>,
+        /// What changed (fixed words, counts, role names; never a secret).
+        facts: Vec<(&'static str, String)>,
+    },
+    /// `token.revoked`: a session ended through `POST /oauth/revoke`.
+    TokenRevoked {
+        /// The session.
+        sid: String,
+    },
+    /// `mfa.recovery_code_used`: a recovery code was spent (sign-in or
+    /// password reset).
+    MfaRecoveryCodeUsed,
+    /// `mfa.recovery_codes_regenerated`: a new set replaced the old one.
+    MfaRecoveryCodesRegenerated {
+        /// Other sessions revoked.
+        revoked: u64,
+    },
+    /// `identity.linked` (social sign-in; emitted once that feature lands).
+    IdentityLinked {
+        /// The identity provider.
+        provider: String,
+    },
+    /// `identity.unlinked` (social sign-in; emitted once that feature lands).
+    IdentityUnlinked {
+        /// The identity provider.
+        provider: String,
+    },
+    /// `consent.granted` (OAuth consent; emitted once that feature lands).
+    ConsentGranted {
+        /// The client the user consented to.
+        client_id: String,
+    },
+    /// `consent.revoked` (OAuth consent; emitted once that feature lands).
+    ConsentRevoked {
+        /// The client whose consent was withdrawn.
+        client_id: String,
     },
     /// `suspicious.<rule>`: a detection rule fired (or the user reported it).
     Suspicious(Suspicion),
@@ -190,7 +248,7 @@ impl AuditEvent {
             Self::TokenReuseDetected { .. } => "token.reuse_detected",
             Self::PasswordChanged { .. } => "password.changed",
             Self::PasswordResetRequested => "password.reset_requested",
-            Self::PasswordReset => "password.reset",
+            Self::PasswordReset { .. } => "password.reset",
             Self::EmailVerified => "email.verified",
             Self::EmailChanged => "email.changed",
             Self::MfaEnabled => "mfa.enabled",
@@ -201,10 +259,24 @@ impl AuditEvent {
             Self::CaptchaFailed => "captcha.failed",
             Self::RateLimited { .. } => "rate_limited",
             Self::AccountDeleted => "account.deleted",
+            Self::TokenRevoked { .. } => "token.revoked",
+            Self::MfaRecoveryCodeUsed => "mfa.recovery_code_used",
+            Self::MfaRecoveryCodesRegenerated { .. } => "mfa.recovery_codes_regenerated",
+            Self::IdentityLinked { .. } => "identity.linked",
+            Self::IdentityUnlinked { .. } => "identity.unlinked",
+            Self::ConsentGranted { .. } => "consent.granted",
+            Self::ConsentRevoked { .. } => "consent.revoked",
             Self::Admin { action, .. } => return format!("admin.{action}"),
             Self::Suspicious(s) => return format!("suspicious.{}", s.rule()),
         };
         fixed.to_string()
+    }
+
+    /// A refusal that costs an attacker nothing (a 429, a CAPTCHA failure,
+    /// a throttled sign-in): stored aggregated, never one per request
+    /// ([`AuditSink::push_refusal`]).
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::RateLimited { .. } | Self::CaptchaFailed)
     }
 
     /// `success`, `failure` or `detected`.
@@ -243,11 +315,26 @@ impl AuditEvent {
                 }
             }
             Self::TokenReuseDetected { sid } => put("sid", sid.clone()),
-            Self::PasswordChanged { revoked } => put("revoked", revoked.to_string()),
+            Self::PasswordChanged { revoked } | Self::PasswordReset { revoked } => {
+                put("revoked", revoked.to_string());
+            }
             Self::RateLimited { action } => put("action", (*action).to_string()),
-            Self::Admin {
-                target: Some(t), ..
-            } => put("target_user_id", t.clone()),
+            Self::Admin { target, facts, .. } => {
+                if let Some(t) = target {
+                    put("target_user_id", t.clone());
+                }
+                for (k, v) in facts {
+                    put(k, v.clone());
+                }
+            }
+            Self::TokenRevoked { sid } => put("sid", sid.clone()),
+            Self::MfaRecoveryCodesRegenerated { revoked } => put("revoked", revoked.to_string()),
+            Self::IdentityLinked { provider } | Self::IdentityUnlinked { provider } => {
+                put("provider", provider.clone());
+            }
+            Self::ConsentGranted { client_id } | Self::ConsentRevoked { client_id } => {
+                put("client_id", client_id.clone());
+            }
             Self::Suspicious(s) => match s {
                 Suspicion::FailedLogins { count } => put("count", count.to_string()),
                 Suspicion::CredentialStuffing { accounts } => {
@@ -324,8 +411,78 @@ pub fn log(record: &AuditRecord) {
 pub enum SinkMessage {
     /// An event to store.
     Event(AuditRecord),
-    /// Answer once everything queued before this is stored.
+    /// Answer once everything queued before this is stored, the refusals
+    /// counted so far included.
     Flush(oneshot::Sender<()>),
+    /// As `Flush`, and close every open refusal tally (delivering its
+    /// webhook): the process is about to end.
+    Close(oneshot::Sender<()>),
+}
+
+/// Length of the window refusals are counted in (a minute).
+pub const REFUSAL_WINDOW_SECS: i64 = 60;
+/// A window's tallies are closed (and webhook-delivered) this long after
+/// it ended, so that refusals still in flight at its end are counted in it.
+pub const REFUSAL_CLOSE_GRACE_SECS: i64 = 2;
+/// Most open tallies (distinct network, action and minute); past it new
+/// networks are counted under [`OTHER_NETWORKS`], so memory stays bounded
+/// whatever the number of networks a flood comes from.
+pub const MAX_TALLIES: usize = 10_000;
+/// The network of the tally that counts refusals past [`MAX_TALLIES`].
+pub const OTHER_NETWORKS: &str = "other";
+
+/// Which tally a refusal counts in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct TallyKey {
+    /// Start of the window (Unix seconds, a multiple of
+    /// [`REFUSAL_WINDOW_SECS`]).
+    window: i64,
+    /// Event type.
+    kind: String,
+    /// The `action` detail (`sign_in`, ...), empty when none.
+    action: String,
+    /// Client network (IPv4 /24, IPv6 /64).
+    network: String,
+}
+
+/// One (network, action, minute) of refusals.
+#[derive(Debug)]
+struct Tally {
+    /// The aggregated record, without its count.
+    record: AuditRecord,
+    /// Refusals counted by this process in the window.
+    total: u64,
+    /// Of which not yet stored.
+    unstored: u64,
+}
+
+impl Tally {
+    fn with_count(&self, count: u64) -> AuditRecord {
+        let mut r = self.record.clone();
+        r.details.insert("count".into(), count.to_string());
+        r
+    }
+}
+
+/// The id of the one stored event of a (network, action, window): the
+/// window's time prefix, then 32 hex digits of a digest of the rest. Every
+/// replica computes the same id, so their counts add up in one record.
+fn tally_id(key: &TallyKey) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{}|{}|{}", key.kind, key.action, key.network));
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("{}{hex}", crate::store::security::time_prefix(key.window))
+}
+
+/// What [`AuditSink::take_refusals`] hands the flusher.
+#[derive(Debug, Default)]
+pub struct RefusalTake {
+    /// Counts to add to the stored aggregates (`details.count` is the
+    /// number not stored yet).
+    pub deltas: Vec<AuditRecord>,
+    /// Windows closed: their aggregate with this process's whole count,
+    /// for the webhook.
+    pub closed: Vec<AuditRecord>,
 }
 
 /// The sending side of the audit buffer (cheap to clone), and the
@@ -334,6 +491,8 @@ pub enum SinkMessage {
 pub struct AuditSink {
     tx: mpsc::Sender<SinkMessage>,
     rx: Arc<Mutex<Option<mpsc::Receiver<SinkMessage>>>>,
+    /// Refusals counted, not yet closed.
+    tallies: Arc<Mutex<HashMap<TallyKey, Tally>>>,
 }
 
 impl std::fmt::Debug for AuditSink {
@@ -355,7 +514,69 @@ impl AuditSink {
         Self {
             tx,
             rx: Arc::new(Mutex::new(Some(rx))),
+            tallies: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Counts a refusal (see [`AuditEvent::is_refusal`]) from a client on
+    /// `network`: no channel message, no store write; the flusher stores
+    /// one event per (network, action, minute) with the count
+    /// ([`AuditSink::take_refusals`]).
+    pub fn push_refusal(&self, record: AuditRecord, network: String) {
+        let window = record.at.div_euclid(REFUSAL_WINDOW_SECS) * REFUSAL_WINDOW_SECS;
+        let mut key = TallyKey {
+            window,
+            kind: record.kind.clone(),
+            action: record.details.get("action").cloned().unwrap_or_default(),
+            network,
+        };
+        let Ok(mut tallies) = self.tallies.lock() else {
+            return;
+        };
+        if !tallies.contains_key(&key) && tallies.len() >= MAX_TALLIES {
+            key.network = OTHER_NETWORKS.to_string();
+        }
+        let tally = tallies.entry(key).or_insert_with_key(|key| {
+            let mut r = record;
+            r.id = tally_id(key);
+            r.expires_at = r.expires_at.saturating_sub(r.at).saturating_add(window);
+            r.at = window;
+            r.user_id = None;
+            r.details.insert("network".into(), key.network.clone());
+            Tally {
+                record: r,
+                total: 0,
+                unstored: 0,
+            }
+        });
+        tally.total = tally.total.saturating_add(1);
+        tally.unstored = tally.unstored.saturating_add(1);
+    }
+
+    /// The refusal counts to store at `now`: those of windows over (closed:
+    /// they also come back in `closed`, for the webhook), and with `open`
+    /// those of the current windows too (a read wants to see them). With
+    /// `close_all` every window closes (shutdown).
+    pub fn take_refusals(&self, now: i64, open: bool, close_all: bool) -> RefusalTake {
+        let mut take = RefusalTake::default();
+        let Ok(mut tallies) = self.tallies.lock() else {
+            return take;
+        };
+        tallies.retain(|key, tally| {
+            let closing =
+                close_all || now >= key.window + REFUSAL_WINDOW_SECS + REFUSAL_CLOSE_GRACE_SECS;
+            if tally.unstored > 0 && (open || closing) {
+                take.deltas.push(tally.with_count(tally.unstored));
+                tally.unstored = 0;
+            }
+            if closing {
+                take.closed.push(tally.with_count(tally.total));
+            }
+            !closing
+        });
+        take.deltas.sort_by(|a, b| a.id.cmp(&b.id));
+        take.closed.sort_by(|a, b| a.id.cmp(&b.id));
+        take
     }
 
     /// Queues a record for the flusher without waiting; a full buffer
@@ -370,8 +591,21 @@ impl AuditSink {
     /// Waits (at most `limit`) until everything queued so far is stored;
     /// false when the flusher did not answer in time (or is not running).
     pub async fn flush(&self, limit: Duration) -> bool {
+        self.request(limit, SinkMessage::Flush).await
+    }
+
+    /// [`AuditSink::flush`], closing every refusal window (shutdown).
+    pub async fn close(&self, limit: Duration) -> bool {
+        self.request(limit, SinkMessage::Close).await
+    }
+
+    async fn request(
+        &self,
+        limit: Duration,
+        message: impl FnOnce(oneshot::Sender<()>) -> SinkMessage,
+    ) -> bool {
         let (done, wait) = oneshot::channel();
-        let sent = tokio::time::timeout(limit, self.tx.send(SinkMessage::Flush(done))).await;
+        let sent = tokio::time::timeout(limit, self.tx.send(message(done))).await;
         if !matches!(sent, Ok(Ok(()))) {
             return false;
         }
@@ -385,8 +619,11 @@ impl AuditSink {
 }
 
 /// Registers the audit, webhook and detection counters at 0, so they exist
-/// from start-up.
+/// from start-up (the recorder is installed first: a counter registered
+/// before it would go nowhere).
 pub fn register_metrics() {
+    let _ = crate::telemetry::metrics();
+    let _ = metrics::histogram!("portcullis_audit_batch_size");
     for result in ["stored", "failed", "dropped"] {
         metrics::counter!("portcullis_audit_writes_total", "result" => result).increment(0);
     }
@@ -412,7 +649,8 @@ mod tests {
         assert_eq!(
             AuditEvent::Admin {
                 action: "user_disabled",
-                target: None
+                target: None,
+                facts: vec![],
             }
             .kind(),
             "admin.user_disabled"
@@ -437,6 +675,91 @@ mod tests {
         assert_eq!(r.user_agent.unwrap().len(), 256);
         assert_eq!(r.expires_at, 150);
         assert_eq!(r.outcome, "success");
+    }
+
+    fn refusal(at: i64, ip: &str) -> AuditRecord {
+        AuditEvent::RateLimited { action: "sign_in" }.record(
+            None,
+            Some(ip.to_string()),
+            Some("curl/8"),
+            at,
+            1000,
+        )
+    }
+
+    #[test]
+    fn refusals_add_up_per_network_action_and_minute() {
+        let sink = AuditSink::new(4);
+        let minute = 1_899_999_960;
+        let t0 = minute + 20;
+        for i in 0..1000 {
+            sink.push_refusal(refusal(t0 + i % 30, "203.0.113.7"), "203.0.113.0/24".into());
+        }
+        sink.push_refusal(refusal(t0, "198.51.100.1"), "198.51.100.0/24".into());
+        let mut captcha = AuditEvent::CaptchaFailed.record(None, None, None, t0, 1000);
+        captcha.ip = Some("203.0.113.7".into());
+        sink.push_refusal(captcha, "203.0.113.0/24".into());
+        // Nothing goes through the channel.
+        assert!(sink.take_receiver().unwrap().try_recv().is_err());
+        // Within the minute: nothing unless asked (a read), then the counts.
+        assert!(sink.take_refusals(t0 + 30, false, false).deltas.is_empty());
+        let open = sink.take_refusals(t0 + 30, true, false);
+        assert_eq!(open.deltas.len(), 3);
+        assert!(open.closed.is_empty());
+        let flood = open
+            .deltas
+            .iter()
+            .find(|r| r.kind == "rate_limited" && r.ip.as_deref() == Some("203.0.113.7"))
+            .unwrap();
+        assert_eq!(flood.details["count"], "1000");
+        assert_eq!(flood.details["network"], "203.0.113.0/24");
+        assert_eq!(flood.details["action"], "sign_in");
+        assert_eq!(flood.at, minute, "the minute's start");
+        assert_eq!(flood.expires_at, flood.at + 1000);
+        assert!(flood.user_id.is_none());
+        // 12 hex of time, 32 of digest: a valid cursor, stable per key.
+        assert_eq!(flood.id.len(), 44);
+        // Five more in the minute: the next take holds only those, under
+        // the same id; after the minute (and its grace) the window closes
+        // with the whole count for the webhook.
+        for _ in 0..5 {
+            sink.push_refusal(refusal(t0 + 35, "203.0.113.9"), "203.0.113.0/24".into());
+        }
+        let end = minute + REFUSAL_WINDOW_SECS + REFUSAL_CLOSE_GRACE_SECS;
+        assert!(sink.take_refusals(end - 1, false, false).closed.is_empty());
+        let closed = sink.take_refusals(end, false, false);
+        assert_eq!(closed.deltas.len(), 1);
+        assert_eq!(closed.deltas[0].id, flood.id);
+        assert_eq!(closed.deltas[0].details["count"], "5");
+        assert_eq!(closed.closed.len(), 3);
+        let whole = closed.closed.iter().find(|r| r.id == flood.id).unwrap();
+        assert_eq!(whole.details["count"], "1005");
+        assert!(sink.take_refusals(end + 60, true, true).deltas.is_empty());
+        // A clean shutdown closes the open windows too.
+        sink.push_refusal(refusal(end + 70, "203.0.113.7"), "203.0.113.0/24".into());
+        let last = sink.take_refusals(end + 71, false, true);
+        assert_eq!(last.deltas.len(), 1);
+        assert_eq!(last.closed.len(), 1);
+        assert_eq!(last.closed[0].details["count"], "1");
+        assert!(sink.take_refusals(end + 72, true, true).closed.is_empty());
+    }
+
+    #[test]
+    fn tallies_are_bounded_whatever_the_number_of_networks() {
+        let sink = AuditSink::new(4);
+        let t0 = 1_900_000_000;
+        for i in 0..(MAX_TALLIES + 500) {
+            let net = format!("10.{}.{}.0/24", i / 256, i % 256);
+            sink.push_refusal(refusal(t0, "10.0.0.1"), net);
+        }
+        let take = sink.take_refusals(t0, true, true);
+        assert_eq!(take.deltas.len(), MAX_TALLIES + 1);
+        let other = take
+            .deltas
+            .iter()
+            .find(|r| r.details["network"] == OTHER_NETWORKS)
+            .unwrap();
+        assert_eq!(other.details["count"], "500");
     }
 
     #[tokio::test]

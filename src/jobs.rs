@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::audit::{MAX_BATCH, SinkMessage};
+use crate::audit::{AuditSink, MAX_BATCH, RefusalTake, SinkMessage};
 use crate::service::Core;
 use crate::store::{AuditRecord, DynStore};
 use crate::webhooks::{WebhookSender, backoff_secs, delivery_of};
@@ -41,7 +41,7 @@ impl Jobs {
     /// then stops every task. Webhook deliveries wait in the store and
     /// resume at the next start.
     pub async fn shutdown(self, core: &Core) {
-        if core.flush_audit(AUDIT_FLUSH_ON_SHUTDOWN).await {
+        if core.close_audit(AUDIT_FLUSH_ON_SHUTDOWN).await {
             tracing::info!("audit events flushed");
         } else {
             tracing::warn!("audit events not flushed before shutdown");
@@ -67,6 +67,12 @@ fn spawn_mail_sender(core: Core) -> tokio::task::JoinHandle<()> {
         "portcullis_mail_failed_total",
     ] {
         metrics::counter!(name).increment(0);
+    }
+    for name in [
+        "portcullis_mail_queue_pending",
+        "portcullis_mail_queue_age_seconds",
+    ] {
+        metrics::gauge!(name).increment(0.0);
     }
     tokio::spawn(async move {
         loop {
@@ -122,7 +128,8 @@ pub fn spawn(core: Core) -> Jobs {
     };
     if let Some(rx) = core.security.sink.take_receiver() {
         let (store, clock, queue) = (core.store.clone(), core.clock.clone(), sender.is_some());
-        tasks.push(tokio::spawn(audit_flusher(rx, store, clock, queue)));
+        let sink = core.security.sink.clone();
+        tasks.push(tokio::spawn(audit_flusher(rx, sink, store, clock, queue)));
     }
     if let Some(sender) = sender {
         tasks.push(tokio::spawn(webhook_deliverer(core.clone(), sender)));
@@ -130,23 +137,42 @@ pub fn spawn(core: Core) -> Jobs {
     Jobs { tasks }
 }
 
+/// How often the flusher looks for refusal windows to close.
+pub const REFUSAL_TICK: Duration = Duration::from_secs(1);
+
 /// Drains the audit buffer: each batch (whatever queued up, at most
 /// [`MAX_BATCH`]) is queued for webhooks, then stored; then the flush
-/// requests that arrived with it are answered.
+/// requests that arrived with it are answered. Refusals are not in the
+/// channel but counted in the sink: each cycle stores the counts of the
+/// windows that ended (one event per network, action and minute, and one
+/// webhook), and a flush request stores the open ones' counts so far.
 async fn audit_flusher(
     mut rx: tokio::sync::mpsc::Receiver<SinkMessage>,
+    sink: AuditSink,
     store: DynStore,
     clock: crate::clock::Clock,
     webhooks: bool,
 ) {
     let mut batch = Vec::new();
     let mut waiters = Vec::new();
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
+    loop {
+        let first = tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(m) => Some(m),
+                None => break,
+            },
+            () = tokio::time::sleep(REFUSAL_TICK) => None,
+        };
+        let mut close_all = false;
+        let mut next = first;
         while let Some(msg) = next {
             match msg {
                 SinkMessage::Event(e) => batch.push(e),
                 SinkMessage::Flush(done) => waiters.push(done),
+                SinkMessage::Close(done) => {
+                    close_all = true;
+                    waiters.push(done);
+                }
             }
             next = if batch.len() < MAX_BATCH {
                 rx.try_recv().ok()
@@ -154,12 +180,61 @@ async fn audit_flusher(
                 None
             };
         }
+        let now = clock.now();
+        let refusals = sink.take_refusals(now, !waiters.is_empty(), close_all);
         if !batch.is_empty() {
-            write_batch(&store, &batch, clock.now(), webhooks).await;
+            write_batch(&store, &batch, now, webhooks).await;
             batch.clear();
         }
+        write_refusals(&store, refusals, now, webhooks).await;
         for w in waiters.drain(..) {
             let _ = w.send(());
+        }
+    }
+}
+
+/// Stores refusal counts (adding them to the window's one event) and
+/// queues the webhook of each closed window, retrying a failing store like
+/// [`write_batch`]. Each count is added once: a retry resends only those
+/// not yet stored.
+async fn write_refusals(store: &DynStore, take: RefusalTake, now: i64, webhooks: bool) {
+    for closed in &take.closed {
+        crate::audit::log(closed);
+    }
+    let mut deltas = take.deltas.as_slice();
+    let mut hooks: Vec<_> = if webhooks {
+        take.closed.iter().map(|e| delivery_of(e, now)).collect()
+    } else {
+        Vec::new()
+    };
+    let mut wait = Duration::from_millis(200);
+    for attempt in 1..=5 {
+        let result = async {
+            while let Some((first, rest)) = deltas.split_first() {
+                store.add_audit_counts(std::slice::from_ref(first)).await?;
+                metrics::counter!("portcullis_audit_writes_total", "result" => "stored")
+                    .increment(1);
+                deltas = rest;
+            }
+            if !hooks.is_empty() {
+                store.enqueue_webhooks(&hooks).await?;
+                hooks.clear();
+            }
+            Ok::<(), crate::store::StoreError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => return,
+            Err(e) if attempt < 5 => {
+                tracing::warn!(error = %e, attempt, "storing refusal counts failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = deltas.len(), "refusal counts could not be stored");
+                metrics::counter!("portcullis_audit_writes_total", "result" => "failed")
+                    .increment(deltas.len() as u64);
+            }
         }
     }
 }

@@ -131,6 +131,7 @@ impl AdminApi {
     )]
     async fn update_user(
         &self,
+        req: &poem::Request,
         core: Data<&Core>,
         auth: AdminAuth,
         id: Path<String>,
@@ -141,7 +142,10 @@ impl AdminApi {
             roles: body.0.roles,
             email_verified: body.0.email_verified,
         };
-        match core.admin_update_user(&auth.0, &id.0, patch).await {
+        match core
+            .admin_update_user(&auth.0, &id.0, patch, &super::client_info(req, &core))
+            .await
+        {
             Ok(u) => AdminUserResponse::Ok(Json(AdminUserView::from(&u))),
             Err(e) => e.into(),
         }
@@ -155,11 +159,15 @@ impl AdminApi {
     )]
     async fn delete_user(
         &self,
+        req: &poem::Request,
         core: Data<&Core>,
         auth: AdminAuth,
         id: Path<String>,
     ) -> AdminDeleteResponse {
-        match core.admin_delete_user(&auth.0, &id.0).await {
+        match core
+            .admin_delete_user(&auth.0, &id.0, &super::client_info(req, &core))
+            .await
+        {
             Ok(()) => AdminDeleteResponse::Deleted,
             Err(e) => e.into(),
         }
@@ -173,11 +181,15 @@ impl AdminApi {
     )]
     async fn end_sessions(
         &self,
+        req: &poem::Request,
         core: Data<&Core>,
         auth: AdminAuth,
         id: Path<String>,
     ) -> AdminDeleteResponse {
-        match core.admin_end_sessions(&auth.0, &id.0).await {
+        match core
+            .admin_end_sessions(&auth.0, &id.0, &super::client_info(req, &core))
+            .await
+        {
             Ok(_) => AdminDeleteResponse::Deleted,
             Err(e) => e.into(),
         }

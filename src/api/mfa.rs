@@ -351,6 +351,7 @@ impl MfaApi {
     )]
     async fn recovery_codes(
         &self,
+        req: &Request,
         core: Data<&Core>,
         auth: BearerAuth,
         body: Json<ConfirmRequest>,
@@ -359,7 +360,10 @@ impl MfaApi {
             Ok(c) => c,
             Err(e) => return e.into(),
         };
-        match core.regenerate_recovery_codes(&auth.0, confirm).await {
+        match core
+            .regenerate_recovery_codes(&auth.0, confirm, &client_info(req, &core))
+            .await
+        {
             Ok(codes) => RecoveryCodesResponse::Ok(Json(codes.into())),
             Err(e) => e.into(),
         }

@@ -1,13 +1,15 @@
 //! The admin API's use cases: list, read, change and delete accounts, and
 //! end their sessions. Callers are already checked to hold the `admin` role
-//! (`api::AdminAuth`). Every action logs an `admin.*` event naming the
-//! acting admin and the target (the audit log will persist them once it
-//! lands).
+//! (`api::AdminAuth`). Every change records an `admin.*` security event
+//! (stored and webhook-delivered): its `user_id` is the acting admin, the
+//! account acted on is `target_user_id` in its details. Reads (list, view)
+//! are logged only.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::{Account, Core, Error, FieldError, Principal, Result};
+use super::{Account, ClientInfo, Core, Error, FieldError, Principal, Result};
+use crate::audit::AuditEvent;
 use crate::store::AdminUpdate;
 
 /// Page size when none is asked for.
@@ -122,6 +124,7 @@ impl Core {
         admin: &Principal,
         user_id: &str,
         patch: AdminPatch,
+        client: &ClientInfo,
     ) -> Result<Account> {
         if let Some(roles) = &patch.roles {
             let bad: Vec<FieldError> = roles
@@ -160,10 +163,30 @@ impl Core {
             .admin_update(user_id, &update, now)
             .await?
             .ok_or(Error::NotFound("User"))?;
+        let mut facts = Vec::new();
+        if let Some(d) = patch.disabled {
+            facts.push(("disabled", d.to_string()));
+        }
+        if let Some(r) = &update.roles {
+            facts.push(("roles", r.join(",")));
+        }
+        if let Some(v) = patch.email_verified {
+            facts.push(("email_verified", v.to_string()));
+        }
         if patch.disabled == Some(true) {
             let revoked = self.store.revoke_sessions_of(user_id, None, now).await?;
+            facts.push(("revoked", revoked.to_string()));
             tracing::info!(admin_id = %admin.user_id, target_user_id = %user_id, revoked, event = "admin.user_disabled", "admin disabled a user; sessions revoked");
         }
+        self.audit(
+            AuditEvent::Admin {
+                action: "user_updated",
+                target: Some(user_id.to_string()),
+                facts,
+            },
+            Some(&admin.user_id),
+            client,
+        );
         tracing::info!(
             admin_id = %admin.user_id,
             target_user_id = %user_id,
@@ -177,7 +200,12 @@ impl Core {
     }
 
     /// Ends every session of an account.
-    pub async fn admin_end_sessions(&self, admin: &Principal, user_id: &str) -> Result<u64> {
+    pub async fn admin_end_sessions(
+        &self,
+        admin: &Principal,
+        user_id: &str,
+        client: &ClientInfo,
+    ) -> Result<u64> {
         if self.store.user_by_id(user_id).await?.is_none() {
             return Err(Error::NotFound("User"));
         }
@@ -186,15 +214,38 @@ impl Core {
             .revoke_sessions_of(user_id, None, self.clock.now())
             .await?;
         tracing::info!(admin_id = %admin.user_id, target_user_id = %user_id, revoked, event = "admin.sessions_revoked", "admin ended a user's sessions");
+        self.audit(
+            AuditEvent::Admin {
+                action: "sessions_revoked",
+                target: Some(user_id.to_string()),
+                facts: vec![("revoked", revoked.to_string())],
+            },
+            Some(&admin.user_id),
+            client,
+        );
         Ok(revoked)
     }
 
     /// Deletes an account (as `DELETE /v1/me` does, without the password).
-    pub async fn admin_delete_user(&self, admin: &Principal, user_id: &str) -> Result<()> {
+    pub async fn admin_delete_user(
+        &self,
+        admin: &Principal,
+        user_id: &str,
+        client: &ClientInfo,
+    ) -> Result<()> {
         if !self.store.delete_user(user_id).await? {
             return Err(Error::NotFound("User"));
         }
         tracing::info!(admin_id = %admin.user_id, target_user_id = %user_id, event = "admin.user_deleted", "admin deleted a user");
+        self.audit(
+            AuditEvent::Admin {
+                action: "user_deleted",
+                target: Some(user_id.to_string()),
+                facts: Vec::new(),
+            },
+            Some(&admin.user_id),
+            client,
+        );
         Ok(())
     }
 }

@@ -168,6 +168,7 @@ impl Core {
                 .await?
                 .ok_or(Error::NotFound("User"))?;
             tracing::info!(user_id = %user.id, event = "admin.promoted", "account given the admin role");
+            self.cli_admin_event("promoted", &user.id).await;
             return Ok((self.to_account(user), false));
         }
         let password = password()?;
@@ -191,12 +192,31 @@ impl Core {
         match self.store.create_user(&user, &credentials).await {
             Ok(()) => {
                 tracing::info!(user_id = %user.id, event = "admin.created", "administrator created");
+                self.cli_admin_event("created", &user.id).await;
                 Ok((self.to_account(user), true))
             }
             Err(StoreError::Conflict) => Err(Error::Conflict(
                 "An account with this email address was created meanwhile; run the command again to promote it.",
             )),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records `admin.<action>` for an account made an administrator at
+    /// the command line (no acting user: `via` is `cli`). Stored at once:
+    /// the CLI runs no flusher. A failure is logged (the account change
+    /// is done).
+    async fn cli_admin_event(&self, action: &'static str, user_id: &str) {
+        let event = crate::audit::AuditEvent::Admin {
+            action,
+            target: Some(user_id.to_string()),
+            facts: vec![("via", "cli".to_string())],
+        };
+        if let Err(e) = self
+            .audit_now(event, None, &super::ClientInfo::default())
+            .await
+        {
+            tracing::warn!(error = %e, user_id, "admin event not stored");
         }
     }
 }

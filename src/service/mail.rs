@@ -70,6 +70,16 @@ pub(super) struct NewSignInDetail {
 }
 const KIND_NOTICE_PREFIX: &str = "notice.";
 
+/// Who asked for a reset mail (kept in the queue so that the sender can
+/// record `password.reset_requested` for a known account).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(super) struct ResetRequestDetail {
+    /// Client address.
+    pub(super) ip: Option<String>,
+    /// Client user agent.
+    pub(super) user_agent: Option<String>,
+}
+
 /// The mail side of the core: where mail goes and what it looks like.
 pub struct Postbox {
     pub(crate) mailer: Arc<dyn Mailer>,
@@ -344,6 +354,24 @@ impl Core {
                 let ttl = secs(self.settings.mail.reset_ttl);
                 if now - mail.created_at > ttl {
                     return Ok(None);
+                }
+                // A `forgot` request for a known account (recorded at its
+                // first attempt; "not me" resets are not requests).
+                if let (1, Some(asker)) = (
+                    mail.attempts,
+                    mail.detail
+                        .as_deref()
+                        .and_then(|d| serde_json::from_str::<ResetRequestDetail>(d).ok()),
+                ) {
+                    let client = super::ClientInfo {
+                        ip: asker.ip.and_then(|ip| ip.parse().ok()),
+                        user_agent: asker.user_agent,
+                    };
+                    self.audit(
+                        crate::audit::AuditEvent::PasswordResetRequested,
+                        Some(&user.id),
+                        &client,
+                    );
                 }
                 let t = self.issue_ticket(TicketKind::Reset, &user, ttl).await?;
                 let link = format!("{base}/reset-password?token={}", t.token);

@@ -171,7 +171,7 @@ impl Core {
     ) -> Result<IssuedTokens> {
         self.rate_limit(Action::SignIn, &client)?;
         let (claims, user) = self.mfa_token_user(mfa_token).await?;
-        self.mfa_guarded(&user.id, async {
+        self.mfa_guarded(&user.id, &client, async {
             // The ceremony is taken (single use) whatever the outcome.
             match self
                 .verify_passkey_assertion(&user.id, challenge_id, credential)
@@ -210,7 +210,7 @@ impl Core {
             return Err(Error::TokenInvalid("two-factor sign-in is off"));
         }
         let proven = self
-            .mfa_guarded(&user.id, async {
+            .mfa_guarded(&user.id, &client, async {
                 // Check first without using anything up, so that a wrong
                 // code neither spends the token nor a recovery code.
                 let candidate = self.candidate(&user.id, &credentials, &factor).await?;
@@ -223,7 +223,7 @@ impl Core {
                 // never lost to a token that turns out to be used.
                 let proven = match candidate {
                     Candidate::Step(_) => {
-                        let proven = self.spend(&user.id, candidate).await?;
+                        let proven = self.spend(&user.id, candidate, &client).await?;
                         if proven.is_some() {
                             self.claim_mfa_token(&claims).await?;
                         }
@@ -231,7 +231,7 @@ impl Core {
                     }
                     Candidate::RecoveryCode(_) => {
                         self.claim_mfa_token(&claims).await?;
-                        self.spend(&user.id, candidate).await?
+                        self.spend(&user.id, candidate, &client).await?
                     }
                 };
                 Ok(proven.ok_or(Error::InvalidCode))
@@ -304,7 +304,7 @@ impl Core {
         let Some(pending) = credentials.totp_pending.clone() else {
             return Err(Error::Conflict(NOT_PENDING));
         };
-        self.mfa_guarded(&who.user_id, async {
+        self.mfa_guarded(&who.user_id, client, async {
             let claimed = match self.totp_step(&who.user_id, &pending, &code)? {
                 Some(step) => self.claim_step(&who.user_id, step).await?,
                 None => false,
@@ -350,7 +350,8 @@ impl Core {
         if credentials.totp_secret.is_none() {
             return Err(Error::Conflict(NOT_ON));
         }
-        self.confirm(&who.user_id, &credentials, confirm).await?;
+        self.confirm(&who.user_id, &credentials, confirm, client)
+            .await?;
         let now = self.clock.now();
         self.store.disable_totp(&who.user_id, now).await?;
         let revoked = self
@@ -370,12 +371,14 @@ impl Core {
         &self,
         who: &Principal,
         confirm: Confirmation,
+        client: &ClientInfo,
     ) -> Result<Vec<SecretString>> {
         let credentials = self.credentials_of(&who.user_id).await?;
         if credentials.totp_secret.is_none() {
             return Err(Error::Conflict(NOT_ON));
         }
-        self.confirm(&who.user_id, &credentials, confirm).await?;
+        self.confirm(&who.user_id, &credentials, confirm, client)
+            .await?;
         let (codes, hashes) = self.second_factor.recovery.generate()?;
         let now = self.clock.now();
         if !self
@@ -390,6 +393,11 @@ impl Core {
             .revoke_sessions_of(&who.user_id, Some(&who.sid), now)
             .await?;
         tracing::info!(user_id = %who.user_id, revoked, event = "mfa.recovery_codes_regenerated", "new recovery codes; other sessions revoked");
+        self.audit(
+            AuditEvent::MfaRecoveryCodesRegenerated { revoked },
+            Some(&who.user_id),
+            client,
+        );
         self.notify(&who.user_id, MailNotice::RecoveryCodesRegenerated)
             .await;
         Ok(codes)
@@ -406,6 +414,7 @@ impl Core {
         &self,
         user_id: &str,
         factor: Option<SecondFactor>,
+        client: &ClientInfo,
     ) -> Result<()> {
         let credentials = self.credentials_of(user_id).await?;
         if credentials.totp_secret.is_none() {
@@ -416,9 +425,9 @@ impl Core {
                 "This account has two-factor sign-in on: send `mfa_code` or `recovery_code`.",
             ));
         };
-        self.mfa_guarded(user_id, async {
+        self.mfa_guarded(user_id, client, async {
             let proven = match self.candidate(user_id, &credentials, &factor).await {
-                Ok(Some(candidate)) => self.spend(user_id, candidate).await?,
+                Ok(Some(candidate)) => self.spend(user_id, candidate, client).await?,
                 Ok(None) => None,
                 // A malformed code is as wrong as a wrong one here.
                 Err(Error::Validation(_)) => None,
@@ -441,12 +450,13 @@ impl Core {
         &self,
         user_id: &str,
         code: &TotpCode,
+        client: &ClientInfo,
     ) -> Result<std::result::Result<(), Error>> {
         let credentials = self.credentials_of(user_id).await?;
         let Some(sealed) = &credentials.totp_secret else {
             return Ok(Err(Error::InvalidCode));
         };
-        self.mfa_guarded(user_id, async {
+        self.mfa_guarded(user_id, client, async {
             let claimed = match self.totp_step(user_id, sealed, code)? {
                 Some(step) => self.claim_step(user_id, step).await?,
                 None => false,
@@ -479,6 +489,7 @@ impl Core {
     async fn mfa_guarded<T>(
         &self,
         user_id: &str,
+        client: &ClientInfo,
         check: impl std::future::Future<Output = Result<std::result::Result<T, Error>>>,
     ) -> Result<std::result::Result<T, Error>> {
         let keys = [(
@@ -501,7 +512,7 @@ impl Core {
             }
             Ok(Err(refusal)) => {
                 self.attempt_failed(attempt).await?;
-                self.mfa_failed(user_id);
+                self.mfa_failed(user_id, client);
                 Ok(Err(refusal))
             }
             Err(e) => {
@@ -512,11 +523,10 @@ impl Core {
     }
 
     /// A wrong second factor was counted: metrics, log and audit.
-    fn mfa_failed(&self, user_id: &str) {
+    fn mfa_failed(&self, user_id: &str, client: &ClientInfo) {
         metrics::counter!("portcullis_mfa_failures_total").increment(1);
         tracing::info!(user_id, "wrong second factor");
-        // The client is not known down here; the event carries the user.
-        self.audit(AuditEvent::MfaFailed, Some(user_id), &ClientInfo::default());
+        self.audit(AuditEvent::MfaFailed, Some(user_id), client);
     }
 
     /// The step `code` belongs to under the sealed secret, if it is right
@@ -578,7 +588,12 @@ impl Core {
 
     /// Uses up a right factor: claims the TOTP step or consumes the
     /// recovery code. `None` when someone used it first (a replay).
-    async fn spend(&self, user_id: &str, candidate: Candidate) -> Result<Option<Proven>> {
+    async fn spend(
+        &self,
+        user_id: &str,
+        candidate: Candidate,
+        client: &ClientInfo,
+    ) -> Result<Option<Proven>> {
         match candidate {
             Candidate::Step(step) => {
                 Ok(self.claim_step(user_id, step).await?.then_some(Proven::Otp))
@@ -589,12 +604,7 @@ impl Core {
                     .consume_recovery_code(user_id, &hash, self.clock.now())
                     .await?;
                 if used {
-                    // Audit seam: `mfa.recovery_code_used`.
-                    tracing::info!(
-                        user_id,
-                        event = "mfa.recovery_code_used",
-                        "recovery code used"
-                    );
+                    self.audit(AuditEvent::MfaRecoveryCodeUsed, Some(user_id), client);
                 }
                 Ok(used.then_some(Proven::RecoveryCode))
             }
@@ -609,15 +619,16 @@ impl Core {
         user_id: &str,
         credentials: &CredentialRecord,
         confirm: Confirmation,
+        client: &ClientInfo,
     ) -> Result<()> {
         match confirm {
             Confirmation::Code(code) => {
                 // Format errors are the client's mistake: 422, not counted.
                 code_field("code", &code)?;
                 let factor = SecondFactor::Code(code);
-                self.mfa_guarded(user_id, async {
+                self.mfa_guarded(user_id, client, async {
                     let proven = match self.candidate(user_id, credentials, &factor).await? {
-                        Some(c) => self.spend(user_id, c).await?,
+                        Some(c) => self.spend(user_id, c, client).await?,
                         None => None,
                     };
                     Ok(proven.map(|_| ()).ok_or(Error::InvalidCode))
@@ -625,7 +636,7 @@ impl Core {
                 .await?
             }
             Confirmation::Password(password) => {
-                self.mfa_guarded(user_id, async {
+                self.mfa_guarded(user_id, client, async {
                     let password = Password::for_verification(password);
                     let right = self
                         .hasher
@@ -710,7 +721,9 @@ mod tests {
         let core = core(dir.path()).await;
         let who = signed_in(&core, "reset-mfa@example.com").await;
         // Off: nothing to prove.
-        core.check_second_factor(&who.user_id, None).await.unwrap();
+        core.check_second_factor(&who.user_id, None, &ClientInfo::default())
+            .await
+            .unwrap();
 
         let e = core.totp_begin(&who).await.unwrap();
         let rcs = core
@@ -722,7 +735,8 @@ mod tests {
         let mfa_required = |r: Result<()>| matches!(r, Err(Error::MfaRequired(_)));
 
         assert!(mfa_required(
-            core.check_second_factor(&who.user_id, None).await
+            core.check_second_factor(&who.user_id, None, &ClientInfo::default())
+                .await
         ));
         let right = code(&e.secret, now);
         let wrong = if right == "000000" {
@@ -733,32 +747,41 @@ mod tests {
         for bad in [wrong, "12", "not a code"] {
             let f = Some(SecondFactor::Code(bad.into()));
             assert!(mfa_required(
-                core.check_second_factor(&who.user_id, f).await
+                core.check_second_factor(&who.user_id, f, &ClientInfo::default())
+                    .await
             ));
         }
         let f = Some(SecondFactor::Code(right.clone()));
-        core.check_second_factor(&who.user_id, f).await.unwrap();
+        core.check_second_factor(&who.user_id, f, &ClientInfo::default())
+            .await
+            .unwrap();
         // The code is used up, and so is a recovery code.
         let f = Some(SecondFactor::Code(right));
         assert!(mfa_required(
-            core.check_second_factor(&who.user_id, f).await
+            core.check_second_factor(&who.user_id, f, &ClientInfo::default())
+                .await
         ));
         let rc = || Some(SecondFactor::RecoveryCode(rcs[0].clone()));
-        core.check_second_factor(&who.user_id, rc()).await.unwrap();
+        core.check_second_factor(&who.user_id, rc(), &ClientInfo::default())
+            .await
+            .unwrap();
         assert!(mfa_required(
-            core.check_second_factor(&who.user_id, rc()).await
+            core.check_second_factor(&who.user_id, rc(), &ClientInfo::default())
+                .await
         ));
         // Wrong ones count (a success clears the count): one so far, four
         // more make the limit, and then even a right one waits.
         for _ in 0..4 {
             let f = Some(SecondFactor::Code(wrong.into()));
             assert!(mfa_required(
-                core.check_second_factor(&who.user_id, f).await
+                core.check_second_factor(&who.user_id, f, &ClientInfo::default())
+                    .await
             ));
         }
         let f = Some(SecondFactor::RecoveryCode(rcs[1].clone()));
         assert!(matches!(
-            core.check_second_factor(&who.user_id, f).await,
+            core.check_second_factor(&who.user_id, f, &ClientInfo::default())
+                .await,
             Err(Error::RateLimited { .. })
         ));
     }

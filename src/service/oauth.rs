@@ -131,8 +131,13 @@ impl Core {
                 user_id = %user_id,
                 sid = %sid,
                 client_ip = %super::sessions::ip_text(client),
-                event = "session.revoked",
+                event = "token.revoked",
                 "session ended through /oauth/revoke"
+            );
+            self.audit(
+                crate::audit::AuditEvent::TokenRevoked { sid },
+                Some(&user_id),
+                client,
             );
         }
         Ok(())

@@ -166,7 +166,7 @@ impl Core {
                 self.throttled_proof(
                     &who.user_id,
                     client,
-                    self.check_current_code(&who.user_id, &code),
+                    self.check_current_code(&who.user_id, &code, client),
                 )
                 .await?;
                 "totp"

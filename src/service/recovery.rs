@@ -14,6 +14,7 @@ use super::mail::{KIND_RESET, Notice};
 use super::throttle::Reserved;
 use super::tickets::TicketProof;
 use super::{ClientInfo, Core, Error, FieldError, Result, SecondFactor};
+use crate::audit::AuditEvent;
 use crate::auth::limits::Action;
 use crate::config::CaptchaMode;
 use crate::domain::Email;
@@ -55,7 +56,14 @@ impl Core {
         self.per_address_limit("forgot", email.as_str(), FORGOT_PER_EMAIL)
             .await?;
         let id = format!("reset:{}", uuid::Uuid::now_v7().simple());
-        self.enqueue(id, KIND_RESET, None, Some(email.as_str()))
+        // Who asked: the sender records `password.reset_requested` against
+        // the account when there is one (off the request path: no oracle).
+        let asker = serde_json::to_string(&super::mail::ResetRequestDetail {
+            ip: client.ip.map(|ip| ip.to_string()),
+            user_agent: client.user_agent.clone(),
+        })
+        .ok();
+        self.enqueue_detailed(id, KIND_RESET, None, Some(email.as_str()), asker)
             .await?;
         tracing::info!(
             event = "password.reset_requested",
@@ -113,7 +121,7 @@ impl Core {
         let password = self
             .new_password("new_password", input.new_password, &context)
             .map_err(|e| Error::Validation(vec![e]))?;
-        self.reset_second_factor(&user, input.mfa_code, input.recovery_code)
+        self.reset_second_factor(&user, input.mfa_code, input.recovery_code, client)
             .await?;
         self.spend_ticket(&ticket).await?;
         let hash = self.hasher.hash(&password).await?;
@@ -129,6 +137,11 @@ impl Core {
             self.store.update_profile(&user.id, &update, now).await?;
         }
         tracing::info!(user_id = %user.id, revoked, event = "password.reset", "password reset; every session revoked");
+        self.audit(
+            AuditEvent::PasswordReset { revoked },
+            Some(&user.id),
+            client,
+        );
         self.notify(&user.id, Notice::PasswordReset).await;
         Ok(())
     }
@@ -141,6 +154,7 @@ impl Core {
         user: &UserRecord,
         mfa_code: Option<SecretString>,
         recovery_code: Option<SecretString>,
+        client: &ClientInfo,
     ) -> Result<()> {
         use secrecy::ExposeSecret;
         let factor = match (mfa_code, recovery_code) {
@@ -148,6 +162,6 @@ impl Core {
             (None, Some(rc)) => Some(SecondFactor::RecoveryCode(rc)),
             (None, None) => None,
         };
-        self.check_second_factor(&user.id, factor).await
+        self.check_second_factor(&user.id, factor, client).await
     }
 }

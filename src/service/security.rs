@@ -4,7 +4,7 @@
 //!
 //! # For other use cases
 //!
-//! - Record an event: `self.audit(AuditEvent::PasswordReset, Some(&user_id), client)`.
+//! - Record an event: `self.audit(AuditEvent::EmailVerified, Some(&user_id), client)`.
 //!   It never waits for the store and never fails the request.
 //! - After any successful sign-in (password, MFA, passkey), call
 //!   `self.signed_in(&account, &sid, client).await`: it records
@@ -295,7 +295,9 @@ fn parse_limit(limit: Option<u32>) -> Result<usize> {
 
 impl Core {
     /// Records a security event: one log line now, stored off the request
-    /// path (see `crate::audit`). Never fails and never waits.
+    /// path (see `crate::audit`). Never fails and never waits. A refusal
+    /// (429, CAPTCHA, throttled sign-in) is only counted: it is stored
+    /// aggregated, one event per client network, action and minute.
     pub fn audit(&self, event: AuditEvent, user_id: Option<&str>, client: &ClientInfo) {
         let record = event.record(
             user_id,
@@ -304,14 +306,54 @@ impl Core {
             self.clock.now(),
             secs(self.settings.security.audit_retention),
         );
+        if event.is_refusal() {
+            // Aggregated: one stored event per network, action and minute
+            // (the refusal itself is logged by its caller).
+            let network = super::throttle::network_of(client.ip);
+            self.security.sink.push_refusal(record, network);
+            return;
+        }
         crate::audit::log(&record);
         self.security.sink.push(record);
+    }
+
+    /// Records an event at once, without the buffer: for processes that run
+    /// no flusher (the CLI). Stores it (and queues its webhook when one is
+    /// configured) before returning.
+    pub async fn audit_now(
+        &self,
+        event: AuditEvent,
+        user_id: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let now = self.clock.now();
+        let record = event.record(
+            user_id,
+            client.ip.map(|ip| ip.to_string()),
+            client.user_agent.as_deref(),
+            now,
+            secs(self.settings.security.audit_retention),
+        );
+        crate::audit::log(&record);
+        let s = &self.settings.security;
+        if s.webhook_url.is_some() && s.webhook_secret.is_some() {
+            let delivery = crate::webhooks::delivery_of(&record, now);
+            self.store.enqueue_webhooks(&[delivery]).await?;
+        }
+        self.store.append_audit(&[record]).await?;
+        Ok(())
     }
 
     /// Waits until the events recorded so far are stored (bounded); false
     /// when that did not happen in time.
     pub async fn flush_audit(&self, limit: Duration) -> bool {
         self.security.sink.flush(limit).await
+    }
+
+    /// [`Core::flush_audit`], closing every refusal window (their webhooks
+    /// are queued): for a clean shutdown.
+    pub async fn close_audit(&self, limit: Duration) -> bool {
+        self.security.sink.close(limit).await
     }
 
     /// Starts capturing notices in process instead of dropping them (a test

@@ -106,6 +106,11 @@ impl Core {
             .update_profile(&user.id, &update, self.clock.now())
             .await?;
         tracing::info!(user_id = %user.id, event = "email.verified", "email address verified");
+        self.audit(
+            crate::audit::AuditEvent::EmailVerified,
+            Some(&user.id),
+            client,
+        );
         Ok(())
     }
 

@@ -323,6 +323,12 @@ pub trait AuditStore: Send + Sync {
     async fn audit_events(&self, query: &AuditQuery, now: i64) -> StoreResult<Vec<AuditRecord>>;
     /// Deletes events whose retention ended by `now`; returns how many.
     async fn purge_audit(&self, now: i64) -> StoreResult<u64>;
+    /// Stores aggregated events (refusals: one per network, action and
+    /// minute): an event whose id is not stored yet is inserted; one whose
+    /// id is there adds its `details.count` to the stored event's (atomic
+    /// per event, also between replicas). Not idempotent: the caller sends
+    /// each count once.
+    async fn add_audit_counts(&self, events: &[AuditRecord]) -> StoreResult<()>;
 }
 
 /// The webhook delivery queue (at least once: an entry leaves only when

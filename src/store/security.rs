@@ -37,6 +37,23 @@ pub struct AuditRecord {
     pub expires_at: i64,
 }
 
+impl AuditRecord {
+    /// The `count` of an aggregated event (1 for any other).
+    pub fn count(&self) -> u64 {
+        self.details
+            .get("count")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1)
+    }
+
+    /// `self` with `extra` added to its count.
+    pub fn counted(mut self, extra: u64) -> Self {
+        let total = self.count().saturating_add(extra);
+        self.details.insert("count".into(), total.to_string());
+        self
+    }
+}
+
 /// Width of the time prefix of an [`audit_id`] (Unix seconds, zero padded).
 const TIME_DIGITS: usize = 12;
 

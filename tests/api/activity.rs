@@ -198,9 +198,13 @@ async fn admin_audit_is_for_admins_and_filters() {
     assert_eq!(failed[0]["details"]["reason"], "invalid_credentials");
     assert_eq!(get("?type=login.*&limit=100".into()).await.len(), 3);
     let all = get(String::new()).await;
-    assert_eq!(all.len(), 4, "registration, two sign-ins, one failure");
+    assert_eq!(
+        all.len(),
+        5,
+        "the admin's creation, registration, two sign-ins, one failure"
+    );
     assert!(get("?until=1000".into()).await.is_empty());
-    assert_eq!(get("?since=2000-01-01T00:00:00Z".into()).await.len(), 4);
+    assert_eq!(get("?since=2000-01-01T00:00:00Z".into()).await.len(), 5);
     for q in [
         "?since=yesterday",
         "?ip=not-an-ip",

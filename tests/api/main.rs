@@ -9,8 +9,8 @@
 )]
 
 mod activity;
-// Atomic limits (issue 20).
 mod atomic_limits;
+mod audit_log;
 mod errors;
 mod hardening;
 mod helpers;

@@ -15,7 +15,7 @@ use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse};
 use crate::helpers::*;
 
 /// A software authenticator that performs user verification.
-fn authenticator() -> SoftPasskey {
+pub(crate) fn authenticator() -> SoftPasskey {
     SoftPasskey::new(true)
 }
 
@@ -46,7 +46,7 @@ async fn json_ok(r: reqwest::Response, status: StatusCode) -> Value {
 
 /// Registers a passkey made by `auth` for the signed-in user; returns the
 /// passkey view.
-async fn register(app: &TestApp, auth: &mut SoftPasskey, token: &str) -> Value {
+pub(crate) async fn register(app: &TestApp, auth: &mut SoftPasskey, token: &str) -> Value {
     let options = json_ok(
         app.passkey_registration_options(token).await,
         StatusCode::OK,

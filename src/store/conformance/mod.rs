@@ -167,6 +167,8 @@ macro_rules! conformance_tests {
                 audit_filters,
                 audit_append_is_idempotent,
                 audit_retention,
+                audit_counts_add_up_in_one_event,
+                audit_purge_covers_more_than_a_chunk,
                 webhook_queue,
                 devices_remembered_and_bounded,
                 forget_a_device,

@@ -161,6 +161,70 @@ pub(crate) async fn audit_retention(store: DynStore) {
     );
 }
 
+fn aggregate(id: &str, count: u64) -> AuditRecord {
+    let mut e = event("rate_limited", None, "10.0.0.1", NOW);
+    e.id = id.to_string();
+    e.details = BTreeMap::from([
+        ("action".to_string(), "sign_in".to_string()),
+        ("count".to_string(), count.to_string()),
+    ]);
+    e
+}
+
+pub(crate) async fn audit_counts_add_up_in_one_event(store: DynStore) {
+    let id = format!(
+        "{}{}",
+        crate::store::security::time_prefix(NOW),
+        "ab".repeat(16)
+    );
+    store.add_audit_counts(&[aggregate(&id, 3)]).await.unwrap();
+    store.add_audit_counts(&[aggregate(&id, 4)]).await.unwrap();
+    // Sixteen concurrent additions (replicas flushing the same minute).
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (store, id) = (store.clone(), id.clone());
+            tokio::spawn(async move { store.add_audit_counts(&[aggregate(&id, 5)]).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let got = store.audit_events(&query(10), NOW).await.unwrap();
+    assert_eq!(ids(&got), [id.as_str()], "one stored event");
+    assert_eq!(got[0].details["count"], (3 + 4 + 16 * 5).to_string());
+    assert_eq!(got[0].details["action"], "sign_in");
+    assert_eq!(got[0].kind, "rate_limited");
+}
+
+pub(crate) async fn audit_purge_covers_more_than_a_chunk(store: DynStore) {
+    // 2,500 expired events and 10 retained ones, in id order mixed.
+    let mut events: Vec<AuditRecord> = (0..2510)
+        .map(|i| {
+            let mut e = event("logout", Some("u1"), "10.0.0.1", NOW + i % 7);
+            if i % 251 != 0 {
+                e.expires_at = NOW + 10;
+            } else {
+                e.expires_at = NOW + 10_000;
+            }
+            e
+        })
+        .collect();
+    events.sort_by(|a, b| a.id.cmp(&b.id));
+    for chunk in events.chunks(500) {
+        store.append_audit(chunk).await.unwrap();
+    }
+    assert_eq!(store.purge_audit(NOW + 100).await.unwrap(), 2500);
+    let q = AuditQuery {
+        user_id: Some("u1".into()),
+        ..query(100)
+    };
+    assert_eq!(store.audit_events(&q, NOW).await.unwrap().len(), 10);
+    assert_eq!(
+        store.audit_events(&query(100), NOW).await.unwrap().len(),
+        10
+    );
+}
+
 fn delivery(at: i64) -> WebhookDelivery {
     WebhookDelivery {
         id: audit_id(at),

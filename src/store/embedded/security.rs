@@ -128,37 +128,99 @@ impl AuditStore for EmbeddedStore {
     }
 
     async fn purge_audit(&self, now: i64) -> StoreResult<u64> {
+        // In chunks of PURGE_CHUNK events, one write transaction each, so
+        // the writer serves other writes between chunks whatever the size
+        // of the table.
+        let mut after: Option<String> = None;
+        let mut purged = 0;
+        loop {
+            let from = after.clone();
+            let (last, n) = self
+                .write(move |db| purge_audit_chunk(db, from.as_deref(), now))
+                .await?;
+            purged += n;
+            match last {
+                Some(last) => after = Some(last),
+                None => return Ok(purged),
+            }
+        }
+    }
+
+    async fn add_audit_counts(&self, events: &[AuditRecord]) -> StoreResult<()> {
+        let events = events.to_vec();
         self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
-            let mut purged = 0;
             {
                 let mut t = txn.open_table(AUDIT).map_err(other)?;
                 let mut by_user = txn.open_table(AUDIT_BY_USER).map_err(other)?;
-                let mut expired = Vec::new();
-                for item in t.iter().map_err(other)? {
-                    let (k, v) = item.map_err(other)?;
-                    let e: Option<AuditRecord> = serde_json::from_slice(v.value()).ok();
-                    match e {
-                        Some(e) if e.expires_at > now => {}
-                        Some(e) => expired.push((k.value().to_string(), e.user_id)),
-                        None => expired.push((k.value().to_string(), None)),
-                    }
-                }
-                for (id, user) in expired {
-                    t.remove(id.as_str()).map_err(other)?;
-                    if let Some(user) = user {
-                        by_user
-                            .remove(format!("{user}/{id}").as_str())
-                            .map_err(other)?;
-                    }
-                    purged += 1;
+                for e in events {
+                    let stored = match get_json::<AuditRecord>(&t, &e.id)? {
+                        Some(old) => old.counted(e.count()),
+                        None => {
+                            if let Some(user) = &e.user_id {
+                                by_user
+                                    .insert(format!("{user}/{}", e.id).as_str(), ())
+                                    .map_err(other)?;
+                            }
+                            e
+                        }
+                    };
+                    t.insert(stored.id.as_str(), encode(&stored)?.as_slice())
+                        .map_err(other)?;
                 }
             }
-            txn.commit().map_err(other)?;
-            Ok(purged)
+            txn.commit().map_err(other)
         })
         .await
     }
+}
+
+/// Audit events one purge transaction looks at, at most.
+const PURGE_CHUNK: usize = 1000;
+
+/// Deletes the expired events among the next [`PURGE_CHUNK`] after `after`
+/// (from the start when `None`); returns the last id looked at (`None`
+/// when the table's end was reached) and how many were deleted.
+fn purge_audit_chunk(
+    db: &redb::Database,
+    after: Option<&str>,
+    now: i64,
+) -> StoreResult<(Option<String>, u64)> {
+    let txn = super::commit::begin_write(db)?;
+    let mut purged = 0;
+    let mut last = None;
+    {
+        let mut t = txn.open_table(AUDIT).map_err(other)?;
+        let mut by_user = txn.open_table(AUDIT_BY_USER).map_err(other)?;
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut expired = Vec::new();
+        let mut seen = 0;
+        for item in t.range::<&str>((lower, Bound::Unbounded)).map_err(other)? {
+            let (k, v) = item.map_err(other)?;
+            let id = k.value().to_string();
+            match serde_json::from_slice::<AuditRecord>(v.value()).ok() {
+                Some(e) if e.expires_at > now => {}
+                Some(e) => expired.push((id.clone(), e.user_id)),
+                None => expired.push((id.clone(), None)),
+            }
+            seen += 1;
+            if seen >= PURGE_CHUNK {
+                last = Some(id);
+                break;
+            }
+        }
+        for (id, user) in expired {
+            t.remove(id.as_str()).map_err(other)?;
+            if let Some(user) = user {
+                by_user
+                    .remove(format!("{user}/{id}").as_str())
+                    .map_err(other)?;
+            }
+            purged += 1;
+        }
+    }
+    txn.commit().map_err(other)?;
+    Ok((last, purged))
 }
 
 #[async_trait]

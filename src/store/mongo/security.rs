@@ -1,6 +1,7 @@
 //! [`AuditStore`], [`WebhookStore`] and [`DeviceStore`] on MongoDB:
 //! collections `audit_events` (`_id` the sortable event id; TTL index on
 //! `expires_at_date` where the server has TTL, and the purge everywhere),
+//! `audit_counts` (counts added to an aggregated event after its first),
 //! `webhook_queue` (`_id` the event id) and `known_devices` (`_id` the user
 //! id). Every operation is single-document or an idempotent batch: an
 //! event or delivery written twice keeps one copy (duplicate `_id`).
@@ -18,6 +19,9 @@ use crate::store::{
 const AUDIT_EVENTS: &str = "audit_events";
 const WEBHOOK_QUEUE: &str = "webhook_queue";
 const KNOWN_DEVICES: &str = "known_devices";
+/// Counts added to an aggregated audit event after its first (see
+/// `add_audit_counts`).
+const AUDIT_COUNTS: &str = "audit_counts";
 
 impl MongoStore {
     fn audit_coll(&self) -> Collection<Document> {
@@ -30,6 +34,10 @@ impl MongoStore {
 
     fn device_coll(&self) -> Collection<Document> {
         self.db.collection(KNOWN_DEVICES)
+    }
+
+    fn count_coll(&self) -> Collection<Document> {
+        self.db.collection(AUDIT_COUNTS)
     }
 
     /// Indexes of the security collections; returns whether the audit TTL
@@ -47,6 +55,11 @@ impl MongoStore {
         self.create_index(
             &self.webhook_coll(),
             index(doc! { "next_at": 1 }, "next_at"),
+        )
+        .await?;
+        self.create_index(
+            &self.count_coll(),
+            index(doc! { "event_id": 1 }, "event_id"),
         )
         .await?;
         self.create_ttl_index(&audit).await
@@ -138,7 +151,7 @@ impl AuditStore for MongoStore {
                 out.push(e);
             }
         }
-        Ok(out)
+        self.with_extra_counts(out).await
     }
 
     async fn purge_audit(&self, now: i64) -> StoreResult<u64> {
@@ -148,7 +161,67 @@ impl AuditStore for MongoStore {
                     .delete_many(doc! { "expires_at": { "$lte": now } }),
             )
             .await?;
+        self.run(
+            self.count_coll()
+                .delete_many(doc! { "expires_at": { "$lte": now } }),
+        )
+        .await?;
         Ok(r.deleted_count)
+    }
+
+    async fn add_audit_counts(&self, events: &[AuditRecord]) -> StoreResult<()> {
+        // A conditional update is not atomic on FerretDB v1: the first
+        // count of an event is the event itself (an insert under its `_id`),
+        // any later one a document of its own in `audit_counts` (inserts
+        // are atomic), added up when the event is read.
+        for e in events {
+            match self.insert(&self.audit_coll(), to_doc(e)?).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict) => {
+                    let extra = doc! {
+                        "_id": uuid::Uuid::now_v7().simple().to_string(),
+                        "event_id": &e.id,
+                        "n": i64::try_from(e.count()).unwrap_or(i64::MAX),
+                        "expires_at": e.expires_at,
+                    };
+                    self.insert(&self.count_coll(), extra).await?;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl MongoStore {
+    /// `events` with the counts stored beside them (`audit_counts`) added.
+    async fn with_extra_counts(
+        &self,
+        mut events: Vec<AuditRecord>,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        let counted: Vec<&str> = events
+            .iter()
+            .filter(|e| e.details.contains_key("count"))
+            .map(|e| e.id.as_str())
+            .collect();
+        if counted.is_empty() {
+            return Ok(events);
+        }
+        let filter = doc! { "event_id": { "$in": counted } };
+        let mut cursor = self.run(self.count_coll().find(filter)).await?;
+        let mut extra = std::collections::HashMap::<String, u64>::new();
+        while self.run(cursor.advance()).await? {
+            let d: Document = cursor.deserialize_current().map_err(map_err)?;
+            if let (Ok(id), Ok(n)) = (d.get_str("event_id"), d.get_i64("n")) {
+                *extra.entry(id.to_string()).or_default() += u64::try_from(n).unwrap_or(0);
+            }
+        }
+        for e in &mut events {
+            if let Some(n) = extra.get(&e.id) {
+                *e = e.clone().counted(*n);
+            }
+        }
+        Ok(events)
     }
 }
 
