@@ -18,14 +18,16 @@
 
 use secrecy::SecretString;
 
-use super::{ClientInfo, Core, Error, FieldError, IssuedTokens, MailNotice, Principal, Result};
+use super::{
+    ClientInfo, Core, Error, FieldError, IssuedTokens, MailNotice, Principal, Proof, Result,
+};
 use crate::audit::AuditEvent;
 use crate::auth::MfaClaims;
 use crate::auth::limits::{Action, FAILURE_WINDOW};
 use crate::auth::tokens::LEEWAY_SECS;
 use crate::auth::totp::{self, STEP_SECS};
 use crate::clock::secs;
-use crate::domain::{Password, TotpCode};
+use crate::domain::TotpCode;
 use crate::store::{CredentialRecord, OnceKey, UserRecord, mfa_throttle_key};
 
 /// Lifetime of an `mfa+jwt` token: time to open the app and type a code.
@@ -59,16 +61,6 @@ pub enum SecondFactor {
     Code(String),
     /// One of the recovery codes, as typed.
     RecoveryCode(SecretString),
-}
-
-/// How a user confirms turning two-factor sign-in off or replacing the
-/// recovery codes.
-#[derive(Debug)]
-pub enum Confirmation {
-    /// A current code from the authenticator app.
-    Code(String),
-    /// The account's password.
-    Password(SecretString),
 }
 
 /// A secret handed out for enrolment (not active until confirmed).
@@ -262,12 +254,15 @@ impl Core {
 
     /// Starts enrolment: a new secret, pending until confirmed with
     /// [`Core::totp_activate`]. `Conflict` when two-factor sign-in is on.
-    pub async fn totp_begin(&self, who: &Principal) -> Result<TotpEnrolment> {
+    /// Needs a recent proof on the session (step-up): a stolen access
+    /// token must not set up a factor that would lock the owner out.
+    pub async fn totp_begin(&self, who: &Principal, client: &ClientInfo) -> Result<TotpEnrolment> {
         let account = self.account(&who.user_id).await?;
         let credentials = self.credentials_of(&account.id).await?;
         if credentials.totp_secret.is_some() {
             return Err(Error::Conflict(ALREADY_ON));
         }
+        self.require_recent_proof(who, None, client).await?;
         let secret = totp::new_secret()?;
         let sealed = {
             use secrecy::ExposeSecret;
@@ -292,11 +287,13 @@ impl Core {
 
     /// Confirms the pending secret with a code from the app: two-factor
     /// sign-in turns on, the other sessions end, and a new set of recovery
-    /// codes is returned (shown once; only their hashes are kept).
+    /// codes is returned (shown once; only their hashes are kept). Needs a
+    /// recent proof on the session, or `proof` (the password) in the request.
     pub async fn totp_activate(
         &self,
         who: &Principal,
         code: &str,
+        proof: Option<Proof>,
         client: &ClientInfo,
     ) -> Result<Vec<SecretString>> {
         let code = code_field("code", code)?;
@@ -307,6 +304,7 @@ impl Core {
         let Some(pending) = credentials.totp_pending.clone() else {
             return Err(Error::Conflict(NOT_PENDING));
         };
+        self.require_recent_proof(who, proof, client).await?;
         self.mfa_throttle(&who.user_id).await?;
         let step = self.totp_step(&who.user_id, &pending, &code)?;
         let claimed = match step {
@@ -341,19 +339,20 @@ impl Core {
         Ok(codes)
     }
 
-    /// Turns two-factor sign-in off after a current code or the password;
-    /// the other sessions end.
+    /// Turns two-factor sign-in off after a proof (a current code or the
+    /// password in `proof`, or a recent one on the session); the other
+    /// sessions end.
     pub async fn totp_disable(
         &self,
         who: &Principal,
-        confirm: Confirmation,
+        proof: Option<Proof>,
         client: &ClientInfo,
     ) -> Result<()> {
         let credentials = self.credentials_of(&who.user_id).await?;
         if credentials.totp_secret.is_none() {
             return Err(Error::Conflict(NOT_ON));
         }
-        self.confirm(&who.user_id, &credentials, confirm).await?;
+        self.require_recent_proof(who, proof, client).await?;
         let now = self.clock.now();
         self.store.disable_totp(&who.user_id, now).await?;
         let revoked = self
@@ -367,18 +366,20 @@ impl Core {
         Ok(())
     }
 
-    /// A new set of recovery codes after a current code or the password;
-    /// the old set stops working and the other sessions end.
+    /// A new set of recovery codes after a proof (a current code or the
+    /// password in `proof`, or a recent one on the session); the old set
+    /// stops working and the other sessions end.
     pub async fn regenerate_recovery_codes(
         &self,
         who: &Principal,
-        confirm: Confirmation,
+        proof: Option<Proof>,
+        client: &ClientInfo,
     ) -> Result<Vec<SecretString>> {
         let credentials = self.credentials_of(&who.user_id).await?;
         if credentials.totp_secret.is_none() {
             return Err(Error::Conflict(NOT_ON));
         }
-        self.confirm(&who.user_id, &credentials, confirm).await?;
+        self.require_recent_proof(who, proof, client).await?;
         let (codes, hashes) = self.second_factor.recovery.generate()?;
         let now = self.clock.now();
         if !self
@@ -594,48 +595,6 @@ impl Core {
             }
         }
     }
-
-    /// Checks the confirmation of a change to two-factor sign-in: a current
-    /// code (claimed like any other) or the password (bcrypt). Wrong ones
-    /// are counted like wrong codes.
-    async fn confirm(
-        &self,
-        user_id: &str,
-        credentials: &CredentialRecord,
-        confirm: Confirmation,
-    ) -> Result<()> {
-        match confirm {
-            Confirmation::Code(code) => {
-                let factor = SecondFactor::Code(code);
-                // Format errors are the client's mistake: 422, not counted.
-                let candidate = self.candidate(user_id, credentials, &factor).await?;
-                self.mfa_throttle(user_id).await?;
-                let proven = match candidate {
-                    Some(c) => self.spend(user_id, c).await?,
-                    None => None,
-                };
-                if proven.is_none() {
-                    return Err(self.mfa_failed(user_id).await?);
-                }
-            }
-            Confirmation::Password(password) => {
-                self.mfa_throttle(user_id).await?;
-                let password = Password::for_verification(password);
-                if !self
-                    .hasher
-                    .verify(&password, Some(credentials.password_hash.as_str()))
-                    .await?
-                {
-                    self.mfa_failed(user_id).await?;
-                    return Err(Error::WrongPassword);
-                }
-            }
-        }
-        self.store
-            .clear_login_failures(&mfa_throttle_key(user_id))
-            .await?;
-        Ok(())
-    }
 }
 
 /// A right second factor not yet used up.
@@ -707,9 +666,10 @@ mod tests {
         // Off: nothing to prove.
         core.check_second_factor(&who.user_id, None).await.unwrap();
 
-        let e = core.totp_begin(&who).await.unwrap();
+        let client = ClientInfo::default();
+        let e = core.totp_begin(&who, &client).await.unwrap();
         let rcs = core
-            .totp_activate(&who, &code(&e.secret, START), &ClientInfo::default())
+            .totp_activate(&who, &code(&e.secret, START), None, &client)
             .await
             .unwrap();
         core.clock.advance(30);

@@ -14,7 +14,8 @@ use mongodb::bson::{self, Bson, Document, doc};
 
 use super::{EXPIRES_AT_DATE, MongoStore, RevocationId, date_of, from_doc};
 use crate::store::{
-    CredentialRecord, CredentialStore, PasskeyRecord, PasskeyRemoval, StoreError, StoreResult,
+    CredentialRecord, CredentialStore, PasskeyAddition, PasskeyRecord, PasskeyRemoval, StoreError,
+    StoreResult,
 };
 
 /// How long the claim of a recovery code being used up is kept.
@@ -73,6 +74,34 @@ impl CredentialStore for MongoStore {
                 doc! {
                     "$set": { "password_hash": hash, "updated_at": now },
                     "$unset": { "legacy_bcrypt": "" },
+                },
+            ))
+            .await?;
+        Ok(r.matched_count > 0)
+    }
+
+    async fn claim_account(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<bool> {
+        // One `update_one`: the credentials go in the same write as the
+        // new password, so no moment exists where the new owner's password
+        // works next to the squatter's passkey or second factor.
+        let r = self
+            .run(self.users.update_one(
+                doc! { "_id": user_id },
+                doc! {
+                    "$set": {
+                        "password_hash": hash,
+                        "email_verified": true,
+                        "mfa_enabled": false,
+                        "passkey_count": 0,
+                        "updated_at": now,
+                    },
+                    "$unset": {
+                        "legacy_bcrypt": "",
+                        "totp_secret": "",
+                        "totp_pending": "",
+                        "recovery_codes": "",
+                        "passkeys": "",
+                    },
                 },
             ))
             .await?;
@@ -187,16 +216,24 @@ impl CredentialStore for MongoStore {
         &self,
         user_id: &str,
         passkey: &PasskeyRecord,
+        max: u32,
         now: i64,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<PasskeyAddition> {
         let Some(path) = passkey_path(&passkey.id) else {
             return Err(StoreError::Other(anyhow::anyhow!("invalid passkey id")));
         };
         let record = bson::to_bson(passkey)
             .map_err(|e| StoreError::Other(anyhow::Error::new(e).context("encoding a passkey")))?;
+        // The cap is part of the filter (a record without a count has none).
+        let room = doc! { "$or": [
+            { "passkey_count": { "$lt": i64::from(max) } },
+            { "passkey_count": { "$exists": false } },
+        ] };
+        let mut filter = doc! { "_id": user_id, &path: { "$exists": false } };
+        filter.extend(room);
         let r = self
             .run(self.users.update_one(
-                doc! { "_id": user_id, &path: { "$exists": false } },
+                filter,
                 doc! {
                     "$set": { &path: record, "updated_at": now },
                     "$inc": { "passkey_count": 1 },
@@ -204,22 +241,23 @@ impl CredentialStore for MongoStore {
             ))
             .await?;
         if r.matched_count > 0 {
-            return Ok(true);
+            return Ok(PasskeyAddition::Added);
         }
-        // No match: no such user, or the id is taken.
-        let exists = self
+        // No match: no such user, the id is taken, or the account is full.
+        let found = self
             .run(
                 self.users
                     .find_one(doc! { "_id": user_id })
-                    .projection(doc! { "_id": 1 }),
+                    .projection(doc! { "passkey_count": 1, &path: 1 }),
             )
-            .await?
-            .is_some();
-        if exists {
-            Err(StoreError::Conflict)
-        } else {
-            Ok(false)
+            .await?;
+        let Some(found) = found else {
+            return Ok(PasskeyAddition::NoUser);
+        };
+        if found.get_document("passkeys").is_ok_and(|p| p.contains_key(&passkey.id)) {
+            return Err(StoreError::Conflict);
         }
+        Ok(PasskeyAddition::Full)
     }
 
     async fn update_passkey(&self, user_id: &str, passkey: &PasskeyRecord) -> StoreResult<bool> {
