@@ -339,15 +339,21 @@ async fn an_expired_challenge_is_refused() {
     let options = json_ok(app.passkey_registration_options(&at).await, StatusCode::OK).await;
     let credential = create(&mut auth, &app.origin(), &options["public_key"]);
     clock.advance(301);
+    // (The sign-in's proof is not recent any more either: the password
+    // goes with the answer, so the challenge is what is refused.)
     let r = app
         .add_passkey(
             &at,
-            &json!({ "challenge_id": options["challenge_id"], "credential": credential }),
+            &json!({ "challenge_id": options["challenge_id"], "credential": credential, "password": PASSWORD }),
         )
         .await;
     let p = assert_problem(r, StatusCode::BAD_REQUEST, "passkey-invalid").await;
     assert!(p["detail"].as_str().unwrap().contains("expired"), "{p}");
     // Within the five minutes it works; a sign-in challenge expires alike.
+    let r = app
+        .post_authed_json("/v1/me/reauthenticate", &at, &json!({ "password": PASSWORD }))
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
     register(&app, &mut auth, &at).await;
     let options = sign_in_options(&app, &email).await;
     let assertion = get(&mut auth, &app.origin(), &options["public_key"]);

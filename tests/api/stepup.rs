@@ -377,7 +377,7 @@ async fn a_reset_of_an_unverified_account_claims_it() {
     assert_eq!(owner["user"]["passkeys"], 0);
     assert_eq!(owner["user"]["mfa_enabled"], false);
     assert_eq!(owner["user"]["email_verified"], true);
-    let notice = app.wait_for_email(&victim, "old credentials removed").await;
+    let notice = app.wait_for_email(&victim, "Your password was reset").await;
     assert!(notice.text.contains("never been confirmed"), "{}", notice.text);
 }
 
