@@ -161,7 +161,8 @@ pub(crate) async fn profile_reads_carry_no_passkeys(store: DynStore) {
 }
 
 /// `max` is a hard cap: racing adds past it are refused, whatever the
-/// interleaving, and what was refused left nothing behind.
+/// interleaving (FerretDB included, see `mongo::credentials`), and what
+/// was refused left nothing behind.
 pub(crate) async fn add_is_capped(store: DynStore) {
     let u = user("conf-pk-cap@example.com");
     store.create_user(&u, &credentials()).await.unwrap();
@@ -190,19 +191,9 @@ pub(crate) async fn add_is_capped(store: DynStore) {
     }
     let creds = store.credentials(&u.id).await.unwrap().unwrap();
     let count = store.user_by_id(&u.id).await.unwrap().unwrap().passkey_count;
-    // On FerretDB v1 a filtered update is a query then a write, so racers
-    // may pass the filter together (see the module docs of
-    // `mongo::credentials`); the count it keeps is the truth either way.
-    if store.describe().contains("ferretdb") && creds.passkeys.len() > 3 {
-        eprintln!(
-            "NOTE: {} passkeys after racing adds with a cap of 3 (FerretDB v1 filters are not atomic)",
-            creds.passkeys.len()
-        );
-    } else {
-        assert_eq!(added, 2, "two more fit under the cap");
-        assert_eq!(creds.passkeys.len(), 3);
-        assert_eq!(count, 3);
-    }
+    assert_eq!(added, 2, "two more fit under the cap");
+    assert_eq!(creds.passkeys.len(), 3, "and every add that said so is stored");
+    assert_eq!(count, 3);
     // Full now: refused, nothing written.
     let refused = store.add_passkey(&u.id, &passkey("late"), 3, 3).await.unwrap();
     assert_eq!(refused, PasskeyAddition::Full);
@@ -211,10 +202,8 @@ pub(crate) async fn add_is_capped(store: DynStore) {
     // Removing one makes room again.
     let removed = store.remove_passkey(&u.id, &first.id, 4).await.unwrap();
     assert_eq!(removed, PasskeyRemoval::Removed);
-    if after.passkeys.len() == 3 {
-        let again = store.add_passkey(&u.id, &passkey("again"), 3, 5).await.unwrap();
-        assert_eq!(again, PasskeyAddition::Added);
-    }
+    let again = store.add_passkey(&u.id, &passkey("again"), 3, 5).await.unwrap();
+    assert_eq!(again, PasskeyAddition::Added);
 }
 
 /// Claiming an unverified account forgets every credential but the new

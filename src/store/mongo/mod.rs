@@ -105,6 +105,9 @@ enum RevocationId<'a> {
     /// `try:<slot>:<account>`: one reserved sign-in attempt (see
     /// `throttles.rs`).
     Attempt(&'a str, u32),
+    /// `pkadd:<user id>`: a passkey being added to the account (see
+    /// `credentials.rs`).
+    PasskeyAdd(&'a str),
 }
 
 impl RevocationId<'_> {
@@ -118,6 +121,7 @@ impl RevocationId<'_> {
             Self::Ticket(kind, user_id) => format!("ticket:{}:{user_id}", kind.as_str()),
             Self::Ceremony(id) => format!("wa:{id}"),
             Self::Attempt(account, slot) => format!("try:{slot}:{account}"),
+            Self::PasskeyAdd(user_id) => format!("pkadd:{user_id}"),
         }
     }
 }
