@@ -10,9 +10,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::problem::responses;
 use super::types::{Secret, Text};
+use super::users::{PasskeyProof, one_proof};
 use super::views::TokensView;
 use super::{ApiTags, BearerAuth, client_info};
-use super::users::{PasskeyProof, one_proof};
 use crate::service::{
     Core, Error, FieldError, MfaChallenge, Proof, SecondFactor, SignIn, TotpEnrolment,
 };

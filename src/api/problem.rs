@@ -316,7 +316,9 @@ pub fn problem_of(e: &Error) -> Problem {
             S::CONFLICT,
             "passkey-limit",
             "Too many passkeys",
-            format!("The account has {max} passkeys, the most allowed: remove one before adding another."),
+            format!(
+                "The account has {max} passkeys, the most allowed: remove one before adding another."
+            ),
         ),
         Error::Unavailable => {
             tracing::error!("store unavailable");

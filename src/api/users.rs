@@ -140,7 +140,11 @@ pub(crate) fn one_proof(
             ["password", "code", "passkey"]
                 .into_iter()
                 .map(|f| {
-                    FieldError::new(f, "one_of", "send only one of `password`, `code` and `passkey`")
+                    FieldError::new(
+                        f,
+                        "one_of",
+                        "send only one of `password`, `code` and `passkey`",
+                    )
                 })
                 .collect(),
         )),

@@ -42,9 +42,7 @@ pub use admin::{AdminPatch, UserPage};
 pub use avatars::Avatar;
 pub use error::{Error, FieldError, Result};
 pub use import::{ImportLine, ImportOutcome};
-pub use mfa::{
-    MFA_TOKEN_TTL_SECS, MfaChallenge, SecondFactor, SignIn, TotpEnrolment,
-};
+pub use mfa::{MFA_TOKEN_TTL_SECS, MfaChallenge, SecondFactor, SignIn, TotpEnrolment};
 pub use oauth::Introspection;
 pub use profile::ProfilePatch;
 pub use security::{

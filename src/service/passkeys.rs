@@ -328,7 +328,11 @@ impl Core {
             created_at: now,
             last_used_at: None,
         };
-        match self.store.add_passkey(&who.user_id, &record, max, now).await {
+        match self
+            .store
+            .add_passkey(&who.user_id, &record, max, now)
+            .await
+        {
             Ok(PasskeyAddition::Added) => {}
             Ok(PasskeyAddition::NoUser) => return Err(Error::TokenInvalid("unknown subject")),
             Ok(PasskeyAddition::Full) => return Err(Error::PasskeyLimit { max }),

@@ -80,7 +80,10 @@ impl Core {
         client: &ClientInfo,
     ) -> Result<()> {
         if let Some(proof) = inline {
-            return self.verify_proof(&who.user_id, proof, client).await.map(|_| ());
+            return self
+                .verify_proof(&who.user_id, proof, client)
+                .await
+                .map(|_| ());
         }
         if self.recently_proven(who).await? {
             return Ok(());

@@ -351,7 +351,11 @@ async fn an_expired_challenge_is_refused() {
     assert!(p["detail"].as_str().unwrap().contains("expired"), "{p}");
     // Within the five minutes it works; a sign-in challenge expires alike.
     let r = app
-        .post_authed_json("/v1/me/reauthenticate", &at, &json!({ "password": PASSWORD }))
+        .post_authed_json(
+            "/v1/me/reauthenticate",
+            &at,
+            &json!({ "password": PASSWORD }),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     register(&app, &mut auth, &at).await;

@@ -17,7 +17,9 @@ const START: i64 = 1_900_000_000;
 const WINDOW: i64 = 300;
 
 /// A server on a manual clock (expiry rules follow `app.clock`).
-async fn app_at(configure: impl FnOnce(&mut std::collections::BTreeMap<String, String>)) -> TestApp {
+async fn app_at(
+    configure: impl FnOnce(&mut std::collections::BTreeMap<String, String>),
+) -> TestApp {
     spawn_app_at(portcullis::clock::Clock::manual(START), configure).await
 }
 
@@ -125,7 +127,9 @@ async fn a_stolen_token_cannot_turn_totp_on() {
     let begun = json_ok(app.totp_begin(&fresh_at).await, StatusCode::OK).await;
     let secret = begun["secret"].as_str().unwrap().to_string();
     app.clock.advance(WINDOW + 1);
-    let r = app.totp_activate(&fresh_at, &app.totp_now(&secret, 0)).await;
+    let r = app
+        .totp_activate(&fresh_at, &app.totp_now(&secret, 0))
+        .await;
     assert_reauth_required(r).await;
     // Nothing changed: the owner's other session lives, sign-in needs no code.
     assert_eq!(
@@ -172,7 +176,8 @@ async fn reauthenticate_with_a_password_a_code_or_a_passkey() {
 
     // Password.
     app.clock.advance(WINDOW + 1);
-    let methods = assert_reauth_required(app.regenerate_recovery_codes(&at, &json!({})).await).await;
+    let methods =
+        assert_reauth_required(app.regenerate_recovery_codes(&at, &json!({})).await).await;
     assert_eq!(methods, vec!["password", "totp", "passkey"]);
     let r = reauthenticate(&app, &at, &json!({ "password": "wrong wrong wrong" })).await;
     assert_problem(r, StatusCode::UNAUTHORIZED, "invalid-credentials").await;
@@ -199,7 +204,8 @@ async fn reauthenticate_with_a_password_a_code_or_a_passkey() {
     app.clock.advance(WINDOW + 1);
     assert_reauth_required(app.regenerate_recovery_codes(&at, &json!({})).await).await;
     let options = json_ok(
-        app.passkey_sign_in_options(&json!({ "email": email })).await,
+        app.passkey_sign_in_options(&json!({ "email": email }))
+            .await,
         StatusCode::OK,
     )
     .await;
@@ -291,7 +297,11 @@ async fn routes_with_a_proof_in_the_body_accept_a_recent_one() {
     assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "validation").await;
     let fresh = token(&app.login_ok(&email, PASSWORD).await, "access_token");
     let r = app
-        .post_authed_json("/v1/me/email", &fresh, &json!({ "new_email": unique_email() }))
+        .post_authed_json(
+            "/v1/me/email",
+            &fresh,
+            &json!({ "new_email": unique_email() }),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     // Turning TOTP off.
@@ -342,7 +352,8 @@ async fn a_reset_of_an_unverified_account_claims_it() {
 
     // A sign-in the squatter prepares now, to try after the reset.
     let options = json_ok(
-        app.passkey_sign_in_options(&json!({ "email": victim })).await,
+        app.passkey_sign_in_options(&json!({ "email": victim }))
+            .await,
         StatusCode::OK,
     )
     .await;
@@ -359,12 +370,16 @@ async fn a_reset_of_an_unverified_account_claims_it() {
 
     // The squatter's passkey no longer signs in, nor does their session.
     let r = app
-        .passkey_sign_in(&json!({ "challenge_id": options["challenge_id"], "credential": assertion }))
+        .passkey_sign_in(
+            &json!({ "challenge_id": options["challenge_id"], "credential": assertion }),
+        )
         .await;
     assert_problem(r, StatusCode::UNAUTHORIZED, "passkey-rejected").await;
     assert_eq!(app.me_status(&squatter_at).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        app.refresh(&token(&squatter, "refresh_token")).await.status(),
+        app.refresh(&token(&squatter, "refresh_token"))
+            .await
+            .status(),
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
@@ -378,7 +393,11 @@ async fn a_reset_of_an_unverified_account_claims_it() {
     assert_eq!(owner["user"]["mfa_enabled"], false);
     assert_eq!(owner["user"]["email_verified"], true);
     let notice = app.wait_for_email(&victim, "Your password was reset").await;
-    assert!(notice.text.contains("never been confirmed"), "{}", notice.text);
+    assert!(
+        notice.text.contains("never been confirmed"),
+        "{}",
+        notice.text
+    );
 }
 
 /// A reset of a verified account still asks for the second factor, ends
@@ -408,12 +427,18 @@ async fn reset_mails_of_a_verified_account_list_its_passkeys() {
         assert!(body.contains("last used never"), "{body}");
     }
     assert!(!mail.text.contains("never confirmed"), "{}", mail.text);
-    let r = app.reset_with_token(&mail.token(), "a brand new passphrase 99").await;
+    let r = app
+        .reset_with_token(&mail.token(), "a brand new passphrase 99")
+        .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.me_status(&at).await, StatusCode::UNAUTHORIZED);
     let notice = app.wait_for_email(&email, "Your password was reset").await;
     assert!(notice.text.contains("Laptop"), "{}", notice.text);
-    assert!(notice.text.contains(&format!("added {today}")), "{}", notice.text);
+    assert!(
+        notice.text.contains(&format!("added {today}")),
+        "{}",
+        notice.text
+    );
     // The passkey was kept (the owner decides).
     let signed_in = app.login_ok(&email, "a brand new passphrase 99").await;
     assert_eq!(signed_in["user"]["passkeys"], 1);
@@ -438,11 +463,17 @@ async fn passkeys_are_capped() {
     let ca = create(&mut a, &app.origin(), &oa["public_key"]);
     let cb = create(&mut b, &app.origin(), &ob["public_key"]);
     let r = app
-        .add_passkey(&at, &json!({ "challenge_id": oa["challenge_id"], "credential": ca }))
+        .add_passkey(
+            &at,
+            &json!({ "challenge_id": oa["challenge_id"], "credential": ca }),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let r = app
-        .add_passkey(&at, &json!({ "challenge_id": ob["challenge_id"], "credential": cb }))
+        .add_passkey(
+            &at,
+            &json!({ "challenge_id": ob["challenge_id"], "credential": cb }),
+        )
         .await;
     let p = assert_problem(r, StatusCode::CONFLICT, "passkey-limit").await;
     assert!(p["detail"].as_str().unwrap().contains('2'), "{p}");
@@ -500,13 +531,16 @@ async fn passkey_sign_in_needs_a_verified_address_when_required() {
     )
     .await;
     let options = json_ok(
-        app.passkey_sign_in_options(&json!({ "email": email })).await,
+        app.passkey_sign_in_options(&json!({ "email": email }))
+            .await,
         StatusCode::OK,
     )
     .await;
     let assertion = get(&mut auth, &app.origin(), &options["public_key"]);
     let r = app
-        .passkey_sign_in(&json!({ "challenge_id": options["challenge_id"], "credential": assertion }))
+        .passkey_sign_in(
+            &json!({ "challenge_id": options["challenge_id"], "credential": assertion }),
+        )
         .await;
     assert_problem(r, StatusCode::FORBIDDEN, "email-unverified").await;
 }
@@ -539,7 +573,8 @@ async fn passkey_options_do_not_tell_addresses_apart() {
         let app = &app;
         async move {
             json_ok(
-                app.passkey_sign_in_options(&json!({ "email": email })).await,
+                app.passkey_sign_in_options(&json!({ "email": email }))
+                    .await,
                 StatusCode::OK,
             )
             .await

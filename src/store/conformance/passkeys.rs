@@ -190,19 +190,34 @@ pub(crate) async fn add_is_capped(store: DynStore) {
         }
     }
     let creds = store.credentials(&u.id).await.unwrap().unwrap();
-    let count = store.user_by_id(&u.id).await.unwrap().unwrap().passkey_count;
+    let count = store
+        .user_by_id(&u.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .passkey_count;
     assert_eq!(added, 2, "two more fit under the cap");
-    assert_eq!(creds.passkeys.len(), 3, "and every add that said so is stored");
+    assert_eq!(
+        creds.passkeys.len(),
+        3,
+        "and every add that said so is stored"
+    );
     assert_eq!(count, 3);
     // Full now: refused, nothing written.
-    let refused = store.add_passkey(&u.id, &passkey("late"), 3, 3).await.unwrap();
+    let refused = store
+        .add_passkey(&u.id, &passkey("late"), 3, 3)
+        .await
+        .unwrap();
     assert_eq!(refused, PasskeyAddition::Full);
     let after = store.credentials(&u.id).await.unwrap().unwrap();
     assert_eq!(after.passkeys.len(), creds.passkeys.len());
     // Removing one makes room again.
     let removed = store.remove_passkey(&u.id, &first.id, 4).await.unwrap();
     assert_eq!(removed, PasskeyRemoval::Removed);
-    let again = store.add_passkey(&u.id, &passkey("again"), 3, 5).await.unwrap();
+    let again = store
+        .add_passkey(&u.id, &passkey("again"), 3, 5)
+        .await
+        .unwrap();
     assert_eq!(again, PasskeyAddition::Added);
 }
 
@@ -212,11 +227,22 @@ pub(crate) async fn claim_forgets_every_other_credential(store: DynStore) {
     let mut u = user("conf-claim@example.com");
     u.display_name = Some("Squatter".into());
     store.create_user(&u, &credentials()).await.unwrap();
-    store.add_passkey(&u.id, &passkey("a"), MAX, 1).await.unwrap();
-    store.add_passkey(&u.id, &passkey("b"), MAX, 2).await.unwrap();
+    store
+        .add_passkey(&u.id, &passkey("a"), MAX, 1)
+        .await
+        .unwrap();
+    store
+        .add_passkey(&u.id, &passkey("b"), MAX, 2)
+        .await
+        .unwrap();
     assert!(store.set_pending_totp(&u.id, "sealed").await.unwrap());
     let codes = vec!["h1".to_string(), "h2".to_string()];
-    assert!(store.activate_totp(&u.id, "sealed", &codes, 3).await.unwrap());
+    assert!(
+        store
+            .activate_totp(&u.id, "sealed", &codes, 3)
+            .await
+            .unwrap()
+    );
     assert!(store.set_pending_totp(&u.id, "sealed-2").await.unwrap());
 
     assert!(store.claim_account(&u.id, "$2b$claimed", 10).await.unwrap());
@@ -236,7 +262,15 @@ pub(crate) async fn claim_forgets_every_other_credential(store: DynStore) {
     assert_eq!(profile.display_name.as_deref(), Some("Squatter"));
     assert_eq!(profile.email, u.email);
     // The account works as any other afterwards.
-    let again = store.add_passkey(&u.id, &passkey("c"), MAX, 11).await.unwrap();
+    let again = store
+        .add_passkey(&u.id, &passkey("c"), MAX, 11)
+        .await
+        .unwrap();
     assert_eq!(again, PasskeyAddition::Added);
-    assert!(!store.claim_account("no-such-user", "$2b$x", 12).await.unwrap());
+    assert!(
+        !store
+            .claim_account("no-such-user", "$2b$x", 12)
+            .await
+            .unwrap()
+    );
 }

@@ -405,9 +405,24 @@ pub(crate) async fn proof_time_recorded_and_kept(store: DynStore) {
     s.proven_at = None;
     store.create_session(&s).await.unwrap();
     assert_eq!(store.session(&s.id).await.unwrap().unwrap().proven_at, None);
-    assert!(!store.record_proof("someone-else", &s.id, NOW + 5).await.unwrap());
-    assert!(!store.record_proof("proof-user", "no-such-sid", NOW + 5).await.unwrap());
-    assert!(store.record_proof("proof-user", &s.id, NOW + 10).await.unwrap());
+    assert!(
+        !store
+            .record_proof("someone-else", &s.id, NOW + 5)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_proof("proof-user", "no-such-sid", NOW + 5)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_proof("proof-user", &s.id, NOW + 10)
+            .await
+            .unwrap()
+    );
     assert_eq!(
         store.session(&s.id).await.unwrap().unwrap().proven_at,
         Some(NOW + 10)
@@ -430,8 +445,18 @@ pub(crate) async fn proof_time_recorded_and_kept(store: DynStore) {
         Some(NOW + 10)
     );
     // Not on a revoked session.
-    assert!(store.revoke_session("proof-user", &s.id, NOW + 30).await.unwrap());
-    assert!(!store.record_proof("proof-user", &s.id, NOW + 40).await.unwrap());
+    assert!(
+        store
+            .revoke_session("proof-user", &s.id, NOW + 30)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_proof("proof-user", &s.id, NOW + 40)
+            .await
+            .unwrap()
+    );
     assert_eq!(
         store.session(&s.id).await.unwrap().unwrap().proven_at,
         Some(NOW + 10)

@@ -237,8 +237,9 @@ impl CredentialStore for MongoStore {
         // Best effort: a lock not deleted expires.
         if let Err(e) = self
             .run(
-                self.revocations
-                    .delete_one(doc! { "_id": RevocationId::PasskeyAdd(user_id).id(), "nonce": &lock }),
+                self.revocations.delete_one(
+                    doc! { "_id": RevocationId::PasskeyAdd(user_id).id(), "nonce": &lock },
+                ),
             )
             .await
         {
@@ -386,7 +387,10 @@ impl MongoStore {
         let Some(found) = found else {
             return Ok(PasskeyAddition::NoUser);
         };
-        if found.get_document("passkeys").is_ok_and(|p| p.contains_key(&passkey.id)) {
+        if found
+            .get_document("passkeys")
+            .is_ok_and(|p| p.contains_key(&passkey.id))
+        {
             return Err(StoreError::Conflict);
         }
         Ok(PasskeyAddition::Full)
