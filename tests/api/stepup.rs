@@ -612,3 +612,46 @@ async fn passkey_options_do_not_tell_addresses_apart() {
         .await;
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+/// L11 under a race: N ceremonies begun while there was room, finished at
+/// once: exactly the cap's worth are stored, the rest get `passkey-limit`.
+#[tokio::test]
+async fn racing_passkey_adds_stop_at_the_cap() {
+    let app = spawn_app_with(|m| {
+        m.insert("PORTCULLIS_MAX_PASSKEYS".into(), "2".into());
+    })
+    .await;
+    let (_, tokens) = app.signed_in_user().await;
+    let at = token(&tokens, "access_token");
+    let mut bodies = Vec::new();
+    for _ in 0..6 {
+        let o = json_ok(app.passkey_registration_options(&at).await, StatusCode::OK).await;
+        let c = create(&mut authenticator(), &app.origin(), &o["public_key"]);
+        bodies.push(json!({ "challenge_id": o["challenge_id"], "credential": c }));
+    }
+    let app = std::sync::Arc::new(app);
+    let racers: Vec<_> = bodies
+        .into_iter()
+        .map(|body| {
+            let (app, at) = (app.clone(), at.clone());
+            tokio::spawn(async move { app.add_passkey(&at, &body).await.status() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for r in racers {
+        statuses.push(r.await.unwrap());
+    }
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CONFLICT)
+        .count();
+    assert_eq!((created, refused), (2, 4), "{statuses:?}");
+    let list = json_ok(app.list_passkeys(&at).await, StatusCode::OK).await;
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let me = json_ok(app.get_authed("/v1/me", &at).await, StatusCode::OK).await;
+    assert_eq!(me["passkeys"], 2);
+}
