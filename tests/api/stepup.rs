@@ -655,3 +655,49 @@ async fn racing_passkey_adds_stop_at_the_cap() {
     let me = json_ok(app.get_authed("/v1/me", &at).await, StatusCode::OK).await;
     assert_eq!(me["passkeys"], 2);
 }
+
+/// "Not me" on a verified account ends every session and its reset mail
+/// lists the account's passkeys with their dates.
+#[tokio::test]
+async fn the_reset_mail_after_not_me_lists_the_passkeys() {
+    let app = spawn_app_with(|m| {
+        m.insert("PORTCULLIS_TRUSTED_PROXIES".into(), "127.0.0.1/32".into());
+    })
+    .await;
+    let email = unique_email();
+    app.register(&email, PASSWORD).await;
+    let verify = app.wait_for_email(&email, "Confirm your email").await;
+    assert_eq!(
+        app.verify_email_token(&verify.token()).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
+    let r = app
+        .login_from(&email, PASSWORD, "203.0.113.10", firefox)
+        .await;
+    let mine: Value = r.json().await.unwrap();
+    let at = token(&mine, "access_token");
+    register(&app, &mut authenticator(), &at).await;
+    let r = app
+        .login_from(&email, PASSWORD, "203.0.113.10", chrome)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let notice = app.wait_for_email(&email, "New sign-in").await;
+    assert_eq!(
+        app.not_me(&notice.token()).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(app.me_status(&at).await, StatusCode::UNAUTHORIZED);
+    let reset = app.wait_for_email(&email, "Reset your password").await;
+    let today = time::OffsetDateTime::from_unix_timestamp(app.clock.now())
+        .unwrap()
+        .date()
+        .to_string();
+    assert!(reset.text.contains("Laptop"), "{}", reset.text);
+    assert!(
+        reset.text.contains(&format!("added {today}")),
+        "{}",
+        reset.text
+    );
+}
