@@ -69,6 +69,16 @@ pub enum AuditEvent {
         /// First sign-in from this user-agent family and network.
         new_device: bool,
     },
+    /// `login.succeeded` with `step_up: true`: the user proved who they are
+    /// again on an existing session (`POST /v1/me/reauthenticate`); no new
+    /// session. (A failed proof is `login.failed`, reason
+    /// `reauthentication_failed`.)
+    Reauthenticated {
+        /// The session that proved itself.
+        sid: String,
+        /// `password`, `totp` or `passkey`.
+        method: &'static str,
+    },
     /// `login.failed` (`reason`: `invalid_credentials`, `account_disabled`, ...).
     LoginFailed {
         /// Why, as a fixed word.
@@ -241,7 +251,7 @@ impl AuditEvent {
     pub fn kind(&self) -> String {
         let fixed = match self {
             Self::UserRegistered => "user.registered",
-            Self::LoginSucceeded { .. } => "login.succeeded",
+            Self::LoginSucceeded { .. } | Self::Reauthenticated { .. } => "login.succeeded",
             Self::LoginFailed { .. } => "login.failed",
             Self::Logout { .. } => "logout",
             Self::TokenRefreshed { .. } => "token.refreshed",
@@ -302,6 +312,11 @@ impl AuditEvent {
             Self::LoginSucceeded { sid, new_device } => {
                 put("sid", sid.clone());
                 put("new_device", new_device.to_string());
+            }
+            Self::Reauthenticated { sid, method } => {
+                put("sid", sid.clone());
+                put("step_up", "true".into());
+                put("method", (*method).to_string());
             }
             Self::LoginFailed { reason } => put("reason", (*reason).to_string()),
             Self::Logout { scope, revoked } => {

@@ -149,6 +149,10 @@ pub struct TokenSettings {
     /// `PORTCULLIS_REFRESH_GRACE`: how long a just-retired refresh token still
     /// yields the family's current pair (0 disables the grace window).
     pub refresh_grace: Duration,
+    /// `PORTCULLIS_REAUTH_WINDOW`: how long a proof given on a session (at
+    /// sign-in or through `POST /v1/me/reauthenticate`) lets that session
+    /// change credentials without another one (default 5m).
+    pub reauth_window: Duration,
 }
 
 /// Password hashing and strength rules.
@@ -219,6 +223,9 @@ pub struct LimitSettings {
     /// `PORTCULLIS_MAX_SESSIONS`: live sessions per user; a sign-in beyond
     /// it ends the oldest (default 50).
     pub max_sessions: u32,
+    /// `PORTCULLIS_MAX_PASSKEYS`: passkeys per account; adding one more is
+    /// refused (default 20).
+    pub max_passkeys: u32,
 }
 
 /// Avatar uploads.
@@ -346,6 +353,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "PORTCULLIS_CAPTCHA_DIFFICULTY",
     "PORTCULLIS_MAX_SESSIONS",
     "PORTCULLIS_BREACHED_PASSWORDS",
+    // Step-up and credential safety (issue 20).
+    "PORTCULLIS_REAUTH_WINDOW",
+    "PORTCULLIS_MAX_PASSKEYS",
 ];
 
 /// Keys of `map` this version does not read, sorted.
@@ -469,6 +479,8 @@ impl Settings {
             .context("PORTCULLIS_REFRESH_TTL")?;
         let refresh_grace = parse_duration(&get_or("PORTCULLIS_REFRESH_GRACE", "10s"))
             .context("PORTCULLIS_REFRESH_GRACE")?;
+        let reauth_window = parse_duration(&get_or("PORTCULLIS_REAUTH_WINDOW", "5m"))
+            .context("PORTCULLIS_REAUTH_WINDOW")?;
         if access_ttl.is_zero() || refresh_ttl.is_zero() {
             bail!("token lifetimes must be longer than zero");
         }
@@ -551,6 +563,11 @@ impl Settings {
             .ok()
             .filter(|n| *n >= 1)
             .context("PORTCULLIS_MAX_SESSIONS must be a number of at least 1")?;
+        let max_passkeys: u32 = get_or("PORTCULLIS_MAX_PASSKEYS", "20")
+            .parse()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .context("PORTCULLIS_MAX_PASSKEYS must be a number from 1 to 1000")?;
         let secret = |key: &str| get(key).map(|s| SecretString::from(s.to_string()));
         let log_format = match get("PORTCULLIS_LOG_FORMAT") {
             Some("json") => LogFormat::Json,
@@ -588,6 +605,7 @@ impl Settings {
                 access_ttl,
                 refresh_ttl,
                 refresh_grace,
+                reauth_window,
             },
             passwords: PasswordSettings {
                 bcrypt_cost,
@@ -617,6 +635,7 @@ impl Settings {
                 rate_limit,
                 captcha_difficulty,
                 max_sessions,
+                max_passkeys,
             },
             avatars: AvatarSettings {
                 max_bytes: avatar_max_bytes,
@@ -834,6 +853,8 @@ mod tests {
         assert!(s.http.metrics_token.is_none());
         assert!(s.http.introspection_token.is_none());
         assert_eq!(s.limits.max_sessions, 50);
+        assert_eq!(s.tokens.reauth_window, Duration::from_secs(300));
+        assert_eq!(s.limits.max_passkeys, 20);
         assert_eq!(s.limits.captcha_difficulty, 1_000_000);
     }
 

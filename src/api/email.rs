@@ -8,6 +8,7 @@ use poem_openapi::{Object, OpenApi};
 use super::password::{AcceptedBody, ResetPasswordRequest};
 use super::problem::responses;
 use super::types::{Secret, Text};
+use super::users::{PasskeyProof, one_proof};
 use super::{ApiTags, BearerAuth, client_info};
 use crate::service::{Core, Error, FieldError};
 
@@ -37,8 +38,13 @@ responses! {
 pub struct ChangeEmailRequest {
     /// The new address; it receives a verification link and code.
     pub new_email: Text,
-    /// The account's password.
-    pub password: Secret,
+    /// The account's password. A proof (this, `code` or `passkey`) may be
+    /// left out when the session proved itself recently (step-up).
+    pub password: Option<Secret>,
+    /// A current 6-digit code from the authenticator app.
+    pub code: Option<Secret>,
+    /// A fresh assertion by one of the caller's passkeys.
+    pub passkey: Option<PasskeyProof>,
 }
 
 responses! {
@@ -92,6 +98,10 @@ impl EmailApi {
     }
 
     /// Change the caller's email address (after the link to the new one is used).
+    ///
+    /// Needs a proof (step-up): `password`, `code` or `passkey` in the
+    /// body, or a recent one on the session (sign-in or
+    /// `POST /v1/me/reauthenticate`); else 401 `reauthentication-required`.
     #[oai(path = "/v1/me/email", method = "post", operation_id = "changeEmail")]
     async fn change_email(
         &self,
@@ -101,9 +111,13 @@ impl EmailApi {
         body: Json<ChangeEmailRequest>,
     ) -> ChangeEmailResponse {
         let b = body.0;
+        let proof = match one_proof(b.password, b.code, b.passkey) {
+            Ok(p) => p,
+            Err(e) => return e.into(),
+        };
         let client = client_info(req, &core);
         match core
-            .request_email_change(&auth.0, &b.new_email.0, b.password.0, &client)
+            .request_email_change(&auth.0, &b.new_email.0, proof, &client)
             .await
         {
             Ok(()) => ChangeEmailResponse::Accepted(Json(AcceptedBody {

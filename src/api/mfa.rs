@@ -10,10 +10,11 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::problem::responses;
 use super::types::{Secret, Text};
+use super::users::{PasskeyProof, one_proof};
 use super::views::TokensView;
 use super::{ApiTags, BearerAuth, client_info};
 use crate::service::{
-    Confirmation, Core, Error, FieldError, MfaChallenge, SecondFactor, SignIn, TotpEnrolment,
+    Core, Error, FieldError, MfaChallenge, Proof, SecondFactor, SignIn, TotpEnrolment,
 };
 
 /// The second step of a sign-in is needed: no tokens yet.
@@ -88,15 +89,20 @@ pub struct MfaPasskey {
     pub credential: serde_json::Value,
 }
 
-/// A code from the authenticator app.
+/// A code for the pending secret, from the authenticator app.
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct CodeRequest {
     /// The 6-digit code shown by the authenticator app.
     pub code: Secret,
+    /// The account's password, when the session has no recent proof
+    /// (step-up); leave it out otherwise.
+    pub password: Option<Secret>,
 }
 
-/// Confirmation of a change: exactly one of a current code and the password.
+/// Confirmation of a change: at most one of a current code, the password
+/// and a passkey assertion; none when the session proved itself recently
+/// (step-up).
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct ConfirmRequest {
@@ -104,6 +110,8 @@ pub struct ConfirmRequest {
     pub code: Option<Secret>,
     /// The account's password.
     pub password: Option<Secret>,
+    /// A fresh assertion by one of the caller's passkeys.
+    pub passkey: Option<PasskeyProof>,
 }
 
 /// A TOTP secret to enrol (pending until activated).
@@ -170,13 +178,8 @@ fn one_of<T>(a: (&str, Option<T>), b: (&str, Option<T>)) -> Result<Result<T, T>,
 }
 
 impl ConfirmRequest {
-    fn confirmation(self) -> Result<Confirmation, Error> {
-        Ok(
-            match one_of(("code", self.code), ("password", self.password))? {
-                Ok(code) => Confirmation::Code(code.0.expose_secret().to_string()),
-                Err(password) => Confirmation::Password(password.0),
-            },
-        )
+    fn proof(self) -> Result<Option<Proof>, Error> {
+        one_proof(self.password, self.code, self.passkey)
     }
 }
 
@@ -282,16 +285,26 @@ impl MfaApi {
     ///
     /// Show `qr_svg` (or `secret` for typing) to the user, then send a code
     /// from their app to `POST /v1/me/mfa/totp/activate`. Calling again
-    /// replaces a pending secret.
+    /// replaces a pending secret. Needs a recent proof on the session
+    /// (sign-in or `POST /v1/me/reauthenticate` within
+    /// `PORTCULLIS_REAUTH_WINDOW`), else 401 `reauthentication-required`.
     #[oai(path = "/v1/me/mfa/totp", method = "post", operation_id = "totpBegin")]
-    async fn totp_begin(&self, core: Data<&Core>, auth: BearerAuth) -> TotpBeginResponse {
-        match core.totp_begin(&auth.0).await {
+    async fn totp_begin(
+        &self,
+        req: &Request,
+        core: Data<&Core>,
+        auth: BearerAuth,
+    ) -> TotpBeginResponse {
+        match core.totp_begin(&auth.0, &client_info(req, &core)).await {
             Ok(e) => TotpBeginResponse::Ok(Json(e.into())),
             Err(e) => e.into(),
         }
     }
 
     /// Turn two-factor sign-in on with a code for the pending secret.
+    ///
+    /// Needs a recent proof on the session, or the `password` in the body
+    /// (step-up); else 401 `reauthentication-required`.
     #[oai(
         path = "/v1/me/mfa/totp/activate",
         method = "post",
@@ -304,10 +317,12 @@ impl MfaApi {
         auth: BearerAuth,
         body: Json<CodeRequest>,
     ) -> TotpActivateResponse {
+        let b = body.0;
         match core
             .totp_activate(
                 &auth.0,
-                body.0.code.0.expose_secret(),
+                b.code.0.expose_secret(),
+                b.password.map(|p| Proof::Password(p.0)),
                 &super::client_info(req, &core),
             )
             .await
@@ -317,7 +332,9 @@ impl MfaApi {
         }
     }
 
-    /// Turn two-factor sign-in off, confirmed by a current code or the password.
+    /// Turn two-factor sign-in off, confirmed by a current code, the
+    /// password or a passkey assertion, or by a recent proof on the
+    /// session (`{}`; step-up).
     #[oai(
         path = "/v1/me/mfa/totp",
         method = "delete",
@@ -330,12 +347,12 @@ impl MfaApi {
         auth: BearerAuth,
         body: Json<ConfirmRequest>,
     ) -> TotpDisableResponse {
-        let confirm = match body.0.confirmation() {
-            Ok(c) => c,
+        let proof = match body.0.proof() {
+            Ok(p) => p,
             Err(e) => return e.into(),
         };
         match core
-            .totp_disable(&auth.0, confirm, &super::client_info(req, &core))
+            .totp_disable(&auth.0, proof, &super::client_info(req, &core))
             .await
         {
             Ok(()) => TotpDisableResponse::NoContent,
@@ -343,7 +360,9 @@ impl MfaApi {
         }
     }
 
-    /// A new set of recovery codes, confirmed by a current code or the password.
+    /// A new set of recovery codes, confirmed by a current code, the
+    /// password or a passkey assertion, or by a recent proof on the
+    /// session (`{}`; step-up).
     #[oai(
         path = "/v1/me/mfa/recovery-codes",
         method = "post",
@@ -356,12 +375,12 @@ impl MfaApi {
         auth: BearerAuth,
         body: Json<ConfirmRequest>,
     ) -> RecoveryCodesResponse {
-        let confirm = match body.0.confirmation() {
-            Ok(c) => c,
+        let proof = match body.0.proof() {
+            Ok(p) => p,
             Err(e) => return e.into(),
         };
         match core
-            .regenerate_recovery_codes(&auth.0, confirm, &client_info(req, &core))
+            .regenerate_recovery_codes(&auth.0, proof, &client_info(req, &core))
             .await
         {
             Ok(codes) => RecoveryCodesResponse::Ok(Json(codes.into())),

@@ -97,6 +97,11 @@ pub struct AddPasskeyRequest {
     pub credential: serde_json::Value,
     /// A name for it (1 to 64 characters); default `Passkey <n>`.
     pub name: Option<Text>,
+    /// The account's password, when the session has no recent proof
+    /// (step-up); leave it out otherwise.
+    pub password: Option<Secret>,
+    /// A current TOTP code, instead of `password`.
+    pub code: Option<Secret>,
 }
 
 /// Begins a passkey sign-in.
@@ -126,7 +131,7 @@ responses! {
         /// Creation options.
         Ok(Json<PasskeyOptionsView>) = 200,
     }
-    errors { BadRequest = 400, Unauthorized = 401, TooManyRequests = 429, Unavailable = 503 }
+    errors { BadRequest = 400, Unauthorized = 401, Conflict = 409, TooManyRequests = 429, Unavailable = 503 }
 }
 
 responses! {
@@ -134,7 +139,7 @@ responses! {
         /// Passkey added.
         Created(Json<PasskeyView>) = 201,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Unprocessable = 422, Unavailable = 503 }
+    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Conflict = 409, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
 
 responses! {
@@ -175,6 +180,12 @@ pub struct PasskeysApi;
 #[OpenApi(tag = "ApiTags::Passkeys")]
 impl PasskeysApi {
     /// Begin adding a passkey: options for `navigator.credentials.create`.
+    ///
+    /// Needs a recent proof on the session (sign-in or
+    /// `POST /v1/me/reauthenticate` within `PORTCULLIS_REAUTH_WINDOW`), else
+    /// 401 `reauthentication-required`: a bare access token never adds a
+    /// credential. 409 `passkey-limit` when the account has
+    /// `PORTCULLIS_MAX_PASSKEYS` already.
     #[oai(
         path = "/v1/me/passkeys/options",
         method = "post",
@@ -194,6 +205,9 @@ impl PasskeysApi {
     }
 
     /// Finish adding a passkey. Other sessions and credentials are kept.
+    ///
+    /// Needs a recent proof on the session, or `password` (or `code`) in
+    /// the body; 409 `passkey-limit` past `PORTCULLIS_MAX_PASSKEYS`.
     #[oai(path = "/v1/me/passkeys", method = "post", operation_id = "addPasskey")]
     async fn add(
         &self,
@@ -206,12 +220,17 @@ impl PasskeysApi {
         if let Err(e) = require_credential(&body.credential) {
             return e.into();
         }
+        let proof = match super::users::one_proof(body.password, body.code, None) {
+            Ok(p) => p,
+            Err(e) => return e.into(),
+        };
         match core
             .add_passkey(
                 &auth.0,
                 &body.challenge_id.0,
                 &body.credential,
                 body.name.as_ref().map(|n| n.0.as_str()),
+                proof,
                 &super::client_info(req, &core),
             )
             .await
@@ -235,7 +254,8 @@ impl PasskeysApi {
     }
 
     /// Remove a passkey. Refused (409) when it is the only way into an
-    /// account without a password.
+    /// account without a password. Needs a recent proof on the session
+    /// (step-up), else 401 `reauthentication-required`.
     #[oai(
         path = "/v1/me/passkeys/:id",
         method = "delete",
@@ -260,8 +280,11 @@ impl PasskeysApi {
     /// Begin a passkey sign-in: options for `navigator.credentials.get`.
     ///
     /// Without `email` the options are for discoverable credentials
-    /// (usernameless; suitable for the autofill UI). With the email of an
-    /// account that has passkeys, they are listed.
+    /// (usernameless; suitable for the autofill UI). With an `email` the
+    /// answer has one shape whatever the address: an account's passkeys are
+    /// listed in `allowCredentials`; an unknown address or one without
+    /// passkeys gets stable made-up credential ids instead, so the answer
+    /// does not tell which addresses have accounts or passkeys.
     #[oai(
         path = "/v1/sessions/passkey/options",
         method = "post",

@@ -89,6 +89,11 @@ pub struct ProblemBody {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldErrorBody>>,
+    /// The proofs the account can give (`password`, `totp`, `passkey`):
+    /// `reauthentication-required` problems only.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<String>>,
 }
 
 /// A problem+json response: body plus the headers its status calls for.
@@ -112,6 +117,7 @@ impl Problem {
                 status: status.as_u16(),
                 detail: detail.into(),
                 errors: None,
+                methods: None,
             },
             www_authenticate,
             retry_after: None,
@@ -289,6 +295,30 @@ pub fn problem_of(e: &Error) -> Problem {
             "passkey-rejected",
             "Passkey rejected",
             format!("The passkey sign-in failed: {why}."),
+        ),
+        // Step-up (issue 20). RFC 9470's challenge: the token is fine, the
+        // authentication behind it is not recent enough.
+        Error::ReauthenticationRequired { methods } => {
+            let mut p = Problem::new(
+                S::UNAUTHORIZED,
+                "reauthentication-required",
+                "Reauthentication required",
+                "This change needs a recent proof that it is you: send `password`, `code` or `passkey` with it, or confirm first with POST /v1/me/reauthenticate.",
+            )
+            .with_bearer_error(
+                "insufficient_user_authentication",
+                "a recent authentication is required",
+            );
+            p.body.methods = Some(methods.iter().map(|m| (*m).to_string()).collect());
+            p
+        }
+        Error::PasskeyLimit { max } => Problem::new(
+            S::CONFLICT,
+            "passkey-limit",
+            "Too many passkeys",
+            format!(
+                "The account has {max} passkeys, the most allowed: remove one before adding another."
+            ),
         ),
         Error::Unavailable => {
             tracing::error!("store unavailable");

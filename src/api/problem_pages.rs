@@ -66,6 +66,18 @@ pub const PROBLEMS: &[(&str, u16, &str, &str)] = &[
         "The account has two-factor authentication on: send a one-time code or a recovery code too.",
     ),
     (
+        "reauthentication-required",
+        401,
+        "Reauthentication required",
+        "Adding or removing a credential, changing the email or deleting the account needs a recent proof on this session: the password, a current TOTP code or a passkey assertion, sent in the same request (`password`, `code`, `passkey`) or given within `PORTCULLIS_REAUTH_WINDOW` (default 5 minutes) at sign-in or through `POST /v1/me/reauthenticate`. `methods` lists the proofs the account can give. A bare access token never adds a credential.",
+    ),
+    (
+        "passkey-limit",
+        409,
+        "Too many passkeys",
+        "The account has `PORTCULLIS_MAX_PASSKEYS` passkeys (default 20), the most allowed: remove one before adding another.",
+    ),
+    (
         "not-found",
         404,
         "Not found",

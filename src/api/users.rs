@@ -10,7 +10,7 @@ use super::problem::responses;
 use super::types::{Secret, Text};
 use super::views::UserView;
 use super::{ApiTags, BearerAuth, BearerTokenAuth, client_info};
-use crate::service::{Core, DeleteProof, Error, FieldError, ProfilePatch, Registration};
+use crate::service::{Core, Error, FieldError, ProfilePatch, Proof, Registration};
 
 /// New account.
 #[derive(Debug, Object)]
@@ -68,11 +68,14 @@ pub struct UpdateProfileRequest {
     pub disabled: MaybeUndefined<serde_json::Value>,
 }
 
-/// Proof that the caller is the account's owner: exactly one of
+/// Proof that the caller is the account's owner: at most one of
 /// `password`, `code` and `passkey`, of a kind the account has (a password
 /// for an account without one, or a code for an account without two-factor
-/// sign-in, is refused with 401 like a wrong one). Wrong proofs are counted
-/// per account with the password checks of `POST /v1/me/password` and
+/// sign-in, is refused with 401 like a wrong one). Without any, the
+/// session must have proved itself recently (at sign-in or through
+/// `POST /v1/me/reauthenticate`, within `PORTCULLIS_REAUTH_WINDOW`), else
+/// 401 `reauthentication-required`. Wrong proofs are counted per account
+/// with the password checks of `POST /v1/me/password` and
 /// `POST /v1/me/email`: 429 with `Retry-After` past
 /// `PORTCULLIS_LOGIN_MAX_FAILURES` in 15 minutes.
 #[derive(Debug, Object)]
@@ -84,7 +87,21 @@ pub struct DeleteAccountRequest {
     /// two-factor sign-in on). Recovery codes are not accepted here.
     pub code: Option<Secret>,
     /// A fresh assertion by one of the caller's passkeys: the way a
-    /// passkey-only account (no password) deletes itself.
+    /// passkey-only account (no password) proves itself.
+    pub passkey: Option<PasskeyProof>,
+}
+
+/// A proof of identity for `POST /v1/me/reauthenticate`: exactly one of
+/// `password`, `code` and `passkey`.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct ReauthenticateRequest {
+    /// The account's password.
+    pub password: Option<Secret>,
+    /// A current 6-digit code from the authenticator app.
+    pub code: Option<Secret>,
+    /// A fresh assertion by one of the caller's passkeys, for options from
+    /// `POST /v1/sessions/passkey/options`.
     pub passkey: Option<PasskeyProof>,
 }
 
@@ -101,35 +118,36 @@ pub struct PasskeyProof {
     pub credential: serde_json::Value,
 }
 
-impl DeleteAccountRequest {
-    /// The one proof the body carries; a 422 naming the fields when it
-    /// carries none or several.
-    fn proof(self) -> Result<DeleteProof, Error> {
-        let given = [
-            self.password.map(|p| DeleteProof::Password(p.0)),
-            self.code.map(|c| DeleteProof::Code(c.0)),
-            self.passkey.map(|p| DeleteProof::Passkey {
-                challenge_id: p.challenge_id.0,
-                credential: p.credential,
-            }),
-        ];
-        let mut given = given.into_iter().flatten();
-        match (given.next(), given.next()) {
-            (Some(proof), None) => Ok(proof),
-            (first, _) => {
-                let why = if first.is_none() {
-                    "send one proof: `password`, `code` or `passkey`"
-                } else {
-                    "send only one of `password`, `code` and `passkey`"
-                };
-                Err(Error::Validation(
-                    ["password", "code", "passkey"]
-                        .into_iter()
-                        .map(|f| FieldError::new(f, "one_of", why))
-                        .collect(),
-                ))
-            }
-        }
+/// The one proof a body carries (`None` when it carries none); a 422
+/// naming the fields when it carries several.
+pub(crate) fn one_proof(
+    password: Option<Secret>,
+    code: Option<Secret>,
+    passkey: Option<PasskeyProof>,
+) -> Result<Option<Proof>, Error> {
+    let given = [
+        password.map(|p| Proof::Password(p.0)),
+        code.map(|c| Proof::Code(c.0)),
+        passkey.map(|p| Proof::Passkey {
+            challenge_id: p.challenge_id.0,
+            credential: p.credential,
+        }),
+    ];
+    let mut given = given.into_iter().flatten();
+    match (given.next(), given.next()) {
+        (first, None) => Ok(first),
+        _ => Err(Error::Validation(
+            ["password", "code", "passkey"]
+                .into_iter()
+                .map(|f| {
+                    FieldError::new(
+                        f,
+                        "one_of",
+                        "send only one of `password`, `code` and `passkey`",
+                    )
+                })
+                .collect(),
+        )),
     }
 }
 
@@ -173,6 +191,15 @@ responses! {
     pub enum DeleteMeResponse {
         /// Account erased.
         Deleted = 204,
+    }
+    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
+}
+
+responses! {
+    pub enum ReauthenticateResponse {
+        /// The proof is recorded on the caller's session: changes that need
+        /// a recent proof work without one for `PORTCULLIS_REAUTH_WINDOW`.
+        NoContent = 204,
     }
     errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
@@ -266,12 +293,15 @@ impl UsersApi {
     /// Delete the caller's account: profile, credentials, sessions and
     /// avatar are erased; the email can be registered again.
     ///
-    /// The body proves the caller is the owner with exactly one of: the
-    /// `password`; a current TOTP `code`; or, for any account with a passkey
-    /// (the only way for one without a password), a `passkey` assertion:
-    /// call `POST /v1/sessions/passkey/options` with the caller's `email`
-    /// (or `{}`), pass its `public_key` to `navigator.credentials.get`, and
-    /// send `{passkey: {challenge_id, credential}}`. An assertion by another
+    /// Needs a proof that the caller is the owner (step-up): at most one of
+    /// the `password`; a current TOTP `code`; or, for any account with a
+    /// passkey (the only way for one without a password), a `passkey`
+    /// assertion: call `POST /v1/sessions/passkey/options` with the
+    /// caller's `email` (or `{}`), pass its `public_key` to
+    /// `navigator.credentials.get`, and send `{passkey: {challenge_id,
+    /// credential}}`. `{}` works when the session proved itself within
+    /// `PORTCULLIS_REAUTH_WINDOW` (sign-in, `POST /v1/me/reauthenticate`),
+    /// else 401 `reauthentication-required`. An assertion by another
     /// account's passkey, a replayed or a wrong one is a 401 and nothing is
     /// deleted.
     #[oai(path = "/v1/me", method = "delete", operation_id = "deleteMe")]
@@ -282,13 +312,63 @@ impl UsersApi {
         auth: BearerAuth,
         body: Json<DeleteAccountRequest>,
     ) -> DeleteMeResponse {
-        let proof = match body.0.proof() {
+        let b = body.0;
+        let proof = match one_proof(b.password, b.code, b.passkey) {
             Ok(p) => p,
             Err(e) => return e.into(),
         };
         let client = client_info(req, &core);
         match core.delete_account(&auth.0, proof, &client).await {
             Ok(()) => DeleteMeResponse::Deleted,
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Confirm it is you: a proof of identity on the caller's session.
+    ///
+    /// Exactly one of the `password`, a current TOTP `code`, or a `passkey`
+    /// assertion (options from `POST /v1/sessions/passkey/options`, as for
+    /// `DELETE /v1/me`). For `PORTCULLIS_REAUTH_WINDOW` (default 5 minutes)
+    /// afterwards, this session may add or remove credentials, change the
+    /// email and delete the account without sending a proof again; other
+    /// sessions are not affected, and a refresh does not extend the window.
+    /// Wrong proofs are throttled per account like the other password and
+    /// code checks.
+    #[oai(
+        path = "/v1/me/reauthenticate",
+        method = "post",
+        operation_id = "reauthenticate"
+    )]
+    async fn reauthenticate(
+        &self,
+        req: &Request,
+        core: Data<&Core>,
+        auth: BearerAuth,
+        body: Json<ReauthenticateRequest>,
+    ) -> ReauthenticateResponse {
+        let b = body.0;
+        let proof = match one_proof(b.password, b.code, b.passkey) {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                return Error::Validation(
+                    ["password", "code", "passkey"]
+                        .into_iter()
+                        .map(|f| {
+                            FieldError::new(
+                                f,
+                                "one_of",
+                                "send one proof: `password`, `code` or `passkey`",
+                            )
+                        })
+                        .collect(),
+                )
+                .into();
+            }
+            Err(e) => return e.into(),
+        };
+        let client = client_info(req, &core);
+        match core.reauthenticate(&auth.0, proof, &client).await {
+            Ok(()) => ReauthenticateResponse::NoContent,
             Err(e) => e.into(),
         }
     }

@@ -102,6 +102,21 @@ pub enum Error {
     /// A passkey sign-in was refused; the reason is safe to show.
     #[error("passkey rejected: {0}")]
     PasskeyRejected(String),
+    // Step-up (issue 20).
+    /// The change needs a recent proof of the user's identity on this
+    /// session (or one in the request); `methods` are the kinds the
+    /// account has (`password`, `totp`, `passkey`).
+    #[error("reauthentication required")]
+    ReauthenticationRequired {
+        /// The proofs the account can give.
+        methods: Vec<&'static str>,
+    },
+    /// The account has the most passkeys allowed (`PORTCULLIS_MAX_PASSKEYS`).
+    #[error("passkey limit reached")]
+    PasskeyLimit {
+        /// The limit.
+        max: u32,
+    },
     /// The store cannot be reached; the request may succeed later.
     #[error("store unavailable")]
     Unavailable,

@@ -134,6 +134,9 @@ pub enum Notice {
     PasskeyRemoved,
     /// A change of the account's address was asked for (sent to the old one).
     EmailChangeRequested,
+    /// A password reset claimed an account whose address was never
+    /// verified: every other credential and session was removed.
+    AccountClaimed,
 }
 
 impl Notice {
@@ -148,6 +151,7 @@ impl Notice {
             Self::PasskeyAdded => "passkey_added",
             Self::PasskeyRemoved => "passkey_removed",
             Self::EmailChangeRequested => "email_change_requested",
+            Self::AccountClaimed => "account_claimed",
         }
     }
 }
@@ -375,9 +379,12 @@ impl Core {
                 }
                 let t = self.issue_ticket(TicketKind::Reset, &user, ttl).await?;
                 let link = format!("{base}/reset-password?token={}", t.token);
+                let passkeys = self.passkey_lines(&user.id).await?;
                 let content = render(
                     "reset",
-                    context! { link, code => t.code, minutes => ttl / 60, email => user.email.clone() },
+                    context! { link, code => t.code, minutes => ttl / 60, email => user.email.clone(),
+                    verified => user.email_verified,
+                    passkeys => lines_value(&passkeys) },
                 )?;
                 Ok(Some(out(&user.email, content)))
             }
@@ -462,14 +469,75 @@ impl Core {
                 let Some(user) = user else {
                     return Ok(None);
                 };
+                // After a reset the owner sees every way into the account
+                // that is left (issue 20): a passkey they do not know is
+                // someone else's.
+                let passkeys = if notice == Notice::PasswordReset.as_str() {
+                    self.passkey_lines(&user.id).await?
+                } else {
+                    Vec::new()
+                };
                 let content = render(
                     "notice",
                     context! { notice => notice.to_string(), email => user.email.clone(),
-                    reset_url => format!("{base}/reset-password") },
+                    reset_url => format!("{base}/reset-password"),
+                    passkeys => lines_value(&passkeys) },
                 )?;
                 Ok(Some(out(&user.email, content)))
             }
         }
+    }
+}
+
+/// One passkey as a mail lists it.
+#[derive(Debug)]
+struct PasskeyLine {
+    name: String,
+    /// `YYYY-MM-DD` (UTC).
+    added: String,
+    /// `YYYY-MM-DD` (UTC), or `never`.
+    last_used: String,
+}
+
+/// The lines as a template value: a list of `{name, added, last_used}`.
+fn lines_value(lines: &[PasskeyLine]) -> minijinja::Value {
+    use minijinja::Value;
+    let items: Vec<Value> = lines
+        .iter()
+        .map(|l| {
+            Value::from_pairs([
+                ("name", Value::from(l.name.clone())),
+                ("added", Value::from(l.added.clone())),
+                ("last_used", Value::from(l.last_used.clone())),
+            ])
+        })
+        .collect();
+    Value::from(items)
+}
+
+/// A Unix time as `YYYY-MM-DD` (UTC).
+fn day(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .map(|d| d.date().to_string())
+        .unwrap_or_default()
+}
+
+impl Core {
+    /// The account's passkeys with their dates, oldest first, for mails
+    /// that list the ways into an account (reset, "not me"). Linked
+    /// identities join this list when they exist.
+    async fn passkey_lines(&self, user_id: &str) -> Result<Vec<PasskeyLine>> {
+        let creds = self.store.credentials(user_id).await?.unwrap_or_default();
+        let mut list: Vec<_> = creds.passkeys.into_values().collect();
+        list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(list
+            .into_iter()
+            .map(|p| PasskeyLine {
+                name: p.name,
+                added: day(p.created_at),
+                last_used: p.last_used_at.map_or_else(|| "never".to_string(), day),
+            })
+            .collect())
     }
 }
 

@@ -22,13 +22,15 @@
 use secrecy::SecretString;
 
 use super::throttle::Reserved;
-use super::{ClientInfo, Core, Error, FieldError, IssuedTokens, MailNotice, Principal, Result};
+use super::{
+    ClientInfo, Core, Error, FieldError, IssuedTokens, MailNotice, Principal, Proof, Result,
+};
 use crate::audit::AuditEvent;
 use crate::auth::MfaClaims;
 use crate::auth::limits::Action;
 use crate::auth::tokens::LEEWAY_SECS;
 use crate::auth::totp::{self, STEP_SECS};
-use crate::domain::{Password, TotpCode};
+use crate::domain::TotpCode;
 use crate::store::{CredentialRecord, OnceKey, UserRecord, mfa_throttle_key};
 
 /// Lifetime of an `mfa+jwt` token: time to open the app and type a code.
@@ -62,16 +64,6 @@ pub enum SecondFactor {
     Code(String),
     /// One of the recovery codes, as typed.
     RecoveryCode(SecretString),
-}
-
-/// How a user confirms turning two-factor sign-in off or replacing the
-/// recovery codes.
-#[derive(Debug)]
-pub enum Confirmation {
-    /// A current code from the authenticator app.
-    Code(String),
-    /// The account's password.
-    Password(SecretString),
 }
 
 /// A secret handed out for enrolment (not active until confirmed).
@@ -259,12 +251,15 @@ impl Core {
 
     /// Starts enrolment: a new secret, pending until confirmed with
     /// [`Core::totp_activate`]. `Conflict` when two-factor sign-in is on.
-    pub async fn totp_begin(&self, who: &Principal) -> Result<TotpEnrolment> {
+    /// Needs a recent proof on the session (step-up): a stolen access
+    /// token must not set up a factor that would lock the owner out.
+    pub async fn totp_begin(&self, who: &Principal, client: &ClientInfo) -> Result<TotpEnrolment> {
         let account = self.account(&who.user_id).await?;
         let credentials = self.credentials_of(&account.id).await?;
         if credentials.totp_secret.is_some() {
             return Err(Error::Conflict(ALREADY_ON));
         }
+        self.require_recent_proof(who, None, client).await?;
         let secret = totp::new_secret()?;
         let sealed = {
             use secrecy::ExposeSecret;
@@ -289,11 +284,13 @@ impl Core {
 
     /// Confirms the pending secret with a code from the app: two-factor
     /// sign-in turns on, the other sessions end, and a new set of recovery
-    /// codes is returned (shown once; only their hashes are kept).
+    /// codes is returned (shown once; only their hashes are kept). Needs a
+    /// recent proof on the session, or `proof` (the password) in the request.
     pub async fn totp_activate(
         &self,
         who: &Principal,
         code: &str,
+        proof: Option<Proof>,
         client: &ClientInfo,
     ) -> Result<Vec<SecretString>> {
         let code = code_field("code", code)?;
@@ -304,6 +301,7 @@ impl Core {
         let Some(pending) = credentials.totp_pending.clone() else {
             return Err(Error::Conflict(NOT_PENDING));
         };
+        self.require_recent_proof(who, proof, client).await?;
         self.mfa_guarded(&who.user_id, client, async {
             let claimed = match self.totp_step(&who.user_id, &pending, &code)? {
                 Some(step) => self.claim_step(&who.user_id, step).await?,
@@ -338,20 +336,20 @@ impl Core {
         Ok(codes)
     }
 
-    /// Turns two-factor sign-in off after a current code or the password;
-    /// the other sessions end.
+    /// Turns two-factor sign-in off after a proof (a current code or the
+    /// password in `proof`, or a recent one on the session); the other
+    /// sessions end.
     pub async fn totp_disable(
         &self,
         who: &Principal,
-        confirm: Confirmation,
+        proof: Option<Proof>,
         client: &ClientInfo,
     ) -> Result<()> {
         let credentials = self.credentials_of(&who.user_id).await?;
         if credentials.totp_secret.is_none() {
             return Err(Error::Conflict(NOT_ON));
         }
-        self.confirm(&who.user_id, &credentials, confirm, client)
-            .await?;
+        self.require_recent_proof(who, proof, client).await?;
         let now = self.clock.now();
         self.store.disable_totp(&who.user_id, now).await?;
         let revoked = self
@@ -365,20 +363,20 @@ impl Core {
         Ok(())
     }
 
-    /// A new set of recovery codes after a current code or the password;
-    /// the old set stops working and the other sessions end.
+    /// A new set of recovery codes after a proof (a current code or the
+    /// password in `proof`, or a recent one on the session); the old set
+    /// stops working and the other sessions end.
     pub async fn regenerate_recovery_codes(
         &self,
         who: &Principal,
-        confirm: Confirmation,
+        proof: Option<Proof>,
         client: &ClientInfo,
     ) -> Result<Vec<SecretString>> {
         let credentials = self.credentials_of(&who.user_id).await?;
         if credentials.totp_secret.is_none() {
             return Err(Error::Conflict(NOT_ON));
         }
-        self.confirm(&who.user_id, &credentials, confirm, client)
-            .await?;
+        self.require_recent_proof(who, proof, client).await?;
         let (codes, hashes) = self.second_factor.recovery.generate()?;
         let now = self.clock.now();
         if !self
@@ -610,48 +608,6 @@ impl Core {
             }
         }
     }
-
-    /// Checks the confirmation of a change to two-factor sign-in: a current
-    /// code (claimed like any other) or the password (bcrypt). Wrong ones
-    /// are counted like wrong codes.
-    async fn confirm(
-        &self,
-        user_id: &str,
-        credentials: &CredentialRecord,
-        confirm: Confirmation,
-        client: &ClientInfo,
-    ) -> Result<()> {
-        match confirm {
-            Confirmation::Code(code) => {
-                // Format errors are the client's mistake: 422, not counted.
-                code_field("code", &code)?;
-                let factor = SecondFactor::Code(code);
-                self.mfa_guarded(user_id, client, async {
-                    let proven = match self.candidate(user_id, credentials, &factor).await? {
-                        Some(c) => self.spend(user_id, c, client).await?,
-                        None => None,
-                    };
-                    Ok(proven.map(|_| ()).ok_or(Error::InvalidCode))
-                })
-                .await?
-            }
-            Confirmation::Password(password) => {
-                self.mfa_guarded(user_id, client, async {
-                    let password = Password::for_verification(password);
-                    let right = self
-                        .hasher
-                        .verify(&password, Some(credentials.password_hash.as_str()))
-                        .await?;
-                    Ok(if right {
-                        Ok(())
-                    } else {
-                        Err(Error::WrongPassword)
-                    })
-                })
-                .await?
-            }
-        }
-    }
 }
 
 /// A right second factor not yet used up.
@@ -725,9 +681,10 @@ mod tests {
             .await
             .unwrap();
 
-        let e = core.totp_begin(&who).await.unwrap();
+        let client = ClientInfo::default();
+        let e = core.totp_begin(&who, &client).await.unwrap();
         let rcs = core
-            .totp_activate(&who, &code(&e.secret, START), &ClientInfo::default())
+            .totp_activate(&who, &code(&e.secret, START), None, &client)
             .await
             .unwrap();
         core.clock.advance(30);

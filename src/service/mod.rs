@@ -28,6 +28,8 @@ mod email_keys;
 mod oauth;
 mod session_cap;
 mod throttle;
+// Step-up and credential safety (issue 20).
+mod stepup;
 // Lean read path (issue 16).
 #[cfg(test)]
 mod read_path_tests;
@@ -40,11 +42,9 @@ pub use admin::{AdminPatch, UserPage};
 pub use avatars::Avatar;
 pub use error::{Error, FieldError, Result};
 pub use import::{ImportLine, ImportOutcome};
-pub use mfa::{
-    Confirmation, MFA_TOKEN_TTL_SECS, MfaChallenge, SecondFactor, SignIn, TotpEnrolment,
-};
+pub use mfa::{MFA_TOKEN_TTL_SECS, MfaChallenge, SecondFactor, SignIn, TotpEnrolment};
 pub use oauth::Introspection;
-pub use profile::{DeleteProof, ProfilePatch};
+pub use profile::ProfilePatch;
 pub use security::{
     AuditFilter, EventPage, Notice, NoticeOutbox, SecurityEvent, SecurityState, network_of,
     ua_family,
@@ -56,6 +56,8 @@ pub use recovery::PasswordReset;
 pub use tickets::TicketProof;
 // Passkeys (issue 12).
 pub use passkeys::{AssociationFiles, PasskeyAssertion, PasskeyOptions, PasskeySummary};
+// Step-up (issue 20).
+pub use stepup::Proof;
 
 use crate::auth::{Captcha, Limits, PasswordHasher, TokenService};
 use crate::clock::{Clock, UnixTime};

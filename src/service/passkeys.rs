@@ -17,13 +17,15 @@
 
 use webauthn_rs::prelude::Uuid;
 
-use super::{ClientInfo, Core, Error, FieldError, IssuedTokens, MailNotice, Principal, Result};
+use super::{
+    ClientInfo, Core, Error, FieldError, IssuedTokens, MailNotice, Principal, Proof, Result,
+};
 use crate::audit::AuditEvent;
 use crate::auth::limits::Action;
 use crate::auth::passkeys::{CEREMONY_TTL, PasskeyError, Started};
 use crate::clock::secs;
 use crate::domain::Email;
-use crate::store::{CeremonyRecord, PasskeyRecord, PasskeyRemoval, StoreError};
+use crate::store::{CeremonyRecord, PasskeyAddition, PasskeyRecord, PasskeyRemoval, StoreError};
 
 /// Ceremonies begun for one account within 15 minutes (registration, and
 /// assertions that list its passkeys), counted in the store and reserved
@@ -165,6 +167,39 @@ fn passkey_name(raw: Option<&str>, count: usize) -> Result<String> {
     Ok(raw.to_string())
 }
 
+/// Request options for a sign-in that named an email, in the one shape
+/// every such answer has (issue 20, L4): `allowCredentials` entries are
+/// `{type, id}` only (`transports` would tell real ids from made-up ones),
+/// and no `extensions` or `hints` (the library adds them to discoverable
+/// options only). `ids` replaces the listed credentials when given.
+fn named_options(mut public_key: serde_json::Value, ids: Option<&[String]>) -> serde_json::Value {
+    let Some(obj) = public_key.as_object_mut() else {
+        return public_key;
+    };
+    let listed: Vec<String> = match ids {
+        Some(ids) => ids.to_vec(),
+        None => obj
+            .get("allowCredentials")
+            .and_then(serde_json::Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|c| c.get("id").and_then(serde_json::Value::as_str))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let allow = listed
+        .into_iter()
+        .map(|id| serde_json::json!({ "type": "public-key", "id": id }))
+        .collect();
+    obj.insert("allowCredentials".into(), serde_json::Value::Array(allow));
+    obj.remove("extensions");
+    obj.remove("hints");
+    obj.insert("userVerification".into(), "required".into());
+    public_key
+}
+
 /// Why passkeys are off, when they are.
 const PASSKEYS_OFF: &str = "passkeys are off on this server: its public URL names an IP address, and WebAuthn needs a domain name (PORTCULLIS_PUBLIC_URL, PORTCULLIS_WEBAUTHN_RP_ID)";
 
@@ -221,6 +256,8 @@ impl Core {
     }
 
     /// Begins registering a passkey for the caller: `navigator.credentials.create` options.
+    /// Needs a recent proof on the session (step-up: a bare access token
+    /// never adds a credential), and room under `PORTCULLIS_MAX_PASSKEYS`.
     pub async fn passkey_registration_options(
         &self,
         who: &Principal,
@@ -232,7 +269,12 @@ impl Core {
             .user_by_id(&who.user_id)
             .await?
             .ok_or(Error::TokenInvalid("unknown subject"))?;
+        self.require_recent_proof(who, None, client).await?;
         let creds = self.store.credentials(&user.id).await?.unwrap_or_default();
+        let max = self.settings.limits.max_passkeys;
+        if creds.passkeys.len() >= max as usize {
+            return Err(Error::PasskeyLimit { max });
+        }
         let handle = Uuid::parse_str(&user.id)
             .map_err(|_| Error::Unexpected(anyhow::anyhow!("user id is not a UUID")))?;
         let existing: Vec<String> = creds.passkeys.values().map(|p| p.passkey.clone()).collect();
@@ -247,13 +289,16 @@ impl Core {
 
     /// Finishes a registration: checks the browser's credential against the
     /// ceremony and stores the passkey. Nothing else changes (no session is
-    /// revoked).
+    /// revoked). Needs a recent proof on the session, or `proof` in the
+    /// request; refused past `PORTCULLIS_MAX_PASSKEYS` (checked by the
+    /// store write itself, so racing adds cannot pass it).
     pub async fn add_passkey(
         &self,
         who: &Principal,
         challenge_id: &str,
         credential: &serde_json::Value,
         name: Option<&str>,
+        proof: Option<Proof>,
         client: &ClientInfo,
     ) -> Result<PasskeySummary> {
         let creds = self
@@ -262,6 +307,8 @@ impl Core {
             .await?
             .ok_or(Error::TokenInvalid("unknown subject"))?;
         let name = passkey_name(name, creds.passkeys.len())?;
+        self.require_recent_proof(who, proof, client).await?;
+        let max = self.settings.limits.max_passkeys;
         let ceremony = self
             .take_ceremony(challenge_id, &[CeremonyKind::Register])
             .await?
@@ -292,9 +339,14 @@ impl Core {
             created_at: now,
             last_used_at: None,
         };
-        match self.store.add_passkey(&who.user_id, &record, now).await {
-            Ok(true) => {}
-            Ok(false) => return Err(Error::TokenInvalid("unknown subject")),
+        match self
+            .store
+            .add_passkey(&who.user_id, &record, max, now)
+            .await
+        {
+            Ok(PasskeyAddition::Added) => {}
+            Ok(PasskeyAddition::NoUser) => return Err(Error::TokenInvalid("unknown subject")),
+            Ok(PasskeyAddition::Full) => return Err(Error::PasskeyLimit { max }),
             Err(StoreError::Conflict) => {
                 return Err(Error::Unexpected(anyhow::anyhow!("passkey id clash")));
             }
@@ -322,13 +374,15 @@ impl Core {
 
     /// Removes one of the caller's passkeys. Refused when it is the last
     /// way into an account without a password (`Conflict`); nothing else is
-    /// revoked.
+    /// revoked. Removing a credential needs a recent proof on the session
+    /// (step-up), like adding one.
     pub async fn remove_passkey(
         &self,
         who: &Principal,
         passkey_id: &str,
         client: &ClientInfo,
     ) -> Result<()> {
+        self.require_recent_proof(who, None, client).await?;
         match self
             .store
             .remove_passkey(&who.user_id, passkey_id, self.clock.now())
@@ -347,11 +401,14 @@ impl Core {
         }
     }
 
-    /// Begins a sign-in: with an `email` whose account has passkeys, those
-    /// are listed; otherwise (no email, or one without passkeys) the options
-    /// are for discoverable credentials, so the answer does not say whether
-    /// an account exists without passkeys. `mfa_token` is the two-factor
-    /// step of the `mfa` capability.
+    /// Begins a sign-in. Without an email: options for discoverable
+    /// credentials (usernameless, autofill UI). With an email, the answer
+    /// has one shape whoever the address belongs to (issue 20, L4): an
+    /// account with passkeys gets its credential ids listed; an unknown
+    /// address, or an account without passkeys (or disabled), gets stable
+    /// made-up ids ([`Core::decoy_credential_ids`]), so the options do not
+    /// tell which addresses have accounts or passkeys. `mfa_token` is the
+    /// two-factor step of the `mfa` capability.
     pub async fn passkey_sign_in_options(
         &self,
         email: Option<&str>,
@@ -381,24 +438,66 @@ impl Core {
             Some(e) => self.store.user_by_email(e.as_str()).await?,
             None => None,
         };
+        let Some(email) = email else {
+            let started = self
+                .rp(true)?
+                .start_discoverable()
+                .map_err(|e| refusal(e, true, None))?;
+            return self
+                .begin_ceremony(CeremonyKind::Discover, None, started)
+                .await;
+        };
         if let Some(user) = user.filter(|u| !u.disabled && u.passkey_count > 0) {
             match self
                 .start_passkey_assertion(&user.id, CeremonyKind::Authenticate)
                 .await
             {
-                // Over the account's ceremony limit: discoverable options,
-                // as for an address without passkeys (a 429 would tell
-                // that this one has some).
+                Ok(mut options) => {
+                    options.public_key = named_options(options.public_key, None);
+                    return Ok(options);
+                }
+                // Over the account's ceremony limit: the options of an
+                // address without passkeys (a 429 would tell that this
+                // one has some).
                 Err(Error::RateLimited { .. }) => {}
-                other => return other,
+                Err(e) => return Err(e),
             }
         }
+        // A discoverable ceremony underneath: an assertion sent against it
+        // is checked like a usernameless one (no user is named), so the
+        // made-up ids open nothing.
         let started = self
             .rp(true)?
             .start_discoverable()
             .map_err(|e| refusal(e, true, None))?;
-        self.begin_ceremony(CeremonyKind::Discover, None, started)
-            .await
+        let decoys = self.decoy_credential_ids(email.as_str());
+        let mut options = self
+            .begin_ceremony(CeremonyKind::Discover, None, started)
+            .await?;
+        options.public_key = named_options(options.public_key, Some(&decoys));
+        options.mediation = None;
+        Ok(options)
+    }
+
+    /// Made-up credential ids for an address without passkeys: one or two
+    /// (as real accounts mostly have), 32 bytes each, derived from the
+    /// normalized address under a server key, so they are the same at
+    /// every call and from every replica, and cannot be told from real ones.
+    fn decoy_credential_ids(&self, email: &str) -> Vec<String> {
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mac = |n: u8| -> [u8; 32] {
+            let data = format!("passkey-decoy\0{n}\0{email}");
+            crate::auth::secrets::hmac_sha256(self.mail.code_key(), data.as_bytes())
+        };
+        let first = mac(0);
+        let count = 1 + usize::from(first[0] & 1);
+        (0..count)
+            .map(|n| {
+                let bytes = if n == 0 { first } else { mac(1) };
+                URL_SAFE_NO_PAD.encode(bytes)
+            })
+            .collect()
     }
 
     /// Begins an assertion by `user_id`'s passkeys (their credentials
@@ -465,6 +564,9 @@ impl Core {
                 ));
             }
         };
+        // As for a password sign-in (issue 20, L3), and only after the
+        // assertion verified: no oracle for strangers.
+        self.require_verified_email(&user)?;
         let mut amr = vec!["hwk".to_string()];
         if asserted.user_verified {
             amr.push("user".to_string());

@@ -1,10 +1,8 @@
 //! The caller's own profile: editing it, and deleting the account.
 
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use super::mfa::code_field;
-use super::{Account, ClientInfo, Core, Error, FieldError, Principal, Result};
+use super::{Account, ClientInfo, Core, Error, FieldError, Principal, Proof, Result};
 use crate::audit::AuditEvent;
 use crate::domain::{DisplayName, Locale, Metadata, TimeZoneName};
 use crate::store::ProfileUpdate;
@@ -23,26 +21,6 @@ pub struct ProfilePatch {
     pub metadata: Option<Option<Value>>,
     /// Names of admin-only fields the body carried (any value): refused.
     pub admin_fields: Vec<&'static str>,
-}
-
-/// How the caller proves it is them before deleting the account: one
-/// proof, of a kind the account has (any other is refused like a wrong one).
-#[derive(Debug)]
-pub enum DeleteProof {
-    /// The account's password.
-    Password(SecretString),
-    /// A current code from the authenticator app (accounts with TOTP on).
-    /// Recovery codes are not accepted: they are the sign-in fallback for a
-    /// lost app, and a signed-in user still has the password or a passkey.
-    Code(SecretString),
-    /// A fresh assertion by one of the caller's passkeys, for options from
-    /// `POST /v1/sessions/passkey/options` (the caller's email, or none).
-    Passkey {
-        /// The `challenge_id` of those options.
-        challenge_id: String,
-        /// The `PublicKeyCredential` JSON from `navigator.credentials.get`.
-        credential: Value,
-    },
 }
 
 /// Parses an optional-nullable field with `parse`, collecting failures.
@@ -137,9 +115,12 @@ impl Core {
         Ok(account)
     }
 
-    /// Deletes the caller's account after checking the proof: profile,
-    /// credentials, sessions and avatar are erased, and the email can be
-    /// registered again. Security events keep the user id only.
+    /// Deletes the caller's account after a proof (see
+    /// [`Core::require_recent_proof`]): the one in `proof`, or, when it is
+    /// `None`, one given on this session within the re-authentication
+    /// window. Profile, credentials, sessions and avatar are erased, and
+    /// the email can be registered again. Security events keep the user id
+    /// only.
     ///
     /// Every kind of proof goes through the same per-user throttle as the
     /// password check of a password or email change
@@ -149,46 +130,19 @@ impl Core {
     pub async fn delete_account(
         &self,
         who: &Principal,
-        proof: DeleteProof,
+        proof: Option<Proof>,
         client: &ClientInfo,
     ) -> Result<()> {
         if self.store.credentials(&who.user_id).await?.is_none() {
             return Err(Error::TokenInvalid("unknown subject"));
         }
-        let method = match proof {
-            DeleteProof::Password(password) => {
-                self.confirm_password(&who.user_id, password, client)
-                    .await?;
-                "password"
-            }
-            DeleteProof::Code(code) => {
-                let code = code_field("code", code.expose_secret())?;
-                self.throttled_proof(
-                    &who.user_id,
-                    client,
-                    self.check_current_code(&who.user_id, &code, client),
-                )
-                .await?;
-                "totp"
-            }
-            DeleteProof::Passkey {
-                challenge_id,
-                credential,
-            } => {
-                self.throttled_proof(&who.user_id, client, async {
-                    match self
-                        .verify_own_passkey(&who.user_id, &challenge_id, &credential)
-                        .await
-                    {
-                        Ok(_) => Ok(Ok(())),
-                        Err(e @ Error::PasskeyRejected(_)) => Ok(Err(e)),
-                        Err(e) => Err(e),
-                    }
-                })
-                .await?;
-                "passkey"
-            }
+        let method = match &proof {
+            Some(Proof::Password(_)) => "password",
+            Some(Proof::Code(_)) => "totp",
+            Some(Proof::Passkey { .. }) => "passkey",
+            None => "recent",
         };
+        self.require_recent_proof(who, proof, client).await?;
         self.store.delete_user(&who.user_id).await?;
         tracing::info!(user_id = %who.user_id, method, event = "account.deleted", "account deleted");
         self.audit(AuditEvent::AccountDeleted, Some(&who.user_id), client);

@@ -18,7 +18,7 @@ use crate::audit::AuditEvent;
 use crate::auth::limits::Action;
 use crate::config::CaptchaMode;
 use crate::domain::Email;
-use crate::store::{ProfileUpdate, TicketKind, UserRecord};
+use crate::store::{TicketKind, UserRecord};
 
 /// Reset requests per address within 15 minutes before 429.
 pub const FORGOT_PER_EMAIL: usize = 5;
@@ -107,6 +107,13 @@ impl Core {
     /// once everything else checked out: a refused password or a missing
     /// second factor leaves it usable. Every session of the user ends; the
     /// reset does not sign in.
+    ///
+    /// An account whose address was never verified is *claimed* (issue 20,
+    /// H1 repro 3): whoever registered the address first (possibly not its
+    /// owner) loses everything they set up: passkeys, second factor,
+    /// sessions (and linked identities, once they exist). No second factor
+    /// is asked for then: the mail just proved the address, and a squatter's
+    /// TOTP must not keep the owner out.
     pub async fn reset_password(&self, input: PasswordReset, client: &ClientInfo) -> Result<()> {
         self.rate_limit(Action::Email, client)?;
         let Some(proof) = input.proof else {
@@ -121,21 +128,38 @@ impl Core {
         let password = self
             .new_password("new_password", input.new_password, &context)
             .map_err(|e| Error::Validation(vec![e]))?;
-        self.reset_second_factor(&user, input.mfa_code, input.recovery_code, client)
-            .await?;
+        // The mail reached its reader: the address is proven too.
+        let claim = !user.email_verified && ticket.email == user.email;
+        if !claim {
+            self.reset_second_factor(&user, input.mfa_code, input.recovery_code, client)
+                .await?;
+        }
         self.spend_ticket(&ticket).await?;
         let hash = self.hasher.hash(&password).await?;
         let now = self.clock.now();
+        if claim {
+            // Sessions end before and after the one write that swaps every
+            // credential: one that signed in with the old password meanwhile
+            // does not survive either.
+            let before = self.store.revoke_sessions_of(&user.id, None, now).await?;
+            if !self.store.claim_account(&user.id, &hash, now).await? {
+                return Err(Error::TicketInvalid);
+            }
+            let after = self.store.revoke_sessions_of(&user.id, None, now).await?;
+            tracing::info!(user_id = %user.id, revoked = before + after, event = "password.reset", claimed = true, "unverified account claimed by its address: other credentials removed, every session revoked");
+            self.audit(
+                AuditEvent::PasswordReset {
+                    revoked: before + after,
+                },
+                Some(&user.id),
+                client,
+            );
+            self.audit(AuditEvent::EmailVerified, Some(&user.id), client);
+            self.notify(&user.id, Notice::AccountClaimed).await;
+            return Ok(());
+        }
         self.store.set_password_hash(&user.id, &hash, now).await?;
         let revoked = self.store.revoke_sessions_of(&user.id, None, now).await?;
-        // The mail reached its reader: the address is proven too.
-        if !user.email_verified && ticket.email == user.email {
-            let update = ProfileUpdate {
-                email_verified: Some(true),
-                ..ProfileUpdate::default()
-            };
-            self.store.update_profile(&user.id, &update, now).await?;
-        }
         tracing::info!(user_id = %user.id, revoked, event = "password.reset", "password reset; every session revoked");
         self.audit(
             AuditEvent::PasswordReset { revoked },

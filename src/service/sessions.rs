@@ -279,7 +279,9 @@ impl Core {
         Ok(SignIn::Tokens(Box::new(tokens)))
     }
 
-    /// Creates a session (refresh family) for an authenticated user.
+    /// Creates a session (refresh family) for an authenticated user. Every
+    /// caller has just checked a proof (password, second factor, passkey),
+    /// so the session starts proven: the step-up window opens now.
     pub(super) async fn start_session(
         &self,
         user: UserRecord,
@@ -301,6 +303,7 @@ impl Core {
             revoked_at: None,
             user_agent: client.user_agent.map(|ua| ua.chars().take(256).collect()),
             ip: client.ip.map(|ip| ip.to_string()),
+            proven_at: Some(now),
         };
         self.store.create_session(&session).await?;
         self.enforce_session_cap(&session.user_id).await?;

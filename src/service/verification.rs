@@ -2,11 +2,11 @@
 //! on request), `verify` to spend it, and the enumeration-safe registration
 //! of `PORTCULLIS_REQUIRE_VERIFIED_EMAIL=true`.
 
-use secrecy::SecretString;
-
 use super::mail::{KIND_ALREADY_REGISTERED, KIND_EMAIL_CHANGE, KIND_VERIFY};
 use super::tickets::TicketProof;
-use super::{ClientInfo, Core, Error, FieldError, MailNotice, Principal, Registration, Result};
+use super::{
+    ClientInfo, Core, Error, FieldError, MailNotice, Principal, Proof, Registration, Result,
+};
 use crate::domain::Email;
 
 const EMAIL_TAKEN: &str = "An account with this email address already exists.";
@@ -114,14 +114,15 @@ impl Core {
         Ok(())
     }
 
-    /// `POST /v1/me/email`: after the password, a verification mail (link
-    /// and code) goes to `new_email` and a notice to the current address;
-    /// the account moves only when the new address is proven.
+    /// `POST /v1/me/email`: after a proof (`proof`, or a recent one on the
+    /// session: step-up), a verification mail (link and code) goes to
+    /// `new_email` and a notice to the current address; the account moves
+    /// only when the new address is proven.
     pub async fn request_email_change(
         &self,
         who: &Principal,
         new_email: &str,
-        password: SecretString,
+        proof: Option<Proof>,
         client: &ClientInfo,
     ) -> Result<()> {
         self.rate_limit(Action::Email, client)?;
@@ -136,7 +137,7 @@ impl Core {
                 "The new address is the account's address already.",
             )]));
         }
-        self.confirm_password(&account.id, password, client).await?;
+        self.require_recent_proof(who, proof, client).await?;
         if self.user_by_email(&email).await?.is_some() {
             return Err(Error::Conflict(EMAIL_TAKEN));
         }

@@ -29,7 +29,7 @@ pub use email::{EmailTicket, MailQueueStats, MailQueueStore, QueuedMail, TicketK
 pub use records::{
     AdminUpdate, AvatarRecord, CredentialRecord, ProfileUpdate, SessionRecord, UserRecord,
 };
-pub use records::{CeremonyRecord, PasskeyRecord, PasskeyRemoval};
+pub use records::{CeremonyRecord, PasskeyAddition, PasskeyRecord, PasskeyRemoval};
 pub use rules::{
     LoginFailures, OnceKey, PendingAttempt, RotateOutcome, Rotation, classify_rotation,
     mfa_throttle_key,
@@ -138,6 +138,14 @@ pub trait CredentialStore: Send + Sync {
     /// cleared) and sets the user's `updated_at` to `now`; the profile is
     /// kept. False when there is no such user.
     async fn set_password_hash(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<bool>;
+    /// Hands an account whose address was never verified to whoever just
+    /// proved the address (a password reset), in one write: the password
+    /// hash becomes `hash` (peppered), every other credential is forgotten
+    /// (active and pending TOTP secrets, recovery codes, passkeys;
+    /// `mfa_enabled` false, `passkey_count` 0), the address is marked
+    /// verified and `updated_at` becomes `now`. The rest of the profile is
+    /// kept. False when there is no such user.
+    async fn claim_account(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<bool>;
 
     // Two-factor sign-in (TOTP and recovery codes). Secrets arrive sealed
     // and codes hashed: the store never sees them in the clear.
@@ -178,15 +186,17 @@ pub trait CredentialStore: Send + Sync {
     -> StoreResult<bool>;
     // Passkeys (issue 12).
     /// Adds a passkey, counts it in the profile's `passkey_count` and sets
-    /// `updated_at` to `now`, in one write. False when there is no such
-    /// user; `Conflict` (and nothing written) when the user already has a
-    /// passkey with this id.
+    /// `updated_at` to `now`, in one write, unless the user has `max`
+    /// passkeys already ([`PasskeyAddition::Full`], nothing written; the
+    /// count is checked by the write itself). `Conflict` (and nothing
+    /// written) when the user already has a passkey with this id.
     async fn add_passkey(
         &self,
         user_id: &str,
         passkey: &PasskeyRecord,
+        max: u32,
         now: i64,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<PasskeyAddition>;
     /// Replaces a passkey after a use (new counter, backup state, library
     /// state, `last_used_at`). False when the user has no passkey with
     /// `passkey.id` (removed meanwhile): nothing is written then.
@@ -240,6 +250,10 @@ pub trait SessionStore: Send + Sync {
     async fn sessions_of(&self, user_id: &str, now: i64) -> StoreResult<Vec<SessionRecord>>;
     /// Revokes one session of `user_id`; false when it is not theirs or not active.
     async fn revoke_session(&self, user_id: &str, sid: &str, now: i64) -> StoreResult<bool>;
+    /// Sets `proven_at` of session `sid` to `at` (the user proved who they
+    /// are on it), if it belongs to `user_id` and is active at `at`; false
+    /// otherwise (nothing written).
+    async fn record_proof(&self, user_id: &str, sid: &str, at: i64) -> StoreResult<bool>;
     /// Revokes every active session of a user but `keep`; returns how many.
     async fn revoke_sessions_of(
         &self,

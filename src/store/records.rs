@@ -153,6 +153,17 @@ pub struct PasskeyRecord {
     pub last_used_at: Option<i64>,
 }
 
+/// What [`CredentialStore::add_passkey`](super::CredentialStore::add_passkey) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasskeyAddition {
+    /// Stored and counted.
+    Added,
+    /// There is no such user.
+    NoUser,
+    /// Refused: the account has the most passkeys allowed already.
+    Full,
+}
+
 /// What [`CredentialStore::remove_passkey`](super::CredentialStore::remove_passkey) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PasskeyRemoval {
@@ -275,6 +286,13 @@ pub struct SessionRecord {
     pub user_agent: Option<String>,
     /// Client IP of the sign-in.
     pub ip: Option<String>,
+    /// Unix seconds of the last proof of the user's identity on this
+    /// session (a password, TOTP code or passkey: at sign-in, or through
+    /// `POST /v1/me/reauthenticate`); a refresh keeps it. `None` in
+    /// records written before step-up existed: such a session has to prove
+    /// itself again before changing a credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proven_at: Option<i64>,
 }
 
 impl SessionRecord {

@@ -29,6 +29,8 @@ mod read_path;
 mod recovery;
 mod sessions;
 mod shutdown;
+// Step-up and credential safety (issue 20).
+mod stepup;
 mod storm;
 mod users;
 mod verification;

@@ -671,6 +671,13 @@ async fn forgot_needs_a_captcha_in_always_mode() {
 async fn reset_of_a_two_factor_account_needs_a_second_factor() {
     let app = spawn_app_at(Clock::manual(Clock::system().now()), |_| {}).await;
     let (email, tokens) = app.signed_in_user().await;
+    // A verified address: the reset of an unverified one claims the account
+    // and asks for no second factor (`stepup::a_reset_of_an_unverified_account_claims_it`).
+    let verify = app.wait_for_email(&email, "Confirm your email").await;
+    assert_eq!(
+        app.verify_email_token(&verify.token()).await.status(),
+        StatusCode::NO_CONTENT
+    );
     let (secret, recovery_codes) = app.enable_mfa(&token(&tokens, "access_token")).await;
     assert_eq!(app.forgot(&email).await.status(), StatusCode::ACCEPTED);
     let mail = app.wait_for_email(&email, RESET).await;

@@ -8,6 +8,7 @@ import type {
   CaptchaChallenge,
   MfaChallenge,
   MfaProof,
+  ReauthProof,
   Passkey,
   PasskeyOptionsResponse,
   ResetPasswordRequest,
@@ -604,6 +605,8 @@ export class PortcullisClient {
     base.headers.set('authorization', `Bearer ${token}`);
     const res = await this.send(base);
     if (res.status !== 401) return res;
+    // A step-up refusal: the token is fine, a refresh would not help.
+    if (/insufficient_user_authentication/.test(res.headers.get('www-authenticate') ?? '')) return res;
     const next = await this.refreshSession({ staleAccessToken: token });
     if (!next || next.access_token === token) return res;
     await res.body?.cancel().catch(() => undefined);
@@ -759,9 +762,39 @@ export class PortcullisClient {
     return this.anon<CaptchaChallenge>('GET', '/v1/captcha');
   }
 
+  /**
+   * `POST /v1/me/reauthenticate`: confirms it is the user (the password, a
+   * current TOTP code, or a passkey) on this session. For the server's
+   * window (`PORTCULLIS_REAUTH_WINDOW`, 5 minutes by default) the calls that
+   * need a recent proof (`registerPasskey`, ...) then work; until then they
+   * throw `ReauthenticationRequiredError`, whose `methods` say which proofs
+   * the account has.
+   */
+  async reauthenticate(proof: ReauthProof): Promise<void> {
+    let body: Record<string, unknown>;
+    if ('password' in proof) body = { password: proof.password };
+    else if ('code' in proof) body = { code: proof.code };
+    else {
+      const email = proof.email ?? this.session?.user.email;
+      const opts = await this.anon<PasskeyOptionsResponse>(
+        'POST',
+        '/v1/sessions/passkey/options',
+        email ? { email } : {},
+      );
+      const credential = await getPasskeyCredential(opts.public_key, proof.signal ? { signal: proof.signal } : {});
+      body = { passkey: { challenge_id: opts.challenge_id, credential } };
+    }
+    await this.authed<void>('POST', '/v1/me/reauthenticate', body);
+  }
+
   // ------------------------------------------------------------ passkeys
 
-  /** Creates a passkey for the signed-in user (`navigator.credentials.create`). */
+  /**
+   * Creates a passkey for the signed-in user (`navigator.credentials.create`).
+   * Needs a recent proof on the session: throws
+   * `ReauthenticationRequiredError` when there is none (call
+   * `reauthenticate`, then this again).
+   */
   async registerPasskey(opts: { name?: string; signal?: AbortSignal } = {}): Promise<Passkey> {
     const options = await this.authed<PasskeyOptionsResponse>('POST', '/v1/me/passkeys/options');
     const credential = await createPasskeyCredential(options.public_key, opts.signal);

@@ -62,6 +62,30 @@ export class PortcullisError extends Error {
 }
 
 /**
+ * A change that needs a recent proof of identity on this session (adding a
+ * passkey, turning TOTP on or off, new recovery codes, changing the email,
+ * deleting the account) was refused with 401 `reauthentication-required`.
+ * Ask the user to confirm it is them (`client.reauthenticate(...)` with one
+ * of `methods`), then retry the call. Not a reason to sign out.
+ */
+export class ReauthenticationRequiredError extends PortcullisError {
+  override readonly name: string = 'ReauthenticationRequiredError';
+  /** The proofs the account can give: `password`, `totp`, `passkey`. */
+  readonly methods: string[];
+
+  constructor(problem: Problem, retryAfter?: number) {
+    super(problem, retryAfter);
+    this.methods = Array.isArray(problem['methods'])
+      ? (problem['methods'] as unknown[]).filter((m): m is string => typeof m === 'string')
+      : [];
+  }
+}
+
+export function isReauthenticationRequired(e: unknown): e is ReauthenticationRequiredError {
+  return e instanceof ReauthenticationRequiredError;
+}
+
+/**
  * The request never got an HTTP answer (offline, DNS, CORS refusal, timeout).
  * Never a reason to sign out: the session is kept and the call may be retried.
  */
@@ -108,14 +132,15 @@ export async function errorFromResponse(res: Response): Promise<PortcullisError>
   }
   if (body && typeof body === 'object' && typeof (body as Problem).type === 'string') {
     const p = body as Problem;
-    return new PortcullisError(
-      {
-        ...p,
-        title: typeof p.title === 'string' ? p.title : res.statusText || `HTTP ${res.status}`,
-        status: typeof p.status === 'number' ? p.status : res.status,
-      },
-      retryAfter,
-    );
+    const problem = {
+      ...p,
+      title: typeof p.title === 'string' ? p.title : res.statusText || `HTTP ${res.status}`,
+      status: typeof p.status === 'number' ? p.status : res.status,
+    };
+    if (problemSlug(p.type) === 'reauthentication-required') {
+      return new ReauthenticationRequiredError(problem, retryAfter);
+    }
+    return new PortcullisError(problem, retryAfter);
   }
   return new PortcullisError(
     {

@@ -1,10 +1,12 @@
 export { createClient, PortcullisClient, type ClientOptions } from './client.js';
 export {
   PortcullisError,
+  ReauthenticationRequiredError,
   NetworkError,
   NotSignedInError,
   isPortcullisError,
   isNetworkError,
+  isReauthenticationRequired,
   problemSlug,
   type Problem,
   type FieldError,

@@ -104,3 +104,13 @@ export type MfaProof =
   | { code: string; mfaToken?: string }
   | { recoveryCode: string; mfaToken?: string }
   | { passkey: true; mfaToken?: string; signal?: AbortSignal };
+
+/**
+ * A proof of identity for `client.reauthenticate`: the password, a current
+ * TOTP code, or a passkey (options for `email`, default the signed-in
+ * user's, or discoverable credentials).
+ */
+export type ReauthProof =
+  | { password: string }
+  | { code: string }
+  | { passkey: true; email?: string; signal?: AbortSignal };

@@ -5,6 +5,8 @@ import {
   memoryStorage,
   NetworkError,
   PortcullisError,
+  ReauthenticationRequiredError,
+  isReauthenticationRequired,
   processLock,
   type AuthEvent,
   type PortcullisClient,
@@ -520,6 +522,40 @@ describe('password reset and passkeys (DESIGN.md contract)', () => {
       credential: { id: 'cred-1', rawId: 'cred-1', type: 'public-key', response: { attestationObject: 'xx' } },
       name: 'Laptop',
     });
+  });
+
+  it('step-up: without a recent proof registerPasskey throws ReauthenticationRequiredError (no refresh); reauthenticate then retry works', async () => {
+    const c = client(memoryStorage());
+    await c.signIn({ email: 'ada@example.com', password: 'correct horse battery' });
+    vi.stubGlobal('navigator', {
+      credentials: {
+        create: async () => ({ toJSON: () => ({ id: 'cred-2', rawId: 'cred-2', type: 'public-key', response: {} }) }),
+      },
+    });
+    try {
+      clock.t += 301_000; // past the server's window (and the access token's life)
+      expect(await c.getAccessToken()).toBeTruthy(); // refreshed ahead: a refresh keeps the old proof time
+      const refreshes = server.refreshCalls;
+      const err = await c.registerPasskey().catch((e: unknown) => e);
+      expect(isReauthenticationRequired(err)).toBe(true);
+      expect(err).toBeInstanceOf(ReauthenticationRequiredError);
+      expect(err).toBeInstanceOf(PortcullisError);
+      const e = err as ReauthenticationRequiredError;
+      expect(e.type).toBe('reauthentication-required');
+      expect(e.status).toBe(401);
+      expect(e.methods).toEqual(['password']);
+      expect(server.refreshCalls).toBe(refreshes); // a 401 of this kind is not a stale token
+      expect(await c.getSession()).not.toBeNull(); // and never a sign-out
+
+      const wrong = await c.reauthenticate({ password: 'not it' }).catch((x: unknown) => x);
+      expect((wrong as PortcullisError).type).toBe('invalid-credentials');
+      await c.reauthenticate({ password: 'correct horse battery' });
+      const pk = await c.registerPasskey();
+      expect(pk.id).toBe('pk-1');
+      expect(server.requests.some((r) => r.method === 'POST' && r.path === '/v1/me/reauthenticate')).toBe(true);
+    } finally {
+      vi.unstubAllGlobals();
+    }
   });
 
   it('signInWithPasskey signs in and emits SIGNED_IN; without a browser it fails clearly', async () => {

@@ -13,6 +13,8 @@ interface Family {
   previousGen: number | null;
   rotatedAt: number;
   revoked: boolean;
+  /** When the session last proved who it is (sign-in, reauthenticate). */
+  provenAt: number;
 }
 
 export interface FakeUser {
@@ -29,6 +31,7 @@ export class FakeServer {
   families = new Map<string, Family>();
   accessTtl = 60; // seconds
   graceMs = 10_000;
+  reauthWindowMs = 300_000;
   now = () => Date.now();
   /** Counters the tests assert on. */
   refreshCalls = 0;
@@ -104,7 +107,15 @@ export class FakeServer {
   }
 
   newFamily(u: FakeUser): Family {
-    const f: Family = { sid: `s${++this.seq}`, userId: u.id, gen: 0, previousGen: null, rotatedAt: 0, revoked: false };
+    const f: Family = {
+      sid: `s${++this.seq}`,
+      userId: u.id,
+      gen: 0,
+      previousGen: null,
+      rotatedAt: 0,
+      revoked: false,
+      provenAt: this.now(),
+    };
     this.families.set(f.sid, f);
     return f;
   }
@@ -239,6 +250,33 @@ export class FakeServer {
             .filter((f) => f.userId === p!.user.id && !f.revoked)
             .map((f) => ({ id: f.sid, current: f.sid === p!.fam.sid, created_at: '', last_used_at: '', expires_at: '', amr: ['pwd'] })),
         );
+      case 'POST /v1/me/reauthenticate':
+        if (body.password !== p!.user.password) return this.problem(401, 'invalid-credentials', 'wrong password');
+        p!.fam.provenAt = this.now();
+        return new Response(null, { status: 204 });
+    }
+    // Step-up: credential changes need a recent proof on the session.
+    if (route === 'POST /v1/me/passkeys/options' || route === 'POST /v1/me/passkeys') {
+      if (this.now() - p!.fam.provenAt >= this.reauthWindowMs) {
+        return new Response(
+          JSON.stringify({
+            type: 'http://fake/problems/reauthentication-required',
+            title: 'Reauthentication required',
+            status: 401,
+            detail: 'confirm it is you',
+            methods: ['password'],
+          }),
+          {
+            status: 401,
+            headers: {
+              'content-type': 'application/problem+json',
+              'www-authenticate': 'Bearer realm="portcullis", error="insufficient_user_authentication"',
+            },
+          },
+        );
+      }
+    }
+    switch (route) {
       case 'POST /v1/me/passkeys/options':
         return this.json(200, {
           challenge_id: 'ch-create',

@@ -87,6 +87,7 @@ pub(crate) fn session(user_id: &str, now: i64) -> SessionRecord {
         revoked_at: None,
         user_agent: Some("test".into()),
         ip: Some("127.0.0.1".into()),
+        proven_at: Some(now),
     }
 }
 
@@ -139,6 +140,7 @@ macro_rules! conformance_tests {
                 revoke_all_but_one,
                 expired_not_listed,
                 live_check_follows_every_session_write,
+                proof_time_recorded_and_kept,
             }
             once {
                 claim_once,
@@ -192,6 +194,8 @@ macro_rules! conformance_tests {
                 remove_one,
                 last_passkey_of_passwordless_account_stays,
                 profile_reads_carry_no_passkeys,
+                add_is_capped,
+                claim_forgets_every_other_credential,
             }
             ceremonies {
                 taken_once,

@@ -397,3 +397,68 @@ pub(crate) async fn live_check_follows_every_session_write(store: DynStore) {
     assert!(store.delete_user(&u.id).await.unwrap());
     assert!(!live(last.id.clone(), u.id.clone(), NOW).await);
 }
+
+/// The time of the last proof (step-up) belongs to the session: set only
+/// on an active session of its user, kept by refresh rotation.
+pub(crate) async fn proof_time_recorded_and_kept(store: DynStore) {
+    let mut s = session("proof-user", NOW);
+    s.proven_at = None;
+    store.create_session(&s).await.unwrap();
+    assert_eq!(store.session(&s.id).await.unwrap().unwrap().proven_at, None);
+    assert!(
+        !store
+            .record_proof("someone-else", &s.id, NOW + 5)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_proof("proof-user", "no-such-sid", NOW + 5)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_proof("proof-user", &s.id, NOW + 10)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.session(&s.id).await.unwrap().unwrap().proven_at,
+        Some(NOW + 10)
+    );
+    // A refresh keeps it (and does not move it).
+    let rot = Rotation {
+        sid: &s.id,
+        presented_jti: &s.current_jti,
+        new_jti: "proof-gen1",
+        now: NOW + 20,
+        new_expires_at: NOW + 9000,
+        grace_secs: 0,
+    };
+    let RotateOutcome::Rotated(after) = store.rotate(&rot).await.unwrap() else {
+        panic!("current token must rotate")
+    };
+    assert_eq!(after.proven_at, Some(NOW + 10));
+    assert_eq!(
+        store.session(&s.id).await.unwrap().unwrap().proven_at,
+        Some(NOW + 10)
+    );
+    // Not on a revoked session.
+    assert!(
+        store
+            .revoke_session("proof-user", &s.id, NOW + 30)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_proof("proof-user", &s.id, NOW + 40)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.session(&s.id).await.unwrap().unwrap().proven_at,
+        Some(NOW + 10)
+    );
+}

@@ -7,7 +7,8 @@ use redb::ReadableDatabase;
 use super::users::{StoredUser, USERS};
 use super::{EmbeddedStore, get_json, modify, other};
 use crate::store::{
-    CredentialRecord, CredentialStore, PasskeyRecord, PasskeyRemoval, StoreError, StoreResult,
+    CredentialRecord, CredentialStore, PasskeyAddition, PasskeyRecord, PasskeyRemoval, StoreError,
+    StoreResult,
 };
 
 #[async_trait]
@@ -32,6 +33,21 @@ impl CredentialStore for EmbeddedStore {
                 (Some(stored), ())
             })?;
             Ok(done.is_some())
+        })
+        .await
+    }
+
+    async fn claim_account(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<bool> {
+        let hash = hash.to_string();
+        self.update_user(user_id, move |stored| {
+            stored.credentials = CredentialRecord {
+                password_hash: hash,
+                ..CredentialRecord::default()
+            };
+            stored.user.mfa_enabled = false;
+            stored.user.email_verified = true;
+            sync_passkey_count(stored, now);
+            true
         })
         .await
     }
@@ -120,23 +136,29 @@ impl CredentialStore for EmbeddedStore {
         &self,
         user_id: &str,
         passkey: &PasskeyRecord,
+        max: u32,
         now: i64,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<PasskeyAddition> {
         let id = user_id.to_string();
         let passkey = passkey.clone();
         self.write(move |db| {
+            // Count and insert in one write transaction: racing adds are
+            // serialized by redb's single writer, so the cap holds.
             let done = modify(db, USERS, &id, |mut stored: StoredUser| {
                 if stored.credentials.passkeys.contains_key(&passkey.id) {
                     return (None, Err(StoreError::Conflict));
+                }
+                if stored.credentials.passkeys.len() >= max as usize {
+                    return (None, Ok(PasskeyAddition::Full));
                 }
                 stored
                     .credentials
                     .passkeys
                     .insert(passkey.id.clone(), passkey);
                 sync_passkey_count(&mut stored, now);
-                (Some(stored), Ok(()))
+                (Some(stored), Ok(PasskeyAddition::Added))
             })?;
-            done.transpose().map(|d| d.is_some())
+            done.unwrap_or(Ok(PasskeyAddition::NoUser))
         })
         .await
     }

@@ -241,6 +241,26 @@ impl SessionStore for EmbeddedStore {
         .await
     }
 
+    async fn record_proof(&self, user_id: &str, sid: &str, at: i64) -> StoreResult<bool> {
+        let user_id = user_id.to_string();
+        let sid = sid.to_string();
+        let cache = self.sessions.clone();
+        self.write(move |db| {
+            let done = modify(db, SESSIONS, &sid, |mut s: SessionRecord| {
+                if s.user_id != user_id || !s.is_active(at) {
+                    return (None, false);
+                }
+                s.proven_at = Some(at);
+                (Some(s), true)
+            });
+            // Liveness does not change, but the cache must never hold a
+            // state older than the stored record.
+            cache.invalidate([sid.as_str()]);
+            Ok(done? == Some(true))
+        })
+        .await
+    }
+
     async fn revoke_sessions_of(
         &self,
         user_id: &str,

@@ -108,6 +108,9 @@ enum RevocationId<'a> {
     /// `failed:<nonce>:<account>`: one failure recorded without a
     /// reservation (see `throttles.rs`).
     Failure(&'a str, &'a str),
+    /// `pkadd:<user id>`: a passkey being added to the account (see
+    /// `credentials.rs`).
+    PasskeyAdd(&'a str),
 }
 
 impl RevocationId<'_> {
@@ -122,6 +125,7 @@ impl RevocationId<'_> {
             Self::Ceremony(id) => format!("wa:{id}"),
             Self::Attempt(account, slot) => format!("try:{slot}:{account}"),
             Self::Failure(account, nonce) => format!("failed:{nonce}:{account}"),
+            Self::PasskeyAdd(user_id) => format!("pkadd:{user_id}"),
         }
     }
 }

@@ -243,6 +243,18 @@ impl SessionStore for MongoStore {
         Ok(r.matched_count > 0)
     }
 
+    async fn record_proof(&self, user_id: &str, sid: &str, at: i64) -> StoreResult<bool> {
+        let mut filter = doc! { "_id": sid, "user_id": user_id };
+        filter.extend(active(at));
+        let r = self
+            .run(
+                self.sessions
+                    .update_one(filter, doc! { "$set": { "proven_at": at } }),
+            )
+            .await?;
+        Ok(r.matched_count > 0)
+    }
+
     async fn revoke_sessions_of(
         &self,
         user_id: &str,

@@ -8,6 +8,7 @@ import {
   createClient,
   isNetworkError,
   isPortcullisError,
+  isReauthenticationRequired,
   localStorageAdapter,
   type AuthEvent,
   type Session,
@@ -172,6 +173,54 @@ $('#profile-form').addEventListener('submit', (ev) => {
   const name = String(f.get('display_name') ?? '').trim();
   void guarded(() => client.updateUser({ display_name: name || null }));
 });
+
+/**
+ * The "confirm it's you" step: shows the password prompt and resolves with
+ * what was typed (null when cancelled).
+ */
+function askForPassword(): Promise<string | null> {
+  const form = $<HTMLFormElement>('#confirm-form');
+  form.hidden = false;
+  form.querySelector('input')?.focus();
+  return new Promise((resolve) => {
+    const done = (value: string | null) => {
+      form.hidden = true;
+      form.reset();
+      form.removeEventListener('submit', onSubmit);
+      $('#confirm-cancel').removeEventListener('click', onCancel);
+      resolve(value);
+    };
+    const onSubmit = (ev: Event) => {
+      ev.preventDefault();
+      done(String(new FormData(form).get('password') ?? ''));
+    };
+    const onCancel = () => done(null);
+    form.addEventListener('submit', onSubmit);
+    $('#confirm-cancel').addEventListener('click', onCancel);
+  });
+}
+
+/**
+ * Runs a change that may need a recent proof of identity (step-up): on
+ * `reauthentication-required` asks for the password, confirms it with
+ * `client.reauthenticate`, and runs the change again.
+ */
+async function withStepUp<T>(change: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await change();
+  } catch (e) {
+    if (!isReauthenticationRequired(e)) throw e;
+    const password = await askForPassword();
+    if (password === null) return undefined;
+    await client.reauthenticate({ password });
+    return change();
+  }
+}
+
+$('#add-passkey').addEventListener('click', () => void guarded(async () => {
+  const added = await withStepUp(() => client.registerPasskey());
+  if (added) setError(`Passkey "${added.name}" added.`);
+}));
 
 $('#reload-sessions').addEventListener('click', () => void guarded(loadSessions));
 $('#signout').addEventListener('click', () => void guarded(() => client.signOut()));

@@ -35,12 +35,15 @@ export interface paths {
         /**
          * Delete the caller's account: profile, credentials, sessions and
          *     avatar are erased; the email can be registered again.
-         * @description The body proves the caller is the owner with exactly one of: the
-         *     `password`; a current TOTP `code`; or, for any account with a passkey
-         *     (the only way for one without a password), a `passkey` assertion:
-         *     call `POST /v1/sessions/passkey/options` with the caller's `email`
-         *     (or `{}`), pass its `public_key` to `navigator.credentials.get`, and
-         *     send `{passkey: {challenge_id, credential}}`. An assertion by another
+         * @description Needs a proof that the caller is the owner (step-up): at most one of
+         *     the `password`; a current TOTP `code`; or, for any account with a
+         *     passkey (the only way for one without a password), a `passkey`
+         *     assertion: call `POST /v1/sessions/passkey/options` with the
+         *     caller's `email` (or `{}`), pass its `public_key` to
+         *     `navigator.credentials.get`, and send `{passkey: {challenge_id,
+         *     credential}}`. `{}` works when the session proved itself within
+         *     `PORTCULLIS_REAUTH_WINDOW` (sign-in, `POST /v1/me/reauthenticate`),
+         *     else 401 `reauthentication-required`. An assertion by another
          *     account's passkey, a replayed or a wrong one is a 401 and nothing is
          *     deleted.
          */
@@ -49,6 +52,33 @@ export interface paths {
         head?: never;
         /** Update the caller's profile. */
         patch: operations["updateMe"];
+        trace?: never;
+    };
+    "/v1/me/reauthenticate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm it is you: a proof of identity on the caller's session.
+         * @description Exactly one of the `password`, a current TOTP `code`, or a `passkey`
+         *     assertion (options from `POST /v1/sessions/passkey/options`, as for
+         *     `DELETE /v1/me`). For `PORTCULLIS_REAUTH_WINDOW` (default 5 minutes)
+         *     afterwards, this session may add or remove credentials, change the
+         *     email and delete the account without sending a proof again; other
+         *     sessions are not affected, and a refresh does not extend the window.
+         *     Wrong proofs are throttled per account like the other password and
+         *     code checks.
+         */
+        post: operations["reauthenticate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/sessions": {
@@ -163,10 +193,16 @@ export interface paths {
          * Start two-factor sign-in: a new TOTP secret (pending until activated).
          * @description Show `qr_svg` (or `secret` for typing) to the user, then send a code
          *     from their app to `POST /v1/me/mfa/totp/activate`. Calling again
-         *     replaces a pending secret.
+         *     replaces a pending secret. Needs a recent proof on the session
+         *     (sign-in or `POST /v1/me/reauthenticate` within
+         *     `PORTCULLIS_REAUTH_WINDOW`), else 401 `reauthentication-required`.
          */
         post: operations["totpBegin"];
-        /** Turn two-factor sign-in off, confirmed by a current code or the password. */
+        /**
+         * Turn two-factor sign-in off, confirmed by a current code, the
+         *     password or a passkey assertion, or by a recent proof on the
+         *     session (`{}`; step-up).
+         */
         delete: operations["totpDisable"];
         options?: never;
         head?: never;
@@ -182,7 +218,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Turn two-factor sign-in on with a code for the pending secret. */
+        /**
+         * Turn two-factor sign-in on with a code for the pending secret.
+         * @description Needs a recent proof on the session, or the `password` in the body
+         *     (step-up); else 401 `reauthentication-required`.
+         */
         post: operations["totpActivate"];
         delete?: never;
         options?: never;
@@ -199,7 +239,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** A new set of recovery codes, confirmed by a current code or the password. */
+        /**
+         * A new set of recovery codes, confirmed by a current code, the
+         *     password or a passkey assertion, or by a recent proof on the
+         *     session (`{}`; step-up).
+         */
         post: operations["regenerateRecoveryCodes"];
         delete?: never;
         options?: never;
@@ -512,7 +556,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Change the caller's email address (after the link to the new one is used). */
+        /**
+         * Change the caller's email address (after the link to the new one is used).
+         * @description Needs a proof (step-up): `password`, `code` or `passkey` in the
+         *     body, or a recent one on the session (sign-in or
+         *     `POST /v1/me/reauthenticate`); else 401 `reauthentication-required`.
+         */
         post: operations["changeEmail"];
         delete?: never;
         options?: never;
@@ -546,7 +595,14 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Begin adding a passkey: options for `navigator.credentials.create`. */
+        /**
+         * Begin adding a passkey: options for `navigator.credentials.create`.
+         * @description Needs a recent proof on the session (sign-in or
+         *     `POST /v1/me/reauthenticate` within `PORTCULLIS_REAUTH_WINDOW`), else
+         *     401 `reauthentication-required`: a bare access token never adds a
+         *     credential. 409 `passkey-limit` when the account has
+         *     `PORTCULLIS_MAX_PASSKEYS` already.
+         */
         post: operations["passkeyRegistrationOptions"];
         delete?: never;
         options?: never;
@@ -564,7 +620,11 @@ export interface paths {
         /** The caller's passkeys. */
         get: operations["listPasskeys"];
         put?: never;
-        /** Finish adding a passkey. Other sessions and credentials are kept. */
+        /**
+         * Finish adding a passkey. Other sessions and credentials are kept.
+         * @description Needs a recent proof on the session, or `password` (or `code`) in
+         *     the body; 409 `passkey-limit` past `PORTCULLIS_MAX_PASSKEYS`.
+         */
         post: operations["addPasskey"];
         delete?: never;
         options?: never;
@@ -584,7 +644,8 @@ export interface paths {
         post?: never;
         /**
          * Remove a passkey. Refused (409) when it is the only way into an
-         *     account without a password.
+         *     account without a password. Needs a recent proof on the session
+         *     (step-up), else 401 `reauthentication-required`.
          */
         delete: operations["deletePasskey"];
         options?: never;
@@ -604,8 +665,11 @@ export interface paths {
         /**
          * Begin a passkey sign-in: options for `navigator.credentials.get`.
          * @description Without `email` the options are for discoverable credentials
-         *     (usernameless; suitable for the autofill UI). With the email of an
-         *     account that has passkeys, they are listed.
+         *     (usernameless; suitable for the autofill UI). With an `email` the
+         *     answer has one shape whatever the address: an account's passkeys are
+         *     listed in `allowCredentials`; an unknown address or one without
+         *     passkeys gets stable made-up credential ids instead, so the answer
+         *     does not tell which addresses have accounts or passkeys.
          */
         post: operations["passkeySignInOptions"];
         delete?: never;
@@ -776,6 +840,17 @@ export interface components {
             credential: unknown;
             /** @description A name for it (1 to 64 characters); default `Passkey <n>`. */
             name?: string;
+            /**
+             * Format: password
+             * @description The account's password, when the session has no recent proof
+             *     (step-up); leave it out otherwise.
+             */
+            password?: string;
+            /**
+             * Format: password
+             * @description A current TOTP code, instead of `password`.
+             */
+            code?: string;
         };
         /**
          * AdminPatchRequest
@@ -856,9 +931,17 @@ export interface components {
             new_email: string;
             /**
              * Format: password
-             * @description The account's password.
+             * @description The account's password. A proof (this, `code` or `passkey`) may be
+             *     left out when the session proved itself recently (step-up).
              */
-            password: string;
+            password?: string;
+            /**
+             * Format: password
+             * @description A current 6-digit code from the authenticator app.
+             */
+            code?: string;
+            /** @description A fresh assertion by one of the caller's passkeys. */
+            passkey?: components["schemas"]["PasskeyProof"] & unknown;
         };
         /**
          * ChangePasswordRequest
@@ -878,7 +961,7 @@ export interface components {
         };
         /**
          * CodeRequest
-         * @description A code from the authenticator app.
+         * @description A code for the pending secret, from the authenticator app.
          */
         CodeRequest: {
             /**
@@ -886,10 +969,18 @@ export interface components {
              * @description The 6-digit code shown by the authenticator app.
              */
             code: string;
+            /**
+             * Format: password
+             * @description The account's password, when the session has no recent proof
+             *     (step-up); leave it out otherwise.
+             */
+            password?: string;
         };
         /**
          * ConfirmRequest
-         * @description Confirmation of a change: exactly one of a current code and the password.
+         * @description Confirmation of a change: at most one of a current code, the password
+         *     and a passkey assertion; none when the session proved itself recently
+         *     (step-up).
          */
         ConfirmRequest: {
             /**
@@ -902,14 +993,19 @@ export interface components {
              * @description The account's password.
              */
             password?: string;
+            /** @description A fresh assertion by one of the caller's passkeys. */
+            passkey?: components["schemas"]["PasskeyProof"] & unknown;
         };
         /**
          * DeleteAccountRequest
-         * @description Proof that the caller is the account's owner: exactly one of
+         * @description Proof that the caller is the account's owner: at most one of
          *     `password`, `code` and `passkey`, of a kind the account has (a password
          *     for an account without one, or a code for an account without two-factor
-         *     sign-in, is refused with 401 like a wrong one). Wrong proofs are counted
-         *     per account with the password checks of `POST /v1/me/password` and
+         *     sign-in, is refused with 401 like a wrong one). Without any, the
+         *     session must have proved itself recently (at sign-in or through
+         *     `POST /v1/me/reauthenticate`, within `PORTCULLIS_REAUTH_WINDOW`), else
+         *     401 `reauthentication-required`. Wrong proofs are counted per account
+         *     with the password checks of `POST /v1/me/password` and
          *     `POST /v1/me/email`: 429 with `Retry-After` past
          *     `PORTCULLIS_LOGIN_MAX_FAILURES` in 15 minutes.
          */
@@ -927,7 +1023,7 @@ export interface components {
             code?: string;
             /**
              * @description A fresh assertion by one of the caller's passkeys: the way a
-             *     passkey-only account (no password) deletes itself.
+             *     passkey-only account (no password) proves itself.
              */
             passkey?: components["schemas"]["PasskeyProof"] & unknown;
         };
@@ -1271,6 +1367,33 @@ export interface components {
             detail: string;
             /** @description Field-level failures (validation problems only). */
             errors?: components["schemas"]["FieldError"][];
+            /**
+             * @description The proofs the account can give (`password`, `totp`, `passkey`):
+             *     `reauthentication-required` problems only.
+             */
+            methods?: string[];
+        };
+        /**
+         * ReauthenticateRequest
+         * @description A proof of identity for `POST /v1/me/reauthenticate`: exactly one of
+         *     `password`, `code` and `passkey`.
+         */
+        ReauthenticateRequest: {
+            /**
+             * Format: password
+             * @description The account's password.
+             */
+            password?: string;
+            /**
+             * Format: password
+             * @description A current 6-digit code from the authenticator app.
+             */
+            code?: string;
+            /**
+             * @description A fresh assertion by one of the caller's passkeys, for options from
+             *     `POST /v1/sessions/passkey/options`.
+             */
+            passkey?: components["schemas"]["PasskeyProof"] & unknown;
         };
         /**
          * RecoveryCodes
@@ -1909,6 +2032,103 @@ export interface operations {
             };
             /** @description Problem details (RFC 9457). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    reauthenticate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["ReauthenticateRequest"];
+            };
+        };
+        responses: {
+            /**
+             * @description The proof is recorded on the caller's session: changes that need
+             *     a recent proof work without one for `PORTCULLIS_REAUTH_WINDOW`.
+             */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Problem details (RFC 9457). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4350,6 +4570,15 @@ export interface operations {
                 };
             };
             /** @description Problem details (RFC 9457). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4466,6 +4695,15 @@ export interface operations {
                 };
             };
             /** @description Problem details (RFC 9457). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4485,6 +4723,15 @@ export interface operations {
             };
             /** @description Problem details (RFC 9457). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
