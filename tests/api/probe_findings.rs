@@ -579,7 +579,12 @@ async fn userinfo_returns_picture_and_locale() {
 /// once the link checks out, the form asks for a TOTP or recovery code.
 #[tokio::test]
 async fn l6_reset_page_asks_for_the_second_factor() {
-    let app = spawn_app().await;
+    // A manual clock: each TOTP code is used in a step of its own.
+    let app = crate::helpers::spawn_app_at(
+        portcullis::clock::Clock::manual(1_900_000_000),
+        |_| {},
+    )
+    .await;
     let (email, tokens) = app.signed_in_user().await;
     let user = app.store.user_by_email(&email).await.unwrap().unwrap();
     let verified = portcullis::store::AdminUpdate {
@@ -772,4 +777,52 @@ async fn oauth_token_without_a_form_and_introspection_refusal_speak_oauth() {
         p["detail"].as_str().unwrap().contains("PORTCULLIS_INTROSPECTION_TOKEN"),
         "{p}"
     );
+}
+
+/// "e × 4": a password that is the user's own address repeated is refused
+/// at registration, password change and reset, whatever form the address
+/// is typed in (a long address, an internationalized domain).
+#[tokio::test]
+async fn a_password_of_the_users_email_repeated_is_refused() {
+    let app = spawn_app().await;
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    for typed in [
+        format!("j.doe+{tag}@mail.example.org"),
+        format!("uni{tag}@bücher.example"),
+    ] {
+        let weak = typed.repeat(4);
+        assert!(weak.chars().count() <= 128);
+        let p = assert_problem(
+            app.register(&typed, &weak).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+        )
+        .await;
+        assert_eq!(p["errors"][0]["code"], "too_common", "{p}");
+        assert_eq!(
+            app.register(&typed, PASSWORD).await.status(),
+            StatusCode::CREATED
+        );
+        let at = token(&app.login_ok(&typed, PASSWORD).await, "access_token");
+        let p = assert_problem(
+            app.change_password(&at, PASSWORD, &weak).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+        )
+        .await;
+        assert_eq!(p["errors"][0]["code"], "too_common", "{p}");
+        app.forgot(&typed).await;
+        let key = portcullis::domain::Email::parse(&typed)
+            .unwrap()
+            .as_str()
+            .to_string();
+        let mail = app.wait_for_email(&key, RESET).await;
+        let p = assert_problem(
+            app.reset_with_token(&mail.token(), &weak).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+        )
+        .await;
+        assert_eq!(p["errors"][0]["code"], "too_common", "{p}");
+    }
 }
