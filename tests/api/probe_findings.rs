@@ -13,10 +13,15 @@ use crate::helpers::{
 const RESET: &str = "Reset your password";
 const VERIFY: &str = "Confirm your email address";
 
-/// The median of `samples`.
-fn median(samples: &mut [Duration]) -> Duration {
+/// The mean of the middle half of `samples` (interquartile mean): as
+/// robust as a median against outliers, but not stuck on one value when
+/// the store answers in ticks (the embedded store's group flush makes
+/// most samples 8 or 12 ms, so a median flips between them).
+fn middle_mean(samples: &mut [Duration]) -> Duration {
     samples.sort();
-    samples[samples.len() / 2]
+    let quarter = samples.len() / 4;
+    let middle = &samples[quarter..samples.len() - quarter];
+    middle.iter().sum::<Duration>() / u32::try_from(middle.len()).unwrap()
 }
 
 /// Waits (at most 20 s) for the outbox to hold more than `seen` mails to
@@ -158,8 +163,8 @@ async fn l7_a_newer_email_change_kills_the_older_code() {
     .await;
 }
 
-/// Times `n` interleaved rounds of `known` and `unknown`; the ratio of the
-/// medians (known / unknown).
+/// Times `n` interleaved rounds of `known` and `unknown`; the ratio of
+/// their middle means (known / unknown).
 async fn timing_ratio<K, U, FK, FU>(n: usize, mut known: K, mut unknown: U) -> f64
 where
     K: FnMut(usize) -> FK,
@@ -182,7 +187,12 @@ where
             if first_known { &mut k } else { &mut u }.push(took);
         }
     }
-    let (mk, mu) = (median(&mut k), median(&mut u));
+    let (mk, mu) = (middle_mean(&mut k), middle_mean(&mut u));
+    if std::env::var_os("SHOW_SAMPLES").is_some() {
+        eprintln!("known {:?}", k.iter().map(|d| d.as_millis()).collect::<Vec<_>>());
+        eprintln!("unknown {:?}", u.iter().map(|d| d.as_millis()).collect::<Vec<_>>());
+    }
+    eprintln!("middle mean known {mk:?}, unknown {mu:?}");
     mk.as_secs_f64() / mu.as_secs_f64()
 }
 
@@ -196,7 +206,7 @@ async fn m3_reset_and_verify_by_code_take_the_same_time_for_unknown_addresses() 
     })
     .await;
     // Accounts with a live reset ticket (and a verification ticket).
-    const N: usize = 12;
+    const N: usize = 16;
     let mut known = Vec::new();
     for _ in 0..N {
         let e = unique_email();
@@ -233,8 +243,8 @@ async fn m3_reset_and_verify_by_code_take_the_same_time_for_unknown_addresses() 
     };
     let ratio = timing_ratio(N * 3, |i| reset(&known, i), |i| reset(&unknown, i)).await;
     assert!(
-        (0.7..1.45).contains(&ratio),
-        "reset by code: known/unknown median ratio {ratio:.2}"
+        (0.67..1.5).contains(&ratio),
+        "reset by code: known/unknown ratio {ratio:.2}"
     );
     let verify = |list: &Vec<String>, i: usize| {
         let (app, e) = (&app, list[i % N].clone());
@@ -242,8 +252,8 @@ async fn m3_reset_and_verify_by_code_take_the_same_time_for_unknown_addresses() 
     };
     let ratio = timing_ratio(N * 3, |i| verify(&known, i), |i| verify(&unknown, i)).await;
     assert!(
-        (0.7..1.45).contains(&ratio),
-        "verify by code: known/unknown median ratio {ratio:.2}"
+        (0.67..1.5).contains(&ratio),
+        "verify by code: known/unknown ratio {ratio:.2}"
     );
 }
 
@@ -826,3 +836,4 @@ async fn a_password_of_the_users_email_repeated_is_refused() {
         assert_eq!(p["errors"][0]["code"], "too_common", "{p}");
     }
 }
+
