@@ -810,15 +810,20 @@ mod tests {
                 ("PORTCULLIS_WEBHOOK_URL".to_string(), url.to_string()),
                 ("PORTCULLIS_WEBHOOK_SECRET".to_string(), secret.to_string()),
             ]);
-            Settings::from_map(&map).map(|_| ()).map_err(|e| format!("{e:#}"))
+            Settings::from_map(&map)
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}"))
         };
         let hook = "https://hooks.example.com/in";
         for bad in ["whsec_", "x", "whsec_not*base64*at*all"] {
             let e = with(hook, bad).unwrap_err();
             assert!(e.contains("PORTCULLIS_WEBHOOK_SECRET"), "{e}");
         }
-        let e = with("http://169.254.169.254/latest", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-            .unwrap_err();
+        let e = with(
+            "http://169.254.169.254/latest",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        )
+        .unwrap_err();
         assert!(e.contains("PORTCULLIS_WEBHOOK_URL"), "{e}");
         assert!(with(hook, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_ok());
     }

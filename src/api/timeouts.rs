@@ -460,7 +460,17 @@ mod tests {
 
     fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
         let len = payload.len();
-        let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, 0, 0, 0, 0, 1];
+        let mut f = vec![
+            (len >> 16) as u8,
+            (len >> 8) as u8,
+            len as u8,
+            kind,
+            0,
+            0,
+            0,
+            0,
+            1,
+        ];
         f.extend_from_slice(payload);
         f
     }
@@ -492,7 +502,10 @@ mod tests {
     fn only_hypers_empty_error_answers_are_replaced() {
         let hyper400 = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\ndate: Sun, 06 Dec 2026 01:00:00 GMT\r\n\r\n";
         let out = String::from_utf8(replace_parse_error(hyper400).unwrap()).unwrap();
-        assert!(out.starts_with("HTTP/1.1 400 Malformed request\r\n"), "{out}");
+        assert!(
+            out.starts_with("HTTP/1.1 400 Malformed request\r\n"),
+            "{out}"
+        );
         assert!(out.contains("content-type: application/problem+json\r\n"));
         assert!(out.contains("x-content-type-options: nosniff\r\n"));
         assert!(out.contains("date: Sun, 06 Dec 2026 01:00:00 GMT\r\n"));
@@ -514,10 +527,13 @@ mod tests {
     #[tokio::test]
     async fn the_protocol_is_learned_from_the_preface() {
         let io = |first: &[u8]| {
-            let mut d = DeadlineIo::new((), Timeouts {
-                request: Duration::from_secs(1),
-                idle: Duration::from_secs(1),
-            });
+            let mut d = DeadlineIo::new(
+                (),
+                Timeouts {
+                    request: Duration::from_secs(1),
+                    idle: Duration::from_secs(1),
+                },
+            );
             d.learn_protocol(first);
             d.h2
         };

@@ -422,8 +422,16 @@ mod tests {
     async fn lower_cost_import_verifies_with_padding() {
         let h = PasswordHasher::new(SecretBox::new(Box::new([7u8; 32])), 6, 1).unwrap();
         let legacy = bcrypt::hash("legacy password", 4).unwrap();
-        assert!(h.verify_legacy(&pw("legacy password"), &legacy).await.unwrap());
-        assert!(!h.verify_legacy(&pw("wrong password"), &legacy).await.unwrap());
+        assert!(
+            h.verify_legacy(&pw("legacy password"), &legacy)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !h.verify_legacy(&pw("wrong password"), &legacy)
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]

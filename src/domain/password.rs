@@ -228,7 +228,11 @@ mod tests {
         }
         // A real passphrase that mentions the name still passes.
         let p = pw("anna climbs seven granite towers at dawn").unwrap();
-        assert!(policy.check(&p, &["anna@example.com", "anna", "Anna"]).is_ok());
+        assert!(
+            policy
+                .check(&p, &["anna@example.com", "anna", "Anna"])
+                .is_ok()
+        );
     }
 
     #[test]

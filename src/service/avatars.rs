@@ -42,20 +42,18 @@ impl Core {
             media::reencode(&bytes, declared)
         })
         .await
-            .map_err(|e| Error::Unexpected(anyhow::anyhow!("avatar task failed: {e}")))?
-            .map_err(|e| match e {
-                MediaError::NotAnImage => Error::UnsupportedMedia(
-                    "The body is not a complete image of the type its Content-Type declares.",
-                ),
-                MediaError::TooLarge => Error::Validation(vec![FieldError::new(
-                    "file",
-                    "too_large",
-                    "The image is larger than 4096×4096 pixels.",
-                )]),
-                MediaError::Encode => {
-                    Error::Unexpected(anyhow::anyhow!("avatar re-encoding failed"))
-                }
-            })?;
+        .map_err(|e| Error::Unexpected(anyhow::anyhow!("avatar task failed: {e}")))?
+        .map_err(|e| match e {
+            MediaError::NotAnImage => Error::UnsupportedMedia(
+                "The body is not a complete image of the type its Content-Type declares.",
+            ),
+            MediaError::TooLarge => Error::Validation(vec![FieldError::new(
+                "file",
+                "too_large",
+                "The image is larger than 4096×4096 pixels.",
+            )]),
+            MediaError::Encode => Error::Unexpected(anyhow::anyhow!("avatar re-encoding failed")),
+        })?;
         let record = AvatarRecord {
             user_id: who.user_id.clone(),
             content_type: media::STORED_TYPE.to_string(),

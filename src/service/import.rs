@@ -229,7 +229,9 @@ mod tests {
     #[test]
     fn imported_costs_are_capped() {
         let at = |cost: u32| {
-            let hash = bcrypt::hash("pw", 4).unwrap().replacen("$04$", &format!("${cost:02}$"), 1);
+            let hash = bcrypt::hash("pw", 4)
+                .unwrap()
+                .replacen("$04$", &format!("${cost:02}$"), 1);
             prepare(
                 line(&format!(
                     r#"{{"email":"c{cost}@example.com","password_hash":"{hash}"}}"#

@@ -65,7 +65,11 @@ async fn m7_refresh_token_of_the_old_shape_still_refreshes() {
         ..claims
     };
     let foreign = core.tokens.sign(REFRESH_TYP, &foreign).unwrap();
-    assert!(core.refresh(&foreign, &ClientInfo::default()).await.is_err());
+    assert!(
+        core.refresh(&foreign, &ClientInfo::default())
+            .await
+            .is_err()
+    );
 }
 
 /// M7: every kind has its own audience; an access token has the

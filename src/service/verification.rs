@@ -143,12 +143,8 @@ impl Core {
             )]));
         }
         self.confirm_password(&account.id, password, client).await?;
-        self.per_address_limit(
-            "email_change_by",
-            &account.id,
-            EMAIL_CHANGES_PER_ACCOUNT,
-        )
-        .await?;
+        self.per_address_limit("email_change_by", &account.id, EMAIL_CHANGES_PER_ACCOUNT)
+            .await?;
         self.per_address_limit("email_change_to", email.as_str(), EMAIL_CHANGES_PER_ADDRESS)
             .await?;
         if self.user_by_email(&email).await?.is_some() {

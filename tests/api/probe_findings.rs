@@ -189,8 +189,14 @@ where
     }
     let (mk, mu) = (middle_mean(&mut k), middle_mean(&mut u));
     if std::env::var_os("SHOW_SAMPLES").is_some() {
-        eprintln!("known {:?}", k.iter().map(|d| d.as_millis()).collect::<Vec<_>>());
-        eprintln!("unknown {:?}", u.iter().map(|d| d.as_millis()).collect::<Vec<_>>());
+        eprintln!(
+            "known {:?}",
+            k.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
+        );
+        eprintln!(
+            "unknown {:?}",
+            u.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
+        );
     }
     eprintln!("middle mean known {mk:?}, unknown {mu:?}");
     mk.as_secs_f64() / mu.as_secs_f64()
@@ -350,7 +356,10 @@ async fn m6_avatar_decodes_are_bounded_in_concurrency() {
         async move { app.put_avatar(at, "image/png", body).await.status() }
     });
     let statuses = futures_util::future::join_all(uploads).await;
-    assert!(statuses.iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
     let peak = portcullis::media::decode_peak();
     assert!(
         (1..=bound).contains(&peak),
@@ -590,22 +599,25 @@ async fn userinfo_returns_picture_and_locale() {
 #[tokio::test]
 async fn l6_reset_page_asks_for_the_second_factor() {
     // A manual clock: each TOTP code is used in a step of its own.
-    let app = crate::helpers::spawn_app_at(
-        portcullis::clock::Clock::manual(1_900_000_000),
-        |_| {},
-    )
-    .await;
+    let app =
+        crate::helpers::spawn_app_at(portcullis::clock::Clock::manual(1_900_000_000), |_| {}).await;
     let (email, tokens) = app.signed_in_user().await;
     let user = app.store.user_by_email(&email).await.unwrap().unwrap();
     let verified = portcullis::store::AdminUpdate {
         email_verified: Some(true),
         ..Default::default()
     };
-    app.store.admin_update(&user.id, &verified, 1).await.unwrap();
+    app.store
+        .admin_update(&user.id, &verified, 1)
+        .await
+        .unwrap();
     let (secret, recovery) = app.enable_mfa(&token(&tokens, "access_token")).await;
     // Without a good link the form never mentions a second factor.
     let r = app
-        .post_reset_form(&[("token", "bogus"), ("new_password", "a brand new passphrase 1")])
+        .post_reset_form(&[
+            ("token", "bogus"),
+            ("new_password", "a brand new passphrase 1"),
+        ])
         .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(!r.text().await.unwrap().contains("second_factor"));
@@ -675,7 +687,8 @@ async fn l2_h2c_pings_do_not_extend_the_request_deadline() {
         .body(())
         .unwrap();
     let (response, mut body) = client.send_request(req, false).unwrap();
-    body.send_data(bytes::Bytes::from_static(b"{"), false).unwrap();
+    body.send_data(bytes::Bytes::from_static(b"{"), false)
+        .unwrap();
     let started = Instant::now();
     // A byte and a PING every 250 ms, for up to 8 s.
     let pinger = async {
@@ -707,7 +720,11 @@ async fn l2_h2c_pings_do_not_extend_the_request_deadline() {
         () = pinger => false,
     };
     assert!(cut, "the trickling h2 request was still open after 8 s");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     connection.abort();
     // Plain requests over h2 still work.
     let tcp = tokio::net::TcpStream::connect(&host).await.unwrap();
@@ -736,15 +753,27 @@ async fn unparsable_requests_get_problem_json() {
             "POST /v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n".to_string(),
             "400",
         ),
-        (format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n"), "431"),
+        (
+            format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n"),
+            "431",
+        ),
     ] {
         let mut s = tokio::net::TcpStream::connect(&host).await.unwrap();
         s.write_all(raw.as_bytes()).await.unwrap();
         let answer = read_until_closed(&mut s, Duration::from_secs(5)).await;
-        assert!(answer.starts_with(&format!("HTTP/1.1 {status} ")), "{answer}");
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{answer}"
+        );
         let lower = answer.to_ascii_lowercase();
-        assert!(lower.contains("content-type: application/problem+json"), "{answer}");
-        assert!(lower.contains("x-content-type-options: nosniff"), "{answer}");
+        assert!(
+            lower.contains("content-type: application/problem+json"),
+            "{answer}"
+        );
+        assert!(
+            lower.contains("x-content-type-options: nosniff"),
+            "{answer}"
+        );
         let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
         let json: Value = serde_json::from_str(body).unwrap();
         assert_eq!(json["status"].to_string(), status);
@@ -784,7 +813,10 @@ async fn oauth_token_without_a_form_and_introspection_refusal_speak_oauth() {
     let r = app.oauth_introspect(Some(&at), &at).await;
     let p = assert_problem(r, StatusCode::UNAUTHORIZED, "authentication-required").await;
     assert!(
-        p["detail"].as_str().unwrap().contains("PORTCULLIS_INTROSPECTION_TOKEN"),
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("PORTCULLIS_INTROSPECTION_TOKEN"),
         "{p}"
     );
 }
@@ -836,4 +868,3 @@ async fn a_password_of_the_users_email_repeated_is_refused() {
         assert_eq!(p["errors"][0]["code"], "too_common", "{p}");
     }
 }
-
