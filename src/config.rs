@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ipnet::IpNet;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 /// JOSE algorithm used for newly generated keys and newly issued tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -710,9 +710,11 @@ impl SecuritySettings {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 bail!("PORTCULLIS_WEBHOOK_URL must be an http(s) URL");
             }
-            if webhook_secret.is_none() {
+            let Some(secret) = &webhook_secret else {
                 bail!("PORTCULLIS_WEBHOOK_URL needs PORTCULLIS_WEBHOOK_SECRET (events are signed)");
-            }
+            };
+            crate::webhooks::check_secret(secret.expose_secret()).map_err(anyhow::Error::msg)?;
+            crate::webhooks::check_url(url).map_err(anyhow::Error::msg)?;
         }
         let audit_retention = duration("PORTCULLIS_AUDIT_RETENTION", "90d")?;
         if audit_retention.is_zero() {
@@ -816,6 +818,33 @@ mod tests {
         assert!(parse_duration("15 minutes").is_err());
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    /// L8: a weak webhook secret or a metadata URL stops the start-up with
+    /// a message that names the key, never the secret.
+    #[test]
+    fn webhook_settings_are_checked_at_start_up() {
+        let with = |url: &str, secret: &str| {
+            let map = BTreeMap::from([
+                ("PORTCULLIS_WEBHOOK_URL".to_string(), url.to_string()),
+                ("PORTCULLIS_WEBHOOK_SECRET".to_string(), secret.to_string()),
+            ]);
+            Settings::from_map(&map)
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}"))
+        };
+        let hook = "https://hooks.example.com/in";
+        for bad in ["whsec_", "x", "whsec_not*base64*at*all"] {
+            let e = with(hook, bad).unwrap_err();
+            assert!(e.contains("PORTCULLIS_WEBHOOK_SECRET"), "{e}");
+        }
+        let e = with(
+            "http://169.254.169.254/latest",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        )
+        .unwrap_err();
+        assert!(e.contains("PORTCULLIS_WEBHOOK_URL"), "{e}");
+        assert!(with(hook, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_ok());
     }
 
     #[test]

@@ -9,9 +9,16 @@
 //! a centred square, scaled to 256×256 and encoded as a fresh PNG: no
 //! uploaded byte, EXIF or GPS tag or other metadata survives.
 //!
-//! Decoding is CPU work: callers run it on the blocking pool.
+//! Decoding is CPU work: callers run it on the blocking pool, holding a
+//! [`decode_permit`]: at most [`decode_limit`] decodes (the CPU count) run
+//! at once, so memory stays under that many times the decoder's allocation
+//! bound whatever the number of simultaneous uploads (issue 20 M6).
 
 use std::io::Cursor;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use image::imageops::FilterType;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
@@ -93,11 +100,62 @@ pub struct Encoded {
     pub etag: String,
 }
 
+/// Decodes allowed at once: the CPU count (each may allocate up to the
+/// decoder's bound, about 80 MB).
+static DECODE_LIMIT: LazyLock<usize> = LazyLock::new(|| {
+    std::thread::available_parallelism()
+        .map(std::num::NonZeroUsize::get)
+        .unwrap_or(2)
+});
+static DECODE_PERMITS: LazyLock<Arc<Semaphore>> =
+    LazyLock::new(|| Arc::new(Semaphore::new(*DECODE_LIMIT)));
+/// Decodes running now, and the most ever seen at once (for metrics and
+/// the test that the bound holds).
+static DECODING: AtomicUsize = AtomicUsize::new(0);
+static DECODING_PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// How many decodes may run at once in this process.
+pub fn decode_limit() -> usize {
+    *DECODE_LIMIT
+}
+
+/// The most decodes that ran at once in this process so far.
+pub fn decode_peak() -> usize {
+    DECODING_PEAK.load(Ordering::Acquire)
+}
+
+/// Waits for a turn to decode; hold the permit (move it into the blocking
+/// task) for as long as [`reencode`] runs.
+pub async fn decode_permit() -> Option<OwnedSemaphorePermit> {
+    DECODE_PERMITS.clone().acquire_owned().await.ok()
+}
+
+/// Counts one running decode while alive.
+struct Decoding;
+
+impl Decoding {
+    fn start() -> Self {
+        let now = DECODING.fetch_add(1, Ordering::AcqRel) + 1;
+        DECODING_PEAK.fetch_max(now, Ordering::AcqRel);
+        metrics::gauge!("portcullis_avatar_decodes_in_progress").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for Decoding {
+    fn drop(&mut self) {
+        DECODING.fetch_sub(1, Ordering::AcqRel);
+        metrics::gauge!("portcullis_avatar_decodes_in_progress").decrement(1.0);
+    }
+}
+
 /// Checks, decodes and re-encodes an upload declared as `declared`.
+/// Callers hold a [`decode_permit`].
 pub fn reencode(bytes: &[u8], declared: UploadType) -> Result<Encoded, MediaError> {
     if UploadType::sniff(bytes) != Some(declared) {
         return Err(MediaError::NotAnImage);
     }
+    let _counted = Decoding::start();
     // zune-jpeg fills in a cut-off scan instead of failing: a JPEG must end
     // with its End Of Image marker.
     if declared == UploadType::Jpeg && !bytes.ends_with(&[0xFF, 0xD9]) {

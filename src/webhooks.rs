@@ -86,7 +86,67 @@ pub fn signature(secret: &SecretString, id: &str, timestamp: i64, body: &str) ->
     )
 }
 
-/// `whsec_<base64>` → the decoded key; anything else → its bytes.
+/// Shortest accepted signing key, in bytes (after `whsec_` decoding).
+pub const MIN_KEY_BYTES: usize = 16;
+
+/// Checks `PORTCULLIS_WEBHOOK_SECRET` at start-up (issue 20 L8): a
+/// `whsec_` value must be base64 that decodes, and the key must have at
+/// least [`MIN_KEY_BYTES`] bytes (an empty or 1-byte key lets anyone
+/// forge events). The error says why, never the secret.
+pub fn check_secret(secret: &str) -> Result<(), String> {
+    let key = match secret.strip_prefix("whsec_") {
+        Some(b64) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| {
+                "PORTCULLIS_WEBHOOK_SECRET starts with `whsec_` but the rest is not base64 \
+                 (Standard Webhooks keys are `whsec_` + base64 of the key bytes)"
+                    .to_string()
+            })?,
+        None => secret.as_bytes().to_vec(),
+    };
+    if key.len() < MIN_KEY_BYTES {
+        return Err(format!(
+            "PORTCULLIS_WEBHOOK_SECRET must give a key of at least {MIN_KEY_BYTES} bytes \
+             (this one has {}); e.g. `whsec_` + base64 of 32 random bytes",
+            key.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Checks `PORTCULLIS_WEBHOOK_URL` beyond its scheme: the cloud metadata
+/// addresses (link-local `169.254.0.0/16`, `fe80::/10`, and
+/// `metadata.google.internal`) are refused, since nothing legitimate
+/// receives webhooks there. Other internal addresses stay allowed: the
+/// URL is the operator's choice (a receiver on the same host or network
+/// is common).
+pub fn check_url(url: &str) -> Result<(), String> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|_| "PORTCULLIS_WEBHOOK_URL is not a URL".to_string())?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| "PORTCULLIS_WEBHOOK_URL has no host".to_string())?;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let metadata = match bare.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_link_local(),
+        Ok(std::net::IpAddr::V6(ip)) => {
+            (ip.segments()[0] & 0xffc0) == 0xfe80
+                || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_link_local())
+        }
+        Err(_) => bare
+            .trim_end_matches('.')
+            .eq_ignore_ascii_case("metadata.google.internal"),
+    };
+    if metadata {
+        return Err(
+            "PORTCULLIS_WEBHOOK_URL points at a link-local (cloud metadata) address".to_string(),
+        );
+    }
+    Ok(())
+}
+
+/// `whsec_<base64>` → the decoded key; anything else → its bytes (checked
+/// at start-up by [`check_secret`]).
 fn key_bytes(secret: &SecretString) -> Vec<u8> {
     let s = secret.expose_secret();
     s.strip_prefix("whsec_")
@@ -113,6 +173,8 @@ impl std::fmt::Debug for WebhookSender {
 impl WebhookSender {
     /// A sender for `url`, signing with `secret`.
     pub fn new(url: String, secret: SecretString) -> anyhow::Result<Self> {
+        check_secret(secret.expose_secret()).map_err(anyhow::Error::msg)?;
+        check_url(&url).map_err(anyhow::Error::msg)?;
         let client = reqwest::Client::builder()
             .timeout(ATTEMPT_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
@@ -171,6 +233,44 @@ mod tests {
             r#"{"test": 2432232314}"#,
         );
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    /// L8: empty, short and undecodable keys are refused; good ones pass.
+    #[test]
+    fn weak_or_broken_secrets_are_refused() {
+        for bad in [
+            "whsec_",
+            "a",
+            "short secret",
+            "whsec_!!!notbase64",
+            "whsec_AAAA",
+        ] {
+            assert!(check_secret(bad).is_err(), "{bad:?} accepted");
+        }
+        let err = check_secret("whsec_!!!notbase64").unwrap_err();
+        assert!(err.contains("not base64") && !err.contains("!!!"), "{err}");
+        assert!(check_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_ok());
+        assert!(check_secret("a raw secret of enough bytes").is_ok());
+    }
+
+    /// L8: metadata addresses are refused; other hosts are the operator's call.
+    #[test]
+    fn metadata_addresses_are_refused() {
+        for bad in [
+            "http://169.254.169.254/latest/meta-data/iam",
+            "http://[fe80::1]/hook",
+            "http://metadata.google.internal/computeMetadata/v1/",
+            "http://[::ffff:169.254.169.254]/",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad} accepted");
+        }
+        for good in [
+            "https://hooks.example.com/portcullis",
+            "http://127.0.0.1:9000/hook",
+            "http://[::1]:9000/hook",
+        ] {
+            assert!(check_url(good).is_ok(), "{good} refused");
+        }
     }
 
     #[test]

@@ -49,7 +49,7 @@ responses! {
         /// The account with its new `avatar_url`.
         Ok(Json<UserView>) = 200,
     }
-    errors { BadRequest = 400, Unauthorized = 401, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unprocessable = 422, Unavailable = 503 }
+    errors { BadRequest = 400, Unauthorized = 401, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
 
 responses! {

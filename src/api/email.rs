@@ -51,9 +51,11 @@ responses! {
     pub enum ChangeEmailResponse {
         /// A verification mail is on its way to the new address (and a
         /// notice to the current one); the address changes when it is used.
+        /// An address that has an account answers the same (its owner gets
+        /// a notice instead): this answer says nothing about accounts.
         Accepted(Json<AcceptedBody>) = 202,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Conflict = 409, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
+    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
 
 responses! {

@@ -41,10 +41,15 @@ pub(super) fn is_avatar_upload(req: &Request) -> bool {
 
 /// Reads bodies up to the limit; anything larger is a 413 before any
 /// handler sees it. Works for chunked bodies too (no Content-Length needed).
+///
+/// The body must also arrive within `deadline` of the request reaching
+/// here (else 408): on HTTP/2 many requests share one connection, so the
+/// connection's deadline alone cannot bound each stream (issue 20 L2).
 pub(super) async fn limit_body<E: Endpoint>(
     ep: Arc<E>,
     mut req: Request,
     max: usize,
+    deadline: std::time::Duration,
 ) -> poem::Result<Response> {
     let declared = req
         .headers()
@@ -57,14 +62,15 @@ pub(super) async fn limit_body<E: Endpoint>(
     let has_body =
         declared.is_some_and(|n| n > 0) || req.headers().contains_key(header::TRANSFER_ENCODING);
     if has_body {
-        match read_limited(req.take_body(), max).await {
-            Some(bytes) => {
+        match read_limited(req.take_body(), max, deadline).await {
+            BodyRead::Whole(bytes) => {
                 // Kept for error reports that name the offending fields.
                 req.extensions_mut()
                     .insert(super::routes_meta::RawBody(Arc::new(bytes.clone())));
                 req.set_body(Body::from(bytes));
             }
-            None => return Ok(too_large()),
+            BodyRead::TooLarge => return Ok(too_large()),
+            BodyRead::Unfinished => return Ok(not_received()),
         }
     }
     // The whole request is in: the connection's request deadline stops.
@@ -72,13 +78,46 @@ pub(super) async fn limit_body<E: Endpoint>(
     ep.call(req).await.map(IntoResponse::into_response)
 }
 
-/// Reads at most `max` bytes; `None` when the body is larger or unreadable.
-async fn read_limited(body: Body, max: usize) -> Option<Vec<u8>> {
+/// What became of a request body.
+enum BodyRead {
+    /// All of it, within the limit.
+    Whole(Vec<u8>),
+    /// More than the limit.
+    TooLarge,
+    /// It stopped arriving: the connection's request deadline passed (or
+    /// the client went away) before its end.
+    Unfinished,
+}
+
+/// Reads at most `max` bytes, within `deadline`.
+async fn read_limited(body: Body, max: usize, deadline: std::time::Duration) -> BodyRead {
     use tokio::io::AsyncReadExt;
     let mut reader = body.into_async_read().take(max as u64 + 1);
     let mut buf = Vec::new();
-    reader.read_to_end(&mut buf).await.ok()?;
-    (buf.len() <= max).then_some(buf)
+    let read = tokio::time::timeout(deadline, reader.read_to_end(&mut buf)).await;
+    if !matches!(read, Ok(Ok(_))) {
+        // A body trickled past the deadline is a timeout, not a size
+        // problem (issue 20 L12).
+        return BodyRead::Unfinished;
+    }
+    if buf.len() <= max {
+        BodyRead::Whole(buf)
+    } else {
+        BodyRead::TooLarge
+    }
+}
+
+fn not_received() -> Response {
+    let mut resp = Problem::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request-timeout",
+        "Request timeout",
+        "The request body did not arrive in time.",
+    )
+    .into_response();
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 fn too_large() -> Response {

@@ -129,6 +129,7 @@ pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
     let cors_origins = cors::CorsOrigins::new(&http.cors_origins);
     let max_body = http.max_body_bytes;
     let avatar_max = core.settings.avatars.max_bytes;
+    let body_deadline = http.request_timeout;
     let trusted: Arc<[ipnet::IpNet]> = Arc::from(http.trusted_proxies.as_slice());
     let problem_base: Arc<str> = Arc::from(http.public_url.as_str());
     let spec_doc: serde_json::Value = serde_json::from_str(&api.spec()).unwrap_or_default();
@@ -173,13 +174,16 @@ pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
         })
         .around(move |ep, req| {
             Box::pin(async move {
+                if let Some(refused) = oauth::token_request_not_a_form(&req) {
+                    return Ok(refused);
+                }
                 // The avatar upload is the one body allowed past the JSON limit.
                 let max = if middleware::is_avatar_upload(&req) {
                     avatar_max
                 } else {
                     max_body
                 };
-                middleware::limit_body(ep, req, max).await
+                middleware::limit_body(ep, req, max, body_deadline).await
             })
         })
         .catch_all_error(|err| async move { problem::problem_from_poem_error(err) })

@@ -22,6 +22,36 @@ use super::problem::{Problem, problem_of, responses};
 use super::{ApiTags, BearerTokenAuth, client_info};
 use crate::service::{Core, Error, Introspection};
 
+/// `POST /oauth/token` whose body is not a form: RFC 6749 §5.2
+/// `invalid_request` (what OAuth clients parse), not a 415 problem.
+pub(super) fn token_request_not_a_form(req: &Request) -> Option<poem::Response> {
+    use poem::http::{Method, StatusCode, header};
+    if req.method() != Method::POST || req.uri().path() != "/oauth/token" {
+        return None;
+    }
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return None;
+    }
+    let body = serde_json::json!({
+        "error": "invalid_request",
+        "error_description": "send the parameters as application/x-www-form-urlencoded",
+    });
+    Some(
+        poem::Response::builder()
+            .status(StatusCode::BAD_REQUEST)
+            .content_type("application/json")
+            .header(header::CACHE_CONTROL, NO_STORE)
+            .header(header::PRAGMA, "no-cache")
+            .body(body.to_string()),
+    )
+}
+
 /// A token request (RFC 6749 §6).
 #[derive(Debug, Object, serde::Deserialize)]
 pub struct TokenForm {
@@ -395,8 +425,8 @@ impl OAuthApi {
                 email: a.email,
                 email_verified: a.email_verified,
                 name: a.display_name,
-                picture: None,
-                locale: None,
+                picture: a.avatar_url,
+                locale: a.locale,
             })),
             Err(e) => e.into(),
         }

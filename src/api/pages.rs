@@ -11,6 +11,11 @@
 //! asks for the address and the code from the mail instead (another device).
 //! The form posts `application/x-www-form-urlencoded` to the same path; the
 //! answer is a page too.
+//!
+//! An account with two-factor sign-in on needs a code (TOTP or recovery
+//! code) to reset: the reset form asks for it once a submission has shown
+//! the link or code to be good and the account to need it, never before,
+//! so the page tells nothing to someone without the mail.
 
 use std::sync::LazyLock;
 
@@ -58,6 +63,8 @@ struct ResetForm {
     email: Option<String>,
     email_code: Option<String>,
     new_password: Option<String>,
+    /// A TOTP code or a recovery code, for an account with two-factor on.
+    second_factor: Option<String>,
 }
 
 /// The verification form as posted.
@@ -111,28 +118,52 @@ fn non_empty(s: Option<String>) -> Option<String> {
 
 /// The fields that prove a ticket: a hidden token, or address and code.
 fn proof_fields(token: Option<&str>, email: &str) -> String {
+    proof_fields_with(token, email, "")
+}
+
+/// [`proof_fields`], the code field filled with `code` (a form shown again).
+fn proof_fields_with(token: Option<&str>, email: &str, code: &str) -> String {
     match token {
         Some(t) => format!(
             "<input type=\"hidden\" name=\"token\" value=\"{}\">",
             esc(t)
         ),
         None => format!(
-            "<label>Email address<input type=\"email\" name=\"email\" autocomplete=\"email\" required value=\"{}\"></label>\
-             <label>Code from the email<input name=\"email_code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{{8}}\" maxlength=\"8\" required></label>",
-            esc(email)
+            "<label>Email address (the one the email was sent to)<input type=\"email\" name=\"email\" autocomplete=\"email\" required value=\"{}\"></label>\
+             <label>Code from the email<input name=\"email_code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{{8}}\" maxlength=\"8\" required value=\"{}\"></label>",
+            esc(email),
+            esc(code)
         ),
     }
 }
 
+/// The reset form as first shown.
 fn reset_form(token: Option<&str>, email: &str, error: Option<&str>) -> String {
+    reset_form_with(token, email, "", false, error)
+}
+
+/// The reset form; with `second_factor`, it also asks for a TOTP or
+/// recovery code (shown only after the ticket checked out).
+fn reset_form_with(
+    token: Option<&str>,
+    email: &str,
+    code: &str,
+    second_factor: bool,
+    error: Option<&str>,
+) -> String {
     let error = error
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e)))
         .unwrap_or_default();
+    let factor = if second_factor {
+        "<label>Two-factor code (from your authenticator app) or a recovery code<input name=\"second_factor\" autocomplete=\"one-time-code\" maxlength=\"64\" required></label>"
+    } else {
+        ""
+    };
     format!(
         "{error}<form method=\"post\" action=\"reset-password\">{}\
          <label>New password<input type=\"password\" name=\"new_password\" autocomplete=\"new-password\" minlength=\"8\" maxlength=\"128\" required></label>\
-         <button type=\"submit\">Set new password</button></form>",
-        proof_fields(token, email)
+         {factor}<button type=\"submit\">Set new password</button></form>",
+        proof_fields_with(token, email, code)
     )
 }
 
@@ -193,20 +224,32 @@ fn reset_get(Query(q): Query<TokenQuery>) -> Response {
 async fn reset_post(req: &Request, core: Data<&Core>, Form(f): Form<ResetForm>) -> Response {
     let token = non_empty(f.token);
     let email = non_empty(f.email).unwrap_or_default();
-    let proof = match (&token, non_empty(f.email_code)) {
+    let code = non_empty(f.email_code);
+    let proof = match (&token, &code) {
         (Some(t), _) => Some(TicketProof::Token(t.clone())),
         (None, Some(code)) if !email.is_empty() => Some(TicketProof::Code {
             email: email.clone(),
-            code,
+            code: code.clone(),
         }),
         _ => None,
     };
+    // Six digits are an authenticator's code; anything else a recovery code.
+    let factor = non_empty(f.second_factor).map(|s| s.replace([' ', '-'], ""));
+    let (mfa_code, recovery_code) = match factor {
+        Some(c) if c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()) => {
+            (Some(SecretString::from(c)), None)
+        }
+        Some(c) => (None, Some(SecretString::from(c))),
+        None => (None, None),
+    };
+    let asked_factor = mfa_code.is_some() || recovery_code.is_some();
     let input = PasswordReset {
         proof,
         new_password: SecretString::from(f.new_password.unwrap_or_default()),
-        mfa_code: None,
-        recovery_code: None,
+        mfa_code,
+        recovery_code,
     };
+    let code = code.unwrap_or_default();
     let client = client_info(req, &core);
     match core.reset_password(input, &client).await {
         Ok(()) => page(
@@ -223,7 +266,21 @@ async fn reset_post(req: &Request, core: Data<&Core>, Form(f): Form<ResetForm>) 
             page(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "Choose a new password",
-                &reset_form(token.as_deref(), &email, Some(&why)),
+                &reset_form_with(token.as_deref(), &email, &code, asked_factor, Some(&why)),
+            )
+        }
+        // Reached only with a good link or code: the form now asks for the
+        // second factor (issue 20 L6).
+        Err(Error::MfaRequired(_)) => {
+            let why = if asked_factor {
+                "The two-factor code is wrong or was already used. Enter your new password and a current code again."
+            } else {
+                "This account has two-factor sign-in on: enter your new password again with a code from your authenticator app, or one of your recovery codes."
+            };
+            page(
+                StatusCode::UNAUTHORIZED,
+                "Choose a new password",
+                &reset_form_with(token.as_deref(), &email, &code, true, Some(why)),
             )
         }
         Err(e) => failure_page(&e),

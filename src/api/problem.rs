@@ -221,6 +221,12 @@ pub fn problem_of(e: &Error) -> Problem {
             "Authentication required",
             "Send an access token as `Authorization: Bearer <token>`.",
         ),
+        Error::IntrospectionCallerRefused => Problem::new(
+            S::UNAUTHORIZED,
+            "authentication-required",
+            "Authentication required",
+            "Send the resource servers' introspection credential (`PORTCULLIS_INTROSPECTION_TOKEN`) as `Authorization: Bearer <credential>`; an access token is not one.",
+        ),
         Error::TokenInvalid(why) => Problem::new(
             S::UNAUTHORIZED,
             "token-invalid",

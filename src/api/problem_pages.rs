@@ -102,6 +102,24 @@ pub const PROBLEMS: &[(&str, u16, &str, &str)] = &[
         "The request body is larger than this endpoint accepts.",
     ),
     (
+        "uri-too-long",
+        414,
+        "URI too long",
+        "The request target is longer than this server accepts.",
+    ),
+    (
+        "request-header-fields-too-large",
+        431,
+        "Request header fields too large",
+        "The request has too many headers, or headers too large.",
+    ),
+    (
+        "request-timeout",
+        408,
+        "Request timeout",
+        "The request (headers or body) did not arrive within `PORTCULLIS_HTTP_TIMEOUT`; the connection is closed.",
+    ),
+    (
         "unsupported-media-type",
         415,
         "Unsupported media type",

@@ -43,7 +43,16 @@ pub struct PasswordHasher {
     /// unknown emails are checked against it so they cost what a wrong
     /// password costs.
     dummy_hash: Arc<str>,
+    /// Dummy hashes of the costs below the configured one that imports may
+    /// have (see [`PasswordHasher::verify_legacy`]), by cost.
+    pads: Arc<[(u32, String)]>,
 }
+
+/// How far an imported hash's cost may be from the configured cost.
+pub const IMPORT_COST_SPREAD: u32 = 2;
+/// The highest bcrypt cost ever imported or verified as imported (about
+/// 4 s a check): a stray cost-31 row would hold a bcrypt thread for days.
+pub const MAX_IMPORTED_COST: u32 = 16;
 
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -73,6 +82,7 @@ impl PasswordHasher {
             cost,
             pool: Arc::new(BcryptPool::new(concurrency.max(1))?),
             dummy_hash: Arc::from(""),
+            pads: Arc::from(Vec::new()),
         };
         let mut unknown = [0u8; 32];
         rand::Rng::fill(&mut rand::rng(), &mut unknown);
@@ -80,7 +90,29 @@ impl PasswordHasher {
         let dummy = bcrypt::non_truncating_hash(input.expose_secret(), cost)
             .context("making the dummy hash")?;
         hasher.dummy_hash = dummy.into();
+        let mut pads = Vec::new();
+        for c in *hasher.importable_costs().start()..cost {
+            let pad = bcrypt::non_truncating_hash(input.expose_secret(), c)
+                .context("making a padding hash")?;
+            pads.push((c, pad));
+        }
+        hasher.pads = pads.into();
         Ok(hasher)
+    }
+
+    /// The bcrypt costs `users import` accepts: the configured cost ± 2
+    /// (at least 4, at most [`MAX_IMPORTED_COST`] unless the configured
+    /// cost is higher), so an imported account's wrong password costs what
+    /// an unknown address's does, and no row can stall a bcrypt thread.
+    pub fn importable_costs(&self) -> std::ops::RangeInclusive<u32> {
+        let low = self.cost.saturating_sub(IMPORT_COST_SPREAD).max(4);
+        let high = (self.cost + IMPORT_COST_SPREAD).min(MAX_IMPORTED_COST.max(self.cost));
+        low..=high
+    }
+
+    /// The cost of a bcrypt hash (`$2b$12$...` → 12).
+    pub fn bcrypt_cost(hash: &str) -> Option<u32> {
+        hash.get(4..6)?.parse().ok()
     }
 
     /// A keyed, one-way name for `text` (an email) in logs: the same
@@ -113,14 +145,40 @@ impl PasswordHasher {
     }
 
     /// Checks a password against an imported hash: plain bcrypt of the raw
-    /// password (`$2a$`, `$2b$`, `$2y$`, any cost), as other systems (the
-    /// seed application among them) store it. Like those systems, bcrypt
-    /// reads the first 72 bytes. Runs under the same cap as every hash.
+    /// password (`$2a$`, `$2b$`, `$2y$`), as other systems (the seed
+    /// application among them) store it. Like those systems, bcrypt reads
+    /// the first 72 bytes. Runs under the same cap as every hash.
+    ///
+    /// Timing (issue 20 L10): a hash of a lower cost `c` is followed by
+    /// checks against dummy hashes of costs `c` to configured − 1, whose
+    /// work adds up to the configured cost's (2^c + 2^c + ... + 2^(C-1) =
+    /// 2^C), so it answers in the time of an unknown address. A hash
+    /// outside [`PasswordHasher::importable_costs`] (stored before that
+    /// rule) is never run: the check is the dummy's, and it fails.
     pub async fn verify_legacy(&self, password: &Password, hash: &str) -> anyhow::Result<bool> {
+        let cost = Self::bcrypt_cost(hash);
+        if !cost.is_some_and(|c| self.importable_costs().contains(&c)) {
+            tracing::warn!("imported hash of a cost outside the accepted range: not checked");
+            self.verify(password, None).await?;
+            return Ok(false);
+        }
+        let pads: Vec<String> = self
+            .pads
+            .iter()
+            .filter(|(c, _)| cost.is_some_and(|cost| *c >= cost))
+            .map(|(_, pad)| pad.clone())
+            .collect();
         let input = SecretString::from(password.expose().to_string());
+        let padding = self.prehash(password.expose());
         let hash = hash.to_string();
         self.pool
-            .run(move || bcrypt::verify(input.expose_secret(), &hash).unwrap_or(false))
+            .run(move || {
+                let matched = bcrypt::verify(input.expose_secret(), &hash).unwrap_or(false);
+                for pad in &pads {
+                    let _ = bcrypt::non_truncating_verify(padding.expose_secret(), pad);
+                }
+                matched
+            })
             .await
     }
 
@@ -336,6 +394,44 @@ mod tests {
         let h = hasher();
         let bad = "$2b$04$PortcullisDummySaltAAAPortcullisDummyHashThatMatchesX";
         assert!(h.verify(&pw("anything at all"), Some(bad)).await.is_err());
+    }
+
+    /// L10: an imported hash of a cost outside the accepted range is never
+    /// run (a cost-31 check would hold a thread for days).
+    #[tokio::test]
+    async fn imported_hash_of_a_wild_cost_is_not_run() {
+        let h = hasher();
+        let legacy = bcrypt::hash("legacy password", 4).unwrap();
+        let wild = legacy.replacen("$04$", "$31$", 1);
+        let password = pw("legacy password");
+        let check = h.verify_legacy(&password, &wild);
+        let matched = tokio::time::timeout(std::time::Duration::from_secs(10), check)
+            .await
+            .expect("a cost-31 hash was run")
+            .unwrap();
+        assert!(!matched);
+        assert_eq!(h.importable_costs(), 4..=6);
+        let h7 = PasswordHasher::new(SecretBox::new(Box::new([7u8; 32])), 7, 1).unwrap();
+        assert_eq!(h7.importable_costs(), 5..=9);
+        assert_eq!(h7.pads.iter().map(|(c, _)| *c).collect::<Vec<_>>(), [5, 6]);
+    }
+
+    /// L10: a lower-cost import still verifies (padded to the configured
+    /// cost's work), and a wrong password still fails.
+    #[tokio::test]
+    async fn lower_cost_import_verifies_with_padding() {
+        let h = PasswordHasher::new(SecretBox::new(Box::new([7u8; 32])), 6, 1).unwrap();
+        let legacy = bcrypt::hash("legacy password", 4).unwrap();
+        assert!(
+            h.verify_legacy(&pw("legacy password"), &legacy)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !h.verify_legacy(&pw("wrong password"), &legacy)
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]

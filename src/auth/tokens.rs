@@ -25,6 +25,8 @@ pub const REFRESH_TYP: &str = "refresh+jwt";
 /// JOSE `typ` of the token between the password and the second factor
 /// (`POST /v1/sessions` → `POST /v1/sessions/mfa`).
 pub const MFA_TYP: &str = "mfa+jwt";
+/// JOSE `typ` of the "not me" token of a new-sign-in notice.
+pub const NOT_ME_TYP: &str = "notme+jwt";
 
 /// Clock skew tolerated on `exp`/`nbf`/`iat`, deliberately small
 /// (jsonwebtoken's default is 60 s).
@@ -236,9 +238,25 @@ impl TokenService {
         &self.issuer
     }
 
-    /// The `aud` of every token.
+    /// The `aud` of access tokens (what resource servers accept).
     pub fn audience(&self) -> &str {
         &self.audience
+    }
+
+    /// The `aud` of tokens of type `typ`: [`TokenService::audience`] for
+    /// access tokens only. Every other kind gets an audience of its own
+    /// under the issuer (`<issuer>/refresh`, `<issuer>/mfa`,
+    /// `<issuer>/not-me`), so a resource server that checks `aud` but not
+    /// `typ` (PyJWT's and `jose`'s defaults) still refuses them (issue 20 M7).
+    pub fn audience_for(&self, typ: &str) -> String {
+        let kind = match typ {
+            ACCESS_TYP => return self.audience.clone(),
+            REFRESH_TYP => "refresh",
+            MFA_TYP => "mfa",
+            NOT_ME_TYP => "not-me",
+            other => other.strip_suffix("+jwt").unwrap_or(other),
+        };
+        format!("{}/{kind}", self.issuer.trim_end_matches('/'))
     }
 
     /// Signs an access token for a user's session, which the user opened by
@@ -280,7 +298,7 @@ impl TokenService {
     ) -> anyhow::Result<String> {
         let claims = RefreshClaims {
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            aud: self.audience_for(REFRESH_TYP),
             sub: sub.to_string(),
             iat: now,
             nbf: now,
@@ -302,7 +320,7 @@ impl TokenService {
     ) -> anyhow::Result<(String, MfaClaims)> {
         let claims = MfaClaims {
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            aud: self.audience_for(MFA_TYP),
             sub: sub.to_string(),
             iat: now,
             nbf: now,
@@ -376,7 +394,16 @@ impl TokenService {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
+        // Tokens other than access tokens were issued with the access
+        // audience before issue 20: they are accepted under it until the
+        // longest of them (a 30-day refresh token) has expired. `typ` above
+        // still keeps every kind in its place.
+        let own = self.audience_for(typ);
+        if own == self.audience {
+            validation.set_audience(&[&self.audience]);
+        } else {
+            validation.set_audience(&[own.as_str(), self.audience.as_str()]);
+        }
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let data = jsonwebtoken::decode::<T>(token, &key.decoding, &validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;

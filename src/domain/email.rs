@@ -54,6 +54,15 @@ fn check_local(local: &str) -> Result<(), &'static str> {
     if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
         return Err("has a misplaced dot in the local part");
     }
+    // An RFC 2047 encoded-word (`=?charset?q?...?=`) is plain atext, but
+    // some parsers and MTAs decode it inside an address, so the address
+    // verified here would not be the one mail reaches ("splitting the
+    // email atom", issue 20 L9).
+    if let Some(start) = local.find("=?")
+        && local[start + 2..].contains("?=")
+    {
+        return Err("has an encoded-word (=?...?=) in the local part");
+    }
     const LOCAL_SPECIALS: &str = "!#$%&'*+-/=?^_`{|}~.";
     if !local
         .chars()
@@ -260,7 +269,32 @@ mod tests {
         assert!(Email::parse(&format!("a@{}.com", "b".repeat(250))).is_err());
     }
 
+    /// L9: encoded-words in local parts are refused; `=` and `?` alone are not.
+    #[test]
+    fn encoded_words_are_refused() {
+        for bad in [
+            "=?utf-8?q?admin=40evil.example?=@example.com",
+            "=?UTF-8?B?YWRtaW5AZXZpbC5leGFtcGxl?=@example.com",
+            "x=?iso-8859-1?q?a?=y@example.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad} accepted");
+        }
+        for good in ["a=b@example.com", "what?@example.com", "a?=b@example.com"] {
+            assert!(Email::parse(good).is_ok(), "{good} refused");
+        }
+    }
+
     proptest! {
+        /// L9: no accepted address holds an encoded-word in its local part.
+        #[test]
+        fn accepted_local_parts_hold_no_encoded_word(
+            pre in "[a-z0-9=?._-]{0,8}", charset in "[a-zA-Z0-9-]{1,10}",
+            enc in "[qQbB]", text in "[a-zA-Z0-9=_]{0,12}", post in "[a-z0-9=?._-]{0,8}",
+        ) {
+            let addr = format!("{pre}=?{charset}?{enc}?{text}?={post}@example.com");
+            prop_assert!(Email::parse(&addr).is_err(), "{} accepted", addr);
+        }
+
         #[test]
         fn never_panics_and_is_idempotent(s in "\\PC{0,80}") {
             if let Ok(e) = Email::parse(&s) {

@@ -94,6 +94,11 @@ pub struct PasswordPolicy {
 impl PasswordPolicy {
     /// Checks strength; `user_inputs` are words of the user's own (email, name) that make a password guessable.
     pub fn check(&self, password: &Password, user_inputs: &[&str]) -> Result<(), PasswordProblem> {
+        if built_from_own_words(password.expose(), user_inputs) {
+            return Err(PasswordProblem::TooCommon(
+                "Avoid building it from your own email address or name.".to_string(),
+            ));
+        }
         let entropy = zxcvbn::zxcvbn(password.expose(), user_inputs);
         if u8::from(entropy.score()) >= self.min_score {
             return Ok(());
@@ -104,6 +109,29 @@ impl PasswordPolicy {
             .unwrap_or_default();
         Err(PasswordProblem::TooCommon(hint))
     }
+}
+
+/// Whether `password` is (nearly) nothing but the user's own words: with
+/// every occurrence of them taken out (compared in NFKC lower case), fewer
+/// than [`Password::MIN_CHARS`] characters are left. zxcvbn alone lets
+/// some through: a long address repeated four times, or an address typed
+/// in another form than the stored one (issue 20: "e × 4" was accepted).
+fn built_from_own_words(password: &str, user_inputs: &[&str]) -> bool {
+    use unicode_normalization::UnicodeNormalization;
+    let fold = |s: &str| s.nfkc().collect::<String>().to_lowercase();
+    let mut words: Vec<String> = user_inputs
+        .iter()
+        .map(|w| fold(w))
+        .filter(|w| w.chars().count() >= 3)
+        .collect();
+    // Longest first: the whole address goes before its local part.
+    words.sort_by_key(|w| std::cmp::Reverse(w.len()));
+    let whole = fold(password);
+    let mut rest = whole.clone();
+    for w in &words {
+        rest = rest.replace(w.as_str(), "");
+    }
+    rest.len() < whole.len() && rest.chars().count() < Password::MIN_CHARS
 }
 
 #[cfg(test)]
@@ -172,6 +200,39 @@ mod tests {
         let phrase =
             pw("the quiet otter juggles seven brass lanterns beneath a violet harbor").unwrap();
         assert!(policy.check(&phrase, &[email]).is_ok());
+    }
+
+    /// The user's own address repeated is refused whatever its form:
+    /// zxcvbn alone accepted a long one × 4 and other spellings of it.
+    #[test]
+    fn own_email_repeated_is_refused_in_every_form() {
+        let policy = PasswordPolicy { min_score: 2 };
+        for (typed, inputs) in [
+            (
+                "j.doe+tag@mail.example.org",
+                vec!["j.doe+tag@mail.example.org", "j.doe+tag"],
+            ),
+            (
+                "uni@bücher.example",
+                vec!["uni@xn--bcher-kva.example", "uni", "uni@bücher.example"],
+            ),
+            ("ｅｍａｉｌ@example.com", vec!["email@example.com", "email"]),
+            ("Victim@Example.com", vec!["victim@example.com", "victim"]),
+        ] {
+            for times in 1..=4 {
+                let p = pw(&typed.repeat(times)).unwrap();
+                assert!(policy.check(&p, &inputs).is_err(), "{typed} x {times}");
+            }
+            let p = pw(&format!("{typed}!1")).unwrap();
+            assert!(policy.check(&p, &inputs).is_err(), "{typed}!1");
+        }
+        // A real passphrase that mentions the name still passes.
+        let p = pw("anna climbs seven granite towers at dawn").unwrap();
+        assert!(
+            policy
+                .check(&p, &["anna@example.com", "anna", "Anna"])
+                .is_ok()
+        );
     }
 
     #[test]

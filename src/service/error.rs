@@ -55,6 +55,10 @@ pub enum Error {
     /// A bearer route was called without credentials.
     #[error("authentication required")]
     Unauthenticated,
+    /// `POST /oauth/introspect` without the resource servers' credential
+    /// (`PORTCULLIS_INTROSPECTION_TOKEN`), or with a wrong one.
+    #[error("introspection credential missing or wrong")]
+    IntrospectionCallerRefused,
     /// A token was refused; the reason is safe to show to the client.
     #[error("token invalid: {0}")]
     TokenInvalid(&'static str),

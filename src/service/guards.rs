@@ -15,15 +15,21 @@ fn password_error(field: &str, p: &PasswordProblem) -> FieldError {
 
 /// Words a password must not be built from: the email, its local part and
 /// the display name.
-pub(super) fn password_context<'a>(email: Option<&'a str>, name: Option<&'a str>) -> Vec<&'a str> {
+pub(super) fn password_context(email: Option<&str>, name: Option<&str>) -> Vec<String> {
     let mut context = Vec::new();
     if let Some(email) = email {
-        context.push(email);
-        if let Some((local, _)) = email.split_once('@') {
-            context.push(local);
+        context.push(email.to_string());
+        if let Some((local, domain)) = email.split_once('@') {
+            context.push(local.to_string());
+            // The address as a user types it: an internationalized domain
+            // is stored in its ASCII (punycode) form.
+            let (unicode, _) = idna::domain_to_unicode(domain);
+            if unicode != domain {
+                context.push(format!("{local}@{unicode}"));
+            }
         }
     }
-    context.extend(name);
+    context.extend(name.map(str::to_string));
     context
 }
 
@@ -122,11 +128,12 @@ impl Core {
         &self,
         field: &str,
         input: SecretString,
-        context: &[&str],
+        context: &[String],
     ) -> std::result::Result<Password, FieldError> {
         let password = Password::parse(input).map_err(|p| password_error(field, &p))?;
+        let context: Vec<&str> = context.iter().map(String::as_str).collect();
         self.policy
-            .check(&password, context)
+            .check(&password, &context)
             .map_err(|p| password_error(field, &p))?;
         if self
             .breached

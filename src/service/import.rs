@@ -45,6 +45,7 @@ pub enum ImportOutcome {
 fn prepare(
     line: ImportLine,
     now: i64,
+    costs: &std::ops::RangeInclusive<u32>,
 ) -> std::result::Result<(UserRecord, CredentialRecord), String> {
     let email = Email::parse(&line.email).map_err(|why| format!("email {why}"))?;
     let display_name = line
@@ -63,6 +64,18 @@ fn prepare(
         }
         None => String::new(),
     };
+    // Issue 20 L10: a cost far from the configured one tells the account
+    // apart by timing (and a high one stalls a bcrypt thread).
+    if let Some(cost) = PasswordHasher::bcrypt_cost(&password_hash)
+        && !costs.contains(&cost)
+    {
+        return Err(format!(
+            "password_hash has bcrypt cost {cost}; this service imports costs {} to {} \
+             (PORTCULLIS_BCRYPT_COST ± 2): re-hash it, or import the line without it",
+            costs.start(),
+            costs.end()
+        ));
+    }
     let created_at = match line.created_at {
         None | Some(serde_json::Value::Null) => now,
         Some(serde_json::Value::Number(n)) => n
@@ -118,11 +131,12 @@ impl Core {
     /// twice.
     pub async fn import_users(&self, lines: Vec<ImportLine>) -> Result<Vec<ImportOutcome>> {
         let now = self.clock.now();
+        let costs = self.hasher.importable_costs();
         let mut outcomes = Vec::with_capacity(lines.len());
         let mut batch = Vec::new();
         let mut slots = Vec::new();
         for line in lines {
-            match prepare(line, now) {
+            match prepare(line, now, &costs) {
                 Ok(records) => {
                     slots.push(outcomes.len());
                     outcomes.push(ImportOutcome::Imported);
@@ -229,6 +243,30 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
+    const COSTS: std::ops::RangeInclusive<u32> = 4..=6;
+
+    /// L10: costs outside the configured cost ± 2 are refused; 31 never passes.
+    #[test]
+    fn imported_costs_are_capped() {
+        let at = |cost: u32| {
+            let hash = bcrypt::hash("pw", 4)
+                .unwrap()
+                .replacen("$04$", &format!("${cost:02}$"), 1);
+            prepare(
+                line(&format!(
+                    r#"{{"email":"c{cost}@example.com","password_hash":"{hash}"}}"#
+                )),
+                0,
+                &(10..=14),
+            )
+        };
+        assert!(at(10).is_ok() && at(12).is_ok() && at(14).is_ok());
+        for cost in [4, 9, 15, 31] {
+            let why = at(cost).unwrap_err();
+            assert!(why.contains(&format!("cost {cost}")), "{why}");
+        }
+    }
+
     #[test]
     fn lines_are_checked() {
         let hash = bcrypt::hash("pw", 4).unwrap();
@@ -237,33 +275,37 @@ mod tests {
                 r#"{{"email":"A@Example.com","password_hash":"{hash}","created_at":"2024-01-02 03:04:05.123456"}}"#
             )),
             100,
+            &COSTS,
         )
         .unwrap();
         assert_eq!(ok.0.email, "a@example.com");
         assert!(ok.1.legacy_bcrypt);
         assert_eq!(ok.0.created_at, 1_704_164_645);
-        let none = prepare(line(r#"{"email":"b@example.com"}"#), 100).unwrap();
+        let none = prepare(line(r#"{"email":"b@example.com"}"#), 100, &COSTS).unwrap();
         assert_eq!(none.1.password_hash, "");
         assert!(!none.1.legacy_bcrypt);
         assert_eq!(none.0.created_at, 100);
         let refused = prepare(
             line(r#"{"email":"c@example.com","password_hash":"$1$secretmd5hash"}"#),
             0,
+            &COSTS,
         )
         .unwrap_err();
         assert!(!refused.contains("secretmd5"), "{refused}");
-        assert!(prepare(line(r#"{"email":"not an email"}"#), 0).is_err());
+        assert!(prepare(line(r#"{"email":"not an email"}"#), 0, &COSTS).is_err());
         assert!(
             prepare(
                 line(r#"{"email":"d@example.com","created_at":"yesterday"}"#),
-                0
+                0,
+                &COSTS
             )
             .is_err()
         );
         assert_eq!(
             prepare(
                 line(r#"{"email":"e@example.com","created_at":"2024-01-02T03:04:05Z"}"#),
-                0
+                0,
+                &COSTS
             )
             .unwrap()
             .0

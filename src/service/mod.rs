@@ -33,6 +33,9 @@ mod stepup;
 // Lean read path (issue 16).
 #[cfg(test)]
 mod read_path_tests;
+// Outside probe (issue 20).
+#[cfg(test)]
+mod probe_tests;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -44,8 +44,8 @@ impl Core {
     }
 
     /// Checks a resource server's credential for `POST /oauth/introspect`:
-    /// `NotFound` when introspection is off, `Unauthenticated` for a missing
-    /// or wrong token (compared in constant time).
+    /// `NotFound` when introspection is off, `IntrospectionCallerRefused`
+    /// for a missing or wrong token (compared in constant time).
     pub fn check_introspection_caller(&self, presented: Option<&str>) -> Result<()> {
         let Some(expected) = &self.settings.http.introspection_token else {
             return Err(Error::NotFound("Introspection endpoint"));
@@ -59,7 +59,7 @@ impl Core {
                     event = "introspection.refused",
                     "introspection caller refused: missing or wrong token"
                 );
-                Err(Error::Unauthenticated)
+                Err(Error::IntrospectionCallerRefused)
             }
         }
     }
@@ -70,18 +70,23 @@ impl Core {
         let now = self.clock.now_u64();
         if let Ok(c) = self.tokens.verify_access(token, now) {
             return Ok(match self.authenticate(token).await {
-                Ok(_) => Introspection {
-                    active: true,
-                    sub: Some(c.sub),
-                    sid: Some(c.sid),
-                    exp: Some(c.exp),
-                    iat: Some(c.iat),
-                    iss: Some(c.iss),
-                    aud: Some(c.aud),
-                    jti: Some(c.jti),
-                    token_type: Some("access_token"),
-                    client_id: Some(c.client_id),
-                    roles: c.roles,
+                // The roles as they are now (issue 20 L5): a demotion
+                // shows at once, as on Portcullis's own admin routes.
+                Ok(_) => match self.store.user_by_id(&c.sub).await? {
+                    Some(user) if !user.disabled => Introspection {
+                        active: true,
+                        sub: Some(c.sub),
+                        sid: Some(c.sid),
+                        exp: Some(c.exp),
+                        iat: Some(c.iat),
+                        iss: Some(c.iss),
+                        aud: Some(c.aud),
+                        jti: Some(c.jti),
+                        token_type: Some("access_token"),
+                        client_id: Some(c.client_id),
+                        roles: user.roles,
+                    },
+                    _ => Introspection::default(),
                 },
                 Err(Error::TokenInvalid(_)) => Introspection::default(),
                 Err(e) => return Err(e),

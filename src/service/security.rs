@@ -34,7 +34,7 @@ use crate::clock::{UnixTime, secs};
 use crate::store::{AuditQuery, AuditRecord, OnceKey};
 
 /// JOSE `typ` of the "not me" token of a new-sign-in notice.
-pub const NOT_ME_TYP: &str = "notme+jwt";
+pub use crate::auth::tokens::NOT_ME_TYP;
 /// Default and largest page of `/v1/me/activity` and `/v1/admin/audit`.
 pub const PAGE_DEFAULT: u32 = 50;
 /// Largest page.
@@ -608,7 +608,7 @@ impl Core {
         let ttl = self.settings.security.not_me_ttl.as_secs();
         let claims = NotMeClaims {
             iss: self.tokens.issuer().to_string(),
-            aud: self.settings.tokens.audience.clone(),
+            aud: self.tokens.audience_for(NOT_ME_TYP),
             sub: user_id.to_string(),
             sid: sid.to_string(),
             dev: dev.to_string(),

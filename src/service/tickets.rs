@@ -15,6 +15,14 @@
 //!   password changes, it is dead.
 //! - A code has [`CODE_TRIES`] tries, each claimed as a single-use key
 //!   (`OnceKey::CodeTry(id, n)`), so parallel guesses cannot get more.
+//! - A ticket proves the address it was mailed to and no other: a reset or
+//!   verification ticket works only while the account still has that
+//!   address, and an email-change code goes with the new address (found
+//!   through an index entry under that address, see [`address_key`]).
+//! - A code with an address that has no account, or no live ticket, does
+//!   the same work as a wrong code (the same store reads, a claimed try on
+//!   a stand-in ticket id, one HMAC), so its timing does not tell which
+//!   addresses have accounts.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -97,6 +105,23 @@ fn ct_eq(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
+/// The user id the look-ups of an address without an account (or an
+/// email change without an index entry) read: never a real id, so the
+/// read finds nothing but costs what a real one does.
+const NO_ACCOUNT: &str = "no-account";
+
+/// How long the tries of a stand-in ticket (see [`Core::check_ticket`])
+/// are remembered: as long as a reset link lives by default.
+const STAND_IN_SECS: i64 = 30 * 60;
+
+/// The store key of an email-change ticket's index entry: a copy of the
+/// ticket under its new address, with `owner` naming the account, so a
+/// code typed with the new address (the one the mail went to) finds it. A
+/// space cannot be in a user id: no clash with a real one.
+fn address_key(email: &str) -> String {
+    format!("to {email}")
+}
+
 impl Core {
     fn code_hash(&self, jti: &str, code: &str) -> String {
         hex(&hmac_sha256(
@@ -153,8 +178,20 @@ impl Core {
             credential_stamp,
             issued_at: now,
             expires_at: now.saturating_add(ttl),
+            owner: None,
         };
         self.store.put_ticket(&ticket).await?;
+        if kind == TicketKind::EmailChange {
+            // The index entry under the new address (see `address_key`).
+            // It only points: the account's own ticket must still have its
+            // id when the code is used, so a newer change kills it too.
+            let index = EmailTicket {
+                user_id: address_key(email),
+                owner: Some(user.id.clone()),
+                ..ticket
+            };
+            self.store.put_ticket(&index).await?;
+        }
         Ok(IssuedTicket { token, code })
     }
 
@@ -187,27 +224,38 @@ impl Core {
             }
             TicketProof::Code { email, code } => {
                 let email = Email::parse(email).map_err(|_| Error::TicketInvalid)?;
-                let user = self
-                    .store
-                    .user_by_email(email.as_str())
-                    .await?
-                    .ok_or(Error::TicketInvalid)?;
-                let ticket = self
-                    .store
-                    .ticket(kind, &user.id, now)
-                    .await?
-                    .ok_or(Error::TicketInvalid)?;
-                self.take_code_try(&ticket).await?;
+                let found = self.ticket_by_address(kind, email.as_str(), now).await?;
+                // No account or no live ticket: a try is claimed on a
+                // stand-in id and a hash compared all the same (no timing
+                // oracle, issue 20 M3).
+                let (jti, expires_at, expected) = match &found {
+                    Some((_, t)) => (t.jti.clone(), t.expires_at, t.code_hash.clone()),
+                    None => (
+                        self.stand_in_jti(kind, email.as_str()),
+                        now.saturating_add(STAND_IN_SECS),
+                        String::new(),
+                    ),
+                };
+                self.take_code_try(&jti, expires_at).await?;
                 let code = code.trim();
                 let well_formed =
                     code.len() == CODE_DIGITS as usize && code.bytes().all(|b| b.is_ascii_digit());
-                if !well_formed || !ct_eq(&self.code_hash(&ticket.jti, code), &ticket.code_hash) {
-                    tracing::info!(user_id = %user.id, kind = kind.as_str(), "wrong email code");
-                    return Err(Error::TicketInvalid);
+                let right = ct_eq(&self.code_hash(&jti, code), &expected);
+                match found {
+                    Some(found) if well_formed && right => found,
+                    found => {
+                        let user_id = found.as_ref().map_or("", |(u, _)| u.id.as_str());
+                        tracing::info!(user_id, kind = kind.as_str(), "wrong email code");
+                        return Err(Error::TicketInvalid);
+                    }
                 }
-                (user, ticket)
             }
         };
+        // A reset or verification ticket proves the address it was mailed
+        // to: once the account has moved to another one, it is dead.
+        if kind != TicketKind::EmailChange && ticket.email != user.email {
+            return Err(Error::TicketInvalid);
+        }
         if user.disabled {
             return Err(Error::TicketInvalid);
         }
@@ -225,12 +273,65 @@ impl Core {
         Ok((user, ticket))
     }
 
-    /// Claims one of the code's tries; none left means the code is dead.
-    async fn take_code_try(&self, ticket: &EmailTicket) -> Result<()> {
+    /// The live ticket of `kind` whose mail went to `address`, with its
+    /// account; `None` when there is none. The same store reads whether or
+    /// not the address has an account.
+    async fn ticket_by_address(
+        &self,
+        kind: TicketKind,
+        address: &str,
+        now: i64,
+    ) -> Result<Option<(UserRecord, EmailTicket)>> {
+        Ok(match kind {
+            TicketKind::EmailChange => {
+                // The new address has no account (yet): its index entry
+                // names the account, whose own ticket must be the same one.
+                let index = self.store.ticket(kind, &address_key(address), now).await?;
+                let owner = index.as_ref().and_then(|i| i.owner.clone());
+                let user = self
+                    .store
+                    .user_by_id(owner.as_deref().unwrap_or(NO_ACCOUNT))
+                    .await?;
+                let id = user.as_ref().map_or(NO_ACCOUNT, |u| u.id.as_str());
+                let ticket = self.store.ticket(kind, id, now).await?;
+                match (index, user, ticket) {
+                    (Some(i), Some(u), Some(t)) if t.jti == i.jti && t.email == address => {
+                        Some((u, t))
+                    }
+                    _ => None,
+                }
+            }
+            TicketKind::Reset | TicketKind::Verify => {
+                let user = self.store.user_by_email(address).await?;
+                let id = user.as_ref().map_or(NO_ACCOUNT, |u| u.id.as_str());
+                let ticket = self.store.ticket(kind, id, now).await?;
+                match (user, ticket) {
+                    (Some(u), Some(t)) if t.email == address => Some((u, t)),
+                    _ => None,
+                }
+            }
+        })
+    }
+
+    /// The ticket id whose tries a code for an address without a ticket
+    /// claims: fixed per address and kind (keyed, so nobody can aim at a
+    /// real ticket's tries), so repeated guesses run out of tries as they
+    /// do on a real ticket.
+    fn stand_in_jti(&self, kind: TicketKind, address: &str) -> String {
+        let mac = hmac_sha256(
+            self.mail.code_key(),
+            format!("stand-in:{}:{address}", kind.as_str()).as_bytes(),
+        );
+        format!("stand-in-{}", hex(&mac[..16]))
+    }
+
+    /// Claims one of the tries of the code of ticket `jti`; none left
+    /// means the code is dead.
+    async fn take_code_try(&self, jti: &str, expires_at: i64) -> Result<()> {
         let now = self.clock.now();
         for n in 0..CODE_TRIES {
-            let key = OnceKey::CodeTry(ticket.jti.clone(), n);
-            if self.store.claim_once(&key, ticket.expires_at, now).await? {
+            let key = OnceKey::CodeTry(jti.to_string(), n);
+            if self.store.claim_once(&key, expires_at, now).await? {
                 return Ok(());
             }
         }

@@ -17,6 +17,10 @@ use crate::store::{ProfileUpdate, TicketKind, UserRecord};
 pub const RESEND_PER_USER: usize = 3;
 /// "You already have an account" notices per address within 15 minutes.
 pub const NOTICES_PER_ADDRESS: usize = 3;
+/// Email changes to one address (any account's) within 15 minutes before 429.
+pub const EMAIL_CHANGES_PER_ADDRESS: usize = 3;
+/// Email changes one account may ask for within 15 minutes before 429.
+pub const EMAIL_CHANGES_PER_ACCOUNT: usize = 3;
 
 impl Core {
     /// Whether sign-in needs a verified address (and registration answers
@@ -118,6 +122,13 @@ impl Core {
     /// session: step-up), a verification mail (link and code) goes to
     /// `new_email` and a notice to the current address; the account moves
     /// only when the new address is proven.
+    ///
+    /// A taken `new_email` answers the same (no oracle): its owner gets the
+    /// "you already have an account" notice instead of a verification
+    /// mail, within the same per-address budget. Both paths read the
+    /// address once and queue one mail. Mails are limited per account and
+    /// per target address (429, for taken and free addresses alike), so
+    /// nobody can flood a mailbox through this route.
     pub async fn request_email_change(
         &self,
         who: &Principal,
@@ -138,24 +149,32 @@ impl Core {
             )]));
         }
         self.require_recent_proof(who, proof, client).await?;
+        self.per_address_limit("email_change_by", &account.id, EMAIL_CHANGES_PER_ACCOUNT)
+            .await?;
+        self.per_address_limit("email_change_to", email.as_str(), EMAIL_CHANGES_PER_ADDRESS)
+            .await?;
         if self.user_by_email(&email).await?.is_some() {
-            return Err(Error::Conflict(EMAIL_TAKEN));
+            let id = format!("registered:{}", uuid::Uuid::now_v7().simple());
+            self.enqueue(id, KIND_ALREADY_REGISTERED, None, Some(email.as_str()))
+                .await?;
+            tracing::info!(user_id = %account.id, "email change to a taken address: its owner notified");
+        } else {
+            let id = format!(
+                "email_change:{}:{}",
+                account.id,
+                uuid::Uuid::now_v7().simple()
+            );
+            self.enqueue(
+                id,
+                KIND_EMAIL_CHANGE,
+                Some(&account.id),
+                Some(email.as_str()),
+            )
+            .await?;
+            tracing::info!(user_id = %account.id, "email change requested; verification mailed to the new address");
         }
-        let id = format!(
-            "email_change:{}:{}",
-            account.id,
-            uuid::Uuid::now_v7().simple()
-        );
-        self.enqueue(
-            id,
-            KIND_EMAIL_CHANGE,
-            Some(&account.id),
-            Some(email.as_str()),
-        )
-        .await?;
         self.notify(&account.id, MailNotice::EmailChangeRequested)
             .await;
-        tracing::info!(user_id = %account.id, "email change requested; verification mailed to the new address");
         Ok(())
     }
 
@@ -177,6 +196,11 @@ impl Core {
             Err(crate::store::StoreError::Conflict) => return Err(Error::Conflict(EMAIL_TAKEN)),
             Err(e) => return Err(e.into()),
         }
+        // A reset link mailed to the old address must not outlive the move
+        // (issue 20 M1); `check_ticket` also binds tickets to their address.
+        self.store
+            .delete_ticket(TicketKind::Reset, &user.id, None)
+            .await?;
         self.audit(
             crate::audit::AuditEvent::EmailChanged,
             Some(&user.id),

@@ -56,6 +56,10 @@ pub struct EmailTicket {
     pub issued_at: i64,
     /// Unix seconds; the ticket is dead from then on.
     pub expires_at: i64,
+    /// For the index entry of an email change (stored under its new
+    /// address instead of a user id): the account it belongs to.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// One message in the outgoing-mail queue. It holds what to send (a kind

@@ -23,6 +23,7 @@ mod mongo;
 // Passkeys (issue 12).
 mod oauth;
 mod passkeys;
+mod probe_findings;
 mod process;
 // Lean read path (issue 16).
 mod read_path;

@@ -15,6 +15,7 @@ fn ticket(kind: TicketKind, user: &str, jti: &str) -> EmailTicket {
         credential_stamp: "stamp".into(),
         issued_at: NOW,
         expires_at: NOW + 600,
+        owner: None,
     }
 }
 
