@@ -143,7 +143,7 @@ def named_volumes_used(service: dict) -> set[str]:
 
 
 def design_config_keys() -> set[str]:
-    """PORTCULLIS_* keys of the first column of DESIGN.md's Configuration table."""
+    """PORTCULLIS_* keys of DESIGN.md: its Configuration table's first column and the keys Stage 3 names."""
     text = DESIGN.read_text(encoding="utf-8")
     match = re.search(r"^## Configuration.*?$(.*?)(?=^## |\Z)", text, re.MULTILINE | re.DOTALL)
     assert match, "DESIGN.md has no '## Configuration' section"
@@ -153,6 +153,10 @@ def design_config_keys() -> set[str]:
             first_cell = line.split("|")[1]
             keys.update(re.findall(r"PORTCULLIS_[A-Z0-9_]+", first_cell))
     assert keys, "no keys found in DESIGN.md's configuration table"
+    # Stage 3 names its keys in prose (step-up, federation, DPoP, ...).
+    stage3 = re.search(r"^# Stage 3.*", text, re.MULTILINE | re.DOTALL)
+    if stage3:
+        keys.update(re.findall(r"PORTCULLIS_[A-Z0-9_]*[A-Z0-9]", stage3.group(0)))
     return keys
 
 

@@ -3309,6 +3309,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unexpected server error. */
             500: {
                 headers: {
@@ -4385,6 +4394,8 @@ export interface operations {
             /**
              * @description A verification mail is on its way to the new address (and a
              *     notice to the current one); the address changes when it is used.
+             *     An address that has an account answers the same (its owner gets
+             *     a notice instead): this answer says nothing about accounts.
              */
             202: {
                 headers: {
@@ -4405,15 +4416,6 @@ export interface operations {
             };
             /** @description Problem details (RFC 9457). */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            409: {
                 headers: {
                     [name: string]: unknown;
                 };
