@@ -57,7 +57,8 @@ run_test_step() {
     if ! "$@" 2>&1 | tee "$log"; then status=FAIL; fi
     n=$(grep -c 'SKIPPED: ' "$log" || true)
     if [[ $n -gt 0 ]]; then
-        reasons=$(grep -o 'SKIPPED: .*' "$log" | sed 's/^SKIPPED: //' | sort | uniq -c |
+        # "what (why)" counts under its why: one reason per kind of skip.
+        reasons=$(grep -o 'SKIPPED: .*' "$log" | sed -E 's/^SKIPPED: //; s/^.* \(([^()]*)\)$/\1/' | sort | uniq -c |
             awk '{c=$1; sub(/^ *[0-9]+ /, ""); printf "%s%s%s", (NR>1 ? "; " : ""), $0, (c>1 ? " x" c : "")}')
         record "$name" "$status, $n skipped ($reasons)"
     else
