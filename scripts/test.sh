@@ -3,6 +3,19 @@
 # embedded store, the same suites on a MongoDB wire-protocol server, the
 # compose-file check, and the outside-in interop suite when present.
 #
+# `scripts/test.sh --quick` runs the inner loop only: formatting, lints, the
+# size check and `cargo test` (unit tests and the HTTP suite on the embedded
+# store); no MongoDB/FerretDB, cargo deny, compose check, interop, TypeScript
+# client or benchmark. The full run (no argument) is what CI runs.
+#
+# Size check: no hand-written source file (src/ and tests/ Rust, the
+# TypeScript client outside generated/, scripts/*.sh, bench/*.sh, interop
+# scripts) may pass 800 lines; generated files and lock files are exempt.
+#
+# Skipped tests are counted, never silent: a test that does not apply to the
+# current backend prints `SKIPPED: reason`; each cargo test step runs with
+# `--show-output` and the summary gives the count and reasons per step.
+#
 # MongoDB: PORTCULLIS_TEST_MONGODB_URI (e.g. from `docker compose up mongo`)
 # is used when set; otherwise FerretDB is built from the Go module proxy and
 # started on a free port (scripts/ferretdb.sh). Without Go or a URI the
@@ -11,8 +24,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+quick=false
+case "${1:-}" in
+    --quick) quick=true ;;
+    "") ;;
+    *) echo "usage: scripts/test.sh [--quick]" >&2; exit 2 ;;
+esac
+started=$SECONDS
+
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 failures=0
+skipped_total=0
 summary=()
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -24,8 +46,82 @@ run_step() {
     if "$@"; then record "$name" ok; else record "$name" FAIL; fi
 }
 
+# Runs a cargo test step with its output copied to a log, then counts the
+# `SKIPPED: reason` lines the tests printed (libtest shows the output of
+# passing tests with --show-output) and records them with the step.
+run_test_step() {
+    local name=$1; shift
+    step "$name"
+    local log status=ok n reasons
+    log=$(mktemp)
+    if ! "$@" 2>&1 | tee "$log"; then status=FAIL; fi
+    n=$(grep -c 'SKIPPED: ' "$log" || true)
+    if [[ $n -gt 0 ]]; then
+        # "what (why)" counts under its why: one reason per kind of skip.
+        reasons=$(grep -o 'SKIPPED: .*' "$log" | sed -E 's/^SKIPPED: //; s/^.* \(([^()]*)\)$/\1/' | sort | uniq -c |
+            awk '{c=$1; sub(/^ *[0-9]+ /, ""); printf "%s%s%s", (NR>1 ? "; " : ""), $0, (c>1 ? " x" c : "")}')
+        record "$name" "$status, $n skipped ($reasons)"
+    else
+        record "$name" "$status, 0 skipped"
+    fi
+    skipped_total=$((skipped_total + n))
+    rm -f "$log"
+}
+
+# Hand-written source files the size check covers (generated files, lock
+# files and openapi/openapi.json are not among them).
+hand_written_files() {
+    if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        git ls-files --cached --others --exclude-standard
+    else
+        find . -type f -not -path './target/*' -not -path '*/node_modules/*' | sed 's|^\./||'
+    fi | grep -E '^(src/.*\.rs|tests/.*\.rs|clients/js/src/.*\.ts|scripts/[^/]*\.sh|bench/[^/]*\.sh|interop/[^/]*\.(mjs|py))$' |
+        grep -v '^clients/js/src/generated/' | sort -u
+}
+
+# Fails, naming each file, when a hand-written source file passes the limit.
+size_check() {
+    local limit=800 over=0 file lines
+    while IFS= read -r file; do
+        [[ -f "$file" ]] || continue
+        lines=$(wc -l <"$file")
+        if [[ $lines -gt $limit ]]; then
+            echo "size check: $file has $lines lines (over $limit: split it by sub-capability)"
+            over=$((over + 1))
+        fi
+    done < <(hand_written_files)
+    if [[ $over -gt 0 ]]; then return 1; fi
+    echo "size check: no hand-written source file over $limit lines"
+}
+
 run_step "cargo fmt --check" cargo fmt --all -- --check
 run_step "cargo clippy -D warnings" cargo clippy --all-targets --locked -- -D warnings
+run_step "size check (800 lines per hand-written file)" size_check
+
+# The summary: one line per step, the skipped tests, the wall time, and the
+# last line CI reads (`test.sh: N passed, N failed`).
+finish() {
+    step "summary"
+    printf '  %s\n' "${summary[@]}"
+    if $quick; then
+        echo "  (quick run: no MongoDB backend, cargo deny, compose check, interop, TypeScript client or benchmark)"
+    fi
+    echo "test.sh: ${skipped_total} tests skipped (SKIPPED lines; reasons per step above)"
+    local mode=full
+    if $quick; then mode=quick; fi
+    echo "test.sh: wall time $((SECONDS - started)) s (${mode} run)"
+    local passed=$(( ${#summary[@]} - failures ))
+    echo "test.sh: ${passed} passed, ${failures} failed"
+    [[ $failures -eq 0 ]]
+}
+
+if $quick; then
+    # The embedded store only, whatever the environment says.
+    unset PORTCULLIS_TEST_MONGODB_URI PORTCULLIS_TEST_BACKEND
+    run_test_step "tests (embedded store: unit tests and the HTTP suite)" cargo test --locked -- --show-output
+    finish
+    exit $?
+fi
 
 # Dependency policy: banned crates (a second crypto library), licenses, and
 # sources. `cargo deny check advisories` needs the RustSec database from
@@ -68,9 +164,9 @@ fi
 # Unit tests (the MongoDB store's conformance test among them, when a URI
 # is set) and the HTTP suite on the embedded store.
 if [[ -n "$mongo_uri" ]]; then export PORTCULLIS_TEST_MONGODB_URI="$mongo_uri"; fi
-run_step "tests (embedded store, unit tests)" cargo test --locked
+run_test_step "tests (embedded store, unit tests)" cargo test --locked -- --show-output
 if [[ -n "$mongo_uri" ]]; then
-    run_step "HTTP tests (MongoDB backend)" env PORTCULLIS_TEST_BACKEND=mongo cargo test --locked --test api -- --show-output
+    run_test_step "HTTP tests (MongoDB backend)" env PORTCULLIS_TEST_BACKEND=mongo cargo test --locked --test api -- --show-output
 elif [[ -n "$mongo_skip" ]]; then
     if [[ "${CI:-}" == "true" ]]; then
         record "tests (MongoDB backend)" "FAIL ($mongo_skip; required in CI)"
@@ -100,8 +196,4 @@ if [[ -x bench/run.sh ]]; then
     run_step "benchmark smoke" env BENCH_QUICK=1 BENCH_BIN=target/debug/portcullis bench/run.sh
 fi
 
-step "summary"
-printf '  %s\n' "${summary[@]}"
-passed=$(( ${#summary[@]} - failures ))
-echo "test.sh: ${passed} passed, ${failures} failed"
-[[ $failures -eq 0 ]]
+finish

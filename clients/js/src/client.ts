@@ -23,52 +23,10 @@ import type {
   RegisterRequest,
 } from './types.js';
 
-export interface ClientOptions {
-  /** Base URL of Portcullis, e.g. `https://id.example.com`. */
-  url: string;
-  /** Where the session is kept. Default: localStorage in browsers, memory elsewhere. */
-  storage?: StorageAdapter;
-  /** Storage key (and lock / channel name). Default `portcullis.session`. */
-  storageKey?: string;
-  /** The fetch to use (default: global fetch). */
-  fetch?: typeof fetch;
-  /** The refresh lock. Default: Web Locks where present, else an in-process lock. */
-  lock?: RefreshLock;
-  /**
-   * Longest wait for the refresh lock before stealing it from its holder (a
-   * frozen or hung tab). Keep it well under the server's refresh grace
-   * (10 s by default). Default 5000 ms.
-   */
-  lockTimeoutMs?: number;
-  /**
-   * Refresh this long before the access token expires (capped at a third of
-   * the token's lifetime). Default 60000 ms.
-   */
-  refreshMarginMs?: number;
-  /**
-   * After storing a refreshed pair, keep the cross-tab lock this much longer,
-   * so that the write reaches the other tabs' view of localStorage (Chromium
-   * propagates it between renderer processes asynchronously) before the next
-   * tab in line reads it. Default 30 ms with Web Locks, 0 otherwise.
-   */
-  lockSettleMs?: number;
-  /** Time limit of each HTTP request the client makes. Default 15000 ms. */
-  requestTimeoutMs?: number;
-  /** Share refreshed pairs and sign-outs with other tabs (BroadcastChannel). Default true. */
-  broadcast?: boolean;
-  /**
-   * Origins (besides Portcullis's own) to which `client.fetch` may send the
-   * access token. Default: the page's own origin. `'*'` sends it anywhere.
-   */
-  tokenOrigins?: string[] | '*';
-  /** The clock (ms since the epoch). Tests set it. */
-  now?: () => number;
-  /** @internal Test hooks. */
-  hooks?: {
-    /** Called while holding the refresh lock, before storage is read. */
-    afterRefreshLock?: () => void | Promise<void>;
-  };
-}
+import { decodeJwtClaims, isMfaChallenge, randomId } from './internal.js';
+import type { ClientOptions } from './options.js';
+
+export type { ClientOptions } from './options.js';
 
 const STORED_VERSION = 1;
 
@@ -84,35 +42,6 @@ type ChannelMessage =
 interface LockedOutcome {
   session: Session | null;
   events: Array<[AuthEvent, Session | null]>;
-}
-
-function decodeJwtClaims(token: string): Record<string, unknown> | null {
-  const part = token.split('.')[1];
-  if (!part) return null;
-  try {
-    const b64 = part.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (part.length % 4)) % 4);
-    const bin = atob(b64);
-    let text: string;
-    if (typeof TextDecoder !== 'undefined') {
-      text = new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
-    } else {
-      // Runtimes without TextDecoder (older React Native): UTF-8 via URI decoding.
-      text = decodeURIComponent(bin.replace(/[\s\S]/g, (c) => '%' + c.charCodeAt(0).toString(16).padStart(2, '0')));
-    }
-    return JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    return null;
-  }
-}
-
-function randomId(): string {
-  const c = (globalThis as { crypto?: Crypto }).crypto;
-  if (c?.randomUUID) return c.randomUUID();
-  return Math.random().toString(36).slice(2) + Date.now().toString(36);
-}
-
-function isMfaChallenge(body: unknown): body is MfaChallenge {
-  return !!body && typeof body === 'object' && (body as MfaChallenge).mfa_required === true;
 }
 
 /**

@@ -1,0 +1,53 @@
+/**
+ * The options of `createClient` / `new PortcullisClient`, apart from the
+ * client itself so that `client.ts` stays under the 800-line limit.
+ */
+import type { RefreshLock } from './lock.js';
+import type { StorageAdapter } from './storage.js';
+
+export interface ClientOptions {
+  /** Base URL of Portcullis, e.g. `https://id.example.com`. */
+  url: string;
+  /** Where the session is kept. Default: localStorage in browsers, memory elsewhere. */
+  storage?: StorageAdapter;
+  /** Storage key (and lock / channel name). Default `portcullis.session`. */
+  storageKey?: string;
+  /** The fetch to use (default: global fetch). */
+  fetch?: typeof fetch;
+  /** The refresh lock. Default: Web Locks where present, else an in-process lock. */
+  lock?: RefreshLock;
+  /**
+   * Longest wait for the refresh lock before stealing it from its holder (a
+   * frozen or hung tab). Keep it well under the server's refresh grace
+   * (10 s by default). Default 5000 ms.
+   */
+  lockTimeoutMs?: number;
+  /**
+   * Refresh this long before the access token expires (capped at a third of
+   * the token's lifetime). Default 60000 ms.
+   */
+  refreshMarginMs?: number;
+  /**
+   * After storing a refreshed pair, keep the cross-tab lock this much longer,
+   * so that the write reaches the other tabs' view of localStorage (Chromium
+   * propagates it between renderer processes asynchronously) before the next
+   * tab in line reads it. Default 30 ms with Web Locks, 0 otherwise.
+   */
+  lockSettleMs?: number;
+  /** Time limit of each HTTP request the client makes. Default 15000 ms. */
+  requestTimeoutMs?: number;
+  /** Share refreshed pairs and sign-outs with other tabs (BroadcastChannel). Default true. */
+  broadcast?: boolean;
+  /**
+   * Origins (besides Portcullis's own) to which `client.fetch` may send the
+   * access token. Default: the page's own origin. `'*'` sends it anywhere.
+   */
+  tokenOrigins?: string[] | '*';
+  /** The clock (ms since the epoch). Tests set it. */
+  now?: () => number;
+  /** @internal Test hooks. */
+  hooks?: {
+    /** Called while holding the refresh lock, before storage is read. */
+    afterRefreshLock?: () => void | Promise<void>;
+  };
+}

@@ -1,0 +1,206 @@
+//! The mapping from [`service::Error`](crate::service::Error) to a problem:
+//! status, slug, title, detail, `WWW-Authenticate` and `Retry-After`, with
+//! 5xx causes logged and hidden; and the 503 and 500 documents.
+
+use poem::http::StatusCode;
+use poem::{IntoResponse, Response};
+
+use super::{FieldErrorBody, Problem};
+use crate::service::Error;
+
+/// The problem document a client sees for a use-case failure. Logs 5xx causes.
+pub fn problem_of(e: &Error) -> Problem {
+    use StatusCode as S;
+    match e {
+        Error::Validation(errors) => {
+            let detail = errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.detail))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let mut p = Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "validation",
+                "Validation failed",
+                detail,
+            );
+            p.body.errors = Some(errors.iter().map(FieldErrorBody::from).collect());
+            p
+        }
+        Error::InvalidCredentials => Problem::new(
+            S::UNAUTHORIZED,
+            "invalid-credentials",
+            "Invalid credentials",
+            "The email address or password is wrong.",
+        ),
+        Error::WrongPassword => Problem::new(
+            S::UNAUTHORIZED,
+            "invalid-credentials",
+            "Invalid credentials",
+            "The current password is wrong.",
+        ),
+        Error::InvalidCode => Problem::new(
+            S::UNAUTHORIZED,
+            "invalid-code",
+            "Invalid code",
+            "The two-factor code is wrong, expired or was already used.",
+        ),
+        Error::MfaRequired(why) => Problem::new(
+            S::UNAUTHORIZED,
+            "mfa-required",
+            "Second factor required",
+            *why,
+        ),
+        Error::Unauthenticated => Problem::new(
+            S::UNAUTHORIZED,
+            "authentication-required",
+            "Authentication required",
+            "Send an access token as `Authorization: Bearer <token>`.",
+        ),
+        Error::IntrospectionCallerRefused => Problem::new(
+            S::UNAUTHORIZED,
+            "authentication-required",
+            "Authentication required",
+            "Send the resource servers' introspection credential (`PORTCULLIS_INTROSPECTION_TOKEN`) as `Authorization: Bearer <credential>`; an access token is not one.",
+        ),
+        Error::TokenInvalid(why) => Problem::new(
+            S::UNAUTHORIZED,
+            "token-invalid",
+            "Token invalid",
+            format!("The token is invalid: {why}."),
+        )
+        .with_bearer_error("invalid_token", why),
+        Error::LinkInvalid(why) => Problem::new(
+            S::BAD_REQUEST,
+            "token-invalid-or-expired",
+            "Link invalid or expired",
+            format!("{why}."),
+        ),
+        Error::AccountDisabled => Problem::new(
+            S::FORBIDDEN,
+            "account-disabled",
+            "Account disabled",
+            "This account has been disabled.",
+        ),
+        Error::Forbidden(why) => Problem::new(S::FORBIDDEN, "forbidden", "Forbidden", *why)
+            .with_bearer_error("insufficient_scope", why),
+        Error::NotFound(what) => Problem::new(
+            S::NOT_FOUND,
+            "not-found",
+            "Not found",
+            format!("{what} not found."),
+        ),
+        Error::Conflict(why) => Problem::new(S::CONFLICT, "conflict", "Conflict", *why),
+        Error::RateLimited { retry_after } => {
+            let mut p = Problem::new(
+                S::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+                format!("Too many attempts; retry in {retry_after} seconds."),
+            );
+            p.retry_after = Some(*retry_after);
+            p
+        }
+        Error::CaptchaRequired => Problem::new(
+            S::BAD_REQUEST,
+            "captcha-required",
+            "CAPTCHA required",
+            "Solve the challenge from GET /v1/captcha and send it as `captcha`.",
+        ),
+        Error::UnsupportedMedia(why) => Problem::new(
+            S::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            *why,
+        ),
+        Error::TicketInvalid => Problem::new(
+            S::BAD_REQUEST,
+            "token-invalid-or-expired",
+            "Link or code invalid or expired",
+            "The link or code is invalid, expired, already used or replaced by a newer one. Request a new one.",
+        ),
+        Error::EmailUnverified => Problem::new(
+            S::FORBIDDEN,
+            "email-unverified",
+            "Email address not verified",
+            "Confirm your email address with the link or code we sent, then sign in.",
+        ),
+        // Passkeys (issue 12).
+        Error::PasskeyInvalid(why) => Problem::new(
+            S::BAD_REQUEST,
+            "passkey-invalid",
+            "Passkey not registered",
+            format!("The passkey could not be registered: {why}."),
+        ),
+        Error::PasskeyRejected(why) => Problem::new(
+            S::UNAUTHORIZED,
+            "passkey-rejected",
+            "Passkey rejected",
+            format!("The passkey sign-in failed: {why}."),
+        ),
+        // Step-up (issue 20). RFC 9470's challenge: the token is fine, the
+        // authentication behind it is not recent enough.
+        Error::ReauthenticationRequired { methods } => {
+            let mut p = Problem::new(
+                S::UNAUTHORIZED,
+                "reauthentication-required",
+                "Reauthentication required",
+                "This change needs a recent proof that it is you: send `password`, `code` or `passkey` with it, or confirm first with POST /v1/me/reauthenticate.",
+            )
+            .with_bearer_error(
+                "insufficient_user_authentication",
+                "a recent authentication is required",
+            );
+            p.body.methods = Some(methods.iter().map(|m| (*m).to_string()).collect());
+            p
+        }
+        Error::PasskeyLimit { max } => Problem::new(
+            S::CONFLICT,
+            "passkey-limit",
+            "Too many passkeys",
+            format!(
+                "The account has {max} passkeys, the most allowed: remove one before adding another."
+            ),
+        ),
+        Error::Unavailable => {
+            tracing::error!("store unavailable");
+            unavailable()
+        }
+        Error::Unexpected(e) => {
+            tracing::error!(error = ?e, "unexpected error");
+            internal()
+        }
+    }
+}
+
+/// 503 problem.
+pub fn unavailable() -> Problem {
+    let mut p = Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "Service unavailable",
+        "The service cannot reach its store; try again shortly.",
+    );
+    p.retry_after = Some(5);
+    p
+}
+
+/// 500 problem; the cause is logged by the caller, never shown.
+pub fn internal() -> Problem {
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "Internal error",
+        "Something went wrong on our side.",
+    )
+}
+
+impl poem::error::ResponseError for Error {
+    fn status(&self) -> StatusCode {
+        problem_of(self).status()
+    }
+
+    fn as_response(&self) -> Response {
+        problem_of(self).into_response()
+    }
+}

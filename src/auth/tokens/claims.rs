@@ -1,0 +1,185 @@
+//! The claims of each kind of token, their JOSE `typ` values, the time
+//! claims every verification checks, and [`TokenError`].
+
+use serde::{Deserialize, Serialize};
+
+/// JOSE `typ` of access tokens (RFC 9068).
+pub const ACCESS_TYP: &str = "at+jwt";
+/// JOSE `typ` of refresh tokens.
+pub const REFRESH_TYP: &str = "refresh+jwt";
+
+/// JOSE `typ` of the token between the password and the second factor
+/// (`POST /v1/sessions` → `POST /v1/sessions/mfa`).
+pub const MFA_TYP: &str = "mfa+jwt";
+/// JOSE `typ` of the "not me" token of a new-sign-in notice.
+pub const NOT_ME_TYP: &str = "notme+jwt";
+
+/// Clock skew tolerated on `exp`/`nbf`/`iat`, deliberately small
+/// (jsonwebtoken's default is 60 s).
+pub const LEEWAY_SECS: u64 = 5;
+
+/// Claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Subject: the user id.
+    pub sub: String,
+    /// Expiry, Unix seconds.
+    pub exp: u64,
+    /// Issued at, Unix seconds.
+    pub iat: u64,
+    /// Not before, Unix seconds.
+    pub nbf: u64,
+    /// Unique token id.
+    pub jti: String,
+    /// RFC 9068 `client_id` (the audience).
+    pub client_id: String,
+    /// Session (refresh family) id.
+    pub sid: String,
+    /// Authentication methods (RFC 8176): `pwd`, `otp`, ...
+    pub amr: Vec<String>,
+    /// Roles of the user at issue time.
+    pub roles: Vec<String>,
+    /// When the user last proved a credential (OIDC `auth_time`, Unix
+    /// seconds): the sign-in that opened the session, kept across refreshes.
+    /// (Absent from tokens signed before it existed: read as 0.)
+    #[serde(default)]
+    pub auth_time: u64,
+}
+
+/// Claims of a refresh token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RefreshClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Subject: the user id.
+    pub sub: String,
+    /// Expiry, Unix seconds (the session's expiry).
+    pub exp: u64,
+    /// Issued at, Unix seconds.
+    pub iat: u64,
+    /// Not before, Unix seconds.
+    pub nbf: u64,
+    /// The refresh token's id: the family's current generation.
+    pub jti: String,
+    /// Session (refresh family) id.
+    pub sid: String,
+}
+
+/// Claims of an `mfa+jwt` token: proof that the password of `sub` was
+/// right, good for one second-factor step within its short lifetime. Its
+/// `typ` keeps it from passing as an access or refresh token; its `jti` is
+/// claimed in the store when used, so it works once.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MfaClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Subject: the user id.
+    pub sub: String,
+    /// Expiry, Unix seconds.
+    pub exp: u64,
+    /// Issued at, Unix seconds: when the password was checked.
+    pub iat: u64,
+    /// Not before, Unix seconds.
+    pub nbf: u64,
+    /// Unique id of this sign-in attempt (claimed once used).
+    pub jti: String,
+    /// Methods proven so far (`pwd`).
+    pub amr: Vec<String>,
+}
+
+/// Why a token was refused. The text is safe to show to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    /// Not a well-formed JWS compact token.
+    Malformed,
+    /// The JOSE `typ` is not the expected kind of token.
+    WrongType,
+    /// The `kid` names no key of our ring.
+    UnknownKey,
+    /// The `alg` is not the named key's algorithm.
+    AlgorithmNotAllowed,
+    /// A header that could pick a key (`jku`, `jwk`, `x5u`, `x5c`, `crit`).
+    ForbiddenHeader,
+    /// The signature does not verify.
+    BadSignature,
+    /// `exp` has passed.
+    Expired,
+    /// `nbf` is in the future.
+    NotYetValid,
+    /// `iss` is not ours.
+    WrongIssuer,
+    /// `aud` is not ours.
+    WrongAudience,
+    /// A required claim is missing or of the wrong type.
+    InvalidClaims,
+}
+
+impl TokenError {
+    /// Short, client-safe reason (goes into `WWW-Authenticate`).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed token",
+            Self::WrongType => "wrong token type",
+            Self::UnknownKey => "unknown signing key",
+            Self::AlgorithmNotAllowed => "algorithm not allowed",
+            Self::ForbiddenHeader => "header not allowed",
+            Self::BadSignature => "bad signature",
+            Self::Expired => "token expired",
+            Self::NotYetValid => "token not yet valid",
+            Self::WrongIssuer => "wrong issuer",
+            Self::WrongAudience => "wrong audience",
+            Self::InvalidClaims => "invalid claims",
+        }
+    }
+}
+
+impl std::fmt::Display for TokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+impl std::error::Error for TokenError {}
+
+/// The time claims every token kind carries, checked against the service clock.
+pub trait TimeClaims {
+    /// Expiry, Unix seconds.
+    fn exp(&self) -> u64;
+    /// Not before, Unix seconds.
+    fn nbf(&self) -> u64;
+}
+
+impl TimeClaims for AccessClaims {
+    fn exp(&self) -> u64 {
+        self.exp
+    }
+    fn nbf(&self) -> u64 {
+        self.nbf
+    }
+}
+
+impl TimeClaims for RefreshClaims {
+    fn exp(&self) -> u64 {
+        self.exp
+    }
+    fn nbf(&self) -> u64 {
+        self.nbf
+    }
+}
+
+impl TimeClaims for MfaClaims {
+    fn exp(&self) -> u64 {
+        self.exp
+    }
+    fn nbf(&self) -> u64 {
+        self.nbf
+    }
+}

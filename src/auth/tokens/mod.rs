@@ -1,0 +1,263 @@
+//! Issuing and verifying JWTs.
+//!
+//! Access tokens follow RFC 9068 (`typ: at+jwt`); refresh tokens are JWTs of
+//! their own type (`typ: refresh+jwt`). Verification trusts nothing from the
+//! token that picks a key or algorithm: the `kid` must name a key of our ring,
+//! the `alg` must be that key's algorithm, and `jku`/`jwk`/`x5u`/`x5c`/`crit`
+//! headers are refused outright. `typ` is checked so one kind of token can
+//! never stand in for another. `exp`, `iss`, `aud`, `sub` are required and
+//! numeric dates are required to be numbers.
+//!
+//! The claims and their `typ` values live in `claims.rs` (re-exported here);
+//! this module holds [`TokenService`], which issues and verifies them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::{Header, Validation};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::keys::KeyRing;
+
+mod claims;
+#[cfg(test)]
+mod tests;
+
+pub use claims::{
+    ACCESS_TYP, AccessClaims, LEEWAY_SECS, MFA_TYP, MfaClaims, NOT_ME_TYP, REFRESH_TYP,
+    RefreshClaims, TimeClaims, TokenError,
+};
+
+/// Issues and verifies tokens with one key ring and one issuer/audience.
+#[derive(Clone)]
+pub struct TokenService {
+    ring: Arc<KeyRing>,
+    issuer: String,
+    audience: String,
+    /// Lifetime of access tokens.
+    pub access_ttl: Duration,
+    /// Lifetime of a session (sliding, renewed at each refresh).
+    pub refresh_ttl: Duration,
+}
+
+impl TokenService {
+    /// A token service over `ring` for one issuer and audience.
+    pub fn new(
+        ring: Arc<KeyRing>,
+        issuer: String,
+        audience: String,
+        access_ttl: Duration,
+        refresh_ttl: Duration,
+    ) -> Self {
+        Self {
+            ring,
+            issuer,
+            audience,
+            access_ttl,
+            refresh_ttl,
+        }
+    }
+
+    /// The key ring (signing key and published keys).
+    pub fn ring(&self) -> &KeyRing {
+        &self.ring
+    }
+
+    /// The `iss` of every token.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The `aud` of access tokens (what resource servers accept).
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// The `aud` of tokens of type `typ`: [`TokenService::audience`] for
+    /// access tokens only. Every other kind gets an audience of its own
+    /// under the issuer (`<issuer>/refresh`, `<issuer>/mfa`,
+    /// `<issuer>/not-me`), so a resource server that checks `aud` but not
+    /// `typ` (PyJWT's and `jose`'s defaults) still refuses them (issue 20 M7).
+    pub fn audience_for(&self, typ: &str) -> String {
+        let kind = match typ {
+            ACCESS_TYP => return self.audience.clone(),
+            REFRESH_TYP => "refresh",
+            MFA_TYP => "mfa",
+            NOT_ME_TYP => "not-me",
+            other => other.strip_suffix("+jwt").unwrap_or(other),
+        };
+        format!("{}/{kind}", self.issuer.trim_end_matches('/'))
+    }
+
+    /// Signs an access token for a user's session, which the user opened by
+    /// proving a credential at `auth_time`.
+    pub fn issue_access(
+        &self,
+        sub: &str,
+        sid: &str,
+        amr: &[String],
+        roles: &[String],
+        auth_time: u64,
+        now: u64,
+    ) -> anyhow::Result<String> {
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: sub.to_string(),
+            iat: now,
+            nbf: now,
+            exp: now + self.access_ttl.as_secs(),
+            jti: uuid::Uuid::new_v4().to_string(),
+            client_id: self.audience.clone(),
+            sid: sid.to_string(),
+            amr: amr.to_vec(),
+            roles: roles.to_vec(),
+            auth_time,
+        };
+        self.sign(ACCESS_TYP, &claims)
+    }
+
+    /// Signs a refresh token carrying the family's current generation `jti`.
+    pub fn issue_refresh(
+        &self,
+        sub: &str,
+        sid: &str,
+        jti: &str,
+        now: u64,
+        exp: u64,
+    ) -> anyhow::Result<String> {
+        let claims = RefreshClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience_for(REFRESH_TYP),
+            sub: sub.to_string(),
+            iat: now,
+            nbf: now,
+            exp,
+            jti: jti.to_string(),
+            sid: sid.to_string(),
+        };
+        self.sign(REFRESH_TYP, &claims)
+    }
+
+    /// Signs an `mfa+jwt` token for `sub` after a right password, valid
+    /// `ttl_secs`; returns the token and its claims.
+    pub fn issue_mfa(
+        &self,
+        sub: &str,
+        amr: &[String],
+        now: u64,
+        ttl_secs: u64,
+    ) -> anyhow::Result<(String, MfaClaims)> {
+        let claims = MfaClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience_for(MFA_TYP),
+            sub: sub.to_string(),
+            iat: now,
+            nbf: now,
+            exp: now + ttl_secs,
+            jti: uuid::Uuid::new_v4().to_string(),
+            amr: amr.to_vec(),
+        };
+        Ok((self.sign(MFA_TYP, &claims)?, claims))
+    }
+
+    /// Verifies an `mfa+jwt` token at time `now`.
+    pub fn verify_mfa(&self, token: &str, now: u64) -> Result<MfaClaims, TokenError> {
+        self.verify(token, MFA_TYP, now)
+    }
+
+    /// Signs any claims with the active key under the given `typ`.
+    pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> anyhow::Result<String> {
+        let key = self.ring.signer();
+        let mut header = Header::new(key.alg);
+        header.typ = Some(typ.to_string());
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key.encoding)
+            .map_err(|e| anyhow::anyhow!("signing failed: {e}"))
+    }
+
+    /// Verifies an access token at time `now`.
+    pub fn verify_access(&self, token: &str, now: u64) -> Result<AccessClaims, TokenError> {
+        self.verify(token, ACCESS_TYP, now)
+    }
+
+    /// Verifies a refresh token at time `now`.
+    pub fn verify_refresh(&self, token: &str, now: u64) -> Result<RefreshClaims, TokenError> {
+        self.verify(token, REFRESH_TYP, now)
+    }
+
+    /// Verifies signature, type and registered claims at time `now` (the
+    /// service clock, with [`LEEWAY_SECS`] of skew); returns the claims.
+    pub fn verify<T: DeserializeOwned + TimeClaims>(
+        &self,
+        token: &str,
+        typ: &str,
+        now: u64,
+    ) -> Result<T, TokenError> {
+        if token.len() > 8192 || token.split('.').count() != 3 {
+            return Err(TokenError::Malformed);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.jku.is_some()
+            || header.jwk.is_some()
+            || header.x5u.is_some()
+            || header.x5c.is_some()
+            || header.crit.is_some()
+        {
+            return Err(TokenError::ForbiddenHeader);
+        }
+        let header_typ = header.typ.as_deref().unwrap_or("");
+        let header_typ = header_typ
+            .strip_prefix("application/")
+            .unwrap_or(header_typ);
+        if !header_typ.eq_ignore_ascii_case(typ) {
+            return Err(TokenError::WrongType);
+        }
+        let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
+        let key = self.ring.by_kid(kid).ok_or(TokenError::UnknownKey)?;
+        if header.alg != key.alg {
+            return Err(TokenError::AlgorithmNotAllowed);
+        }
+        let mut validation = Validation::new(key.alg);
+        validation.leeway = LEEWAY_SECS;
+        // Time is checked below against the service clock, not the system's.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.set_issuer(&[&self.issuer]);
+        // Tokens other than access tokens were issued with the access
+        // audience before issue 20: they are accepted under it until the
+        // longest of them (a 30-day refresh token) has expired. `typ` above
+        // still keeps every kind in its place.
+        let own = self.audience_for(typ);
+        if own == self.audience {
+            validation.set_audience(&[&self.audience]);
+        } else {
+            validation.set_audience(&[own.as_str(), self.audience.as_str()]);
+        }
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let data = jsonwebtoken::decode::<T>(token, &key.decoding, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::InvalidSignature => TokenError::BadSignature,
+                K::ExpiredSignature => TokenError::Expired,
+                K::ImmatureSignature => TokenError::NotYetValid,
+                K::InvalidIssuer => TokenError::WrongIssuer,
+                K::InvalidAudience => TokenError::WrongAudience,
+                K::InvalidAlgorithm | K::MissingAlgorithm => TokenError::AlgorithmNotAllowed,
+                K::MissingRequiredClaim(_) | K::InvalidClaimFormat(_) | K::Json(_) => {
+                    TokenError::InvalidClaims
+                }
+                _ => TokenError::Malformed,
+            }
+        })?;
+        let claims = data.claims;
+        if claims.exp().saturating_add(LEEWAY_SECS) < now {
+            return Err(TokenError::Expired);
+        }
+        if claims.nbf() > now.saturating_add(LEEWAY_SECS) {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(claims)
+    }
+}
