@@ -239,10 +239,10 @@ def test_env_example_every_key_has_a_comment():
 
 
 def service_config_keys() -> set[str]:
-    """The keys the service reads: the KNOWN_KEYS list of src/config.rs."""
-    text = (ROOT / "src" / "config.rs").read_text(encoding="utf-8")
+    """The keys the service reads: the KNOWN_KEYS list of src/config/keys.rs."""
+    text = (ROOT / "src" / "config" / "keys.rs").read_text(encoding="utf-8")
     match = re.search(r"pub const KNOWN_KEYS: &\[&str\] = &\[(.*?)\];", text, re.DOTALL)
-    assert match, "src/config.rs has no KNOWN_KEYS list"
+    assert match, "src/config/keys.rs has no KNOWN_KEYS list"
     return set(re.findall(r'"(PORTCULLIS_[A-Z0-9_]+)"', match.group(1)))
 
 
