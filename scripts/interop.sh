@@ -15,7 +15,7 @@
 #            with a bearer token, GET /v1/me via "Try it out" → "Execute"; the
 #            page must show 200 and the email. Screenshot:
 #            interop/artifacts/swagger-me.png.
-# 4. reset   (issue 10) The built-in password-reset page in headless Chromium
+# 4. reset   The built-in password-reset page in headless Chromium
 #            with JavaScript off: ask for a reset, take the link from the
 #            outbox `.eml` (parsed as MIME), open it, type a new password,
 #            submit; then sign in with it (and not with the old one).

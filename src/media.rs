@@ -12,7 +12,7 @@
 //! Decoding is CPU work: callers run it on the blocking pool, holding a
 //! [`decode_permit`]: at most [`decode_limit`] decodes (the CPU count) run
 //! at once, so memory stays under that many times the decoder's allocation
-//! bound whatever the number of simultaneous uploads (issue 20 M6).
+//! bound whatever the number of simultaneous uploads.
 
 use std::io::Cursor;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -80,7 +80,7 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
     let policy = PasswordPolicy {
         min_score: p.min_score,
     };
-    // Passkeys (issue 12): the relying party follows the public URL (after
+    // Passkeys: the relying party follows the public URL (after
     // `bound_to`, so a defaulted URL names the bound port).
     let passkeys = PasskeyRp::configured(&settings.http.public_url, &settings.passkeys)
         .context("configuring passkeys (PORTCULLIS_WEBAUTHN_RP_ID, PORTCULLIS_WEBAUTHN_ORIGINS)")?;

@@ -57,7 +57,7 @@ pub fn metrics() -> Option<&'static PrometheusHandle> {
 
 /// Every counter the service increments, with each label set it uses: they
 /// are registered at 0 when the server starts, so a dashboard or an alert on
-/// `rate(...)` sees them before the first event (issue 9).
+/// `rate(...)` sees them before the first event.
 pub const COUNTERS: &[(&str, &[(&str, &str)])] = &[
     ("portcullis_logins_total", &[("result", "success")]),
     ("portcullis_logins_total", &[("result", "failure")]),

@@ -89,7 +89,7 @@ pub fn signature(secret: &SecretString, id: &str, timestamp: i64, body: &str) ->
 /// Shortest accepted signing key, in bytes (after `whsec_` decoding).
 pub const MIN_KEY_BYTES: usize = 16;
 
-/// Checks `PORTCULLIS_WEBHOOK_SECRET` at start-up (issue 20 L8): a
+/// Checks `PORTCULLIS_WEBHOOK_SECRET` at start-up: a
 /// `whsec_` value must be base64 that decodes, and the key must have at
 /// least [`MIN_KEY_BYTES`] bytes (an empty or 1-byte key lets anyone
 /// forge events). The error says why, never the secret.

@@ -1,4 +1,4 @@
-//! `GET /metrics`: Prometheus text, not for everyone (issue 9).
+//! `GET /metrics`: Prometheus text, not for everyone.
 //!
 //! With `PORTCULLIS_METRICS_TOKEN` set, the caller must send it as
 //! `Authorization: Bearer <token>` (401 without it, 403 with another).

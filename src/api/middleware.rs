@@ -44,7 +44,7 @@ pub(super) fn is_avatar_upload(req: &Request) -> bool {
 ///
 /// The body must also arrive within `deadline` of the request reaching
 /// here (else 408): on HTTP/2 many requests share one connection, so the
-/// connection's deadline alone cannot bound each stream (issue 20 L2).
+/// connection's deadline alone cannot bound each stream.
 pub(super) async fn limit_body<E: Endpoint>(
     ep: Arc<E>,
     mut req: Request,
@@ -97,7 +97,7 @@ async fn read_limited(body: Body, max: usize, deadline: std::time::Duration) -> 
     let read = tokio::time::timeout(deadline, reader.read_to_end(&mut buf)).await;
     if !matches!(read, Ok(Ok(_))) {
         // A body trickled past the deadline is a timeout, not a size
-        // problem (issue 20 L12).
+        // problem.
         return BodyRead::Unfinished;
     }
     if buf.len() <= max {
@@ -179,7 +179,7 @@ pub(super) async fn trace_request<E: Endpoint>(
     trusted: &[ipnet::IpNet],
 ) -> poem::Result<Response> {
     let route = labels.label(req.uri().path());
-    // Every request line names the client (issue 9): the address decided
+    // Every request line names the client: the address decided
     // by the trusted-proxy rules, not a raw header.
     let client_ip = super::client_ip(&req, trusted)
         .map(|ip| ip.to_string())

@@ -18,7 +18,7 @@ mod middleware;
 pub mod oauth;
 pub mod pages;
 pub mod password;
-// Passkeys (issue 12).
+// Passkeys.
 pub mod passkeys;
 pub mod problem;
 mod problem_pages;

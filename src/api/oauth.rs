@@ -1,4 +1,4 @@
-//! Standard OAuth 2.0 and OpenID Connect endpoints (issue 9), so standard
+//! Standard OAuth 2.0 and OpenID Connect endpoints, so standard
 //! clients (AppAuth, oidc-client-ts, oauth4webapi, RFC 7662 resource
 //! servers) work with discovery alone:
 //!

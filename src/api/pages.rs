@@ -270,7 +270,7 @@ async fn reset_post(req: &Request, core: Data<&Core>, Form(f): Form<ResetForm>) 
             )
         }
         // Reached only with a good link or code: the form now asks for the
-        // second factor (issue 20 L6).
+        // second factor.
         Err(Error::MfaRequired(_)) => {
             let why = if asked_factor {
                 "The two-factor code is wrong or was already used. Enter your new password and a current code again."

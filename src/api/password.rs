@@ -64,7 +64,7 @@ impl PasswordApi {
     }
 }
 
-// --- Recovery: forgot and reset (issue 10) ---------------------------------
+// --- Recovery: forgot and reset ---------------------------------
 
 /// A reset request.
 #[derive(Debug, Object)]

@@ -1,6 +1,6 @@
 //! `GET /problems/{slug}`: every problem `type` URI answers with a page
 //! that describes the problem to a person (RFC 9457 §3.1.1), instead of a
-//! 404 (issue 9).
+//! 404.
 
 use poem::http::StatusCode;
 use poem::web::Path;

@@ -1,5 +1,5 @@
 //! What the OpenAPI spec knows about each route, used where poem's own
-//! errors know too little (issue 9):
+//! errors know too little:
 //!
 //! - `405` answers carry `Allow` (RFC 9110 §15.5.6) with the route's methods;
 //! - a body that fails to parse gets a problem naming the offending *fields*

@@ -1,4 +1,4 @@
-//! Connection timeouts (issue 9): a client that sends its request slowly
+//! Connection timeouts: a client that sends its request slowly
 //! (slowloris), or keeps a connection open doing nothing, is cut off.
 //!
 //! poem's server has only an idle timeout that any trickle of bytes resets,
@@ -18,7 +18,7 @@
 //! "The server starts answering" means, on HTTP/2, a HEADERS or DATA frame
 //! (followed by [`H2Frames`]): the PING, SETTINGS and WINDOW_UPDATE frames
 //! a client can make the server write at will do not count, so a client
-//! pinging every second is still cut at the deadline (issue 20 L2). A
+//! pinging every second is still cut at the deadline. A
 //! stream's body is also bounded on its own by the body-limit middleware,
 //! since many HTTP/2 requests share one connection's deadline.
 //!
@@ -29,7 +29,7 @@
 //! recognises that answer on its way out (a whole response head with
 //! `content-length: 0` and no `content-type`, which no answer of the
 //! service has) and writes a problem+json one with the security headers
-//! in its place (issue 20). Once the whole request has arrived (the body-limit
+//! in its place. Once the whole request has arrived (the body-limit
 //! middleware calls [`mark_received`]), the request deadline stops: a
 //! handler waiting its turn for bcrypt under load is never cut off.
 

@@ -16,7 +16,7 @@ pub struct Jwks {
 }
 
 /// OpenID provider metadata (RFC 8414 / OIDC Discovery), listing only
-/// endpoints that exist and speak the protocol their field names (issue 9):
+/// endpoints that exist and speak the protocol their field names:
 /// no authorization endpoint (sign-in is the JSON API), so no response types.
 #[derive(Debug, Object)]
 pub struct OpenIdConfiguration {

@@ -167,22 +167,22 @@ pub enum AuditEvent {
         /// Other sessions revoked.
         revoked: u64,
     },
-    /// `identity.linked` (social sign-in; emitted once that feature lands).
+    /// `identity.linked` (federated sign-in: nothing emits it yet).
     IdentityLinked {
         /// The identity provider.
         provider: String,
     },
-    /// `identity.unlinked` (social sign-in; emitted once that feature lands).
+    /// `identity.unlinked` (federated sign-in: nothing emits it yet).
     IdentityUnlinked {
         /// The identity provider.
         provider: String,
     },
-    /// `consent.granted` (OAuth consent; emitted once that feature lands).
+    /// `consent.granted` (OpenID provider consents: nothing emits it yet).
     ConsentGranted {
         /// The client the user consented to.
         client_id: String,
     },
-    /// `consent.revoked` (OAuth consent; emitted once that feature lands).
+    /// `consent.revoked` (OpenID provider consents: nothing emits it yet).
     ConsentRevoked {
         /// The client whose consent was withdrawn.
         client_id: String,

@@ -1,4 +1,4 @@
-//! Offline breached-password screening (issue 9, optional): a binary fuse
+//! Offline breached-password screening: a binary fuse
 //! filter (`xorf::BinaryFuse8`, about 9 bits per entry, false positives
 //! about 0.4 %) built by `portcullis passwords build-filter SOURCE OUT` from a
 //! SHA-1 list the operator supplies (one hex hash per line, `HASH` or

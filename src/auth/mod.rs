@@ -5,7 +5,7 @@ pub mod breached;
 pub mod captcha;
 pub mod keys;
 pub mod limits;
-// Passkeys (issue 12).
+// Passkeys.
 pub mod passkeys;
 pub mod password;
 pub mod secrets;

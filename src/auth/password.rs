@@ -149,7 +149,7 @@ impl PasswordHasher {
     /// application among them) store it. Like those systems, bcrypt reads
     /// the first 72 bytes. Runs under the same cap as every hash.
     ///
-    /// Timing (issue 20 L10): a hash of a lower cost `c` is followed by
+    /// Timing: a hash of a lower cost `c` is followed by
     /// checks against dummy hashes of costs `c` to configured − 1, whose
     /// work adds up to the configured cost's (2^c + 2^c + ... + 2^(C-1) =
     /// 2^C), so it answers in the time of an unknown address. A hash

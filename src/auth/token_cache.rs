@@ -1,4 +1,4 @@
-//! A bounded cache of verified access tokens (issue 16, lean read path).
+//! A bounded cache of verified access tokens.
 //!
 //! Verifying an access token's signature is most of the CPU of a bearer
 //! route. A client presents the same access token for its whole lifetime,

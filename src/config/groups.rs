@@ -29,7 +29,7 @@ pub struct HttpSettings {
     pub trusted_proxies: Vec<IpNet>,
     /// `PORTCULLIS_MAX_BODY_BYTES`: largest accepted JSON request body (default 64 KiB).
     pub max_body_bytes: usize,
-    // -- hardening (issue 9) --
+    // -- hardening --
     /// `PORTCULLIS_HTTP_TIMEOUT`: how long a client may take to send a
     /// request's headers, and then its body (default 30s).
     pub request_timeout: Duration,
@@ -81,7 +81,7 @@ pub struct PasswordSettings {
     /// `PORTCULLIS_PASSWORD_MIN_SCORE`: lowest accepted zxcvbn score, 0..=4 (default 2).
     pub min_score: u8,
     /// `PORTCULLIS_BREACHED_PASSWORDS`: path of a filter built by
-    /// `portcullis passwords build-filter` (issue 9); unset, no screening.
+    /// `portcullis passwords build-filter`; unset, no screening.
     pub breached_filter: Option<PathBuf>,
 }
 
@@ -130,7 +130,7 @@ pub struct LimitSettings {
     pub login_max_failures: u32,
     /// `PORTCULLIS_RATE_LIMIT`: per-IP rate limits on (`on`) or off (`off`).
     pub rate_limit: bool,
-    // -- hardening (issue 9) --
+    // -- hardening --
     /// `PORTCULLIS_CAPTCHA_DIFFICULTY`: the ALTCHA `maxnumber` (the answer is
     /// uniform in 0..=this); the default 1,000,000 costs a browser about a
     /// second on average.

@@ -40,7 +40,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     // Avatars; `portcullis admin create` reads the admin password.
     "PORTCULLIS_AVATAR_MAX_BYTES",
     "PORTCULLIS_ADMIN_PASSWORD",
-    // Security activity (issue 14): see `SecuritySettings`.
+    // Security activity: see `SecuritySettings`.
     "PORTCULLIS_AUDIT_RETENTION",
     "PORTCULLIS_WEBHOOK_URL",
     "PORTCULLIS_WEBHOOK_SECRET",
@@ -52,12 +52,12 @@ pub const KNOWN_KEYS: &[&str] = &[
     "PORTCULLIS_KNOWN_DEVICES",
     "PORTCULLIS_NOT_ME_TTL",
     "PORTCULLIS_SHUTDOWN_TIMEOUT",
-    // Passkeys (issue 12).
+    // Passkeys.
     "PORTCULLIS_WEBAUTHN_RP_ID",
     "PORTCULLIS_WEBAUTHN_ORIGINS",
     "PORTCULLIS_APPLE_APP_IDS",
     "PORTCULLIS_ANDROID_APPS",
-    // -- hardening (issue 9) --
+    // -- hardening --
     "PORTCULLIS_HTTP_TIMEOUT",
     "PORTCULLIS_IDLE_TIMEOUT",
     "PORTCULLIS_METRICS_TOKEN",
@@ -65,7 +65,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "PORTCULLIS_CAPTCHA_DIFFICULTY",
     "PORTCULLIS_MAX_SESSIONS",
     "PORTCULLIS_BREACHED_PASSWORDS",
-    // Step-up and credential safety (issue 20).
+    // Step-up and credential safety.
     "PORTCULLIS_REAUTH_WINDOW",
     "PORTCULLIS_MAX_PASSKEYS",
 ];

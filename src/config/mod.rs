@@ -290,7 +290,7 @@ impl Settings {
                 .map(|s| AndroidApp::parse(s))
                 .collect::<anyhow::Result<_>>()?,
         };
-        // -- hardening (issue 9) --
+        // -- hardening --
         let request_timeout = parse_duration(&get_or("PORTCULLIS_HTTP_TIMEOUT", "30s"))
             .context("PORTCULLIS_HTTP_TIMEOUT")?;
         let idle_timeout = parse_duration(&get_or("PORTCULLIS_IDLE_TIMEOUT", "60s"))

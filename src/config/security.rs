@@ -1,4 +1,4 @@
-//! Security-activity settings (issue 14): audit retention, detection
+//! Security-activity settings: audit retention, detection
 //! thresholds, webhooks and shutdown, parsed from the same flat keys.
 
 use std::collections::BTreeMap;
@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::parse_duration;
 
-/// Security activity (issue 14): the audit log, detection rules, webhooks
+/// Security activity: the audit log, detection rules, webhooks
 /// and shutdown. Every threshold has a documented default (README,
 /// "Operating Portcullis").
 #[derive(Debug, Clone)]

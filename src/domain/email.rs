@@ -1,5 +1,5 @@
 //! Email addresses: validated and normalized so that one mailbox is one
-//! account key, whatever way it is typed (issue 9).
+//! account key, whatever way it is typed.
 //!
 //! Normalization, in order:
 //! 1. surrounding white space trimmed, Unicode NFKC (`ｅｘａｍｐｌｅ` →

@@ -115,7 +115,7 @@ impl PasswordPolicy {
 /// every occurrence of them taken out (compared in NFKC lower case), fewer
 /// than [`Password::MIN_CHARS`] characters are left. zxcvbn alone lets
 /// some through: a long address repeated four times, or an address typed
-/// in another form than the stored one (issue 20: "e × 4" was accepted).
+/// in another form than the stored one.
 fn built_from_own_words(password: &str, user_inputs: &[&str]) -> bool {
     use unicode_normalization::UnicodeNormalization;
     let fold = |s: &str| s.nfkc().collect::<String>().to_lowercase();

@@ -98,7 +98,7 @@ pub enum Error {
     /// Sign-in needs a verified email address (`PORTCULLIS_REQUIRE_VERIFIED_EMAIL`).
     #[error("email unverified")]
     EmailUnverified,
-    // Passkeys (issue 12).
+    // Passkeys.
     /// A passkey registration was refused (bad or expired challenge,
     /// credential that does not verify); the reason is safe to show.
     #[error("passkey invalid: {0}")]
@@ -106,7 +106,7 @@ pub enum Error {
     /// A passkey sign-in was refused; the reason is safe to show.
     #[error("passkey rejected: {0}")]
     PasskeyRejected(String),
-    // Step-up (issue 20).
+    // Step-up.
     /// The change needs a recent proof of the user's identity on this
     /// session (or one in the request); `methods` are the kinds the
     /// account has (`password`, `totp`, `passkey`).

@@ -470,7 +470,7 @@ impl Core {
                     return Ok(None);
                 };
                 // After a reset the owner sees every way into the account
-                // that is left (issue 20): a passkey they do not know is
+                // that is left: a passkey they do not know is
                 // someone else's.
                 let passkeys = if notice == Notice::PasswordReset.as_str() {
                     self.passkey_lines(&user.id).await?

@@ -16,24 +16,24 @@ mod admin;
 mod avatars;
 mod import;
 mod profile;
-// Email flows (issue 10).
+// Email flows.
 mod mail;
 mod recovery;
 mod tickets;
 mod verification;
-// Passkeys (issue 12).
+// Passkeys.
 mod passkeys;
-// -- hardening (issue 9) --
+// -- hardening --
 mod email_keys;
 mod oauth;
 mod session_cap;
 mod throttle;
-// Step-up and credential safety (issue 20).
+// Step-up and credential safety.
 mod stepup;
-// Lean read path (issue 16).
+// Lean read path.
 #[cfg(test)]
 mod read_path_tests;
-// Outside probe (issue 20).
+// Outside probe.
 #[cfg(test)]
 mod probe_tests;
 
@@ -53,13 +53,13 @@ pub use security::{
     ua_family,
 };
 pub use sessions::{ADMIN_ROLE, LogoutScope};
-// Email flows (issue 10).
+// Email flows.
 pub use mail::{GIVE_UP_AFTER, Notice as MailNotice, Postbox, SEND_LEASE, SendRound};
 pub use recovery::PasswordReset;
 pub use tickets::TicketProof;
-// Passkeys (issue 12).
+// Passkeys.
 pub use passkeys::{AssociationFiles, PasskeyAssertion, PasskeyOptions, PasskeySummary};
-// Step-up (issue 20).
+// Step-up.
 pub use stepup::Proof;
 
 use crate::auth::{Captcha, Limits, PasswordHasher, TokenService};
@@ -76,7 +76,7 @@ pub struct Core {
     pub(crate) settings: Arc<Settings>,
     pub(crate) store: DynStore,
     pub(crate) tokens: TokenService,
-    /// Access tokens that verified, by their SHA-256 (issue 16): a bearer
+    /// Access tokens that verified, by their SHA-256: a bearer
     /// check of a token seen before skips the signature check only.
     pub(crate) verified_tokens: Arc<crate::auth::TokenCache>,
     pub(crate) hasher: PasswordHasher,
@@ -90,7 +90,7 @@ pub struct Core {
     pub(crate) second_factor: Arc<crate::auth::totp::SecondFactorKeys>,
     /// Mailer, templates and the code key of the email flows.
     pub(crate) mail: Arc<Postbox>,
-    // Passkeys (issue 12).
+    // Passkeys.
     /// `None` when passkeys are off (public URL without a domain name).
     pub(crate) passkeys: Option<Arc<crate::auth::PasskeyRp>>,
     /// Breached-password filter (`PORTCULLIS_BREACHED_PASSWORDS`), if loaded.
@@ -332,6 +332,33 @@ impl Core {
         self.purge_mail().await?;
         Ok(self.store.purge_expired(self.clock.now()).await?)
     }
+}
+
+/// Registers `email` with `password` and signs in (tests of the service).
+#[cfg(test)]
+pub(crate) async fn test_signed_up(core: &Core, email: &str, password: &str) -> IssuedTokens {
+    use secrecy::SecretString;
+    let input = Registration {
+        email: email.into(),
+        password: SecretString::from(password),
+        display_name: None,
+        locale: None,
+        captcha: None,
+    };
+    core.register(input, &ClientInfo::default()).await.unwrap();
+    let SignIn::Tokens(t) = core
+        .login(
+            email,
+            SecretString::from(password),
+            None,
+            ClientInfo::default(),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("no tokens")
+    };
+    *t
 }
 
 /// A service on a fresh embedded store in `dir` (bcrypt cost 4, no rate

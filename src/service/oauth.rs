@@ -1,5 +1,5 @@
 //! Standard OAuth 2.0 / OpenID Connect endpoints over the same sessions as
-//! the JSON API (issue 9): the refresh grant (RFC 6749 §6), revocation
+//! the JSON API: the refresh grant (RFC 6749 §6), revocation
 //! (RFC 7009), introspection (RFC 7662) and userinfo (OIDC Core §5.3).
 //! Nothing new is stored: a refresh through `/oauth/token` is the same
 //! rotation as `POST /v1/sessions/refresh`, and revoking a token ends its
@@ -70,7 +70,7 @@ impl Core {
         let now = self.clock.now_u64();
         if let Ok(c) = self.tokens.verify_access(token, now) {
             return Ok(match self.authenticate(token).await {
-                // The roles as they are now (issue 20 L5): a demotion
+                // The roles as they are now: a demotion
                 // shows at once, as on Portcullis's own admin routes.
                 Ok(_) => match self.store.user_by_id(&c.sub).await? {
                     Some(user) if !user.disabled => Introspection {

@@ -53,7 +53,7 @@ impl Core {
 
     /// Checks the password of a signed-in user who confirms a sensitive
     /// change (password change, email change, account deletion). Throttled
-    /// like sign-in (issue 9), see [`Core::throttled_proof`]; a wrong one is
+    /// like sign-in, see [`Core::throttled_proof`]; a wrong one is
     /// [`Error::WrongPassword`]. An account without a password (imported
     /// without a hash) costs the same bcrypt work and is refused the same.
     pub(super) async fn confirm_password(

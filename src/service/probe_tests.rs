@@ -1,7 +1,5 @@
-//! Service-level regression tests of the outside probe's findings (issue
-//! 20) that need the token service's keys.
-
-use secrecy::SecretString;
+//! Service-level regression tests of the outside probe's findings that
+//! need the token service's keys.
 
 use super::*;
 use crate::auth::tokens::{MFA_TYP, REFRESH_TYP, RefreshClaims};
@@ -10,27 +8,7 @@ const START: i64 = 1_900_000_025;
 const PASSWORD: &str = "correct horse battery staple 42";
 
 async fn signed_in(core: &Core, email: &str) -> IssuedTokens {
-    let input = Registration {
-        email: email.into(),
-        password: SecretString::from(PASSWORD),
-        display_name: None,
-        locale: None,
-        captcha: None,
-    };
-    core.register(input, &ClientInfo::default()).await.unwrap();
-    let SignIn::Tokens(t) = core
-        .login(
-            email,
-            SecretString::from(PASSWORD),
-            None,
-            ClientInfo::default(),
-        )
-        .await
-        .unwrap()
-    else {
-        panic!("no tokens")
-    };
-    *t
+    crate::service::test_signed_up(core, email, PASSWORD).await
 }
 
 /// M7: refresh tokens now carry `<issuer>/refresh`; one issued before the

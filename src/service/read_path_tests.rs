@@ -1,4 +1,4 @@
-//! The lean read path (issue 16) at the service level: the cached bearer
+//! The lean read path at the service level: the cached bearer
 //! check answers like the full one, and a measuring loop for callgrind.
 
 use secrecy::SecretString;

@@ -1,4 +1,4 @@
-//! At most `PORTCULLIS_MAX_SESSIONS` live sessions per user (issue 9): a
+//! At most `PORTCULLIS_MAX_SESSIONS` live sessions per user: a
 //! sign-in that would pass the cap ends the oldest sessions, so a script
 //! signing in in a loop cannot grow a user's session list (and its
 //! `GET /v1/sessions` answer) without bound.

@@ -198,7 +198,7 @@ impl Core {
             self.log_refusal("sign_in", None, Some(&pseudonym), &client, &e);
             return Err(e);
         }
-        // The attempt is reserved before bcrypt runs (issue 9): racing
+        // The attempt is reserved before bcrypt runs: racing
         // guesses cannot all pass the count.
         let attempt = match self.reserve_attempt(&keys).await? {
             Reserved::Granted(a) => a,

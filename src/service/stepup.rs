@@ -6,7 +6,7 @@
 //! that the person holding it now is the owner: a token leaked by XSS, a
 //! log or a shared device is enough to read the account, and must not be
 //! enough to add a way in (a passkey, a TOTP secret) or to take the
-//! recovery paths (issue 20, findings H1 and H2). So those changes need a
+//! recovery paths. So those changes need a
 //! *proof* (the password, a current TOTP code or a passkey assertion),
 //! either in the same request or given on the same session within
 //! `PORTCULLIS_REAUTH_WINDOW` (default 5 minutes): at sign-in (every kind of

@@ -1,4 +1,4 @@
-//! The per-account password-check throttle (issue 9), shared by sign-in
+//! The per-account password-check throttle, shared by sign-in
 //! and `POST /v1/me/password`.
 //!
 //! Every password check first reserves its place in the store, atomically
@@ -7,7 +7,7 @@
 //! passwords against a limit of 5 run 5 bcrypt verifications, not 20, and
 //! one account or one token can never queue more than the limit of bcrypt
 //! work. The same reservation guards every other limit kept in the store
-//! (issue 20): second-factor codes (`mfa.rs`), mails per address
+//!: second-factor codes (`mfa.rs`), mails per address
 //! ([`Core::per_address_limit`]), passkey ceremonies.
 //!
 //! A check in flight is not a failure (issue 20: 16 simultaneous right

@@ -197,7 +197,7 @@ impl Core {
             Err(e) => return Err(e.into()),
         }
         // A reset link mailed to the old address must not outlive the move
-        // (issue 20 M1); `check_ticket` also binds tickets to their address.
+        //; `check_ticket` also binds tickets to their address.
         self.store
             .delete_ticket(TicketKind::Reset, &user.id, None)
             .await?;

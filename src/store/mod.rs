@@ -184,7 +184,7 @@ pub trait CredentialStore: Send + Sync {
     /// one gets true.
     async fn consume_recovery_code(&self, user_id: &str, hash: &str, now: i64)
     -> StoreResult<bool>;
-    // Passkeys (issue 12).
+    // Passkeys.
     /// Adds a passkey, counts it in the profile's `passkey_count` and sets
     /// `updated_at` to `now`, in one write, unless the user has `max`
     /// passkeys already ([`PasskeyAddition::Full`], nothing written; the
@@ -213,7 +213,7 @@ pub trait CredentialStore: Send + Sync {
     ) -> StoreResult<PasskeyRemoval>;
 }
 
-// Passkeys (issue 12).
+// Passkeys.
 /// WebAuthn ceremonies in progress, shared by every replica.
 #[async_trait]
 pub trait CeremonyStore: Send + Sync {
@@ -290,7 +290,7 @@ pub trait ThrottleStore: Send + Sync {
     /// settles or releases its own.
     async fn clear_login_failures(&self, account: &str) -> StoreResult<()>;
 
-    // -- attempt reservation (issue 9, issue 20) --
+    // -- attempt reservation --
     /// Reserves one check of `account` before it runs, atomically: granted
     /// only while the account's failures within `(now - window, now]` and
     /// the places of checks in flight are fewer than `limit`. The place is

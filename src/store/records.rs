@@ -71,7 +71,7 @@ pub struct UserRecord {
     /// release did.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mfa_enabled: bool,
-    // Passkeys (issue 12).
+    // Passkeys.
     /// How many passkeys the account has: kept by the passkey writes of
     /// [`CredentialStore`](super::CredentialStore) in the same stored value,
     /// so profile reads can show it without reading a credential.
@@ -109,7 +109,7 @@ pub struct CredentialRecord {
     /// Hashes of the unused recovery codes (HMAC-SHA-256, hex).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recovery_codes: Vec<String>,
-    // Passkeys (issue 12).
+    // Passkeys.
     /// WebAuthn credentials by passkey id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub passkeys: BTreeMap<String, PasskeyRecord>,

@@ -1,4 +1,4 @@
-//! Records of security activity (issue 14): audit events, the webhook
+//! Records of security activity: audit events, the webhook
 //! delivery queue and the devices each user has signed in from, plus the
 //! rules both backends share for them (id order, filters, device upkeep).
 //!

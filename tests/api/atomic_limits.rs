@@ -1,4 +1,4 @@
-//! Every limit is reserved before the work it guards (issue 20): N
+//! Every limit is reserved before the work it guards: N
 //! simultaneous attempts never get more than the limit's worth of checks or
 //! mails, on either backend; checks merely in flight never cost a right
 //! answer a whole window; per-IP buckets group IPv6 by /64.

@@ -1,4 +1,4 @@
-//! The audit log is complete and bounded (issue 20): every event kind of
+//! The audit log is complete and bounded: every event kind of
 //! DESIGN.md ("Security events") is stored (read back through
 //! `/v1/admin/audit`) and delivered to a webhook receiver (a real HTTP
 //! server in the test), one test per kind; refusals are aggregated (one

@@ -1,4 +1,4 @@
-//! Regression tests of the defects found by probing from outside (issue 9).
+//! Regression tests of the defects found by probing from outside.
 //! Each failed on the code before the fix.
 
 use std::time::{Duration, Instant};

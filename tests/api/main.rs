@@ -15,22 +15,22 @@ mod errors;
 mod hardening;
 mod helpers;
 mod limits;
-// Email flows (issue 10).
+// Email flows.
 mod mailbox;
 mod me;
 mod mfa;
 mod mongo;
-// Passkeys (issue 12).
+// Passkeys.
 mod oauth;
 mod passkeys;
 mod probe_findings;
 mod process;
-// Lean read path (issue 16).
+// Lean read path.
 mod read_path;
 mod recovery;
 mod sessions;
 mod shutdown;
-// Step-up and credential safety (issue 20).
+// Step-up and credential safety.
 mod stepup;
 mod storm;
 mod users;

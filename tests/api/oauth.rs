@@ -1,4 +1,4 @@
-//! Standard OAuth endpoints and honest discovery (issue 9).
+//! Standard OAuth endpoints and honest discovery.
 
 use reqwest::StatusCode;
 use serde_json::Value;

@@ -1,4 +1,4 @@
-//! Regression tests for the outside probe's findings (issue 20): each test
+//! Regression tests for the outside probe's findings: each test
 //! names its finding (`reviews/security-probe.md`).
 
 use std::time::{Duration, Instant};

@@ -282,7 +282,7 @@ async fn registrations_answered_201_survive_kill_9() {
     );
 }
 
-/// Group commit (issue 16): 32 clients register and sign in at once, so
+/// Group commit: 32 clients register and sign in at once, so
 /// the store always has a batch of writes waiting on one fsync; the process
 /// is killed with SIGKILL while they run. Every registration answered 201
 /// must sign in after the restart, and every refresh token handed out must
@@ -448,7 +448,7 @@ async fn two_processes_share_one_database() {
     );
 }
 
-// -- hardening (issue 9) --
+// -- hardening --
 
 impl Server {
     /// The value of a counter series in `GET /metrics` (0 when absent).

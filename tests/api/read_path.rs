@@ -1,4 +1,4 @@
-//! The lean read path (issue 16): a verified-token cache and, on the
+//! The lean read path: a verified-token cache and, on the
 //! embedded store, session state in memory. Revocation stays exact: a token
 //! whose session was revoked is refused by the next request after the
 //! revoking one returned, even when the token and its session were just

@@ -1,4 +1,4 @@
-//! Recent authentication (step-up) and credential safety (issue 20):
+//! Recent authentication (step-up) and credential safety:
 //! a bare access token never adds or removes a credential (findings H1,
 //! H2), `POST /v1/me/reauthenticate`, the window and where it applies, the
 //! claim of an unverified account by a password reset, the mails that

@@ -117,7 +117,7 @@ pub fn problem_from_poem_error(err: poem::Error) -> Response {
 
 /// poem-openapi's parse messages name internal types (`failed to parse
 /// "string(password)": ... (occurred while parsing "LoginRequest")`); a
-/// client needs the reason, not our type names (issue 9).
+/// client needs the reason, not our type names.
 pub(super) fn without_type_names(reason: &str) -> String {
     let mut out = String::new();
     let mut rest = reason;

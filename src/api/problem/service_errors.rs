@@ -125,7 +125,7 @@ pub fn problem_of(e: &Error) -> Problem {
             "Email address not verified",
             "Confirm your email address with the link or code we sent, then sign in.",
         ),
-        // Passkeys (issue 12).
+        // Passkeys.
         Error::PasskeyInvalid(why) => Problem::new(
             S::BAD_REQUEST,
             "passkey-invalid",
@@ -138,7 +138,7 @@ pub fn problem_of(e: &Error) -> Problem {
             "Passkey rejected",
             format!("The passkey sign-in failed: {why}."),
         ),
-        // Step-up (issue 20). RFC 9470's challenge: the token is fine, the
+        // Step-up. RFC 9470's challenge: the token is fine, the
         // authentication behind it is not recent enough.
         Error::ReauthenticationRequired { methods } => {
             let mut p = Problem::new(

@@ -78,7 +78,7 @@ impl TokenService {
     /// access tokens only. Every other kind gets an audience of its own
     /// under the issuer (`<issuer>/refresh`, `<issuer>/mfa`,
     /// `<issuer>/not-me`), so a resource server that checks `aud` but not
-    /// `typ` (PyJWT's and `jose`'s defaults) still refuses them (issue 20 M7).
+    /// `typ` (PyJWT's and `jose`'s defaults) still refuses them.
     pub fn audience_for(&self, typ: &str) -> String {
         let kind = match typ {
             ACCESS_TYP => return self.audience.clone(),

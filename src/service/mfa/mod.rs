@@ -120,7 +120,7 @@ mod tests {
     use secrecy::ExposeSecret;
 
     use super::*;
-    use crate::service::{ClientInfo, Core, Principal, Registration};
+    use crate::service::{ClientInfo, Core, Principal};
 
     const START: i64 = 1_900_000_025;
     const PASSWORD: &str = "correct horse battery staple 42";
@@ -131,26 +131,7 @@ mod tests {
 
     /// Registers and signs in; returns the caller.
     async fn signed_in(core: &Core, email: &str) -> Principal {
-        let input = Registration {
-            email: email.into(),
-            password: SecretString::from(PASSWORD),
-            display_name: None,
-            locale: None,
-            captcha: None,
-        };
-        core.register(input, &ClientInfo::default()).await.unwrap();
-        let SignIn::Tokens(t) = core
-            .login(
-                email,
-                SecretString::from(PASSWORD),
-                None,
-                ClientInfo::default(),
-            )
-            .await
-            .unwrap()
-        else {
-            panic!("no tokens")
-        };
+        let t = crate::service::test_signed_up(core, email, PASSWORD).await;
         core.authenticate(&t.access_token).await.unwrap()
     }
 

@@ -169,7 +169,7 @@ fn passkey_name(raw: Option<&str>, count: usize) -> Result<String> {
 }
 
 /// Request options for a sign-in that named an email, in the one shape
-/// every such answer has (issue 20, L4): `allowCredentials` entries are
+/// every such answer has: `allowCredentials` entries are
 /// `{type, id}` only (`transports` would tell real ids from made-up ones),
 /// and no `extensions` or `hints` (the library adds them to discoverable
 /// options only). `ids` replaces the listed credentials when given.

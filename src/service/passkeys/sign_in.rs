@@ -13,7 +13,7 @@ use crate::store::CeremonyRecord;
 impl Core {
     /// Begins a sign-in. Without an email: options for discoverable
     /// credentials (usernameless, autofill UI). With an email, the answer
-    /// has one shape whoever the address belongs to (issue 20, L4): an
+    /// has one shape whoever the address belongs to: an
     /// account with passkeys gets its credential ids listed; an unknown
     /// address, or an account without passkeys (or disabled), gets stable
     /// made-up ids ([`Core::decoy_credential_ids`]), so the options do not
@@ -174,7 +174,7 @@ impl Core {
                 ));
             }
         };
-        // As for a password sign-in (issue 20, L3), and only after the
+        // As for a password sign-in, and only after the
         // assertion verified: no oracle for strangers.
         self.require_verified_email(&user)?;
         let mut amr = vec!["hwk".to_string()];

@@ -26,7 +26,7 @@ pub(crate) mod sessions;
 pub(crate) mod throttles;
 pub(crate) mod upkeep;
 pub(crate) mod users;
-// Passkeys (issue 12).
+// Passkeys.
 pub(crate) mod ceremonies;
 pub(crate) mod passkeys;
 

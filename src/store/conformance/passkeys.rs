@@ -1,4 +1,4 @@
-//! Checks of the passkey methods of [`CredentialStore`] (issue 12).
+//! Checks of the passkey methods of [`CredentialStore`].
 
 use super::{credentials, passkey, user};
 use crate::store::{CredentialRecord, DynStore, PasskeyAddition, PasskeyRemoval, StoreError};

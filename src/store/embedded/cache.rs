@@ -1,4 +1,4 @@
-//! Session state in memory for the bearer check (issue 16, lean read path).
+//! Session state in memory for the bearer check.
 //!
 //! A read-through cache of sid → what [`Core::authenticate`] needs of a
 //! session (its user, expiry and revocation time), for this process's

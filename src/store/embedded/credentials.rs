@@ -131,7 +131,7 @@ impl CredentialStore for EmbeddedStore {
         .await
     }
 
-    // Passkeys (issue 12).
+    // Passkeys.
     async fn add_passkey(
         &self,
         user_id: &str,

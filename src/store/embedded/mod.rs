@@ -15,13 +15,13 @@
 
 mod avatars;
 mod commit;
-// Session state in memory (issue 16).
+// Session state in memory.
 mod cache;
 mod credentials;
 mod email;
 mod once;
 mod security;
-// Passkeys (issue 12).
+// Passkeys.
 mod ceremonies;
 mod sessions;
 mod throttles;

@@ -135,7 +135,7 @@ fn stored_user_layout_is_the_first_releases() {
     );
 }
 
-/// Readers racing a revocation (issue 16): while threads keep checking a
+/// Readers racing a revocation: while threads keep checking a
 /// session (filling the session cache from redb as they go), the session is
 /// revoked; from the moment the revocation returns, no check may find it
 /// live, whatever the readers were in the middle of.

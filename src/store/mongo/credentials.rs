@@ -10,7 +10,7 @@
 //! stays in the set, unusable until the claim expires an hour later.
 //!
 //! Adding a passkey must respect `PORTCULLIS_MAX_PASSKEYS` under racing adds
-//! (issue 20), and the filtered update alone does not on FerretDB v1 (racers
+//!, and the filtered update alone does not on FerretDB v1 (racers
 //! pass the filter together, and one replace can even overwrite another's
 //! passkey). So an add holds a short lock first: the unique `_id`
 //! `pkadd:<user>` in `revocations` (inserted, atomic on both servers;
@@ -43,7 +43,7 @@ pub(super) const CREDENTIAL_FIELDS: &[&str] = &[
     "totp_secret",
     "totp_pending",
     "recovery_codes",
-    // Passkeys (issue 12).
+    // Passkeys.
     "passkeys",
 ];
 
@@ -223,7 +223,7 @@ impl CredentialStore for MongoStore {
         // Zero when the set was replaced meanwhile: the code died with it.
         Ok(r.matched_count > 0)
     }
-    // Passkeys (issue 12). Each write is one `update_one` on the account's
+    // Passkeys. Each write is one `update_one` on the account's
     // document, guarded by its filter; `passkey_count` moves with it.
     async fn add_passkey(
         &self,

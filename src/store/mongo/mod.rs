@@ -43,7 +43,7 @@ mod avatars;
 mod credentials;
 mod email;
 mod errors;
-// Passkeys (issue 12).
+// Passkeys.
 mod ceremonies;
 mod once;
 mod security;
@@ -254,7 +254,7 @@ impl MongoStore {
             ttl_indexes: false,
         };
         store.ttl_indexes = store.ensure_indexes().await?;
-        // Security activity (issue 14): audit_events, webhook_queue.
+        // Security activity: audit_events, webhook_queue.
         store.ttl_indexes &= store.ensure_security_indexes().await?;
         tracing::info!(
             database = db_name,

@@ -7,7 +7,7 @@
 //! finding H4 of the security probe). So every count here is a number of
 //! documents, and only inserts decide races:
 //!
-//! - A reservation (issue 9) is an insert of a slot document
+//! - A reservation is an insert of a slot document
 //!   `try:<n>:<account>`, `n` in `0..limit`, decided by the unique `_id`.
 //!   It starts `state: "pending"`, expiring after
 //!   [`RESERVATION_TTL`]; a failed check turns it into

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::{PASSWORD, TestApp, token, totp_code};
 
 impl TestApp {
-    // --- Two-factor sign-in (issue 11) ---
+    // --- Two-factor sign-in ---
 
     /// `POST /v1/me/mfa/totp`.
     pub async fn totp_begin(&self, token: &str) -> Response {
@@ -19,7 +19,7 @@ impl TestApp {
             .unwrap()
     }
 
-    // -- hardening (issue 9) --
+    // -- hardening --
 
     /// `POST /v1/sessions` as relayed by a proxy that wrote `X-Forwarded-For`.
     pub async fn login_via_proxy(&self, email: &str, password: &str, xff: &str) -> Response {
@@ -32,7 +32,7 @@ impl TestApp {
             .unwrap()
     }
 
-    // Passkeys (issue 12).
+    // Passkeys.
 
     /// The browser origin of the default public URL (`http://localhost:<port>`):
     /// WebAuthn needs a domain, not an IP address.

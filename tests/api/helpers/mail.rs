@@ -1,4 +1,4 @@
-//! Email-flow helpers (issue 10): password reset and verification requests,
+//! Email-flow helpers: password reset and verification requests,
 //! and reading the `.eml` outbox the server writes under its data directory.
 
 use reqwest::Response;
