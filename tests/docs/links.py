@@ -37,8 +37,8 @@ IMAGE = re.compile(r"!\[[^\]]*\]\(\s*([^)\s]+)")
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 
 
-def strip_code(text: str) -> str:
-    """The text with fenced blocks and inline code blanked (line numbers kept)."""
+def strip_code(text: str, inline: bool = True) -> str:
+    """The text with fenced blocks (and inline code) blanked (line numbers kept)."""
     out, fence = [], None
     for line in text.splitlines():
         m = re.match(r"^\s*(```+|~~~+)", line)
@@ -51,7 +51,7 @@ def strip_code(text: str) -> str:
             fence = m.group(1)
             out.append("")
             continue
-        out.append(re.sub(r"`+[^`]*`+", "``", line))
+        out.append(re.sub(r"`+[^`]*`+", "``", line) if inline else line)
     return "\n".join(out)
 
 
@@ -65,7 +65,7 @@ def slug(heading: str) -> str:
 
 def anchors(path: Path):
     seen, out = {}, set()
-    for line in strip_code(path.read_text()).splitlines():
+    for line in strip_code(path.read_text(), inline=False).splitlines():
         m = HEADING.match(line)
         if m:
             s = slug(m.group(2))
