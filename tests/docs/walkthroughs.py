@@ -25,7 +25,11 @@ request without its expect line, or two requests before one, fail the page,
 and so does any command that fails (`set -eo pipefail`).
 
 Usage: tests/docs/walkthroughs.py [FILE.md ...]   (default: README.md and docs/**/*.md)
-Exit status 0 when every page passed.
+       tests/docs/walkthroughs.py --self-test
+Exit status 0 when every page passed. `--self-test` proves the check can
+fail: it runs README.md's tour against the same binary started with
+`PORTCULLIS_REQUIRE_VERIFIED_EMAIL=true` (registration then answers 202, not
+the documented 201) and exits 0 only if that run fails on that status.
 """
 
 import os
@@ -85,17 +89,28 @@ trap 'rc=$?; if [ $rc -ne 0 ] && [ $rc -lt 97 ]; then echo "WALKTHROUGH FAIL $__
 
 
 def blocks(path: Path):
-    """(line number, lines) of each `sh walkthrough` block of a Markdown file."""
-    out, cur, start, indent = [], None, 0, ""
+    """(line number, lines) of each `sh walkthrough` block of a Markdown file.
+
+    Fences nest as in CommonMark: a block opened with N backticks closes at a
+    line of at least N backticks, so an example inside a longer fence is text.
+    """
+    out, cur, start, indent, fence = [], None, 0, "", None
     for i, line in enumerate(path.read_text().splitlines(), 1):
         m = FENCE.match(line)
-        if cur is None:
-            if m and m.group(2) and m.group(2).split()[0] in ("sh", "bash") and "walkthrough" in m.group(2).split():
-                cur, start, indent = [], i, m.group(1)
-        elif m and not m.group(2):
-            out.append((start, cur))
-            cur = None
-        else:
+        if fence is None:
+            if m:
+                ticks = re.match(r"\s*(`+)", line).group(1)
+                fence = ticks
+                info = (m.group(2) or "").split()
+                if info and info[0] in ("sh", "bash") and "walkthrough" in info:
+                    cur, start, indent = [], i, m.group(1)
+            continue
+        if m and not m.group(2) and line.strip().startswith(fence) and set(line.strip()) == {"`"}:
+            if cur is not None:
+                out.append((start, cur))
+            cur, fence = None, None
+            continue
+        if cur is not None:
             cur.append((i, line[len(indent):] if line.startswith(indent) else line))
     return out
 
@@ -126,7 +141,7 @@ def has_dev_mode(binary: str) -> bool:
     return r.returncode == 0 and "--dev" in r.stdout
 
 
-def run_page(binary: str, dev: bool, path: Path, page_blocks) -> bool:
+def run_page(binary: str, dev: bool, path: Path, page_blocks, extra_env=None) -> bool:
     rel = str(path.relative_to(ROOT))
     with tempfile.TemporaryDirectory(prefix="walkthrough-") as tmp:
         port = free_port()
@@ -141,6 +156,7 @@ def run_page(binary: str, dev: bool, path: Path, page_blocks) -> bool:
         )
         if not dev:
             env["PORTCULLIS_RATE_LIMIT"] = "off"
+        env.update(extra_env or {})
         log = open(f"{tmp}/server.log", "w")
         args = [binary, "serve"] + (["--dev"] if dev else [])
         server = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
@@ -163,6 +179,7 @@ def run_page(binary: str, dev: bool, path: Path, page_blocks) -> bool:
             print(r.stdout, end="")
             if r.returncode != 0:
                 print(r.stderr[-4000:], end="")
+                LAST_FAILURE[0] = r.stderr
                 print(f"FAIL {rel} (server log: last lines)")
                 print("".join(open(f"{tmp}/server.log").readlines()[-15:]))
                 return False
@@ -177,11 +194,30 @@ def run_page(binary: str, dev: bool, path: Path, page_blocks) -> bool:
             log.close()
 
 
+LAST_FAILURE = [""]
+
+
+def self_test(binary: str, dev: bool) -> int:
+    """The README tour against a server whose registration answers 202 must fail."""
+    readme = ROOT / "README.md"
+    print("walkthroughs --self-test: README.md against a server with PORTCULLIS_REQUIRE_VERIFIED_EMAIL=true")
+    if run_page(binary, dev, readme, blocks(readme), {"PORTCULLIS_REQUIRE_VERIFIED_EMAIL": "true"}):
+        print("walkthroughs --self-test: FAIL: a changed status went unnoticed")
+        return 1
+    if "expected status 201, got 202" not in LAST_FAILURE[0]:
+        print("walkthroughs --self-test: FAIL: the run failed, but not on the changed status")
+        return 1
+    print("walkthroughs --self-test: ok (the changed status failed the page)")
+    return 0
+
+
 def main(argv) -> int:
     binary = os.environ.get("PORTCULLIS_BIN", str(ROOT / "target/debug/portcullis"))
     if not os.access(binary, os.X_OK):
         print(f"walkthroughs: no binary at {binary} (cargo build, or set PORTCULLIS_BIN)")
         return 2
+    if argv == ["--self-test"]:
+        return self_test(binary, has_dev_mode(binary))
     files = [Path(a).resolve() for a in argv] or [ROOT / "README.md"] + sorted((ROOT / "docs").rglob("*.md"))
     dev = has_dev_mode(binary)
     print(f"walkthroughs: {binary} ({'serve --dev' if dev else 'PORTCULLIS_RATE_LIMIT=off; no --dev in this binary'})")
