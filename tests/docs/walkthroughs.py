@@ -19,6 +19,13 @@ developer mode when the binary has it (`serve --dev`), else with
 `PORTCULLIS_DATA_DIR` is exported, so `python3 scripts/mail.py` reads that
 server's outbox. The working directory is the repository root.
 
+A block marked `sh walkthrough setup` runs before that page's server starts
+(command-line steps such as `portcullis admin create`, which need the
+embedded store to themselves), with the same environment, in the temporary
+directory;
+`./target/release/portcullis` in it becomes the binary under test. Its
+commands must succeed; it makes no requests.
+
 Every `curl` is wrapped to record its HTTP status. A line `# expect: NNN`
 asserts the status of the one `curl` since the previous `# expect:`; a
 request without its expect line, or two requests before one, fail the page,
@@ -94,7 +101,7 @@ def blocks(path: Path):
     Fences nest as in CommonMark: a block opened with N backticks closes at a
     line of at least N backticks, so an example inside a longer fence is text.
     """
-    out, cur, start, indent, fence = [], None, 0, "", None
+    out, cur, start, indent, fence, kind = [], None, 0, "", None, "main"
     for i, line in enumerate(path.read_text().splitlines(), 1):
         m = FENCE.match(line)
         if fence is None:
@@ -104,10 +111,11 @@ def blocks(path: Path):
                 info = (m.group(2) or "").split()
                 if info and info[0] in ("sh", "bash") and "walkthrough" in info:
                     cur, start, indent = [], i, m.group(1)
+                    kind = "setup" if "setup" in info else "main"
             continue
         if m and not m.group(2) and line.strip().startswith(fence) and set(line.strip()) == {"`"}:
             if cur is not None:
-                out.append((start, cur))
+                out.append((start, cur, kind))
             cur, fence = None, None
             continue
         if cur is not None:
@@ -117,7 +125,9 @@ def blocks(path: Path):
 
 def script_of(rel: str, page_blocks, base: str) -> str:
     lines = [PRELUDE]
-    for start, body in page_blocks:
+    for start, body, kind in page_blocks:
+        if kind != "main":
+            continue
         lines.append(f"__loc='{rel}:{start}'")
         for n, line in body:
             m = EXPECT.match(line)
@@ -157,6 +167,18 @@ def run_page(binary: str, dev: bool, path: Path, page_blocks, extra_env=None) ->
         if not dev:
             env["PORTCULLIS_RATE_LIMIT"] = "off"
         env.update(extra_env or {})
+        for start, body, kind in page_blocks:
+            if kind != "setup":
+                continue
+            setup = "set -eo pipefail\n" + "\n".join(
+                line.replace("./target/release/portcullis", binary) for _, line in body)
+            r = subprocess.run(["bash", "-c", setup], env=env, cwd=tmp, capture_output=True, text=True, timeout=120)
+            print(r.stdout, end="")
+            if r.returncode != 0:
+                print(r.stderr[-3000:], end="")
+                print(f"FAIL {rel}:{start}: the setup block failed (exit {r.returncode})")
+                return False
+            print(f"  ok {rel}:{start}: setup")
         log = open(f"{tmp}/server.log", "w")
         args = [binary, "serve"] + (["--dev"] if dev else [])
         server = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
