@@ -10,8 +10,8 @@ use secrecy::{ExposeSecret, SecretString};
 use super::parse_duration;
 
 /// Security activity: the audit log, detection rules, webhooks
-/// and shutdown. Every threshold has a documented default (README,
-/// "Operating Portcullis").
+/// and shutdown. Every threshold has a documented default (the book's
+/// configuration reference, generated from these comments).
 #[derive(Debug, Clone)]
 pub struct SecuritySettings {
     /// `PORTCULLIS_AUDIT_RETENTION`: how long audit events are kept (default `90d`).
