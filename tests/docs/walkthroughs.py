@@ -15,7 +15,8 @@ built binary (`$PORTCULLIS_BIN`, default `target/debug/portcullis`) on the
 embedded store, in a temporary data and keys directory, on a free port, in
 developer mode when the binary has it (`serve --dev`), else with
 `PORTCULLIS_RATE_LIMIT=off`. `http://127.0.0.1:8080` and
-`http://localhost:8080` in a block become the server's address;
+`http://localhost:8080` in a block become the server's address (the host
+name kept: `localhost` is the passkeys' origin);
 `PORTCULLIS_DATA_DIR` is exported, so `python3 scripts/mail.py` reads that
 server's outbox. The working directory is the repository root.
 
@@ -134,7 +135,8 @@ def script_of(rel: str, page_blocks, base: str) -> str:
             if m:
                 lines.append(f"__expect {m.group(1)} '{rel}:{n}'")
             else:
-                line = line.replace("http://127.0.0.1:8080", base).replace("http://localhost:8080", base)
+                line = line.replace("http://127.0.0.1:8080", base).replace(
+                    "http://localhost:8080", base.replace("127.0.0.1", "localhost"))
                 lines.append(line)
     lines.append("__done")
     return "\n".join(lines) + "\n"
