@@ -186,6 +186,15 @@ if [[ ! -x "$venv/bin/pytest" ]]; then
 fi
 if "$venv/bin/pytest" -q tests/compose; then record "compose check" ok; else record "compose check" FAIL; fi
 
+# --- The book (docs/) ----------------------------------------------------------
+# Its `sh walkthrough` blocks run against the debug binary the tests built
+# (a fresh server per page; each `# expect: NNN` asserts a status), the
+# runner's self-test shows a changed status fails, and its links resolve.
+# The generated references are checked by `cargo test` (docs_reference).
+run_step "book walkthroughs (docs/, README.md)" env PORTCULLIS_BIN="$PWD/target/debug/portcullis" python3 tests/docs/walkthroughs.py
+run_step "book walkthroughs self-test (a changed status fails)" env PORTCULLIS_BIN="$PWD/target/debug/portcullis" python3 tests/docs/walkthroughs.py --self-test
+run_step "book links" python3 tests/docs/links.py
+
 # --- Outside-in suites -------------------------------------------------------
 if [[ -x scripts/interop.sh ]]; then
     run_step "interop (PyJWT, jose, Swagger UI, schemathesis)" scripts/interop.sh

@@ -36,6 +36,8 @@ use poem::{Endpoint, EndpointExt, Response, Route};
 use poem_openapi::{OpenApiService, Tags};
 
 pub use extract::{AdminAuth, BearerAuth, BearerTokenAuth, client_info, client_ip};
+/// Every problem slug with its status, title and meaning (the error reference of the book is generated from it).
+pub use problem_pages::PROBLEMS;
 
 use crate::service::Core;
 

@@ -60,6 +60,24 @@ pub const PROBLEMS: &[(&str, u16, &str, &str)] = &[
         "Sign-in needs a verified email address on this deployment. Use the link or code sent by email.",
     ),
     (
+        "invalid-code",
+        401,
+        "Invalid code",
+        "The two-factor code or recovery code is wrong, outside the one step (30 seconds) of drift allowed, or already used: a code works once, so two sign-ins within one step need the next code.",
+    ),
+    (
+        "passkey-invalid",
+        400,
+        "Passkey not registered",
+        "A passkey registration was refused: an unknown, expired or used `challenge_id`, a credential that does not parse or verify, a wrong origin or RP id, or an authenticator already registered. `detail` says which.",
+    ),
+    (
+        "passkey-rejected",
+        401,
+        "Passkey rejected",
+        "A passkey sign-in or proof was refused: an unknown, expired or used `challenge_id`, an assertion that does not verify, a wrong origin or RP id, a passkey that is not the account's, or a signature counter that went backwards (a cloned authenticator). `detail` says which.",
+    ),
+    (
         "mfa-required",
         401,
         "Second factor required",

@@ -10,8 +10,8 @@ use secrecy::{ExposeSecret, SecretString};
 use super::parse_duration;
 
 /// Security activity: the audit log, detection rules, webhooks
-/// and shutdown. Every threshold has a documented default (README,
-/// "Operating Portcullis").
+/// and shutdown. Every threshold has a documented default (the book's
+/// configuration reference, generated from these comments).
 #[derive(Debug, Clone)]
 pub struct SecuritySettings {
     /// `PORTCULLIS_AUDIT_RETENTION`: how long audit events are kept (default `90d`).
@@ -29,13 +29,15 @@ pub struct SecuritySettings {
     /// one IP within the stuffing window that raise
     /// `suspicious.credential_stuffing` (default 10).
     pub detect_stuffing_accounts: u32,
-    /// `PORTCULLIS_DETECT_STUFFING_WINDOW` (default `10m`).
+    /// `PORTCULLIS_DETECT_STUFFING_WINDOW`: the window of the stuffing rule
+    /// (default `10m`).
     pub detect_stuffing_window: Duration,
     /// `PORTCULLIS_DETECT_BURST_NETWORKS`: distinct networks (/24, /48) one
     /// account signs in from within the burst window that raise
     /// `suspicious.burst` (default 3).
     pub detect_burst_networks: u32,
-    /// `PORTCULLIS_DETECT_BURST_WINDOW` (default `10m`).
+    /// `PORTCULLIS_DETECT_BURST_WINDOW`: the window of the burst rule
+    /// (default `10m`).
     pub detect_burst_window: Duration,
     /// `PORTCULLIS_KNOWN_DEVICES`: devices remembered per user for new-device
     /// alerts; the least recently seen is forgotten first (default 20).

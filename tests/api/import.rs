@@ -151,7 +151,7 @@ async fn admin_create_creates_or_promotes_and_reads_stdin() {
     assert!(!promoted_env.is_empty());
 }
 
-/// The README's recipe: the seed application's SQLite `users` table to
+/// The book's recipe (docs/flows/admin.md): the seed application's SQLite `users` table to
 /// import lines with one `sqlite3 | jq` command line.
 #[tokio::test]
 async fn sqlite_export_recipe_round_trips() {
@@ -183,12 +183,14 @@ async fn sqlite_export_recipe_round_trips() {
         .status()
         .unwrap();
     assert!(status.success());
+    // The book's import page (it moved out of the README).
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/flows/admin.md"))
+            .unwrap();
     let recipe = readme
         .lines()
         .find(|l| l.starts_with("sqlite3 ") && l.contains("jq"))
-        .expect("the README has the one-line recipe");
+        .expect("docs/flows/admin.md has the one-line recipe");
     let jsonl = dir.path().join("users.jsonl");
     let out = std::process::Command::new("sh")
         .arg("-c")

@@ -42,3 +42,5 @@ mod admin;
 mod avatar;
 mod import;
 mod profile;
+// The book's generated references (docs/reference/).
+mod docs_reference;
