@@ -39,6 +39,7 @@
 //! `once.rs`, `throttles.rs`, `avatars.rs`, `ceremonies.rs`); `errors.rs` maps
 //! driver errors.
 
+mod anonymous;
 mod avatars;
 mod credentials;
 mod email;
