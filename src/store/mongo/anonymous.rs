@@ -5,7 +5,10 @@
 use async_trait::async_trait;
 use mongodb::bson::{Document, doc};
 
-use super::{MongoStore, is_duplicate_key, map_err, run_bounded_raw};
+use super::{EXPIRES_AT_DATE, MongoStore, date_of, is_duplicate_key, map_err, run_bounded_raw};
+
+/// How long an upgrade's hold on an address lives if its holder dies.
+const ADDRESS_LOCK_SECS: i64 = 30;
 use crate::store::{AnonymousStore, StoreError, StoreResult};
 
 /// A guest last used before `cutoff` (one created before `last_active_at`
@@ -81,9 +84,51 @@ impl AnonymousStore for MongoStore {
         password_hash: &str,
         now: i64,
     ) -> StoreResult<bool> {
-        // As `change_email`: the address held by another account is
-        // refused up front; on MongoDB the unique index also decides a
-        // race (duplicate key), FerretDB v1 relies on this check.
+        // Upgrades racing for one address: each first inserts a hold on
+        // the address (an `_id` insert: a clash is reported on MongoDB and
+        // FerretDB alike); the loser answers `Conflict`. Then, as
+        // `change_email`, the address held by an account is refused; on
+        // MongoDB the unique index also decides a race with a sign-up
+        // (duplicate key); FerretDB v1 reports no clash on update, so
+        // there the check is what stands (see the module docs on FerretDB).
+        let lock_id = format!("upgrade:{email}");
+        self.run(
+            self.revocations
+                .delete_one(doc! { "_id": &lock_id, "expires_at": { "$lte": now } }),
+        )
+        .await?;
+        let expires_at = now.saturating_add(ADDRESS_LOCK_SECS);
+        let lock = doc! {
+            "_id": &lock_id,
+            "kind": "upgrade",
+            "expires_at": expires_at,
+            EXPIRES_AT_DATE: date_of(expires_at),
+        };
+        self.insert(&self.revocations, lock).await?;
+        let upgraded = self
+            .upgrade_locked(id, email, email_verified, password_hash, now)
+            .await;
+        // Best effort: a hold not deleted expires.
+        if let Err(e) = self
+            .run(self.revocations.delete_one(doc! { "_id": &lock_id }))
+            .await
+        {
+            tracing::warn!(error = %e, "could not release an upgrade's hold on an address");
+        }
+        upgraded
+    }
+}
+
+impl MongoStore {
+    /// The upgrade itself, under the hold on the address.
+    async fn upgrade_locked(
+        &self,
+        id: &str,
+        email: &str,
+        email_verified: bool,
+        password_hash: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
         let holder = self
             .run(
                 self.users
