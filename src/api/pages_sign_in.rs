@@ -104,10 +104,7 @@ async fn sign_in_post(req: &Request, core: Data<&Core>, Form(f): Form<SignInForm
             Err(Error::InvalidCode) => page(
                 StatusCode::UNAUTHORIZED,
                 TITLE,
-                &second_factor_form(
-                    &mfa_token,
-                    Some("The code is wrong or was already used."),
-                ),
+                &second_factor_form(&mfa_token, Some("The code is wrong or was already used.")),
             ),
             Err(Error::TokenInvalid(_)) => failure_page(&Error::TicketInvalid),
             Err(e) => failure_page(&e),

@@ -88,7 +88,11 @@ mod tests {
         .unwrap();
         assert!(s.email_signup && s.anonymous);
         assert_eq!(s.anonymous_ttl, Duration::from_secs(2 * 86_400));
-        assert!(PasswordlessSettings::from_map(&map(&[("PORTCULLIS_ANONYMOUS", "maybe")])).is_err());
-        assert!(PasswordlessSettings::from_map(&map(&[("PORTCULLIS_ANONYMOUS_TTL", "0s")])).is_err());
+        assert!(
+            PasswordlessSettings::from_map(&map(&[("PORTCULLIS_ANONYMOUS", "maybe")])).is_err()
+        );
+        assert!(
+            PasswordlessSettings::from_map(&map(&[("PORTCULLIS_ANONYMOUS_TTL", "0s")])).is_err()
+        );
     }
 }

@@ -11,8 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    PASSWORD, TestApp, assert_problem, claims_of, spawn_app_at, spawn_app_with, token,
-    unique_email,
+    PASSWORD, TestApp, assert_problem, claims_of, spawn_app_at, spawn_app_with, token, unique_email,
 };
 use crate::mailbox::{Mail, SmtpServer};
 
@@ -81,8 +80,7 @@ async fn link_sign_in_over_smtp_survives_scanners() {
         m.insert("PORTCULLIS_SMTP_URL".into(), url);
     })
     .await;
-    let email = app
-.verified_user(Some(&smtp)).await;
+    let email = app.verified_user(Some(&smtp)).await;
     let r = app.email_sign_in(&email).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let mail = smtp.wait_for_mail(&email, SIGN_IN).await;
@@ -160,8 +158,7 @@ async fn link_sign_in_over_smtp_survives_scanners() {
 #[tokio::test]
 async fn code_sign_in_through_the_outbox() {
     let app = spawn_app_with(|_| {}).await;
-    let email = app
-.verified_user(None).await;
+    let email = app.verified_user(None).await;
     assert_eq!(
         app.email_sign_in(&email).await.status(),
         StatusCode::ACCEPTED
@@ -244,8 +241,7 @@ async fn an_unverified_account_is_claimed_by_the_link() {
 async fn code_guessing_across_mails_is_stopped_by_the_budget() {
     let clock = Clock::manual(START);
     let app = spawn_app_at(clock.clone(), |_| {}).await;
-    let email = app
-.verified_user(None).await;
+    let email = app.verified_user(None).await;
     let unknown = unique_email();
     let wrong = |e: &str, code: &str| {
         let body = json!({ "email": e, "email_code": code });
@@ -255,7 +251,11 @@ async fn code_guessing_across_mails_is_stopped_by_the_budget() {
     for round in 0..2 {
         app.email_sign_in(&email).await;
         let mail = next_mail(&app, &email, SIGN_IN, round).await;
-        let bad = if mail.code() == "00000000" { "11111111" } else { "00000000" };
+        let bad = if mail.code() == "00000000" {
+            "11111111"
+        } else {
+            "00000000"
+        };
         for _ in 0..5 {
             let known = app.email_verify(&wrong(&email, bad).await).await;
             assert_problem(known, StatusCode::BAD_REQUEST, "token-invalid-or-expired").await;
@@ -293,8 +293,7 @@ async fn code_guessing_across_mails_is_stopped_by_the_budget() {
 async fn a_two_factor_account_is_asked_for_its_code() {
     let clock = Clock::manual(START);
     let app = spawn_app_at(clock.clone(), |_| {}).await;
-    let email = app
-.verified_user(None).await;
+    let email = app.verified_user(None).await;
     let at = token(&app.login_ok(&email, PASSWORD).await, "access_token");
     let (secret, _) = app.enable_mfa(&at).await;
     app.email_sign_in(&email).await;
@@ -306,12 +305,7 @@ async fn a_two_factor_account_is_asked_for_its_code() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["mfa_required"], true, "{body}");
     assert!(body.get("access_token").is_none());
-    assert!(
-        body["methods"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("totp"))
-    );
+    assert!(body["methods"].as_array().unwrap().contains(&json!("totp")));
     // The link of that mail is spent with its code.
     assert_problem(
         app.email_verify(&json!({ "token": mail.token() })).await,
@@ -336,8 +330,7 @@ async fn email_signup_makes_the_account_at_first_use_only_when_on() {
         off.email_sign_in(&nobody).await.status(),
         StatusCode::ACCEPTED
     );
-    let known = off
-.verified_user(None).await;
+    let known = off.verified_user(None).await;
     off.email_sign_in(&known).await;
     next_mail(&off, &known, SIGN_IN, 0).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -417,7 +410,11 @@ async fn known_and_unknown_addresses_look_the_same() {
         let (mut k, mut u) = (Vec::new(), Vec::new());
         for i in 1..N {
             for known_first in [i % 2 == 0, i % 2 == 1] {
-                let e = if known_first { &knowns[i] } else { &unknowns[i] };
+                let e = if known_first {
+                    &knowns[i]
+                } else {
+                    &unknowns[i]
+                };
                 let t = Instant::now();
                 assert_eq!(app.email_sign_in(e).await.status(), StatusCode::ACCEPTED);
                 if known_first { &mut k } else { &mut u }.push(t.elapsed());
@@ -436,7 +433,11 @@ async fn known_and_unknown_addresses_look_the_same() {
         for i in 0..N * 3 {
             for known_first in [i % 2 == 0, i % 2 == 1] {
                 // Three wrong codes per address (five kill a code).
-                let e = if known_first { &knowns[i % N] } else { &unknowns[i % N] };
+                let e = if known_first {
+                    &knowns[i % N]
+                } else {
+                    &unknowns[i % N]
+                };
                 let body = json!({ "email": e, "email_code": "00000000" });
                 let t = Instant::now();
                 let r = app.email_verify(&body).await;

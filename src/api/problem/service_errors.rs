@@ -173,7 +173,9 @@ pub fn problem_of(e: &Error) -> Problem {
             S::FORBIDDEN,
             "anonymous-user",
             "Not for anonymous users",
-            format!("An anonymous user cannot {what}: upgrade to a full account first (POST /v1/me/upgrade)."),
+            format!(
+                "An anonymous user cannot {what}: upgrade to a full account first (POST /v1/me/upgrade)."
+            ),
         ),
         Error::Unavailable => {
             tracing::error!("store unavailable");

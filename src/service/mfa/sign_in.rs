@@ -40,12 +40,9 @@ impl Core {
         if !credentials.passkeys.is_empty() {
             methods.push("passkey");
         }
-        let (mfa_token, _) = self.tokens.issue_mfa(
-            &user.id,
-            first,
-            self.clock.now_u64(),
-            MFA_TOKEN_TTL_SECS,
-        )?;
+        let (mfa_token, _) =
+            self.tokens
+                .issue_mfa(&user.id, first, self.clock.now_u64(), MFA_TOKEN_TTL_SECS)?;
         tracing::info!(user_id = %user.id, event = "session.mfa_required", "password right; second factor needed");
         Ok(Some(MfaChallenge {
             mfa_token,

@@ -96,7 +96,10 @@ impl Core {
             self.check_captcha_audited(captcha, &client).await?;
         }
         let key = format!("anonymous {}", network_of(client.ip));
-        match self.reserve_attempt(&[(key, ANONYMOUS_PER_NETWORK)]).await? {
+        match self
+            .reserve_attempt(&[(key, ANONYMOUS_PER_NETWORK)])
+            .await?
+        {
             // Every creation counts for the window.
             Reserved::Granted(a) => self.attempt_failed(a).await?,
             Reserved::Busy(retry_after) => return Err(Error::RateLimited { retry_after }),
@@ -104,8 +107,7 @@ impl Core {
                 self.release_attempt(a).await;
                 match mode {
                     CaptchaMode::Off => {
-                        let refused =
-                            self.throttled("anonymous", None, "", &client, retry_after);
+                        let refused = self.throttled("anonymous", None, "", &client, retry_after);
                         self.audit(
                             AuditEvent::RateLimited {
                                 action: "anonymous",
@@ -172,7 +174,10 @@ impl Core {
             email_verified: false,
         };
         let quiet = self.verification_required();
-        match self.upgrade_anonymous_user(&who.user_id, input, client).await {
+        match self
+            .upgrade_anonymous_user(&who.user_id, input, client)
+            .await
+        {
             Ok(account) if quiet => {
                 tracing::debug!(user_id = %account.id, "upgraded; verification sent");
                 Ok(UpgradeOutcome::VerificationSent)
@@ -266,7 +271,12 @@ impl Core {
             Err(StoreError::Conflict) => return Err(Error::Conflict(EMAIL_TAKEN)),
             Err(e) => return Err(e.into()),
         }
-        tracing::info!(user_id, event = "user.registered", upgraded = true, "anonymous user upgraded to a full account");
+        tracing::info!(
+            user_id,
+            event = "user.registered",
+            upgraded = true,
+            "anonymous user upgraded to a full account"
+        );
         self.audit(AuditEvent::UserRegistered, Some(user_id), client);
         if input.email_verified {
             self.audit(AuditEvent::EmailVerified, Some(user_id), client);

@@ -208,7 +208,8 @@ impl Core {
         let after = self.store.revoke_sessions_of(&user.id, None, now).await?;
         tracing::info!(user_id = %user.id, revoked = before + after, event = "email.verified", claimed = true, "unverified account claimed by a sign-in link: other credentials removed");
         self.audit(AuditEvent::EmailVerified, Some(&user.id), client);
-        self.notify(&user.id, super::MailNotice::AccountClaimed).await;
+        self.notify(&user.id, super::MailNotice::AccountClaimed)
+            .await;
         self.store
             .user_by_id(&user.id)
             .await?

@@ -41,7 +41,12 @@ impl TestApp {
 #[tokio::test]
 async fn anonymous_users_are_off_by_default() {
     let app = spawn_app_with(|_| {}).await;
-    assert_problem(app.anonymous().await, StatusCode::FORBIDDEN, "anonymous-disabled").await;
+    assert_problem(
+        app.anonymous().await,
+        StatusCode::FORBIDDEN,
+        "anonymous-disabled",
+    )
+    .await;
     assert_eq!(
         app.status_of("/problems/anonymous-disabled").await,
         StatusCode::OK
@@ -72,7 +77,12 @@ async fn create_use_and_upgrade_in_place() {
         "anonymous-user",
     )
     .await;
-    assert_problem(app.totp_begin(&at).await, StatusCode::FORBIDDEN, "anonymous-user").await;
+    assert_problem(
+        app.totp_begin(&at).await,
+        StatusCode::FORBIDDEN,
+        "anonymous-user",
+    )
+    .await;
     assert_problem(
         app.post_authed_json("/v1/me/email", &at, &json!({ "new_email": unique_email() }))
             .await,
@@ -96,7 +106,12 @@ async fn create_use_and_upgrade_in_place() {
     // A taken address: sign-up's conflict.
     let taken = unique_email();
     app.register(&taken, PASSWORD).await;
-    assert_problem(app.upgrade(&at, &taken, PASSWORD).await, StatusCode::CONFLICT, "conflict").await;
+    assert_problem(
+        app.upgrade(&at, &taken, PASSWORD).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    )
+    .await;
     // The upgrade: same id, a verification mail, the claim gone after refresh.
     let email = unique_email();
     let r = app.upgrade(&at, &email, PASSWORD).await;
@@ -106,7 +121,8 @@ async fn create_use_and_upgrade_in_place() {
     assert_eq!(user["email"], email.as_str());
     assert_eq!(user["is_anonymous"], false);
     assert_eq!(user["display_name"], "Guest");
-    app.wait_for_email(&email, "Confirm your email address").await;
+    app.wait_for_email(&email, "Confirm your email address")
+        .await;
     // The old access token works until it expires (its claim says what it
     // was when issued).
     let me: Value = app.get_authed("/v1/me", &at).await.json().await.unwrap();
@@ -191,7 +207,9 @@ async fn unused_guests_are_purged_after_the_ttl() {
         assert!(app.store.user_by_id(id).await.unwrap().is_some());
     }
     assert_eq!(
-        app.refresh(&token(&used_now, "refresh_token")).await.status(),
+        app.refresh(&token(&used_now, "refresh_token"))
+            .await
+            .status(),
         StatusCode::OK
     );
     // A day after its last refresh the used one goes too; never the upgraded.
@@ -215,7 +233,10 @@ async fn a_flood_from_one_network_is_limited() {
         all.push(async move { app.anonymous().await });
     }
     let answers = futures_util::future::join_all(all).await;
-    let ok = answers.iter().filter(|r| r.status() == StatusCode::OK).count();
+    let ok = answers
+        .iter()
+        .filter(|r| r.status() == StatusCode::OK)
+        .count();
     assert_eq!(ok, 10, "exactly the limit's worth of guests");
     let refused = answers
         .into_iter()
@@ -228,7 +249,12 @@ async fn a_flood_from_one_network_is_limited() {
     for _ in 0..10 {
         app.anonymous_ok().await;
     }
-    assert_problem(app.anonymous().await, StatusCode::BAD_REQUEST, "captcha-required").await;
+    assert_problem(
+        app.anonymous().await,
+        StatusCode::BAD_REQUEST,
+        "captcha-required",
+    )
+    .await;
     let solved = solve_captcha(&app.captcha().await);
     let r = app
         .post_json("/v1/sessions/anonymous", &json!({ "captcha": solved }))
