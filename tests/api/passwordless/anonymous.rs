@@ -212,8 +212,18 @@ async fn unused_guests_are_purged_after_the_ttl() {
             .status(),
         StatusCode::OK
     );
+    // A guest may delete itself with its bearer token alone (it has no
+    // proof to give), past the step-up window of its sign-in.
+    let leaving = app.anonymous_ok().await;
+    clock.advance(600);
+    let r = app
+        .delete_me_with(&token(&leaving, "access_token"), &json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let id = leaving["user"]["id"].as_str().unwrap();
+    assert!(app.store.user_by_id(id).await.unwrap().is_none());
     // A day after its last refresh the used one goes too; never the upgraded.
-    clock.advance(86_401);
+    clock.advance(86_401 - 600);
     assert_eq!(app.core.purge_anonymous().await.unwrap(), 1);
     let id = upgraded["user"]["id"].as_str().unwrap();
     assert!(app.store.user_by_id(id).await.unwrap().is_some());
