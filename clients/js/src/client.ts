@@ -12,8 +12,6 @@ import type {
   Passkey,
   PasskeyOptionsResponse,
   ResetPasswordRequest,
-  EmailSignInProof,
-  UpgradeResult,
   Session,
   SessionInfo,
   SignInResult,
@@ -24,6 +22,7 @@ import type {
   User,
   RegisterRequest,
 } from './types.js';
+import type { EmailSignInProof, UpgradeResult } from './types.js';
 
 import { decodeJwtClaims, isMfaChallenge, randomId } from './internal.js';
 import type { ClientOptions } from './options.js';
@@ -589,7 +588,11 @@ export class PortcullisClient {
 
   /** `POST /v1/sessions`: a session, or a two-factor step (`verifyMfa` next). */
   async signIn(params: { email: string; password: string; captcha?: string }): Promise<SignInResult> {
-    const body = await this.anon<TokensResponse | MfaChallenge>('POST', '/v1/sessions', params);
+    return this.signedInOrMfa(await this.anon<TokensResponse | MfaChallenge>('POST', '/v1/sessions', params));
+  }
+
+  /** A first factor's answer: a session, or the pending two-factor step. */
+  private async signedInOrMfa(body: TokensResponse | MfaChallenge): Promise<SignInResult> {
     if (isMfaChallenge(body)) {
       this.pendingMfa = body;
       this.emit('MFA_REQUIRED', null);
@@ -760,59 +763,30 @@ export class PortcullisClient {
     return this.setSession(this.toSession(tokens), 'SIGNED_IN');
   }
 
-  // ------------------------------------------------------------ passwordless
+  // ------------------------------------------------------------ passwordless (docs/guides/passwordless.md)
 
-  /**
-   * `POST /v1/sessions/email`: asks for a sign-in mail (a link and an
-   * 8-digit code). Always resolves for a well-formed request (202 whether or
-   * not the address has an account); 429 when the address had too many mails.
-   */
+  /** `POST /v1/sessions/email`: a sign-in mail (link + 8-digit code); 202 whether or not the address has an account. */
   async signInWithEmail(params: { email: string; captcha?: string }): Promise<void> {
     await this.anon<void>('POST', '/v1/sessions/email', params);
   }
 
-  /**
-   * `POST /v1/sessions/email/verify` with the mail's link `token` (read it
-   * from your sign-in page's URL) or the address and `code`: a session
-   * (`amr: ["email"]`), or a two-factor step (`verifyMfa` next).
-   */
+  /** `POST /v1/sessions/email/verify` with the link's `token` or `email` + `code`: a session, or a two-factor step. */
   async verifyEmailSignIn(proof: EmailSignInProof): Promise<SignInResult> {
     const body = 'token' in proof ? { token: proof.token } : { email: proof.email, email_code: proof.code };
-    const res = await this.anon<TokensResponse | MfaChallenge>('POST', '/v1/sessions/email/verify', body);
-    if (isMfaChallenge(res)) {
-      this.pendingMfa = res;
-      this.emit('MFA_REQUIRED', null);
-      return { status: 'mfa_required', mfa: res };
-    }
-    this.pendingMfa = null;
-    const session = await this.setSession(this.toSession(res), 'SIGNED_IN');
-    return { status: 'signed_in', session, user: session.user };
+    return this.signedInOrMfa(await this.anon<TokensResponse | MfaChallenge>('POST', '/v1/sessions/email/verify', body));
   }
 
-  /**
-   * `POST /v1/sessions/anonymous`: a new guest user, signed in
-   * (`session.user.is_anonymous`). Needs `PORTCULLIS_ANONYMOUS=true` on the
-   * server (else a PortcullisError with slug `anonymous-disabled`).
-   */
+  /** `POST /v1/sessions/anonymous`: a new guest, signed in (`user.is_anonymous`; needs `PORTCULLIS_ANONYMOUS=true`). */
   async signInAnonymously(params: { captcha?: string } = {}): Promise<Session> {
     const tokens = await this.anon<TokensResponse>('POST', '/v1/sessions/anonymous', params);
-    this.pendingMfa = null;
     return this.setSession(this.toSession(tokens), 'SIGNED_IN');
   }
 
-  /**
-   * `POST /v1/me/upgrade`: turns the signed-in guest into a full account
-   * (same id, same session). Then refreshes, so that the kept tokens no
-   * longer carry `is_anonymous`. A taken address is a `conflict` error (in
-   * verification-required mode the answer is `verification_sent` either way).
-   */
+  /** `POST /v1/me/upgrade`: the guest becomes a full account (same id and session), then a refresh drops `is_anonymous`. */
   async upgrade(params: { email: string; password: string }): Promise<UpgradeResult> {
     const res = await this.authed<User | { status: 'verification_sent' }>('POST', '/v1/me/upgrade', params);
-    if (!('id' in res)) {
-      await this.refreshSession({ force: true });
-      return { status: 'verification_sent' };
-    }
     const session = await this.refreshSession({ force: true });
+    if (!('id' in res)) return { status: 'verification_sent' };
     if (session && JSON.stringify(session.user) !== JSON.stringify(res)) await this.storeUser(res);
     return { status: 'upgraded', user: res };
   }
