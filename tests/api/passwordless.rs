@@ -457,3 +457,102 @@ async fn known_and_unknown_addresses_look_the_same() {
         assert!((0.5..2.0).contains(&ratio), "code ratio {ratio:.2}");
     }
 }
+
+/// The sign-ins are in the user's activity like password ones: a wrong
+/// code as `login.failed`, the sign-in as `login.succeeded`; an account
+/// made by a link as `user.registered` and `email.verified`.
+#[tokio::test]
+async fn sign_ins_by_email_are_audited() {
+    let app = spawn_app_with(|m| {
+        m.insert("PORTCULLIS_EMAIL_SIGNUP".into(), "true".into());
+    })
+    .await;
+    let email = unique_email();
+    app.email_sign_in(&email).await;
+    let mail = next_mail(&app, &email, SIGN_IN, 0).await;
+    let bad = if mail.code() == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    let r = app
+        .email_verify(&json!({ "email": email, "email_code": bad }))
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = app.email_verify(&json!({ "token": mail.token() })).await;
+    let tokens: Value = r.json().await.unwrap();
+    let kinds = crate::helpers::kinds_oldest_first(
+        &app.all_activity(&token(&tokens, "access_token")).await,
+    );
+    for kind in ["user.registered", "email.verified", "login.succeeded"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+    // A second sign-in with a wrong code first, now that the account exists.
+    app.email_sign_in(&email).await;
+    let mail = next_mail(&app, &email, SIGN_IN, 1).await;
+    let bad = if mail.code() == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    app.email_verify(&json!({ "email": email, "email_code": bad }))
+        .await;
+    let r = app
+        .email_verify(&json!({ "email": email, "email_code": mail.code() }))
+        .await;
+    let tokens: Value = r.json().await.unwrap();
+    let kinds = crate::helpers::kinds_oldest_first(
+        &app.all_activity(&token(&tokens, "access_token")).await,
+    );
+    assert!(kinds.iter().any(|k| k == "login.failed"), "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| *k == "login.succeeded").count(), 2);
+}
+
+/// The built-in page asks a two-factor account for its code (with the
+/// `mfa_token` in a hidden field) and completes the sign-in with it.
+#[tokio::test]
+async fn the_sign_in_page_asks_for_the_second_factor() {
+    let clock = Clock::manual(START);
+    let app = spawn_app_at(clock.clone(), |_| {}).await;
+    let email = app.verified_user(None).await;
+    let at = token(&app.login_ok(&email, PASSWORD).await, "access_token");
+    let (secret, _) = app.enable_mfa(&at).await;
+    app.email_sign_in(&email).await;
+    let mail = next_mail(&app, &email, SIGN_IN, 0).await;
+    let post = |fields: Vec<(&'static str, String)>| {
+        let app = &app;
+        async move {
+            let r = app
+                .client
+                .post(app.url("/sign-in"))
+                .form(&fields)
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    let (status, html) = post(vec![("token", mail.token())]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("two-factor"), "{html}");
+    let mfa_token = html
+        .split("name=\"mfa_token\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let (status, html) = post(vec![
+        ("mfa_token", mfa_token.clone()),
+        ("second_factor", "000000".into()),
+    ])
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(html.contains("wrong"));
+    let (status, html) = post(vec![
+        ("mfa_token", mfa_token),
+        ("second_factor", app.totp_now(&secret, 0)),
+    ])
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("You are signed in"));
+}
