@@ -314,3 +314,75 @@ impl Core {
         Ok(deleted)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The federation path: a guest upgraded with a provider's verified
+    /// address and no password keeps its id and sessions, is verified, and
+    /// has no password; a second call, or a taken address, is `Conflict`.
+    #[tokio::test]
+    async fn upgrade_by_a_verified_address_without_a_password() {
+        const T: i64 = 1_900_000_000;
+        let dir = tempfile::tempdir().unwrap();
+        let core = crate::service::test_core(dir.path(), T).await;
+        let taken = crate::service::test_signed_up(
+            &core,
+            "taken@example.com",
+            "correct horse battery staple 42",
+        )
+        .await;
+        let id = uuid::Uuid::now_v7().to_string();
+        let guest = UserRecord {
+            email: format!("{id}@{ANONYMOUS_DOMAIN}"),
+            id: id.clone(),
+            roles: vec!["user".into()],
+            created_at: T,
+            updated_at: T,
+            anonymous: true,
+            last_active_at: Some(T),
+            ..UserRecord::default()
+        };
+        core.store
+            .create_user(&guest, &CredentialRecord::default())
+            .await
+            .unwrap();
+        let tokens = core
+            .start_session(guest, Vec::new(), ClientInfo::default())
+            .await
+            .unwrap();
+        assert!(tokens.account.is_anonymous);
+        let client = ClientInfo::default();
+        let upgrade = |email: &str| AnonymousUpgrade {
+            email: email.into(),
+            password: None,
+            email_verified: true,
+        };
+        assert!(matches!(
+            core.upgrade_anonymous_user(&id, upgrade(&taken.account.email), &client)
+                .await,
+            Err(Error::Conflict(_))
+        ));
+        let account = core
+            .upgrade_anonymous_user(&id, upgrade("Fed@Example.com"), &client)
+            .await
+            .unwrap();
+        assert_eq!(account.id, id);
+        assert_eq!(account.email, "fed@example.com");
+        assert!(account.email_verified && !account.is_anonymous);
+        let creds = core.store.credentials(&id).await.unwrap().unwrap();
+        assert!(!creds.has_password());
+        assert!(
+            core.store
+                .session_live(&tokens.session_id, &id, T)
+                .await
+                .unwrap()
+        );
+        assert!(matches!(
+            core.upgrade_anonymous_user(&id, upgrade("other@example.com"), &client)
+                .await,
+            Err(Error::Conflict(_))
+        ));
+    }
+}
