@@ -271,3 +271,19 @@ async fn a_flood_from_one_network_is_limited() {
         .await;
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn admins_see_guests_as_anonymous() {
+    let admin = unique_email();
+    let app = crate::helpers::spawn_app_with_admin_as(&admin, on).await;
+    let at = token(&app.login_ok(&admin, PASSWORD).await, "access_token");
+    let guest = app.anonymous_ok().await;
+    let id = guest["user"]["id"].as_str().unwrap();
+    let r = app.get_authed(&format!("/v1/admin/users/{id}"), &at).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let user: Value = r.json().await.unwrap();
+    assert_eq!(user["is_anonymous"], true);
+    assert_eq!(user["email"], "");
+    let me: Value = app.get_authed("/v1/me", &at).await.json().await.unwrap();
+    assert_eq!(me["is_anonymous"], false);
+}
