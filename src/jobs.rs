@@ -1,6 +1,7 @@
 //! Background tasks that run beside the server: the purge of expired
 //! records and idle rate-limit buckets, the mail sender, the audit flusher,
-//! the purge of audit events past retention and the webhook delivery loop.
+//! the purge of audit events past retention, the purge of unused anonymous
+//! users and the webhook delivery loop.
 
 use std::time::Duration;
 
@@ -112,6 +113,10 @@ pub fn spawn(core: Core) -> Jobs {
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "purge of audit events failed"),
+            }
+            // Anonymous users unused for `PORTCULLIS_ANONYMOUS_TTL`.
+            if let Err(e) = core.purge_anonymous().await {
+                tracing::warn!(error = %e, "purge of unused anonymous users failed");
             }
         }
     }));

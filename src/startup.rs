@@ -193,6 +193,13 @@ impl Application {
         self.core.store.clone()
     }
 
+    /// The service core (a test seam: tests run a background job's step,
+    /// e.g. the purge of unused anonymous users, on the server's clock).
+    #[doc(hidden)]
+    pub fn core(&self) -> crate::service::Core {
+        self.core.clone()
+    }
+
     /// Serves until the future `stop` completes. Then it stops accepting,
     /// lets in-flight requests finish for up to `PORTCULLIS_SHUTDOWN_TIMEOUT`,
     /// stores the buffered audit events and stops the background jobs.

@@ -55,7 +55,7 @@ responses! {
         /// a notice instead): this answer says nothing about accounts.
         Accepted(Json<AcceptedBody>) = 202,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
+    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Forbidden = 403, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
 
 responses! {

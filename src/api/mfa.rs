@@ -196,7 +196,7 @@ responses! {
         /// A new secret, pending until activated with a code.
         Ok(Json<TotpEnrolmentView>) = 200,
     }
-    errors { Unauthorized = 401, Conflict = 409, Unavailable = 503 }
+    errors { Unauthorized = 401, Forbidden = 403, Conflict = 409, Unavailable = 503 }
 }
 
 responses! {

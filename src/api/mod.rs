@@ -20,6 +20,9 @@ pub mod pages;
 pub mod password;
 // Passkeys.
 pub mod passkeys;
+// Passwordless sign-in and anonymous users.
+mod pages_sign_in;
+pub mod passwordless;
 pub mod problem;
 mod problem_pages;
 mod routes_meta;
@@ -97,6 +100,7 @@ endpoint_groups!(
     passkeys::PasskeysApi,
     passkeys::AssociationApi,
     oauth::OAuthApi,
+    passwordless::PasswordlessApi,
 );
 
 /// Builds the OpenAPI service (the same one `portcullis openapi` prints).
@@ -141,6 +145,7 @@ pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
         .unwrap_or_default();
     templates.extend(["/docs", "/openapi.json", "/metrics", "/problems/{slug}"].map(String::from));
     templates.extend(pages::PATHS.map(String::from));
+    templates.push(pages_sign_in::SIGN_IN_PATH.to_string());
     let labels = Arc::new(crate::telemetry::RouteLabels::new(
         templates.iter().map(String::as_str),
     ));
@@ -163,6 +168,7 @@ pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
         .at(pages::RESET_PATH, pages::reset_page())
         .at(pages::VERIFY_PATH, pages::verify_page())
         .at(pages::NOT_ME_PATH, pages::not_me_page())
+        .at(pages_sign_in::SIGN_IN_PATH, pages_sign_in::sign_in_page())
         .at("/metrics", poem::get(metrics::metrics))
         .at("/problems/:slug", poem::get(problem_pages::page))
         .data(core)

@@ -52,8 +52,8 @@ static CSP: LazyLock<String> = LazyLock::new(|| {
 
 /// `?token=`
 #[derive(Debug, Deserialize)]
-struct TokenQuery {
-    token: Option<String>,
+pub(super) struct TokenQuery {
+    pub(super) token: Option<String>,
 }
 
 /// The reset form as posted.
@@ -76,7 +76,7 @@ struct VerifyForm {
 }
 
 /// Text for HTML (element content and quoted attribute values).
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -91,7 +91,7 @@ fn esc(s: &str) -> String {
     out
 }
 
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+pub(super) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -112,12 +112,12 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     resp
 }
 
-fn non_empty(s: Option<String>) -> Option<String> {
+pub(super) fn non_empty(s: Option<String>) -> Option<String> {
     s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
 /// The fields that prove a ticket: a hidden token, or address and code.
-fn proof_fields(token: Option<&str>, email: &str) -> String {
+pub(super) fn proof_fields(token: Option<&str>, email: &str) -> String {
     proof_fields_with(token, email, "")
 }
 
@@ -179,7 +179,7 @@ fn verify_form(token: Option<&str>, email: &str, error: Option<&str>) -> String 
 }
 
 /// A failure as a page; `None` for failures the form shows itself.
-fn failure_page(e: &Error) -> Response {
+pub(super) fn failure_page(e: &Error) -> Response {
     match e {
         Error::TicketInvalid => page(
             StatusCode::BAD_REQUEST,

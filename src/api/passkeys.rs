@@ -131,7 +131,7 @@ responses! {
         /// Creation options.
         Ok(Json<PasskeyOptionsView>) = 200,
     }
-    errors { BadRequest = 400, Unauthorized = 401, Conflict = 409, TooManyRequests = 429, Unavailable = 503 }
+    errors { BadRequest = 400, Unauthorized = 401, Forbidden = 403, Conflict = 409, TooManyRequests = 429, Unavailable = 503 }
 }
 
 responses! {

@@ -90,6 +90,18 @@ pub const PROBLEMS: &[(&str, u16, &str, &str)] = &[
         "Adding or removing a credential, changing the email or deleting the account needs a recent proof on this session: the password, a current TOTP code or a passkey assertion, sent in the same request (`password`, `code`, `passkey`) or given within `PORTCULLIS_REAUTH_WINDOW` (default 5 minutes) at sign-in or through `POST /v1/me/reauthenticate`. `methods` lists the proofs the account can give. A bare access token never adds a credential.",
     ),
     (
+        "anonymous-disabled",
+        403,
+        "Anonymous users are off",
+        "`POST /v1/sessions/anonymous` creates guest users only where `PORTCULLIS_ANONYMOUS=true`; this deployment has them off.",
+    ),
+    (
+        "anonymous-user",
+        403,
+        "Not for anonymous users",
+        "An anonymous (guest) user cannot add a passkey, turn on two-factor sign-in or change its email: it has no address and no password to recover it. Upgrade it first with `POST /v1/me/upgrade` (`{email, password}`), which keeps its id and sessions.",
+    ),
+    (
         "passkey-limit",
         409,
         "Too many passkeys",

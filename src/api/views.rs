@@ -49,6 +49,9 @@ pub struct UserView {
     pub created_at: String,
     /// RFC 3339 timestamp.
     pub updated_at: String,
+    /// A guest made by `POST /v1/sessions/anonymous` and not yet upgraded
+    /// (its `email` is empty).
+    pub is_anonymous: bool,
 }
 
 impl From<&Account> for UserView {
@@ -67,6 +70,7 @@ impl From<&Account> for UserView {
             roles: u.roles.clone(),
             created_at: rfc3339(u.created_at),
             updated_at: rfc3339(u.updated_at),
+            is_anonymous: u.is_anonymous,
         }
     }
 }

@@ -68,6 +68,10 @@ pub const KNOWN_KEYS: &[&str] = &[
     // Step-up and credential safety.
     "PORTCULLIS_REAUTH_WINDOW",
     "PORTCULLIS_MAX_PASSKEYS",
+    // Passwordless sign-in and anonymous users.
+    "PORTCULLIS_EMAIL_SIGNUP",
+    "PORTCULLIS_ANONYMOUS",
+    "PORTCULLIS_ANONYMOUS_TTL",
 ];
 
 /// Keys of `map` this version does not read, sorted.

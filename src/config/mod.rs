@@ -22,6 +22,7 @@ mod groups;
 mod keys;
 mod parse;
 mod passkeys;
+mod passwordless;
 mod security;
 #[cfg(test)]
 mod tests;
@@ -35,6 +36,7 @@ use keys::unknown_keys;
 pub use parse::parse_duration;
 use parse::{parse_toml, split_list};
 pub use passkeys::{AndroidApp, PasskeySettings};
+pub use passwordless::PasswordlessSettings;
 pub use security::SecuritySettings;
 
 /// JOSE algorithm used for newly generated keys and newly issued tokens.
@@ -112,6 +114,8 @@ pub struct Settings {
     pub security: SecuritySettings,
     /// Passkeys (WebAuthn) and the native-app association files.
     pub passkeys: PasskeySettings,
+    /// Email sign-in and anonymous users.
+    pub passwordless: PasswordlessSettings,
     /// `PORTCULLIS_LOG_FORMAT`: `pretty` or `json` (default: pretty on a terminal).
     pub log_format: LogFormat,
     /// `PORTCULLIS_*` keys that were set but mean nothing to this version
@@ -387,6 +391,7 @@ impl Settings {
             },
             security: SecuritySettings::from_map(map)?,
             passkeys,
+            passwordless: PasswordlessSettings::from_map(map)?,
             log_format,
             unknown_keys: unknown_keys(map),
         })

@@ -61,6 +61,13 @@ const BUILT_IN: &[(&str, &str)] = &[
         "en/new_sign_in.html",
         include_str!("templates/en/new_sign_in.html"),
     ),
+    // Passwordless sign-in.
+    (
+        "en/sign_in.subject",
+        include_str!("templates/en/sign_in.subject"),
+    ),
+    ("en/sign_in.txt", include_str!("templates/en/sign_in.txt")),
+    ("en/sign_in.html", include_str!("templates/en/sign_in.html")),
 ];
 
 /// A rendered message.
@@ -175,6 +182,7 @@ mod tests {
             "already_registered",
             "notice",
             "new_sign_in",
+            "sign_in",
         ] {
             let r = t
                 .render(

@@ -121,6 +121,14 @@ pub enum Error {
         /// The limit.
         max: u32,
     },
+    // Anonymous users.
+    /// `POST /v1/sessions/anonymous` while `PORTCULLIS_ANONYMOUS` is off.
+    #[error("anonymous users are off")]
+    AnonymousDisabled,
+    /// An anonymous user tried what needs a full account (a passkey, TOTP,
+    /// an email change); the text says what.
+    #[error("not for anonymous users")]
+    AnonymousUser(&'static str),
     /// The store cannot be reached; the request may succeed later.
     #[error("store unavailable")]
     Unavailable,

@@ -50,6 +50,8 @@ pub(super) const KIND_VERIFY: &str = "verify_email";
 pub(super) const KIND_ALREADY_REGISTERED: &str = "already_registered";
 /// The verification mail of an email change, to the new address.
 pub(super) const KIND_EMAIL_CHANGE: &str = "email_change";
+/// A passwordless sign-in mail (link and code), to an address.
+pub(super) const KIND_EMAIL_SIGN_IN: &str = "email_sign_in";
 /// A new-sign-in notice with its "not me" link.
 pub(super) const KIND_NEW_SIGN_IN: &str = "new_sign_in";
 
@@ -450,6 +452,26 @@ impl Core {
                 )?;
                 Ok(Some(out(&user.email, content)))
             }
+            KIND_EMAIL_SIGN_IN => {
+                let Some(address) = mail.email.as_deref() else {
+                    return Ok(None);
+                };
+                let ttl = super::passwordless::SIGN_IN_TTL;
+                if now - mail.created_at > ttl {
+                    return Ok(None);
+                }
+                let new_account = user.is_none();
+                let Some(t) = self.sign_in_ticket_for(address, user.as_ref()).await? else {
+                    return Ok(None);
+                };
+                let link = format!("{base}/sign-in?token={}", t.token);
+                let content = render(
+                    "sign_in",
+                    context! { link, code => t.code, minutes => ttl / 60,
+                    email => address.to_string(), new_account },
+                )?;
+                Ok(Some(out(address, content)))
+            }
             KIND_ALREADY_REGISTERED => {
                 let Some(email) = &mail.email else {
                     return Ok(None);
@@ -466,7 +488,7 @@ impl Core {
                     tracing::warn!(kind, "unknown kind of queued mail dropped");
                     return Ok(None);
                 };
-                let Some(user) = user else {
+                let Some(user) = user.filter(|u| !u.anonymous) else {
                     return Ok(None);
                 };
                 // After a reset the owner sees every way into the account
@@ -541,9 +563,10 @@ impl Core {
     }
 }
 
-/// The user, unless absent or disabled.
+/// The user, unless absent, disabled or a guest (whose stand-in address
+/// is nobody's mailbox).
 fn live(user: Option<UserRecord>) -> Option<UserRecord> {
-    user.filter(|u| !u.disabled)
+    user.filter(|u| !u.disabled && !u.anonymous)
 }
 
 #[cfg(test)]

@@ -30,6 +30,8 @@ mod session_cap;
 mod throttle;
 // Step-up and credential safety.
 mod stepup;
+// Passwordless sign-in and anonymous users.
+mod passwordless;
 // Lean read path.
 #[cfg(test)]
 mod read_path_tests;
@@ -61,6 +63,8 @@ pub use tickets::TicketProof;
 pub use passkeys::{AssociationFiles, PasskeyAssertion, PasskeyOptions, PasskeySummary};
 // Step-up.
 pub use stepup::Proof;
+// Passwordless sign-in and anonymous users.
+pub use passwordless::{AnonymousUpgrade, UpgradeOutcome};
 
 use crate::auth::{Captcha, Limits, PasswordHasher, TokenService};
 use crate::clock::{Clock, UnixTime};
@@ -167,6 +171,9 @@ pub struct Account {
     pub created_at: UnixTime,
     /// When the profile last changed.
     pub updated_at: UnixTime,
+    /// A guest (`POST /v1/sessions/anonymous`) not yet upgraded; its
+    /// `email` is empty.
+    pub is_anonymous: bool,
 }
 
 impl Account {
@@ -183,9 +190,11 @@ impl Account {
             .metadata
             .as_deref()
             .and_then(|m| serde_json::from_str(m).ok());
+        // A guest's stand-in address is nobody's: it is not shown.
+        let email = if u.anonymous { String::new() } else { u.email };
         Self {
             id: u.id,
-            email: u.email,
+            email,
             email_verified: u.email_verified,
             display_name: u.display_name,
             locale: u.locale,
@@ -198,6 +207,7 @@ impl Account {
             created_at: u.created_at,
             updated_at: u.updated_at,
             passkeys: u.passkey_count,
+            is_anonymous: u.anonymous,
         }
     }
 }

@@ -133,16 +133,20 @@ impl Core {
         proof: Option<Proof>,
         client: &ClientInfo,
     ) -> Result<()> {
-        if self.store.credentials(&who.user_id).await?.is_none() {
+        let Some(user) = self.store.user_by_id(&who.user_id).await? else {
             return Err(Error::TokenInvalid("unknown subject"));
-        }
+        };
         let method = match &proof {
             Some(Proof::Password(_)) => "password",
             Some(Proof::Code(_)) => "totp",
             Some(Proof::Passkey { .. }) => "passkey",
             None => "recent",
         };
-        self.require_recent_proof(who, proof, client).await?;
+        // A guest has no credential to prove (`passwordless::anonymous`):
+        // its bearer token is all it has, and its account all it loses.
+        if !user.anonymous {
+            self.require_recent_proof(who, proof, client).await?;
+        }
         self.store.delete_user(&who.user_id).await?;
         tracing::info!(user_id = %who.user_id, method, event = "account.deleted", "account deleted");
         self.audit(AuditEvent::AccountDeleted, Some(&who.user_id), client);

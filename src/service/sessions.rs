@@ -313,13 +313,14 @@ impl Core {
     /// Signs an access token and a refresh token for the session's current generation.
     fn issue_pair(&self, account: Account, session: &SessionRecord) -> Result<IssuedTokens> {
         let now = self.clock.now_u64();
-        let access_token = self.tokens.issue_access(
+        let access_token = self.tokens.issue_access_as(
             &account.id,
             &session.id,
             &session.amr,
             &account.roles,
             u64::try_from(session.created_at).unwrap_or(0),
             now,
+            account.is_anonymous,
         )?;
         let refresh_exp = u64::try_from(session.expires_at).unwrap_or(0);
         let refresh_token = self.tokens.issue_refresh(
@@ -394,6 +395,10 @@ impl Core {
             }
             None => return Err(Error::TokenInvalid("unknown subject")),
         };
+        if user.anonymous {
+            // A guest in use is kept (see `Core::purge_anonymous`).
+            self.store.touch_anonymous(&user.id, now).await?;
+        }
         self.issue_pair(self.to_account(user), &session)
     }
 

@@ -85,6 +85,18 @@ fn random_code() -> Result<String> {
     }
 }
 
+/// The secrets of a new ticket held under `holder`: the link secret, the
+/// token (`holder || secret`), the code and the ticket id.
+fn fresh_secrets(holder: &uuid::Uuid) -> Result<([u8; 32], String, String, String)> {
+    let secret = random_bytes::<32>()?;
+    let mut raw = holder.as_bytes().to_vec();
+    raw.extend_from_slice(&secret);
+    let token = B64URL.encode(raw);
+    let code = random_code()?;
+    let jti = uuid::Uuid::new_v4().simple().to_string();
+    Ok((secret, token, code, jti))
+}
+
 /// A fingerprint of a password hash (dies with it).
 pub(super) fn credential_stamp(password_hash: &str) -> String {
     hex(&Sha256::digest(password_hash.as_bytes())[..16])
@@ -152,12 +164,7 @@ impl Core {
     ) -> Result<IssuedTicket> {
         let user_uuid = uuid::Uuid::parse_str(&user.id)
             .map_err(|_| anyhow::anyhow!("user id is not a UUID"))?;
-        let secret = random_bytes::<32>()?;
-        let mut raw = user_uuid.as_bytes().to_vec();
-        raw.extend_from_slice(&secret);
-        let token = B64URL.encode(raw);
-        let code = random_code()?;
-        let jti = uuid::Uuid::new_v4().simple().to_string();
+        let (secret, token, code, jti) = fresh_secrets(&user_uuid)?;
         let credential_stamp = match kind {
             TicketKind::Reset => self
                 .store
@@ -165,7 +172,7 @@ impl Core {
                 .await?
                 .map(|c| credential_stamp(&c.password_hash))
                 .unwrap_or_default(),
-            TicketKind::Verify | TicketKind::EmailChange => String::new(),
+            TicketKind::Verify | TicketKind::EmailChange | TicketKind::SignIn => String::new(),
         };
         let now = self.clock.now();
         let ticket = EmailTicket {
@@ -204,6 +211,11 @@ impl Core {
         proof: &TicketProof,
     ) -> Result<(UserRecord, EmailTicket)> {
         let now = self.clock.now();
+        if kind == TicketKind::SignIn {
+            // Sign-in tickets may have no account yet: see
+            // `check_sign_in_ticket`.
+            return Err(Error::TicketInvalid);
+        }
         let (user, ticket) = match proof {
             TicketProof::Token(token) => {
                 let (user_id, secret) = parse_token(token).ok_or(Error::TicketInvalid)?;
@@ -225,24 +237,11 @@ impl Core {
             TicketProof::Code { email, code } => {
                 let email = Email::parse(email).map_err(|_| Error::TicketInvalid)?;
                 let found = self.ticket_by_address(kind, email.as_str(), now).await?;
-                // No account or no live ticket: a try is claimed on a
-                // stand-in id and a hash compared all the same (no timing
-                // oracle, issue 20 M3).
-                let (jti, expires_at, expected) = match &found {
-                    Some((_, t)) => (t.jti.clone(), t.expires_at, t.code_hash.clone()),
-                    None => (
-                        self.stand_in_jti(kind, email.as_str()),
-                        now.saturating_add(STAND_IN_SECS),
-                        String::new(),
-                    ),
-                };
-                self.take_code_try(&jti, expires_at).await?;
-                let code = code.trim();
-                let well_formed =
-                    code.len() == CODE_DIGITS as usize && code.bytes().all(|b| b.is_ascii_digit());
-                let right = ct_eq(&self.code_hash(&jti, code), &expected);
+                let right = self
+                    .try_code(kind, email.as_str(), found.as_ref().map(|(_, t)| t), code)
+                    .await?;
                 match found {
-                    Some(found) if well_formed && right => found,
+                    Some(found) if right => found,
                     found => {
                         let user_id = found.as_ref().map_or("", |(u, _)| u.id.as_str());
                         tracing::info!(user_id, kind = kind.as_str(), "wrong email code");
@@ -269,6 +268,129 @@ impl Core {
             if !ct_eq(&stamp, &ticket.credential_stamp) {
                 return Err(Error::TicketInvalid);
             }
+        }
+        Ok((user, ticket))
+    }
+
+    /// Claims one try of the code of `found` (with none: of the address's
+    /// stand-in ticket, so that an address without an account or a live
+    /// ticket costs the same work and runs out of tries the same way; no
+    /// timing oracle, issue 20 M3) and compares `code`. True only for a
+    /// well-formed right code of a real ticket.
+    async fn try_code(
+        &self,
+        kind: TicketKind,
+        address: &str,
+        found: Option<&EmailTicket>,
+        code: &str,
+    ) -> Result<bool> {
+        let now = self.clock.now();
+        let (jti, expires_at, expected) = match found {
+            Some(t) => (t.jti.clone(), t.expires_at, t.code_hash.clone()),
+            None => (
+                self.stand_in_jti(kind, address),
+                now.saturating_add(STAND_IN_SECS),
+                String::new(),
+            ),
+        };
+        self.take_code_try(&jti, expires_at).await?;
+        let code = code.trim();
+        let well_formed =
+            code.len() == CODE_DIGITS as usize && code.bytes().all(|b| b.is_ascii_digit());
+        let right = ct_eq(&self.code_hash(&jti, code), &expected);
+        Ok(found.is_some() && well_formed && right)
+    }
+
+    /// The id a sign-in ticket of `address` is kept under: a keyed hash of
+    /// the address shaped as a UUID, so that an address without an
+    /// account (sign-up by email) has a ticket too, and the token (which
+    /// starts with this id) finds it. Nobody without the code key can aim
+    /// at it.
+    fn sign_in_holder(&self, address: &str) -> uuid::Uuid {
+        let mac = hmac_sha256(
+            self.mail.code_key(),
+            format!("sign-in-holder:{address}").as_bytes(),
+        );
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&mac[..16]);
+        uuid::Uuid::from_bytes(id)
+    }
+
+    /// Issues the sign-in ticket of `address` (normalized), valid `ttl`
+    /// seconds, replacing any older one: `owner` is the account that holds
+    /// the address now, `None` for a sign-up by email.
+    pub(super) async fn issue_sign_in_ticket(
+        &self,
+        address: &str,
+        owner: Option<&str>,
+        ttl: i64,
+    ) -> Result<IssuedTicket> {
+        let holder = self.sign_in_holder(address);
+        let (secret, token, code, jti) = fresh_secrets(&holder)?;
+        let now = self.clock.now();
+        let ticket = EmailTicket {
+            kind: TicketKind::SignIn,
+            user_id: holder.hyphenated().to_string(),
+            code_hash: self.code_hash(&jti, &code),
+            jti,
+            token_hash: hex(&Sha256::digest(secret)),
+            email: address.to_string(),
+            credential_stamp: String::new(),
+            issued_at: now,
+            expires_at: now.saturating_add(ttl),
+            owner: owner.map(str::to_string),
+        };
+        self.store.put_ticket(&ticket).await?;
+        Ok(IssuedTicket { token, code })
+    }
+
+    /// Finds and checks a sign-in ticket without spending it: the account
+    /// that holds its address (`None`: a sign-up by email) and the ticket.
+    /// The ticket is dead once the address belongs to another account than
+    /// when it was mailed (or, for a sign-up, to any account). A wrong code
+    /// uses up one of its tries. Every failure is [`Error::TicketInvalid`].
+    pub(super) async fn check_sign_in_ticket(
+        &self,
+        proof: &TicketProof,
+    ) -> Result<(Option<UserRecord>, EmailTicket)> {
+        let kind = TicketKind::SignIn;
+        let now = self.clock.now();
+        let ticket = match proof {
+            TicketProof::Token(token) => {
+                let (holder, secret) = parse_token(token).ok_or(Error::TicketInvalid)?;
+                let ticket = self
+                    .store
+                    .ticket(kind, &holder, now)
+                    .await?
+                    .ok_or(Error::TicketInvalid)?;
+                if !ct_eq(&hex(&Sha256::digest(secret)), &ticket.token_hash) {
+                    return Err(Error::TicketInvalid);
+                }
+                ticket
+            }
+            TicketProof::Code { email, code } => {
+                let email = Email::parse(email).map_err(|_| Error::TicketInvalid)?;
+                let holder = self.sign_in_holder(email.as_str()).hyphenated().to_string();
+                let found = self
+                    .store
+                    .ticket(kind, &holder, now)
+                    .await?
+                    .filter(|t| t.email == email.as_str());
+                if !self
+                    .try_code(kind, email.as_str(), found.as_ref(), code)
+                    .await?
+                {
+                    tracing::info!(kind = kind.as_str(), "wrong email code");
+                    return Err(Error::TicketInvalid);
+                }
+                found.ok_or(Error::TicketInvalid)?
+            }
+        };
+        let user = self.store.user_by_email(&ticket.email).await?;
+        if user.as_ref().map(|u| u.id.as_str()) != ticket.owner.as_deref()
+            || user.as_ref().is_some_and(|u| u.disabled)
+        {
+            return Err(Error::TicketInvalid);
         }
         Ok((user, ticket))
     }
@@ -301,6 +423,7 @@ impl Core {
                     _ => None,
                 }
             }
+            TicketKind::SignIn => None,
             TicketKind::Reset | TicketKind::Verify => {
                 let user = self.store.user_by_email(address).await?;
                 let id = user.as_ref().map_or(NO_ACCOUNT, |u| u.id.as_str());
@@ -342,7 +465,10 @@ impl Core {
     pub(super) async fn spend_ticket(&self, ticket: &EmailTicket) -> Result<()> {
         let key = match ticket.kind {
             TicketKind::Reset => OnceKey::Reset(ticket.jti.clone()),
-            TicketKind::Verify | TicketKind::EmailChange => OnceKey::Verify(ticket.jti.clone()),
+            // Ticket ids are random: one single-use key space serves all.
+            TicketKind::Verify | TicketKind::EmailChange | TicketKind::SignIn => {
+                OnceKey::Verify(ticket.jti.clone())
+            }
         };
         if !self
             .store

@@ -141,6 +141,9 @@ impl Core {
             Error::Validation(vec![FieldError::invalid("new_email", "Email address", why)])
         })?;
         let account = self.account(&who.user_id).await?;
+        if account.is_anonymous {
+            return Err(Error::AnonymousUser("change its email address"));
+        }
         if email.as_str() == account.email {
             return Err(Error::Validation(vec![FieldError::new(
                 "new_email",

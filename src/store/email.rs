@@ -19,6 +19,10 @@ pub enum TicketKind {
     /// Ownership of a new address the account moves to when proven
     /// (`POST /v1/me/email`, then `POST /v1/email/verify`).
     EmailChange,
+    /// A passwordless sign-in (`POST /v1/sessions/email/verify`). Kept
+    /// under a stand-in id of the address, not a user id: an address
+    /// without an account (sign-up by email) has a ticket too.
+    SignIn,
 }
 
 impl TicketKind {
@@ -28,6 +32,7 @@ impl TicketKind {
             Self::Reset => "reset",
             Self::Verify => "verify",
             Self::EmailChange => "email_change",
+            Self::SignIn => "sign_in",
         }
     }
 }

@@ -9,6 +9,7 @@
 //! revoking sessions. The conformance suite (tests only) runs every check
 //! against both backends.
 
+pub mod anonymous;
 pub mod email;
 pub mod embedded;
 pub mod mongo;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use anonymous::AnonymousStore;
 pub use email::{EmailTicket, MailQueueStats, MailQueueStore, QueuedMail, TicketKind, TicketStore};
 pub use records::{
     AdminUpdate, AvatarRecord, CredentialRecord, ProfileUpdate, SessionRecord, UserRecord,
@@ -397,6 +399,7 @@ pub trait Store:
     + TicketStore
     + MailQueueStore
     + CeremonyStore
+    + AnonymousStore
 {
     /// Deletes what has expired by `now`: sessions, single-use keys,
     /// WebAuthn ceremonies and failed-sign-in records (and, on MongoDB, retired refresh tokens).

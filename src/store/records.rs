@@ -77,6 +77,16 @@ pub struct UserRecord {
     /// so profile reads can show it without reading a credential.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub passkey_count: u32,
+    // Anonymous users.
+    /// A guest made by `POST /v1/sessions/anonymous`: no email of its own
+    /// (its `email` is a stand-in under `anonymous.invalid`), no password.
+    /// Cleared when it upgrades to a full account.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub anonymous: bool,
+    /// For an anonymous user: when it last signed in or refreshed (Unix
+    /// seconds); the purge deletes it `PORTCULLIS_ANONYMOUS_TTL` later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_active_at: Option<i64>,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -23,6 +23,8 @@ mod mongo;
 // Passkeys.
 mod oauth;
 mod passkeys;
+// Passwordless sign-in and anonymous users.
+mod passwordless;
 mod probe_findings;
 mod process;
 // Lean read path.

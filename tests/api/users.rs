@@ -40,6 +40,7 @@ async fn register_returns_the_user_and_never_a_secret() {
             "email",
             "email_verified",
             "id",
+            "is_anonymous",
             "locale",
             "metadata",
             "mfa_enabled",
@@ -51,6 +52,7 @@ async fn register_returns_the_user_and_never_a_secret() {
         "exactly the contract's fields"
     );
     assert_eq!(u["passkeys"], 0);
+    assert_eq!(u["is_anonymous"], false);
 }
 
 #[tokio::test]

@@ -22,6 +22,7 @@ import type {
   User,
   RegisterRequest,
 } from './types.js';
+import type { EmailSignInProof, UpgradeResult } from './types.js';
 
 import { decodeJwtClaims, isMfaChallenge, randomId } from './internal.js';
 import type { ClientOptions } from './options.js';
@@ -587,7 +588,11 @@ export class PortcullisClient {
 
   /** `POST /v1/sessions`: a session, or a two-factor step (`verifyMfa` next). */
   async signIn(params: { email: string; password: string; captcha?: string }): Promise<SignInResult> {
-    const body = await this.anon<TokensResponse | MfaChallenge>('POST', '/v1/sessions', params);
+    return this.signedInOrMfa(await this.anon<TokensResponse | MfaChallenge>('POST', '/v1/sessions', params));
+  }
+
+  /** A first factor's answer: a session, or the pending two-factor step. */
+  private async signedInOrMfa(body: TokensResponse | MfaChallenge): Promise<SignInResult> {
     if (isMfaChallenge(body)) {
       this.pendingMfa = body;
       this.emit('MFA_REQUIRED', null);
@@ -756,6 +761,34 @@ export class PortcullisClient {
       credential,
     });
     return this.setSession(this.toSession(tokens), 'SIGNED_IN');
+  }
+
+  // ------------------------------------------------------------ passwordless (docs/guides/passwordless.md)
+
+  /** `POST /v1/sessions/email`: a sign-in mail (link + 8-digit code); 202 whether or not the address has an account. */
+  async signInWithEmail(params: { email: string; captcha?: string }): Promise<void> {
+    await this.anon<void>('POST', '/v1/sessions/email', params);
+  }
+
+  /** `POST /v1/sessions/email/verify` with the link's `token` or `email` + `code`: a session, or a two-factor step. */
+  async verifyEmailSignIn(proof: EmailSignInProof): Promise<SignInResult> {
+    const body = 'token' in proof ? { token: proof.token } : { email: proof.email, email_code: proof.code };
+    return this.signedInOrMfa(await this.anon<TokensResponse | MfaChallenge>('POST', '/v1/sessions/email/verify', body));
+  }
+
+  /** `POST /v1/sessions/anonymous`: a new guest, signed in (`user.is_anonymous`; needs `PORTCULLIS_ANONYMOUS=true`). */
+  async signInAnonymously(params: { captcha?: string } = {}): Promise<Session> {
+    const tokens = await this.anon<TokensResponse>('POST', '/v1/sessions/anonymous', params);
+    return this.setSession(this.toSession(tokens), 'SIGNED_IN');
+  }
+
+  /** `POST /v1/me/upgrade`: the guest becomes a full account (same id and session), then a refresh drops `is_anonymous`. */
+  async upgrade(params: { email: string; password: string }): Promise<UpgradeResult> {
+    const res = await this.authed<User | { status: 'verification_sent' }>('POST', '/v1/me/upgrade', params);
+    const session = await this.refreshSession({ force: true });
+    if (!('id' in res)) return { status: 'verification_sent' };
+    if (session && JSON.stringify(session.user) !== JSON.stringify(res)) await this.storeUser(res);
+    return { status: 'upgraded', user: res };
   }
 }
 

@@ -100,6 +100,14 @@ export type SignUpResult =
   | { status: 'created'; user: User }
   | { status: 'verification_sent' };
 
+/** Proof of a sign-in mail: its link's `token`, or the address and its 8-digit `code`. */
+export type EmailSignInProof = { token: string } | { email: string; code: string };
+
+/** What `upgrade` did: upgraded in place, or (verification-required mode) a mail is on its way. */
+export type UpgradeResult =
+  | { status: 'upgraded'; user: User }
+  | { status: 'verification_sent' };
+
 export type MfaProof =
   | { code: string; mfaToken?: string }
   | { recoveryCode: string; mfaToken?: string }

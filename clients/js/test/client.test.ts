@@ -616,3 +616,73 @@ describe('web storage adapters', () => {
     }
   });
 });
+
+describe('passwordless and anonymous', () => {
+  it('signInWithEmail asks for a mail; verifyEmailSignIn signs in with the link or the code', async () => {
+    const c = client(memoryStorage());
+    const events = recorder(c);
+    await c.signInWithEmail({ email: 'ada@example.com' });
+    expect(server.emailSignIns).toEqual([{ email: 'ada@example.com' }]);
+    const byLink = await c.verifyEmailSignIn({ token: 'link:ada@example.com' });
+    expect(byLink.status).toBe('signed_in');
+    if (byLink.status !== 'signed_in') throw new Error('unreachable');
+    expect(byLink.user.email).toBe('ada@example.com');
+    expect(await c.getAccessToken()).toBe(byLink.session.access_token);
+    await c.signOut();
+    const byCode = await c.verifyEmailSignIn({ email: 'ada@example.com', code: '12345678' });
+    expect(byCode.status).toBe('signed_in');
+    expect(server.requests.filter((r) => r.path === '/v1/sessions/email/verify')).toHaveLength(2);
+    await settle();
+    expect(events.filter((e) => e === 'SIGNED_IN')).toHaveLength(2);
+    // A wrong code is the problem's slug; nothing is kept.
+    await c.signOut();
+    const err = await c.verifyEmailSignIn({ email: 'ada@example.com', code: '00000000' }).catch((e) => e);
+    expect(err).toBeInstanceOf(PortcullisError);
+    expect((err as PortcullisError).type).toBe('token-invalid-or-expired');
+    expect(await c.getSession()).toBeNull();
+  });
+
+  it('verifyEmailSignIn on a two-factor account returns the step; verifyMfa finishes it', async () => {
+    server.addUser('mfa@example.com', 'correct horse battery', { mfa: true });
+    const c = client(memoryStorage());
+    const r = await c.verifyEmailSignIn({ email: 'mfa@example.com', code: '12345678' });
+    expect(r.status).toBe('mfa_required');
+    expect(c.mfaChallenge?.mfa_token).toBe('mfa:mfa@example.com');
+    expect(await c.getSession()).toBeNull();
+    const s = await c.verifyMfa({ code: '123456' });
+    expect(s.user.email).toBe('mfa@example.com');
+  });
+
+  it('signInAnonymously makes a guest; upgrade keeps the id and refreshes away the claim', async () => {
+    const c = client(memoryStorage());
+    const guest = await c.signInAnonymously();
+    expect(guest.user.is_anonymous).toBe(true);
+    const claims = JSON.parse(Buffer.from(guest.access_token.split('.')[1]!, 'base64url').toString());
+    expect(claims.is_anonymous).toBe(true);
+    const refreshesBefore = server.refreshCalls;
+    const up = await c.upgrade({ email: 'grace@example.com', password: 'a long passphrase' });
+    expect(up.status).toBe('upgraded');
+    if (up.status !== 'upgraded') throw new Error('unreachable');
+    expect(up.user.id).toBe(guest.user.id);
+    expect(server.refreshCalls).toBe(refreshesBefore + 1);
+    const after = (await c.getSession())!;
+    expect(after.session_id).toBe(guest.session_id);
+    expect(after.user.is_anonymous).toBe(false);
+    expect(after.user.email).toBe('grace@example.com');
+    const fresh = JSON.parse(Buffer.from(after.access_token.split('.')[1]!, 'base64url').toString());
+    expect(fresh.is_anonymous).toBeUndefined();
+    // A second upgrade, or a taken address, is a conflict.
+    const err = await c.upgrade({ email: 'ada@example.com', password: 'a long passphrase' }).catch((e) => e);
+    expect((err as PortcullisError).type).toBe('conflict');
+  });
+
+  it('signInAnonymously where guests are off is the anonymous-disabled problem', async () => {
+    server.anonymousOn = false;
+    const c = client(memoryStorage());
+    const err = await c.signInAnonymously().catch((e) => e);
+    expect(err).toBeInstanceOf(PortcullisError);
+    expect((err as PortcullisError).type).toBe('anonymous-disabled');
+    expect((err as PortcullisError).status).toBe(403);
+    await expect(c.upgrade({ email: 'x@example.com', password: 'pw pw pw pw' })).rejects.toThrow();
+  });
+});

@@ -24,6 +24,7 @@ export interface FakeUser {
   display_name: string | null;
   mfa: boolean;
   updated_at: string;
+  anonymous?: boolean;
 }
 
 export class FakeServer {
@@ -48,6 +49,9 @@ export class FakeServer {
   passkeyOptionBodies: unknown[] = [];
   passkeyAssertions: any[] = [];
   passkeyRegistrations: any[] = [];
+  /** Passwordless: sign-in mails asked for, and the knob for guests. */
+  emailSignIns: unknown[] = [];
+  anonymousOn = true;
   requests: Array<{ method: string; path: string; auth: string | null }> = [];
   private seq = 0;
 
@@ -92,13 +96,21 @@ export class FakeServer {
       roles: [],
       created_at: new Date(0).toISOString(),
       updated_at: u.updated_at,
+      is_anonymous: !!u.anonymous,
     };
   }
 
   tokens(f: Family) {
     const u = [...this.users.values()].find((x) => x.id === f.userId)!;
     return {
-      access_token: jwt({ sid: f.sid, sub: f.userId, gen: f.gen, typ: 'at', exp: this.now() + this.accessTtl * 1000 }),
+      access_token: jwt({
+        sid: f.sid,
+        sub: f.userId,
+        gen: f.gen,
+        typ: 'at',
+        exp: this.now() + this.accessTtl * 1000,
+        ...(u.anonymous ? { is_anonymous: true } : {}),
+      }),
       token_type: 'Bearer',
       expires_in: this.accessTtl,
       refresh_token: jwt({ sid: f.sid, sub: f.userId, gen: f.gen, typ: 'rt' }),
@@ -199,6 +211,24 @@ export class FakeServer {
       }
     }
     switch (route) {
+      case 'POST /v1/sessions/email':
+        this.emailSignIns.push(body);
+        return new Response(JSON.stringify({ status: 'accepted' }), { status: 202, headers: { 'content-type': 'application/json' } });
+      case 'POST /v1/sessions/email/verify': {
+        // The mail of a known address: link token `link:<email>`, code 12345678.
+        const email = body.token ? String(body.token).replace(/^link:/, '') : body.email;
+        const u = this.users.get(email);
+        const ok = u && (body.token ? body.token === `link:${email}` : body.email_code === '12345678');
+        if (!ok) return this.problem(400, 'token-invalid-or-expired', 'the link or code is invalid or expired');
+        if (u.mfa) return this.json(200, { mfa_required: true, mfa_token: `mfa:${u.email}`, expires_in: 300, methods: ['totp'] });
+        return this.json(200, this.tokens(this.newFamily(u)));
+      }
+      case 'POST /v1/sessions/anonymous': {
+        if (!this.anonymousOn) return this.problem(403, 'anonymous-disabled', 'anonymous users are off');
+        const u = this.addUser(`guest-${this.seq + 1}`, '');
+        u.anonymous = true;
+        return this.json(200, this.tokens(this.newFamily(u)));
+      }
       case 'POST /v1/password/forgot':
         this.forgot.push(body.email);
         return new Response(JSON.stringify({ status: 'accepted' }), { status: 202, headers: { 'content-type': 'application/json' } });
@@ -228,6 +258,17 @@ export class FakeServer {
     switch (route) {
       case 'GET /v1/me':
         return this.json(200, this.userBody(p!.user));
+      case 'POST /v1/me/upgrade': {
+        const u = p!.user;
+        if (!u.anonymous) return this.problem(409, 'conflict', 'not anonymous');
+        if (this.users.has(body.email)) return this.problem(409, 'conflict', 'email taken');
+        this.users.delete(u.email);
+        u.email = body.email;
+        u.password = body.password;
+        u.anonymous = false;
+        this.users.set(u.email, u);
+        return this.json(200, this.userBody(u));
+      }
       case 'PATCH /v1/me':
         if (body.display_name !== undefined && body.display_name !== null && body.display_name.length > 50) {
           return this.problem(422, 'validation', 'invalid', { errors: [{ field: 'display_name', pointer: '/display_name', code: 'too_long', detail: 'too long' }] });

@@ -162,6 +162,21 @@ pub fn problem_of(e: &Error) -> Problem {
                 "The account has {max} passkeys, the most allowed: remove one before adding another."
             ),
         ),
+        // Anonymous users.
+        Error::AnonymousDisabled => Problem::new(
+            S::FORBIDDEN,
+            "anonymous-disabled",
+            "Anonymous users are off",
+            "This deployment does not create anonymous users (PORTCULLIS_ANONYMOUS is off).",
+        ),
+        Error::AnonymousUser(what) => Problem::new(
+            S::FORBIDDEN,
+            "anonymous-user",
+            "Not for anonymous users",
+            format!(
+                "An anonymous user cannot {what}: upgrade to a full account first (POST /v1/me/upgrade)."
+            ),
+        ),
         Error::Unavailable => {
             tracing::error!("store unavailable");
             unavailable()

@@ -48,6 +48,10 @@ pub struct AccessClaims {
     /// (Absent from tokens signed before it existed: read as 0.)
     #[serde(default)]
     pub auth_time: u64,
+    /// A guest user (`POST /v1/sessions/anonymous`) not yet upgraded;
+    /// left out of the token otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_anonymous: bool,
 }
 
 /// Claims of a refresh token.

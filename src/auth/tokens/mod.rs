@@ -101,6 +101,22 @@ impl TokenService {
         auth_time: u64,
         now: u64,
     ) -> anyhow::Result<String> {
+        self.issue_access_as(sub, sid, amr, roles, auth_time, now, false)
+    }
+
+    /// [`TokenService::issue_access`] for a user that may be anonymous
+    /// (the `is_anonymous` claim).
+    #[allow(clippy::too_many_arguments)]
+    pub fn issue_access_as(
+        &self,
+        sub: &str,
+        sid: &str,
+        amr: &[String],
+        roles: &[String],
+        auth_time: u64,
+        now: u64,
+        is_anonymous: bool,
+    ) -> anyhow::Result<String> {
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
@@ -114,6 +130,7 @@ impl TokenService {
             amr: amr.to_vec(),
             roles: roles.to_vec(),
             auth_time,
+            is_anonymous,
         };
         self.sign(ACCESS_TYP, &claims)
     }

@@ -15,6 +15,9 @@ impl Core {
     /// token must not set up a factor that would lock the owner out.
     pub async fn totp_begin(&self, who: &Principal, client: &ClientInfo) -> Result<TotpEnrolment> {
         let account = self.account(&who.user_id).await?;
+        if account.is_anonymous {
+            return Err(Error::AnonymousUser("turn on two-factor sign-in"));
+        }
         let credentials = self.credentials_of(&account.id).await?;
         if credentials.totp_secret.is_some() {
             return Err(Error::Conflict(ALREADY_ON));

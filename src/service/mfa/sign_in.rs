@@ -16,6 +16,17 @@ impl Core {
         &self,
         user: &UserRecord,
     ) -> Result<Option<MfaChallenge>> {
+        self.mfa_challenge_after(user, &["pwd".to_string()]).await
+    }
+
+    /// [`Core::mfa_challenge`] after a first factor other than the
+    /// password (`amr` `["email"]` for a sign-in link or code): the token
+    /// records it, and the session's `amr` starts with it.
+    pub(in crate::service) async fn mfa_challenge_after(
+        &self,
+        user: &UserRecord,
+        first: &[String],
+    ) -> Result<Option<MfaChallenge>> {
         let Some(credentials) = self.store.credentials(&user.id).await? else {
             return Ok(None);
         };
@@ -29,12 +40,9 @@ impl Core {
         if !credentials.passkeys.is_empty() {
             methods.push("passkey");
         }
-        let (mfa_token, _) = self.tokens.issue_mfa(
-            &user.id,
-            &["pwd".to_string()],
-            self.clock.now_u64(),
-            MFA_TOKEN_TTL_SECS,
-        )?;
+        let (mfa_token, _) =
+            self.tokens
+                .issue_mfa(&user.id, first, self.clock.now_u64(), MFA_TOKEN_TTL_SECS)?;
         tracing::info!(user_id = %user.id, event = "session.mfa_required", "password right; second factor needed");
         Ok(Some(MfaChallenge {
             mfa_token,
@@ -88,7 +96,8 @@ impl Core {
         })
         .await??;
         self.claim_mfa_token(&claims).await?;
-        let amr = vec!["pwd".to_string(), "hwk".to_string()];
+        // The first factor as the token recorded it (`pwd`, `email`).
+        let amr = [claims.amr.clone(), vec!["hwk".to_string()]].concat();
         let tokens = self.start_session(user, amr, client.clone()).await?;
         self.signed_in(&tokens.account, &tokens.session_id, &client)
             .await;
@@ -141,7 +150,7 @@ impl Core {
                 Ok(proven.ok_or(Error::InvalidCode))
             })
             .await??;
-        let amr = vec!["pwd".to_string(), proven.amr().to_string()];
+        let amr = [claims.amr.clone(), vec![proven.amr().to_string()]].concat();
         let tokens = self.start_session(user, amr, client.clone()).await?;
         // The sign-in is complete only now: audit, device check, burst rule.
         self.signed_in(&tokens.account, &tokens.session_id, &client)

@@ -25,6 +25,9 @@ impl Core {
             .user_by_id(&who.user_id)
             .await?
             .ok_or(Error::TokenInvalid("unknown subject"))?;
+        if user.anonymous {
+            return Err(Error::AnonymousUser("add a passkey"));
+        }
         self.require_recent_proof(who, None, client).await?;
         let creds = self.store.credentials(&user.id).await?.unwrap_or_default();
         let max = self.settings.limits.max_passkeys;

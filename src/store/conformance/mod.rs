@@ -16,6 +16,7 @@
 //! which gives one `#[tokio::test]` per check, named
 //! `conformance::<trait file>::<check>`.
 
+pub(crate) mod anonymous;
 pub(crate) mod avatars;
 pub(crate) mod credentials;
 pub(crate) mod email;
@@ -201,6 +202,13 @@ macro_rules! conformance_tests {
                 taken_once,
                 expired_is_not_taken,
                 concurrent_takes,
+            }
+            anonymous {
+                guest_round_trip_and_touch,
+                stale_guests_listed_and_deleted,
+                upgrade_in_place,
+                racing_upgrades_to_one_address,
+                sign_in_tickets_are_their_own_kind,
             }
         );
     };

@@ -13,6 +13,7 @@
 //! `credentials.rs`, `sessions.rs`, `once.rs`, `throttles.rs`, `avatars.rs`,
 //! `security.rs`, `email.rs` (tickets and the mail queue), `ceremonies.rs`.
 
+mod anonymous;
 mod avatars;
 mod commit;
 // Session state in memory.

@@ -39,6 +39,7 @@
 //! `once.rs`, `throttles.rs`, `avatars.rs`, `ceremonies.rs`); `errors.rs` maps
 //! driver errors.
 
+mod anonymous;
 mod avatars;
 mod credentials;
 mod email;
@@ -301,6 +302,12 @@ impl MongoStore {
             )
             .build();
         self.create_index(&self.users, unique_email).await?;
+        // The purge of unused anonymous users (`anonymous.rs`).
+        self.create_index(
+            &self.users,
+            index(doc! { "anonymous": 1, "last_active_at": 1 }, "anonymous"),
+        )
+        .await?;
 
         self.create_index(&self.sessions, index(doc! { "user_id": 1 }, "user_id"))
             .await?;

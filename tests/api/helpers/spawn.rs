@@ -27,6 +27,8 @@ pub struct TestApp {
     pub notices: portcullis::service::NoticeOutbox,
     /// The server's store, for states the API cannot make.
     pub store: portcullis::store::DynStore,
+    /// The server's core, to run a background job's step on its clock.
+    pub core: portcullis::service::Core,
 }
 
 impl Drop for TestApp {
@@ -110,6 +112,7 @@ pub async fn spawn_app_prepared(
         .unwrap();
     let notices = app.capture_notices();
     let store = app.store();
+    let core = app.core();
     let addr = format!("http://127.0.0.1:{}", app.port());
     let (tx, rx) = oneshot::channel();
     let server = tokio::spawn(app.run_until(async {
@@ -129,6 +132,7 @@ pub async fn spawn_app_prepared(
         server: Some(server),
         notices,
         store,
+        core,
     }
 }
 
