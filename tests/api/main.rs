@@ -27,6 +27,7 @@ mod probe_findings;
 mod process;
 // Lean read path.
 mod read_path;
+mod routes_table;
 mod recovery;
 mod sessions;
 mod shutdown;
