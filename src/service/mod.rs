@@ -48,10 +48,7 @@ pub use import::{ImportLine, ImportOutcome};
 pub use mfa::{MFA_TOKEN_TTL_SECS, MfaChallenge, SecondFactor, SignIn, TotpEnrolment};
 pub use oauth::Introspection;
 pub use profile::ProfilePatch;
-pub use security::{
-    AuditFilter, EventPage, Notice, NoticeOutbox, SecurityEvent, SecurityState, network_of,
-    ua_family,
-};
+pub use security::{AuditFilter, EventPage, SecurityEvent, SecurityState, network_of, ua_family};
 pub use sessions::{ADMIN_ROLE, LogoutScope};
 // Email flows.
 pub use mail::{GIVE_UP_AFTER, Notice as MailNotice, Postbox, SEND_LEASE, SendRound};
