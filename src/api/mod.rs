@@ -4,12 +4,10 @@
 //! every failure as RFC 9457 problem+json; `middleware` wraps every route;
 //! `extract` holds the bearer principal and the client's address.
 
-pub mod activity;
 pub mod admin;
-pub mod avatar;
+pub mod avatars;
 pub mod captcha;
 mod cors;
-pub mod email;
 pub mod extract;
 pub mod health;
 mod metrics;
@@ -17,16 +15,18 @@ pub mod mfa;
 mod middleware;
 pub mod oauth;
 pub mod pages;
-pub mod password;
+pub mod passwords;
 // Passkeys.
 pub mod passkeys;
 pub mod problem;
 mod problem_pages;
 mod routes_meta;
+pub mod security;
 pub mod sessions;
 pub mod timeouts;
 pub mod types;
 pub mod users;
+pub mod verification;
 pub mod views;
 pub mod wellknown;
 
@@ -82,16 +82,16 @@ macro_rules! endpoint_groups {
 endpoint_groups!(
     users::UsersApi,
     sessions::SessionsApi,
-    password::PasswordApi,
+    passwords::PasswordApi,
     mfa::MfaApi,
     captcha::CaptchaApi,
     wellknown::WellKnownApi,
     health::HealthApi,
-    avatar::AvatarApi,
+    avatars::AvatarApi,
     admin::AdminApi,
-    activity::ActivityApi,
-    password::RecoveryApi,
-    email::EmailApi,
+    security::ActivityApi,
+    passwords::RecoveryApi,
+    verification::EmailApi,
     passkeys::PasskeysApi,
     passkeys::AssociationApi,
     oauth::OAuthApi,

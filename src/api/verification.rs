@@ -5,7 +5,7 @@ use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
-use super::password::{AcceptedBody, ResetPasswordRequest};
+use super::passwords::{AcceptedBody, ResetPasswordRequest};
 use super::problem::responses;
 use super::types::{Secret, Text};
 use super::users::{PasskeyProof, one_proof};

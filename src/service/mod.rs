@@ -1,16 +1,16 @@
 //! The use cases, independent of HTTP: one shared [`Core`] and one file per
-//! capability, each an `impl Core` block (accounts, sessions, passwords, and
+//! capability, each an `impl Core` block (users, sessions, passwords, and
 //! the guards they share). Use cases take and return service types
 //! ([`Account`], [`IssuedTokens`], [`SessionSummary`]), never storage records
 //! that hold secrets, and fail with [`Error`], which knows nothing of HTTP.
 
-mod accounts;
 mod error;
 mod guards;
 mod mfa;
 mod passwords;
 mod security;
 mod sessions;
+mod users;
 // issue 13: profile, avatar, admin, import
 mod admin;
 mod avatars;
@@ -40,7 +40,7 @@ mod probe_tests;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-pub use accounts::Registration;
+pub use users::Registration;
 pub use admin::{AdminPatch, UserPage};
 pub use avatars::Avatar;
 pub use error::{Error, FieldError, Result};
