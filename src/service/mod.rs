@@ -11,7 +11,7 @@ mod passwords;
 mod security;
 mod sessions;
 mod users;
-// issue 13: profile, avatar, admin, import
+// Profile, avatar, admin, import.
 mod admin;
 mod avatars;
 mod import;

@@ -36,7 +36,7 @@ async fn signed_in(core: &Core) -> IssuedTokens {
     *t
 }
 
-/// The request path before issue 16: a full signature check, the session
+/// The request path before the lean read path: a full signature check, the session
 /// read and the account read, each on the blocking pool.
 async fn me_uncached(core: &Core, token: &str) -> Result<Account> {
     let claims = core.tokens.verify_access(token, core.clock.now_u64())?;

@@ -227,7 +227,7 @@ impl Core {
                 let found = self.ticket_by_address(kind, email.as_str(), now).await?;
                 // No account or no live ticket: a try is claimed on a
                 // stand-in id and a hash compared all the same (no timing
-                // oracle, issue 20 M3).
+                // oracle).
                 let (jti, expires_at, expected) = match &found {
                     Some((_, t)) => (t.jti.clone(), t.expires_at, t.code_hash.clone()),
                     None => (

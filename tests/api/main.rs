@@ -38,7 +38,7 @@ mod users;
 mod verification;
 mod webhooks;
 mod wellknown;
-// issue 13
+// Profile, avatar, admin, import.
 mod admin;
 mod avatar;
 mod import;
