@@ -40,7 +40,6 @@ mod probe_tests;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-pub use users::Registration;
 pub use admin::{AdminPatch, UserPage};
 pub use avatars::Avatar;
 pub use error::{Error, FieldError, Result};
@@ -50,6 +49,7 @@ pub use oauth::Introspection;
 pub use profile::ProfilePatch;
 pub use security::{AuditFilter, EventPage, SecurityEvent, SecurityState, network_of, ua_family};
 pub use sessions::{ADMIN_ROLE, LogoutScope};
+pub use users::Registration;
 // Email flows.
 pub use mail::{GIVE_UP_AFTER, Notice as MailNotice, Postbox, SEND_LEASE, SendRound};
 pub use recovery::PasswordReset;

@@ -230,8 +230,16 @@ async fn a_new_device_triggers_the_alert_and_a_known_one_does_not() {
     signed_in_from(&app, &email, "203.0.113.10", CHROME).await;
     let notices = app.new_emails(&email, "New sign-in").await;
     assert_eq!(notices.len(), 1);
-    assert!(notices[0].text.contains("Chrome on Windows"), "{}", notices[0].text);
-    assert!(notices[0].text.contains("203.0.113.10"), "{}", notices[0].text);
+    assert!(
+        notices[0].text.contains("Chrome on Windows"),
+        "{}",
+        notices[0].text
+    );
+    assert!(
+        notices[0].text.contains("203.0.113.10"),
+        "{}",
+        notices[0].text
+    );
     // The known browser from another network: new.
     let last = signed_in_from(&app, &email, "198.51.100.1", FIREFOX).await;
     assert_eq!(new_sign_in_tokens(&app, &email).await.len(), 1);

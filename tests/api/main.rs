@@ -27,8 +27,8 @@ mod probe_findings;
 mod process;
 // Lean read path.
 mod read_path;
-mod routes_table;
 mod recovery;
+mod routes_table;
 mod sessions;
 mod shutdown;
 // Step-up and credential safety.

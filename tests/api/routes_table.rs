@@ -41,7 +41,10 @@ fn sources(root: &Path, dir: &str) -> BTreeMap<String, String> {
                 walk(root, &path, out);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let rel = path.strip_prefix(root).unwrap().to_string_lossy();
-                out.insert(rel.replace('\\', "/"), std::fs::read_to_string(&path).unwrap());
+                out.insert(
+                    rel.replace('\\', "/"),
+                    std::fs::read_to_string(&path).unwrap(),
+                );
             }
         }
     }
@@ -212,7 +215,11 @@ fn core_methods(service: &BTreeMap<String, String>) -> BTreeMap<String, String> 
 
 /// The use cases a handler reaches: its own `core.` calls, then those of
 /// the functions of the same file (free, or of its own `impl`) it calls.
-fn use_cases(handler: &Function, file_fns: &[Function], index: &BTreeMap<String, String>) -> String {
+fn use_cases(
+    handler: &Function,
+    file_fns: &[Function],
+    index: &BTreeMap<String, String>,
+) -> String {
     let mut names = calls(&handler.body, "core.");
     let free = calls(&handler.body, "").into_iter().map(|n| (n, None));
     let methods = calls(&handler.body, "self.")
@@ -223,7 +230,10 @@ fn use_cases(handler: &Function, file_fns: &[Function], index: &BTreeMap<String,
         if local == handler.name {
             continue;
         }
-        if let Some(f) = file_fns.iter().find(|f| f.name == local && f.owner == owner) {
+        if let Some(f) = file_fns
+            .iter()
+            .find(|f| f.name == local && f.owner == owner)
+        {
             for n in calls(&f.body, "core.") {
                 if !names.contains(&n) {
                     names.push(n);
@@ -299,7 +309,11 @@ fn spec_rows(
                 ([], _) => "none".to_string(),
                 (["bearerAuth"], true) => "bearer, role `admin`".to_string(),
                 (["bearerAuth"], false) => "bearer".to_string(),
-                (other, _) => other.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "),
+                (other, _) => other
+                    .iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             };
             rows.push(Row {
                 path: path.clone(),
@@ -321,7 +335,11 @@ fn other_rows(api: &BTreeMap<String, String>, index: &BTreeMap<String, String>) 
         .into_iter()
         .find(|f| f.name == "routes")
         .unwrap();
-    let compact: String = routes_fn.body.chars().filter(|c| !c.is_whitespace()).collect();
+    let compact: String = routes_fn
+        .body
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     let mut rows = Vec::new();
     for (start, _) in compact
         .match_indices(".at(")
@@ -351,7 +369,10 @@ fn other_rows(api: &BTreeMap<String, String>, index: &BTreeMap<String, String>) 
             let (handler, use_case, auth) = match handler_ref {
                 Handler::Fn { file, name } => {
                     let fns = functions(&api[&file]);
-                    let f = fns.iter().find(|f| f.name == name && f.owner.is_none()).unwrap();
+                    let f = fns
+                        .iter()
+                        .find(|f| f.name == name && f.owner.is_none())
+                        .unwrap();
                     let use_case = use_cases(f, &fns, index);
                     let auth = if use_case.contains("`metrics_token`") {
                         "metrics token (when set)"
@@ -425,7 +446,10 @@ fn handlers_of(
     }
     if let Some((module, ctor)) = target.strip_suffix("()").and_then(|t| t.split_once("::")) {
         let text = &api[&format!("api/{module}.rs")];
-        let f = functions(text).into_iter().find(|f| f.name == ctor).unwrap();
+        let f = functions(text)
+            .into_iter()
+            .find(|f| f.name == ctor)
+            .unwrap();
         let compact: String = f.body.chars().filter(|c| !c.is_whitespace()).collect();
         let chain = &compact[compact.find("RouteMethod::new()").unwrap()..];
         let mut out = Vec::new();
@@ -496,7 +520,10 @@ fn committed_routes_table_matches_the_code() {
 #[test]
 fn every_route_names_its_handler_and_its_use_cases() {
     let table = routes_markdown();
-    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| Method") && !l.starts_with("| ---")).collect();
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| Method") && !l.starts_with("| ---"))
+        .collect();
     // The spec's operations and the routes beside it.
     let spec: Value = serde_json::from_str(&portcullis::api::spec_json()).unwrap();
     let operations: usize = spec["paths"]
@@ -507,7 +534,10 @@ fn every_route_names_its_handler_and_its_use_cases() {
         .sum();
     assert!(rows.len() > operations, "{table}");
     for row in &rows {
-        assert!(row.contains(".rs"), "a row without its handler's file: {row}");
+        assert!(
+            row.contains(".rs"),
+            "a row without its handler's file: {row}"
+        );
     }
     // An API handler that reaches no use case is rare; each is listed here.
     let none: Vec<&&str> = rows

@@ -103,11 +103,7 @@ impl TestApp {
     /// mail queued so far is in the outbox.
     pub async fn settle_mail(&self) {
         for _ in 0..400 {
-            let stats = self
-                .store
-                .mail_queue_stats(self.clock.now())
-                .await
-                .unwrap();
+            let stats = self.store.mail_queue_stats(self.clock.now()).await.unwrap();
             if stats.pending == 0 {
                 return;
             }
