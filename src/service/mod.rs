@@ -81,7 +81,7 @@ pub struct Core {
     pub(crate) limits: Arc<Limits>,
     pub(crate) captcha: Arc<Captcha>,
     pub(crate) clock: Clock,
-    /// Audit buffer, detection state, notice seam (see `security.rs`).
+    /// Audit buffer and detection state (see `security/`).
     pub(crate) security: Arc<SecurityState>,
     /// Keys of second factors: TOTP secret sealing, recovery-code hashing.
     pub(crate) second_factor: Arc<crate::auth::totp::SecondFactorKeys>,
