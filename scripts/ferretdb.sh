@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build, start and stop a local FerretDB (SQLite backend) for the MongoDB
-# backend tests. See DESIGN.md, "Storage".
+# backend tests (FerretDB speaks the MongoDB wire protocol; the README's
+# "Storage" section says which backend does what).
 #
 #   scripts/ferretdb.sh build             build (or reuse) the cached binary; prints its path
 #   scripts/ferretdb.sh start DIR [PORT]  start in DIR on 127.0.0.1:PORT (free port if omitted);

@@ -178,13 +178,6 @@ impl Application {
         self.addr.port()
     }
 
-    /// Captures new-sign-in and "not me" notices in process (a test seam
-    /// until the mailer lands); see `service::security`.
-    #[doc(hidden)]
-    pub fn capture_notices(&self) -> crate::service::NoticeOutbox {
-        self.core.capture_notices()
-    }
-
     /// The store the server uses (a test seam: tests make states the API
     /// cannot, e.g. an account whose only credential is a passkey, as an
     /// import without `password_hash` leaves one once it has a passkey).

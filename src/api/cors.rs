@@ -1,4 +1,4 @@
-//! CORS (`PORTCULLIS_CORS_ORIGINS`), issue 9.
+//! CORS (`PORTCULLIS_CORS_ORIGINS`).
 //!
 //! A listed origin gets the CORS headers; any other origin simply gets none
 //! and the request goes on as if it had no `Origin` (never a 403: same-origin

@@ -34,7 +34,7 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
 
 // The same scheme as `BearerAuth` (same name and, so that the published
 // spec does not change, the same description), for a handler that checks
-// the session itself together with what it reads (`GET /v1/me`, issue 16):
+// the session itself together with what it reads (`GET /v1/me`, one read):
 // this checker verifies the token's signature and claims only, and hands
 // over a `service::BearerToken`, which only use cases that check the
 // session accept (`Core::me_checked`), so a handler cannot skip the check

@@ -188,7 +188,7 @@ responses! {
         /// Signed in: a token pair (`amr` `["pwd", "otp"]` or `["pwd", "rc"]`).
         Ok(Json<TokensView>) = 200,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Forbidden = 403, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
+    errors { body_errors, Unauthorized = 401, Forbidden = 403, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
 
 responses! {
@@ -205,7 +205,7 @@ responses! {
         /// recovery codes are shown this once.
         Ok(Json<RecoveryCodesView>) = 200,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Conflict = 409, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
+    errors { body_errors, Unauthorized = 401, Conflict = 409, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
 
 responses! {
@@ -213,7 +213,7 @@ responses! {
         /// Two-factor sign-in is off; the other sessions are ended.
         NoContent = 204,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Conflict = 409, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
+    errors { body_errors, Unauthorized = 401, Conflict = 409, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
 
 responses! {
@@ -222,7 +222,7 @@ responses! {
         /// ended. Shown this once.
         Ok(Json<RecoveryCodesView>) = 200,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Conflict = 409, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
+    errors { body_errors, Unauthorized = 401, Conflict = 409, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
 
 /// `/v1/me/mfa/*` and `/v1/sessions/mfa`.

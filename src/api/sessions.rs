@@ -62,7 +62,7 @@ responses! {
         /// and no tokens (continue with `POST /v1/sessions/mfa`).
         Ok(Json<LoginResult>) = 200,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Forbidden = 403, TooManyRequests = 429, Unavailable = 503 }
+    errors { body_errors, Unauthorized = 401, Forbidden = 403, TooManyRequests = 429, Unavailable = 503 }
 }
 
 responses! {
@@ -70,7 +70,7 @@ responses! {
         /// A new token pair; the presented refresh token is retired.
         Ok(Json<TokensView>) = 200,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, TooManyRequests = 429, Unavailable = 503 }
+    errors { body_errors, Unauthorized = 401, TooManyRequests = 429, Unavailable = 503 }
 }
 
 responses! {
@@ -78,7 +78,7 @@ responses! {
         /// Signed out.
         NoContent = 204,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Unavailable = 503 }
+    errors { body_errors, Unauthorized = 401, Unavailable = 503 }
 }
 
 responses! {
@@ -94,7 +94,7 @@ responses! {
         /// Session ended.
         NoContent = 204,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, NotFound = 404, Unavailable = 503 }
+    errors { body_errors, Unauthorized = 401, NotFound = 404, Unavailable = 503 }
 }
 
 /// `/v1/sessions`.

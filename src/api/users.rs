@@ -176,7 +176,7 @@ responses! {
         /// notice); the same answer for a new and a taken address.
         Accepted(Json<VerificationSentBody>) = 202,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Conflict = 409, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
+    errors { body_errors, Conflict = 409, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
 
 responses! {
@@ -192,7 +192,7 @@ responses! {
         /// Account erased.
         Deleted = 204,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
+    errors { body_errors, Unauthorized = 401, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
 
 responses! {
@@ -201,7 +201,7 @@ responses! {
         /// a recent proof work without one for `PORTCULLIS_REAUTH_WINDOW`.
         NoContent = 204,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
+    errors { body_errors, Unauthorized = 401, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
 
 responses! {
@@ -209,7 +209,7 @@ responses! {
         /// The updated account.
         Ok(Json<UserView>) = 200,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Unprocessable = 422, Unavailable = 503 }
+    errors { body_errors, Unauthorized = 401, Unprocessable = 422, Unavailable = 503 }
 }
 
 /// `/v1/users` and `/v1/me`.

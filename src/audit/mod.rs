@@ -18,8 +18,8 @@
 //! written is visible as the `portcullis_audit_batch_size` histogram, which
 //! is the measured bound of a crash's loss.
 //!
-//! **Refusals are aggregated** (DESIGN.md: "at most one stored event per
-//! client network, action and minute, carrying a count"). A 429, a CAPTCHA
+//! **Refusals are aggregated**: at most one stored event per client
+//! network, action and minute, carrying a count. A 429, a CAPTCHA
 //! failure or a throttled sign-in ([`AuditEvent::is_refusal`]) does not go
 //! through the channel: [`AuditSink::push_refusal`] adds one to an
 //! in-memory tally keyed by (client network — IPv4 /24, IPv6 /64 —, event
@@ -58,8 +58,9 @@ pub const CHANNEL_CAPACITY: usize = 10_000;
 /// Largest batch written at once.
 pub const MAX_BATCH: usize = 500;
 
-/// A security event, as the use cases name it. The type names are the
-/// contract (DESIGN.md, "Security events").
+/// A security event, as the use cases name it. The type names
+/// ([`AuditEvent::kind`]: `login.succeeded`, ...) are part of the API:
+/// clients filter `/v1/admin/audit` and webhooks by them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuditEvent {
     /// `user.registered`.

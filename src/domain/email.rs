@@ -57,7 +57,7 @@ fn check_local(local: &str) -> Result<(), &'static str> {
     // An RFC 2047 encoded-word (`=?charset?q?...?=`) is plain atext, but
     // some parsers and MTAs decode it inside an address, so the address
     // verified here would not be the one mail reaches ("splitting the
-    // email atom", issue 20 L9).
+    // email atom").
     if let Some(start) = local.find("=?")
         && local[start + 2..].contains("?=")
     {
@@ -158,7 +158,7 @@ impl Email {
     /// The key an earlier release stored for this address (NFC, lower case,
     /// the domain in Unicode form). Differs from [`Email::as_str`] only for
     /// internationalized domains: lookups fall back to it, so accounts
-    /// stored before issue 9 keep working.
+    /// stored by earlier releases keep working.
     pub fn legacy_key(&self) -> Option<String> {
         let (local, domain) = self.key.rsplit_once('@')?;
         let (unicode, _) = idna::domain_to_unicode(domain);

@@ -81,7 +81,7 @@ impl std::fmt::Debug for Password {
 /// The strength rule: a minimum zxcvbn score, with the user's own email and
 /// name counted as guessable words.
 ///
-/// No length skips the check (issue 9: any 64-character password used to
+/// No length skips the check (earlier, any 64-character password used to
 /// pass, `"a"` × 64 and the user's email × 4 included). Long passphrases
 /// still pass when they are genuinely strong: zxcvbn scores a run of one
 /// character or a repeated word as weak, and 64 varied emoji as strong.

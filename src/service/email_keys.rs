@@ -1,4 +1,4 @@
-//! Finding an account by email under the normalization of issue 9, with
+//! Finding an account by email under today's normalization (IDNA, case), with
 //! accounts stored by earlier releases still found (normalize on read).
 
 use super::{Core, Result};
@@ -32,7 +32,7 @@ mod tests {
     use crate::service::{ClientInfo, Error, Registration};
     use crate::store::{CredentialRecord, UserRecord};
 
-    /// An account stored before issue 9 under its Unicode-domain key still
+    /// An account stored by an earlier release under its Unicode-domain key still
     /// signs in however the address is typed, and cannot be registered twice.
     #[tokio::test]
     async fn accounts_stored_under_the_earlier_key_keep_working() {

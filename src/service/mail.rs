@@ -326,6 +326,10 @@ impl Core {
 
     /// Turns a queue record into a message; `None` when there is nothing
     /// to send (unknown or disabled user, already verified, stale request).
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one arm per mail kind, each a few lines of template variables; split, the kinds would be read apart from the checks they share"
+    )]
     async fn prepare(&self, mail: &QueuedMail) -> Result<Option<OutgoingMail>> {
         let now = self.clock.now();
         let base = self.link_base().to_string();

@@ -1,17 +1,17 @@
 //! The use cases, independent of HTTP: one shared [`Core`] and one file per
-//! capability, each an `impl Core` block (accounts, sessions, passwords, and
+//! capability, each an `impl Core` block (users, sessions, passwords, and
 //! the guards they share). Use cases take and return service types
 //! ([`Account`], [`IssuedTokens`], [`SessionSummary`]), never storage records
 //! that hold secrets, and fail with [`Error`], which knows nothing of HTTP.
 
-mod accounts;
 mod error;
 mod guards;
 mod mfa;
 mod passwords;
 mod security;
 mod sessions;
-// issue 13: profile, avatar, admin, import
+mod users;
+// Profile, avatar, admin, import.
 mod admin;
 mod avatars;
 mod import;
@@ -42,7 +42,6 @@ mod probe_tests;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-pub use accounts::Registration;
 pub use admin::{AdminPatch, UserPage};
 pub use avatars::Avatar;
 pub use error::{Error, FieldError, Result};
@@ -50,11 +49,9 @@ pub use import::{ImportLine, ImportOutcome};
 pub use mfa::{MFA_TOKEN_TTL_SECS, MfaChallenge, SecondFactor, SignIn, TotpEnrolment};
 pub use oauth::Introspection;
 pub use profile::ProfilePatch;
-pub use security::{
-    AuditFilter, EventPage, Notice, NoticeOutbox, SecurityEvent, SecurityState, network_of,
-    ua_family,
-};
+pub use security::{AuditFilter, EventPage, SecurityEvent, SecurityState, network_of, ua_family};
 pub use sessions::{ADMIN_ROLE, LogoutScope};
+pub use users::Registration;
 // Email flows.
 pub use mail::{GIVE_UP_AFTER, Notice as MailNotice, Postbox, SEND_LEASE, SendRound};
 pub use recovery::PasswordReset;
@@ -88,7 +85,7 @@ pub struct Core {
     pub(crate) limits: Arc<Limits>,
     pub(crate) captcha: Arc<Captcha>,
     pub(crate) clock: Clock,
-    /// Audit buffer, detection state, notice seam (see `security.rs`).
+    /// Audit buffer and detection state (see `security/`).
     pub(crate) security: Arc<SecurityState>,
     /// Keys of second factors: TOTP secret sealing, recovery-code hashing.
     pub(crate) second_factor: Arc<crate::auth::totp::SecondFactorKeys>,

@@ -94,33 +94,22 @@ impl Core {
         client: &ClientInfo,
         check: impl std::future::Future<Output = Result<std::result::Result<(), Error>>>,
     ) -> Result<()> {
-        let attempt = match self
+        let reserved = match self
             .reserve_attempt(&self.password_check_keys(user_id))
             .await?
         {
-            Reserved::Granted(a) => a,
-            Reserved::Busy(retry_after) => {
-                return Err(self.throttled(
-                    "password_change",
-                    Some(user_id),
-                    "",
-                    client,
-                    retry_after,
-                ));
-            }
+            Reserved::Granted(a) => Ok(a),
+            Reserved::Busy(retry_after) => Err(retry_after),
             Reserved::Full(a, retry_after) => {
                 self.release_attempt(a).await;
                 metrics::counter!("portcullis_password_changes_total", "result" => "throttled")
                     .increment(1);
-                return Err(self.throttled(
-                    "password_change",
-                    Some(user_id),
-                    "",
-                    client,
-                    retry_after,
-                ));
+                Err(retry_after)
             }
         };
+        let attempt = reserved.map_err(|retry_after| {
+            self.throttled("password_change", Some(user_id), "", client, retry_after)
+        })?;
         match check.await {
             Ok(Ok(())) => self.attempt_succeeded(attempt).await,
             Ok(Err(refusal)) => {

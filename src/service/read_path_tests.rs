@@ -1,8 +1,6 @@
 //! The lean read path at the service level: the cached bearer
 //! check answers like the full one, and a measuring loop for callgrind.
 
-use secrecy::SecretString;
-
 use super::*;
 
 const START: i64 = 1_900_000_025;
@@ -13,31 +11,11 @@ async fn core(dir: &std::path::Path) -> Core {
 }
 
 async fn signed_in(core: &Core) -> IssuedTokens {
-    let input = Registration {
-        email: "reader@example.com".into(),
-        password: SecretString::from(PASSWORD),
-        display_name: None,
-        locale: None,
-        captcha: None,
-    };
-    core.register(input, &ClientInfo::default()).await.unwrap();
-    let SignIn::Tokens(t) = core
-        .login(
-            "reader@example.com",
-            SecretString::from(PASSWORD),
-            None,
-            ClientInfo::default(),
-        )
-        .await
-        .unwrap()
-    else {
-        panic!("no tokens")
-    };
-    *t
+    super::test_signed_up(core, "reader@example.com", PASSWORD).await
 }
 
-/// The request path before issue 16: a full signature check, the session
-/// read and the account read, each on the blocking pool.
+/// The request path before the lean read path: a full signature check,
+/// the session read and the account read, each on the blocking pool.
 async fn me_uncached(core: &Core, token: &str) -> Result<Account> {
     let claims = core.tokens.verify_access(token, core.clock.now_u64())?;
     let now = core.clock.now();

@@ -108,8 +108,8 @@ impl Core {
     /// second factor leaves it usable. Every session of the user ends; the
     /// reset does not sign in.
     ///
-    /// An account whose address was never verified is *claimed* (issue 20,
-    /// H1 repro 3): whoever registered the address first (possibly not its
+    /// An account whose address was never verified is *claimed* (a hijack
+    /// found in review): whoever registered the address first (possibly not its
     /// owner) loses everything they set up: passkeys, second factor,
     /// sessions (and linked identities, once they exist). No second factor
     /// is asked for then: the mail just proved the address, and a squatter's

@@ -10,7 +10,7 @@
 //!: second-factor codes (`mfa.rs`), mails per address
 //! ([`Core::per_address_limit`]), passkey ceremonies.
 //!
-//! A check in flight is not a failure (issue 20: 16 simultaneous right
+//! A check in flight is not a failure (found in review: 16 simultaneous right
 //! passwords of one account from one address got 429 with
 //! `Retry-After: 900`). It holds a place only until it settles: a failure
 //! turns the place into a failure counted for the window, a success gives

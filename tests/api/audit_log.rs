@@ -1,5 +1,5 @@
-//! The audit log is complete and bounded: every event kind of
-//! DESIGN.md ("Security events") is stored (read back through
+//! The audit log is complete and bounded: every event kind the API
+//! promises (`AuditEvent::kind`) is stored (read back through
 //! `/v1/admin/audit`) and delivered to a webhook receiver (a real HTTP
 //! server in the test), one test per kind; refusals are aggregated (one
 //! stored event per network, action and minute with a count), so a flood

@@ -30,6 +30,7 @@ mod process;
 // Lean read path.
 mod read_path;
 mod recovery;
+mod routes_table;
 mod sessions;
 mod shutdown;
 // Step-up and credential safety.
@@ -39,7 +40,7 @@ mod users;
 mod verification;
 mod webhooks;
 mod wellknown;
-// issue 13
+// Profile, avatar, admin, import.
 mod admin;
 mod avatar;
 mod import;

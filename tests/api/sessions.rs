@@ -365,7 +365,7 @@ async fn the_refresh_grace_window_closes_by_the_service_clock() {
     assert_problem(r, StatusCode::UNAUTHORIZED, "token-invalid").await;
 }
 
-/// DESIGN: access tokens carry `auth_time`, when the user last proved a
+/// Access tokens carry `auth_time`, when the user last proved a
 /// credential: the sign-in, not the latest refresh.
 #[tokio::test]
 async fn access_tokens_carry_the_sign_in_time_across_refreshes() {

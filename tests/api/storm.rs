@@ -24,6 +24,10 @@ async fn refreshes_under_way(issued: &Mutex<Vec<(String, Value)>>, initial: usiz
 /// request may fail with a 5xx, and afterwards exactly the tokens of live
 /// sessions work: none outlives its revocation.
 #[tokio::test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one storm: the concurrent tasks and the checks after them share its bookkeeping"
+)]
 async fn refresh_logout_and_password_change_storm() {
     let app = Arc::new(spawn_app().await);
     let issued: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();

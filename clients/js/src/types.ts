@@ -3,9 +3,9 @@ import type { components } from './generated/openapi.js';
 type Schemas = components['schemas'];
 
 /**
- * The user as Portcullis returns it. Generated from openapi.json; fields the
- * DESIGN.md contract names that the current spec does not have yet are
- * optional here (they arrive with later server releases).
+ * The user as Portcullis returns it. Generated from openapi.json; fields
+ * the service's contract names that the spec of older server releases lacks
+ * are optional here.
  */
 export type User = Schemas['User'] & {
   locale?: string | null;
@@ -30,7 +30,7 @@ export type UpdateUserRequest = Schemas['UpdateProfileRequest'] & {
 };
 export type CaptchaChallenge = Schemas['CaptchaChallenge'];
 
-// ---- hand-written: routes of the DESIGN.md contract not yet in openapi.json
+// ---- hand-written: routes of the service's contract not yet in openapi.json
 
 /** `POST /v1/sessions` when the account has two-factor on. */
 export interface MfaChallenge {

@@ -481,7 +481,7 @@ describe('other tabs (BroadcastChannel)', () => {
   });
 });
 
-describe('password reset and passkeys (DESIGN.md contract)', () => {
+describe('password reset and passkeys (the documented request bodies)', () => {
   it('forgotPassword and resetPassword send the contract bodies; a bad code is typed', async () => {
     const c = client(memoryStorage());
     await c.forgotPassword({ email: 'ada@example.com' });

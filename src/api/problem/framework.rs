@@ -77,42 +77,47 @@ pub fn problem_from_poem_error(err: poem::Error) -> Response {
             },
         )
     } else {
-        match status {
-            StatusCode::NOT_FOUND => {
-                Problem::new(status, "not-found", "Not found", "No such resource.")
-            }
-            StatusCode::METHOD_NOT_ALLOWED => Problem::new(
-                status,
-                "method-not-allowed",
-                "Method not allowed",
-                "This resource does not support that method.",
-            ),
-            StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
-                status,
-                "payload-too-large",
-                "Payload too large",
-                "The request body is larger than this endpoint accepts.",
-            ),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => Problem::new(
-                status,
-                "unsupported-media-type",
-                "Unsupported media type",
-                "This endpoint does not accept that content type.",
-            ),
-            StatusCode::UNAUTHORIZED => problem_of(&Error::Unauthenticated),
-            s if s.is_server_error() => {
-                tracing::error!(error = %err, "unhandled server error");
-                internal()
-            }
-            s => Problem::new(
-                s,
-                "bad-request",
-                s.canonical_reason().unwrap_or("Bad request"),
-                "The request could not be processed.",
-            ),
-        }
+        by_status(status, &err)
     };
     problem.into_response()
+}
+
+/// An escaped error known only by its status (router, body limit, ...).
+fn by_status(status: StatusCode, err: &poem::Error) -> Problem {
+    match status {
+        StatusCode::NOT_FOUND => {
+            Problem::new(status, "not-found", "Not found", "No such resource.")
+        }
+        StatusCode::METHOD_NOT_ALLOWED => Problem::new(
+            status,
+            "method-not-allowed",
+            "Method not allowed",
+            "This resource does not support that method.",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+            status,
+            "payload-too-large",
+            "Payload too large",
+            "The request body is larger than this endpoint accepts.",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Problem::new(
+            status,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "This endpoint does not accept that content type.",
+        ),
+        StatusCode::UNAUTHORIZED => problem_of(&Error::Unauthenticated),
+        s if s.is_server_error() => {
+            tracing::error!(error = %err, "unhandled server error");
+            internal()
+        }
+        s => Problem::new(
+            s,
+            "bad-request",
+            s.canonical_reason().unwrap_or("Bad request"),
+            "The request could not be processed.",
+        ),
+    }
 }
 
 /// poem-openapi's parse messages name internal types (`failed to parse

@@ -186,6 +186,24 @@ impl IntoResponse for Problem {
 /// [`Error`]. A status the operation does not document becomes a logged 500
 /// (the spec stays honest: every status a client can see is listed).
 macro_rules! responses {
+    // `body_errors`: the framework's refusals of a request body, which every
+    // operation that takes one can answer before its handler runs: 400 (it
+    // does not parse), 413 (too large), 415 (not a media type it takes).
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$okmeta:meta])* $ok:ident $( ( $($okty:ty),+ ) )? = $okstatus:tt, )+
+        }
+        errors { body_errors $(, $err:ident = $status:tt )* $(,)? }
+    ) => {
+        $crate::api::problem::responses! {
+            $(#[$meta])*
+            pub enum $name {
+                $( $(#[$okmeta])* $ok $( ( $($okty),+ ) )? = $okstatus, )+
+            }
+            errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415 $(, $err = $status )* }
+        }
+    };
     (
         $(#[$meta:meta])*
         pub enum $name:ident {

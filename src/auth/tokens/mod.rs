@@ -243,7 +243,7 @@ impl TokenService {
         validation.validate_nbf = false;
         validation.set_issuer(&[&self.issuer]);
         // Tokens other than access tokens were issued with the access
-        // audience before issue 20: they are accepted under it until the
+        // audience by earlier releases: they are accepted under it until the
         // longest of them (a 30-day refresh token) has expired. `typ` above
         // still keeps every kind in its place.
         let own = self.audience_for(typ);

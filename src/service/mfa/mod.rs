@@ -9,7 +9,7 @@
 //!   per account under [`mfa_throttle_key`](crate::store::mfa_throttle_key), in the same store and window as
 //!   sign-in failures; past `PORTCULLIS_LOGIN_MAX_FAILURES` the answer is 429
 //!   with `Retry-After` until the window slides. Each check reserves its
-//!   place before it runs (`service::throttle`, issue 20): simultaneous
+//!   place before it runs (`service::throttle`): simultaneous
 //!   guesses cannot all pass a count read before any of them is recorded
 //!   (finding H4: 1,500 of 2,000 simultaneous wrong codes were checked).
 //! - The `mfa+jwt` token of a sign-in works once ([`OnceKey::MfaToken`](crate::store::OnceKey::MfaToken)),

@@ -50,8 +50,7 @@ pub(crate) enum CeremonyKind {
     Authenticate,
     /// Signing in without naming a user (discoverable credentials).
     Discover,
-    /// The second factor after a password (lands with the `mfa` branch).
-    #[allow(dead_code, reason = "used by the two-factor step of the mfa branch")]
+    /// The second factor after a password (`POST /v1/sessions/mfa`).
     Mfa,
 }
 

@@ -139,13 +139,7 @@ impl Core {
         client: ClientInfo,
     ) -> Result<IssuedTokens> {
         self.rate_limit(Action::SignIn, &client)?;
-        let ceremony = self
-            .take_ceremony(
-                challenge_id,
-                &[CeremonyKind::Authenticate, CeremonyKind::Discover],
-            )
-            .await?
-            .ok_or_else(|| Error::PasskeyRejected(CHALLENGE_GONE.into()))?;
+        let ceremony = self.take_sign_in_ceremony(challenge_id).await?;
         let user_id = match &ceremony.user_id {
             Some(id) => id.clone(),
             None => {
@@ -222,13 +216,7 @@ impl Core {
         challenge_id: &str,
         credential: &serde_json::Value,
     ) -> Result<PasskeyAssertion> {
-        let ceremony = self
-            .take_ceremony(
-                challenge_id,
-                &[CeremonyKind::Authenticate, CeremonyKind::Discover],
-            )
-            .await?
-            .ok_or_else(|| Error::PasskeyRejected(CHALLENGE_GONE.into()))?;
+        let ceremony = self.take_sign_in_ceremony(challenge_id).await?;
         if ceremony.user_id.as_deref().is_some_and(|u| u != user_id) {
             return Err(Error::PasskeyRejected(
                 "the options were requested for another account's email".into(),
@@ -287,5 +275,16 @@ impl Core {
             passkey_id: passkey.id,
             user_verified: asserted.user_verified,
         })
+    }
+
+    /// Takes a sign-in ceremony (named or discoverable) out of the store,
+    /// once; a missing, used or expired one is refused.
+    async fn take_sign_in_ceremony(&self, challenge_id: &str) -> Result<CeremonyRecord> {
+        self.take_ceremony(
+            challenge_id,
+            &[CeremonyKind::Authenticate, CeremonyKind::Discover],
+        )
+        .await?
+        .ok_or_else(|| Error::PasskeyRejected(CHALLENGE_GONE.into()))
     }
 }

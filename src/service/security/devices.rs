@@ -4,7 +4,7 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{NOT_ME_TYP, NotMeClaims, Notice, network_of, ua_family};
+use super::{NOT_ME_TYP, NotMeClaims, network_of, ua_family};
 use crate::audit::{AuditEvent, Suspicion};
 use crate::clock::secs;
 use crate::service::{Account, ClientInfo, Core, Error, Result};
@@ -98,29 +98,6 @@ impl Core {
             if let Err(e) = queued {
                 tracing::warn!(error = %e, user_id = %account.id, "could not queue a new-sign-in notice");
             }
-            // The in-process view (tests) gets a token of its own; without
-            // a capture nothing is signed here (the mail signs at send time).
-            let capturing = self
-                .security
-                .capture
-                .lock()
-                .map(|c| c.is_some())
-                .unwrap_or(false);
-            match capturing.then(|| self.not_me_token(&account.id, sid, &key)) {
-                None => {}
-                Some(Ok(token)) => {
-                    self.deliver_notice(Notice::NewSignIn {
-                        user_id: account.id.clone(),
-                        email: account.email.clone(),
-                        at: now,
-                        device: family,
-                        ip: client.ip.map(|ip| ip.to_string()),
-                        not_me_token: token,
-                    })
-                    .await;
-                }
-                Some(Err(e)) => tracing::error!(error = ?e, "could not sign a not-me token"),
-            }
         }
         new_device
     }
@@ -190,11 +167,6 @@ impl Core {
         {
             tracing::warn!(error = %e, user_id = %user.id, "could not queue the reset mail after not-me");
         }
-        self.deliver_notice(Notice::ResetAfterNotMe {
-            user_id: user.id,
-            email: user.email,
-        })
-        .await;
         Ok(())
     }
 }

@@ -5,10 +5,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::{
-    AuditFilter, EventPage, Notice, NoticeOutbox, PAGE_DEFAULT, PAGE_MAX, READ_FLUSH_WAIT,
-    SecurityEvent,
-};
+use super::{AuditFilter, EventPage, PAGE_DEFAULT, PAGE_MAX, READ_FLUSH_WAIT, SecurityEvent};
 use crate::audit::AuditEvent;
 use crate::clock::{UnixTime, secs};
 use crate::service::{ClientInfo, Core, Error, FieldError, Principal, Result};
@@ -116,29 +113,6 @@ impl Core {
     /// are queued): for a clean shutdown.
     pub async fn close_audit(&self, limit: Duration) -> bool {
         self.security.sink.close(limit).await
-    }
-
-    /// Starts capturing notices in process instead of dropping them (a test
-    /// seam until the mailer lands); returns the outbox.
-    #[doc(hidden)]
-    pub fn capture_notices(&self) -> NoticeOutbox {
-        let outbox = NoticeOutbox::default();
-        if let Ok(mut c) = self.security.capture.lock() {
-            *c = Some(outbox.clone());
-        }
-        outbox
-    }
-
-    /// The in-process view of notices (tests, via
-    /// `Application::capture_notices`). The mails themselves are queued by
-    /// the callers (`new_sign_in`, and a password-reset mail after "not me").
-    pub(in crate::service) async fn deliver_notice(&self, notice: Notice) {
-        let capture = self.security.capture.lock().ok().and_then(|c| c.clone());
-        if let Some(outbox) = capture
-            && let Ok(mut v) = outbox.0.lock()
-        {
-            v.push(notice);
-        }
     }
 
     /// The caller's own security events, newest first.

@@ -10,13 +10,11 @@
 //!   `self.signed_in(&account, &sid, client).await`: it records
 //!   `login.succeeded`, checks the device and runs the burst rule.
 //!
-//! # Mail seam
+//! # Mail
 //!
-//! The new-sign-in notice and the reset mail after "not me" go through
-//! [`Core::deliver_notice`](crate::service::Core::deliver_notice). Until the mailer lands it hands notices to an
-//! in-process capture when one is switched on (tests), and otherwise logs
-//! that a notice was not sent (never its token). With the mailer, that one
-//! function enqueues the mail instead.
+//! The new-sign-in notice and the reset mail after "not me" are queued
+//! mails (`service::mail`): the notice with its non-secret details, its
+//! "not me" token signed when it is sent.
 //!
 //! The `impl Core` of this capability is spread over sub-modules:
 //! `events` (recording, reading and purging events), `devices` (the
@@ -25,10 +23,9 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditSink;
@@ -63,51 +60,6 @@ pub struct SecurityState {
     /// Failed accounts per IP (credential-stuffing rule): SHA-256 of the
     /// account as typed (fixed size, whatever was typed), and when.
     stuffing: Mutex<HashMap<IpAddr, Vec<(AccountDigest, UnixTime)>>>,
-    /// Notices handed over while no mailer exists (tests only).
-    capture: Mutex<Option<NoticeOutbox>>,
-}
-
-/// A notice for a user (sent by email once the mailer lands).
-#[derive(Debug, Clone)]
-pub enum Notice {
-    /// A sign-in from a device the user had not used before.
-    NewSignIn {
-        /// The account.
-        user_id: String,
-        /// Where to send it.
-        email: String,
-        /// When (Unix seconds).
-        at: UnixTime,
-        /// Approximate device: user-agent family (`Firefox on Linux`).
-        device: String,
-        /// Client address.
-        ip: Option<String>,
-        /// Single-use token for `POST /v1/security/not-me` (a secret: the
-        /// mail carries it in a link, nothing logs it).
-        not_me_token: SecretString,
-    },
-    /// After "not me": every session ended; the user should reset the
-    /// password (the mailer sends a reset link).
-    ResetAfterNotMe {
-        /// The account.
-        user_id: String,
-        /// Where to send it.
-        email: String,
-    },
-}
-
-/// Notices captured in process (a test seam until the mailer lands).
-#[derive(Debug, Clone, Default)]
-pub struct NoticeOutbox(Arc<Mutex<Vec<Notice>>>);
-
-impl NoticeOutbox {
-    /// Takes every captured notice.
-    pub fn take(&self) -> Vec<Notice> {
-        self.0
-            .lock()
-            .map(|mut v| std::mem::take(&mut *v))
-            .unwrap_or_default()
-    }
 }
 
 /// One security event as clients see it (no secret in it).

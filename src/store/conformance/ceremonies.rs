@@ -1,4 +1,4 @@
-//! Checks of [`CeremonyStore`] (passkeys, issue 12).
+//! Checks of [`CeremonyStore`] (passkey ceremonies).
 
 use crate::store::{CeremonyRecord, DynStore, StoreError};
 

@@ -301,7 +301,7 @@ pub(crate) async fn expired_not_listed(store: DynStore) {
 /// The bearer check ([`SessionStore::session_live`] and
 /// `Store::live_session_user`) answers from the latest write, even right
 /// after the same sessions were read (the embedded store answers from a
-/// cache that every session write invalidates: issue 16).
+/// cache that every session write invalidates).
 pub(crate) async fn live_check_follows_every_session_write(store: DynStore) {
     let u = user("live@example.com");
     store.create_user(&u, &credentials()).await.unwrap();

@@ -113,7 +113,7 @@ pub(super) fn read_live(
 }
 
 /// [`read_live`] for the async traits, run on the async thread itself,
-/// without a hop to the blocking pool (issue 16, measured with
+/// without a hop to the blocking pool (measured with
 /// `examples/redb_read_cost.rs`): a point read of a cached page costs
 /// about 21k instructions (1.8 µs), the hop about 4k instructions more in
 /// user space plus two thread switches (10 µs a read in all, measured on

@@ -15,7 +15,7 @@
 //!   expires, the next claimer frees the key and takes the attempt.
 
 use async_trait::async_trait;
-use mongodb::bson::{Bson, Document, doc};
+use mongodb::bson::{Bson, doc};
 
 use super::{EXPIRES_AT_DATE, MongoStore, RevocationId, date_of, from_doc, to_doc};
 use crate::store::{
@@ -93,19 +93,14 @@ impl MailQueueStore for MongoStore {
             "next_attempt_at": { "$lte": now },
             "expires_at": { "$gt": now },
         };
-        let mut cursor = self
-            .run(
+        let candidates = self
+            .all_docs(
                 self.mail_queue
                     .find(due)
                     .sort(doc! { "next_attempt_at": 1 })
                     .limit(CLAIM_CANDIDATES),
             )
             .await?;
-        let mut candidates = Vec::new();
-        while self.run(cursor.advance()).await? {
-            let d: Document = cursor.deserialize_current().map_err(super::map_err)?;
-            candidates.push(d);
-        }
         for d in candidates {
             let mut mail: QueuedMail = from_doc(d)?;
             let lease = OnceKey::MailLease(mail.id.clone(), mail.attempts);

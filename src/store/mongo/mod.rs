@@ -289,6 +289,32 @@ impl MongoStore {
         run_bounded(self.op_timeout, fut).await
     }
 
+    /// Every document a `find` yields, in its order; the query and each
+    /// batch the cursor fetches run under the operation timeout.
+    async fn all_docs(
+        &self,
+        find: impl IntoFuture<Output = mongodb::error::Result<mongodb::Cursor<Document>>>,
+    ) -> StoreResult<Vec<Document>> {
+        let mut cursor = self.run(find).await?;
+        let mut out = Vec::new();
+        while self.run(cursor.advance()).await? {
+            out.push(cursor.deserialize_current().map_err(map_err)?);
+        }
+        Ok(out)
+    }
+
+    /// [`MongoStore::all_docs`], each document read as a `T`.
+    async fn all_of<T: DeserializeOwned>(
+        &self,
+        find: impl IntoFuture<Output = mongodb::error::Result<mongodb::Cursor<Document>>>,
+    ) -> StoreResult<Vec<T>> {
+        self.all_docs(find)
+            .await?
+            .into_iter()
+            .map(from_doc)
+            .collect()
+    }
+
     /// Creates every index; safe to repeat (same names, same options).
     /// Returns whether the TTL indexes were accepted.
     async fn ensure_indexes(&self) -> StoreResult<bool> {

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use mongodb::bson::{self, Document, doc};
 use mongodb::{Collection, IndexModel};
 
-use super::{MongoStore, from_doc, index, is_duplicate_key, map_err, run_bounded_raw, to_doc};
+use super::{MongoStore, index, is_duplicate_key, map_err, run_bounded_raw, to_doc};
 use crate::store::{
     AuditQuery, AuditRecord, AuditStore, DeviceStore, KnownDevices, StoreError, StoreResult,
     WebhookDelivery, WebhookStore,
@@ -133,24 +133,17 @@ impl AuditStore for MongoStore {
             }
         }
         let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
-        let mut cursor = self
-            .run(
+        let found: Vec<AuditRecord> = self
+            .all_of(
                 self.audit_coll()
                     .find(filter)
                     .sort(doc! { "_id": -1 })
                     .limit(limit),
             )
             .await?;
-        let mut out = Vec::new();
-        while self.run(cursor.advance()).await? {
-            let d: Document = cursor.deserialize_current().map_err(map_err)?;
-            let e: AuditRecord = from_doc(d)?;
-            // The same rule as the embedded store decides, whatever the
-            // server's query engine did.
-            if q.matches(&e, now) {
-                out.push(e);
-            }
-        }
+        // The same rule as the embedded store decides, whatever the
+        // server's query engine did.
+        let out = found.into_iter().filter(|e| q.matches(e, now)).collect();
         self.with_extra_counts(out).await
     }
 
@@ -208,10 +201,8 @@ impl MongoStore {
             return Ok(events);
         }
         let filter = doc! { "event_id": { "$in": counted } };
-        let mut cursor = self.run(self.count_coll().find(filter)).await?;
         let mut extra = std::collections::HashMap::<String, u64>::new();
-        while self.run(cursor.advance()).await? {
-            let d: Document = cursor.deserialize_current().map_err(map_err)?;
+        for d in self.all_docs(self.count_coll().find(filter)).await? {
             if let (Ok(id), Ok(n)) = (d.get_str("event_id"), d.get_i64("n")) {
                 *extra.entry(id.to_string()).or_default() += u64::try_from(n).unwrap_or(0);
             }
@@ -238,20 +229,13 @@ impl WebhookStore for MongoStore {
     async fn due_webhooks(&self, now: i64, limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
         let filter = doc! { "next_at": { "$lte": now }, "expires_at": { "$gt": now } };
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut cursor = self
-            .run(
-                self.webhook_coll()
-                    .find(filter)
-                    .sort(doc! { "_id": 1 })
-                    .limit(limit),
-            )
-            .await?;
-        let mut out = Vec::new();
-        while self.run(cursor.advance()).await? {
-            let d: Document = cursor.deserialize_current().map_err(map_err)?;
-            out.push(from_doc(d)?);
-        }
-        Ok(out)
+        self.all_of(
+            self.webhook_coll()
+                .find(filter)
+                .sort(doc! { "_id": 1 })
+                .limit(limit),
+        )
+        .await
     }
 
     async fn webhook_done(&self, id: &str) -> StoreResult<()> {

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::ReturnDocument;
 
-use super::{EXPIRES_AT_DATE, MongoStore, RevocationId, date_of, from_doc, map_err, to_doc};
+use super::{EXPIRES_AT_DATE, MongoStore, RevocationId, date_of, from_doc, to_doc};
 use crate::store::{
     RotateOutcome, Rotation, SessionRecord, SessionStore, StoreError, StoreResult,
     classify_rotation,
@@ -216,19 +216,12 @@ impl SessionStore for MongoStore {
     async fn sessions_of(&self, user_id: &str, now: i64) -> StoreResult<Vec<SessionRecord>> {
         let mut filter = doc! { "user_id": user_id };
         filter.extend(active(now));
-        let mut cursor = self
-            .run(
-                self.sessions
-                    .find(filter)
-                    .sort(doc! { "created_at": -1, "_id": -1 }),
-            )
-            .await?;
-        let mut out = Vec::new();
-        while self.run(cursor.advance()).await? {
-            let d: Document = cursor.deserialize_current().map_err(map_err)?;
-            out.push(from_doc(d)?);
-        }
-        Ok(out)
+        self.all_of(
+            self.sessions
+                .find(filter)
+                .sort(doc! { "created_at": -1, "_id": -1 }),
+        )
+        .await
     }
 
     async fn revoke_session(&self, user_id: &str, sid: &str, now: i64) -> StoreResult<bool> {

@@ -27,7 +27,7 @@
 use async_trait::async_trait;
 use mongodb::bson::{Bson, Document, doc};
 
-use super::{EXPIRES_AT_DATE, MongoStore, RevocationId, date_of, map_err};
+use super::{EXPIRES_AT_DATE, MongoStore, RevocationId, date_of};
 use crate::store::rules::RESERVATION_TTL;
 use crate::store::{LoginFailures, StoreError, StoreResult, ThrottleStore};
 
@@ -86,10 +86,8 @@ impl MongoStore {
             "account": account,
             "kind": { "$in": [ATTEMPT_KIND, FAILURE_KIND] },
         };
-        let mut cursor = self.run(self.revocations.find(filter)).await?;
         let mut found = Vec::new();
-        while self.run(cursor.advance()).await? {
-            let d: Document = cursor.deserialize_current().map_err(map_err)?;
+        for d in self.all_docs(self.revocations.find(filter)).await? {
             let slot = d.get_i64("slot").ok().and_then(|n| u32::try_from(n).ok());
             let is_slot = d.get_str("kind") == Ok(ATTEMPT_KIND);
             if is_slot && slot.is_none() {

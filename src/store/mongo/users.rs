@@ -224,21 +224,14 @@ impl UserStore for MongoStore {
             filter.insert("email", email);
         }
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut cursor = self
-            .run(
-                self.users
-                    .find(filter)
-                    .projection(profile_projection())
-                    .sort(doc! { "email": 1 })
-                    .limit(limit),
-            )
-            .await?;
-        let mut out = Vec::new();
-        while self.run(cursor.advance()).await? {
-            let d: Document = cursor.deserialize_current().map_err(map_err)?;
-            out.push(from_doc(d)?);
-        }
-        Ok(out)
+        self.all_of(
+            self.users
+                .find(filter)
+                .projection(profile_projection())
+                .sort(doc! { "email": 1 })
+                .limit(limit),
+        )
+        .await
     }
 
     async fn admin_update(

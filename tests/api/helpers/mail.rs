@@ -98,4 +98,29 @@ impl TestApp {
         }
         panic!("no outbox mail to {to} with subject {subject:?}");
     }
+
+    /// Waits (at most 20 s) until the server's mail queue is empty: every
+    /// mail queued so far is in the outbox.
+    pub async fn settle_mail(&self) {
+        for _ in 0..400 {
+            let stats = self.store.mail_queue_stats(self.clock.now()).await.unwrap();
+            if stats.pending == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the mail queue did not drain");
+    }
+
+    /// The outbox mails to `to` whose subject has `subject` that no earlier
+    /// call returned, once every queued mail is sent.
+    pub async fn new_emails(&self, to: &str, subject: &str) -> Vec<crate::mailbox::Mail> {
+        self.settle_mail().await;
+        let mut seen = self.seen_mail.lock().unwrap();
+        self.emails()
+            .into_iter()
+            .filter(|m| m.to == to && m.subject.contains(subject))
+            .filter(|m| seen.insert(m.message_id.clone()))
+            .collect()
+    }
 }

@@ -23,8 +23,8 @@ pub struct TestApp {
     pub data_path: std::path::PathBuf,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    /// New-sign-in and "not me" notices (the mail seam, captured in process).
-    pub notices: portcullis::service::NoticeOutbox,
+    /// Message ids of the outbox mails `new_emails` has returned.
+    pub(super) seen_mail: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The server's store, for states the API cannot make.
     pub store: portcullis::store::DynStore,
     /// The server's core, to run a background job's step on its clock.
@@ -110,7 +110,6 @@ pub async fn spawn_app_prepared(
     let app = Application::build_with_clock(settings, clock.clone())
         .await
         .unwrap();
-    let notices = app.capture_notices();
     let store = app.store();
     let core = app.core();
     let addr = format!("http://127.0.0.1:{}", app.port());
@@ -130,7 +129,7 @@ pub async fn spawn_app_prepared(
         data_path,
         stop: Some(tx),
         server: Some(server),
-        notices,
+        seen_mail: std::sync::Mutex::default(),
         store,
         core,
     }

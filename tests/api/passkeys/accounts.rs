@@ -80,6 +80,10 @@ async fn drop_password(app: &TestApp, id: &str) {
 }
 
 #[tokio::test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one account's story, each refusal checked against the state the previous step left"
+)]
 async fn a_passkey_only_account_deletes_itself_with_an_assertion() {
     // Room for every refusal below before the throttle answers 429 (the
     // throttle has its own test in `profile`).

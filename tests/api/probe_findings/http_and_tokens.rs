@@ -122,15 +122,10 @@ async fn m7_other_tokens_fail_a_resource_servers_audience_check() {
     // A sign-in from a new network mails a "not me" link.
     app.login_from(&email, PASSWORD, "198.51.100.1", ua).await;
     let not_me: Vec<String> = app
-        .notices
-        .take()
-        .into_iter()
-        .filter_map(|n| match n {
-            portcullis::service::Notice::NewSignIn { not_me_token, .. } => {
-                Some(secrecy::ExposeSecret::expose_secret(&not_me_token).to_string())
-            }
-            _ => None,
-        })
+        .new_emails(&email, "New sign-in")
+        .await
+        .iter()
+        .map(crate::mailbox::Mail::token)
         .collect();
     assert!(!not_me.is_empty());
     for t in &not_me {

@@ -26,7 +26,7 @@ responses! {
         /// Password changed; every other session of the user is revoked.
         NoContent = 204,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
+    errors { body_errors, Unauthorized = 401, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
 
 /// `/v1/me/password`.
@@ -127,7 +127,7 @@ responses! {
         /// account; a reset mail goes out only if it has one.
         Accepted(Json<AcceptedBody>) = 202,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
+    errors { body_errors, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
 
 responses! {
@@ -135,7 +135,7 @@ responses! {
         /// Password set; every session of the user is revoked. Sign in with it.
         NoContent = 204,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
+    errors { body_errors, Unauthorized = 401, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
 
 /// `/v1/password/forgot` and `/v1/password/reset`.

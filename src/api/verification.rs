@@ -5,7 +5,7 @@ use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
-use super::password::{AcceptedBody, ResetPasswordRequest};
+use super::passwords::{AcceptedBody, ResetPasswordRequest};
 use super::problem::responses;
 use super::types::{Secret, Text};
 use super::users::{PasskeyProof, one_proof};
@@ -29,7 +29,7 @@ responses! {
         /// The address is verified (for an email change: the account now has it).
         NoContent = 204,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Conflict = 409, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
+    errors { body_errors, Conflict = 409, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
 
 /// A change of the account's address.
@@ -55,7 +55,7 @@ responses! {
         /// a notice instead): this answer says nothing about accounts.
         Accepted(Json<AcceptedBody>) = 202,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unauthorized = 401, Forbidden = 403, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
+    errors { body_errors, Unauthorized = 401, Forbidden = 403, Unprocessable = 422, TooManyRequests = 429, Unavailable = 503 }
 }
 
 responses! {

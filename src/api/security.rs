@@ -106,7 +106,7 @@ responses! {
         /// Every session of the account ended; a password-reset email is on its way.
         NoContent = 204,
     }
-    errors { BadRequest = 400, PayloadTooLarge = 413, UnsupportedMediaType = 415, Unavailable = 503 }
+    errors { body_errors, Unavailable = 503 }
 }
 
 /// Security activity routes.
