@@ -8,7 +8,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use super::mfa::LoginResult;
-use super::password::{AcceptedBody, ResetPasswordRequest};
+use super::passwords::{AcceptedBody, ResetPasswordRequest};
 use super::problem::responses;
 use super::types::{Secret, Text};
 use super::users::VerificationSentBody;
