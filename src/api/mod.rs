@@ -126,7 +126,10 @@ pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
     let api = service();
     let ui = api.swagger_ui();
     let spec = api.spec_endpoint();
-    let cors_origins = cors::CorsOrigins::new(&http.cors_origins);
+    let mut cors_origins = cors::CorsOrigins::new(&http.cors_origins);
+    if core.settings.dev {
+        cors_origins = cors_origins.with_loopback_pages();
+    }
     let max_body = http.max_body_bytes;
     let avatar_max = core.settings.avatars.max_bytes;
     let body_deadline = http.request_timeout;

@@ -68,6 +68,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     // Step-up and credential safety.
     "PORTCULLIS_REAUTH_WINDOW",
     "PORTCULLIS_MAX_PASSKEYS",
+    // Developer mode.
+    "PORTCULLIS_DEV",
 ];
 
 /// Keys of `map` this version does not read, sorted.

@@ -11,6 +11,7 @@
 mod activity;
 mod atomic_limits;
 mod audit_log;
+mod dev_mode;
 mod errors;
 mod hardening;
 mod helpers;
