@@ -222,6 +222,71 @@ def test_interpolated_variables_are_documented(compose_text, env_keys):
     assert not missing, f"interpolated in docker-compose.yml but absent from .env.example: {sorted(missing)}"
 
 
+# Keys compose fixes for the container (its addresses and paths); every
+# other documented key comes from `.env` untouched.
+COMPOSE_INTERNAL = {
+    "PORTCULLIS_LISTEN",
+    "PORTCULLIS_MONGODB_URI",
+    "PORTCULLIS_SMTP_URL",
+    "PORTCULLIS_DATA_DIR",
+    "PORTCULLIS_KEYS_DIR",
+}
+
+
+def env_files(service: dict) -> list[str]:
+    """The paths of a service's `env_file:` (string, list, or long form)."""
+    entries = service.get("env_file") or []
+    if isinstance(entries, (str, dict)):
+        entries = [entries]
+    out = []
+    for entry in entries:
+        path = entry.get("path", "") if isinstance(entry, dict) else str(entry)
+        out.append(os.path.normpath(path))
+    return out
+
+
+def dropped_keys(service: dict, keys: list[str]) -> list[str]:
+    """Documented keys a `.env` sets that would not reach the container as
+    written: no `env_file: .env`, or an `environment:` entry that overrides
+    the key with a fixed value (environment wins over env_file)."""
+    loads_env = ".env" in env_files(service)
+    env = environment(service)
+    dropped = []
+    for key in keys:
+        if key in env:
+            value = env[key]
+            passes = key in COMPOSE_INTERNAL or re.search(r"\$\{?" + key + r"\b", value)
+        else:
+            passes = loads_env
+        if not passes:
+            dropped.append(key)
+    return sorted(set(dropped))
+
+
+def test_every_documented_key_reaches_the_container(services, env_keys):
+    dropped = dropped_keys(services["portcullis"], env_keys)
+    assert not dropped, f"keys of .env.example a `.env` cannot set in the container: {dropped}"
+
+
+def test_compose_internal_keys_are_fixed(services):
+    env = environment(services["portcullis"])
+    for key in sorted(COMPOSE_INTERNAL):
+        assert key in env, f"{key} must be fixed in `environment:` (a host .env would point elsewhere)"
+        assert "$" not in env[key], f"{key} must not come from .env"
+    assert env["PORTCULLIS_DATA_DIR"].startswith("/var/lib/portcullis"), "data must stay on its volume"
+    assert env["PORTCULLIS_KEYS_DIR"].startswith("/var/lib/portcullis"), "keys must stay on their volume"
+
+
+def test_the_key_check_catches_a_dropped_key(services, env_keys):
+    """The check above fails when the env_file goes, or when a key is pinned."""
+    svc = dict(services["portcullis"])
+    svc.pop("env_file", None)
+    assert "PORTCULLIS_CORS_ORIGINS" in dropped_keys(svc, env_keys)
+    pinned = dict(services["portcullis"])
+    pinned["environment"] = {**environment(pinned), "PORTCULLIS_CORS_ORIGINS": "http://x"}
+    assert dropped_keys(pinned, env_keys) == ["PORTCULLIS_CORS_ORIGINS"]
+
+
 # --------------------------------------------------------------------------- .env.example
 
 
