@@ -94,8 +94,20 @@ fn main() -> anyhow::Result<()> {
         Command::Openapi | Command::Passwords { .. } => Ok(()),
         Command::Bench(action) => cli::bench::run(action, &settings),
         Command::Keys { action } => cli::keys::run(action, &settings),
-        Command::Admin { action } => cli::admin::run(action, &settings),
-        Command::Users { action } => cli::import::run(action, &settings),
+        Command::Admin { action } => cli::admin::run(action, &settings).map_err(|e| {
+            cli::explain_store_in_use(
+                e,
+                "admin create",
+                "; or, signed in as an administrator, give the role through the running server: PATCH /v1/admin/users/{id} {\"roles\":[\"user\",\"admin\"]}",
+            )
+        }),
+        Command::Users { action } => cli::import::run(action, &settings).map_err(|e| {
+            cli::explain_store_in_use(
+                e,
+                "users import",
+                " (with MongoDB, PORTCULLIS_MONGODB_URI, an import runs beside the server)",
+            )
+        }),
         Command::Serve { .. } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

@@ -11,12 +11,12 @@ use crate::helpers::PASSWORD;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
-struct Dev {
-    child: Child,
-    base: String,
+pub(crate) struct Dev {
+    pub(crate) child: Child,
+    pub(crate) base: String,
     log: std::path::PathBuf,
     client: reqwest::Client,
-    _dir: tempfile::TempDir,
+    pub(crate) _dir: tempfile::TempDir,
 }
 
 impl Drop for Dev {
@@ -75,7 +75,11 @@ impl Dev {
     }
 }
 
-fn command(dir: &std::path::Path, args: &[&str], env: &BTreeMap<&str, String>) -> Command {
+pub(crate) fn command(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &BTreeMap<&str, String>,
+) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env("PORTCULLIS_DATA_DIR", dir.join("data"))
@@ -95,7 +99,7 @@ fn command(dir: &std::path::Path, args: &[&str], env: &BTreeMap<&str, String>) -
 }
 
 /// Starts the binary with `args` and `env` on a free port.
-async fn start(args: &[&str], env: BTreeMap<&str, String>) -> Dev {
+pub(crate) async fn start(args: &[&str], env: BTreeMap<&str, String>) -> Dev {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

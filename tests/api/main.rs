@@ -11,6 +11,7 @@
 mod activity;
 mod atomic_limits;
 mod audit_log;
+mod cli;
 mod dev_mode;
 mod errors;
 mod hardening;
