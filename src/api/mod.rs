@@ -39,7 +39,9 @@ pub use extract::{AdminAuth, BearerAuth, BearerTokenAuth, client_info, client_ip
 
 use crate::service::Core;
 
-/// Operation groups in the spec and in Swagger UI.
+/// Operation groups in the spec and in Swagger UI. Each variant carries the
+/// readable name the spec shows (`#[oai(rename)]`), so route files keep
+/// naming the variant.
 #[derive(Tags)]
 pub enum ApiTags {
     /// Accounts and profiles.
@@ -49,12 +51,15 @@ pub enum ApiTags {
     /// Password changes and resets.
     Password,
     /// Two-factor sign-in: TOTP and recovery codes.
+    #[oai(rename = "Two-factor")]
     Mfa,
     /// Email verification.
     Email,
     /// Proof-of-work challenges.
+    #[oai(rename = "CAPTCHA")]
     Captcha,
     /// Discovery documents for resource servers.
+    #[oai(rename = "Well-known")]
     Wellknown,
     /// Liveness and readiness.
     Health,
@@ -63,6 +68,7 @@ pub enum ApiTags {
     /// Passkeys (WebAuthn): registration and sign-in.
     Passkeys,
     /// Standard OAuth 2.0 / OpenID Connect endpoints.
+    #[oai(rename = "OAuth")]
     Oauth,
 }
 
