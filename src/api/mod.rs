@@ -24,6 +24,7 @@ pub mod problem;
 mod problem_pages;
 mod routes_meta;
 pub mod sessions;
+mod spec_refine;
 pub mod timeouts;
 pub mod types;
 pub mod users;
@@ -115,9 +116,17 @@ pub fn service() -> OpenApiService<Api, ()> {
         .server("/")
 }
 
-/// The spec as pretty JSON with a trailing newline (the committed form).
+/// The spec as pretty JSON with a trailing newline (the committed form):
+/// the derived spec with what it cannot say by itself (`spec_refine`).
 pub fn spec_json() -> String {
-    let mut s = service().spec();
+    let derived = service().spec();
+    let mut s = match serde_json::from_str::<serde_json::Value>(&derived) {
+        Ok(mut v) => {
+            spec_refine::refine(&mut v);
+            serde_json::to_string_pretty(&v).unwrap_or(derived)
+        }
+        Err(_) => derived,
+    };
     if !s.ends_with('\n') {
         s.push('\n');
     }
@@ -130,8 +139,17 @@ pub fn spec_json() -> String {
 pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
     let http = core.settings.http.clone();
     let api = service();
-    let ui = api.swagger_ui();
-    let spec = api.spec_endpoint();
+    // Swagger UI and /openapi.json show the refined spec (`spec_json`).
+    let refined = spec_json();
+    let ui_html = api.swagger_ui_html().replacen(&api.spec(), &refined, 1);
+    let ui = poem::get(poem::endpoint::make_sync(move |_| {
+        poem::web::Html(ui_html.clone())
+    }));
+    let spec = poem::get(poem::endpoint::make_sync(move |_| {
+        Response::builder()
+            .content_type("application/json")
+            .body(refined.clone())
+    }));
     let mut cors_origins = cors::CorsOrigins::new(&http.cors_origins);
     if core.settings.dev {
         cors_origins = cors_origins.with_loopback_pages();

@@ -32,6 +32,7 @@ mod read_path;
 mod recovery;
 mod sessions;
 mod shutdown;
+mod spec_truth;
 // Step-up and credential safety.
 mod stepup;
 mod storm;

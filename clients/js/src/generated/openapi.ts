@@ -839,18 +839,18 @@ export interface components {
              */
             credential: unknown;
             /** @description A name for it (1 to 64 characters); default `Passkey <n>`. */
-            name?: string;
+            name?: string | null;
             /**
              * Format: password
              * @description The account's password, when the session has no recent proof
              *     (step-up); leave it out otherwise.
              */
-            password?: string;
+            password?: string | null;
             /**
              * Format: password
              * @description A current TOTP code, instead of `password`.
              */
-            code?: string;
+            code?: string | null;
         };
         /**
          * AdminPatchRequest
@@ -858,11 +858,11 @@ export interface components {
          */
         AdminPatchRequest: {
             /** @description Disable the account (its sessions end at once) or re-enable it. */
-            disabled?: boolean;
+            disabled?: boolean | null;
             /** @description The account's roles (`user`, `admin`, ...), replacing the old ones. */
-            roles?: string[];
+            roles?: string[] | null;
             /** @description Whether the email address counts as verified. */
-            email_verified?: boolean;
+            email_verified?: boolean | null;
         };
         /**
          * AdminUser
@@ -934,14 +934,14 @@ export interface components {
              * @description The account's password. A proof (this, `code` or `passkey`) may be
              *     left out when the session proved itself recently (step-up).
              */
-            password?: string;
+            password?: string | null;
             /**
              * Format: password
              * @description A current 6-digit code from the authenticator app.
              */
-            code?: string;
+            code?: string | null;
             /** @description A fresh assertion by one of the caller's passkeys. */
-            passkey?: components["schemas"]["PasskeyProof"] & unknown;
+            passkey?: (components["schemas"]["PasskeyProof"] & unknown) | null;
         };
         /**
          * ChangePasswordRequest
@@ -974,7 +974,7 @@ export interface components {
              * @description The account's password, when the session has no recent proof
              *     (step-up); leave it out otherwise.
              */
-            password?: string;
+            password?: string | null;
         };
         /**
          * ConfirmRequest
@@ -987,14 +987,14 @@ export interface components {
              * Format: password
              * @description The 6-digit code shown by the authenticator app.
              */
-            code?: string;
+            code?: string | null;
             /**
              * Format: password
              * @description The account's password.
              */
-            password?: string;
+            password?: string | null;
             /** @description A fresh assertion by one of the caller's passkeys. */
-            passkey?: components["schemas"]["PasskeyProof"] & unknown;
+            passkey?: (components["schemas"]["PasskeyProof"] & unknown) | null;
         };
         /**
          * DeleteAccountRequest
@@ -1014,18 +1014,18 @@ export interface components {
              * Format: password
              * @description The account's password.
              */
-            password?: string;
+            password?: string | null;
             /**
              * Format: password
              * @description A current 6-digit code from the authenticator app (accounts with
              *     two-factor sign-in on). Recovery codes are not accepted here.
              */
-            code?: string;
+            code?: string | null;
             /**
              * @description A fresh assertion by one of the caller's passkeys: the way a
              *     passkey-only account (no password) proves itself.
              */
-            passkey?: components["schemas"]["PasskeyProof"] & unknown;
+            passkey?: (components["schemas"]["PasskeyProof"] & unknown) | null;
         };
         /**
          * FieldError
@@ -1049,7 +1049,7 @@ export interface components {
             /** @description The account's email address. */
             email: string;
             /** @description ALTCHA solution (base64 JSON) when a CAPTCHA is required. */
-            captcha?: string;
+            captcha?: string | null;
         };
         /**
          * HealthStatus
@@ -1124,7 +1124,7 @@ export interface components {
              */
             password: string;
             /** @description ALTCHA solution (base64 JSON) when a CAPTCHA is required. */
-            captcha?: string;
+            captcha?: string | null;
         };
         /** @description What `POST /v1/sessions` answers with: tokens, or the second step. */
         LoginResult: components["schemas"]["Tokens"] | components["schemas"]["MfaChallenge"];
@@ -1163,17 +1163,17 @@ export interface components {
              * Format: password
              * @description The 6-digit code shown by the authenticator app.
              */
-            code?: string;
+            code?: string | null;
             /**
              * Format: password
              * @description One of the recovery codes (each works once).
              */
-            recovery_code?: string;
+            recovery_code?: string | null;
             /**
              * @description A passkey assertion for options from
              *     `POST /v1/sessions/passkey/options {mfa_token}`.
              */
-            passkey?: components["schemas"]["MfaPasskey"] & unknown;
+            passkey?: (components["schemas"]["MfaPasskey"] & unknown) | null;
         };
         /**
          * MfaPasskey
@@ -1329,12 +1329,12 @@ export interface components {
              * @description The account's email, to list its passkeys; leave it out for a
              *     usernameless sign-in (discoverable credentials, autofill UI).
              */
-            email?: string;
+            email?: string | null;
             /**
              * Format: password
              * @description The `mfa_token` of a password sign-in that needs a second factor.
              */
-            mfa_token?: string;
+            mfa_token?: string | null;
         };
         /**
          * PasskeySignInRequest
@@ -1383,17 +1383,17 @@ export interface components {
              * Format: password
              * @description The account's password.
              */
-            password?: string;
+            password?: string | null;
             /**
              * Format: password
              * @description A current 6-digit code from the authenticator app.
              */
-            code?: string;
+            code?: string | null;
             /**
              * @description A fresh assertion by one of the caller's passkeys, for options from
              *     `POST /v1/sessions/passkey/options`.
              */
-            passkey?: components["schemas"]["PasskeyProof"] & unknown;
+            passkey?: (components["schemas"]["PasskeyProof"] & unknown) | null;
         };
         /**
          * RecoveryCodes
@@ -1437,7 +1437,7 @@ export interface components {
              */
             locale?: string | null;
             /** @description ALTCHA solution (base64 JSON) when a CAPTCHA is required. */
-            captcha?: string;
+            captcha?: string | null;
         };
         /**
          * ResetPasswordRequest
@@ -1449,14 +1449,14 @@ export interface components {
              * Format: password
              * @description The `token` query parameter of the link in the mail.
              */
-            token?: string;
+            token?: string | null;
             /** @description The account's email address (with `email_code`). */
-            email?: string;
+            email?: string | null;
             /**
              * Format: password
              * @description The 8-digit code in the mail (with `email`).
              */
-            email_code?: string;
+            email_code?: string | null;
             /**
              * Format: password
              * @description 8 to 128 characters; common passwords are refused.
@@ -1466,12 +1466,12 @@ export interface components {
              * Format: password
              * @description A TOTP code, when the account has two-factor on.
              */
-            mfa_code?: string;
+            mfa_code?: string | null;
             /**
              * Format: password
              * @description A recovery code, when the account has two-factor on.
              */
-            recovery_code?: string;
+            recovery_code?: string | null;
         };
         /**
          * RevokeForm
@@ -1479,7 +1479,7 @@ export interface components {
          */
         RevokeForm: {
             /** @description The access or refresh token to revoke (its whole session ends). */
-            token?: string;
+            token: string;
             /** @description `access_token` or `refresh_token` (a hint; both are tried). */
             token_type_hint?: string;
         };
@@ -1550,7 +1550,7 @@ export interface components {
          */
         TokenForm: {
             /** @description `refresh_token` (the only grant this server offers). */
-            grant_type?: string;
+            grant_type: string;
             /** @description The refresh token of the latest pair. */
             refresh_token?: string;
             /** @description The client's id (public clients; not checked). */
@@ -1591,10 +1591,7 @@ export interface components {
         };
         /**
          * UpdateProfileRequest
-         * @description Profile changes; fields left out stay as they are, `null` clears.
-         *     `email`, `email_verified`, `roles` and `disabled` are an operator's
-         *     (`PATCH /v1/admin/users/{id}`): sending any of them here is a 422 and
-         *     changes nothing.
+         * @description Profile changes; fields left out stay as they are, `null` clears. An operator's fields (`email`, `email_verified`, `roles`, `disabled`: `PATCH /v1/admin/users/{id}`) are refused with 422 and change nothing.
          */
         UpdateProfileRequest: {
             /**
@@ -1615,14 +1612,6 @@ export interface components {
              *     `null` clears it.
              */
             metadata?: unknown;
-            /** @description Admin only: refused with 422. */
-            email?: unknown;
-            /** @description Admin only: refused with 422. */
-            email_verified?: unknown;
-            /** @description Admin only: refused with 422. */
-            roles?: unknown;
-            /** @description Admin only: refused with 422. */
-            disabled?: unknown;
         };
         /**
          * User
@@ -1704,14 +1693,14 @@ export interface components {
              * Format: password
              * @description The `token` query parameter of the link in the mail.
              */
-            token?: string;
+            token?: string | null;
             /** @description The address (with `email_code`). */
-            email?: string;
+            email?: string | null;
             /**
              * Format: password
              * @description The 8-digit code in the mail (with `email`).
              */
-            email_code?: string;
+            email_code?: string | null;
         };
     };
     responses: never;
@@ -1731,6 +1720,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com",
+                 *       "password": "correct horse battery staple 42"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["RegisterRequest"];
             };
         };
@@ -1757,7 +1752,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["VerificationSentBody"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`, `captcha-required`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1766,7 +1761,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `conflict`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1775,7 +1770,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1784,7 +1779,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1793,7 +1788,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1802,7 +1797,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1811,7 +1806,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -1820,7 +1815,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1849,7 +1844,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["User"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1858,7 +1853,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -1867,7 +1862,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1887,6 +1882,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "password": "correct horse battery staple 42"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["DeleteAccountRequest"];
             };
         };
@@ -1898,7 +1898,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1907,7 +1907,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `invalid-credentials`, `invalid-code`, `passkey-rejected`, `reauthentication-required`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1916,7 +1916,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1925,7 +1925,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1934,7 +1934,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1943,7 +1943,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1952,7 +1952,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -1961,7 +1961,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1981,6 +1981,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "display_name": "Ada Lovelace"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["UpdateProfileRequest"];
             };
         };
@@ -1994,7 +1999,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["User"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2003,7 +2008,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2012,7 +2017,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2021,7 +2026,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2030,7 +2035,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2039,7 +2044,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2048,7 +2053,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2068,6 +2073,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "password": "correct horse battery staple 42"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["ReauthenticateRequest"];
             };
         };
@@ -2082,7 +2092,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2091,7 +2101,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `invalid-credentials`, `invalid-code`, `passkey-rejected`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2100,7 +2110,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2109,7 +2119,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2118,7 +2128,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2127,7 +2137,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2136,7 +2146,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2145,7 +2155,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2174,7 +2184,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["Session"][];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2183,7 +2193,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2192,7 +2202,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2212,6 +2222,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com",
+                 *       "password": "correct horse battery staple 42"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["LoginRequest"];
             };
         };
@@ -2229,7 +2245,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["LoginResult"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`, `captcha-required`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2238,7 +2254,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `invalid-credentials`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2247,7 +2263,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `account-disabled`, `email-unverified`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2256,7 +2272,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2265,7 +2281,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2274,7 +2290,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2283,7 +2299,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2292,7 +2308,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2321,7 +2337,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `bad-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2330,7 +2346,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2339,7 +2355,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2348,7 +2364,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2357,7 +2373,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2366,7 +2382,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2386,6 +2402,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "refresh_token": "AZKx3vQ8mZr0tq2bYl9S4w_JcE1uH7nKpD5fVg6aLs"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["RefreshRequest"];
             };
         };
@@ -2399,7 +2420,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["Tokens"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2408,7 +2429,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2417,7 +2438,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2426,7 +2447,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2435,7 +2456,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2444,7 +2465,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2453,7 +2474,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2482,7 +2503,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `bad-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2491,7 +2512,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2500,7 +2521,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `not-found`. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2509,7 +2530,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2518,7 +2539,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2527,7 +2548,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2536,7 +2557,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2556,6 +2577,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "current_password": "correct horse battery staple 42",
+                 *       "new_password": "a new and long passphrase 77"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["ChangePasswordRequest"];
             };
         };
@@ -2567,7 +2594,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2576,7 +2603,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `invalid-credentials`, `invalid-code`, `reauthentication-required`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2585,7 +2612,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2594,7 +2621,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2603,7 +2630,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2612,7 +2639,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2621,7 +2648,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2630,7 +2657,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2650,6 +2677,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "mfa_token": "eyJhbGciOiJFZERTQSIsInR5cCI6Im1mYStqd3QifQ.e30.c2ln"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["MfaLoginRequest"];
             };
         };
@@ -2663,7 +2695,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["Tokens"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2672,7 +2704,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `invalid-code`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2681,7 +2713,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `account-disabled`, `email-unverified`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2690,7 +2722,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2699,7 +2731,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2708,7 +2740,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2717,7 +2749,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2726,7 +2758,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2735,7 +2767,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2764,7 +2796,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["TotpEnrolment"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2773,7 +2805,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `conflict`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2782,7 +2814,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2791,7 +2823,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2811,6 +2843,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "code": "123456"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["ConfirmRequest"];
             };
         };
@@ -2822,7 +2859,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2831,7 +2868,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `invalid-credentials`, `invalid-code`, `reauthentication-required`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2840,7 +2877,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `conflict`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2849,7 +2886,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2858,7 +2895,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2867,7 +2904,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2876,7 +2913,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2885,7 +2922,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2894,7 +2931,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2914,6 +2951,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "code": "123456"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["CodeRequest"];
             };
         };
@@ -2930,7 +2972,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["RecoveryCodes"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2939,7 +2981,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `invalid-code`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2948,7 +2990,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `conflict`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2957,7 +2999,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2966,7 +3008,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2975,7 +3017,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2984,7 +3026,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2993,7 +3035,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3002,7 +3044,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3022,6 +3064,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "code": "123456"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["ConfirmRequest"];
             };
         };
@@ -3038,7 +3085,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["RecoveryCodes"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3047,7 +3094,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `invalid-credentials`, `invalid-code`, `reauthentication-required`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3056,7 +3103,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `conflict`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3065,7 +3112,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3074,7 +3121,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3083,7 +3130,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3092,7 +3139,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3101,7 +3148,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3110,7 +3157,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3221,7 +3268,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["HealthStatus"];
                 };
             };
-            /** @description The store does not answer. */
+            /** @description The store does not answer. Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3264,7 +3311,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["User"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `bad-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3273,7 +3320,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3282,7 +3329,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3291,7 +3338,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3300,7 +3347,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3309,7 +3356,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3318,7 +3365,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3327,7 +3374,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3354,7 +3401,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3363,7 +3410,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3372,7 +3419,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3418,7 +3465,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `bad-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3427,7 +3474,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such user, or no avatar. */
+            /** @description No such user, or no avatar. Problem types (`/problems/<slug>`): `not-found`. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3436,7 +3483,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3445,7 +3492,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3478,7 +3525,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["UserPage"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `bad-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3487,7 +3534,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3496,7 +3543,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `forbidden`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3505,7 +3552,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3514,7 +3561,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3523,7 +3570,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3554,7 +3601,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["AdminUser"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `bad-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3563,7 +3610,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3572,7 +3619,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `forbidden`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3581,7 +3628,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `not-found`. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3590,7 +3637,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3599,7 +3646,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3608,7 +3655,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3617,7 +3664,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3626,7 +3673,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3655,7 +3702,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3664,7 +3711,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `forbidden`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3673,7 +3720,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `not-found`. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3682,7 +3729,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3691,7 +3738,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3713,6 +3760,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "disabled": false
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["AdminPatchRequest"];
             };
         };
@@ -3726,7 +3778,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["AdminUser"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3735,7 +3787,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3744,7 +3796,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `forbidden`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3753,7 +3805,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `not-found`. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3762,7 +3814,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3771,7 +3823,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3780,7 +3832,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3789,7 +3841,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3798,7 +3850,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3827,7 +3879,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3836,7 +3888,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `forbidden`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3845,7 +3897,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `not-found`. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3854,7 +3906,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3863,7 +3915,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3897,7 +3949,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["SecurityEventPage"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `bad-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3906,7 +3958,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3915,7 +3967,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3924,7 +3976,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3933,7 +3985,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3977,7 +4029,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["SecurityEventPage"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `bad-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3986,7 +4038,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3995,7 +4047,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `forbidden`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4004,7 +4056,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4013,7 +4065,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4022,7 +4074,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4042,6 +4094,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "token": "AaJIvo34doq-KYcaVUzFWTuOumju-Pe"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["NotMeRequest"];
             };
         };
@@ -4053,7 +4110,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`, `token-invalid-or-expired`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4062,7 +4119,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4071,7 +4128,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4080,7 +4137,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4089,7 +4146,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4109,6 +4166,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["ForgotPasswordRequest"];
             };
         };
@@ -4125,7 +4187,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["AcceptedBody"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`, `captcha-required`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4134,7 +4196,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4143,7 +4205,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4152,7 +4214,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4161,7 +4223,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4170,7 +4232,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4179,7 +4241,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4199,6 +4261,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "new_password": "a new and long passphrase 77"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["ResetPasswordRequest"];
             };
         };
@@ -4210,7 +4277,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`, `token-invalid-or-expired`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4219,7 +4286,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `mfa-required`, `invalid-code`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4228,7 +4295,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4237,7 +4304,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4246,7 +4313,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4255,7 +4322,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4264,7 +4331,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4273,7 +4340,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4293,6 +4360,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "token": "AaJIvo34doq-KYcaVUzFWTuOumju-Pe"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["VerifyEmailRequest"];
             };
         };
@@ -4304,7 +4376,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`, `token-invalid-or-expired`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4313,7 +4385,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `conflict`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4322,7 +4394,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4331,7 +4403,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4340,7 +4412,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4349,7 +4421,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4358,7 +4430,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4367,7 +4439,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4387,6 +4459,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "new_email": "string"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["ChangeEmailRequest"];
             };
         };
@@ -4405,7 +4482,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["AcceptedBody"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4414,7 +4491,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `invalid-credentials`, `invalid-code`, `reauthentication-required`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4423,7 +4500,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4432,7 +4509,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4441,7 +4518,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4450,7 +4527,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4459,7 +4536,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4468,7 +4545,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4497,7 +4574,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["AcceptedBody"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4506,7 +4583,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4515,7 +4592,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4524,7 +4601,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4553,7 +4630,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["PasskeyOptions"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `passkey-invalid`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4562,7 +4639,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4571,7 +4648,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `passkey-limit`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4580,7 +4657,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4589,7 +4666,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4598,7 +4675,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4627,7 +4704,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["Passkey"][];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4636,7 +4713,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4645,7 +4722,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4665,6 +4742,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "challenge_id": "string",
+                 *       "credential": {}
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["AddPasskeyRequest"];
             };
         };
@@ -4678,7 +4761,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["Passkey"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`, `passkey-invalid`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4687,7 +4770,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `reauthentication-required`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4696,7 +4779,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `conflict`, `passkey-limit`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4705,7 +4788,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4714,7 +4797,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4723,7 +4806,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4732,7 +4815,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4741,7 +4824,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4750,7 +4833,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4779,7 +4862,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4788,7 +4871,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `not-found`. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4797,7 +4880,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `conflict`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4806,7 +4889,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4815,7 +4898,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4835,6 +4918,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["PasskeySignInOptionsRequest"];
             };
         };
@@ -4848,7 +4936,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["PasskeyOptions"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`, `passkey-invalid`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4857,7 +4945,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4866,7 +4954,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4875,7 +4963,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4884,7 +4972,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4893,7 +4981,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4902,7 +4990,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4911,7 +4999,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4931,6 +5019,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "challenge_id": "string",
+                 *       "credential": {}
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["PasskeySignInRequest"];
             };
         };
@@ -4944,7 +5038,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["Tokens"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`, `passkey-invalid`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4953,7 +5047,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `passkey-rejected`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4962,7 +5056,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `account-disabled`, `email-unverified`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4971,7 +5065,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4980,7 +5074,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4989,7 +5083,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4998,7 +5092,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5007,7 +5101,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5016,7 +5110,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5046,7 +5140,7 @@ export interface operations {
                     "application/json; charset=utf-8": unknown;
                 };
             };
-            /** @description Not configured. */
+            /** @description Not configured. Problem types (`/problems/<slug>`): `not-found`. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5076,7 +5170,7 @@ export interface operations {
                     "application/json; charset=utf-8": unknown;
                 };
             };
-            /** @description Not configured. */
+            /** @description Not configured. Problem types (`/problems/<slug>`): `not-found`. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5096,6 +5190,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "grant_type": "refresh_token"
+                 *     }
+                 */
                 "application/x-www-form-urlencoded": components["schemas"]["TokenForm"];
             };
         };
@@ -5121,7 +5220,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["OAuthError"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5130,7 +5229,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5139,7 +5238,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457), with `Retry-After`. */
+            /** @description Problem details (RFC 9457), with `Retry-After`. Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5148,7 +5247,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5157,7 +5256,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5177,6 +5276,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "token": "AaJIvo34doq-KYcaVUzFWTuOumju-Pe"
+                 *     }
+                 */
                 "application/x-www-form-urlencoded": components["schemas"]["RevokeForm"];
             };
         };
@@ -5197,7 +5301,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["OAuthError"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5206,7 +5310,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5215,7 +5319,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5224,7 +5328,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5253,7 +5357,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["UserInfo"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `bad-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5262,7 +5366,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5271,7 +5375,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5280,7 +5384,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5309,7 +5413,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["UserInfo"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `bad-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5318,7 +5422,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5327,7 +5431,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5336,7 +5440,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5356,6 +5460,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "token": "AaJIvo34doq-KYcaVUzFWTuOumju-Pe"
+                 *     }
+                 */
                 "application/x-www-form-urlencoded": components["schemas"]["IntrospectForm"];
             };
         };
@@ -5379,7 +5488,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["OAuthError"];
                 };
             };
-            /** @description Problem details (RFC 9457): no or wrong introspection token. */
+            /** @description Problem details (RFC 9457): no or wrong introspection token. Problem types (`/problems/<slug>`): `authentication-required`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5388,7 +5497,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457): introspection is off. */
+            /** @description Problem details (RFC 9457): introspection is off. Problem types (`/problems/<slug>`): `not-found`. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5397,7 +5506,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5406,7 +5515,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5415,7 +5524,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5424,7 +5533,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
