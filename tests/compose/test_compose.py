@@ -370,3 +370,39 @@ def test_dockerfile_exposes_8080(dockerfile_instructions):
 def test_dockerfile_builds_locked_release(dockerfile_instructions):
     runs = " ".join(rest for word, rest in dockerfile_instructions if word == "RUN")
     assert "cargo build --release --locked" in runs, "release build must use --locked"
+
+
+# --------------------------------------------------------------------------- scale profile
+
+
+def test_scale_profile_replica_set_two_replicas_and_a_proxy(services):
+    scale = {name: svc for name, svc in services.items() if "scale" in (svc.get("profiles") or [])}
+    mongos = sorted(n for n, s in scale.items() if str(s.get("image", "")).startswith("mongo:"))
+    assert len(mongos) == 3, f"the scale profile needs a three-member replica set, got {mongos}"
+    for name in mongos:
+        command = " ".join(map(str, scale[name].get("command") or []))
+        assert "--replSet rs0" in command, f"{name} is not a replica-set member"
+        assert_healthcheck(name, scale[name])
+    replicas = sorted(n for n, s in scale.items() if "build" in s)
+    assert len(replicas) == 2, f"two Portcullis replicas expected, got {replicas}"
+    keys_volumes = set()
+    for name in replicas:
+        svc = scale[name]
+        env = environment(svc)
+        uri = env.get("PORTCULLIS_MONGODB_URI", "")
+        assert all(m in uri for m in mongos) and "replicaSet=rs0" in uri, f"{name}: {uri}"
+        assert env.get("PORTCULLIS_PUBLIC_URL"), f"{name}: replicas share one fixed public URL"
+        assert ".env" in env_files(svc), f"{name}: .env must reach the replica"
+        keys_volumes |= {str(v).split(":")[0] for v in svc.get("volumes") or [] if str(v).endswith("/keys")}
+        assert_healthcheck(name, svc)
+    assert len(keys_volumes) == 1, f"the replicas must share one keys volume, got {keys_volumes}"
+    envs = [environment(scale[n]) for n in replicas]
+    assert envs[0]["PORTCULLIS_PUBLIC_URL"] == envs[1]["PORTCULLIS_PUBLIC_URL"]
+    proxies = [n for n, s in scale.items() if n not in mongos and n not in replicas]
+    assert proxies, "no proxy in front of the replicas"
+    proxy = scale[proxies[0]]
+    deps = depends_on(proxy)
+    assert set(replicas) <= set(deps), "the proxy must wait for both replicas"
+    command = " ".join(map(str, proxy.get("command") or []))
+    for name in replicas:
+        assert name in command, f"the proxy does not send to {name}"
