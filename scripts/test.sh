@@ -186,6 +186,13 @@ if [[ ! -x "$venv/bin/pytest" ]]; then
 fi
 if "$venv/bin/pytest" -q tests/compose; then record "compose check" ok; else record "compose check" FAIL; fi
 
+# --- Kubernetes manifests (deploy/k8s), offline -----------------------------
+step "Kubernetes manifest check"
+if ! "$venv/bin/python" -c 'import kubernetes_validate' 2>/dev/null; then
+    "$venv/bin/pip" install --quiet -r tests/deploy/requirements.txt
+fi
+if "$venv/bin/pytest" -q tests/deploy; then record "k8s manifests" ok; else record "k8s manifests" FAIL; fi
+
 # --- Outside-in suites -------------------------------------------------------
 if [[ -x scripts/interop.sh ]]; then
     run_step "interop (PyJWT, jose, Swagger UI, schemathesis)" scripts/interop.sh
