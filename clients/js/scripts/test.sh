@@ -86,6 +86,8 @@ if [ -n "${PORTCULLIS_BIN:-}" ]; then
   if [ -x "$CHROMIUM" ]; then
     step "example SPA in Chromium: 5 tabs ${SECONDS_BROWSER}s, sign-out, frozen tab (real Portcullis)" \
       timeout $((SECONDS_BROWSER + 180)) node test/e2e/browser.mjs --seconds "$SECONDS_BROWSER" --chromium "$CHROMIUM"
+    step "example SPA on localhost: CAPTCHA step, add a passkey, turn on two-step sign-in (real Portcullis --dev)" \
+      timeout 240 node test/e2e/example-features.mjs --chromium "$CHROMIUM"
   else
     failed=$((failed + 1)); results+=("FAIL browser tests (no chromium)")
   fi
