@@ -55,6 +55,7 @@ const BY_OPERATION: &[(&str, &str, &[&str])] = &[
             "reauthentication-required",
         ],
     ),
+    ("totpBegin", "401", &["reauthentication-required"]),
     ("totpBegin", "409", &["conflict"]),
     (
         "totpDisable",
@@ -66,7 +67,11 @@ const BY_OPERATION: &[(&str, &str, &[&str])] = &[
         ],
     ),
     ("totpDisable", "409", &["conflict"]),
-    ("totpActivate", "401", &["invalid-code"]),
+    (
+        "totpActivate",
+        "401",
+        &["invalid-code", "reauthentication-required"],
+    ),
     ("totpActivate", "409", &["conflict"]),
     (
         "regenerateRecoveryCodes",
@@ -93,6 +98,11 @@ const BY_OPERATION: &[(&str, &str, &[&str])] = &[
     ("verifyEmail", "400", &["token-invalid-or-expired"]),
     ("verifyEmail", "409", &["conflict"]),
     ("passkeyRegistrationOptions", "400", &["passkey-invalid"]),
+    (
+        "passkeyRegistrationOptions",
+        "401",
+        &["reauthentication-required"],
+    ),
     ("passkeyRegistrationOptions", "409", &["passkey-limit"]),
     ("addPasskey", "400", &["passkey-invalid"]),
     ("addPasskey", "401", &["reauthentication-required"]),

@@ -2796,7 +2796,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["TotpEnrolment"];
                 };
             };
-            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `reauthentication-required`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2981,7 +2981,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `invalid-code`. */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `invalid-code`, `reauthentication-required`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4639,7 +4639,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `reauthentication-required`. */
             401: {
                 headers: {
                     [name: string]: unknown;
