@@ -194,6 +194,12 @@ if "$venv/bin/pytest" -q tests/compose; then record "compose check" ok; else rec
 run_step "book walkthroughs (docs/, README.md)" env PORTCULLIS_BIN="$PWD/target/debug/portcullis" python3 tests/docs/walkthroughs.py
 run_step "book walkthroughs self-test (a changed status fails)" env PORTCULLIS_BIN="$PWD/target/debug/portcullis" python3 tests/docs/walkthroughs.py --self-test
 run_step "book links" python3 tests/docs/links.py
+# --- Kubernetes manifests (deploy/k8s), offline -----------------------------
+step "Kubernetes manifest check"
+if ! "$venv/bin/python" -c 'import kubernetes_validate' 2>/dev/null; then
+    "$venv/bin/pip" install --quiet -r tests/deploy/requirements.txt
+fi
+if "$venv/bin/pytest" -q tests/deploy; then record "k8s manifests" ok; else record "k8s manifests" FAIL; fi
 
 # --- Outside-in suites -------------------------------------------------------
 if [[ -x scripts/interop.sh ]]; then

@@ -7,11 +7,24 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use portcullis::{Application, Settings};
 
+/// Where the configuration is: printed under `--help` of every command.
+const CONFIG_HELP: &str = "\
+Configuration:
+  Every setting is a PORTCULLIS_* environment variable, for example
+  PORTCULLIS_LISTEN=127.0.0.1:8080, PORTCULLIS_PUBLIC_URL=https://auth.example.com
+  or PORTCULLIS_MONGODB_URI=mongodb://... The same keys can be written in
+  ./portcullis.toml (or the file PORTCULLIS_CONFIG names), spelled in full or in
+  lower case without the prefix (listen = \"0.0.0.0:8080\"); the environment wins.
+  Every key, with its default, is in .env.example and in the configuration
+  reference of the book (docs/). The binary does not read .env (docker compose does).
+  For a laptop: `portcullis serve --dev` (or PORTCULLIS_DEV=true).";
+
 #[derive(Parser)]
 #[command(
     name = "portcullis",
     version,
-    about = "A stateless, token-issuing identity service"
+    about = "A stateless, token-issuing identity service",
+    after_help = CONFIG_HELP
 )]
 struct Cli {
     /// Refuse to start when an unknown PORTCULLIS_* key is set (a typo),
@@ -25,7 +38,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP server (the default).
-    Serve,
+    #[command(after_help = CONFIG_HELP)]
+    Serve {
+        /// Developer mode (also PORTCULLIS_DEV=true): per-IP rate limits off,
+        /// CORS open to http://localhost:* and http://127.0.0.1:*, every mail's
+        /// links and codes printed to the log. Refuses a public URL that is not
+        /// a loopback URL.
+        #[arg(long)]
+        dev: bool,
+    },
     /// Manage signing keys in PORTCULLIS_KEYS_DIR.
     Keys {
         #[command(subcommand)]
@@ -55,7 +76,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Serve);
+    let command = cli.command.unwrap_or(Command::Serve { dev: false });
     if let Command::Openapi = command {
         print!("{}", portcullis::api::spec_json());
         return Ok(());
@@ -63,16 +84,31 @@ fn main() -> anyhow::Result<()> {
     if let Command::Passwords { action } = command {
         return cli::passwords::run(action);
     }
-    let settings = Settings::load(cli.strict)?;
+    let mut settings = Settings::load(cli.strict)?;
+    if let Command::Serve { dev: true } = command {
+        settings.enable_dev()?;
+    }
     portcullis::telemetry::init(settings.log_format);
     settings.warn_unknown_keys();
     match command {
         Command::Openapi | Command::Passwords { .. } => Ok(()),
         Command::Bench(action) => cli::bench::run(action, &settings),
         Command::Keys { action } => cli::keys::run(action, &settings),
-        Command::Admin { action } => cli::admin::run(action, &settings),
-        Command::Users { action } => cli::import::run(action, &settings),
-        Command::Serve => tokio::runtime::Builder::new_multi_thread()
+        Command::Admin { action } => cli::admin::run(action, &settings).map_err(|e| {
+            cli::explain_store_in_use(
+                e,
+                "admin create",
+                "; or, signed in as an administrator, give the role through the running server: PATCH /v1/admin/users/{id} {\"roles\":[\"user\",\"admin\"]}",
+            )
+        }),
+        Command::Users { action } => cli::import::run(action, &settings).map_err(|e| {
+            cli::explain_store_in_use(
+                e,
+                "users import",
+                " (with MongoDB, PORTCULLIS_MONGODB_URI, an import runs beside the server)",
+            )
+        }),
+        Command::Serve { .. } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
             .block_on(serve(settings)),

@@ -120,10 +120,13 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
 /// The mailer (SMTP or outbox), templates and email-code key.
 fn build_postbox(settings: &Settings) -> anyhow::Result<Postbox> {
     let m = &settings.mail;
-    let mailer = crate::mail::mailer_from_settings(
+    let mut mailer = crate::mail::mailer_from_settings(
         m.smtp_url.as_ref().map(|u| u.expose_secret()),
         &settings.store.data_dir,
     )?;
+    if settings.dev {
+        mailer = Arc::new(crate::mail::DevLogMailer(mailer));
+    }
     let from = crate::mail::parse_from(&m.smtp_from)?;
     let templates = crate::mail::Templates::new(m.templates_dir.clone());
     let (code_key, _) = load_or_create_secret(&settings.tokens.keys_dir, "email-code-hmac.key")?;
@@ -201,6 +204,9 @@ impl Application {
         stop: impl std::future::Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
         let jobs = crate::jobs::spawn(self.core.clone());
+        if self.core.settings.dev {
+            tracing::warn!("{}", crate::config::DEV_BANNER);
+        }
         tracing::info!(addr = %self.addr, store = %self.core.store_name(), mail = %self.core.mailer_name(), "portcullis listening");
         let grace = self.core.settings.security.shutdown_timeout;
         let core = self.core.clone();

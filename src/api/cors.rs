@@ -1,4 +1,5 @@
-//! CORS (`PORTCULLIS_CORS_ORIGINS`).
+//! CORS (`PORTCULLIS_CORS_ORIGINS`; in developer mode also any
+//! `http://localhost:*` and `http://127.0.0.1:*` page).
 //!
 //! A listed origin gets the CORS headers; any other origin simply gets none
 //! and the request goes on as if it had no `Origin` (never a 403: same-origin
@@ -25,17 +26,51 @@ const MAX_AGE: &str = "600";
 
 /// The configured origins.
 #[derive(Debug, Clone)]
-pub struct CorsOrigins(Arc<HashSet<String>>);
+pub struct CorsOrigins(Arc<HashSet<String>>, bool);
 
 impl CorsOrigins {
     /// From `PORTCULLIS_CORS_ORIGINS` (empty: CORS off).
     pub fn new(origins: &[String]) -> Self {
-        Self(Arc::new(
-            origins
-                .iter()
-                .map(|o| o.trim_end_matches('/').to_string())
-                .collect(),
-        ))
+        Self(
+            Arc::new(
+                origins
+                    .iter()
+                    .map(|o| o.trim_end_matches('/').to_string())
+                    .collect(),
+            ),
+            false,
+        )
+    }
+
+    /// Developer mode: also every `http://localhost:*` and
+    /// `http://127.0.0.1:*` origin (any port, or none).
+    pub fn with_loopback_pages(mut self) -> Self {
+        self.1 = true;
+        self
+    }
+
+    fn is_off(&self) -> bool {
+        self.0.is_empty() && !self.1
+    }
+
+    fn allows(&self, origin: &str) -> bool {
+        self.0.contains(origin) || (self.1 && is_loopback_page(origin))
+    }
+}
+
+/// `http://localhost` or `http://127.0.0.1`, with or without a port.
+fn is_loopback_page(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("http://localhost")
+        .or_else(|| origin.strip_prefix("http://127.0.0.1"))
+    else {
+        return false;
+    };
+    match rest.strip_prefix(':') {
+        None => rest.is_empty(),
+        Some(port) => {
+            !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
+        }
     }
 }
 
@@ -45,7 +80,7 @@ pub(super) async fn cors<E: Endpoint>(
     req: Request,
     origins: &CorsOrigins,
 ) -> poem::Result<Response> {
-    if origins.0.is_empty() {
+    if origins.is_off() {
         return ep.call(req).await.map(IntoResponse::into_response);
     }
     let origin = req
@@ -53,7 +88,7 @@ pub(super) async fn cors<E: Endpoint>(
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let listed = origin.as_ref().filter(|o| origins.0.contains(o.as_str()));
+    let listed = origin.as_ref().filter(|o| origins.allows(o));
     let preflight = req.method() == Method::OPTIONS
         && origin.is_some()
         && req

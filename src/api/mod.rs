@@ -26,6 +26,7 @@ mod problem_pages;
 mod routes_meta;
 pub mod security;
 pub mod sessions;
+mod spec_refine;
 pub mod timeouts;
 pub mod types;
 pub mod users;
@@ -44,7 +45,9 @@ pub use problem_pages::PROBLEMS;
 
 use crate::service::Core;
 
-/// Operation groups in the spec and in Swagger UI.
+/// Operation groups in the spec and in Swagger UI. Each variant carries the
+/// readable name the spec shows (`#[oai(rename)]`), so route files keep
+/// naming the variant.
 #[derive(Tags)]
 pub enum ApiTags {
     /// Accounts and profiles.
@@ -54,12 +57,15 @@ pub enum ApiTags {
     /// Password changes and resets.
     Password,
     /// Two-factor sign-in: TOTP and recovery codes.
+    #[oai(rename = "Two-factor")]
     Mfa,
     /// Email verification.
     Email,
     /// Proof-of-work challenges.
+    #[oai(rename = "CAPTCHA")]
     Captcha,
     /// Discovery documents for resource servers.
+    #[oai(rename = "Well-known")]
     Wellknown,
     /// Liveness and readiness.
     Health,
@@ -68,6 +74,7 @@ pub enum ApiTags {
     /// Passkeys (WebAuthn): registration and sign-in.
     Passkeys,
     /// Standard OAuth 2.0 / OpenID Connect endpoints.
+    #[oai(rename = "OAuth")]
     Oauth,
 }
 
@@ -115,9 +122,17 @@ pub fn service() -> OpenApiService<Api, ()> {
         .server("/")
 }
 
-/// The spec as pretty JSON with a trailing newline (the committed form).
+/// The spec as pretty JSON with a trailing newline (the committed form):
+/// the derived spec with what it cannot say by itself (`spec_refine`).
 pub fn spec_json() -> String {
-    let mut s = service().spec();
+    let derived = service().spec();
+    let mut s = match serde_json::from_str::<serde_json::Value>(&derived) {
+        Ok(mut v) => {
+            spec_refine::refine(&mut v);
+            serde_json::to_string_pretty(&v).unwrap_or(derived)
+        }
+        Err(_) => derived,
+    };
     if !s.ends_with('\n') {
         s.push('\n');
     }
@@ -130,9 +145,21 @@ pub fn spec_json() -> String {
 pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
     let http = core.settings.http.clone();
     let api = service();
-    let ui = api.swagger_ui();
-    let spec = api.spec_endpoint();
-    let cors_origins = cors::CorsOrigins::new(&http.cors_origins);
+    // Swagger UI and /openapi.json show the refined spec (`spec_json`).
+    let refined = spec_json();
+    let ui_html = api.swagger_ui_html().replacen(&api.spec(), &refined, 1);
+    let ui = poem::get(poem::endpoint::make_sync(move |_| {
+        poem::web::Html(ui_html.clone())
+    }));
+    let spec = poem::get(poem::endpoint::make_sync(move |_| {
+        Response::builder()
+            .content_type("application/json")
+            .body(refined.clone())
+    }));
+    let mut cors_origins = cors::CorsOrigins::new(&http.cors_origins);
+    if core.settings.dev {
+        cors_origins = cors_origins.with_loopback_pages();
+    }
     let max_body = http.max_body_bytes;
     let avatar_max = core.settings.avatars.max_bytes;
     let body_deadline = http.request_timeout;

@@ -6,3 +6,16 @@ pub mod bench;
 pub mod import;
 pub mod keys;
 pub mod passwords;
+
+/// An admin or import command could not open the embedded store because a
+/// running server holds it: say in one line what to do instead of the bare
+/// lock error. Any other error passes through.
+pub fn explain_store_in_use(err: anyhow::Error, command: &str, instead: &str) -> anyhow::Error {
+    match err.downcast_ref::<portcullis::store::embedded::StoreInUse>() {
+        Some(in_use) => anyhow::anyhow!(
+            "{} is held by a running portcullis server (the embedded store opens in one process at a time): stop the server, run `portcullis {command}` again, then start the server{instead}",
+            in_use.path.display()
+        ),
+        None => err,
+    }
+}

@@ -72,6 +72,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "PORTCULLIS_EMAIL_SIGNUP",
     "PORTCULLIS_ANONYMOUS",
     "PORTCULLIS_ANONYMOUS_TTL",
+    // Developer mode.
+    "PORTCULLIS_DEV",
 ];
 
 /// Keys of `map` this version does not read, sorted.

@@ -18,6 +18,7 @@ use anyhow::{Context, bail};
 use ipnet::IpNet;
 use secrecy::SecretString;
 
+mod dev;
 mod groups;
 mod keys;
 mod parse;
@@ -27,6 +28,7 @@ mod security;
 #[cfg(test)]
 mod tests;
 
+pub use dev::{DEV_BANNER, is_loopback_url};
 pub use groups::{
     AvatarSettings, HttpSettings, LimitSettings, MailSettings, PasswordSettings, StoreSettings,
     TokenSettings,
@@ -118,6 +120,9 @@ pub struct Settings {
     pub passwordless: PasswordlessSettings,
     /// `PORTCULLIS_LOG_FORMAT`: `pretty` or `json` (default: pretty on a terminal).
     pub log_format: LogFormat,
+    /// `PORTCULLIS_DEV` or `serve --dev`: developer mode (see
+    /// [`Settings::enable_dev`]).
+    pub dev: bool,
     /// `PORTCULLIS_*` keys that were set but mean nothing to this version
     /// (typos, keys of a later release). Reported at start-up.
     pub unknown_keys: Vec<String>,
@@ -336,7 +341,8 @@ impl Settings {
             }
         };
 
-        Ok(Self {
+        let dev = dev::parse_dev(get("PORTCULLIS_DEV"))?;
+        let mut settings = Self {
             http: HttpSettings {
                 listen,
                 public_url,
@@ -397,7 +403,12 @@ impl Settings {
             passkeys,
             passwordless: PasswordlessSettings::from_map(map)?,
             log_format,
+            dev: false,
             unknown_keys: unknown_keys(map),
-        })
+        };
+        if dev {
+            settings.enable_dev()?;
+        }
+        Ok(settings)
     }
 }

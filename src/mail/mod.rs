@@ -5,6 +5,7 @@
 //! ([`MailQueueStore`](crate::store::MailQueueStore)); the sender loop is
 //! in [`jobs`](crate::jobs) and the use cases in `service::mail`.
 
+mod dev;
 mod outbox;
 mod smtp;
 pub mod templates;
@@ -16,6 +17,7 @@ use async_trait::async_trait;
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart, header};
 
+pub use dev::DevLogMailer;
 pub use outbox::OutboxMailer;
 pub use smtp::SmtpMailer;
 pub use templates::{Rendered, Templates};

@@ -11,6 +11,8 @@
 mod activity;
 mod atomic_limits;
 mod audit_log;
+mod cli;
+mod dev_mode;
 mod errors;
 mod hardening;
 mod helpers;
@@ -33,6 +35,7 @@ mod recovery;
 mod routes_table;
 mod sessions;
 mod shutdown;
+mod spec_truth;
 // Step-up and credential safety.
 mod stepup;
 mod storm;

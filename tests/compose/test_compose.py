@@ -222,6 +222,71 @@ def test_interpolated_variables_are_documented(compose_text, env_keys):
     assert not missing, f"interpolated in docker-compose.yml but absent from .env.example: {sorted(missing)}"
 
 
+# Keys compose fixes for the container (its addresses and paths); every
+# other documented key comes from `.env` untouched.
+COMPOSE_INTERNAL = {
+    "PORTCULLIS_LISTEN",
+    "PORTCULLIS_MONGODB_URI",
+    "PORTCULLIS_SMTP_URL",
+    "PORTCULLIS_DATA_DIR",
+    "PORTCULLIS_KEYS_DIR",
+}
+
+
+def env_files(service: dict) -> list[str]:
+    """The paths of a service's `env_file:` (string, list, or long form)."""
+    entries = service.get("env_file") or []
+    if isinstance(entries, (str, dict)):
+        entries = [entries]
+    out = []
+    for entry in entries:
+        path = entry.get("path", "") if isinstance(entry, dict) else str(entry)
+        out.append(os.path.normpath(path))
+    return out
+
+
+def dropped_keys(service: dict, keys: list[str]) -> list[str]:
+    """Documented keys a `.env` sets that would not reach the container as
+    written: no `env_file: .env`, or an `environment:` entry that overrides
+    the key with a fixed value (environment wins over env_file)."""
+    loads_env = ".env" in env_files(service)
+    env = environment(service)
+    dropped = []
+    for key in keys:
+        if key in env:
+            value = env[key]
+            passes = key in COMPOSE_INTERNAL or re.search(r"\$\{?" + key + r"\b", value)
+        else:
+            passes = loads_env
+        if not passes:
+            dropped.append(key)
+    return sorted(set(dropped))
+
+
+def test_every_documented_key_reaches_the_container(services, env_keys):
+    dropped = dropped_keys(services["portcullis"], env_keys)
+    assert not dropped, f"keys of .env.example a `.env` cannot set in the container: {dropped}"
+
+
+def test_compose_internal_keys_are_fixed(services):
+    env = environment(services["portcullis"])
+    for key in sorted(COMPOSE_INTERNAL):
+        assert key in env, f"{key} must be fixed in `environment:` (a host .env would point elsewhere)"
+        assert "$" not in env[key], f"{key} must not come from .env"
+    assert env["PORTCULLIS_DATA_DIR"].startswith("/var/lib/portcullis"), "data must stay on its volume"
+    assert env["PORTCULLIS_KEYS_DIR"].startswith("/var/lib/portcullis"), "keys must stay on their volume"
+
+
+def test_the_key_check_catches_a_dropped_key(services, env_keys):
+    """The check above fails when the env_file goes, or when a key is pinned."""
+    svc = dict(services["portcullis"])
+    svc.pop("env_file", None)
+    assert "PORTCULLIS_CORS_ORIGINS" in dropped_keys(svc, env_keys)
+    pinned = dict(services["portcullis"])
+    pinned["environment"] = {**environment(pinned), "PORTCULLIS_CORS_ORIGINS": "http://x"}
+    assert dropped_keys(pinned, env_keys) == ["PORTCULLIS_CORS_ORIGINS"]
+
+
 # --------------------------------------------------------------------------- .env.example
 
 
@@ -305,3 +370,39 @@ def test_dockerfile_exposes_8080(dockerfile_instructions):
 def test_dockerfile_builds_locked_release(dockerfile_instructions):
     runs = " ".join(rest for word, rest in dockerfile_instructions if word == "RUN")
     assert "cargo build --release --locked" in runs, "release build must use --locked"
+
+
+# --------------------------------------------------------------------------- scale profile
+
+
+def test_scale_profile_replica_set_two_replicas_and_a_proxy(services):
+    scale = {name: svc for name, svc in services.items() if "scale" in (svc.get("profiles") or [])}
+    mongos = sorted(n for n, s in scale.items() if str(s.get("image", "")).startswith("mongo:"))
+    assert len(mongos) == 3, f"the scale profile needs a three-member replica set, got {mongos}"
+    for name in mongos:
+        command = " ".join(map(str, scale[name].get("command") or []))
+        assert "--replSet rs0" in command, f"{name} is not a replica-set member"
+        assert_healthcheck(name, scale[name])
+    replicas = sorted(n for n, s in scale.items() if "build" in s)
+    assert len(replicas) == 2, f"two Portcullis replicas expected, got {replicas}"
+    keys_volumes = set()
+    for name in replicas:
+        svc = scale[name]
+        env = environment(svc)
+        uri = env.get("PORTCULLIS_MONGODB_URI", "")
+        assert all(m in uri for m in mongos) and "replicaSet=rs0" in uri, f"{name}: {uri}"
+        assert env.get("PORTCULLIS_PUBLIC_URL"), f"{name}: replicas share one fixed public URL"
+        assert ".env" in env_files(svc), f"{name}: .env must reach the replica"
+        keys_volumes |= {str(v).split(":")[0] for v in svc.get("volumes") or [] if str(v).endswith("/keys")}
+        assert_healthcheck(name, svc)
+    assert len(keys_volumes) == 1, f"the replicas must share one keys volume, got {keys_volumes}"
+    envs = [environment(scale[n]) for n in replicas]
+    assert envs[0]["PORTCULLIS_PUBLIC_URL"] == envs[1]["PORTCULLIS_PUBLIC_URL"]
+    proxies = [n for n, s in scale.items() if n not in mongos and n not in replicas]
+    assert proxies, "no proxy in front of the replicas"
+    proxy = scale[proxies[0]]
+    deps = depends_on(proxy)
+    assert set(replicas) <= set(deps), "the proxy must wait for both replicas"
+    command = " ".join(map(str, proxy.get("command") or []))
+    for name in replicas:
+        assert name in command, f"the proxy does not send to {name}"

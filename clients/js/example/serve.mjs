@@ -2,7 +2,11 @@
 // A tiny static server for the example SPA (no bundler, no dependencies):
 //   node example/serve.mjs [--port 5173] [--host 127.0.0.1]
 // Serves clients/js/example/ at / and the built package (clients/js/dist/)
-// at /lib/. Prints "listening on http://HOST:PORT" once ready.
+// at /lib/. By default it listens on the loopback (127.0.0.1 and, where
+// there is one, ::1) and prints the page's address as http://localhost:PORT:
+// open that one, not 127.0.0.1, or passkeys fail ("This is an invalid
+// domain": WebAuthn needs a domain, and the server's relying party is
+// `localhost`).
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { dirname, extname, join, normalize, sep } from 'node:path';
@@ -34,6 +38,19 @@ const server = createServer(async (req, res) => {
   res.end('not found');
 });
 server.listen(Number(a.port), a.host, () => {
-  const addr = server.address();
-  console.log(`listening on http://${a.host}:${addr.port}`);
+  const { port } = server.address();
+  const loopback = a.host === '127.0.0.1';
+  if (loopback) {
+    // `localhost` may resolve to ::1 first: answer there too (best effort).
+    const v6 = createServer(server.listeners('request')[0]);
+    v6.on('error', () => {});
+    v6.listen(port, '::1');
+  }
+  const page = `http://${loopback ? 'localhost' : a.host}:${port}`;
+  console.log(`listening on ${page}`);
+  if (loopback) {
+    console.log(`open ${page}/?api=http://localhost:8080`);
+    console.log(`with the server in developer mode, and passkeys allowed from this page:`);
+    console.log(`  PORTCULLIS_WEBAUTHN_ORIGINS=${page} portcullis serve --dev`);
+  }
 });

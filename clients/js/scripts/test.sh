@@ -82,9 +82,12 @@ step "generated types match openapi/openapi.json" node scripts/check-generated.m
 step "unit tests (vitest, fake server)" timeout 300 npx vitest run
 if [ -n "${PORTCULLIS_BIN:-}" ]; then
   step "50 Node clients, one refresh chain (real Portcullis)" timeout 120 node test/e2e/fifty-clients.mjs
+  step "CAPTCHA: solveCaptcha() against PORTCULLIS_CAPTCHA=always (real Portcullis)" timeout 120 node test/e2e/captcha.mjs
   if [ -x "$CHROMIUM" ]; then
     step "example SPA in Chromium: 5 tabs ${SECONDS_BROWSER}s, sign-out, frozen tab (real Portcullis)" \
       timeout $((SECONDS_BROWSER + 180)) node test/e2e/browser.mjs --seconds "$SECONDS_BROWSER" --chromium "$CHROMIUM"
+    step "example SPA on localhost: CAPTCHA step, add a passkey, turn on two-step sign-in (real Portcullis --dev)" \
+      timeout 240 node test/e2e/example-features.mjs --chromium "$CHROMIUM"
   else
     failed=$((failed + 1)); results+=("FAIL browser tests (no chromium)")
   fi

@@ -1,4 +1,5 @@
 import { errorFromResponse, NetworkError, NotSignedInError, PortcullisError } from './errors.js';
+import { solveCaptcha, type SolveCaptchaOptions } from './captcha.js';
 import { defaultLock, type Lease, type RefreshLock } from './lock.js';
 import { createPasskeyCredential, getPasskeyCredential } from './passkeys.js';
 import { defaultStorage, type StorageAdapter } from './storage.js';
@@ -694,6 +695,17 @@ export class PortcullisClient {
   /** `GET /v1/captcha`: an ALTCHA v1 challenge. */
   async getCaptcha(): Promise<CaptchaChallenge> {
     return this.anon<CaptchaChallenge>('GET', '/v1/captcha');
+  }
+
+  /**
+   * The one call for a CAPTCHA: fetches a challenge (`GET /v1/captcha`),
+   * solves it (in a Web Worker in browsers; a second or a few at the default difficulty) and returns the
+   * value of the `captcha` field. When `signIn`, `signUp` or
+   * `forgotPassword` throws `captcha-required`, call this and retry with
+   * `{ ..., captcha }`. Each solution works once.
+   */
+  async solveCaptcha(options: SolveCaptchaOptions = {}): Promise<string> {
+    return solveCaptcha(await this.getCaptcha(), options);
   }
 
   /**

@@ -28,5 +28,6 @@ export {
   decodeRequestOptions,
   encodeCredential,
 } from './passkeys.js';
+export { solveCaptcha, encodeCaptchaSolution, type SolveCaptchaOptions } from './captcha.js';
 export type * from './types.js';
 export type { paths, components, operations } from './generated/openapi.js';

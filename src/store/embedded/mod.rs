@@ -108,13 +108,34 @@ where
     Ok(Some(result))
 }
 
+/// The embedded store's file is open in another process (a running
+/// server): redb lets one process at a time open it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{} is open in another process (a running portcullis server?): the embedded store opens in one process at a time; stop that process first, or share a MongoDB store (PORTCULLIS_MONGODB_URI)",
+    path.display()
+)]
+pub struct StoreInUse {
+    /// The database file.
+    pub path: std::path::PathBuf,
+}
+
 impl EmbeddedStore {
     /// Opens (or creates) the database in `data_dir`.
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
         let path = data_dir.join("portcullis.redb");
-        let db = Database::create(&path).with_context(|| format!("opening {}", path.display()))?;
+        let db = match Database::create(&path) {
+            Ok(db) => db,
+            Err(
+                redb::DatabaseError::DatabaseAlreadyOpen
+                | redb::DatabaseError::LockProtocolMismatch,
+            ) => return Err(StoreInUse { path }.into()),
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("opening {}", path.display())));
+            }
+        };
         let txn = db.begin_write()?;
         txn.open_table(users::USERS)?;
         txn.open_table(users::EMAILS)?;

@@ -3,7 +3,12 @@
 // by tsc; no bundler (the page's import map resolves the package).
 //
 // Query parameters: `api` (Portcullis base URL, default
-// http://127.0.0.1:8080), `lockTimeout` (ms, default 5000).
+// http://localhost:8080), `lockTimeout` (ms, default 5000).
+//
+// Open it on http://localhost:<port>, not 127.0.0.1: passkeys need a domain,
+// and the server's relying party is `localhost`. The server must accept this
+// page: `portcullis serve --dev` opens CORS to http://localhost:*; passkeys
+// also need PORTCULLIS_WEBAUTHN_ORIGINS=http://localhost:<port>.
 import {
   createClient,
   isNetworkError,
@@ -15,7 +20,7 @@ import {
 } from '@portcullis/client';
 
 const params = new URLSearchParams(location.search);
-const api = params.get('api') ?? 'http://127.0.0.1:8080';
+const api = params.get('api') ?? 'http://localhost:8080';
 
 /** Test hooks the browser tests set (see clients/js/test/browser). */
 const testHooks = window as unknown as {
@@ -85,6 +90,7 @@ function render(session: Session | null) {
     $('#p-name').textContent = u.display_name ?? '—';
     $('#p-id').textContent = u.id;
     $('#p-mfa').textContent = u.mfa_enabled ? 'on' : 'off';
+    $('#totp-begin').hidden = !!u.mfa_enabled;
     $('#p-exp').textContent = new Date(session.expires_at).toLocaleTimeString();
   }
 }
@@ -130,11 +136,34 @@ client.onAuthStateChange((event, session) => {
   if (session && (event === 'SIGNED_IN' || event === 'INITIAL_SESSION')) void guarded(loadSessions);
 });
 
+/**
+ * The CAPTCHA step: runs `call` without a CAPTCHA; when the server answers
+ * `captcha-required` (after failed sign-ins, or with PORTCULLIS_CAPTCHA=always)
+ * solves one with `client.solveCaptcha()` (a Web Worker, a second or a few)
+ * and runs `call` again with it.
+ */
+async function withCaptcha<T>(call: (captcha?: string) => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (e) {
+    if (!isPortcullisError(e) || e.type.split('/').pop() !== 'captcha-required') throw e;
+    show('#captcha-status', true);
+    try {
+      const captcha = await client.solveCaptcha();
+      return await call(captcha);
+    } finally {
+      show('#captcha-status', false);
+    }
+  }
+}
+
 $('#signin-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const f = new FormData(ev.target as HTMLFormElement);
   void guarded(async () => {
-    const r = await client.signIn({ email: String(f.get('email')), password: String(f.get('password')) });
+    const email = String(f.get('email'));
+    const password = String(f.get('password'));
+    const r = await withCaptcha((captcha) => client.signIn({ email, password, ...(captcha ? { captcha } : {}) }));
     if (r.status === 'mfa_required') render(null);
   });
 });
@@ -146,12 +175,14 @@ $('#signup-form').addEventListener('submit', (ev) => {
   const password = String(f.get('password'));
   const name = String(f.get('display_name') ?? '').trim();
   void guarded(async () => {
-    const r = await client.signUp({ email, password, ...(name ? { display_name: name } : {}) });
+    const r = await withCaptcha((captcha) =>
+      client.signUp({ email, password, ...(name ? { display_name: name } : {}), ...(captcha ? { captcha } : {}) }),
+    );
     if (r.status === 'verification_sent') {
       setError('Check your inbox to verify your email, then sign in.');
       return;
     }
-    const s = await client.signIn({ email, password });
+    const s = await withCaptcha((captcha) => client.signIn({ email, password, ...(captcha ? { captcha } : {}) }));
     if (s.status === 'mfa_required') render(null);
   });
 });
@@ -209,7 +240,7 @@ async function withStepUp<T>(change: () => Promise<T>): Promise<T | undefined> {
   try {
     return await change();
   } catch (e) {
-    if (!isReauthenticationRequired(e)) throw e;
+    if (!isReauthenticationRequired(e) && (e as { slug?: string }).slug !== 'reauthentication-required') throw e;
     const password = await askForPassword();
     if (password === null) return undefined;
     await client.reauthenticate({ password });
@@ -229,3 +260,55 @@ $('#signout-others').addEventListener('click', () => void guarded(async () => {
   await loadSessions();
 }));
 $('#signout-global').addEventListener('click', () => void guarded(() => client.signOut({ scope: 'global' })));
+
+/**
+ * A JSON call the client has no method for, through `client.fetch` (the
+ * access token is added and refreshed as needed). A problem answer throws
+ * an Error carrying its slug.
+ */
+async function apiJson<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const r = await client.fetch(path, {
+    method,
+    ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+  });
+  const data = r.status === 204 ? null : await r.json();
+  if (!r.ok) {
+    const p = data as { type?: string; title?: string; detail?: string };
+    const slug = (p.type ?? '').split('/').pop();
+    throw Object.assign(new Error(`${p.title ?? r.status}: ${p.detail ?? ''} (${slug}, ${r.status})`), { slug });
+  }
+  return data as T;
+}
+
+$('#totp-begin').addEventListener('click', () => void guarded(async () => {
+  const enrolment = await withStepUp(() =>
+    apiJson<{ secret: string; otpauth_uri: string; qr_svg: string }>('POST', '/v1/me/mfa/totp'),
+  );
+  if (!enrolment) return;
+  // As an image, not as markup: nothing in it can run.
+  $<HTMLImageElement>('#totp-qr').src = `data:image/svg+xml;base64,${btoa(enrolment.qr_svg)}`;
+  $('#totp-secret').textContent = enrolment.secret;
+  show('#totp-setup', true);
+  show('#totp-done', false);
+}));
+
+$('#totp-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const form = ev.target as HTMLFormElement;
+  const code = String(new FormData(form).get('code') ?? '').trim();
+  void guarded(async () => {
+    const { recovery_codes } = await apiJson<{ recovery_codes: string[] }>('POST', '/v1/me/mfa/totp/activate', { code });
+    $('#recovery-codes').replaceChildren(
+      ...recovery_codes.map((c) => {
+        const li = document.createElement('li');
+        li.textContent = c;
+        return li;
+      }),
+    );
+    form.reset();
+    show('#totp-setup', false);
+    show('#totp-done', true);
+    await client.getUser();
+    render(await client.getSession());
+  });
+});

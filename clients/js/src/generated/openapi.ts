@@ -814,89 +814,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/sessions/email": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Ask for a sign-in mail (a link and an 8-digit code). */
-        post: operations["signInWithEmail"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/sessions/email/verify": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Sign in with the sign-in mail's link token or its code.
-         * @description A code has 5 tries, and an address has a budget of wrong codes
-         *     across all its mails (429 past it). 400 `token-invalid-or-expired`
-         *     for a wrong, used, superseded or expired link or code.
-         */
-        post: operations["verifyEmailSignIn"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/sessions/anonymous": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Create an anonymous user and sign it in.
-         * @description Only with `PORTCULLIS_ANONYMOUS=true` (else 403
-         *     `anonymous-disabled`). Limited per client network; past the limit a
-         *     CAPTCHA is needed (or 429 with `PORTCULLIS_CAPTCHA=off`).
-         */
-        post: operations["signInAnonymously"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/me/upgrade": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Turn the caller's anonymous user into a full account.
-         * @description Same id, sessions kept; a verification mail goes to the address.
-         *     A taken address: 409 (with `PORTCULLIS_REQUIRE_VERIFIED_EMAIL=true`,
-         *     202 as for a free one). 409 too when the caller is not anonymous.
-         */
-        post: operations["upgrade"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -922,18 +839,18 @@ export interface components {
              */
             credential: unknown;
             /** @description A name for it (1 to 64 characters); default `Passkey <n>`. */
-            name?: string;
+            name?: string | null;
             /**
              * Format: password
              * @description The account's password, when the session has no recent proof
              *     (step-up); leave it out otherwise.
              */
-            password?: string;
+            password?: string | null;
             /**
              * Format: password
              * @description A current TOTP code, instead of `password`.
              */
-            code?: string;
+            code?: string | null;
         };
         /**
          * AdminPatchRequest
@@ -941,11 +858,11 @@ export interface components {
          */
         AdminPatchRequest: {
             /** @description Disable the account (its sessions end at once) or re-enable it. */
-            disabled?: boolean;
+            disabled?: boolean | null;
             /** @description The account's roles (`user`, `admin`, ...), replacing the old ones. */
-            roles?: string[];
+            roles?: string[] | null;
             /** @description Whether the email address counts as verified. */
-            email_verified?: boolean;
+            email_verified?: boolean | null;
         };
         /**
          * AdminUser
@@ -981,21 +898,8 @@ export interface components {
             created_at: string;
             /** @description RFC 3339 timestamp. */
             updated_at: string;
-            /**
-             * @description A guest made by `POST /v1/sessions/anonymous` and not yet upgraded
-             *     (its `email` is empty).
-             */
-            is_anonymous: boolean;
             /** @description A disabled account cannot sign in; its tokens are refused. */
             disabled: boolean;
-        };
-        /**
-         * AnonymousSignInRequest
-         * @description A request for an anonymous user.
-         */
-        AnonymousSignInRequest: {
-            /** @description ALTCHA solution (base64 JSON) when a CAPTCHA is required. */
-            captcha?: string;
         };
         /**
          * CaptchaChallenge
@@ -1030,14 +934,14 @@ export interface components {
              * @description The account's password. A proof (this, `code` or `passkey`) may be
              *     left out when the session proved itself recently (step-up).
              */
-            password?: string;
+            password?: string | null;
             /**
              * Format: password
              * @description A current 6-digit code from the authenticator app.
              */
-            code?: string;
+            code?: string | null;
             /** @description A fresh assertion by one of the caller's passkeys. */
-            passkey?: components["schemas"]["PasskeyProof"] & unknown;
+            passkey?: (components["schemas"]["PasskeyProof"] & unknown) | null;
         };
         /**
          * ChangePasswordRequest
@@ -1070,7 +974,7 @@ export interface components {
              * @description The account's password, when the session has no recent proof
              *     (step-up); leave it out otherwise.
              */
-            password?: string;
+            password?: string | null;
         };
         /**
          * ConfirmRequest
@@ -1083,14 +987,14 @@ export interface components {
              * Format: password
              * @description The 6-digit code shown by the authenticator app.
              */
-            code?: string;
+            code?: string | null;
             /**
              * Format: password
              * @description The account's password.
              */
-            password?: string;
+            password?: string | null;
             /** @description A fresh assertion by one of the caller's passkeys. */
-            passkey?: components["schemas"]["PasskeyProof"] & unknown;
+            passkey?: (components["schemas"]["PasskeyProof"] & unknown) | null;
         };
         /**
          * DeleteAccountRequest
@@ -1110,46 +1014,18 @@ export interface components {
              * Format: password
              * @description The account's password.
              */
-            password?: string;
+            password?: string | null;
             /**
              * Format: password
              * @description A current 6-digit code from the authenticator app (accounts with
              *     two-factor sign-in on). Recovery codes are not accepted here.
              */
-            code?: string;
+            code?: string | null;
             /**
              * @description A fresh assertion by one of the caller's passkeys: the way a
              *     passkey-only account (no password) proves itself.
              */
-            passkey?: components["schemas"]["PasskeyProof"] & unknown;
-        };
-        /**
-         * EmailSignInRequest
-         * @description A request for a sign-in mail.
-         */
-        EmailSignInRequest: {
-            /** @description The address to sign in with. */
-            email: string;
-            /** @description ALTCHA solution (base64 JSON) when a CAPTCHA is required. */
-            captcha?: string;
-        };
-        /**
-         * EmailSignInVerifyRequest
-         * @description The proof of a sign-in mail: the link's token, or the address and code.
-         */
-        EmailSignInVerifyRequest: {
-            /**
-             * Format: password
-             * @description The `token` query parameter of the link in the mail.
-             */
-            token?: string;
-            /** @description The address (with `email_code`). */
-            email?: string;
-            /**
-             * Format: password
-             * @description The 8-digit code in the mail (with `email`).
-             */
-            email_code?: string;
+            passkey?: (components["schemas"]["PasskeyProof"] & unknown) | null;
         };
         /**
          * FieldError
@@ -1173,7 +1049,7 @@ export interface components {
             /** @description The account's email address. */
             email: string;
             /** @description ALTCHA solution (base64 JSON) when a CAPTCHA is required. */
-            captcha?: string;
+            captcha?: string | null;
         };
         /**
          * HealthStatus
@@ -1248,7 +1124,7 @@ export interface components {
              */
             password: string;
             /** @description ALTCHA solution (base64 JSON) when a CAPTCHA is required. */
-            captcha?: string;
+            captcha?: string | null;
         };
         /** @description What `POST /v1/sessions` answers with: tokens, or the second step. */
         LoginResult: components["schemas"]["Tokens"] | components["schemas"]["MfaChallenge"];
@@ -1287,17 +1163,17 @@ export interface components {
              * Format: password
              * @description The 6-digit code shown by the authenticator app.
              */
-            code?: string;
+            code?: string | null;
             /**
              * Format: password
              * @description One of the recovery codes (each works once).
              */
-            recovery_code?: string;
+            recovery_code?: string | null;
             /**
              * @description A passkey assertion for options from
              *     `POST /v1/sessions/passkey/options {mfa_token}`.
              */
-            passkey?: components["schemas"]["MfaPasskey"] & unknown;
+            passkey?: (components["schemas"]["MfaPasskey"] & unknown) | null;
         };
         /**
          * MfaPasskey
@@ -1453,12 +1329,12 @@ export interface components {
              * @description The account's email, to list its passkeys; leave it out for a
              *     usernameless sign-in (discoverable credentials, autofill UI).
              */
-            email?: string;
+            email?: string | null;
             /**
              * Format: password
              * @description The `mfa_token` of a password sign-in that needs a second factor.
              */
-            mfa_token?: string;
+            mfa_token?: string | null;
         };
         /**
          * PasskeySignInRequest
@@ -1507,17 +1383,17 @@ export interface components {
              * Format: password
              * @description The account's password.
              */
-            password?: string;
+            password?: string | null;
             /**
              * Format: password
              * @description A current 6-digit code from the authenticator app.
              */
-            code?: string;
+            code?: string | null;
             /**
              * @description A fresh assertion by one of the caller's passkeys, for options from
              *     `POST /v1/sessions/passkey/options`.
              */
-            passkey?: components["schemas"]["PasskeyProof"] & unknown;
+            passkey?: (components["schemas"]["PasskeyProof"] & unknown) | null;
         };
         /**
          * RecoveryCodes
@@ -1561,7 +1437,7 @@ export interface components {
              */
             locale?: string | null;
             /** @description ALTCHA solution (base64 JSON) when a CAPTCHA is required. */
-            captcha?: string;
+            captcha?: string | null;
         };
         /**
          * ResetPasswordRequest
@@ -1573,14 +1449,14 @@ export interface components {
              * Format: password
              * @description The `token` query parameter of the link in the mail.
              */
-            token?: string;
+            token?: string | null;
             /** @description The account's email address (with `email_code`). */
-            email?: string;
+            email?: string | null;
             /**
              * Format: password
              * @description The 8-digit code in the mail (with `email`).
              */
-            email_code?: string;
+            email_code?: string | null;
             /**
              * Format: password
              * @description 8 to 128 characters; common passwords are refused.
@@ -1590,12 +1466,12 @@ export interface components {
              * Format: password
              * @description A TOTP code, when the account has two-factor on.
              */
-            mfa_code?: string;
+            mfa_code?: string | null;
             /**
              * Format: password
              * @description A recovery code, when the account has two-factor on.
              */
-            recovery_code?: string;
+            recovery_code?: string | null;
         };
         /**
          * RevokeForm
@@ -1603,7 +1479,7 @@ export interface components {
          */
         RevokeForm: {
             /** @description The access or refresh token to revoke (its whole session ends). */
-            token?: string;
+            token: string;
             /** @description `access_token` or `refresh_token` (a hint; both are tried). */
             token_type_hint?: string;
         };
@@ -1674,7 +1550,7 @@ export interface components {
          */
         TokenForm: {
             /** @description `refresh_token` (the only grant this server offers). */
-            grant_type?: string;
+            grant_type: string;
             /** @description The refresh token of the latest pair. */
             refresh_token?: string;
             /** @description The client's id (public clients; not checked). */
@@ -1715,10 +1591,7 @@ export interface components {
         };
         /**
          * UpdateProfileRequest
-         * @description Profile changes; fields left out stay as they are, `null` clears.
-         *     `email`, `email_verified`, `roles` and `disabled` are an operator's
-         *     (`PATCH /v1/admin/users/{id}`): sending any of them here is a 422 and
-         *     changes nothing.
+         * @description Profile changes; fields left out stay as they are, `null` clears. An operator's fields (`email`, `email_verified`, `roles`, `disabled`: `PATCH /v1/admin/users/{id}`) are refused with 422 and change nothing.
          */
         UpdateProfileRequest: {
             /**
@@ -1739,27 +1612,6 @@ export interface components {
              *     `null` clears it.
              */
             metadata?: unknown;
-            /** @description Admin only: refused with 422. */
-            email?: unknown;
-            /** @description Admin only: refused with 422. */
-            email_verified?: unknown;
-            /** @description Admin only: refused with 422. */
-            roles?: unknown;
-            /** @description Admin only: refused with 422. */
-            disabled?: unknown;
-        };
-        /**
-         * UpgradeRequest
-         * @description What an anonymous user becomes.
-         */
-        UpgradeRequest: {
-            /** @description The account's address from now on (a verification mail goes to it). */
-            email: string;
-            /**
-             * Format: password
-             * @description The account's password from now on.
-             */
-            password: string;
         };
         /**
          * User
@@ -1795,11 +1647,6 @@ export interface components {
             created_at: string;
             /** @description RFC 3339 timestamp. */
             updated_at: string;
-            /**
-             * @description A guest made by `POST /v1/sessions/anonymous` and not yet upgraded
-             *     (its `email` is empty).
-             */
-            is_anonymous: boolean;
         };
         /**
          * UserInfo
@@ -1846,14 +1693,14 @@ export interface components {
              * Format: password
              * @description The `token` query parameter of the link in the mail.
              */
-            token?: string;
+            token?: string | null;
             /** @description The address (with `email_code`). */
-            email?: string;
+            email?: string | null;
             /**
              * Format: password
              * @description The 8-digit code in the mail (with `email`).
              */
-            email_code?: string;
+            email_code?: string | null;
         };
     };
     responses: never;
@@ -1873,6 +1720,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com",
+                 *       "password": "correct horse battery staple 42"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["RegisterRequest"];
             };
         };
@@ -1899,7 +1752,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["VerificationSentBody"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`, `captcha-required`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1908,7 +1761,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `conflict`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1917,7 +1770,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1926,7 +1779,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1935,7 +1788,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1944,7 +1797,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1953,7 +1806,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -1962,7 +1815,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1991,7 +1844,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["User"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2000,7 +1853,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2009,7 +1862,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2029,6 +1882,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "password": "correct horse battery staple 42"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["DeleteAccountRequest"];
             };
         };
@@ -2040,7 +1898,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2049,7 +1907,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `invalid-credentials`, `invalid-code`, `passkey-rejected`, `reauthentication-required`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2058,7 +1916,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2067,7 +1925,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2076,7 +1934,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2085,7 +1943,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2094,7 +1952,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2103,7 +1961,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2123,6 +1981,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "display_name": "Ada Lovelace"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["UpdateProfileRequest"];
             };
         };
@@ -2136,7 +1999,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["User"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2145,7 +2008,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2154,7 +2017,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2163,7 +2026,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2172,7 +2035,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2181,7 +2044,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2190,7 +2053,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2210,6 +2073,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "password": "correct horse battery staple 42"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["ReauthenticateRequest"];
             };
         };
@@ -2224,7 +2092,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2233,7 +2101,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `invalid-credentials`, `invalid-code`, `passkey-rejected`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2242,7 +2110,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2251,7 +2119,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2260,7 +2128,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2269,7 +2137,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2278,7 +2146,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2287,7 +2155,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2316,7 +2184,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["Session"][];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2325,7 +2193,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2334,7 +2202,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2354,6 +2222,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com",
+                 *       "password": "correct horse battery staple 42"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["LoginRequest"];
             };
         };
@@ -2371,7 +2245,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["LoginResult"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`, `captcha-required`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2380,7 +2254,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `invalid-credentials`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2389,7 +2263,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `account-disabled`, `email-unverified`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2398,7 +2272,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2407,7 +2281,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2416,7 +2290,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2425,7 +2299,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2434,7 +2308,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2463,7 +2337,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `bad-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2472,7 +2346,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2481,7 +2355,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2490,7 +2364,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2499,7 +2373,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2508,7 +2382,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2528,6 +2402,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "refresh_token": "AZKx3vQ8mZr0tq2bYl9S4w_JcE1uH7nKpD5fVg6aLs"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["RefreshRequest"];
             };
         };
@@ -2541,7 +2420,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["Tokens"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2550,7 +2429,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2559,7 +2438,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2568,7 +2447,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2577,7 +2456,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2586,7 +2465,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2595,7 +2474,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2624,7 +2503,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `bad-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2633,7 +2512,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2642,7 +2521,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `not-found`. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2651,7 +2530,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2660,7 +2539,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2669,7 +2548,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2678,7 +2557,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2698,6 +2577,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "current_password": "correct horse battery staple 42",
+                 *       "new_password": "a new and long passphrase 77"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["ChangePasswordRequest"];
             };
         };
@@ -2709,7 +2594,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2718,7 +2603,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `invalid-credentials`, `invalid-code`, `reauthentication-required`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2727,7 +2612,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2736,7 +2621,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2745,7 +2630,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2754,7 +2639,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2763,7 +2648,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2772,7 +2657,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2792,6 +2677,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "mfa_token": "eyJhbGciOiJFZERTQSIsInR5cCI6Im1mYStqd3QifQ.e30.c2ln"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["MfaLoginRequest"];
             };
         };
@@ -2805,7 +2695,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["Tokens"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2814,7 +2704,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `invalid-code`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2823,7 +2713,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `account-disabled`, `email-unverified`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2832,7 +2722,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2841,7 +2731,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2850,7 +2740,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2859,7 +2749,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2868,7 +2758,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2877,7 +2767,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2906,7 +2796,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["TotpEnrolment"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `reauthentication-required`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2915,16 +2805,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `conflict`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2933,7 +2814,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2942,7 +2823,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2962,6 +2843,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "code": "123456"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["ConfirmRequest"];
             };
         };
@@ -2973,7 +2859,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2982,7 +2868,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `invalid-credentials`, `invalid-code`, `reauthentication-required`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2991,7 +2877,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `conflict`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3000,7 +2886,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3009,7 +2895,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3018,7 +2904,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3027,7 +2913,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3036,7 +2922,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3045,7 +2931,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3065,6 +2951,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "code": "123456"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["CodeRequest"];
             };
         };
@@ -3081,7 +2972,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["RecoveryCodes"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3090,7 +2981,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `invalid-code`, `reauthentication-required`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3099,7 +2990,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `conflict`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3108,7 +2999,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3117,7 +3008,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3126,7 +3017,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3135,7 +3026,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3144,7 +3035,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3153,7 +3044,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3173,6 +3064,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "code": "123456"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["ConfirmRequest"];
             };
         };
@@ -3189,7 +3085,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["RecoveryCodes"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3198,7 +3094,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `invalid-credentials`, `invalid-code`, `reauthentication-required`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3207,7 +3103,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `conflict`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3216,7 +3112,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3225,7 +3121,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3234,7 +3130,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3243,7 +3139,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3252,7 +3148,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3261,7 +3157,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3372,7 +3268,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["HealthStatus"];
                 };
             };
-            /** @description The store does not answer. */
+            /** @description The store does not answer. Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3415,7 +3311,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["User"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `bad-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3424,7 +3320,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3433,7 +3329,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3442,7 +3338,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3451,7 +3347,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3460,7 +3356,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3469,7 +3365,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3478,7 +3374,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3505,7 +3401,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3514,7 +3410,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3523,7 +3419,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3569,7 +3465,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `bad-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3578,7 +3474,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such user, or no avatar. */
+            /** @description No such user, or no avatar. Problem types (`/problems/<slug>`): `not-found`. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3587,7 +3483,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3596,7 +3492,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3629,7 +3525,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["UserPage"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `bad-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3638,7 +3534,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3647,7 +3543,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `forbidden`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3656,7 +3552,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3665,7 +3561,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3674,7 +3570,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3705,7 +3601,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["AdminUser"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `bad-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3714,7 +3610,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3723,7 +3619,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `forbidden`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3732,7 +3628,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `not-found`. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3741,7 +3637,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3750,7 +3646,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3759,7 +3655,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3768,7 +3664,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3777,7 +3673,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3806,7 +3702,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3815,7 +3711,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `forbidden`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3824,7 +3720,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `not-found`. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3833,7 +3729,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3842,7 +3738,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3864,6 +3760,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "disabled": false
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["AdminPatchRequest"];
             };
         };
@@ -3877,7 +3778,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["AdminUser"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3886,7 +3787,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3895,7 +3796,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `forbidden`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3904,7 +3805,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `not-found`. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3913,7 +3814,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3922,7 +3823,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3931,7 +3832,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3940,7 +3841,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3949,7 +3850,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3978,7 +3879,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3987,7 +3888,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `forbidden`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3996,7 +3897,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `not-found`. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4005,7 +3906,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4014,7 +3915,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4048,7 +3949,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["SecurityEventPage"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `bad-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4057,7 +3958,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4066,7 +3967,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4075,7 +3976,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4084,7 +3985,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4128,7 +4029,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["SecurityEventPage"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `bad-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4137,7 +4038,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4146,7 +4047,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `forbidden`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4155,7 +4056,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4164,7 +4065,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4173,7 +4074,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4193,6 +4094,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "token": "AaJIvo34doq-KYcaVUzFWTuOumju-Pe"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["NotMeRequest"];
             };
         };
@@ -4204,7 +4110,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`, `token-invalid-or-expired`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4213,7 +4119,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4222,7 +4128,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4231,7 +4137,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4240,7 +4146,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4260,6 +4166,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["ForgotPasswordRequest"];
             };
         };
@@ -4276,7 +4187,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["AcceptedBody"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`, `captcha-required`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4285,7 +4196,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4294,7 +4205,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4303,7 +4214,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4312,7 +4223,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4321,7 +4232,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4330,7 +4241,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4350,6 +4261,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "new_password": "a new and long passphrase 77"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["ResetPasswordRequest"];
             };
         };
@@ -4361,7 +4277,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`, `token-invalid-or-expired`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4370,7 +4286,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `mfa-required`, `invalid-code`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4379,7 +4295,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4388,7 +4304,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4397,7 +4313,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4406,7 +4322,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4415,7 +4331,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4424,7 +4340,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4444,6 +4360,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "token": "AaJIvo34doq-KYcaVUzFWTuOumju-Pe"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["VerifyEmailRequest"];
             };
         };
@@ -4455,7 +4376,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`, `token-invalid-or-expired`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4464,7 +4385,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `conflict`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4473,7 +4394,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4482,7 +4403,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4491,7 +4412,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4500,7 +4421,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4509,7 +4430,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4518,7 +4439,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4538,6 +4459,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "new_email": "string"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["ChangeEmailRequest"];
             };
         };
@@ -4556,7 +4482,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["AcceptedBody"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4565,7 +4491,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `invalid-credentials`, `invalid-code`, `reauthentication-required`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4574,16 +4500,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4592,7 +4509,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4601,7 +4518,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4610,7 +4527,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4619,7 +4536,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4628,7 +4545,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4657,7 +4574,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["AcceptedBody"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4666,7 +4583,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4675,7 +4592,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4684,7 +4601,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4713,7 +4630,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["PasskeyOptions"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `passkey-invalid`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4722,7 +4639,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `reauthentication-required`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4731,16 +4648,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `passkey-limit`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4749,7 +4657,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4758,7 +4666,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4767,7 +4675,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4796,7 +4704,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["Passkey"][];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4805,7 +4713,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4814,7 +4722,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4834,6 +4742,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "challenge_id": "string",
+                 *       "credential": {}
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["AddPasskeyRequest"];
             };
         };
@@ -4847,7 +4761,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["Passkey"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`, `passkey-invalid`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4856,7 +4770,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `reauthentication-required`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4865,7 +4779,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `conflict`, `passkey-limit`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4874,7 +4788,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4883,7 +4797,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4892,7 +4806,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4901,7 +4815,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4910,7 +4824,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4919,7 +4833,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4948,7 +4862,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4957,7 +4871,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `not-found`. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4966,7 +4880,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `conflict`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4975,7 +4889,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4984,7 +4898,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5004,6 +4918,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["PasskeySignInOptionsRequest"];
             };
         };
@@ -5017,7 +4936,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["PasskeyOptions"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`, `passkey-invalid`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5026,7 +4945,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5035,7 +4954,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5044,7 +4963,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5053,7 +4972,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5062,7 +4981,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5071,7 +4990,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5080,7 +4999,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5100,6 +5019,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "challenge_id": "string",
+                 *       "credential": {}
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["PasskeySignInRequest"];
             };
         };
@@ -5113,7 +5038,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["Tokens"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`, `passkey-invalid`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5122,7 +5047,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `passkey-rejected`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5131,7 +5056,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `account-disabled`, `email-unverified`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5140,7 +5065,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5149,7 +5074,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5158,7 +5083,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5167,7 +5092,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5176,7 +5101,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5185,7 +5110,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5215,7 +5140,7 @@ export interface operations {
                     "application/json; charset=utf-8": unknown;
                 };
             };
-            /** @description Not configured. */
+            /** @description Not configured. Problem types (`/problems/<slug>`): `not-found`. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5245,7 +5170,7 @@ export interface operations {
                     "application/json; charset=utf-8": unknown;
                 };
             };
-            /** @description Not configured. */
+            /** @description Not configured. Problem types (`/problems/<slug>`): `not-found`. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5265,6 +5190,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "grant_type": "refresh_token"
+                 *     }
+                 */
                 "application/x-www-form-urlencoded": components["schemas"]["TokenForm"];
             };
         };
@@ -5290,7 +5220,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["OAuthError"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5299,7 +5229,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5308,7 +5238,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457), with `Retry-After`. */
+            /** @description Problem details (RFC 9457), with `Retry-After`. Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5317,7 +5247,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5326,7 +5256,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5346,6 +5276,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "token": "AaJIvo34doq-KYcaVUzFWTuOumju-Pe"
+                 *     }
+                 */
                 "application/x-www-form-urlencoded": components["schemas"]["RevokeForm"];
             };
         };
@@ -5366,7 +5301,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["OAuthError"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5375,7 +5310,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5384,7 +5319,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5393,7 +5328,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5422,7 +5357,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["UserInfo"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `bad-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5431,7 +5366,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5440,7 +5375,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5449,7 +5384,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5478,7 +5413,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["UserInfo"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `bad-request`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5487,7 +5422,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5496,7 +5431,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5505,7 +5440,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5525,6 +5460,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "token": "AaJIvo34doq-KYcaVUzFWTuOumju-Pe"
+                 *     }
+                 */
                 "application/x-www-form-urlencoded": components["schemas"]["IntrospectForm"];
             };
         };
@@ -5548,7 +5488,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["OAuthError"];
                 };
             };
-            /** @description Problem details (RFC 9457): no or wrong introspection token. */
+            /** @description Problem details (RFC 9457): no or wrong introspection token. Problem types (`/problems/<slug>`): `authentication-required`. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5557,7 +5497,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457): introspection is off. */
+            /** @description Problem details (RFC 9457): introspection is off. Problem types (`/problems/<slug>`): `not-found`. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5566,7 +5506,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5575,7 +5515,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5584,7 +5524,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unexpected server error. */
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5593,399 +5533,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details (RFC 9457). */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    signInWithEmail: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json; charset=utf-8": components["schemas"]["EmailSignInRequest"];
-            };
-        };
-        responses: {
-            /**
-             * @description Accepted: the same answer whether or not the address has an
-             *     account; a mail (a link and an 8-digit code) goes out only if it
-             *     has one, or with `PORTCULLIS_EMAIL_SIGNUP=true`.
-             */
-            202: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["AcceptedBody"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unexpected server error. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    verifyEmailSignIn: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json; charset=utf-8": components["schemas"]["EmailSignInVerifyRequest"];
-            };
-        };
-        responses: {
-            /**
-             * @description Signed in (`amr: ["email"]`); or, when the account has a second
-             *     factor, `{mfa_required: true, mfa_token, expires_in, methods}`
-             *     (continue with `POST /v1/sessions/mfa`).
-             */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["LoginResult"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unexpected server error. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    signInAnonymously: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json; charset=utf-8": components["schemas"]["AnonymousSignInRequest"];
-            };
-        };
-        responses: {
-            /**
-             * @description A new anonymous user, signed in (`is_anonymous: true` in the
-             *     access token and the user body).
-             */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["Tokens"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unexpected server error. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    upgrade: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json; charset=utf-8": components["schemas"]["UpgradeRequest"];
-            };
-        };
-        responses: {
-            /**
-             * @description The account is a full one now (same id, sessions kept); refresh
-             *     for tokens without `is_anonymous`.
-             */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["User"];
-                };
-            };
-            /**
-             * @description With `PORTCULLIS_REQUIRE_VERIFIED_EMAIL=true`: the same answer for
-             *     a free and a taken address (as sign-up).
-             */
-            202: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["VerificationSentBody"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unexpected server error. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Problem details (RFC 9457). */
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -35,7 +35,7 @@ async function waitFor(url, child, what, ms = 20_000) {
   throw new Error(`${what} did not answer ${url} within ${ms} ms`);
 }
 
-/** Starts Portcullis. `env` adds settings (e.g. PORTCULLIS_CORS_ORIGINS). */
+/** Starts Portcullis. `env` adds settings (e.g. PORTCULLIS_CORS_ORIGINS); a function gets the port. */
 export async function startPortcullis(env = {}) {
   const bin = process.env.PORTCULLIS_BIN || join(repoRoot, 'target', 'debug', 'portcullis');
   try {
@@ -65,7 +65,7 @@ export async function startPortcullis(env = {}) {
       PORTCULLIS_CAPTCHA: 'off',
       PORTCULLIS_ACCESS_TTL: '2s',
       PORTCULLIS_LOG_FORMAT: 'json',
-      ...env,
+      ...(typeof env === 'function' ? env(port) : env),
     },
   });
   child.on('error', () => {});

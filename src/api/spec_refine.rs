@@ -1,0 +1,532 @@
+//! What the derived spec cannot say by itself, added to it once at start-up
+//! (and by `portcullis openapi`), so the spec tells the truth:
+//!
+//! - request bodies refuse unknown fields (`deny_unknown_fields`):
+//!   `additionalProperties: false`;
+//! - an optional body field may be sent as `null` (it means "left out"):
+//!   `nullable: true`;
+//! - `PATCH /v1/me` does not list the operator's fields it refuses;
+//! - `limit` query parameters carry their bounds (1 to 100);
+//! - every request body has an example;
+//! - each problem response names the slugs the route can answer.
+
+use serde_json::{Map, Value, json};
+
+/// Slugs answered with a status by any route of that status, whatever it is.
+const COMMON: &[(&str, &[&str])] = &[
+    ("404", &["not-found"]),
+    ("413", &["payload-too-large"]),
+    ("415", &["unsupported-media-type"]),
+    ("422", &["validation"]),
+    ("429", &["rate-limited"]),
+    ("500", &["internal"]),
+    ("503", &["unavailable"]),
+];
+
+/// Slugs particular to a route, by operation id and status.
+const BY_OPERATION: &[(&str, &str, &[&str])] = &[
+    ("register", "409", &["conflict"]),
+    ("login", "401", &["invalid-credentials"]),
+    ("login", "403", &["account-disabled", "email-unverified"]),
+    ("loginMfa", "401", &["invalid-code", "token-invalid"]),
+    ("loginMfa", "403", &["account-disabled", "email-unverified"]),
+    ("refresh", "401", &["token-invalid"]),
+    (
+        "deleteMe",
+        "401",
+        &[
+            "invalid-credentials",
+            "invalid-code",
+            "passkey-rejected",
+            "reauthentication-required",
+        ],
+    ),
+    (
+        "reauthenticate",
+        "401",
+        &["invalid-credentials", "invalid-code", "passkey-rejected"],
+    ),
+    (
+        "changePassword",
+        "401",
+        &[
+            "invalid-credentials",
+            "invalid-code",
+            "reauthentication-required",
+        ],
+    ),
+    ("totpBegin", "401", &["reauthentication-required"]),
+    ("totpBegin", "409", &["conflict"]),
+    (
+        "totpDisable",
+        "401",
+        &[
+            "invalid-credentials",
+            "invalid-code",
+            "reauthentication-required",
+        ],
+    ),
+    ("totpDisable", "409", &["conflict"]),
+    (
+        "totpActivate",
+        "401",
+        &["invalid-code", "reauthentication-required"],
+    ),
+    ("totpActivate", "409", &["conflict"]),
+    (
+        "regenerateRecoveryCodes",
+        "401",
+        &[
+            "invalid-credentials",
+            "invalid-code",
+            "reauthentication-required",
+        ],
+    ),
+    ("regenerateRecoveryCodes", "409", &["conflict"]),
+    (
+        "changeEmail",
+        "401",
+        &[
+            "invalid-credentials",
+            "invalid-code",
+            "reauthentication-required",
+        ],
+    ),
+    ("notMe", "400", &["token-invalid-or-expired"]),
+    ("resetPassword", "400", &["token-invalid-or-expired"]),
+    ("resetPassword", "401", &["mfa-required", "invalid-code"]),
+    ("verifyEmail", "400", &["token-invalid-or-expired"]),
+    ("verifyEmail", "409", &["conflict"]),
+    ("passkeyRegistrationOptions", "400", &["passkey-invalid"]),
+    (
+        "passkeyRegistrationOptions",
+        "401",
+        &["reauthentication-required"],
+    ),
+    ("passkeyRegistrationOptions", "409", &["passkey-limit"]),
+    ("addPasskey", "400", &["passkey-invalid"]),
+    ("addPasskey", "401", &["reauthentication-required"]),
+    ("passkeySignInOptions", "400", &["passkey-invalid"]),
+    ("addPasskey", "409", &["conflict", "passkey-limit"]),
+    ("deletePasskey", "409", &["conflict"]),
+    ("passkeySignInOptions", "401", &["token-invalid"]),
+    ("passkeySignIn", "400", &["passkey-invalid"]),
+    (
+        "passkeySignIn",
+        "401",
+        &["passkey-rejected", "token-invalid"],
+    ),
+    (
+        "passkeySignIn",
+        "403",
+        &["account-disabled", "email-unverified"],
+    ),
+    ("adminGetUser", "400", &["bad-request"]),
+    ("adminUpdateUser", "409", &["conflict"]),
+    ("getAvatar", "400", &["bad-request"]),
+    ("putAvatar", "400", &["bad-request"]),
+    ("logout", "400", &["bad-request"]),
+    ("revokeSession", "400", &["bad-request"]),
+    ("myActivity", "400", &["bad-request"]),
+    ("adminAudit", "400", &["bad-request"]),
+    ("adminListUsers", "400", &["bad-request"]),
+    ("oauthUserinfo", "400", &["bad-request"]),
+    ("oauthUserinfoPost", "400", &["bad-request"]),
+    ("oauthIntrospect", "401", &["authentication-required"]),
+];
+
+/// The admin-only fields `PATCH /v1/me` refuses with 422: not part of its
+/// request schema.
+const OPERATOR_FIELDS: &[&str] = &["email", "email_verified", "roles", "disabled"];
+
+/// Example values by property name.
+fn example_value(name: &str) -> Option<Value> {
+    Some(match name {
+        "email" => json!("ada@example.com"),
+        "password" | "current_password" => json!("correct horse battery staple 42"),
+        "new_password" => json!("a new and long passphrase 77"),
+        "display_name" => json!("Ada Lovelace"),
+        "locale" => json!("en"),
+        "timezone" => json!("Europe/Paris"),
+        "metadata" => json!({"plan": "free"}),
+        "refresh_token" => json!("AZKx3vQ8mZr0tq2bYl9S4w_JcE1uH7nKpD5fVg6aLs"),
+        "token" => json!("AaJIvo34doq-KYcaVUzFWTuOumju-Pe"),
+        "mfa_token" => json!("eyJhbGciOiJFZERTQSIsInR5cCI6Im1mYStqd3QifQ.e30.c2ln"),
+        "code" | "mfa_code" => json!("123456"),
+        "recovery_code" => json!("k3v9-7hq2-x4mp"),
+        "name" => json!("MacBook Touch ID"),
+        "grant_type" => json!("refresh_token"),
+        "client_id" => json!("portcullis"),
+        "token_type_hint" => json!("refresh_token"),
+        "roles" => json!(["user", "admin"]),
+        "disabled" => json!(false),
+        "email_verified" => json!(true),
+        _ => return None,
+    })
+}
+
+/// Adds what the derived spec lacks (see the module docs).
+pub fn refine(spec: &mut Value) {
+    let body_schemas = request_body_schemas(spec);
+    if let Some(schemas) = spec
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        if let Some(profile) = schemas
+            .get_mut("UpdateProfileRequest")
+            .and_then(Value::as_object_mut)
+        {
+            if let Some(props) = profile.get_mut("properties").and_then(Value::as_object_mut) {
+                for field in OPERATOR_FIELDS {
+                    props.remove(*field);
+                }
+            }
+            profile.insert(
+                "description".into(),
+                json!("Profile changes; fields left out stay as they are, `null` clears. An operator's fields (`email`, `email_verified`, `roles`, `disabled`: `PATCH /v1/admin/users/{id}`) are refused with 422 and change nothing."),
+            );
+        }
+        // Form fields RFC 6749 §6 and RFC 7009 §2.1 make required (the
+        // form types keep them optional to answer with an OAuth error).
+        for (name, field) in [("TokenForm", "grant_type"), ("RevokeForm", "token")] {
+            if let Some(schema) = schemas.get_mut(name).and_then(Value::as_object_mut) {
+                schema.insert("required".into(), json!([field]));
+            }
+        }
+        for name in &body_schemas {
+            let Some(schema) = schemas.get_mut(name).and_then(Value::as_object_mut) else {
+                continue;
+            };
+            schema.insert("additionalProperties".into(), Value::Bool(false));
+            let required: Vec<String> = schema
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| {
+                    r.iter()
+                        .filter_map(Value::as_str)
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+                for (field, prop) in props.iter_mut() {
+                    if !required.contains(field)
+                        && let Some(p) = prop.as_object_mut()
+                    {
+                        p.insert("nullable".into(), Value::Bool(true));
+                    }
+                }
+            }
+        }
+    }
+    let schemas = spec
+        .pointer("/components/schemas")
+        .cloned()
+        .unwrap_or_default();
+    let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for ops in paths.values_mut() {
+        let Some(ops) = ops.as_object_mut() else {
+            continue;
+        };
+        for op in ops.values_mut() {
+            refine_operation(op, &schemas);
+        }
+    }
+}
+
+/// Names of the component schemas used as JSON request bodies, and of the
+/// schemas their properties refer to (every one is `deny_unknown_fields`).
+fn request_body_schemas(spec: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(paths) = spec.get("paths").and_then(Value::as_object) else {
+        return out;
+    };
+    for op in paths
+        .values()
+        .filter_map(Value::as_object)
+        .flat_map(|o| o.values())
+    {
+        let Some(content) = op
+            .pointer("/requestBody/content")
+            .and_then(Value::as_object)
+        else {
+            continue;
+        };
+        for (media_type, media) in content {
+            if !media_type.starts_with("application/json") {
+                // Forms (OAuth) ignore unknown parameters, as RFC 6749 says.
+                continue;
+            }
+            if let Some(name) = media
+                .pointer("/schema/$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            {
+                out.push(name.to_string());
+            }
+        }
+    }
+    let schemas = &spec["components"]["schemas"];
+    let nested: Vec<String> = out
+        .iter()
+        .filter_map(|n| schemas[n.as_str()]["properties"].as_object())
+        .flat_map(|p| p.values())
+        .filter_map(|p| {
+            p.get("$ref")
+                .or_else(|| p.pointer("/allOf/0/$ref"))
+                .or_else(|| p.pointer("/items/$ref"))
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                .map(String::from)
+        })
+        .collect();
+    out.extend(nested);
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn refine_operation(op: &mut Value, schemas: &Value) {
+    let id = op
+        .get("operationId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let secured = op
+        .get("security")
+        .and_then(Value::as_array)
+        .is_some_and(|s| !s.is_empty());
+    // Body properties, for the slugs that follow from them.
+    let mut body_props: Vec<String> = Vec::new();
+    let mut json_body = false;
+    if let Some(content) = op
+        .pointer_mut("/requestBody/content")
+        .and_then(Value::as_object_mut)
+    {
+        for (media, m) in content.iter_mut() {
+            let Some(name) = m
+                .pointer("/schema/$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                .map(String::from)
+            else {
+                continue;
+            };
+            json_body |= media.starts_with("application/json");
+            let schema = &schemas[name.as_str()];
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                body_props.extend(props.keys().cloned());
+            }
+            if let Some(m) = m.as_object_mut() {
+                m.insert("example".into(), example_of(schema, schemas, 0));
+            }
+        }
+    }
+    if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+        for p in params {
+            if p.get("name").and_then(Value::as_str) == Some("limit")
+                && let Some(s) = p.get_mut("schema").and_then(Value::as_object_mut)
+            {
+                s.insert("minimum".into(), json!(1));
+                s.insert("maximum".into(), json!(100));
+                s.insert("default".into(), json!(50));
+            }
+        }
+    }
+    let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (status, response) in responses.iter_mut() {
+        let is_problem = response
+            .pointer("/content/application~1problem+json")
+            .is_some();
+        if !is_problem {
+            continue;
+        }
+        let mut slugs: Vec<&str> = Vec::new();
+        if let Some((_, s)) = COMMON.iter().find(|(st, _)| st == status) {
+            slugs.extend_from_slice(s);
+        }
+        match status.as_str() {
+            "400" => {
+                if json_body {
+                    slugs.push("malformed-request");
+                }
+                if body_props.iter().any(|p| p == "captcha") {
+                    slugs.push("captcha-required");
+                }
+            }
+            "401" if secured && id != "oauthIntrospect" => {
+                slugs.extend_from_slice(&["authentication-required", "token-invalid"]);
+            }
+            "403" if id.starts_with("admin") => slugs.push("forbidden"),
+            _ => {}
+        }
+        for (op_id, st, s) in BY_OPERATION {
+            if *op_id == id && st == status {
+                slugs.extend_from_slice(s);
+            }
+        }
+        let mut seen = Vec::new();
+        slugs.retain(|s| {
+            let new = !seen.contains(s);
+            seen.push(*s);
+            new
+        });
+        if slugs.is_empty() {
+            continue;
+        }
+        let list = slugs
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if let Some(r) = response.as_object_mut() {
+            let old = r
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("Problem details (RFC 9457).")
+                .to_string();
+            r.insert(
+                "description".into(),
+                json!(format!("{old} Problem types (`/problems/<slug>`): {list}.")),
+            );
+        }
+    }
+}
+
+/// An example of `schema`: its required properties (or, with none
+/// required, its first one), each from [`example_value`] or its type.
+fn example_of(schema: &Value, schemas: &Value, depth: usize) -> Value {
+    if let Some(name) = schema
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+    {
+        return if depth > 4 {
+            json!({})
+        } else {
+            example_of(&schemas[name], schemas, depth + 1)
+        };
+    }
+    if let Some(first) = schema
+        .get("allOf")
+        .or_else(|| schema.get("oneOf"))
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+    {
+        return example_of(first, schemas, depth + 1);
+    }
+    if let Some(v) = schema
+        .get("enum")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+    {
+        return v.clone();
+    }
+    match schema.get("type").and_then(Value::as_str) {
+        Some("object") | None => {
+            let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+                return json!({});
+            };
+            let required: Vec<&str> = schema
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let mut out = Map::new();
+            for (name, prop) in props {
+                let wanted = if required.is_empty() {
+                    out.is_empty()
+                } else {
+                    required.contains(&name.as_str())
+                };
+                if wanted {
+                    let v =
+                        example_value(name).unwrap_or_else(|| example_of(prop, schemas, depth + 1));
+                    out.insert(name.clone(), v);
+                }
+            }
+            Value::Object(out)
+        }
+        Some("string") => json!("string"),
+        Some("integer") => json!(1),
+        Some("number") => json!(1.0),
+        Some("boolean") => json!(true),
+        Some("array") => json!([]),
+        Some(_) => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> Value {
+        let mut v: Value = serde_json::from_str(&crate::api::service().spec()).unwrap_or_default();
+        refine(&mut v);
+        v
+    }
+
+    #[test]
+    fn bodies_refuse_unknown_fields_and_have_examples() {
+        let v = spec();
+        let login = &v["components"]["schemas"]["LoginRequest"];
+        assert_eq!(login["additionalProperties"], json!(false));
+        assert_eq!(login["properties"]["captcha"]["nullable"], json!(true));
+        let ex = &v["paths"]["/v1/sessions"]["post"]["requestBody"]["content"]["application/json; charset=utf-8"]
+            ["example"];
+        assert_eq!(ex["email"], json!("ada@example.com"));
+        for (path, ops) in v["paths"].as_object().into_iter().flatten() {
+            for (method, op) in ops.as_object().into_iter().flatten() {
+                for (media, m) in op
+                    .pointer("/requestBody/content")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                {
+                    if m.pointer("/schema/$ref").is_some() {
+                        assert!(m.get("example").is_some(), "{method} {path} {media}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn profile_patch_lists_no_operator_fields_and_limits_have_bounds() {
+        let v = spec();
+        let props = &v["components"]["schemas"]["UpdateProfileRequest"]["properties"];
+        for f in OPERATOR_FIELDS {
+            assert!(props.get(*f).is_none(), "{f}");
+        }
+        assert!(props.get("display_name").is_some());
+        let params = v["paths"]["/v1/me/activity"]["get"]["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let limit = params
+            .iter()
+            .find(|p| p["name"] == "limit")
+            .map(|p| p["schema"].clone())
+            .unwrap_or_default();
+        assert_eq!(limit["minimum"], json!(1));
+        assert_eq!(limit["maximum"], json!(100));
+    }
+
+    #[test]
+    fn problem_responses_name_their_slugs() {
+        let v = spec();
+        let login = &v["paths"]["/v1/sessions"]["post"]["responses"];
+        let d401 = login["401"]["description"].as_str().unwrap_or_default();
+        assert!(d401.contains("`invalid-credentials`"), "{d401}");
+        let d400 = login["400"]["description"].as_str().unwrap_or_default();
+        assert!(d400.contains("`captcha-required`") && d400.contains("`malformed-request`"));
+        let me = v["paths"]["/v1/me"]["get"]["responses"]["401"]["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(me.contains("`token-invalid`") && !me.contains("invalid-credentials"));
+    }
+}
