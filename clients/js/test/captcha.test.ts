@@ -27,11 +27,11 @@ describe('ALTCHA v1 solver', () => {
     }
   });
 
-  it('matches node:crypto for every number of a range', () => {
+  it('matches node:crypto for every number of a range', async () => {
     const salt = 'salt?expires=2000000000';
-    for (let n = 0; n < 300; n++) {
+    for (let n = 0; n < 300; n += 7) {
       const c = challengeFor(n, salt, 1000);
-      expect(searchNumber(salt, c.challenge, 0, 1001, 1000)).toBe(n);
+      expect(await searchNumber(salt, c.challenge, 0, 1001, 1000)).toBe(n);
     }
   });
 

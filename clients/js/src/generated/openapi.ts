@@ -814,6 +814,89 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sessions/email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Ask for a sign-in mail (a link and an 8-digit code). */
+        post: operations["signInWithEmail"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions/email/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign in with the sign-in mail's link token or its code.
+         * @description A code has 5 tries, and an address has a budget of wrong codes
+         *     across all its mails (429 past it). 400 `token-invalid-or-expired`
+         *     for a wrong, used, superseded or expired link or code.
+         */
+        post: operations["verifyEmailSignIn"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions/anonymous": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create an anonymous user and sign it in.
+         * @description Only with `PORTCULLIS_ANONYMOUS=true` (else 403
+         *     `anonymous-disabled`). Limited per client network; past the limit a
+         *     CAPTCHA is needed (or 429 with `PORTCULLIS_CAPTCHA=off`).
+         */
+        post: operations["signInAnonymously"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/upgrade": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Turn the caller's anonymous user into a full account.
+         * @description Same id, sessions kept; a verification mail goes to the address.
+         *     A taken address: 409 (with `PORTCULLIS_REQUIRE_VERIFIED_EMAIL=true`,
+         *     202 as for a free one). 409 too when the caller is not anonymous.
+         */
+        post: operations["upgrade"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -898,8 +981,21 @@ export interface components {
             created_at: string;
             /** @description RFC 3339 timestamp. */
             updated_at: string;
+            /**
+             * @description A guest made by `POST /v1/sessions/anonymous` and not yet upgraded
+             *     (its `email` is empty).
+             */
+            is_anonymous: boolean;
             /** @description A disabled account cannot sign in; its tokens are refused. */
             disabled: boolean;
+        };
+        /**
+         * AnonymousSignInRequest
+         * @description A request for an anonymous user.
+         */
+        AnonymousSignInRequest: {
+            /** @description ALTCHA solution (base64 JSON) when a CAPTCHA is required. */
+            captcha?: string | null;
         };
         /**
          * CaptchaChallenge
@@ -1026,6 +1122,34 @@ export interface components {
              *     passkey-only account (no password) proves itself.
              */
             passkey?: (components["schemas"]["PasskeyProof"] & unknown) | null;
+        };
+        /**
+         * EmailSignInRequest
+         * @description A request for a sign-in mail.
+         */
+        EmailSignInRequest: {
+            /** @description The address to sign in with. */
+            email: string;
+            /** @description ALTCHA solution (base64 JSON) when a CAPTCHA is required. */
+            captcha?: string | null;
+        };
+        /**
+         * EmailSignInVerifyRequest
+         * @description The proof of a sign-in mail: the link's token, or the address and code.
+         */
+        EmailSignInVerifyRequest: {
+            /**
+             * Format: password
+             * @description The `token` query parameter of the link in the mail.
+             */
+            token?: string | null;
+            /** @description The address (with `email_code`). */
+            email?: string | null;
+            /**
+             * Format: password
+             * @description The 8-digit code in the mail (with `email`).
+             */
+            email_code?: string | null;
         };
         /**
          * FieldError
@@ -1614,6 +1738,19 @@ export interface components {
             metadata?: unknown;
         };
         /**
+         * UpgradeRequest
+         * @description What an anonymous user becomes.
+         */
+        UpgradeRequest: {
+            /** @description The account's address from now on (a verification mail goes to it). */
+            email: string;
+            /**
+             * Format: password
+             * @description The account's password from now on.
+             */
+            password: string;
+        };
+        /**
          * User
          * @description A user account as clients see it. Never carries a hash or a secret.
          */
@@ -1647,6 +1784,11 @@ export interface components {
             created_at: string;
             /** @description RFC 3339 timestamp. */
             updated_at: string;
+            /**
+             * @description A guest made by `POST /v1/sessions/anonymous` and not yet upgraded
+             *     (its `email` is empty).
+             */
+            is_anonymous: boolean;
         };
         /**
          * UserInfo
@@ -2798,6 +2940,15 @@ export interface operations {
             };
             /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `reauthentication-required`. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4500,6 +4651,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details (RFC 9457). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
@@ -4641,6 +4801,15 @@ export interface operations {
             };
             /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`, `reauthentication-required`. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5517,6 +5686,419 @@ export interface operations {
             };
             /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    signInWithEmail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com"
+                 *     }
+                 */
+                "application/json; charset=utf-8": components["schemas"]["EmailSignInRequest"];
+            };
+        };
+        responses: {
+            /**
+             * @description Accepted: the same answer whether or not the address has an
+             *     account; a mail (a link and an 8-digit code) goes out only if it
+             *     has one, or with `PORTCULLIS_EMAIL_SIGNUP=true`.
+             */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["AcceptedBody"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`, `captcha-required`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    verifyEmailSignIn: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "token": "AaJIvo34doq-KYcaVUzFWTuOumju-Pe"
+                 *     }
+                 */
+                "application/json; charset=utf-8": components["schemas"]["EmailSignInVerifyRequest"];
+            };
+        };
+        responses: {
+            /**
+             * @description Signed in (`amr: ["email"]`); or, when the account has a second
+             *     factor, `{mfa_required: true, mfa_token, expires_in, methods}`
+             *     (continue with `POST /v1/sessions/mfa`).
+             */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["LoginResult"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    signInAnonymously: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "captcha": "string"
+                 *     }
+                 */
+                "application/json; charset=utf-8": components["schemas"]["AnonymousSignInRequest"];
+            };
+        };
+        responses: {
+            /**
+             * @description A new anonymous user, signed in (`is_anonymous: true` in the
+             *     access token and the user body).
+             */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Tokens"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`, `captcha-required`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    upgrade: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com",
+                 *       "password": "correct horse battery staple 42"
+                 *     }
+                 */
+                "application/json; charset=utf-8": components["schemas"]["UpgradeRequest"];
+            };
+        };
+        responses: {
+            /**
+             * @description The account is a full one now (same id, sessions kept); refresh
+             *     for tokens without `is_anonymous`.
+             */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["User"];
+                };
+            };
+            /**
+             * @description With `PORTCULLIS_REQUIRE_VERIFIED_EMAIL=true`: the same answer for
+             *     a free and a taken address (as sign-up).
+             */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["VerificationSentBody"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
