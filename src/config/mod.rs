@@ -18,6 +18,7 @@ use anyhow::{Context, bail};
 use ipnet::IpNet;
 use secrecy::SecretString;
 
+mod federation;
 mod groups;
 mod keys;
 mod parse;
@@ -26,6 +27,7 @@ mod security;
 #[cfg(test)]
 mod tests;
 
+pub use federation::{FederationSettings, ProviderKind, ProviderSettings};
 pub use groups::{
     AvatarSettings, HttpSettings, LimitSettings, MailSettings, PasswordSettings, StoreSettings,
     TokenSettings,
@@ -112,6 +114,8 @@ pub struct Settings {
     pub security: SecuritySettings,
     /// Passkeys (WebAuthn) and the native-app association files.
     pub passkeys: PasskeySettings,
+    /// Federated sign-in: upstream identity providers.
+    pub federation: FederationSettings,
     /// `PORTCULLIS_LOG_FORMAT`: `pretty` or `json` (default: pretty on a terminal).
     pub log_format: LogFormat,
     /// `PORTCULLIS_*` keys that were set but mean nothing to this version
@@ -387,6 +391,7 @@ impl Settings {
             },
             security: SecuritySettings::from_map(map)?,
             passkeys,
+            federation: FederationSettings::from_map(map)?,
             log_format,
             unknown_keys: unknown_keys(map),
         })

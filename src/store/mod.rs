@@ -11,6 +11,7 @@
 
 pub mod email;
 pub mod embedded;
+pub mod identities;
 pub mod mongo;
 pub mod records;
 pub mod rules;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use identities::{IdentityRecord, IdentityRemoval, IdentityStore, identity_key};
 pub use email::{EmailTicket, MailQueueStats, MailQueueStore, QueuedMail, TicketKind, TicketStore};
 pub use records::{
     AdminUpdate, AvatarRecord, CredentialRecord, ProfileUpdate, SessionRecord, UserRecord,
@@ -102,8 +104,8 @@ pub trait UserStore: Send + Sync {
         update: &AdminUpdate,
         now: i64,
     ) -> StoreResult<Option<UserRecord>>;
-    /// Erases the account: profile and credentials, its sessions and its
-    /// avatar. Its email is free again afterwards. False when there was no
+    /// Erases the account: profile and credentials, its sessions, its
+    /// avatar and its linked identities. Its email is free again afterwards. False when there was no
     /// such user. (On MongoDB these are several single-document or
     /// per-collection operations: sessions and avatar go first, the account
     /// last, so an interrupted deletion leaves the account to delete again.)
@@ -397,6 +399,7 @@ pub trait Store:
     + TicketStore
     + MailQueueStore
     + CeremonyStore
+    + IdentityStore
 {
     /// Deletes what has expired by `now`: sessions, single-use keys,
     /// WebAuthn ceremonies and failed-sign-in records (and, on MongoDB, retired refresh tokens).

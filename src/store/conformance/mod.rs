@@ -29,6 +29,8 @@ pub(crate) mod users;
 // Passkeys.
 pub(crate) mod ceremonies;
 pub(crate) mod passkeys;
+// Federated sign-in.
+pub(crate) mod identities;
 
 use super::{CredentialRecord, PasskeyRecord, SessionRecord, UserRecord};
 
@@ -201,6 +203,14 @@ macro_rules! conformance_tests {
                 taken_once,
                 expired_is_not_taken,
                 concurrent_takes,
+            }
+            identities {
+                link_read_and_list,
+                one_account_per_identity,
+                racing_links_of_one_identity,
+                last_way_in_stays,
+                racing_unlinks_keep_one,
+                deleting_the_account_unlinks,
             }
         );
     };
