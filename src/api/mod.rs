@@ -11,6 +11,8 @@ pub mod captcha;
 mod cors;
 pub mod email;
 pub mod extract;
+// Federated sign-in.
+pub mod federation;
 pub mod health;
 mod metrics;
 pub mod mfa;
@@ -64,6 +66,8 @@ pub enum ApiTags {
     Passkeys,
     /// Standard OAuth 2.0 / OpenID Connect endpoints.
     Oauth,
+    /// Federated sign-in: upstream identity providers and linked identities.
+    Federation,
 }
 
 /// Declares the endpoint groups once: the `Api` type and its one value
@@ -95,6 +99,7 @@ endpoint_groups!(
     passkeys::PasskeysApi,
     passkeys::AssociationApi,
     oauth::OAuthApi,
+    federation::FederationApi,
 );
 
 /// Builds the OpenAPI service (the same one `portcullis openapi` prints).

@@ -30,6 +30,8 @@ mod session_cap;
 mod throttle;
 // Step-up and credential safety.
 mod stepup;
+// Federated sign-in.
+pub mod federation;
 // Lean read path.
 #[cfg(test)]
 mod read_path_tests;
@@ -61,6 +63,9 @@ pub use tickets::TicketProof;
 pub use passkeys::{AssociationFiles, PasskeyAssertion, PasskeyOptions, PasskeySummary};
 // Step-up.
 pub use stepup::Proof;
+// Federated sign-in.
+pub use federation::flows::{AuthorizeRequest, CallbackParams};
+pub use federation::{IdentitySummary, IssuedNonce, LinkOffer, ProviderInfo};
 
 use crate::auth::{Captcha, Limits, PasswordHasher, TokenService};
 use crate::clock::{Clock, UnixTime};
@@ -95,6 +100,8 @@ pub struct Core {
     pub(crate) passkeys: Option<Arc<crate::auth::PasskeyRp>>,
     /// Breached-password filter (`PORTCULLIS_BREACHED_PASSWORDS`), if loaded.
     pub(crate) breached: Option<Arc<crate::auth::breached::BreachedFilter>>,
+    /// Upstream identity providers and their caches (federated sign-in).
+    pub(crate) federation: Arc<federation::Upstreams>,
 }
 
 /// A verified caller: the access token checked out and its session is live.

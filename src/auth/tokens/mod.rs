@@ -101,6 +101,22 @@ impl TokenService {
         auth_time: u64,
         now: u64,
     ) -> anyhow::Result<String> {
+        self.issue_access_with_idp(sub, sid, amr, roles, auth_time, now, None)
+    }
+
+    /// [`TokenService::issue_access`] for a session opened through an
+    /// upstream identity provider (`idp` claim).
+    #[allow(clippy::too_many_arguments)]
+    pub fn issue_access_with_idp(
+        &self,
+        sub: &str,
+        sid: &str,
+        amr: &[String],
+        roles: &[String],
+        auth_time: u64,
+        now: u64,
+        idp: Option<&str>,
+    ) -> anyhow::Result<String> {
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
@@ -114,6 +130,7 @@ impl TokenService {
             amr: amr.to_vec(),
             roles: roles.to_vec(),
             auth_time,
+            idp: idp.map(str::to_string),
         };
         self.sign(ACCESS_TYP, &claims)
     }
@@ -149,6 +166,18 @@ impl TokenService {
         now: u64,
         ttl_secs: u64,
     ) -> anyhow::Result<(String, MfaClaims)> {
+        self.issue_mfa_with_idp(sub, amr, now, ttl_secs, None)
+    }
+
+    /// [`TokenService::issue_mfa`] after a federated first step (`idp`).
+    pub fn issue_mfa_with_idp(
+        &self,
+        sub: &str,
+        amr: &[String],
+        now: u64,
+        ttl_secs: u64,
+        idp: Option<&str>,
+    ) -> anyhow::Result<(String, MfaClaims)> {
         let claims = MfaClaims {
             iss: self.issuer.clone(),
             aud: self.audience_for(MFA_TYP),
@@ -158,6 +187,7 @@ impl TokenService {
             exp: now + ttl_secs,
             jti: uuid::Uuid::new_v4().to_string(),
             amr: amr.to_vec(),
+            idp: idp.map(str::to_string),
         };
         Ok((self.sign(MFA_TYP, &claims)?, claims))
     }

@@ -90,6 +90,7 @@ pub(crate) fn session(user_id: &str, now: i64) -> SessionRecord {
         user_agent: Some("test".into()),
         ip: Some("127.0.0.1".into()),
         proven_at: Some(now),
+        idp: None,
     }
 }
 
