@@ -12,6 +12,8 @@ mod activity;
 mod atomic_limits;
 mod audit_log;
 mod errors;
+// Federated sign-in.
+mod federation;
 mod hardening;
 mod helpers;
 mod limits;
