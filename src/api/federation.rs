@@ -235,7 +235,11 @@ impl From<crate::service::Error> for RedirectResponse {
             503 => Self::Unavailable(p),
             500 => Self::InternalError(p),
             other => {
-                tracing::error!(status = other, op = "RedirectResponse", "undocumented error status");
+                tracing::error!(
+                    status = other,
+                    op = "RedirectResponse",
+                    "undocumented error status"
+                );
                 Self::InternalError(super::problem::internal())
             }
         }
@@ -278,9 +282,7 @@ impl FederationApi {
     /// The configured identity providers.
     #[oai(path = "/v1/providers", method = "get", operation_id = "listProviders")]
     async fn providers(&self, core: Data<&Core>) -> ProvidersResponse {
-        ProvidersResponse::Ok(Json(
-            core.providers().into_iter().map(Into::into).collect(),
-        ))
+        ProvidersResponse::Ok(Json(core.providers().into_iter().map(Into::into).collect()))
     }
 
     /// A single-use server nonce (10 minutes) for a native sign-in.
@@ -493,7 +495,14 @@ impl FederationApi {
             Err(e) => return e.into(),
         };
         let expose = |s: Secret| s.0.expose_secret().to_string();
-        let offer = match (b.link_token, b.provider, b.id_token, b.nonce, b.code, b.code_verifier) {
+        let offer = match (
+            b.link_token,
+            b.provider,
+            b.id_token,
+            b.nonce,
+            b.code,
+            b.code_verifier,
+        ) {
             (Some(t), None, None, None, None, None) => LinkOffer::LinkToken(expose(t)),
             (None, Some(p), Some(t), Some(n), None, None) => LinkOffer::IdToken {
                 provider: p.0,

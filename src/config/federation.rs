@@ -186,7 +186,9 @@ impl FederationSettings {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
             {
-                bail!("PORTCULLIS_PROVIDERS: {id:?} is not a provider id (lower-case letters, digits, - and _)");
+                bail!(
+                    "PORTCULLIS_PROVIDERS: {id:?} is not a provider id (lower-case letters, digits, - and _)"
+                );
             }
             if providers.iter().any(|p: &ProviderSettings| p.id == id) {
                 bail!("PORTCULLIS_PROVIDERS: {id:?} is listed twice");
@@ -194,20 +196,27 @@ impl FederationSettings {
             let key = |field: &str| format!("PORTCULLIS_PROVIDER_{}_{field}", env_id(&id));
             let field = |f: &str| get(&key(f)).map(str::to_string);
             let kind = match field("KIND") {
-                Some(k) => ProviderKind::parse(&k)
-                    .with_context(|| format!("{}: unknown kind {k:?} (google, apple, microsoft, github, oidc)", key("KIND")))?,
+                Some(k) => ProviderKind::parse(&k).with_context(|| {
+                    format!(
+                        "{}: unknown kind {k:?} (google, apple, microsoft, github, oidc)",
+                        key("KIND")
+                    )
+                })?,
                 None => ProviderKind::parse(&id).unwrap_or(ProviderKind::Oidc),
             };
             let issuer = match field("ISSUER").or(kind.default_issuer().map(str::to_string)) {
                 Some(i) => i.trim_end_matches('/').to_string(),
                 None => bail!("{} is required for an oidc provider", key("ISSUER")),
             };
-            let client_id = field("CLIENT_ID")
-                .with_context(|| format!("{} is required", key("CLIENT_ID")))?;
+            let client_id =
+                field("CLIENT_ID").with_context(|| format!("{} is required", key("CLIENT_ID")))?;
             let trust_email = match field("TRUST_EMAIL").as_deref() {
                 None | Some("false" | "off" | "0") => false,
                 Some("true" | "on" | "1") => true,
-                Some(other) => bail!("{} must be true or false, not {other:?}", key("TRUST_EMAIL")),
+                Some(other) => bail!(
+                    "{} must be true or false, not {other:?}",
+                    key("TRUST_EMAIL")
+                ),
             };
             let scopes = field("SCOPES").unwrap_or_else(|| {
                 match kind {
@@ -258,7 +267,9 @@ impl FederationSettings {
         let redirect_urls = split_list(get("PORTCULLIS_REDIRECT_URLS"));
         for url in &redirect_urls {
             if !url.contains(':') {
-                bail!("PORTCULLIS_REDIRECT_URLS: {url:?} is not a URL (https://app.example/auth, com.example.app:/auth)");
+                bail!(
+                    "PORTCULLIS_REDIRECT_URLS: {url:?} is not a URL (https://app.example/auth, com.example.app:/auth)"
+                );
             }
         }
         let signup = match get("PORTCULLIS_FEDERATION_SIGNUP") {
@@ -316,7 +327,10 @@ mod tests {
         let s = FederationSettings::from_map(&map(&[
             ("PORTCULLIS_PROVIDERS", "google,acme"),
             ("PORTCULLIS_PROVIDER_GOOGLE_CLIENT_ID", "web"),
-            ("PORTCULLIS_PROVIDER_GOOGLE_NATIVE_CLIENT_IDS", "ios, android"),
+            (
+                "PORTCULLIS_PROVIDER_GOOGLE_NATIVE_CLIENT_IDS",
+                "ios, android",
+            ),
             ("PORTCULLIS_PROVIDER_ACME_CLIENT_ID", "c"),
             ("PORTCULLIS_PROVIDER_ACME_ISSUER", "https://idp.acme.test/"),
         ]))

@@ -26,8 +26,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use identities::{IdentityRecord, IdentityRemoval, IdentityStore, identity_key};
 pub use email::{EmailTicket, MailQueueStats, MailQueueStore, QueuedMail, TicketKind, TicketStore};
+pub use identities::{IdentityRecord, IdentityRemoval, IdentityStore, identity_key};
 pub use records::{
     AdminUpdate, AvatarRecord, CredentialRecord, ProfileUpdate, SessionRecord, UserRecord,
 };

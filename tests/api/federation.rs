@@ -50,11 +50,21 @@ impl Issuers {
             m.insert(k.to_string(), v.to_string());
         };
         set("PORTCULLIS_PROVIDERS", "google,apple,acme,github");
-        set("PORTCULLIS_REDIRECT_URLS", &format!("{SPA},com.example.app:/auth*"));
-        for (id, issuer) in [("GOOGLE", &self.google), ("APPLE", &self.apple), ("ACME", &self.acme)] {
+        set(
+            "PORTCULLIS_REDIRECT_URLS",
+            &format!("{SPA},com.example.app:/auth*"),
+        );
+        for (id, issuer) in [
+            ("GOOGLE", &self.google),
+            ("APPLE", &self.apple),
+            ("ACME", &self.acme),
+        ] {
             set(&format!("PORTCULLIS_PROVIDER_{id}_ISSUER"), &issuer.url);
             set(&format!("PORTCULLIS_PROVIDER_{id}_CLIENT_ID"), WEB_CLIENT);
-            set(&format!("PORTCULLIS_PROVIDER_{id}_NATIVE_CLIENT_IDS"), IOS_CLIENT);
+            set(
+                &format!("PORTCULLIS_PROVIDER_{id}_NATIVE_CLIENT_IDS"),
+                IOS_CLIENT,
+            );
         }
         set("PORTCULLIS_PROVIDER_GOOGLE_CLIENT_SECRET", CLIENT_SECRET);
         set("PORTCULLIS_PROVIDER_ACME_CLIENT_SECRET", CLIENT_SECRET);
@@ -107,7 +117,12 @@ impl TestApp {
         body["nonce"].as_str().unwrap().to_string()
     }
 
-    pub async fn id_token_sign_in(&self, provider: &str, id_token: &str, nonce: &str) -> reqwest::Response {
+    pub async fn id_token_sign_in(
+        &self,
+        provider: &str,
+        id_token: &str,
+        nonce: &str,
+    ) -> reqwest::Response {
         self.post_json(
             "/v1/sessions/id-token",
             &json!({"provider": provider, "id_token": id_token, "nonce": nonce}),
@@ -117,7 +132,12 @@ impl TestApp {
 
     /// A native sign-in of `claims` at `issuer` as `provider`, with a fresh
     /// server nonce; the response.
-    pub async fn native(&self, issuer: &TestIssuer, provider: &str, mut claims: Value) -> reqwest::Response {
+    pub async fn native(
+        &self,
+        issuer: &TestIssuer,
+        provider: &str,
+        mut claims: Value,
+    ) -> reqwest::Response {
         let nonce = self.fed_nonce().await;
         claims["nonce"] = json!(nonce);
         let t = issuer.id_token(claims);
@@ -158,7 +178,9 @@ async fn a_new_identity_signs_up_and_then_signs_in_by_sub() {
     );
     let email = unique_email();
     let sub = fresh("g");
-    let body = app.native_ok(&is.google, "google", person(&sub, &email)).await;
+    let body = app
+        .native_ok(&is.google, "google", person(&sub, &email))
+        .await;
     assert_eq!(body["user"]["email"], email);
     assert_eq!(body["user"]["email_verified"], true);
     let claims = claims_of(body["access_token"].as_str().unwrap());
@@ -168,14 +190,22 @@ async fn a_new_identity_signs_up_and_then_signs_in_by_sub() {
     // The refresh keeps `idp`.
     let r = app.refresh(body["refresh_token"].as_str().unwrap()).await;
     let refreshed: Value = r.json().await.unwrap();
-    assert_eq!(claims_of(refreshed["access_token"].as_str().unwrap())["idp"], "google");
+    assert_eq!(
+        claims_of(refreshed["access_token"].as_str().unwrap())["idp"],
+        "google"
+    );
     // No password was set: a password sign-in with anything fails.
-    assert_eq!(app.login(&email, PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.login(&email, PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 
     // Rule 1: the email changed at the provider (even to another account's
     // address): the identity still signs in to its own account.
     let (other, _) = app.signed_in_user().await;
-    let again = app.native_ok(&is.google, "google", person(&sub, &other)).await;
+    let again = app
+        .native_ok(&is.google, "google", person(&sub, &other))
+        .await;
     assert_eq!(again["user"]["id"], uid);
     // Native client ids are accepted audiences too.
     let native = app
@@ -190,7 +220,12 @@ async fn a_new_identity_signs_up_and_then_signs_in_by_sub() {
     assert_ne!(acme["user"]["id"], uid);
 
     let token = body["access_token"].as_str().unwrap();
-    let list: Value = app.get_authed("/v1/me/identities", token).await.json().await.unwrap();
+    let list: Value = app
+        .get_authed("/v1/me/identities", token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["provider"], "google");
     assert!(list[0]["last_used_at"].is_string());
@@ -205,12 +240,18 @@ async fn id_tokens_are_checked_and_accepted_once() {
     let app = fed_app(&is, |_| {}).await;
     let sub = fresh("r");
     let email = unique_email();
-    let invalid = |r: reqwest::Response| assert_problem(r, StatusCode::UNAUTHORIZED, "id-token-invalid");
+    let invalid =
+        |r: reqwest::Response| assert_problem(r, StatusCode::UNAUTHORIZED, "id-token-invalid");
 
     // Replay: the very same token and nonce again.
     let nonce = app.fed_nonce().await;
-    let t = is.google.id_token(json!({"sub": sub, "email": email, "email_verified": true, "nonce": nonce}));
-    assert_eq!(app.id_token_sign_in("google", &t, &nonce).await.status(), StatusCode::OK);
+    let t = is
+        .google
+        .id_token(json!({"sub": sub, "email": email, "email_verified": true, "nonce": nonce}));
+    assert_eq!(
+        app.id_token_sign_in("google", &t, &nonce).await.status(),
+        StatusCode::OK
+    );
     invalid(app.id_token_sign_in("google", &t, &nonce).await).await;
     // A used nonce in a new token.
     let t2 = is.google.id_token(json!({"sub": sub, "nonce": nonce}));
@@ -218,7 +259,9 @@ async fn id_tokens_are_checked_and_accepted_once() {
 
     // Wrong audience.
     let n = app.fed_nonce().await;
-    let t = is.google.id_token(json!({"sub": sub, "nonce": n, "aud": "someone-else"}));
+    let t = is
+        .google
+        .id_token(json!({"sub": sub, "nonce": n, "aud": "someone-else"}));
     invalid(app.id_token_sign_in("google", &t, &n).await).await;
     // No nonce in the token.
     let n = app.fed_nonce().await;
@@ -239,7 +282,9 @@ async fn id_tokens_are_checked_and_accepted_once() {
         .unwrap()
         .as_secs()
         - 3600;
-    let t = is.google.id_token(json!({"sub": sub, "nonce": n, "iat": past - 600, "exp": past}));
+    let t = is
+        .google
+        .id_token(json!({"sub": sub, "nonce": n, "iat": past - 600, "exp": past}));
     invalid(app.id_token_sign_in("google", &t, &n).await).await;
     // A token of an issuer that is not configured, sent as google.
     let stranger = TestIssuer::start().await;
@@ -290,19 +335,38 @@ async fn unverified_or_missing_email_creates_nothing_and_signup_can_be_off() {
     let email = unique_email();
     let sub = fresh("u");
     let r = app
-        .native(&is.acme, "acme", json!({"sub": sub, "email": email, "email_verified": false}))
+        .native(
+            &is.acme,
+            "acme",
+            json!({"sub": sub, "email": email, "email_verified": false}),
+        )
         .await;
-    assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "provider-email-unverified").await;
+    assert_problem(
+        r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "provider-email-unverified",
+    )
+    .await;
     let r = app.native(&is.acme, "acme", json!({"sub": sub})).await;
-    assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "provider-email-unverified").await;
+    assert_problem(
+        r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "provider-email-unverified",
+    )
+    .await;
     // Nothing was created: the address is free for a registration.
-    assert_eq!(app.register(&email, PASSWORD).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.register(&email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
 
     let off = fed_app(&is, |m| {
         m.insert("PORTCULLIS_FEDERATION_SIGNUP".into(), "false".into());
     })
     .await;
-    let r = off.native(&is.google, "google", person(&fresh("s"), &unique_email())).await;
+    let r = off
+        .native(&is.google, "google", person(&fresh("s"), &unique_email()))
+        .await;
     assert_problem(r, StatusCode::FORBIDDEN, "signup-disabled").await;
 }
 
@@ -314,21 +378,36 @@ async fn unverified_or_missing_email_creates_nothing_and_signup_can_be_off() {
 async fn an_unverified_local_account_is_never_linked_or_entered() {
     let is = Issuers::start().await;
     let app = fed_app(&is, |m| {
-        m.insert("PORTCULLIS_PROVIDER_GOOGLE_TRUST_EMAIL".into(), "true".into());
+        m.insert(
+            "PORTCULLIS_PROVIDER_GOOGLE_TRUST_EMAIL".into(),
+            "true".into(),
+        );
     })
     .await;
     let victim = unique_email();
-    assert_eq!(app.register(&victim, PASSWORD).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.register(&victim, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
     let attacker = app.login_ok(&victim, PASSWORD).await;
     let sub = fresh("victim");
     for provider in ["google", "acme"] {
-        let issuer = if provider == "google" { &is.google } else { &is.acme };
+        let issuer = if provider == "google" {
+            &is.google
+        } else {
+            &is.acme
+        };
         let r = app.native(issuer, provider, person(&sub, &victim)).await;
         let p = assert_problem(r, StatusCode::CONFLICT, "link-required").await;
         assert!(p["link_token"].as_str().unwrap().len() >= 32);
     }
     let token = attacker["access_token"].as_str().unwrap();
-    let list: Value = app.get_authed("/v1/me/identities", token).await.json().await.unwrap();
+    let list: Value = app
+        .get_authed("/v1/me/identities", token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list, json!([]), "nothing linked to the attacker's account");
     let me: Value = app.get_authed("/v1/me", token).await.json().await.unwrap();
     assert_eq!(me["email_verified"], false);
@@ -339,7 +418,10 @@ async fn an_unverified_local_account_is_never_linked_or_entered() {
 async fn trusted_email_links_a_verified_account_at_once() {
     let is = Issuers::start().await;
     let app = fed_app(&is, |m| {
-        m.insert("PORTCULLIS_PROVIDER_GOOGLE_TRUST_EMAIL".into(), "true".into());
+        m.insert(
+            "PORTCULLIS_PROVIDER_GOOGLE_TRUST_EMAIL".into(),
+            "true".into(),
+        );
     })
     .await;
     let (email, tokens) = app.signed_in_user().await;
@@ -349,10 +431,14 @@ async fn trusted_email_links_a_verified_account_at_once() {
         ..Default::default()
     };
     app.store.admin_update(&uid, &update, 1).await.unwrap();
-    let body = app.native_ok(&is.google, "google", person(&fresh("t"), &email)).await;
+    let body = app
+        .native_ok(&is.google, "google", person(&fresh("t"), &email))
+        .await;
     assert_eq!(body["user"]["id"], uid);
     // acme does not trust emails: link-required.
-    let r = app.native(&is.acme, "acme", person(&fresh("t"), &email)).await;
+    let r = app
+        .native(&is.acme, "acme", person(&fresh("t"), &email))
+        .await;
     assert_problem(r, StatusCode::CONFLICT, "link-required").await;
 }
 
@@ -364,7 +450,9 @@ async fn link_required_then_linked_after_password_and_totp() {
     let is = Issuers::start().await;
     let app = fed_app(&is, |_| {}).await;
     let (email, tokens) = app.signed_in_user().await;
-    let (secret, _) = app.enable_mfa(tokens["access_token"].as_str().unwrap()).await;
+    let (secret, _) = app
+        .enable_mfa(tokens["access_token"].as_str().unwrap())
+        .await;
     let sub = fresh("owner");
     let r = app.native(&is.google, "google", person(&sub, &email)).await;
     let p = assert_problem(r, StatusCode::CONFLICT, "link-required").await;
@@ -379,20 +467,30 @@ async fn link_required_then_linked_after_password_and_totp() {
     let signed: Value = r.json().await.unwrap();
     let access = signed["access_token"].as_str().unwrap();
     let r = app
-        .post_authed_json("/v1/me/identities", access, &json!({"link_token": link_token}))
+        .post_authed_json(
+            "/v1/me/identities",
+            access,
+            &json!({"link_token": link_token}),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let linked: Value = r.json().await.unwrap();
     assert_eq!(linked["provider"], "google");
     // The link token worked once.
     let r = app
-        .post_authed_json("/v1/me/identities", access, &json!({"link_token": link_token}))
+        .post_authed_json(
+            "/v1/me/identities",
+            access,
+            &json!({"link_token": link_token}),
+        )
         .await;
     assert_problem(r, StatusCode::BAD_REQUEST, "token-invalid-or-expired").await;
 
     // Now the identity signs in, and the account's TOTP is asked for.
     app.clock.advance(30);
-    let body = app.native_ok(&is.google, "google", person(&sub, &email)).await;
+    let body = app
+        .native_ok(&is.google, "google", person(&sub, &email))
+        .await;
     assert_eq!(body["mfa_required"], true, "{body}");
     assert!(body.get("access_token").is_none());
     let r = app
@@ -407,7 +505,10 @@ async fn link_required_then_linked_after_password_and_totp() {
 
     // The audit log and the notice mail.
     let events = app.all_activity(access).await;
-    assert!(events.iter().any(|e| e["type"] == "identity.linked"), "{events:?}");
+    assert!(
+        events.iter().any(|e| e["type"] == "identity.linked"),
+        "{events:?}"
+    );
     app.wait_for_email(&email, "A sign-in provider was linked to your account")
         .await;
 }
@@ -420,19 +521,32 @@ async fn linking_needs_a_proof_and_the_last_credential_stays() {
     let app = fed_app(&is, |_| {}).await;
     let email = unique_email();
     let sub = fresh("only");
-    let body = app.native_ok(&is.apple, "apple", person(&sub, &email)).await;
+    let body = app
+        .native_ok(&is.apple, "apple", person(&sub, &email))
+        .await;
     let access = body["access_token"].as_str().unwrap().to_string();
-    let list: Value = app.get_authed("/v1/me/identities", &access).await.json().await.unwrap();
+    let list: Value = app
+        .get_authed("/v1/me/identities", &access)
+        .await
+        .json()
+        .await
+        .unwrap();
     let only = list[0]["id"].as_str().unwrap().to_string();
     // The one identity of a password-less account cannot go.
-    let r = app.delete_authed(&format!("/v1/me/identities/{only}"), &access).await;
+    let r = app
+        .delete_authed(&format!("/v1/me/identities/{only}"), &access)
+        .await;
     assert_problem(r, StatusCode::CONFLICT, "last-credential").await;
-    let r = app.delete_authed("/v1/me/identities/no-such-id", &access).await;
+    let r = app
+        .delete_authed("/v1/me/identities/no-such-id", &access)
+        .await;
     assert_problem(r, StatusCode::NOT_FOUND, "not-found").await;
 
     // Link a second one (native token through the link route).
     let nonce = app.fed_nonce().await;
-    let t = is.acme.id_token(json!({"sub": sub, "nonce": nonce, "email": email, "email_verified": true}));
+    let t = is
+        .acme
+        .id_token(json!({"sub": sub, "nonce": nonce, "email": email, "email_verified": true}));
     let r = app
         .post_authed_json(
             "/v1/me/identities",
@@ -442,12 +556,21 @@ async fn linking_needs_a_proof_and_the_last_credential_stays() {
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     // Now the first may go, and then the second is the last.
-    let r = app.delete_authed(&format!("/v1/me/identities/{only}"), &access).await;
+    let r = app
+        .delete_authed(&format!("/v1/me/identities/{only}"), &access)
+        .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let list: Value = app.get_authed("/v1/me/identities", &access).await.json().await.unwrap();
+    let list: Value = app
+        .get_authed("/v1/me/identities", &access)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
     let second = list[0]["id"].as_str().unwrap();
-    let r = app.delete_authed(&format!("/v1/me/identities/{second}"), &access).await;
+    let r = app
+        .delete_authed(&format!("/v1/me/identities/{second}"), &access)
+        .await;
     assert_problem(r, StatusCode::CONFLICT, "last-credential").await;
     let events = app.all_activity(&access).await;
     assert!(events.iter().any(|e| e["type"] == "identity.unlinked"));
@@ -470,16 +593,24 @@ async fn linking_needs_a_proof_and_the_last_credential_stays() {
     app.clock.advance(600);
     let nonce = app.fed_nonce().await;
     let fresh_sub = fresh("late");
-    let t = is.google.id_token(json!({"sub": fresh_sub, "nonce": nonce}));
+    let t = is
+        .google
+        .id_token(json!({"sub": fresh_sub, "nonce": nonce}));
     let offer = json!({"provider": "google", "id_token": t, "nonce": nonce});
-    let r = app.post_authed_json("/v1/me/identities", other_access, &offer).await;
+    let r = app
+        .post_authed_json("/v1/me/identities", other_access, &offer)
+        .await;
     assert_problem(r, StatusCode::UNAUTHORIZED, "reauthentication-required").await;
     let mut with_password = offer.clone();
     with_password["password"] = json!(PASSWORD);
     let r = app
         .post_authed_json("/v1/me/identities", other_access, &with_password)
         .await;
-    assert_eq!(r.status(), StatusCode::CREATED, "the nonce and token were not spent by the refusal");
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "the nonce and token were not spent by the refusal"
+    );
 }
 
 /// Rule 6 natively: Apple's name in the request fills an empty display
@@ -540,7 +671,10 @@ async fn keys_are_cached_rotation_refetches_and_a_down_upstream_is_502() {
     let app = spawn_app_with(|m| {
         m.insert("PORTCULLIS_PROVIDERS".into(), "acme".into());
         m.insert("PORTCULLIS_PROVIDER_ACME_ISSUER".into(), down.url.clone());
-        m.insert("PORTCULLIS_PROVIDER_ACME_CLIENT_ID".into(), WEB_CLIENT.into());
+        m.insert(
+            "PORTCULLIS_PROVIDER_ACME_CLIENT_ID".into(),
+            WEB_CLIENT.into(),
+        );
     })
     .await;
     let n = app.fed_nonce().await;
@@ -559,7 +693,9 @@ async fn admin_sees_identities_and_account_deletion_unlinks() {
     let admin_token = admin["access_token"].as_str().unwrap();
     let sub = fresh("adm");
     let email = unique_email();
-    let body = app.native_ok(&is.google, "google", person(&sub, &email)).await;
+    let body = app
+        .native_ok(&is.google, "google", person(&sub, &email))
+        .await;
     let uid = body["user"]["id"].as_str().unwrap().to_string();
     let view: Value = app
         .get_authed(&format!("/v1/admin/users/{uid}"), admin_token)
@@ -572,6 +708,8 @@ async fn admin_sees_identities_and_account_deletion_unlinks() {
         .delete_authed(&format!("/v1/admin/users/{uid}"), admin_token)
         .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let again = app.native_ok(&is.google, "google", person(&sub, &email)).await;
+    let again = app
+        .native_ok(&is.google, "google", person(&sub, &email))
+        .await;
     assert_ne!(again["user"]["id"], uid);
 }

@@ -65,7 +65,10 @@ impl Asserted {
 impl Core {
     /// Where `a` leads (no write): rules 1 to 4.
     async fn resolve(&self, a: &Asserted) -> Result<Resolution> {
-        if let Some(identity) = self.store.identity_by_key(&a.provider, &a.iss, &a.sub).await?
+        if let Some(identity) = self
+            .store
+            .identity_by_key(&a.provider, &a.iss, &a.sub)
+            .await?
             && let Some(user) = self.store.user_by_id(&identity.user_id).await?
         {
             return Ok(Resolution::Known(identity, user));
@@ -252,7 +255,11 @@ impl Core {
             Ok(true) => {}
             Ok(false) => return Err(Error::TokenInvalid("unknown subject")),
             Err(StoreError::Conflict) => {
-                return match self.store.identity_by_key(&a.provider, &a.iss, &a.sub).await? {
+                return match self
+                    .store
+                    .identity_by_key(&a.provider, &a.iss, &a.sub)
+                    .await?
+                {
                     Some(found) if found.user_id == user_id => Ok(found),
                     _ => Err(Error::IdentityTaken),
                 };
@@ -294,7 +301,11 @@ impl Core {
         }
         let until = i64::try_from(claims.exp.saturating_add(UPSTREAM_LEEWAY)).unwrap_or(i64::MAX);
         let once = OnceKey::IdToken(sha256_hex(id_token));
-        if !self.store.claim_once(&once, until, self.clock.now()).await? {
+        if !self
+            .store
+            .claim_once(&once, until, self.clock.now())
+            .await?
+        {
             return Err(Error::IdTokenInvalid("the token was already used"));
         }
         if self.take_step::<()>(Step::Nonce, nonce).await?.is_none() {
@@ -324,7 +335,12 @@ impl Core {
             Ok(a) => a,
             Err(e) => {
                 if let Error::IdTokenInvalid(why) = &e {
-                    tracing::info!(provider, why, event = "federation.id_token_refused", "ID token refused");
+                    tracing::info!(
+                        provider,
+                        why,
+                        event = "federation.id_token_refused",
+                        "ID token refused"
+                    );
                     metrics::counter!("portcullis_logins_total", "result" => "failure")
                         .increment(1);
                 }

@@ -173,10 +173,8 @@ impl Core {
             ))?;
         let intent = match req.intent.as_deref() {
             None | Some("") => Intent::Signin,
-            Some(i) => Intent::parse(i).ok_or(refused(
-                "intent-invalid",
-                "`intent` is `signin` or `link`.",
-            ))?,
+            Some(i) => Intent::parse(i)
+                .ok_or(refused("intent-invalid", "`intent` is `signin` or `link`."))?,
         };
         self.rate_limit(Action::PasskeyOptions, client)?;
         let discovery = upstream.discovery().await?;
@@ -255,13 +253,19 @@ impl Core {
             };
             return Ok(back(&[
                 ("error", slug),
-                ("error_description", "The provider did not authorize the sign-in."),
+                (
+                    "error_description",
+                    "The provider did not authorize the sign-in.",
+                ),
             ]));
         }
         let Some(code) = params.code.filter(|c| !c.is_empty() && c.len() <= 2048) else {
             return Ok(back(&[
                 ("error", "provider-error"),
-                ("error_description", "The provider sent no authorization code."),
+                (
+                    "error_description",
+                    "The provider sent no authorization code.",
+                ),
             ]));
         };
         let asserted = match self.finish_upstream(provider, &started, &code).await {
@@ -277,7 +281,9 @@ impl Core {
             && let Err(e) = self.preview(&asserted).await
         {
             let description = match &e {
-                Error::LinkRequired { .. } => "An account with this email exists: sign in to it, then link this identity with the link_token.",
+                Error::LinkRequired { .. } => {
+                    "An account with this email exists: sign in to it, then link this identity with the link_token."
+                }
                 Error::ProviderEmailUnverified => "The provider gave no verified email address.",
                 Error::SignupDisabled => "Signing up with a provider is turned off.",
                 _ => "The sign-in failed.",
@@ -326,7 +332,11 @@ impl Core {
             .and_then(Value::as_str)
             .ok_or(Error::IdTokenInvalid("the provider sent no ID token"))?;
         let claims = upstream
-            .verify_id_token(id_token, std::slice::from_ref(&upstream.settings.client_id), now)
+            .verify_id_token(
+                id_token,
+                std::slice::from_ref(&upstream.settings.client_id),
+                now,
+            )
             .await?;
         if claims.nonce.as_deref() != Some(started.nonce.as_str()) {
             return Err(Error::IdTokenInvalid("the token's nonce is not the flow's"));

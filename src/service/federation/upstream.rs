@@ -262,7 +262,15 @@ impl Upstream {
         use Algorithm as A;
         if !matches!(
             header.alg,
-            A::RS256 | A::RS384 | A::RS512 | A::PS256 | A::PS384 | A::PS512 | A::ES256 | A::ES384 | A::EdDSA
+            A::RS256
+                | A::RS384
+                | A::RS512
+                | A::PS256
+                | A::PS384
+                | A::PS512
+                | A::ES256
+                | A::ES384
+                | A::EdDSA
         ) {
             return Err(bad("algorithm not allowed"));
         }
@@ -341,11 +349,12 @@ impl Upstream {
         let s = &self.settings;
         let (Some(team), Some(kid), Some(path)) = (&s.team_id, &s.key_id, &s.private_key_file)
         else {
-            return Err(Error::Unexpected(anyhow::anyhow!("apple key settings missing")));
+            return Err(Error::Unexpected(anyhow::anyhow!(
+                "apple key settings missing"
+            )));
         };
-        let pem = std::fs::read(path).map_err(|e| {
-            Error::Unexpected(anyhow::anyhow!("reading {}: {e}", path.display()))
-        })?;
+        let pem = std::fs::read(path)
+            .map_err(|e| Error::Unexpected(anyhow::anyhow!("reading {}: {e}", path.display())))?;
         let key = EncodingKey::from_ec_pem(&pem)
             .map_err(|e| Error::Unexpected(anyhow::anyhow!("the apple .p8 key: {e}")))?;
         let mut header = Header::new(Algorithm::ES256);
@@ -378,7 +387,10 @@ impl Upstream {
         let s = &self.settings;
         let secret = match s.kind {
             ProviderKind::Apple => Some(self.apple_client_secret(now).await?),
-            _ => s.client_secret.as_ref().map(|c| c.expose_secret().to_string()),
+            _ => s
+                .client_secret
+                .as_ref()
+                .map(|c| c.expose_secret().to_string()),
         };
         let mut form: Vec<(&str, &str)> = vec![
             ("grant_type", "authorization_code"),

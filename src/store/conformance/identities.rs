@@ -92,7 +92,9 @@ pub(crate) async fn racing_links_of_one_identity(store: DynStore) {
     for uid in users.clone() {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            store.link_identity(&identity(&uid, "google", "race", 1)).await
+            store
+                .link_identity(&identity(&uid, "google", "race", 1))
+                .await
         }));
     }
     let mut won = 0;
@@ -159,9 +161,9 @@ pub(crate) async fn racing_unlinks_keep_one(store: DynStore) {
     for id in ids {
         let store = store.clone();
         let uid = uid.clone();
-        tasks.push(tokio::spawn(
-            async move { store.unlink_identity(&uid, &id).await },
-        ));
+        tasks.push(tokio::spawn(async move {
+            store.unlink_identity(&uid, &id).await
+        }));
     }
     let mut removed = 0;
     for t in tasks {

@@ -122,8 +122,8 @@ impl IdentityStore for MongoStore {
                 return Ok(IdentityRemoval::NotFound);
             };
             let creds: Option<CredentialRecord> = self.credentials(user_id).await?;
-            let other_way_in = mine.len() > 1
-                || creds.is_some_and(|c| c.has_password() || !c.passkeys.is_empty());
+            let other_way_in =
+                mine.len() > 1 || creds.is_some_and(|c| c.has_password() || !c.passkeys.is_empty());
             if !other_way_in {
                 return Ok(IdentityRemoval::LastCredential);
             }

@@ -15,14 +15,20 @@ use crate::helpers::issuer::WEB_CLIENT;
 use crate::helpers::*;
 
 fn pkce() -> (String, String) {
-    let verifier = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let verifier = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
     let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
     (verifier, challenge)
 }
 
 fn query_of(url: &str) -> HashMap<String, String> {
     let q = url.split_once('?').map(|(_, q)| q).unwrap_or("");
-    url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()
+    url::form_urlencoded::parse(q.as_bytes())
+        .into_owned()
+        .collect()
 }
 
 fn location(r: &reqwest::Response) -> String {
@@ -46,7 +52,13 @@ fn form_field(html: &str, field: &str) -> Option<String> {
 
 impl TestApp {
     /// `GET /v1/federation/{provider}/authorize`.
-    async fn authorize(&self, provider: &str, redirect_to: &str, challenge: &str, intent: &str) -> reqwest::Response {
+    async fn authorize(
+        &self,
+        provider: &str,
+        redirect_to: &str,
+        challenge: &str,
+        intent: &str,
+    ) -> reqwest::Response {
         let q: String = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("redirect_to", redirect_to)
             .append_pair("code_challenge", challenge)
@@ -84,7 +96,12 @@ impl TestApp {
             if let Some(user) = form_field(&html, "user") {
                 fields.push(("user", user));
             }
-            self.client.post(&action).form(&fields).send().await.unwrap()
+            self.client
+                .post(&action)
+                .form(&fields)
+                .send()
+                .await
+                .unwrap()
         };
         location(&back)
     }
@@ -113,7 +130,10 @@ async fn redirect_sign_in_with_pkce_and_single_use_code_and_state() {
     let q = query_of(&to_provider);
     assert_eq!(q["client_id"], WEB_CLIENT);
     assert_eq!(q["code_challenge_method"], "S256");
-    assert_ne!(q["code_challenge"], challenge, "our own PKCE toward the provider");
+    assert_ne!(
+        q["code_challenge"], challenge,
+        "our own PKCE toward the provider"
+    );
     assert!(q["nonce"].len() >= 20 && q["state"].len() >= 32);
     // Run it by hand to replay the callback afterwards.
     let r = app.client.get(&to_provider).send().await.unwrap();
@@ -152,7 +172,11 @@ async fn authorize_refuses_unknown_providers_redirects_and_missing_pkce() {
     let (_, challenge) = pkce();
     let r = app.authorize("facebook", SPA, &challenge, "signin").await;
     assert_problem(r, StatusCode::BAD_REQUEST, "unknown-provider").await;
-    for bad in ["https://evil.example/callback", "https://spa.example/callback2", ""] {
+    for bad in [
+        "https://evil.example/callback",
+        "https://spa.example/callback2",
+        "",
+    ] {
         let r = app.authorize("google", bad, &challenge, "signin").await;
         assert_problem(r, StatusCode::BAD_REQUEST, "redirect-not-allowed").await;
     }
@@ -184,8 +208,12 @@ async fn apple_form_post_with_first_time_name_and_minted_secret() {
     let app = fed_app(&is, |_| {}).await;
     let relay = format!("{}@privaterelay.appleid.com", uuid::Uuid::new_v4().simple());
     let sub = fresh("apple");
-    is.apple.set_account(json!({"sub": sub, "email": relay, "email_verified": "true", "is_private_email": "true"}));
-    is.apple.set_apple_user(Some(json!({"name": {"firstName": "Grace", "lastName": "Hopper"}, "email": relay})));
+    is.apple.set_account(
+        json!({"sub": sub, "email": relay, "email_verified": "true", "is_private_email": "true"}),
+    );
+    is.apple.set_apple_user(Some(
+        json!({"name": {"firstName": "Grace", "lastName": "Hopper"}, "email": relay}),
+    ));
     let (verifier, challenge) = pkce();
     let back = app.through_provider("apple", &challenge, "signin").await;
     let r = app.exchange(&query_of(&back)["code"], &verifier).await;
@@ -198,7 +226,12 @@ async fn apple_form_post_with_first_time_name_and_minted_secret() {
     // The second authorization has no name; the account keeps its own.
     let (verifier, challenge) = pkce();
     let back = app.through_provider("apple", &challenge, "signin").await;
-    let again: Value = app.exchange(&query_of(&back)["code"], &verifier).await.json().await.unwrap();
+    let again: Value = app
+        .exchange(&query_of(&back)["code"], &verifier)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(again["user"]["id"], uid);
     assert_eq!(again["user"]["display_name"], "Grace Hopper");
 
@@ -238,11 +271,16 @@ async fn redirect_refusals_return_to_the_app_with_a_slug() {
     assert!(q.contains_key("error_description"));
     let access = tokens["access_token"].as_str().unwrap();
     let r = app
-        .post_authed_json("/v1/me/identities", access, &json!({"link_token": q["link_token"]}))
+        .post_authed_json(
+            "/v1/me/identities",
+            access,
+            &json!({"link_token": q["link_token"]}),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
 
-    is.acme.set_account(json!({"sub": fresh("nv"), "email": unique_email(), "email_verified": false}));
+    is.acme
+        .set_account(json!({"sub": fresh("nv"), "email": unique_email(), "email_verified": false}));
     let back = app.through_provider("acme", &challenge, "signin").await;
     assert_eq!(query_of(&back)["error"], "provider-email-unverified");
 }
@@ -293,7 +331,10 @@ async fn github_by_its_api_with_verified_emails_only() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["user"]["email"], email);
     assert_eq!(body["user"]["display_name"], "The Octocat");
-    assert_eq!(claims_of(body["access_token"].as_str().unwrap())["idp"], "github");
+    assert_eq!(
+        claims_of(body["access_token"].as_str().unwrap())["idp"],
+        "github"
+    );
 
     is.acme.set_github(
         json!({"id": 5151, "login": "unverified"}),

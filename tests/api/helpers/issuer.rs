@@ -41,8 +41,7 @@ struct SigningKey {
 fn new_key(kid: &str) -> SigningKey {
     let rng = SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-    let pair =
-        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
     let public = pair.public_key().as_ref().to_vec();
     assert_eq!(public.len(), 65, "uncompressed P-256 point");
     let jwk = json!({
@@ -117,10 +116,7 @@ impl TestIssuer {
             .into_acceptor()
             .await
             .unwrap();
-        let addr = acceptor.local_addr()[0]
-            .as_socket_addr()
-            .cloned()
-            .unwrap();
+        let addr = acceptor.local_addr()[0].as_socket_addr().cloned().unwrap();
         let url = format!("http://127.0.0.1:{}", addr.port());
         let state = Arc::new(Mutex::new(State {
             url: url.clone(),
@@ -307,7 +303,12 @@ fn authorize(state: Data<&Arc<Mutex<State>>>, q: Query<HashMap<String, String>>)
         }
         let inputs: String = fields
             .iter()
-            .map(|(k, v)| format!("<input type=\"hidden\" name=\"{k}\" value=\"{}\">", html_escape(v)))
+            .map(|(k, v)| {
+                format!(
+                    "<input type=\"hidden\" name=\"{k}\" value=\"{}\">",
+                    html_escape(v)
+                )
+            })
             .collect();
         let page = format!(
             "<!doctype html><html><body onload=\"document.forms[0].submit()\"><form method=\"post\" action=\"{}\">{inputs}<noscript><button>Continue</button></noscript></form></body></html>",
@@ -336,7 +337,10 @@ fn oauth_error(code: &str) -> Response {
 }
 
 #[handler]
-fn token_endpoint(state: Data<&Arc<Mutex<State>>>, form: Form<HashMap<String, String>>) -> Response {
+fn token_endpoint(
+    state: Data<&Arc<Mutex<State>>>,
+    form: Form<HashMap<String, String>>,
+) -> Response {
     let mut s = state.lock().unwrap();
     if s.down {
         return unavailable();
