@@ -24,6 +24,7 @@ import type {
 } from './types.js';
 
 import { decodeJwtClaims, isMfaChallenge, randomId } from './internal.js';
+import { createPkce, readProviderCallback, type Identity, type LinkOffer, type Provider } from './federation.js';
 import type { ClientOptions } from './options.js';
 
 export type { ClientOptions } from './options.js';
@@ -756,6 +757,144 @@ export class PortcullisClient {
       credential,
     });
     return this.setSession(this.toSession(tokens), 'SIGNED_IN');
+  }
+
+  // ------------------------------------------------------------ federated sign-in
+
+  private pkceKey(): string {
+    return `${this.storageKey}.pkce`;
+  }
+
+  /** `GET /v1/providers`: the identity providers configured on the server. */
+  async listProviders(): Promise<Provider[]> {
+    return this.anon<Provider[]>('GET', '/v1/providers');
+  }
+
+  /**
+   * Starts a redirect sign-in (or `intent: 'link'`) with `provider`: makes
+   * this client's own PKCE pair, keeps the verifier in storage, and goes to
+   * `/v1/federation/{provider}/authorize` (in a browser; `navigate: false`
+   * only returns the URL, e.g. for an in-app browser session). `redirectTo`
+   * must be one of the server's `PORTCULLIS_REDIRECT_URLS`. Finish on that
+   * page with `completeSignInWithProvider()`.
+   */
+  async signInWithProvider(
+    provider: string,
+    opts: { redirectTo: string; intent?: 'signin' | 'link'; navigate?: boolean },
+  ): Promise<{ url: string }> {
+    const { verifier, challenge } = await createPkce();
+    await this.storage.setItem(this.pkceKey(), verifier);
+    const u = new URL(`/v1/federation/${encodeURIComponent(provider)}/authorize`, this.url);
+    u.searchParams.set('redirect_to', opts.redirectTo);
+    u.searchParams.set('code_challenge', challenge);
+    u.searchParams.set('code_challenge_method', 'S256');
+    u.searchParams.set('intent', opts.intent ?? 'signin');
+    const url = u.toString();
+    const loc = (globalThis as { location?: { assign(url: string): void } }).location;
+    if (opts.navigate !== false && loc) loc.assign(url);
+    return { url };
+  }
+
+  /**
+   * Finishes a redirect sign-in on the `redirectTo` page: reads `code` (or
+   * `error`) from `url` (default the current location) and exchanges it
+   * with the stored verifier (`POST /v1/sessions/federation`). A refusal
+   * throws a `PortcullisError` whose slug is the callback's `error`
+   * (`link-required` carries `link_token` as `problem.link_token`).
+   */
+  async completeSignInWithProvider(url?: string | URL): Promise<SignInResult> {
+    const here = url ?? (globalThis as { location?: { href: string } }).location?.href;
+    if (!here) throw new Error('no callback URL: pass the URL the provider flow returned to');
+    const answer = readProviderCallback(here);
+    if (!answer) throw new Error('the URL carries neither code nor error');
+    const verifier = await this.storage.getItem(this.pkceKey());
+    await this.storage.removeItem(this.pkceKey());
+    if ('error' in answer) {
+      throw new PortcullisError({
+        type: `${this.url}/problems/${answer.error}`,
+        title: answer.error,
+        status: answer.error === 'link-required' ? 409 : 400,
+        detail: answer.errorDescription ?? answer.error,
+        ...(answer.linkToken ? { link_token: answer.linkToken } : {}),
+      });
+    }
+    if (!verifier) throw new Error('no PKCE verifier stored: start with signInWithProvider on this device');
+    const body = await this.anon<TokensResponse | MfaChallenge>('POST', '/v1/sessions/federation', {
+      code: answer.code,
+      code_verifier: verifier,
+    });
+    return this.signInResult(body);
+  }
+
+  /** `POST /v1/federation/nonce`: a single-use nonce for a native SDK. */
+  async getFederationNonce(): Promise<{ nonce: string; expires_in: number }> {
+    return this.anon('POST', '/v1/federation/nonce', {});
+  }
+
+  /**
+   * `POST /v1/sessions/id-token`: signs in with the ID token a native SDK
+   * (Sign in with Apple, Google Sign-In, Credential Manager) returned for a
+   * nonce from `getFederationNonce()`. `name` is Apple's first-time name.
+   */
+  async signInWithIdToken(params: {
+    provider: string;
+    idToken: string;
+    nonce: string;
+    name?: { given_name?: string; family_name?: string };
+  }): Promise<SignInResult> {
+    const body = await this.anon<TokensResponse | MfaChallenge>('POST', '/v1/sessions/id-token', {
+      provider: params.provider,
+      id_token: params.idToken,
+      nonce: params.nonce,
+      ...(params.name ? { name: params.name } : {}),
+    });
+    return this.signInResult(body);
+  }
+
+  /**
+   * `POST /v1/me/identities`: links an identity to the signed-in account
+   * (a `link_token` from `link-required`, a native ID token, or the code of
+   * a redirect begun with `intent: 'link'`, whose verifier this client kept
+   * when `codeVerifier` is omitted). Needs a recent proof: pass `password`
+   * or `totpCode`, or call `reauthenticate` first.
+   */
+  async linkIdentity(offer: LinkOffer | { code: string; codeVerifier?: string }): Promise<Identity> {
+    const o = offer as Record<string, string | undefined>;
+    const body: Record<string, string> = {};
+    if (o.linkToken) body.link_token = o.linkToken;
+    if (o.provider) body.provider = o.provider;
+    if (o.idToken) body.id_token = o.idToken;
+    if (o.nonce) body.nonce = o.nonce;
+    if (o.code) {
+      body.code = o.code;
+      const verifier = o.codeVerifier ?? (await this.storage.getItem(this.pkceKey()));
+      if (verifier) body.code_verifier = verifier;
+      await this.storage.removeItem(this.pkceKey());
+    }
+    if (o.password) body.password = o.password;
+    if (o.totpCode && !body.code) body.code = o.totpCode;
+    return this.authed<Identity>('POST', '/v1/me/identities', body);
+  }
+
+  /** `DELETE /v1/me/identities/{id}` (needs a recent proof; 409 `last-credential`). */
+  async unlinkIdentity(id: string): Promise<void> {
+    await this.authed<void>('DELETE', `/v1/me/identities/${encodeURIComponent(id)}`);
+  }
+
+  /** `GET /v1/me/identities`. */
+  async listIdentities(): Promise<Identity[]> {
+    return this.authed<Identity[]>('GET', '/v1/me/identities');
+  }
+
+  private async signInResult(body: TokensResponse | MfaChallenge): Promise<SignInResult> {
+    if (isMfaChallenge(body)) {
+      this.pendingMfa = body;
+      this.emit('MFA_REQUIRED', null);
+      return { status: 'mfa_required', mfa: body };
+    }
+    this.pendingMfa = null;
+    const session = await this.setSession(this.toSession(body), 'SIGNED_IN');
+    return { status: 'signed_in', session, user: session.user };
   }
 }
 

@@ -30,3 +30,11 @@ export {
 } from './passkeys.js';
 export type * from './types.js';
 export type { paths, components, operations } from './generated/openapi.js';
+export {
+  createPkce,
+  readProviderCallback,
+  type Identity,
+  type Provider,
+  type LinkOffer,
+  type ProviderCallback,
+} from './federation.js';
