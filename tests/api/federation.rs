@@ -713,3 +713,50 @@ async fn admin_sees_identities_and_account_deletion_unlinks() {
         .await;
     assert_ne!(again["user"]["id"], uid);
 }
+
+/// A squatter who registered someone's address, never verified it, and
+/// linked their own identity to the account loses that identity when the
+/// owner of the address resets the password (the claim of the account).
+#[tokio::test]
+async fn a_reset_claiming_an_unverified_account_unlinks_the_squatters_identity() {
+    let is = Issuers::start().await;
+    let app = fed_app(&is, |_| {}).await;
+    let (victim, squatter) = app.signed_in_user().await;
+    let access = squatter["access_token"].as_str().unwrap();
+    let sub = fresh("squat");
+    let nonce = app.fed_nonce().await;
+    let t = is.google.id_token(
+        json!({"sub": sub, "nonce": nonce, "email": unique_email(), "email_verified": true}),
+    );
+    let r = app
+        .post_authed_json(
+            "/v1/me/identities",
+            access,
+            &json!({"provider": "google", "id_token": t, "nonce": nonce}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(app.forgot(&victim).await.status(), StatusCode::ACCEPTED);
+    let mail = app.wait_for_email(&victim, "Reset your password").await;
+    let r = app
+        .reset_with_token(&mail.token(), "the owner's own passphrase 77")
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // The squatter's identity no longer opens the account.
+    let body = app
+        .native_ok(
+            &is.google,
+            "google",
+            json!({"sub": sub, "email": unique_email(), "email_verified": true}),
+        )
+        .await;
+    assert_ne!(body["user"]["email"], victim);
+    let owner = app.login_ok(&victim, "the owner's own passphrase 77").await;
+    let list: Value = app
+        .get_authed("/v1/me/identities", owner["access_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list, json!([]));
+}
