@@ -399,11 +399,12 @@ impl Upstream {
             ("code_verifier", verifier),
         ];
         // client_secret_basic when the provider offers it (the OAuth
-        // default), else client_secret_post.
-        let basic = d
-            .token_endpoint_auth_methods_supported
-            .as_ref()
-            .is_none_or(|m| m.iter().any(|m| m == "client_secret_basic"));
+        // default), else client_secret_post. Apple documents only
+        // client_secret_post for its minted secret.
+        let basic = s.kind != ProviderKind::Apple
+            && d.token_endpoint_auth_methods_supported
+                .as_ref()
+                .is_none_or(|m| m.iter().any(|m| m == "client_secret_basic"));
         let mut req = self
             .http
             .post(&d.token_endpoint)
