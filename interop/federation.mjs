@@ -28,12 +28,8 @@ import Provider from 'oidc-provider';
 import * as jose from 'jose';
 
 const BIN = process.argv[2];
-if (!BIN) {
-  console.error('usage: node federation.mjs PORTCULLIS_BIN');
-  process.exit(2);
-}
 const SPA = 'https://spa.example/callback';
-const SECRET = 'interop-client-secret';
+export const SECRET = 'interop-client-secret';
 let failures = 0;
 const ok = (name) => console.log(`ok   - ${name}`);
 const fail = (name, why) => {
@@ -42,7 +38,7 @@ const fail = (name, why) => {
   if (why) console.log(`       ${String(why).split('\n').join('\n       ')}`);
 };
 
-const freePort = () =>
+export const freePort = () =>
   new Promise((resolve) => {
     const s = netServer().listen(0, '127.0.0.1', () => {
       const { port } = s.address();
@@ -60,9 +56,10 @@ const readBody = (req) =>
 
 // oidc-provider takes its clients at construction; build the issuers once
 // the Portcullis port (hence the callback URLs) is known.
-async function startIssuerWithClient(opts, callbackUrl) {
+export async function startIssuerWithClient(opts, callbackUrl) {
   const port = await freePort();
-  const issuer = `http://127.0.0.1:${port}`;
+  const host = opts.host ?? '127.0.0.1';
+  const issuer = `http://${host}:${port}`;
   const state = { account: null, secretsSeen: [] };
   const accounts = new Map();
   const provider = new Provider(issuer, {
@@ -142,7 +139,7 @@ async function startIssuerWithClient(opts, callbackUrl) {
       res.end(String(e?.stack ?? e));
     }
   });
-  await new Promise((r) => server.listen(port, '127.0.0.1', r));
+  await new Promise((r) => server.listen(port, host, r));
   let inner = null;
   if (opts.appleKey) {
     // The provider itself, reachable only by the checking front above.
@@ -332,7 +329,14 @@ async function main() {
   process.exit(failures ? 1 : 0);
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+import { pathToFileURL } from 'node:url';
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  if (!BIN) {
+    console.error('usage: node federation.mjs PORTCULLIS_BIN');
+    process.exit(2);
+  }
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

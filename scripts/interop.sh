@@ -291,7 +291,7 @@ fi
 if wants jwt || wants swagger || wants reset || wants passkeys || wants oauth || wants federation; then
   if out=$(install_node 2>&1); then echo "$out"; else fail "install node tools" "$out"; setup_ok=false; fi
 fi
-if wants swagger || wants reset || wants passkeys; then
+if wants swagger || wants reset || wants passkeys || wants federation; then
   if out=$(install_chromium 2>&1); then [ -z "$out" ] || echo "$out"; else fail "install chromium" "$out"; setup_ok=false; fi
 fi
 log "setup took $((SECONDS - t0))s; binary $BIN"
@@ -564,6 +564,20 @@ federation_phase() {
     pass "federation: oidc-provider issuers: google-like query, apple-like form_post with minted secret, unverified email refused"
   else
     fail "federation: oidc-provider redirect flows (exit $rc)" "$out"
+  fi
+  # The same flow in Chromium, the SPA using the TypeScript client: three
+  # sites (127.0.0.2 SPA, 127.0.0.3 Portcullis, 127.0.0.4 provider).
+  local js="$ROOT/clients/js"
+  rc=0
+  out=$( (cd "$js" && { [ -d node_modules ] || timeout 600 npm ci --no-audit --no-fund --ignore-scripts --loglevel=error; } \
+          && timeout 300 npm run --silent build) 2>&1) || rc=$?
+  if [ "$rc" -ne 0 ]; then fail "federation: build the TypeScript client" "$out"; return 0; fi
+  out=$(timeout 120 node "$INTEROP/federation_browser.mjs" "$BIN" "$js/dist" 2>&1) || rc=$?
+  printf '%s\n' "$out" | grep -E '^(ok|FAIL)' | sed 's/^/       /' || true
+  if [ "$rc" -eq 0 ]; then
+    pass "federation: Chromium, SPA + Portcullis + Apple-like provider on three sites, form_post, signed in through the TS client (interop/artifacts/federation.png)"
+  else
+    fail "federation: Chromium redirect flow (exit $rc)" "$out"
   fi
   log "federation took $((SECONDS - t0))s"
 }
