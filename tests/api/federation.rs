@@ -760,3 +760,34 @@ async fn a_reset_claiming_an_unverified_account_unlinks_the_squatters_identity()
         .unwrap();
     assert_eq!(list, json!([]));
 }
+
+/// One new identity signing in from several devices at once makes one
+/// account, and every sign-in lands in it.
+#[tokio::test]
+async fn racing_first_sign_ins_of_one_identity_make_one_account() {
+    let is = Issuers::start().await;
+    let app = fed_app(&is, |_| {}).await;
+    let sub = fresh("race");
+    let email = unique_email();
+    let mut offers = Vec::new();
+    for _ in 0..5 {
+        let nonce = app.fed_nonce().await;
+        let t = is
+            .google
+            .id_token(json!({"sub": sub, "nonce": nonce, "email": email, "email_verified": true}));
+        offers.push((t, nonce));
+    }
+    let results = futures_util::future::join_all(
+        offers
+            .iter()
+            .map(|(t, n)| app.id_token_sign_in("google", t, n)),
+    )
+    .await;
+    let mut ids = std::collections::BTreeSet::new();
+    for r in results {
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.unwrap();
+        ids.insert(body["user"]["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), 1, "one account: {ids:?}");
+}

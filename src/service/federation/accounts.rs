@@ -23,8 +23,8 @@ enum Resolution {
     /// Unknown, its verified email is an account's: link at once
     /// (`TRUST_EMAIL` and the account verified its own address).
     TrustedLink(UserRecord),
-    /// Unknown, its verified email is an account's: the owner must link it.
-    LinkRequired,
+    /// Unknown, its verified email is this account's: the owner must link it.
+    LinkRequired(UserRecord),
 }
 
 impl Asserted {
@@ -84,7 +84,7 @@ impl Core {
                 if trusted && user.email_verified {
                     Ok(Resolution::TrustedLink(user))
                 } else {
-                    Ok(Resolution::LinkRequired)
+                    Ok(Resolution::LinkRequired(user))
                 }
             }
             None if self.settings.federation.signup => Ok(Resolution::Create(email)),
@@ -109,7 +109,7 @@ impl Core {
     /// `link-required` answer carries a fresh link token.
     pub(super) async fn preview(&self, a: &Asserted) -> Result<()> {
         match self.resolve(a).await? {
-            Resolution::LinkRequired => Err(self.link_required(a).await),
+            Resolution::LinkRequired(_) => Err(self.link_required(a).await),
             _ => Ok(()),
         }
     }
@@ -133,7 +133,10 @@ impl Core {
                 self.link_to(&user.id, &a, client).await?;
                 user
             }
-            Resolution::LinkRequired => return Err(self.link_required(&a).await),
+            Resolution::LinkRequired(holder) => match self.racing_sibling(&a, &holder).await? {
+                Some(user) => user,
+                None => return Err(self.link_required(&a).await),
+            },
             Resolution::Create(email) => self.create_federated(&a, email, client).await?,
         };
         if user.disabled {
@@ -190,7 +193,15 @@ impl Core {
             .await
         {
             Ok(()) => {}
-            Err(StoreError::Conflict) => return Err(self.link_required(a).await),
+            Err(StoreError::Conflict) => {
+                let holder = self.store.user_by_email(email.as_str()).await?;
+                if let Some(holder) = holder
+                    && let Some(user) = self.racing_sibling(a, &holder).await?
+                {
+                    return Ok(user);
+                }
+                return Err(self.link_required(a).await);
+            }
             Err(e) => return Err(e.into()),
         }
         self.audit(AuditEvent::UserRegistered, Some(&user.id), client);
@@ -220,6 +231,38 @@ impl Core {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The same new identity signing in twice at once (two devices, a
+    /// double tap): the other request made `holder` moments ago, without a
+    /// password, and links the identity now. Waits for that link (at most
+    /// half a second) and returns the account; `None` when `holder` is not
+    /// such an account or the link does not appear, and then the answer
+    /// is `link-required` as for any account holding the address.
+    async fn racing_sibling(
+        &self,
+        a: &Asserted,
+        holder: &UserRecord,
+    ) -> Result<Option<UserRecord>> {
+        let fresh = holder.created_at >= self.clock.now().saturating_sub(5);
+        if !fresh || !holder.email_verified {
+            return Ok(None);
+        }
+        let no_password = self
+            .store
+            .credentials(&holder.id)
+            .await?
+            .is_some_and(|c| !c.has_password() && c.passkeys.is_empty());
+        if !no_password {
+            return Ok(None);
+        }
+        for _ in 0..20 {
+            if let Resolution::Known(_, user) = self.resolve(a).await? {
+                return Ok(Some(user));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        Ok(None)
     }
 
     /// Rule 6: a name from the provider fills an empty display name.
