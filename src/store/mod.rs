@@ -204,8 +204,8 @@ pub trait CredentialStore: Send + Sync {
     /// `passkey.id` (removed meanwhile): nothing is written then.
     async fn update_passkey(&self, user_id: &str, passkey: &PasskeyRecord) -> StoreResult<bool>;
     /// Removes a passkey, uncounts it and sets `updated_at` to `now`, unless
-    /// it is the last passkey of an account without a password (that would
-    /// lock the user out): then [`PasskeyRemoval::LastCredential`] and
+    /// it is the last passkey of an account without a password or a linked
+    /// identity (that would lock the user out): then [`PasskeyRemoval::LastCredential`] and
     /// nothing changes.
     async fn remove_passkey(
         &self,

@@ -195,3 +195,21 @@ pub(crate) async fn deleting_the_account_unlinks(store: DynStore) {
     assert_eq!(store.delete_identities_of(&again).await.unwrap(), 1);
     assert!(store.identities_of(&again).await.unwrap().is_empty());
 }
+
+pub(crate) async fn an_identity_lets_the_last_passkey_go(store: DynStore) {
+    let uid = account(&store, "fed-f@example.com", false).await;
+    let pk = super::passkey("f");
+    store.add_passkey(&uid, &pk, 20, 1).await.unwrap();
+    assert_eq!(
+        store.remove_passkey(&uid, &pk.id, 2).await.unwrap(),
+        crate::store::PasskeyRemoval::LastCredential
+    );
+    store
+        .link_identity(&identity(&uid, "google", "f1", 3))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.remove_passkey(&uid, &pk.id, 4).await.unwrap(),
+        crate::store::PasskeyRemoval::Removed
+    );
+}

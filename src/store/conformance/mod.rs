@@ -212,6 +212,7 @@ macro_rules! conformance_tests {
                 last_way_in_stays,
                 racing_unlinks_keep_one,
                 deleting_the_account_unlinks,
+                an_identity_lets_the_last_passkey_go,
             }
         );
     };

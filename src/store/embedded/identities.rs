@@ -41,6 +41,13 @@ fn ids_of(t: &impl ReadableTable<&'static str, ()>, user_id: &str) -> StoreResul
     Ok(ids)
 }
 
+/// Whether `user_id` has a linked identity.
+pub(super) fn has_identities(db: &redb::Database, user_id: &str) -> StoreResult<bool> {
+    let txn = db.begin_read().map_err(other)?;
+    let by_user = txn.open_table(USER_IDENTITIES).map_err(other)?;
+    Ok(!ids_of(&by_user, user_id)?.is_empty())
+}
+
 /// Removes every identity of `user_id` in the caller's transaction (account
 /// deletion); returns how many.
 pub(super) fn delete_all_of(txn: &WriteTransaction, user_id: &str) -> StoreResult<u64> {
