@@ -234,6 +234,7 @@ mod tests {
         assert_eq!(OnceKey::CodeTry("j".into(), 3).stored_key(), "code:j:3");
         assert_eq!(OnceKey::MailLease("m".into(), 1).stored_key(), "mail:m:1");
         assert_eq!(OnceKey::Ceremony("c1".into()).stored_key(), "ceremony:c1");
+        assert_eq!(OnceKey::IdToken("ab".into()).stored_key(), "idtoken:ab");
     }
 
     #[test]
