@@ -2,7 +2,7 @@
 # Proved from the outside: third-party clients against a real Portcullis.
 #
 #   scripts/interop.sh                      # binary from $PORTCULLIS_BIN or target/debug/portcullis
-#   INTEROP_ONLY=jwt scripts/interop.sh     # only some phases: jwt, swagger, fuzz, reset, passkeys, oauth (comma-separated)
+#   INTEROP_ONLY=jwt scripts/interop.sh     # only some phases: jwt, swagger, fuzz, reset, passkeys, oauth, federation (comma-separated)
 #
 # 1. jwt     For EdDSA, ES256 and RS256: a resource server verifies access
 #            tokens with PyJWT (PyJWKClient) and with jose (createRemoteJWKSet),
@@ -52,7 +52,7 @@ INTEROP="$ROOT/interop"
 ARTIFACTS="$INTEROP/artifacts"
 BIN=${PORTCULLIS_BIN:-$ROOT/target/debug/portcullis}
 case "$BIN" in /*) ;; *) BIN="$PWD/$BIN" ;; esac
-ONLY=${INTEROP_ONLY:-jwt,swagger,fuzz,reset,passkeys,oauth}
+ONLY=${INTEROP_ONLY:-jwt,swagger,fuzz,reset,passkeys,oauth,federation}
 FUZZ_EXAMPLES=${INTEROP_FUZZ_EXAMPLES:-50}
 FUZZ_SEED=${INTEROP_FUZZ_SEED:-20261125}
 CHROMIUM=/usr/bin/chromium
@@ -287,10 +287,10 @@ t0=$SECONDS
 if wants jwt || wants fuzz; then
   if out=$(install_python 2>&1); then echo "$out"; else fail "install python tools" "$out"; setup_ok=false; fi
 fi
-if wants jwt || wants swagger || wants reset || wants passkeys || wants oauth; then
+if wants jwt || wants swagger || wants reset || wants passkeys || wants oauth || wants federation; then
   if out=$(install_node 2>&1); then echo "$out"; else fail "install node tools" "$out"; setup_ok=false; fi
 fi
-if wants swagger || wants reset || wants passkeys; then
+if wants swagger || wants reset || wants passkeys || wants federation; then
   if out=$(install_chromium 2>&1); then [ -z "$out" ] || echo "$out"; else fail "install chromium" "$out"; setup_ok=false; fi
 fi
 log "setup took $((SECONDS - t0))s; binary $BIN"
@@ -547,3 +547,37 @@ if wants reset; then run_phase reset reset_phase; fi
 if wants fuzz; then run_phase fuzz fuzz_phase; fi
 if wants passkeys; then run_phase passkeys passkeys_phase; fi
 if wants oauth; then run_phase oauth oauth_phase; fi
+
+# ---------------------------------------------------------------- 7. federation
+# Redirect sign-in against panva's oidc-provider (certified OP, pinned in
+# package-lock.json) as three issuers: Google-like (query), Apple-like
+# (form_post, the minted client secret checked), generic (unverified email).
+# The script starts its own Portcullis (the issuers' ports must be known
+# first) and the issuers in one Node process.
+federation_phase() {
+  local t0=$SECONDS out rc=0
+  log "--- federation (oidc-provider as three issuers)"
+  out=$(timeout 120 node "$INTEROP/federation.mjs" "$BIN" 2>&1) || rc=$?
+  printf '%s\n' "$out" | grep -E '^(ok|FAIL|       )' | sed 's/^/       /' || true
+  if [ "$rc" -eq 0 ]; then
+    pass "federation: oidc-provider issuers: google-like query, apple-like form_post with minted secret, unverified email refused"
+  else
+    fail "federation: oidc-provider redirect flows (exit $rc)" "$out"
+  fi
+  # The same flow in Chromium, the SPA using the TypeScript client: three
+  # sites (127.0.0.2 SPA, 127.0.0.3 Portcullis, 127.0.0.4 provider).
+  local js="$ROOT/clients/js"
+  rc=0
+  out=$( (cd "$js" && { [ -d node_modules ] || timeout 600 npm ci --no-audit --no-fund --ignore-scripts --loglevel=error; } \
+          && timeout 300 npm run --silent build) 2>&1) || rc=$?
+  if [ "$rc" -ne 0 ]; then fail "federation: build the TypeScript client" "$out"; return 0; fi
+  out=$(timeout 120 node "$INTEROP/federation_browser.mjs" "$BIN" "$js/dist" 2>&1) || rc=$?
+  printf '%s\n' "$out" | grep -E '^(ok|FAIL)' | sed 's/^/       /' || true
+  if [ "$rc" -eq 0 ]; then
+    pass "federation: Chromium, SPA + Portcullis + Apple-like provider on three sites, form_post, signed in through the TS client (interop/artifacts/federation.png)"
+  else
+    fail "federation: Chromium redirect flow (exit $rc)" "$out"
+  fi
+  log "federation took $((SECONDS - t0))s"
+}
+if wants federation; then run_phase federation federation_phase; fi

@@ -98,6 +98,9 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
     Ok(Core {
         passkeys: passkeys.map(Arc::new),
         limits: Arc::new(Limits::new(settings.limits.rate_limit)),
+        federation: Arc::new(crate::service::federation::Upstreams::new(
+            &settings.federation.providers,
+        )?),
         captcha: Arc::new(Captcha::new(
             captcha_key,
             settings.limits.captcha_difficulty,

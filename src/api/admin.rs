@@ -117,7 +117,16 @@ impl AdminApi {
         id: Path<String>,
     ) -> AdminUserResponse {
         match core.admin_get_user(&auth.0, &id.0).await {
-            Ok(u) => AdminUserResponse::Ok(Json(AdminUserView::from(&u))),
+            Ok(u) => {
+                let mut view = AdminUserView::from(&u);
+                match core.identities_of_user(&u.id).await {
+                    Ok(list) => {
+                        view.identities = Some(list.into_iter().map(Into::into).collect());
+                    }
+                    Err(e) => return e.into(),
+                }
+                AdminUserResponse::Ok(Json(view))
+            }
             Err(e) => e.into(),
         }
     }

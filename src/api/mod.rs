@@ -9,6 +9,8 @@ pub mod avatars;
 pub mod captcha;
 mod cors;
 pub mod extract;
+// Federated sign-in.
+pub mod federation;
 pub mod health;
 mod metrics;
 pub mod mfa;
@@ -76,17 +78,21 @@ pub enum ApiTags {
     /// Standard OAuth 2.0 / OpenID Connect endpoints.
     #[oai(rename = "OAuth")]
     Oauth,
+    /// Federated sign-in: upstream identity providers and linked identities.
+    Federation,
 }
 
 /// Declares the endpoint groups once: the `Api` type and its one value
 /// (every group is a unit struct, so its name is both).
+/// Two tuples, because poem-openapi implements `OpenApi` for tuples of at
+/// most 16 members (a tuple of tuples is one too).
 macro_rules! endpoint_groups {
-    ($($group:path),+ $(,)?) => {
+    ($($group:path),+ ; $($more:path),+ $(,)?) => {
         /// All endpoint groups as one OpenAPI service.
-        pub type Api = ($($group,)+);
+        pub type Api = (($($group,)+), ($($more,)+));
 
         fn all_groups() -> Api {
-            ($($group,)+)
+            (($($group,)+), ($($more,)+))
         }
     };
 }
@@ -103,11 +109,12 @@ endpoint_groups!(
     admin::AdminApi,
     security::ActivityApi,
     passwords::RecoveryApi,
-    verification::EmailApi,
+    verification::EmailApi;
     passkeys::PasskeysApi,
     passkeys::AssociationApi,
     oauth::OAuthApi,
     passwordless::PasswordlessApi,
+    federation::FederationApi,
 );
 
 /// Builds the OpenAPI service (the same one `portcullis openapi` prints).

@@ -84,6 +84,9 @@ pub struct AdminUserView {
     pub user: UserView,
     /// A disabled account cannot sign in; its tokens are refused.
     pub disabled: bool,
+    /// Linked identities of upstream providers (one account's view only).
+    #[oai(skip_serializing_if_is_none)]
+    pub identities: Option<Vec<super::federation::IdentityView>>,
 }
 
 impl From<&Account> for AdminUserView {
@@ -91,6 +94,7 @@ impl From<&Account> for AdminUserView {
         Self {
             user: UserView::from(u),
             disabled: u.disabled,
+            identities: None,
         }
     }
 }

@@ -74,13 +74,20 @@ pub const KNOWN_KEYS: &[&str] = &[
     "PORTCULLIS_ANONYMOUS_TTL",
     // Developer mode.
     "PORTCULLIS_DEV",
+    // Federated sign-in (and `PORTCULLIS_PROVIDER_<ID>_*` per listed
+    // provider, see `federation::provider_keys`).
+    "PORTCULLIS_PROVIDERS",
+    "PORTCULLIS_REDIRECT_URLS",
+    "PORTCULLIS_FEDERATION_SIGNUP",
 ];
 
 /// Keys of `map` this version does not read, sorted.
 pub(super) fn unknown_keys(map: &BTreeMap<String, String>) -> Vec<String> {
+    let providers = super::federation::provider_keys(map);
     map.keys()
         .filter(|k| k.starts_with("PORTCULLIS_") && !k.starts_with("PORTCULLIS_TEST_"))
         .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
+        .filter(|k| !providers.contains(k))
         .cloned()
         .collect()
 }

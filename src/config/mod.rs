@@ -19,6 +19,7 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 
 mod dev;
+mod federation;
 mod groups;
 mod keys;
 mod parse;
@@ -29,6 +30,7 @@ mod security;
 mod tests;
 
 pub use dev::{DEV_BANNER, is_loopback_url};
+pub use federation::{FederationSettings, ProviderKind, ProviderSettings};
 pub use groups::{
     AvatarSettings, HttpSettings, LimitSettings, MailSettings, PasswordSettings, StoreSettings,
     TokenSettings,
@@ -118,6 +120,8 @@ pub struct Settings {
     pub passkeys: PasskeySettings,
     /// Email sign-in and anonymous users.
     pub passwordless: PasswordlessSettings,
+    /// Federated sign-in: upstream identity providers.
+    pub federation: FederationSettings,
     /// `PORTCULLIS_LOG_FORMAT`: `pretty` or `json` (default: pretty on a terminal).
     pub log_format: LogFormat,
     /// `PORTCULLIS_DEV` or `serve --dev`: developer mode (see
@@ -402,6 +406,7 @@ impl Settings {
             security: SecuritySettings::from_map(map)?,
             passkeys,
             passwordless: PasswordlessSettings::from_map(map)?,
+            federation: FederationSettings::from_map(map)?,
             log_format,
             dev: false,
             unknown_keys: unknown_keys(map),

@@ -129,6 +129,49 @@ pub enum Error {
     /// an email change); the text says what.
     #[error("not for anonymous users")]
     AnonymousUser(&'static str),
+    // Federated sign-in.
+    /// An upstream ID token was refused (signature, `iss`, `aud`, `exp`,
+    /// nonce missing, unknown or used, or the token used before); the
+    /// reason is safe to show.
+    #[error("id token invalid: {0}")]
+    IdTokenInvalid(&'static str),
+    /// The identity's verified email belongs to an account: its owner must
+    /// link it (`link_token`, single use, bound to the identity).
+    #[error("link required")]
+    LinkRequired {
+        /// The token to post to `POST /v1/me/identities` once signed in.
+        link_token: String,
+    },
+    /// The provider gave no verified email and the identity is not linked.
+    #[error("provider email unverified")]
+    ProviderEmailUnverified,
+    /// A first federated sign-in would create an account, and
+    /// `PORTCULLIS_FEDERATION_SIGNUP=false`.
+    #[error("signup disabled")]
+    SignupDisabled,
+    /// A one-time code of the redirect flow is invalid, expired, used, or
+    /// its verifier is wrong.
+    #[error("code invalid")]
+    CodeInvalid,
+    /// Removing this would leave the account without a way in.
+    #[error("last credential")]
+    LastCredential,
+    /// The identity is linked to another account.
+    #[error("identity linked to another account")]
+    IdentityTaken,
+    /// An upstream provider cannot be reached or answered nonsense.
+    #[error("identity provider unavailable")]
+    ProviderUnavailable,
+    /// A federation request was refused before leaving (unknown provider,
+    /// redirect not allowed, no S256 challenge, unknown state); `slug` and
+    /// `detail` are safe to show.
+    #[error("federation request refused: {slug}")]
+    FederationRefused {
+        /// The problem slug.
+        slug: &'static str,
+        /// What was wrong.
+        detail: &'static str,
+    },
     /// The store cannot be reached; the request may succeed later.
     #[error("store unavailable")]
     Unavailable,

@@ -139,6 +139,8 @@ pub enum Notice {
     /// A password reset claimed an account whose address was never
     /// verified: every other credential and session was removed.
     AccountClaimed,
+    /// An identity of an upstream provider was linked to the account.
+    IdentityLinked,
 }
 
 impl Notice {
@@ -154,6 +156,7 @@ impl Notice {
             Self::PasskeyRemoved => "passkey_removed",
             Self::EmailChangeRequested => "email_change_requested",
             Self::AccountClaimed => "account_claimed",
+            Self::IdentityLinked => "identity_linked",
         }
     }
 }

@@ -32,6 +32,8 @@ mod throttle;
 mod stepup;
 // Passwordless sign-in and anonymous users.
 mod passwordless;
+// Federated sign-in.
+pub mod federation;
 // Lean read path.
 #[cfg(test)]
 mod read_path_tests;
@@ -62,6 +64,9 @@ pub use passkeys::{AssociationFiles, PasskeyAssertion, PasskeyOptions, PasskeySu
 pub use stepup::Proof;
 // Passwordless sign-in and anonymous users.
 pub use passwordless::{AnonymousUpgrade, UpgradeOutcome};
+// Federated sign-in.
+pub use federation::flows::{AuthorizeRequest, CallbackParams};
+pub use federation::{IdentitySummary, IssuedNonce, LinkOffer, ProviderInfo};
 
 use crate::auth::{Captcha, Limits, PasswordHasher, TokenService};
 use crate::clock::{Clock, UnixTime};
@@ -96,6 +101,8 @@ pub struct Core {
     pub(crate) passkeys: Option<Arc<crate::auth::PasskeyRp>>,
     /// Breached-password filter (`PORTCULLIS_BREACHED_PASSWORDS`), if loaded.
     pub(crate) breached: Option<Arc<crate::auth::breached::BreachedFilter>>,
+    /// Upstream identity providers and their caches (federated sign-in).
+    pub(crate) federation: Arc<federation::Upstreams>,
 }
 
 /// A verified caller: the access token checked out and its session is live.

@@ -146,7 +146,10 @@ impl Core {
                 return Err(Error::TicketInvalid);
             }
             let after = self.store.revoke_sessions_of(&user.id, None, now).await?;
-            tracing::info!(user_id = %user.id, revoked = before + after, event = "password.reset", claimed = true, "unverified account claimed by its address: other credentials removed, every session revoked");
+            // Linked identities go too: whoever registered the address first
+            // loses every way in they set up.
+            let unlinked = self.store.delete_identities_of(&user.id).await?;
+            tracing::info!(user_id = %user.id, revoked = before + after, unlinked, event = "password.reset", claimed = true, "unverified account claimed by its address: other credentials removed, every session revoked");
             self.audit(
                 AuditEvent::PasswordReset {
                     revoked: before + after,

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::audit::{AuditEvent, Suspicion};
 use crate::auth::limits::{Action, FAILURE_WINDOW};
+use crate::auth::tokens::AccessExtras;
 use crate::clock::secs;
 use crate::config::CaptchaMode;
 use crate::domain::{Email, Password};
@@ -288,6 +289,18 @@ impl Core {
         amr: Vec<String>,
         client: ClientInfo,
     ) -> Result<IssuedTokens> {
+        self.start_session_with(user, amr, None, client).await
+    }
+
+    /// [`Core::start_session`] for a sign-in through the upstream identity
+    /// provider `idp` (kept on the session: every access token of it says so).
+    pub(super) async fn start_session_with(
+        &self,
+        user: UserRecord,
+        amr: Vec<String>,
+        idp: Option<String>,
+        client: ClientInfo,
+    ) -> Result<IssuedTokens> {
         let now = self.clock.now();
         let session = SessionRecord {
             id: uuid::Uuid::now_v7().to_string(),
@@ -304,6 +317,7 @@ impl Core {
             user_agent: client.user_agent.map(|ua| ua.chars().take(256).collect()),
             ip: client.ip.map(|ip| ip.to_string()),
             proven_at: Some(now),
+            idp,
         };
         self.store.create_session(&session).await?;
         self.enforce_session_cap(&session.user_id).await?;
@@ -313,14 +327,17 @@ impl Core {
     /// Signs an access token and a refresh token for the session's current generation.
     fn issue_pair(&self, account: Account, session: &SessionRecord) -> Result<IssuedTokens> {
         let now = self.clock.now_u64();
-        let access_token = self.tokens.issue_access_as(
+        let access_token = self.tokens.issue_access_with(
             &account.id,
             &session.id,
             &session.amr,
             &account.roles,
             u64::try_from(session.created_at).unwrap_or(0),
             now,
-            account.is_anonymous,
+            AccessExtras {
+                is_anonymous: account.is_anonymous,
+                idp: session.idp.as_deref(),
+            },
         )?;
         let refresh_exp = u64::try_from(session.expires_at).unwrap_or(0);
         let refresh_token = self.tokens.issue_refresh(

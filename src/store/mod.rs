@@ -12,6 +12,7 @@
 pub mod anonymous;
 pub mod email;
 pub mod embedded;
+pub mod identities;
 pub mod mongo;
 pub mod records;
 pub mod rules;
@@ -28,6 +29,7 @@ use async_trait::async_trait;
 
 pub use anonymous::AnonymousStore;
 pub use email::{EmailTicket, MailQueueStats, MailQueueStore, QueuedMail, TicketKind, TicketStore};
+pub use identities::{IdentityRecord, IdentityRemoval, IdentityStore, identity_key};
 pub use records::{
     AdminUpdate, AvatarRecord, CredentialRecord, ProfileUpdate, SessionRecord, UserRecord,
 };
@@ -104,8 +106,8 @@ pub trait UserStore: Send + Sync {
         update: &AdminUpdate,
         now: i64,
     ) -> StoreResult<Option<UserRecord>>;
-    /// Erases the account: profile and credentials, its sessions and its
-    /// avatar. Its email is free again afterwards. False when there was no
+    /// Erases the account: profile and credentials, its sessions, its
+    /// avatar and its linked identities. Its email is free again afterwards. False when there was no
     /// such user. (On MongoDB these are several single-document or
     /// per-collection operations: sessions and avatar go first, the account
     /// last, so an interrupted deletion leaves the account to delete again.)
@@ -204,8 +206,8 @@ pub trait CredentialStore: Send + Sync {
     /// `passkey.id` (removed meanwhile): nothing is written then.
     async fn update_passkey(&self, user_id: &str, passkey: &PasskeyRecord) -> StoreResult<bool>;
     /// Removes a passkey, uncounts it and sets `updated_at` to `now`, unless
-    /// it is the last passkey of an account without a password (that would
-    /// lock the user out): then [`PasskeyRemoval::LastCredential`] and
+    /// it is the last passkey of an account without a password or a linked
+    /// identity (that would lock the user out): then [`PasskeyRemoval::LastCredential`] and
     /// nothing changes.
     async fn remove_passkey(
         &self,
@@ -400,6 +402,7 @@ pub trait Store:
     + MailQueueStore
     + CeremonyStore
     + AnonymousStore
+    + IdentityStore
 {
     /// Deletes what has expired by `now`: sessions, single-use keys,
     /// WebAuthn ceremonies and failed-sign-in records (and, on MongoDB, retired refresh tokens).

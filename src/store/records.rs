@@ -303,6 +303,10 @@ pub struct SessionRecord {
     /// itself again before changing a credential.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proven_at: Option<i64>,
+    /// The upstream identity provider of a federated sign-in (the `idp`
+    /// claim of the session's access tokens); `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
 }
 
 impl SessionRecord {

@@ -181,6 +181,8 @@ pub enum OnceKey {
     MailLease(String, u32),
     /// A WebAuthn ceremony (its `challenge_id`), so it is finished once.
     Ceremony(String),
+    /// An upstream ID token (its SHA-256 hex), so it is accepted once.
+    IdToken(String),
 }
 
 impl OnceKey {
@@ -197,6 +199,7 @@ impl OnceKey {
             Self::CodeTry(jti, n) => format!("code:{jti}:{n}"),
             Self::MailLease(id, n) => format!("mail:{id}:{n}"),
             Self::Ceremony(id) => format!("ceremony:{id}"),
+            Self::IdToken(hash) => format!("idtoken:{hash}"),
         }
     }
 }
@@ -231,6 +234,7 @@ mod tests {
         assert_eq!(OnceKey::CodeTry("j".into(), 3).stored_key(), "code:j:3");
         assert_eq!(OnceKey::MailLease("m".into(), 1).stored_key(), "mail:m:1");
         assert_eq!(OnceKey::Ceremony("c1".into()).stored_key(), "ceremony:c1");
+        assert_eq!(OnceKey::IdToken("ab".into()).stored_key(), "idtoken:ab");
     }
 
     #[test]

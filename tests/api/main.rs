@@ -14,6 +14,8 @@ mod audit_log;
 mod cli;
 mod dev_mode;
 mod errors;
+// Federated sign-in.
+mod federation;
 mod hardening;
 mod helpers;
 mod limits;

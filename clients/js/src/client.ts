@@ -1,11 +1,7 @@
-import { errorFromResponse, NetworkError, NotSignedInError, PortcullisError } from './errors.js';
+import { errorFromResponse, PortcullisError } from './errors.js';
 import { solveCaptcha, type SolveCaptchaOptions } from './captcha.js';
-import { defaultLock, type Lease, type RefreshLock } from './lock.js';
 import { createPasskeyCredential, getPasskeyCredential } from './passkeys.js';
-import { defaultStorage, type StorageAdapter } from './storage.js';
 import type {
-  AuthEvent,
-  AuthStateListener,
   CaptchaChallenge,
   MfaChallenge,
   MfaProof,
@@ -25,555 +21,18 @@ import type {
 } from './types.js';
 import type { EmailSignInProof, UpgradeResult } from './types.js';
 
-import { decodeJwtClaims, isMfaChallenge, randomId } from './internal.js';
+import { isMfaChallenge } from './internal.js';
+import { createPkce, readProviderCallback, type Identity, type LinkOffer, type Provider } from './federation.js';
 import type { ClientOptions } from './options.js';
+import { SessionCore } from './session.js';
 
 export type { ClientOptions } from './options.js';
-
-const STORED_VERSION = 1;
-
-interface Stored {
-  v: number;
-  session: Session;
-}
-
-type ChannelMessage =
-  | { t: 'session'; from: string; session: Session; event: AuthEvent }
-  | { t: 'signed_out'; from: string; sid: string | null };
-
-interface LockedOutcome {
-  session: Session | null;
-  events: Array<[AuthEvent, Session | null]>;
-}
 
 /**
  * The Portcullis client. One per app (per tab); several clients given the
  * same storage and lock share one session safely.
  */
-export class PortcullisClient {
-  readonly url: string;
-  private readonly storage: StorageAdapter;
-  private readonly storageKey: string;
-  private readonly fetchImpl: typeof fetch;
-  private readonly lock: RefreshLock;
-  private readonly lockName: string;
-  private readonly lockTimeoutMs: number;
-  private readonly refreshMarginMs: number;
-  private readonly requestTimeoutMs: number;
-  private readonly lockSettleMs: number;
-  private readonly tokenOrigins: string[] | '*';
-  private readonly now: () => number;
-  private readonly hooks: NonNullable<ClientOptions['hooks']>;
-  private readonly tabId = randomId();
-  private readonly listeners = new Set<AuthStateListener>();
-  private channel: BroadcastChannel | null = null;
-  private storageListener: ((e: StorageEvent) => void) | null = null;
-
-  private session: Session | null = null;
-  private readonly ready: Promise<void>;
-  private refreshing: Promise<Session | null> | null = null;
-  private pendingMfa: MfaChallenge | null = null;
-  private closed = false;
-
-  constructor(options: ClientOptions) {
-    this.url = options.url.replace(/\/+$/, '');
-    this.storage = options.storage ?? defaultStorage();
-    this.storageKey = options.storageKey ?? 'portcullis.session';
-    this.fetchImpl = options.fetch ?? ((...a: Parameters<typeof fetch>) => globalThis.fetch(...a));
-    this.lock = options.lock ?? defaultLock();
-    this.lockName = `portcullis-refresh:${this.storageKey}`;
-    this.lockTimeoutMs = options.lockTimeoutMs ?? 5000;
-    this.refreshMarginMs = options.refreshMarginMs ?? 60_000;
-    this.requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
-    this.lockSettleMs = options.lockSettleMs ?? (this.lock.kind === 'web-locks' ? 30 : 0);
-    this.now = options.now ?? (() => Date.now());
-    this.hooks = options.hooks ?? {};
-    const pageOrigin = (globalThis as { location?: Location }).location?.origin;
-    this.tokenOrigins = options.tokenOrigins ?? (pageOrigin && pageOrigin !== 'null' ? [pageOrigin] : []);
-
-    if ((options.broadcast ?? true) && typeof BroadcastChannel !== 'undefined') {
-      this.channel = new BroadcastChannel(`portcullis:${this.storageKey}`);
-      this.channel.onmessage = (e: MessageEvent) => {
-        void this.onChannelMessage(e.data as ChannelMessage);
-      };
-      // Node: do not keep the process alive for the channel alone.
-      (this.channel as unknown as { unref?: () => void }).unref?.();
-    }
-    const win = globalThis as { addEventListener?: typeof addEventListener };
-    if (this.storage.sharedAcrossTabs && typeof win.addEventListener === 'function') {
-      this.storageListener = (e: StorageEvent) => {
-        if (e.key === this.storageKey || e.key === null) void this.onStorageChanged();
-      };
-      win.addEventListener('storage', this.storageListener as EventListener);
-    }
-    this.ready = this.readStorage().then(
-      (s) => {
-        this.session = s;
-      },
-      () => {
-        this.session = null;
-      },
-    );
-  }
-
-  /** Stops listening to other tabs. */
-  close(): void {
-    this.closed = true;
-    this.channel?.close();
-    this.channel = null;
-    if (this.storageListener) {
-      (globalThis as { removeEventListener?: typeof removeEventListener }).removeEventListener?.(
-        'storage',
-        this.storageListener as EventListener,
-      );
-    }
-    this.listeners.clear();
-  }
-
-  // ------------------------------------------------------------ events
-
-  /**
-   * Subscribes to session changes. The listener first gets
-   * `INITIAL_SESSION` (once storage is read), then `SIGNED_IN`,
-   * `SIGNED_OUT`, `TOKEN_REFRESHED`, `USER_UPDATED`, `MFA_REQUIRED` — also
-   * when they happen in another tab. Listeners run outside every lock: they
-   * may call the client. Returns the unsubscribe function.
-   */
-  onAuthStateChange(listener: AuthStateListener): () => void {
-    this.listeners.add(listener);
-    void this.ready.then(() => {
-      if (this.listeners.has(listener)) this.callListener(listener, 'INITIAL_SESSION', this.session);
-    });
-    return () => {
-      this.listeners.delete(listener);
-    };
-  }
-
-  private callListener(l: AuthStateListener, event: AuthEvent, session: Session | null): void {
-    try {
-      const r = l(event, session);
-      if (r && typeof (r as Promise<void>).catch === 'function') {
-        (r as Promise<void>).catch((e) => console.error('portcullis: auth state listener failed', e));
-      }
-    } catch (e) {
-      console.error('portcullis: auth state listener failed', e);
-    }
-  }
-
-  private emit(event: AuthEvent, session: Session | null): void {
-    // Always asynchronous, so that no caller's lock or stack is held.
-    const ls = [...this.listeners];
-    queueMicrotask(() => {
-      for (const l of ls) this.callListener(l, event, session);
-    });
-  }
-
-  private emitAll(events: Array<[AuthEvent, Session | null]>): void {
-    for (const [e, s] of events) this.emit(e, s);
-  }
-
-  // ------------------------------------------------------------ storage
-
-  private async readStorage(): Promise<Session | null> {
-    const raw = await this.storage.getItem(this.storageKey);
-    if (!raw) return null;
-    try {
-      const parsed = JSON.parse(raw) as Stored;
-      if (parsed?.v !== STORED_VERSION || !parsed.session?.refresh_token) return null;
-      return parsed.session;
-    } catch {
-      return null;
-    }
-  }
-
-  private async writeStorage(session: Session | null): Promise<void> {
-    if (session) {
-      const stored: Stored = { v: STORED_VERSION, session };
-      await this.storage.setItem(this.storageKey, JSON.stringify(stored));
-    } else {
-      await this.storage.removeItem(this.storageKey);
-    }
-  }
-
-  private post(msg: ChannelMessage): void {
-    try {
-      this.channel?.postMessage(msg);
-    } catch {
-      // A closed channel: other tabs will learn from storage or a 401.
-    }
-  }
-
-  private async onChannelMessage(msg: ChannelMessage): Promise<void> {
-    if (this.closed || !msg || msg.from === this.tabId) return;
-    await this.ready;
-    if (msg.t === 'session') {
-      const mine = this.session;
-      const sameFamily = mine && mine.session_id && mine.session_id === msg.session.session_id;
-      // Another tab's session is ours when storage is shared, or when it is
-      // our own family (a duplicated tab with sessionStorage).
-      if (!this.storage.sharedAcrossTabs && !sameFamily) return;
-      if (mine && mine.refresh_token === msg.session.refresh_token && mine.user.updated_at === msg.session.user.updated_at) {
-        return;
-      }
-      // Messages may arrive out of order: never go back to an older pair.
-      if (sameFamily && (msg.session.generation ?? 0) < (mine.generation ?? 0)) return;
-      this.session = msg.session;
-      if (!this.storage.sharedAcrossTabs) {
-        await this.withLock(async () => {
-          const cur = await this.readStorage();
-          if (cur && cur.session_id === msg.session.session_id) await this.writeStorage(msg.session);
-          return { session: msg.session, events: [] };
-        }).catch(() => undefined);
-      }
-      const event: AuthEvent = !mine ? 'SIGNED_IN' : msg.event;
-      this.emit(event, msg.session);
-    } else if (msg.t === 'signed_out') {
-      const mine = this.session;
-      if (!mine) return;
-      if (!this.storage.sharedAcrossTabs && msg.sid !== mine.session_id) return;
-      if (this.storage.sharedAcrossTabs) {
-        // Believe storage, not the message: a newer sign-in may be there.
-        const cur = await this.readStorage();
-        if (cur && cur.refresh_token !== mine.refresh_token && cur.session_id !== msg.sid) {
-          this.session = cur;
-          this.emit('SIGNED_IN', cur);
-          return;
-        }
-      } else {
-        await this.writeStorage(null).catch(() => undefined);
-      }
-      this.session = null;
-      this.emit('SIGNED_OUT', null);
-    }
-  }
-
-  private async onStorageChanged(): Promise<void> {
-    if (this.closed) return;
-    await this.ready;
-    const cur = await this.readStorage();
-    const mine = this.session;
-    if (!cur && mine) {
-      this.session = null;
-      this.emit('SIGNED_OUT', null);
-    } else if (cur && (!mine || mine.refresh_token !== cur.refresh_token || mine.user.updated_at !== cur.user.updated_at)) {
-      this.session = cur;
-      if (!mine) this.emit('SIGNED_IN', cur);
-      else if (mine.session_id !== cur.session_id) this.emit('SIGNED_IN', cur);
-      else if (mine.refresh_token !== cur.refresh_token) this.emit('TOKEN_REFRESHED', cur);
-      else this.emit('USER_UPDATED', cur);
-    }
-  }
-
-  // ------------------------------------------------------------ locking
-
-  /** Runs `fn` under the cross-tab lock; events are emitted after it is released. */
-  private async withLock(fn: (lease: Lease) => Promise<LockedOutcome>): Promise<Session | null> {
-    const out = await this.lock.run(this.lockName, this.lockTimeoutMs, fn);
-    this.emitAll(out.events);
-    return out.session;
-  }
-
-  // ------------------------------------------------------------ sessions
-
-  private toSession(t: TokensResponse, previous?: Session): Session {
-    const claims = decodeJwtClaims(t.access_token);
-    const sid = typeof claims?.['sid'] === 'string' ? (claims['sid'] as string) : null;
-    return {
-      generation: previous && previous.session_id === sid ? (previous.generation ?? 0) + 1 : 0,
-      access_token: t.access_token,
-      refresh_token: t.refresh_token,
-      token_type: t.token_type,
-      expires_in: t.expires_in,
-      expires_at: this.now() + t.expires_in * 1000,
-      session_id: sid,
-      user: t.user as User,
-    };
-  }
-
-  private marginFor(s: Session): number {
-    return Math.min(this.refreshMarginMs, (s.expires_in * 1000) / 3);
-  }
-
-  private isFresh(s: Session): boolean {
-    return s.expires_at - this.now() > this.marginFor(s);
-  }
-
-  private isExpired(s: Session): boolean {
-    return s.expires_at <= this.now();
-  }
-
-  /** The session as kept (no network). */
-  async getSession(): Promise<Session | null> {
-    await this.ready;
-    return this.session;
-  }
-
-  /**
-   * An access token good for a request: refreshed first when it expires
-   * within the margin. `null` when signed out. A network failure of a
-   * refresh-ahead falls back to the current token while it is still valid.
-   */
-  async getAccessToken(): Promise<string | null> {
-    await this.ready;
-    const s = this.session;
-    if (!s) return null;
-    if (this.isFresh(s)) return s.access_token;
-    try {
-      const next = await this.refreshSession();
-      return next?.access_token ?? null;
-    } catch (e) {
-      const cur = this.session;
-      if (cur && !this.isExpired(cur)) return cur.access_token;
-      throw e;
-    }
-  }
-
-  /**
-   * Refreshes the session: once per tab at a time (concurrent callers share
-   * one promise) and once across tabs (the lock; a tab that finds a pair
-   * another tab stored just takes it). Resolves to the new session, or null
-   * when the server refused the refresh token (signed out). Throws on a
-   * network error or a non-401 failure, keeping the session.
-   *
-   * `staleAccessToken`: the token a request was refused with; the refresh
-   * happens only if the stored session still has it.
-   */
-  refreshSession(opts: { staleAccessToken?: string; force?: boolean } = {}): Promise<Session | null> {
-    if (this.refreshing) return this.refreshing;
-    const p = this.doRefresh(opts).finally(() => {
-      if (this.refreshing === p) this.refreshing = null;
-    });
-    this.refreshing = p;
-    return p;
-  }
-
-  private async doRefresh(opts: { staleAccessToken?: string; force?: boolean }): Promise<Session | null> {
-    await this.ready;
-    const before = this.session;
-    return this.withLock(async (lease) => {
-      await this.hooks.afterRefreshLock?.();
-      const events: Array<[AuthEvent, Session | null]> = [];
-      const adopt = (s: Session | null): LockedOutcome => {
-        const mine = this.session;
-        this.session = s;
-        if (!s) {
-          if (mine) events.push(['SIGNED_OUT', null]);
-        } else if (!mine || mine.session_id !== s.session_id) {
-          events.push(['SIGNED_IN', s]);
-        } else if (mine.refresh_token !== s.refresh_token) {
-          events.push(['TOKEN_REFRESHED', s]);
-        }
-        return { session: s, events };
-      };
-
-      let stored = await this.readStorage();
-      if (!stored) return adopt(null);
-      const mem = this.session;
-      if (mem && mem.session_id === stored.session_id && (mem.generation ?? 0) > (stored.generation ?? 0)) {
-        // Another tab's newer pair reached us (BroadcastChannel) before its
-        // localStorage write did: the stored one is already retired.
-        stored = mem;
-      }
-      const storedIsStale = opts.staleAccessToken ? stored.access_token === opts.staleAccessToken : false;
-      const changedMeanwhile = !before || stored.refresh_token !== before.refresh_token;
-      if (!storedIsStale && this.isFresh(stored) && (changedMeanwhile || !opts.force)) {
-        // Another tab (or client) refreshed while we waited: take its pair.
-        return adopt(stored);
-      }
-      if (opts.staleAccessToken && !storedIsStale && !this.isExpired(stored)) {
-        return adopt(stored);
-      }
-
-      const presented = stored.refresh_token;
-      const base = stored;
-      // A pair in storage other than the one we presented, and not an older one of the same family.
-      const newerThanPresented = (cur: Session | null): cur is Session =>
-        !!cur &&
-        cur.refresh_token !== presented &&
-        (cur.session_id !== base.session_id || (cur.generation ?? 0) >= (base.generation ?? 0));
-      let res: Response;
-      try {
-        res = await this.request('POST', '/v1/sessions/refresh', { refresh_token: presented });
-      } catch (e) {
-        // Offline or timed out: never a sign-out. Keep what we have.
-        throw e instanceof NetworkError ? e : new NetworkError('refresh failed', e);
-      }
-      if (res.ok) {
-        const next = this.toSession((await res.json()) as TokensResponse, stored);
-        const cur = await this.readStorage();
-        if (lease.lost && newerThanPresented(cur)) {
-          // Our lock was stolen and the thief stored a pair: keep its.
-          return adopt(cur);
-        }
-        if (!cur) {
-          // Signed out (in another tab) while we refreshed.
-          return adopt(null);
-        }
-        await this.writeStorage(next);
-        this.post({ t: 'session', from: this.tabId, session: next, event: 'TOKEN_REFRESHED' });
-        if (this.lockSettleMs > 0) await new Promise((r) => setTimeout(r, this.lockSettleMs));
-        return adopt(next);
-      }
-      if (res.status === 401) {
-        await res.body?.cancel().catch(() => undefined);
-        const cur = await this.readStorage();
-        if (newerThanPresented(cur)) {
-          // Someone stored a newer pair meanwhile: ours was just outdated.
-          return adopt(cur);
-        }
-        await this.writeStorage(null);
-        this.post({ t: 'signed_out', from: this.tabId, sid: stored.session_id });
-        return adopt(null);
-      }
-      // 429, 5xx, ...: the refresh token is still good; try again later.
-      throw await errorFromResponse(res);
-    });
-  }
-
-  /** Replaces the session under the lock (sign-in) and tells the other tabs. */
-  private async setSession(next: Session, event: AuthEvent): Promise<Session> {
-    await this.ready;
-    await this.withLock(async () => {
-      await this.writeStorage(next);
-      this.session = next;
-      this.post({ t: 'session', from: this.tabId, session: next, event });
-      return { session: next, events: [[event, next]] };
-    });
-    return next;
-  }
-
-  /** Clears the session locally (no network) and tells the other tabs. */
-  private async clearSession(): Promise<void> {
-    await this.ready;
-    await this.withLock(async () => {
-      const mine = this.session;
-      const stored = await this.readStorage();
-      await this.writeStorage(null);
-      this.session = null;
-      const sid = stored?.session_id ?? mine?.session_id ?? null;
-      this.post({ t: 'signed_out', from: this.tabId, sid });
-      return { session: null, events: mine || stored ? [['SIGNED_OUT', null]] : [] };
-    });
-  }
-
-  /** Updates the kept user (under the lock: never writes old tokens back). */
-  private async storeUser(user: User): Promise<void> {
-    await this.withLock(async () => {
-      const stored = await this.readStorage();
-      if (!stored || stored.user.id !== user.id) return { session: this.session, events: [] };
-      const next: Session = { ...stored, user };
-      await this.writeStorage(next);
-      this.session = next;
-      this.post({ t: 'session', from: this.tabId, session: next, event: 'USER_UPDATED' });
-      return { session: next, events: [['USER_UPDATED', next]] };
-    });
-  }
-
-  // ------------------------------------------------------------ HTTP
-
-  private resolve(input: string): string {
-    if (/^[a-z][a-z0-9+.-]*:/i.test(input)) return input;
-    return this.url + (input.startsWith('/') ? input : `/${input}`);
-  }
-
-  /** One HTTP exchange with a time limit; network failures become NetworkError. */
-  private async send(req: Request): Promise<Response> {
-    const ctrl = typeof AbortController !== 'undefined' ? new AbortController() : undefined;
-    const timer = setTimeout(() => ctrl?.abort(), this.requestTimeoutMs);
-    const outer = req.signal;
-    const onOuterAbort = () => ctrl?.abort();
-    outer?.addEventListener?.('abort', onOuterAbort);
-    try {
-      return await this.fetchImpl(req, ctrl ? { signal: ctrl.signal } : undefined);
-    } catch (e) {
-      if (outer?.aborted) throw e;
-      throw new NetworkError(
-        ctrl?.signal.aborted ? `request timed out after ${this.requestTimeoutMs} ms` : `network error: ${String((e as Error)?.message ?? e)}`,
-        e,
-      );
-    } finally {
-      clearTimeout(timer);
-      outer?.removeEventListener?.('abort', onOuterAbort);
-    }
-  }
-
-  private request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
-    const h: Record<string, string> = { accept: 'application/json, application/problem+json', ...headers };
-    if (body !== undefined) h['content-type'] = 'application/json';
-    return this.send(
-      new Request(this.resolve(path), {
-        method,
-        headers: h,
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      }),
-    );
-  }
-
-  private mayCarryToken(url: string): boolean {
-    if (this.tokenOrigins === '*') return true;
-    let origin: string;
-    try {
-      origin = new URL(url).origin;
-    } catch {
-      return false;
-    }
-    return origin === new URL(this.url).origin || this.tokenOrigins.includes(origin);
-  }
-
-  /**
-   * `fetch` with the session's bearer token: refreshed ahead of expiry, and
-   * on a 401 refreshed (unless another tab already did) and retried once. A
-   * relative URL is resolved against Portcullis's URL. The token is only
-   * sent to Portcullis and `tokenOrigins`.
-   */
-  async fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
-    const base =
-      input instanceof Request ? new Request(input, init) : new Request(this.resolve(String(input)), init);
-    if (!this.mayCarryToken(base.url)) return this.send(base);
-    const retryCopy = base.clone();
-    const token = await this.getAccessToken();
-    if (!token) return this.send(base);
-    base.headers.set('authorization', `Bearer ${token}`);
-    const res = await this.send(base);
-    if (res.status !== 401) return res;
-    // A step-up refusal: the token is fine, a refresh would not help.
-    if (/insufficient_user_authentication/.test(res.headers.get('www-authenticate') ?? '')) return res;
-    const next = await this.refreshSession({ staleAccessToken: token });
-    if (!next || next.access_token === token) return res;
-    await res.body?.cancel().catch(() => undefined);
-    retryCopy.headers.set('authorization', `Bearer ${next.access_token}`);
-    return this.send(retryCopy);
-  }
-
-  /** JSON call with the bearer; non-2xx -> PortcullisError. */
-  private async authed<T>(method: string, path: string, body?: unknown): Promise<T> {
-    await this.ready;
-    if (!this.session) throw new NotSignedInError();
-    const res = await this.fetch(path, {
-      method,
-      headers: {
-        accept: 'application/json, application/problem+json',
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    return this.parse<T>(res);
-  }
-
-  /** JSON call without the bearer. */
-  private async anon<T>(method: string, path: string, body?: unknown): Promise<T> {
-    return this.parse<T>(await this.request(method, path, body));
-  }
-
-  private async parse<T>(res: Response): Promise<T> {
-    if (!res.ok) throw await errorFromResponse(res);
-    if (res.status === 204 || res.status === 202) {
-      const text = await res.text();
-      return (text ? JSON.parse(text) : undefined) as T;
-    }
-    return (await res.json()) as T;
-  }
-
+export class PortcullisClient extends SessionCore {
   // ------------------------------------------------------------ account API
 
   /** `POST /v1/users`. Does not sign in. */
@@ -801,6 +260,133 @@ export class PortcullisClient {
     if (!('id' in res)) return { status: 'verification_sent' };
     if (session && JSON.stringify(session.user) !== JSON.stringify(res)) await this.storeUser(res);
     return { status: 'upgraded', user: res };
+  }
+
+  // ------------------------------------------------------------ federated sign-in
+
+  private pkceKey(): string {
+    return `${this.storageKey}.pkce`;
+  }
+
+  /** `GET /v1/providers`: the identity providers configured on the server. */
+  async listProviders(): Promise<Provider[]> {
+    return this.anon<Provider[]>('GET', '/v1/providers');
+  }
+
+  /**
+   * Starts a redirect sign-in (or `intent: 'link'`) with `provider`: makes
+   * this client's own PKCE pair, keeps the verifier in storage, and goes to
+   * `/v1/federation/{provider}/authorize` (in a browser; `navigate: false`
+   * only returns the URL, e.g. for an in-app browser session). `redirectTo`
+   * must be one of the server's `PORTCULLIS_REDIRECT_URLS`. Finish on that
+   * page with `completeSignInWithProvider()`.
+   */
+  async signInWithProvider(
+    provider: string,
+    opts: { redirectTo: string; intent?: 'signin' | 'link'; navigate?: boolean },
+  ): Promise<{ url: string }> {
+    const { verifier, challenge } = await createPkce();
+    await this.storage.setItem(this.pkceKey(), verifier);
+    const u = new URL(`/v1/federation/${encodeURIComponent(provider)}/authorize`, this.url);
+    u.searchParams.set('redirect_to', opts.redirectTo);
+    u.searchParams.set('code_challenge', challenge);
+    u.searchParams.set('code_challenge_method', 'S256');
+    u.searchParams.set('intent', opts.intent ?? 'signin');
+    const url = u.toString();
+    const loc = (globalThis as { location?: { assign(url: string): void } }).location;
+    if (opts.navigate !== false && loc) loc.assign(url);
+    return { url };
+  }
+
+  /**
+   * Finishes a redirect sign-in on the `redirectTo` page: reads `code` (or
+   * `error`) from `url` (default the current location) and exchanges it
+   * with the stored verifier (`POST /v1/sessions/federation`). A refusal
+   * throws a `PortcullisError` whose slug is the callback's `error`
+   * (`link-required` carries `link_token` as `problem.link_token`).
+   */
+  async completeSignInWithProvider(url?: string | URL): Promise<SignInResult> {
+    const here = url ?? (globalThis as { location?: { href: string } }).location?.href;
+    if (!here) throw new Error('no callback URL: pass the URL the provider flow returned to');
+    const answer = readProviderCallback(here);
+    if (!answer) throw new Error('the URL carries neither code nor error');
+    const verifier = await this.storage.getItem(this.pkceKey());
+    await this.storage.removeItem(this.pkceKey());
+    if ('error' in answer) {
+      throw new PortcullisError({
+        type: `${this.url}/problems/${answer.error}`,
+        title: answer.error,
+        status: answer.error === 'link-required' ? 409 : 400,
+        detail: answer.errorDescription ?? answer.error,
+        ...(answer.linkToken ? { link_token: answer.linkToken } : {}),
+      });
+    }
+    if (!verifier) throw new Error('no PKCE verifier stored: start with signInWithProvider on this device');
+    const body = await this.anon<TokensResponse | MfaChallenge>('POST', '/v1/sessions/federation', {
+      code: answer.code,
+      code_verifier: verifier,
+    });
+    return this.signedInOrMfa(body);
+  }
+
+  /** `POST /v1/federation/nonce`: a single-use nonce for a native SDK. */
+  async getFederationNonce(): Promise<{ nonce: string; expires_in: number }> {
+    return this.anon('POST', '/v1/federation/nonce', {});
+  }
+
+  /**
+   * `POST /v1/sessions/id-token`: signs in with the ID token a native SDK
+   * (Sign in with Apple, Google Sign-In, Credential Manager) returned for a
+   * nonce from `getFederationNonce()`. `name` is Apple's first-time name.
+   */
+  async signInWithIdToken(params: {
+    provider: string;
+    idToken: string;
+    nonce: string;
+    name?: { given_name?: string; family_name?: string };
+  }): Promise<SignInResult> {
+    const body = await this.anon<TokensResponse | MfaChallenge>('POST', '/v1/sessions/id-token', {
+      provider: params.provider,
+      id_token: params.idToken,
+      nonce: params.nonce,
+      ...(params.name ? { name: params.name } : {}),
+    });
+    return this.signedInOrMfa(body);
+  }
+
+  /**
+   * `POST /v1/me/identities`: links an identity to the signed-in account
+   * (a `link_token` from `link-required`, a native ID token, or the code of
+   * a redirect begun with `intent: 'link'`, whose verifier this client kept
+   * when `codeVerifier` is omitted). Needs a recent proof: pass `password`
+   * or `totpCode`, or call `reauthenticate` first.
+   */
+  async linkIdentity(offer: LinkOffer | { code: string; codeVerifier?: string }): Promise<Identity> {
+    const o = offer as Record<string, string | undefined>;
+    const body: Record<string, string> = {};
+    if (o.linkToken) body.link_token = o.linkToken;
+    if (o.provider) body.provider = o.provider;
+    if (o.idToken) body.id_token = o.idToken;
+    if (o.nonce) body.nonce = o.nonce;
+    if (o.code) {
+      body.code = o.code;
+      const verifier = o.codeVerifier ?? (await this.storage.getItem(this.pkceKey()));
+      if (verifier) body.code_verifier = verifier;
+      await this.storage.removeItem(this.pkceKey());
+    }
+    if (o.password) body.password = o.password;
+    if (o.totpCode && !body.code) body.code = o.totpCode;
+    return this.authed<Identity>('POST', '/v1/me/identities', body);
+  }
+
+  /** `DELETE /v1/me/identities/{id}` (needs a recent proof; 409 `last-credential`). */
+  async unlinkIdentity(id: string): Promise<void> {
+    await this.authed<void>('DELETE', `/v1/me/identities/${encodeURIComponent(id)}`);
+  }
+
+  /** `GET /v1/me/identities`. */
+  async listIdentities(): Promise<Identity[]> {
+    return this.authed<Identity[]>('GET', '/v1/me/identities');
   }
 }
 

@@ -31,3 +31,11 @@ export {
 export { solveCaptcha, encodeCaptchaSolution, type SolveCaptchaOptions } from './captcha.js';
 export type * from './types.js';
 export type { paths, components, operations } from './generated/openapi.js';
+export {
+  createPkce,
+  readProviderCallback,
+  type Identity,
+  type Provider,
+  type LinkOffer,
+  type ProviderCallback,
+} from './federation.js';

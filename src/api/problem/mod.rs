@@ -103,6 +103,11 @@ pub struct ProblemBody {
     #[oai(skip_serializing_if_is_none)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub methods: Option<Vec<String>>,
+    /// The token to link the identity with once signed in
+    /// (`POST /v1/me/identities`): `link-required` problems only.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_token: Option<String>,
 }
 
 /// A problem+json response: body plus the headers its status calls for.
@@ -127,6 +132,7 @@ impl Problem {
                 detail: detail.into(),
                 errors: None,
                 methods: None,
+                link_token: None,
             },
             www_authenticate,
             retry_after: None,

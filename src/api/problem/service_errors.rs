@@ -181,6 +181,66 @@ pub fn problem_of(e: &Error) -> Problem {
                 "An anonymous user cannot {what}: upgrade to a full account first (POST /v1/me/upgrade)."
             ),
         ),
+        // Federated sign-in.
+        Error::IdTokenInvalid(why) => Problem::new(
+            S::UNAUTHORIZED,
+            "id-token-invalid",
+            "ID token invalid",
+            format!("The identity provider's token was refused: {why}."),
+        ),
+        Error::LinkRequired { link_token } => {
+            let mut p = Problem::new(
+                S::CONFLICT,
+                "link-required",
+                "Link required",
+                "An account already uses this email address. Sign in to it by its own means, then link this identity: POST /v1/me/identities {link_token}.",
+            );
+            p.body.link_token = Some(link_token.clone());
+            p
+        }
+        Error::ProviderEmailUnverified => Problem::new(
+            S::UNPROCESSABLE_ENTITY,
+            "provider-email-unverified",
+            "Provider email unverified",
+            "The identity provider gave no verified email address, and this identity is not linked to an account.",
+        ),
+        Error::SignupDisabled => Problem::new(
+            S::FORBIDDEN,
+            "signup-disabled",
+            "Sign-up disabled",
+            "New accounts cannot be created with an identity provider here.",
+        ),
+        Error::CodeInvalid => Problem::new(
+            S::BAD_REQUEST,
+            "code-invalid",
+            "Code invalid",
+            "The code is invalid, expired or already used, or the code_verifier does not match.",
+        ),
+        Error::LastCredential => Problem::new(
+            S::CONFLICT,
+            "last-credential",
+            "Last way to sign in",
+            "This is the account's last way to sign in (no password, passkey or other identity): add another first.",
+        ),
+        Error::IdentityTaken => Problem::new(
+            S::CONFLICT,
+            "identity-taken",
+            "Identity linked elsewhere",
+            "This identity is linked to another account.",
+        ),
+        Error::ProviderUnavailable => {
+            let mut p = Problem::new(
+                S::BAD_GATEWAY,
+                "provider-unavailable",
+                "Identity provider unavailable",
+                "The identity provider could not be reached or gave an unusable answer; try again shortly.",
+            );
+            p.retry_after = Some(5);
+            p
+        }
+        Error::FederationRefused { slug, detail } => {
+            Problem::new(S::BAD_REQUEST, slug, "Federation request refused", *detail)
+        }
         Error::Unavailable => {
             tracing::error!("store unavailable");
             unavailable()

@@ -52,6 +52,10 @@ pub struct AccessClaims {
     /// left out of the token otherwise.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub is_anonymous: bool,
+    /// The upstream identity provider of a federated sign-in (its id in
+    /// `PORTCULLIS_PROVIDERS`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
 }
 
 /// Claims of a refresh token.
@@ -95,8 +99,11 @@ pub struct MfaClaims {
     pub nbf: u64,
     /// Unique id of this sign-in attempt (claimed once used).
     pub jti: String,
-    /// Methods proven so far (`pwd`).
+    /// Methods proven so far (`pwd`, or `fed` after a federated sign-in).
     pub amr: Vec<String>,
+    /// The upstream identity provider of a federated sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
 }
 
 /// Why a token was refused. The text is safe to show to the client.

@@ -41,6 +41,15 @@ pub struct TokenService {
     pub refresh_ttl: Duration,
 }
 
+/// Access-token claims only some sessions carry; the default is none.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AccessExtras<'a> {
+    /// A guest user not yet upgraded (`is_anonymous`).
+    pub is_anonymous: bool,
+    /// The upstream identity provider of a federated sign-in (`idp`).
+    pub idp: Option<&'a str>,
+}
+
 impl TokenService {
     /// A token service over `ring` for one issuer and audience.
     pub fn new(
@@ -101,13 +110,13 @@ impl TokenService {
         auth_time: u64,
         now: u64,
     ) -> anyhow::Result<String> {
-        self.issue_access_as(sub, sid, amr, roles, auth_time, now, false)
+        self.issue_access_with(sub, sid, amr, roles, auth_time, now, AccessExtras::default())
     }
 
-    /// [`TokenService::issue_access`] for a user that may be anonymous
-    /// (the `is_anonymous` claim).
+    /// [`TokenService::issue_access`] with the claims only some sessions
+    /// carry ([`AccessExtras`]).
     #[allow(clippy::too_many_arguments)]
-    pub fn issue_access_as(
+    pub fn issue_access_with(
         &self,
         sub: &str,
         sid: &str,
@@ -115,7 +124,7 @@ impl TokenService {
         roles: &[String],
         auth_time: u64,
         now: u64,
-        is_anonymous: bool,
+        extras: AccessExtras<'_>,
     ) -> anyhow::Result<String> {
         let claims = AccessClaims {
             iss: self.issuer.clone(),
@@ -130,7 +139,8 @@ impl TokenService {
             amr: amr.to_vec(),
             roles: roles.to_vec(),
             auth_time,
-            is_anonymous,
+            is_anonymous: extras.is_anonymous,
+            idp: extras.idp.map(str::to_string),
         };
         self.sign(ACCESS_TYP, &claims)
     }
@@ -166,6 +176,18 @@ impl TokenService {
         now: u64,
         ttl_secs: u64,
     ) -> anyhow::Result<(String, MfaClaims)> {
+        self.issue_mfa_with_idp(sub, amr, now, ttl_secs, None)
+    }
+
+    /// [`TokenService::issue_mfa`] after a federated first step (`idp`).
+    pub fn issue_mfa_with_idp(
+        &self,
+        sub: &str,
+        amr: &[String],
+        now: u64,
+        ttl_secs: u64,
+        idp: Option<&str>,
+    ) -> anyhow::Result<(String, MfaClaims)> {
         let claims = MfaClaims {
             iss: self.issuer.clone(),
             aud: self.audience_for(MFA_TYP),
@@ -175,6 +197,7 @@ impl TokenService {
             exp: now + ttl_secs,
             jti: uuid::Uuid::new_v4().to_string(),
             amr: amr.to_vec(),
+            idp: idp.map(str::to_string),
         };
         Ok((self.sign(MFA_TYP, &claims)?, claims))
     }

@@ -16,16 +16,18 @@ impl Core {
         &self,
         user: &UserRecord,
     ) -> Result<Option<MfaChallenge>> {
-        self.mfa_challenge_after(user, &["pwd".to_string()]).await
+        self.mfa_challenge_with(user, &["pwd".to_string()], None)
+            .await
     }
 
-    /// [`Core::mfa_challenge`] after a first factor other than the
-    /// password (`amr` `["email"]` for a sign-in link or code): the token
-    /// records it, and the session's `amr` starts with it.
-    pub(in crate::service) async fn mfa_challenge_after(
+    /// [`Core::mfa_challenge`] after a first step proven by `amr` (a
+    /// federated sign-in: `["fed"]` through the provider `idp`); the second
+    /// step keeps both.
+    pub(in crate::service) async fn mfa_challenge_with(
         &self,
         user: &UserRecord,
-        first: &[String],
+        amr: &[String],
+        idp: Option<&str>,
     ) -> Result<Option<MfaChallenge>> {
         let Some(credentials) = self.store.credentials(&user.id).await? else {
             return Ok(None);
@@ -40,9 +42,13 @@ impl Core {
         if !credentials.passkeys.is_empty() {
             methods.push("passkey");
         }
-        let (mfa_token, _) =
-            self.tokens
-                .issue_mfa(&user.id, first, self.clock.now_u64(), MFA_TOKEN_TTL_SECS)?;
+        let (mfa_token, _) = self.tokens.issue_mfa_with_idp(
+            &user.id,
+            amr,
+            self.clock.now_u64(),
+            MFA_TOKEN_TTL_SECS,
+            idp,
+        )?;
         tracing::info!(user_id = %user.id, event = "session.mfa_required", "password right; second factor needed");
         Ok(Some(MfaChallenge {
             mfa_token,
@@ -96,9 +102,10 @@ impl Core {
         })
         .await??;
         self.claim_mfa_token(&claims).await?;
-        // The first factor as the token recorded it (`pwd`, `email`).
-        let amr = [claims.amr.clone(), vec!["hwk".to_string()]].concat();
-        let tokens = self.start_session(user, amr, client.clone()).await?;
+        let amr = second_step_amr(&claims, "hwk");
+        let tokens = self
+            .start_session_with(user, amr, claims.idp.clone(), client.clone())
+            .await?;
         self.signed_in(&tokens.account, &tokens.session_id, &client)
             .await;
         metrics::counter!("portcullis_logins_total", "result" => "success").increment(1);
@@ -150,8 +157,10 @@ impl Core {
                 Ok(proven.ok_or(Error::InvalidCode))
             })
             .await??;
-        let amr = [claims.amr.clone(), vec![proven.amr().to_string()]].concat();
-        let tokens = self.start_session(user, amr, client.clone()).await?;
+        let amr = second_step_amr(&claims, proven.amr());
+        let tokens = self
+            .start_session_with(user, amr, claims.idp.clone(), client.clone())
+            .await?;
         // The sign-in is complete only now: audit, device check, burst rule.
         self.signed_in(&tokens.account, &tokens.session_id, &client)
             .await;
@@ -169,4 +178,16 @@ impl Core {
             Err(Error::TokenInvalid("token already used"))
         }
     }
+}
+
+/// The `amr` of a completed two-step sign-in: the first step's (`pwd`, or
+/// `fed` after a federated one) and the second factor's.
+fn second_step_amr(claims: &MfaClaims, second: &str) -> Vec<String> {
+    let mut amr = if claims.amr.is_empty() {
+        vec!["pwd".to_string()]
+    } else {
+        claims.amr.clone()
+    };
+    amr.push(second.to_string());
+    amr
 }

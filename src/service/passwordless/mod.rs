@@ -184,7 +184,7 @@ impl Core {
             None => self.sign_up_by_email(&ticket.email, &client).await?,
         };
         let first = vec!["email".to_string()];
-        if let Some(challenge) = self.mfa_challenge_after(&user, &first).await? {
+        if let Some(challenge) = self.mfa_challenge_with(&user, &first, None).await? {
             return Ok(SignIn::MfaRequired(challenge));
         }
         let tokens = self.start_session(user, first, client.clone()).await?;

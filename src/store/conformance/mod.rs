@@ -30,6 +30,8 @@ pub(crate) mod users;
 // Passkeys.
 pub(crate) mod ceremonies;
 pub(crate) mod passkeys;
+// Federated sign-in.
+pub(crate) mod identities;
 
 use super::{CredentialRecord, PasskeyRecord, SessionRecord, UserRecord};
 
@@ -89,6 +91,7 @@ pub(crate) fn session(user_id: &str, now: i64) -> SessionRecord {
         user_agent: Some("test".into()),
         ip: Some("127.0.0.1".into()),
         proven_at: Some(now),
+        idp: None,
     }
 }
 
@@ -209,6 +212,15 @@ macro_rules! conformance_tests {
                 upgrade_in_place,
                 racing_upgrades_to_one_address,
                 sign_in_tickets_are_their_own_kind,
+            }
+            identities {
+                link_read_and_list,
+                one_account_per_identity,
+                racing_links_of_one_identity,
+                last_way_in_stays,
+                racing_unlinks_keep_one,
+                deleting_the_account_unlinks,
+                an_identity_lets_the_last_passkey_go,
             }
         );
     };

@@ -190,12 +190,16 @@ impl CredentialStore for EmbeddedStore {
         let id = user_id.to_string();
         let passkey_id = passkey_id.to_string();
         self.write(move |db| {
+            // A linked identity is a way in too (federated sign-in). Read
+            // on the writer thread, so no write comes between it and the
+            // removal below.
+            let has_identity = super::identities::has_identities(db, &id)?;
             let done = modify(db, USERS, &id, |mut stored: StoredUser| {
                 let creds = &stored.credentials;
                 if !creds.passkeys.contains_key(&passkey_id) {
                     return (None, PasskeyRemoval::NotFound);
                 }
-                if !creds.has_password() && creds.passkeys.len() <= 1 {
+                if !creds.has_password() && !has_identity && creds.passkeys.len() <= 1 {
                     return (None, PasskeyRemoval::LastCredential);
                 }
                 stored.credentials.passkeys.remove(&passkey_id);

@@ -20,6 +20,8 @@ mod commit;
 mod cache;
 mod credentials;
 mod email;
+// Federated sign-in.
+mod identities;
 mod once;
 mod security;
 // Passkeys.
@@ -149,6 +151,9 @@ impl EmbeddedStore {
         txn.open_table(email::MAIL_QUEUE)?;
         txn.open_table(email::MAIL_SENT)?;
         txn.open_table(ceremonies::CEREMONIES)?;
+        txn.open_table(identities::IDENTITIES)?;
+        txn.open_table(identities::IDENTITY_KEYS)?;
+        txn.open_table(identities::USER_IDENTITIES)?;
         txn.commit()?;
         let db = Arc::new(db);
         Ok(Self {

@@ -312,6 +312,8 @@ impl UserStore for EmbeddedStore {
                     .remove(id.as_str())
                     .map_err(other)?;
             }
+            // Federated sign-in: its linked identities go with it.
+            super::identities::delete_all_of(&txn, &id)?;
             let committed = txn.commit().map_err(other);
             cache.invalidate(ended.iter().map(String::as_str));
             committed?;

@@ -273,17 +273,28 @@ impl CredentialStore for MongoStore {
             return Ok(PasskeyRemoval::NotFound);
         };
         // Removable when the account keeps a way in: a password (a
-        // non-empty string) or another passkey.
+        // non-empty string), another passkey, or a linked identity.
+        let has_identity = self
+            .run(
+                self.identities
+                    .count_documents(doc! { "user_id": user_id })
+                    .limit(1),
+            )
+            .await?
+            > 0;
+        let mut filter = doc! { "_id": user_id, &path: { "$exists": true } };
+        if !has_identity {
+            filter.insert(
+                "$or",
+                vec![
+                    doc! { "password_hash": { "$gt": "" } },
+                    doc! { "passkey_count": { "$gt": 1 } },
+                ],
+            );
+        }
         let r = self
             .run(self.users.update_one(
-                doc! {
-                    "_id": user_id,
-                    &path: { "$exists": true },
-                    "$or": [
-                        { "password_hash": { "$gt": "" } },
-                        { "passkey_count": { "$gt": 1 } },
-                    ],
-                },
+                filter,
                 doc! {
                     "$unset": { &path: "" },
                     "$inc": { "passkey_count": -1 },

@@ -44,6 +44,8 @@ mod avatars;
 mod credentials;
 mod email;
 mod errors;
+// Federated sign-in.
+mod identities;
 // Passkeys.
 mod ceremonies;
 mod once;
@@ -78,6 +80,8 @@ const AVATARS: &str = "avatars";
 const REVOCATIONS: &str = "revocations";
 /// The outgoing-mail queue (see `email.rs`).
 const MAIL_QUEUE: &str = "mail_queue";
+/// Linked identities of upstream providers (see `identities.rs`).
+const IDENTITIES: &str = "identities";
 
 /// Date copy of `expires_at` for the TTL monitor (see the module docs).
 const EXPIRES_AT_DATE: &str = "expires_at_date";
@@ -141,6 +145,7 @@ pub struct MongoStore {
     revocations: Collection<Document>,
     avatars: Collection<Document>,
     mail_queue: Collection<Document>,
+    identities: Collection<Document>,
     /// Bound on every operation, so a server that stops answering (without
     /// closing its sockets) is reported as unavailable instead of hanging.
     op_timeout: Duration,
@@ -248,6 +253,7 @@ impl MongoStore {
             revocations: db.collection(REVOCATIONS),
             avatars: db.collection(AVATARS),
             mail_queue: db.collection(MAIL_QUEUE),
+            identities: db.collection(IDENTITIES),
             db,
             op_timeout,
             server_version,
@@ -363,6 +369,19 @@ impl MongoStore {
         )
         .await?;
         let mail_ttl = self.create_ttl_index(&self.mail_queue).await?;
+        // Federated sign-in: one account per `(provider, iss, sub)`.
+        let unique_identity = IndexModel::builder()
+            .keys(doc! { "key": 1 })
+            .options(
+                IndexOptions::builder()
+                    .name("identity_unique".to_string())
+                    .unique(true)
+                    .build(),
+            )
+            .build();
+        self.create_index(&self.identities, unique_identity).await?;
+        self.create_index(&self.identities, index(doc! { "user_id": 1 }, "user_id"))
+            .await?;
         Ok(self.create_ttl_index(&self.revocations).await? && ttl && mail_ttl)
     }
 

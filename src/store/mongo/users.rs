@@ -269,6 +269,8 @@ impl UserStore for MongoStore {
             .await?;
         self.run(self.avatars.delete_one(doc! { "_id": id }))
             .await?;
+        self.run(self.identities.delete_many(doc! { "user_id": id }))
+            .await?;
         let r = self.run(self.users.delete_one(doc! { "_id": id })).await?;
         Ok(r.deleted_count > 0)
     }

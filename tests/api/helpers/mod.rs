@@ -9,6 +9,8 @@
 
 mod checks;
 mod factors;
+// Federated sign-in: an OpenID provider on loopback.
+pub mod issuer;
 mod mail;
 mod requests;
 mod spawn;

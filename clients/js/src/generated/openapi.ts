@@ -897,6 +897,157 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The configured identity providers. */
+        get: operations["listProviders"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/federation/nonce": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A single-use server nonce (10 minutes) for a native sign-in. */
+        post: operations["federationNonce"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions/id-token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign in with a provider's ID token (native apps).
+         * @description The token must be signed by the provider, for its `CLIENT_ID` or one
+         *     of its `NATIVE_CLIENT_IDS`, unexpired, never used before, and carry
+         *     the server nonce (or its SHA-256 hex). 409 `link-required` carries a
+         *     `link_token`.
+         */
+        post: operations["signInWithIdToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/federation/{provider}/authorize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Begin a redirect sign-in (or link, `intent=link`) with a provider.
+         * @description Needs an allowed `redirect_to` and the client's PKCE challenge
+         *     (`S256`); redirects to the provider.
+         */
+        get: operations["federationAuthorize"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/federation/{provider}/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The provider's answer (query). */
+        get: operations["federationCallback"];
+        put?: never;
+        /** The provider's answer (`response_mode=form_post`, as Apple sends it). */
+        post: operations["federationCallbackFormPost"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions/federation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Finish a redirect sign-in: the one-time code and the PKCE verifier. */
+        post: operations["signInWithFederationCode"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/identities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's linked identities. */
+        get: operations["listIdentities"];
+        put?: never;
+        /** Link an identity to the caller's account (needs a recent proof). */
+        post: operations["linkIdentity"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/identities/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Unlink one of the caller's identities (needs a recent proof; refused
+         *     with 409 `last-credential` when it is the account's last way in).
+         */
+        delete: operations["unlinkIdentity"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -988,6 +1139,8 @@ export interface components {
             is_anonymous: boolean;
             /** @description A disabled account cannot sign in; its tokens are refused. */
             disabled: boolean;
+            /** @description Linked identities of upstream providers (one account's view only). */
+            identities?: components["schemas"]["Identity"][];
         };
         /**
          * AnonymousSignInRequest
@@ -996,6 +1149,28 @@ export interface components {
         AnonymousSignInRequest: {
             /** @description ALTCHA solution (base64 JSON) when a CAPTCHA is required. */
             captcha?: string | null;
+        };
+        /**
+         * CallbackForm
+         * @description The provider's answer as `form_post` sends it (Apple).
+         */
+        CallbackForm: {
+            /** @description Our state. */
+            state?: string;
+            /** @description The authorization code. */
+            code?: string;
+            /** @description The provider's error. */
+            error?: string;
+            /** @description The provider's error text (not shown). */
+            error_description?: string;
+            /** @description Apple: the user's name and email, JSON, first authorization only. */
+            user?: string;
+            /** @description Apple sends the ID token here too; the one from the token endpoint is used. */
+            id_token?: string;
+            /** @description Microsoft and others may add `session_state`. */
+            session_state?: string;
+            /** @description Some providers echo the issuer (RFC 9207). */
+            iss?: string;
         };
         /**
          * CaptchaChallenge
@@ -1054,6 +1229,22 @@ export interface components {
              * @description 8 to 128 characters; common passwords are refused.
              */
             new_password: string;
+        };
+        /**
+         * CodeExchange
+         * @description The one-time code of a redirect flow and the client's PKCE verifier.
+         */
+        CodeExchange: {
+            /**
+             * Format: password
+             * @description The `code` the callback redirected with (5 minutes, single use).
+             */
+            code: string;
+            /**
+             * Format: password
+             * @description The verifier of the `code_challenge` sent to `authorize`.
+             */
+            code_verifier: string;
         };
         /**
          * CodeRequest
@@ -1152,6 +1343,22 @@ export interface components {
             email_code?: string | null;
         };
         /**
+         * FederationNonce
+         * @description A server nonce for a native sign-in.
+         */
+        FederationNonce: {
+            /**
+             * @description Hand it to the platform SDK as the nonce (raw; or its SHA-256 hex,
+             *     as iOS does). Single use.
+             */
+            nonce: string;
+            /**
+             * Format: uint64
+             * @description Seconds it stays usable.
+             */
+            expires_in: number;
+        };
+        /**
          * FieldError
          * @description One field-level validation failure.
          */
@@ -1182,6 +1389,39 @@ export interface components {
         HealthStatus: {
             /** @description `ok`. */
             status: string;
+        };
+        /**
+         * IdTokenSignIn
+         * @description A native sign-in with a provider's ID token.
+         */
+        IdTokenSignIn: {
+            /** @description The provider id (`GET /v1/providers`). */
+            provider: string;
+            /**
+             * Format: password
+             * @description The ID token the platform SDK returned.
+             */
+            id_token: string;
+            /** @description The server nonce (`POST /v1/federation/nonce`) the token was made for. */
+            nonce: string;
+            /** @description Apple's first-time name (fills an empty display name). */
+            name?: (components["schemas"]["PersonName"] & unknown) | null;
+        };
+        /**
+         * Identity
+         * @description A linked identity.
+         */
+        Identity: {
+            /** @description Its id (for `DELETE /v1/me/identities/{id}`). */
+            id: string;
+            /** @description The provider id. */
+            provider: string;
+            /** @description The email the provider gave last. */
+            email?: string | null;
+            /** @description RFC 3339 timestamp. */
+            created_at: string;
+            /** @description RFC 3339 timestamp of the last sign-in with it. */
+            last_used_at?: string | null;
         };
         /**
          * IntrospectForm
@@ -1234,6 +1474,47 @@ export interface components {
         Jwks: {
             /** @description Public keys; `kid` is the RFC 7638 thumbprint. */
             keys: unknown[];
+        };
+        /**
+         * LinkRequest
+         * @description What to link: exactly one of `link_token`, `{provider, id_token, nonce}`
+         *     or `{code, code_verifier}`; plus, optionally, a recent proof
+         *     (`password`, `passkey`, or a TOTP `code` when no `code_verifier` is sent).
+         */
+        LinkRequest: {
+            /**
+             * Format: password
+             * @description From a `link-required` answer (10 minutes, single use).
+             */
+            link_token?: string | null;
+            /** @description A provider id, with `id_token` and `nonce`. */
+            provider?: string | null;
+            /**
+             * Format: password
+             * @description A native ID token.
+             */
+            id_token?: string | null;
+            /** @description The server nonce of `id_token`. */
+            nonce?: string | null;
+            /**
+             * Format: password
+             * @description A one-time code from a redirect begun with `intent=link` (with
+             *     `code_verifier`); without `code_verifier`, a current TOTP code as the
+             *     recent proof.
+             */
+            code?: string | null;
+            /**
+             * Format: password
+             * @description The PKCE verifier of that redirect.
+             */
+            code_verifier?: string | null;
+            /**
+             * Format: password
+             * @description The account's password, as a recent proof.
+             */
+            password?: string | null;
+            /** @description A passkey assertion, as a recent proof. */
+            passkey?: (components["schemas"]["PasskeyProof"] & unknown) | null;
         };
         /**
          * LoginRequest
@@ -1474,6 +1755,16 @@ export interface components {
             credential: unknown;
         };
         /**
+         * PersonName
+         * @description Apple's first-time name, as the native SDK gives it.
+         */
+        PersonName: {
+            /** @description Given name. */
+            given_name?: string | null;
+            /** @description Family name. */
+            family_name?: string | null;
+        };
+        /**
          * Problem
          * @description RFC 9457 problem details.
          */
@@ -1496,6 +1787,23 @@ export interface components {
              *     `reauthentication-required` problems only.
              */
             methods?: string[];
+            /**
+             * @description The token to link the identity with once signed in
+             *     (`POST /v1/me/identities`): `link-required` problems only.
+             */
+            link_token?: string;
+        };
+        /**
+         * Provider
+         * @description A configured identity provider.
+         */
+        Provider: {
+            /** @description The id to use in requests and routes. */
+            id: string;
+            /** @description `google`, `apple`, `microsoft`, `github` or `oidc`. */
+            kind: string;
+            /** @description The button label. */
+            name: string;
         };
         /**
          * ReauthenticateRequest
@@ -6090,6 +6398,815 @@ export interface operations {
             };
             /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listProviders: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The configured providers, in configuration order. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Provider"][];
+                };
+            };
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    federationNonce: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A fresh nonce. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["FederationNonce"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    signInWithIdToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "provider": "string",
+                 *       "id_token": "string",
+                 *       "nonce": "string"
+                 *     }
+                 */
+                "application/json; charset=utf-8": components["schemas"]["IdTokenSignIn"];
+            };
+        };
+        responses: {
+            /**
+             * @description Signed in (a token pair, `amr: ["fed"]`, `idp`); or
+             *     `{mfa_required: true, ...}` when the account has a second factor.
+             */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["LoginResult"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    federationAuthorize: {
+        parameters: {
+            query?: {
+                redirect_to?: string;
+                code_challenge?: string;
+                code_challenge_method?: string;
+                intent?: string;
+            };
+            header?: never;
+            path: {
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description To the provider (authorize), or back to `redirect_to` (callback). */
+            302: {
+                headers: {
+                    LOCATION: string;
+                    "CACHE-CONTROL": string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Problem details (RFC 9457). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    federationCallback: {
+        parameters: {
+            query?: {
+                state?: string;
+                code?: string;
+                error?: string;
+            };
+            header?: never;
+            path: {
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description To the provider (authorize), or back to `redirect_to` (callback). */
+            302: {
+                headers: {
+                    LOCATION: string;
+                    "CACHE-CONTROL": string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Problem details (RFC 9457). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    federationCallbackFormPost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "state": "string"
+                 *     }
+                 */
+                "application/x-www-form-urlencoded": components["schemas"]["CallbackForm"];
+            };
+        };
+        responses: {
+            /** @description To the provider (authorize), or back to `redirect_to` (callback). */
+            302: {
+                headers: {
+                    LOCATION: string;
+                    "CACHE-CONTROL": string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Problem details (RFC 9457). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    signInWithFederationCode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "code": "123456",
+                 *       "code_verifier": "string"
+                 *     }
+                 */
+                "application/json; charset=utf-8": components["schemas"]["CodeExchange"];
+            };
+        };
+        responses: {
+            /**
+             * @description Signed in (a token pair, `amr: ["fed"]`, `idp`); or
+             *     `{mfa_required: true, ...}` when the account has a second factor.
+             */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["LoginResult"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listIdentities: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's linked identities, oldest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Identity"][];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    linkIdentity: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "link_token": "string"
+                 *     }
+                 */
+                "application/json; charset=utf-8": components["schemas"]["LinkRequest"];
+            };
+        };
+        responses: {
+            /** @description Linked. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Identity"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    unlinkIdentity: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Unlinked. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `not-found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
