@@ -304,6 +304,9 @@ impl Core {
             user_agent: client.user_agent.map(|ua| ua.chars().take(256).collect()),
             ip: client.ip.map(|ip| ip.to_string()),
             proven_at: Some(now),
+            client_id: None,
+            audience: None,
+            scope: None,
         };
         self.store.create_session(&session).await?;
         self.enforce_session_cap(&session.user_id).await?;
@@ -311,16 +314,29 @@ impl Core {
     }
 
     /// Signs an access token and a refresh token for the session's current generation.
-    fn issue_pair(&self, account: Account, session: &SessionRecord) -> Result<IssuedTokens> {
+    pub(super) fn issue_pair(&self, account: Account, session: &SessionRecord) -> Result<IssuedTokens> {
         let now = self.clock.now_u64();
-        let access_token = self.tokens.issue_access(
-            &account.id,
-            &session.id,
-            &session.amr,
-            &account.roles,
-            u64::try_from(session.created_at).unwrap_or(0),
-            now,
-        )?;
+        let auth_time = u64::try_from(session.created_at).unwrap_or(0);
+        let access_token = match (&session.audience, &session.client_id) {
+            // A session of an OAuth client: its audience and client id.
+            (Some(aud), Some(client_id)) => self.tokens.issue_access_for(
+                &account.id,
+                &session.id,
+                &session.amr,
+                &account.roles,
+                auth_time,
+                now,
+                (aud, client_id),
+            )?,
+            _ => self.tokens.issue_access(
+                &account.id,
+                &session.id,
+                &session.amr,
+                &account.roles,
+                auth_time,
+                now,
+            )?,
+        };
         let refresh_exp = u64::try_from(session.expires_at).unwrap_or(0);
         let refresh_token = self.tokens.issue_refresh(
             &account.id,

@@ -12,6 +12,7 @@
 pub mod email;
 pub mod embedded;
 pub mod mongo;
+pub mod oauth;
 pub mod records;
 pub mod rules;
 pub mod security;
@@ -34,6 +35,7 @@ pub use rules::{
     LoginFailures, OnceKey, PendingAttempt, RotateOutcome, Rotation, classify_rotation,
     mfa_throttle_key,
 };
+pub use oauth::{ClientRecord, ConsentRecord, OAuthStore};
 pub use security::{AuditQuery, AuditRecord, KnownDevices, WebhookDelivery};
 
 /// Failures of a store operation.
@@ -397,6 +399,7 @@ pub trait Store:
     + TicketStore
     + MailQueueStore
     + CeremonyStore
+    + OAuthStore
 {
     /// Deletes what has expired by `now`: sessions, single-use keys,
     /// WebAuthn ceremonies and failed-sign-in records (and, on MongoDB, retired refresh tokens).

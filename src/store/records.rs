@@ -293,6 +293,18 @@ pub struct SessionRecord {
     /// itself again before changing a credential.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proven_at: Option<i64>,
+    /// The OAuth client the session was opened for (the authorization code
+    /// grant); `None` for sessions of the JSON API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The `aud` of the session's access tokens when it is not the
+    /// service's own (an OAuth client's audience).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// The scopes granted to the client (space-separated); `None` for
+    /// sessions of the JSON API (every claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 impl SessionRecord {

@@ -28,6 +28,7 @@ pub(crate) mod upkeep;
 pub(crate) mod users;
 // Passkeys.
 pub(crate) mod ceremonies;
+pub(crate) mod oauth;
 pub(crate) mod passkeys;
 
 use super::{CredentialRecord, PasskeyRecord, SessionRecord, UserRecord};
@@ -88,6 +89,9 @@ pub(crate) fn session(user_id: &str, now: i64) -> SessionRecord {
         user_agent: Some("test".into()),
         ip: Some("127.0.0.1".into()),
         proven_at: Some(now),
+        client_id: None,
+        audience: None,
+        scope: None,
     }
 }
 
@@ -201,6 +205,11 @@ macro_rules! conformance_tests {
                 taken_once,
                 expired_is_not_taken,
                 concurrent_takes,
+            }
+            oauth {
+                clients_round_trip,
+                client_id_conflicts,
+                consents_per_user_and_client,
             }
         );
     };

@@ -23,6 +23,7 @@ mod once;
 mod security;
 // Passkeys.
 mod ceremonies;
+mod oauth;
 mod sessions;
 mod throttles;
 mod users;
@@ -127,6 +128,8 @@ impl EmbeddedStore {
         txn.open_table(email::MAIL_QUEUE)?;
         txn.open_table(email::MAIL_SENT)?;
         txn.open_table(ceremonies::CEREMONIES)?;
+        txn.open_table(oauth::CLIENTS)?;
+        txn.open_table(oauth::CONSENTS)?;
         txn.commit()?;
         let db = Arc::new(db);
         Ok(Self {

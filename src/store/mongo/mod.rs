@@ -45,6 +45,7 @@ mod email;
 mod errors;
 // Passkeys.
 mod ceremonies;
+mod oauth;
 mod once;
 mod security;
 mod sessions;
