@@ -48,6 +48,11 @@ enum Command {
         #[command(subcommand)]
         action: cli::passwords::PasswordsAction,
     },
+    /// Manage OAuth clients (Portcullis as an OpenID provider).
+    Clients {
+        #[command(subcommand)]
+        action: cli::clients::ClientsAction,
+    },
     /// Load-benchmark helpers (bench/run.sh).
     #[command(hide = true, subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -72,6 +77,7 @@ fn main() -> anyhow::Result<()> {
         Command::Keys { action } => cli::keys::run(action, &settings),
         Command::Admin { action } => cli::admin::run(action, &settings),
         Command::Users { action } => cli::import::run(action, &settings),
+        Command::Clients { action } => cli::clients::run(action, &settings),
         Command::Serve => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

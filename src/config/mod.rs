@@ -21,6 +21,7 @@ use secrecy::SecretString;
 mod groups;
 mod keys;
 mod parse;
+pub mod pages;
 mod passkeys;
 mod security;
 #[cfg(test)]
@@ -112,6 +113,8 @@ pub struct Settings {
     pub security: SecuritySettings,
     /// Passkeys (WebAuthn) and the native-app association files.
     pub passkeys: PasskeySettings,
+    /// The hosted sign-in pages' theme (OpenID provider).
+    pub pages: pages::PagesSettings,
     /// `PORTCULLIS_LOG_FORMAT`: `pretty` or `json` (default: pretty on a terminal).
     pub log_format: LogFormat,
     /// `PORTCULLIS_*` keys that were set but mean nothing to this version
@@ -387,6 +390,7 @@ impl Settings {
             },
             security: SecuritySettings::from_map(map)?,
             passkeys,
+            pages: pages::PagesSettings::from_map(map)?,
             log_format,
             unknown_keys: unknown_keys(map),
         })

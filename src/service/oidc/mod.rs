@@ -57,6 +57,13 @@ pub const CLAIMS: [&str; 19] = [
     "client_id",
 ];
 
+impl crate::service::Core {
+    /// Whether passkeys are on (the sign-in page shows their button).
+    pub fn passkeys_available(&self) -> bool {
+        self.passkeys.is_some()
+    }
+}
+
 /// SHA-256 as lower-case hex.
 pub(crate) fn sha256_hex(s: &str) -> String {
     use sha2::{Digest, Sha256};
