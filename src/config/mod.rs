@@ -20,8 +20,8 @@ use secrecy::SecretString;
 
 mod groups;
 mod keys;
-mod parse;
 pub mod pages;
+mod parse;
 mod passkeys;
 mod security;
 #[cfg(test)]

@@ -31,7 +31,9 @@ impl PagesSettings {
             !(u.starts_with("https://") || u.starts_with('/')) || u.contains(['"', '<', '>', ' '])
         };
         if logo_url.as_deref().is_some_and(bad) {
-            anyhow::bail!("PORTCULLIS_PAGES_LOGO_URL must be an https: URL or a path starting with /");
+            anyhow::bail!(
+                "PORTCULLIS_PAGES_LOGO_URL must be an https: URL or a path starting with /"
+            );
         }
         Ok(Self {
             stylesheet,

@@ -314,7 +314,11 @@ impl Core {
     }
 
     /// Signs an access token and a refresh token for the session's current generation.
-    pub(super) fn issue_pair(&self, account: Account, session: &SessionRecord) -> Result<IssuedTokens> {
+    pub(super) fn issue_pair(
+        &self,
+        account: Account,
+        session: &SessionRecord,
+    ) -> Result<IssuedTokens> {
         let now = self.clock.now_u64();
         let auth_time = u64::try_from(session.created_at).unwrap_or(0);
         let access_token = match (&session.audience, &session.client_id) {

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use email::{EmailTicket, MailQueueStats, MailQueueStore, QueuedMail, TicketKind, TicketStore};
+pub use oauth::{ClientRecord, ConsentRecord, OAuthStore};
 pub use records::{
     AdminUpdate, AvatarRecord, CredentialRecord, ProfileUpdate, SessionRecord, UserRecord,
 };
@@ -35,7 +36,6 @@ pub use rules::{
     LoginFailures, OnceKey, PendingAttempt, RotateOutcome, Rotation, classify_rotation,
     mfa_throttle_key,
 };
-pub use oauth::{ClientRecord, ConsentRecord, OAuthStore};
 pub use security::{AuditQuery, AuditRecord, KnownDevices, WebhookDelivery};
 
 /// Failures of a store operation.

@@ -22,6 +22,8 @@ mod mfa;
 mod mongo;
 // Passkeys.
 mod oauth;
+// OpenID provider.
+mod oidc;
 mod passkeys;
 mod probe_findings;
 mod process;

@@ -76,12 +76,30 @@ const PASSKEY_JS: &str = include_str!("passkey.js");
 
 /// Built-in templates.
 const BUILT_IN: &[(&str, &str)] = &[
-    ("en/page_layout.html", include_str!("templates/en/page_layout.html")),
-    ("en/page_login.html", include_str!("templates/en/page_login.html")),
-    ("en/page_mfa.html", include_str!("templates/en/page_mfa.html")),
-    ("en/page_consent.html", include_str!("templates/en/page_consent.html")),
-    ("en/page_message.html", include_str!("templates/en/page_message.html")),
-    ("en/page_forgot.html", include_str!("templates/en/page_forgot.html")),
+    (
+        "en/page_layout.html",
+        include_str!("templates/en/page_layout.html"),
+    ),
+    (
+        "en/page_login.html",
+        include_str!("templates/en/page_login.html"),
+    ),
+    (
+        "en/page_mfa.html",
+        include_str!("templates/en/page_mfa.html"),
+    ),
+    (
+        "en/page_consent.html",
+        include_str!("templates/en/page_consent.html"),
+    ),
+    (
+        "en/page_message.html",
+        include_str!("templates/en/page_message.html"),
+    ),
+    (
+        "en/page_forgot.html",
+        include_str!("templates/en/page_forgot.html"),
+    ),
 ];
 
 /// One button per configured upstream provider on the sign-in page.
@@ -150,7 +168,9 @@ impl Pages {
                                 tracing::error!(template = %file, locale = %lang, error = %e, "page template does not parse; the built-in one is used");
                             }
                         }
-                        Err(e) => tracing::error!(template = %file, error = %e, "cannot read page template"),
+                        Err(e) => {
+                            tracing::error!(template = %file, error = %e, "cannot read page template")
+                        }
                     }
                 }
             }
@@ -276,7 +296,10 @@ fn redirect_target(uri: &str) -> String {
                 .unwrap_or("");
             let is_loopback = host.starts_with("127.0.0.1") || host.starts_with("[::1]");
             if scheme == "http" && is_loopback {
-                let h = host.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
+                let h = host
+                    .rsplit_once(':')
+                    .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+                    .map_or(host, |(h, _)| h);
                 format!("http://{h}:*")
             } else {
                 format!("{scheme}://{host}")
@@ -376,13 +399,7 @@ async fn browser(core: &Core, req: &Request) -> Result<Option<BrowserSession>, E
 }
 
 /// A message page (`kind` picks the text in the template).
-fn message(
-    pages: &Pages,
-    req: &Request,
-    status: StatusCode,
-    kind: &str,
-    detail: &str,
-) -> Response {
+fn message(pages: &Pages, req: &Request, status: StatusCode, kind: &str, detail: &str) -> Response {
     pages.render(
         status,
         "message",
@@ -407,9 +424,7 @@ fn decision_response(d: Decision) -> Response {
     match d {
         Decision::Redirect(url) => see_other(&url),
         Decision::Login(ar) => see_other(&format!("{LOGIN_PATH}?ar={}", encode_component(&ar))),
-        Decision::Consent(ar) => {
-            see_other(&format!("{CONSENT_PATH}?ar={}", encode_component(&ar)))
-        }
+        Decision::Consent(ar) => see_other(&format!("{CONSENT_PATH}?ar={}", encode_component(&ar))),
     }
 }
 
@@ -592,8 +607,17 @@ async fn login_post(
     let ar = f.ar.clone().unwrap_or_default();
     let email = f.email.clone().unwrap_or_default();
     if !csrf_ok(req, f.csrf.as_deref()) {
-        return login_page(req, &core, &pages, StatusCode::FORBIDDEN, &r, &ar, &email, Some("csrf"))
-            .await;
+        return login_page(
+            req,
+            &core,
+            &pages,
+            StatusCode::FORBIDDEN,
+            &r,
+            &ar,
+            &email,
+            Some("csrf"),
+        )
+        .await;
     }
     let password = SecretString::from(f.password.unwrap_or_default());
     let client = client_info(req, &core);
@@ -607,7 +631,17 @@ async fn login_post(
         }
         Err(e) => {
             let code = error_code(&e);
-            login_page(req, &core, &pages, error_status(&e), &r, &ar, &email, Some(code)).await
+            login_page(
+                req,
+                &core,
+                &pages,
+                error_status(&e),
+                &r,
+                &ar,
+                &email,
+                Some(code),
+            )
+            .await
         }
     }
 }
@@ -660,7 +694,15 @@ async fn mfa_post(
     let ar = f.ar.clone().unwrap_or_default();
     let mfa_token = f.mfa_token.clone().unwrap_or_default();
     if !csrf_ok(req, f.csrf.as_deref()) {
-        return mfa_page(req, &pages, StatusCode::FORBIDDEN, &r, &ar, &mfa_token, Some("csrf"));
+        return mfa_page(
+            req,
+            &pages,
+            StatusCode::FORBIDDEN,
+            &r,
+            &ar,
+            &mfa_token,
+            Some("csrf"),
+        );
     }
     let code = f.code.unwrap_or_default().replace([' ', '-'], "");
     let factor = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
@@ -674,11 +716,29 @@ async fn mfa_post(
         // The password step is over (token expired or used): start again.
         Err(Error::TokenInvalid(_)) => {
             let hint = r.login_hint.clone().unwrap_or_default();
-            login_page(req, &core, &pages, StatusCode::UNAUTHORIZED, &r, &ar, &hint, Some("request_expired")).await
+            login_page(
+                req,
+                &core,
+                &pages,
+                StatusCode::UNAUTHORIZED,
+                &r,
+                &ar,
+                &hint,
+                Some("request_expired"),
+            )
+            .await
         }
         Err(e) => {
             let code = error_code(&e);
-            mfa_page(req, &pages, error_status(&e), &r, &ar, &mfa_token, Some(code))
+            mfa_page(
+                req,
+                &pages,
+                error_status(&e),
+                &r,
+                &ar,
+                &mfa_token,
+                Some(code),
+            )
         }
     }
 }
@@ -711,7 +771,17 @@ async fn passkey_post(
     let ar = f.ar.clone().unwrap_or_default();
     let hint = r.login_hint.clone().unwrap_or_default();
     if !csrf_ok(req, f.csrf.as_deref()) {
-        return login_page(req, &core, &pages, StatusCode::FORBIDDEN, &r, &ar, &hint, Some("csrf")).await;
+        return login_page(
+            req,
+            &core,
+            &pages,
+            StatusCode::FORBIDDEN,
+            &r,
+            &ar,
+            &hint,
+            Some("csrf"),
+        )
+        .await;
     }
     let credential: serde_json::Value = f
         .credential
@@ -729,7 +799,17 @@ async fn passkey_post(
                 Error::TokenInvalid(_) | Error::Validation(_) => "passkey",
                 ref other => error_code(other),
             };
-            login_page(req, &core, &pages, error_status(&e), &r, &ar, &hint, Some(code)).await
+            login_page(
+                req,
+                &core,
+                &pages,
+                error_status(&e),
+                &r,
+                &ar,
+                &hint,
+                Some(code),
+            )
+            .await
         }
     }
 }
@@ -877,7 +957,16 @@ async fn consent_post(
     };
     let ar = f.ar.clone().unwrap_or_default();
     if !csrf_ok(req, f.csrf.as_deref()) {
-        return consent_page(req, &core, &pages, StatusCode::FORBIDDEN, &r, &ar, Some("csrf")).await;
+        return consent_page(
+            req,
+            &core,
+            &pages,
+            StatusCode::FORBIDDEN,
+            &r,
+            &ar,
+            Some("csrf"),
+        )
+        .await;
     }
     let b = match browser(&core, req).await {
         Ok(Some(b)) => b,
@@ -949,7 +1038,13 @@ async fn logout(
     match outcome {
         LogoutOutcome::Redirect(url) => with_cookie(see_other(&url), clear),
         LogoutOutcome::SignedOut => with_cookie(
-            pages.render(StatusCode::OK, "message", &langs, &[], context! { kind => "signed_out" }),
+            pages.render(
+                StatusCode::OK,
+                "message",
+                &langs,
+                &[],
+                context! { kind => "signed_out" },
+            ),
             clear,
         ),
         LogoutOutcome::Refused(why) => pages.render(
@@ -1010,7 +1105,13 @@ async fn logout_post(
     // the logout request itself (then it is the GET's).
     let confirmed = f.csrf.is_some();
     if confirmed && !csrf_ok(req, f.csrf.as_deref()) {
-        return message(&pages, req, StatusCode::FORBIDDEN, "bad_request", "This form expired. Please try again.");
+        return message(
+            &pages,
+            req,
+            StatusCode::FORBIDDEN,
+            "bad_request",
+            "This form expired. Please try again.",
+        );
     }
     logout(req, &core, &pages, f.params.into(), confirmed).await
 }
@@ -1030,8 +1131,14 @@ mod tests {
 
     #[test]
     fn form_targets_of_redirect_uris() {
-        assert_eq!(redirect_target("https://app.example/cb?x=1"), "https://app.example");
-        assert_eq!(redirect_target("http://127.0.0.1:4000/cb"), "http://127.0.0.1:*");
+        assert_eq!(
+            redirect_target("https://app.example/cb?x=1"),
+            "https://app.example"
+        );
+        assert_eq!(
+            redirect_target("http://127.0.0.1:4000/cb"),
+            "http://127.0.0.1:*"
+        );
         assert_eq!(redirect_target("http://[::1]/cb"), "http://[::1]:*");
         assert_eq!(redirect_target("com.example.app:/cb"), "com.example.app:");
     }

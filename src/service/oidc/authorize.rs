@@ -221,10 +221,7 @@ impl Core {
             return fail("request_not_supported", "request objects are not supported");
         }
         if non_empty(&p.request_uri).is_some() {
-            return fail(
-                "request_uri_not_supported",
-                "request_uri is not supported",
-            );
+            return fail("request_uri_not_supported", "request_uri is not supported");
         }
         match non_empty(&p.response_type) {
             None => return fail("invalid_request", "response_type is required"),
@@ -241,7 +238,8 @@ impl Core {
         {
             return fail("invalid_request", "only response_mode=query is supported");
         }
-        if state.is_some_and(|s| s.len() > 2048) || non_empty(&p.nonce).is_some_and(|n| n.len() > 512)
+        if state.is_some_and(|s| s.len() > 2048)
+            || non_empty(&p.nonce).is_some_and(|n| n.len() > 512)
         {
             return fail("invalid_request", "state or nonce too long");
         }
@@ -252,10 +250,7 @@ impl Core {
             );
         };
         if non_empty(&p.code_challenge_method) != Some("S256") {
-            return fail(
-                "invalid_request",
-                "code_challenge_method must be S256",
-            );
+            return fail("invalid_request", "code_challenge_method must be S256");
         }
         if challenge.len() != 43
             || !challenge
@@ -325,7 +320,9 @@ impl Core {
     pub fn open_request(&self, sealed: &str) -> Result<AuthorizeRequest> {
         self.tokens
             .verify(sealed, REQUEST_TYP, self.clock.now_u64())
-            .map_err(|_| Error::TokenInvalid("the sign-in request expired; start again from the app"))
+            .map_err(|_| {
+                Error::TokenInvalid("the sign-in request expired; start again from the app")
+            })
     }
 
     /// The browser session behind a cookie value (`<sid>.<secret>`): live,
@@ -371,7 +368,9 @@ impl Core {
         let claims = self
             .tokens
             .verify_refresh(&tokens.refresh_token, self.clock.now_u64())
-            .map_err(|_| Error::Unexpected(anyhow::anyhow!("fresh refresh token did not verify")))?;
+            .map_err(|_| {
+                Error::Unexpected(anyhow::anyhow!("fresh refresh token did not verify"))
+            })?;
         let now = self.clock.now();
         if let Some(p) = previous
             && p.sid != claims.sid
@@ -441,11 +440,13 @@ impl Core {
         };
         let none = r.prompts("none");
         let now = self.clock.now();
+        // `max_age`: a sign-in at least that many whole seconds old is too
+        // old (so `max_age=0` always asks again).
         let signed_in = browser.filter(|b| {
             fresh
                 || (!r.prompts("login")
                     && !r.prompts("select_account")
-                    && r.max_age.is_none_or(|m| now - b.auth_time <= m))
+                    && r.max_age.is_none_or(|m| now - b.auth_time < m))
         });
         let Some(b) = signed_in else {
             if none {

@@ -176,10 +176,18 @@ impl Core {
     fn check_client_fields(&self, c: &ClientRecord) -> Result<()> {
         let mut errors = Vec::new();
         if c.name.trim().is_empty() || c.name.chars().count() > 100 {
-            errors.push(FieldError::new("name", "invalid", "must be 1 to 100 characters"));
+            errors.push(FieldError::new(
+                "name",
+                "invalid",
+                "must be 1 to 100 characters",
+            ));
         }
         if c.redirect_uris.is_empty() {
-            errors.push(FieldError::new("redirect_uris", "invalid", "must hold at least one URI"));
+            errors.push(FieldError::new(
+                "redirect_uris",
+                "invalid",
+                "must hold at least one URI",
+            ));
         }
         check_uris("redirect_uris", &c.redirect_uris, &mut errors);
         check_uris(
@@ -197,7 +205,11 @@ impl Core {
         if let Some(a) = &c.audience
             && (a.is_empty() || a.len() > 200)
         {
-            errors.push(FieldError::new("audience", "invalid", "must be 1 to 200 characters"));
+            errors.push(FieldError::new(
+                "audience",
+                "invalid",
+                "must be 1 to 200 characters",
+            ));
         }
         if let Some(alg) = &c.id_token_signed_response_alg
             && !self.issuer_info().algorithms.contains(alg)
@@ -329,7 +341,10 @@ mod tests {
             "http://127.0.0.1/cb",
             "http://127.0.0.1:53124/cb"
         ));
-        assert!(redirect_uri_matches("http://[::1]:8/cb", "http://[::1]:9/cb"));
+        assert!(redirect_uri_matches(
+            "http://[::1]:8/cb",
+            "http://[::1]:9/cb"
+        ));
         assert!(!redirect_uri_matches(
             "http://127.0.0.1/cb",
             "http://127.0.0.1:5/other"

@@ -91,12 +91,7 @@ impl Core {
         client_id: &str,
         client: &ClientInfo,
     ) -> Result<()> {
-        if self
-            .store
-            .consent(&who.user_id, client_id)
-            .await?
-            .is_none()
-        {
+        if self.store.consent(&who.user_id, client_id).await?.is_none() {
             return Err(Error::NotFound("Consent"));
         }
         self.require_recent_proof(who, None, client).await?;
@@ -157,7 +152,11 @@ impl Core {
             serde_json::Value::Array(a) => a.first().and_then(|v| v.as_str()).map(String::from),
             _ => None,
         });
-        let client_id = p.client_id.clone().filter(|c| !c.is_empty()).or(hint_aud.clone());
+        let client_id = p
+            .client_id
+            .clone()
+            .filter(|c| !c.is_empty())
+            .or(hint_aud.clone());
         if let (Some(a), Some(c)) = (&hint_aud, &p.client_id)
             && a != c
         {
@@ -165,7 +164,11 @@ impl Core {
                 "The client_id does not match the id_token_hint.",
             ));
         }
-        let redirect = match p.post_logout_redirect_uri.as_deref().filter(|u| !u.is_empty()) {
+        let redirect = match p
+            .post_logout_redirect_uri
+            .as_deref()
+            .filter(|u| !u.is_empty())
+        {
             None => None,
             Some(uri) => {
                 let client = match &client_id {

@@ -18,8 +18,7 @@ mod consents;
 mod token;
 
 pub use authorize::{
-    AuthorizeParams, AuthorizeRequest, BrowserSession, Decision, SESSION_COOKIE,
-    AuthorizeFailure,
+    AuthorizeFailure, AuthorizeParams, AuthorizeRequest, BrowserSession, Decision, SESSION_COOKIE,
 };
 pub use clients::{ClientChanges, ClientType, NewClient, RegisteredClient, redirect_uri_matches};
 pub use consents::{ConsentSummary, LogoutOutcome, LogoutParams};

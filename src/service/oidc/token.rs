@@ -90,7 +90,9 @@ fn session_id_of_code(code: &str) -> String {
     let digest = Sha256::digest(format!("portcullis oauth code session\0{code}").as_bytes());
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid().to_string()
+    uuid::Builder::from_custom_bytes(bytes)
+        .into_uuid()
+        .to_string()
 }
 
 /// `base64url(SHA-256(verifier)) == challenge` (RFC 7636 §4.6).
@@ -139,7 +141,12 @@ impl Core {
         &self,
         creds: &ClientCredentials,
     ) -> Result<std::result::Result<ClientRecord, OAuthFailure>> {
-        let bad = || Ok(Err(failure("invalid_client", "client authentication failed")));
+        let bad = || {
+            Ok(Err(failure(
+                "invalid_client",
+                "client authentication failed",
+            )))
+        };
         let (id, secret) = match (&creds.basic, &creds.client_secret) {
             (Some(_), Some(_)) => {
                 return Ok(Err(failure(
@@ -210,7 +217,10 @@ impl Core {
         let grant: CodeGrant = serde_json::from_str(&ceremony.state)
             .map_err(|e| Error::Unexpected(anyhow::anyhow!("corrupt code record: {e}")))?;
         if grant.client_id != client.id {
-            return Ok(Err(failure("invalid_grant", "the code is of another client")));
+            return Ok(Err(failure(
+                "invalid_grant",
+                "the code is of another client",
+            )));
         }
         if &grant.redirect_uri != redirect_uri {
             return Ok(Err(failure(
@@ -219,7 +229,10 @@ impl Core {
             )));
         }
         if !pkce_ok(verifier, &grant.code_challenge) {
-            return Ok(Err(failure("invalid_grant", "code_verifier does not match")));
+            return Ok(Err(failure(
+                "invalid_grant",
+                "code_verifier does not match",
+            )));
         }
         let user = match ceremony.user_id.as_deref() {
             Some(id) => self.store.user_by_id(id).await?,
@@ -427,7 +440,10 @@ mod tests {
             "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXx",
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         ));
-        assert!(!pkce_ok("short", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
+        assert!(!pkce_ok(
+            "short",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
     }
 
     #[test]

@@ -86,11 +86,17 @@ pub(crate) async fn consents_per_user_and_client(store: DynStore) {
     // A new grant replaces the old one.
     let wider = grant("u1", "c1", &["email", "openid"], 5);
     store.put_consent(&wider).await.unwrap();
-    assert_eq!(store.consent("u1", "c1").await.unwrap(), Some(wider.clone()));
+    assert_eq!(
+        store.consent("u1", "c1").await.unwrap(),
+        Some(wider.clone())
+    );
     assert_eq!(store.consent("u2", "c1").await.unwrap(), None);
     let of_u1 = store.consents_of("u1").await.unwrap();
     assert_eq!(
-        of_u1.iter().map(|c| c.client_id.as_str()).collect::<Vec<_>>(),
+        of_u1
+            .iter()
+            .map(|c| c.client_id.as_str())
+            .collect::<Vec<_>>(),
         ["c1", "c2"],
         "only u1's consents (not u10's), by client"
     );
