@@ -196,7 +196,7 @@ impl Pages {
             theme_css,
             logo_url: settings.pages.logo_url.clone(),
             csp,
-            secure_cookies: !settings.http.public_url.starts_with("http://"),
+            secure_cookies: !is_http_localhost(&settings.http.public_url),
             session_max_age: settings.tokens.refresh_ttl.as_secs(),
         })
     }
@@ -279,6 +279,17 @@ impl Pages {
     fn clear_session_cookie(&self) -> String {
         self.cookie(SESSION_COOKIE, "", Some(0))
     }
+}
+
+/// Whether the service is served on `http://localhost[:port]`: its cookies
+/// then go without `Secure` (a plain-HTTP client on a laptop keeps them).
+/// Browsers refuse a `__Host-` cookie without `Secure`, so browser work on
+/// plain HTTP uses `http://127.0.0.1:<port>` (where Chromium and Firefox
+/// accept `Secure` cookies) or HTTPS.
+fn is_http_localhost(public_url: &str) -> bool {
+    public_url
+        .strip_prefix("http://localhost")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(':') || rest.starts_with('/'))
 }
 
 /// Where a form may post to besides this origin: the app's redirect URI
@@ -1141,6 +1152,15 @@ mod tests {
         );
         assert_eq!(redirect_target("http://[::1]/cb"), "http://[::1]:*");
         assert_eq!(redirect_target("com.example.app:/cb"), "com.example.app:");
+    }
+
+    #[test]
+    fn cookies_are_secure_except_on_http_localhost() {
+        assert!(is_http_localhost("http://localhost:8080"));
+        assert!(is_http_localhost("http://localhost"));
+        assert!(!is_http_localhost("http://localhost.evil.example"));
+        assert!(!is_http_localhost("http://127.0.0.1:8080"));
+        assert!(!is_http_localhost("https://localhost:8443"));
     }
 
     #[test]
