@@ -262,3 +262,127 @@ async fn a_code_expires_after_sixty_seconds() {
     let r = exchange(&app, &client, &query(&back)["code"], &verifier, REDIRECT).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn pages_are_localized_by_overridable_templates_and_themed() {
+    let templates = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(templates.path().join("fr")).unwrap();
+    std::fs::write(
+        templates.path().join("fr/page_login.html"),
+        "{% extends layout %}{% block title %}Connexion{% endblock %}{% block heading %}Connexion{% endblock %}{% block content %}<form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"ar\" value=\"{{ ar }}\"><input type=\"hidden\" name=\"csrf\" value=\"{{ csrf }}\"><label for=\"email\">Adresse</label><input id=\"email\" name=\"email\"></form>{% endblock %}",
+    )
+    .unwrap();
+    let css = templates.path().join("theme.css");
+    std::fs::write(&css, "body{background:#fafaf0}").unwrap();
+    let dir = templates.path().display().to_string();
+    let css_path = css.display().to_string();
+    let app = crate::helpers::spawn_app_with_admin_as("pages-admin@example.com", move |m| {
+        m.insert("PORTCULLIS_TEMPLATES_DIR".into(), dir);
+        m.insert("PORTCULLIS_PAGES_CSS".into(), css_path);
+        m.insert(
+            "PORTCULLIS_PAGES_LOGO_URL".into(),
+            "https://cdn.example/logo.svg".into(),
+        );
+    })
+    .await;
+    let adm = at(&app.login_ok("pages-admin@example.com", PASSWORD).await);
+    let client = third_party(&app, &adm, false).await;
+    let id = client["id"].as_str().unwrap();
+    let (_, challenge) = pkce();
+    let mut b = Browser::default();
+    let login = location(
+        &b.get(
+            &app,
+            &authorize_url(id, &challenge, &[("ui_locales", "fr-CA en")]),
+        )
+        .await,
+    );
+    let page = b.get(&app, &login).await;
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("<h1>Connexion</h1>") && html.contains("lang=\"fr\""),
+        "{html}"
+    );
+    assert!(html.contains("body{background:#fafaf0}"));
+    assert!(
+        html.contains("src=\"https:&#x2f;&#x2f;cdn.example&#x2f;logo.svg\""),
+        "{html}"
+    );
+    assert!(csp.contains("img-src 'self' https://cdn.example"), "{csp}");
+    assert_eq!(
+        csp.matches("'sha256-").count(),
+        2,
+        "built-in and theme styles by hash: {csp}"
+    );
+    // Without a French request: the built-in English page.
+    let (_, challenge) = pkce();
+    let mut en = Browser::default();
+    let login = location(&en.get(&app, &authorize_url(id, &challenge, &[])).await);
+    let html = en.get(&app, &login).await.text().await.unwrap();
+    assert!(html.contains("<h1>Sign in</h1>"));
+}
+
+/// The page signs in through the JSON API's use case: its failures count
+/// in the same throttle (and the other way round).
+#[tokio::test]
+async fn the_login_page_shares_the_sign_in_throttle() {
+    let app = crate::helpers::spawn_app_with_admin_as("throttle-admin@example.com", |m| {
+        m.insert("PORTCULLIS_LOGIN_MAX_FAILURES".into(), "2".into());
+        m.insert("PORTCULLIS_CAPTCHA".into(), "off".into());
+    })
+    .await;
+    let adm = at(&app.login_ok("throttle-admin@example.com", PASSWORD).await);
+    let client = third_party(&app, &adm, false).await;
+    let email = user(&app).await;
+    let (_, challenge) = pkce();
+    let mut b = Browser::default();
+    let login = location(
+        &b.get(
+            &app,
+            &authorize_url(client["id"].as_str().unwrap(), &challenge, &[]),
+        )
+        .await,
+    );
+    let html = b.get(&app, &login).await.text().await.unwrap();
+    let (ar, csrf) = (field(&html, "ar"), field(&html, "csrf"));
+    for _ in 0..2 {
+        let r = b
+            .post(
+                &app,
+                "/login",
+                &[
+                    ("ar", &ar),
+                    ("csrf", &csrf),
+                    ("email", &email),
+                    ("password", "wrong password 0000"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    // The JSON API now refuses even the right password for a while…
+    assert_eq!(
+        app.login(&email, PASSWORD).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // …and so does the page, which says so.
+    let r = b
+        .post(
+            &app,
+            "/login",
+            &[
+                ("ar", &ar),
+                ("csrf", &csrf),
+                ("email", &email),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.text().await.unwrap().contains("Too many attempts"));
+    assert!(b.session().is_none());
+}
