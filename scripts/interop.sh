@@ -547,7 +547,7 @@ oauth_phase() {
 # Portcullis as an OpenID provider: openid-client (panva) with a
 # confidential and a public client; the hosted pages in Chromium.
 oidc_phase() {
-  local t0=$SECONDS email=oidc@example.com conf_id conf_secret pub_id created out rc=0
+  local t0=$SECONDS email=oidc@example.com conf_id conf_secret pub_id spa_id spa_port created out rc=0
   log "--- oidc (openid-client, hosted pages in Chromium)"
   new_server oidc EdDSA 15m
   # Clients are registered with the CLI before the server opens the store.
@@ -555,6 +555,11 @@ oidc_phase() {
     --redirect-uri https://app.example/cb --post-logout-redirect-uri https://app.example/bye --confidential)
   conf_id=$(sed -n 1p <<<"$created"); conf_secret=$(sed -n 2p <<<"$created")
   pub_id=$(cd "$WORK/oidc" && portcullis oidc clients create "Interop SPA" --redirect-uri http://127.0.0.1/callback | sed -n 1p)
+  spa_port=$(free_port)
+  spa_id=$(cd "$WORK/oidc" && portcullis oidc clients create "Interop oidc-client-ts SPA" \
+    --redirect-uri http://127.0.0.1/callback --redirect-uri http://127.0.0.1/silent \
+    --post-logout-redirect-uri "http://127.0.0.1:$spa_port/" | sed -n 1p)
+  SRV_EXTRA[oidc]="PORTCULLIS_CORS_ORIGINS=http://127.0.0.1:$spa_port"
   start_server oidc
   api oidc POST /v1/users "{\"email\":\"$email\",\"password\":\"$PASSWORD\"}" >/dev/null
   out=$(timeout 180 node "$INTEROP/oidc_client.mjs" --issuer "$(issuer oidc)" \
@@ -565,6 +570,15 @@ oidc_phase() {
     pass "oidc: openid-client: confidential (basic) code flow + ID token + userinfo + refresh + replay revoked + RP logout; public client in Chromium on a loopback port, hosted login/consent, prompt=none silent"
   else
     fail "oidc: openid-client against the OpenID provider (exit $rc)" "$out"
+  fi
+  rc=0
+  out=$(timeout 180 node "$INTEROP/oidc_spa.mjs" --issuer "$(issuer oidc)" --client-id "$spa_id" \
+    --spa-port "$spa_port" --email "$email" --password "$PASSWORD" --chromium "$CHROMIUM" 2>&1) || rc=$?
+  printf '%s\n' "$out" | sed 's/^/       /'
+  if [ "$rc" -eq 0 ]; then
+    pass "oidc: oidc-client-ts SPA in Chromium: signinRedirect (hosted login + consent), signinSilent (prompt=none iframe), signoutRedirect"
+  else
+    fail "oidc: oidc-client-ts SPA in Chromium (exit $rc)" "$out"
   fi
   stop_server oidc
   log "oidc took $((SECONDS - t0))s (screenshots: interop/artifacts/oidc-*.png)"
