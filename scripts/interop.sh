@@ -580,6 +580,15 @@ oidc_phase() {
   else
     fail "oidc: oidc-client-ts SPA in Chromium (exit $rc)" "$out"
   fi
+  rc=0
+  out=$(timeout 120 node "$INTEROP/oidc_appauth.mjs" --issuer "$(issuer oidc)" --client-id "$pub_id" \
+    --email "$email" --password "$PASSWORD" --chromium "$CHROMIUM" 2>&1) || rc=$?
+  printf '%s\n' "$out" | sed 's/^/       /'
+  if [ "$rc" -eq 0 ]; then
+    pass "oidc: AppAuth-JS native-style client: its loopback listener on a random port, PKCE S256, code exchange and refresh"
+  else
+    fail "oidc: AppAuth-JS native-style client (exit $rc)" "$out"
+  fi
   stop_server oidc
   log "oidc took $((SECONDS - t0))s (screenshots: interop/artifacts/oidc-*.png)"
 }
