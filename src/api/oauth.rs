@@ -508,6 +508,40 @@ impl OAuthApi {
         let Some(refresh_token) = form.refresh_token.filter(|t| !t.is_empty()) else {
             return TokenEndpointResponse::error("invalid_request", "refresh_token is required");
         };
+        // A session of an OAuth client refreshes for that client only, which
+        // authenticates as at the code grant (RFC 6749 §6).
+        match core.refresh_token_client(&refresh_token).await {
+            Ok(Some(owner)) => {
+                let basic = match basic_credentials(req) {
+                    Some(Some(pair)) => Some(pair),
+                    Some(None) => {
+                        return TokenEndpointResponse::error(
+                            "invalid_client",
+                            "malformed Basic credentials",
+                        );
+                    }
+                    None => None,
+                };
+                let creds = crate::service::oidc::ClientCredentials {
+                    basic,
+                    client_id: form.client_id.clone().filter(|s| !s.is_empty()),
+                    client_secret: form.client_secret.clone().filter(|s| !s.is_empty()),
+                };
+                match core.token_client(&creds).await {
+                    Ok(Ok(c)) if c.id == owner => {}
+                    Ok(Ok(_)) => {
+                        return TokenEndpointResponse::error(
+                            "invalid_grant",
+                            "the refresh token was issued to another client",
+                        );
+                    }
+                    Ok(Err(f)) => return TokenEndpointResponse::error(f.error, f.description),
+                    Err(e) => return e.into(),
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return e.into(),
+        }
         let client = client_info(req, &core);
         match core.refresh(&refresh_token, &client).await {
             Ok(t) => TokenEndpointResponse::Ok(

@@ -397,6 +397,19 @@ impl Core {
         out
     }
 
+    /// The OAuth client whose session `refresh_token` belongs to; `None`
+    /// for a session of the JSON API (or a token that does not verify: the
+    /// refresh itself refuses it).
+    pub async fn refresh_token_client(&self, refresh_token: &str) -> Result<Option<String>> {
+        let Ok(c) = self
+            .tokens
+            .verify_refresh(refresh_token, self.clock.now_u64())
+        else {
+            return Ok(None);
+        };
+        Ok(self.store.session(&c.sid).await?.and_then(|s| s.client_id))
+    }
+
     /// Userinfo (OIDC Core §5.3) for any access token Portcullis issued:
     /// the session must be live; an OAuth client's session shows the
     /// claims of its granted scopes, a JSON API session every claim.

@@ -165,10 +165,43 @@ async fn public_client_with_profile_and_offline_access_refreshes_on_loopback() {
     );
     // offline_access: a refresh token, which refreshes with the client's audience.
     let rt = token(&body, "refresh_token");
-    let r = app.oauth_refresh(&rt).await;
+    let refresh = |client_id: String, rt: String| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/oauth/token"))
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", rt.as_str()),
+                    ("client_id", client_id.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Only for its own client: not without a client id, not for another
+    // client, not through the JSON API's refresh.
+    assert_eq!(
+        app.oauth_refresh(&rt).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    let other = third_party(&app, &adm, false).await;
+    let r = refresh(other["id"].as_str().unwrap().to_string(), rt.clone()).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    assert_eq!(app.refresh(&rt).await.status(), StatusCode::UNAUTHORIZED);
+    let r = refresh(id.to_string(), rt.clone()).await;
     assert_eq!(r.status(), StatusCode::OK);
     let again: Value = r.json().await.unwrap();
     assert_eq!(claims_of(&at(&again))["aud"], id);
+    // A removed client refreshes no more.
+    let r = app
+        .delete_authed(&format!("/v1/admin/clients/{id}"), &adm)
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = refresh(id.to_string(), token(&again, "refresh_token")).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -375,12 +408,20 @@ async fn consents_are_listed_and_withdrawing_one_ends_that_clients_sessions() {
         app.userinfo(&at(&body)).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(
-        app.oauth_refresh(&token(&body, "refresh_token"))
-            .await
-            .status(),
-        StatusCode::BAD_REQUEST
-    );
+    let rt = token(&body, "refresh_token");
+    let r = app
+        .client
+        .post(app.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt.as_str()),
+            ("client_id", id),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
     let r = app
         .delete_authed(&format!("/v1/me/consents/{id}"), &me)
         .await;
