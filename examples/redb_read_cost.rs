@@ -41,6 +41,9 @@ fn session(i: usize) -> SessionRecord {
         ip: Some("203.0.113.7".into()),
         proven_at: Some(1_900_000_000),
         idp: None,
+        client_id: None,
+        audience: None,
+        scope: None,
     }
 }
 

@@ -2,7 +2,7 @@
 # Proved from the outside: third-party clients against a real Portcullis.
 #
 #   scripts/interop.sh                      # binary from $PORTCULLIS_BIN or target/debug/portcullis
-#   INTEROP_ONLY=jwt scripts/interop.sh     # only some phases: jwt, swagger, fuzz, reset, passkeys, oauth, federation (comma-separated)
+#   INTEROP_ONLY=jwt scripts/interop.sh     # only some phases: jwt, swagger, fuzz, reset, passkeys, oauth, federation, oidc (comma-separated)
 #
 # 1. jwt     For EdDSA, ES256 and RS256: a resource server verifies access
 #            tokens with PyJWT (PyJWKClient) and with jose (createRemoteJWKSet),
@@ -52,7 +52,7 @@ INTEROP="$ROOT/interop"
 ARTIFACTS="$INTEROP/artifacts"
 BIN=${PORTCULLIS_BIN:-$ROOT/target/debug/portcullis}
 case "$BIN" in /*) ;; *) BIN="$PWD/$BIN" ;; esac
-ONLY=${INTEROP_ONLY:-jwt,swagger,fuzz,reset,passkeys,oauth,federation}
+ONLY=${INTEROP_ONLY:-jwt,swagger,fuzz,reset,passkeys,oauth,federation,oidc}
 FUZZ_EXAMPLES=${INTEROP_FUZZ_EXAMPLES:-50}
 FUZZ_SEED=${INTEROP_FUZZ_SEED:-20261125}
 CHROMIUM=/usr/bin/chromium
@@ -542,6 +542,56 @@ oauth_phase() {
   log "oauth took $((SECONDS - t0))s"
 }
 
+# ---------------------------------------------------------------- 7. oidc
+# Portcullis as an OpenID provider: openid-client (panva) with a
+# confidential and a public client; the hosted pages in Chromium.
+oidc_phase() {
+  local t0=$SECONDS email=oidc@example.com conf_id conf_secret pub_id spa_id spa_port created out rc=0
+  log "--- oidc (openid-client, hosted pages in Chromium)"
+  new_server oidc EdDSA 15m
+  # Clients are registered with the CLI before the server opens the store.
+  created=$(cd "$WORK/oidc" && portcullis oidc clients create "Interop confidential" \
+    --redirect-uri https://app.example/cb --post-logout-redirect-uri https://app.example/bye --confidential)
+  conf_id=$(sed -n 1p <<<"$created"); conf_secret=$(sed -n 2p <<<"$created")
+  pub_id=$(cd "$WORK/oidc" && portcullis oidc clients create "Interop SPA" --redirect-uri http://127.0.0.1/callback | sed -n 1p)
+  spa_port=$(free_port)
+  spa_id=$(cd "$WORK/oidc" && portcullis oidc clients create "Interop oidc-client-ts SPA" \
+    --redirect-uri http://127.0.0.1/callback --redirect-uri http://127.0.0.1/silent \
+    --post-logout-redirect-uri "http://127.0.0.1:$spa_port/" | sed -n 1p)
+  SRV_EXTRA[oidc]="PORTCULLIS_CORS_ORIGINS=http://127.0.0.1:$spa_port"
+  start_server oidc
+  api oidc POST /v1/users "{\"email\":\"$email\",\"password\":\"$PASSWORD\"}" >/dev/null
+  out=$(timeout 180 node "$INTEROP/oidc_client.mjs" --issuer "$(issuer oidc)" \
+    --confidential-id "$conf_id" --confidential-secret "$conf_secret" --public-id "$pub_id" \
+    --email "$email" --password "$PASSWORD" --chromium "$CHROMIUM" --artifacts "$ARTIFACTS" 2>&1) || rc=$?
+  printf '%s\n' "$out" | sed 's/^/       /'
+  if [ "$rc" -eq 0 ]; then
+    pass "oidc: openid-client: confidential (basic) code flow + ID token + userinfo + refresh + replay revoked + RP logout; public client in Chromium on a loopback port, hosted login/consent, prompt=none silent"
+  else
+    fail "oidc: openid-client against the OpenID provider (exit $rc)" "$out"
+  fi
+  rc=0
+  out=$(timeout 180 node "$INTEROP/oidc_spa.mjs" --issuer "$(issuer oidc)" --client-id "$spa_id" \
+    --spa-port "$spa_port" --email "$email" --password "$PASSWORD" --chromium "$CHROMIUM" 2>&1) || rc=$?
+  printf '%s\n' "$out" | sed 's/^/       /'
+  if [ "$rc" -eq 0 ]; then
+    pass "oidc: oidc-client-ts SPA in Chromium: signinRedirect (hosted login + consent), signinSilent (prompt=none iframe), signoutRedirect"
+  else
+    fail "oidc: oidc-client-ts SPA in Chromium (exit $rc)" "$out"
+  fi
+  rc=0
+  out=$(timeout 120 node "$INTEROP/oidc_appauth.mjs" --issuer "$(issuer oidc)" --client-id "$pub_id" \
+    --email "$email" --password "$PASSWORD" --chromium "$CHROMIUM" 2>&1) || rc=$?
+  printf '%s\n' "$out" | sed 's/^/       /'
+  if [ "$rc" -eq 0 ]; then
+    pass "oidc: AppAuth-JS native-style client: its loopback listener on a random port, PKCE S256, code exchange and refresh"
+  else
+    fail "oidc: AppAuth-JS native-style client (exit $rc)" "$out"
+  fi
+  stop_server oidc
+  log "oidc took $((SECONDS - t0))s (screenshots: interop/artifacts/oidc-*.png)"
+}
+
 if wants swagger; then run_phase swagger swagger_phase; fi
 if wants reset; then run_phase reset reset_phase; fi
 if wants fuzz; then run_phase fuzz fuzz_phase; fi
@@ -581,3 +631,4 @@ federation_phase() {
   log "federation took $((SECONDS - t0))s"
 }
 if wants federation; then run_phase federation federation_phase; fi
+if wants oidc; then run_phase oidc oidc_phase; fi

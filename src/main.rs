@@ -69,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         action: cli::passwords::PasswordsAction,
     },
+    /// Manage OAuth clients (Portcullis as an OpenID provider).
+    Clients {
+        #[command(subcommand)]
+        action: cli::clients::ClientsAction,
+    },
     /// Load-benchmark helpers (bench/run.sh).
     #[command(hide = true, subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -108,6 +113,7 @@ fn main() -> anyhow::Result<()> {
                 " (with MongoDB, PORTCULLIS_MONGODB_URI, an import runs beside the server)",
             )
         }),
+        Command::Clients { action } => cli::clients::run(action, &settings),
         Command::Serve { .. } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

@@ -51,8 +51,8 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
     let keys_dir = &settings.tokens.keys_dir;
     let alg = settings.tokens.signing_alg;
     let (ring, generated) =
-        KeyRing::load_or_generate(keys_dir, alg).context("loading signing keys")?;
-    if let Some(path) = generated {
+        KeyRing::load_or_generate_with_rs256(keys_dir, alg).context("loading signing keys")?;
+    for path in generated {
         tracing::warn!(
             path = %path.display(),
             alg = alg.jose_name(),

@@ -12,10 +12,12 @@ pub mod extract;
 // Federated sign-in.
 pub mod federation;
 pub mod health;
+pub mod hosted;
 mod metrics;
 pub mod mfa;
 mod middleware;
 pub mod oauth;
+pub mod oidc;
 pub mod pages;
 pub mod passwords;
 // Passkeys.
@@ -115,6 +117,7 @@ endpoint_groups!(
     oauth::OAuthApi,
     passwordless::PasswordlessApi,
     federation::FederationApi,
+    oidc::OidcApi,
 );
 
 /// Builds the OpenAPI service (the same one `portcullis openapi` prints).
@@ -180,6 +183,7 @@ pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
     templates.extend(["/docs", "/openapi.json", "/metrics", "/problems/{slug}"].map(String::from));
     templates.extend(pages::PATHS.map(String::from));
     templates.push(pages_sign_in::SIGN_IN_PATH.to_string());
+    templates.extend(hosted::PATHS.map(String::from));
     let labels = Arc::new(crate::telemetry::RouteLabels::new(
         templates.iter().map(String::as_str),
     ));
@@ -203,8 +207,17 @@ pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
         .at(pages::VERIFY_PATH, pages::verify_page())
         .at(pages::NOT_ME_PATH, pages::not_me_page())
         .at(pages_sign_in::SIGN_IN_PATH, pages_sign_in::sign_in_page())
+        .at(hosted::AUTHORIZE_PATH, hosted::authorize_route())
+        .at(hosted::LOGOUT_PATH, hosted::logout_route())
+        .at(hosted::LOGIN_PATH, hosted::login_route())
+        .at(hosted::MFA_PATH, hosted::mfa_route())
+        .at(hosted::PASSKEY_PATH, hosted::passkey_route())
+        .at(hosted::PASSKEY_SCRIPT_PATH, hosted::passkey_script_route())
+        .at(hosted::FORGOT_PATH, hosted::forgot_route())
+        .at(hosted::CONSENT_PATH, hosted::consent_route())
         .at("/metrics", poem::get(metrics::metrics))
         .at("/problems/:slug", poem::get(problem_pages::page))
+        .data(hosted::Pages::new(&core.settings))
         .data(core)
         // Each layer's future is boxed: unboxed, every layer's future holds
         // the next one inline, and poem moves (copies) those kilobytes again

@@ -19,7 +19,7 @@ use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme};
 
 use super::problem::{Problem, problem_of, responses};
-use super::{ApiTags, BearerTokenAuth, client_info};
+use super::{ApiTags, client_info};
 use crate::service::{Core, Error, Introspection};
 
 /// `POST /oauth/token` whose body is not a form: RFC 6749 §5.2
@@ -63,6 +63,14 @@ pub struct TokenForm {
     pub client_id: Option<String>,
     /// Ignored: the new pair has the scope of the old one.
     pub scope: Option<String>,
+    /// `authorization_code`: the code from `/oauth/authorize`.
+    pub code: Option<String>,
+    /// `authorization_code`: the redirect URI of the authorization request.
+    pub redirect_uri: Option<String>,
+    /// `authorization_code`: the PKCE verifier (RFC 7636).
+    pub code_verifier: Option<String>,
+    /// `client_secret_post`: the confidential client's secret.
+    pub client_secret: Option<String>,
 }
 
 /// A successful token response (RFC 6749 §5.1).
@@ -74,8 +82,16 @@ pub struct OAuthTokens {
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: u64,
-    /// A new refresh token; the one presented is retired.
-    pub refresh_token: String,
+    /// A new refresh token; the one presented is retired. In a code grant:
+    /// with `offline_access`, or always for first-party clients.
+    #[oai(skip_serializing_if_is_none)]
+    pub refresh_token: Option<String>,
+    /// Granted scopes (code grant).
+    #[oai(skip_serializing_if_is_none)]
+    pub scope: Option<String>,
+    /// The ID token (code grant with `openid`).
+    #[oai(skip_serializing_if_is_none)]
+    pub id_token: Option<String>,
 }
 
 /// An error response (RFC 6749 §5.2).
@@ -111,6 +127,13 @@ pub enum TokenEndpointResponse {
     /// RFC 6749 §5.2 error.
     #[oai(status = 400)]
     BadRequest(Json<OAuthError>, #[oai(header = "Cache-Control")] String),
+    /// RFC 6749 §5.2 `invalid_client`.
+    #[oai(status = 401)]
+    Unauthorized(
+        Json<OAuthError>,
+        #[oai(header = "Cache-Control")] String,
+        #[oai(header = "WWW-Authenticate")] String,
+    ),
     /// Problem details (RFC 9457).
     #[oai(status = 413)]
     PayloadTooLarge(Problem),
@@ -130,8 +153,55 @@ pub enum TokenEndpointResponse {
 
 impl TokenEndpointResponse {
     fn error(error: &str, description: &str) -> Self {
+        if error == "invalid_client" {
+            return Self::Unauthorized(
+                OAuthError::new(error, description),
+                NO_STORE.to_string(),
+                "Basic realm=\"portcullis\"".to_string(),
+            );
+        }
         Self::BadRequest(OAuthError::new(error, description), NO_STORE.to_string())
     }
+}
+
+/// `%XX` and `+` decoding of a form-encoded value (RFC 6749 §2.3.1).
+fn form_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `Authorization: Basic` of `client_secret_basic`: `Some(None)` when the
+/// header is there but malformed.
+fn basic_credentials(req: &Request) -> Option<Option<(String, String)>> {
+    use base64::Engine;
+    let value = req.headers().get(poem::http::header::AUTHORIZATION)?;
+    let value = value.to_str().ok()?;
+    let (scheme, b64) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok());
+    Some(decoded.and_then(|d| {
+        let (id, secret) = d.split_once(':')?;
+        Some((form_decode(id)?, form_decode(secret)?))
+    }))
 }
 
 impl From<Error> for TokenEndpointResponse {
@@ -188,10 +258,12 @@ pub enum RevokeResponse {
 pub struct UserInfo {
     /// The user id (the `sub` of tokens).
     pub sub: String,
-    /// The email address.
-    pub email: String,
-    /// Whether the address was proven.
-    pub email_verified: bool,
+    /// The email address (scope `email`).
+    #[oai(skip_serializing_if_is_none)]
+    pub email: Option<String>,
+    /// Whether the address was proven (scope `email`).
+    #[oai(skip_serializing_if_is_none)]
+    pub email_verified: Option<bool>,
     /// Display name.
     #[oai(skip_serializing_if_is_none)]
     pub name: Option<String>,
@@ -201,6 +273,12 @@ pub struct UserInfo {
     /// Preferred locale (BCP 47).
     #[oai(skip_serializing_if_is_none)]
     pub locale: Option<String>,
+    /// IANA time zone (scope `profile`).
+    #[oai(skip_serializing_if_is_none)]
+    pub zoneinfo: Option<String>,
+    /// Unix seconds of the last profile change (scope `profile`).
+    #[oai(skip_serializing_if_is_none)]
+    pub updated_at: Option<i64>,
 }
 
 responses! {
@@ -328,12 +406,71 @@ async fn check_introspector(req: &Request, bearer: Bearer) -> poem::Result<()> {
         .map_err(Into::into)
 }
 
+/// `Authorization: Bearer <access token>` at userinfo: any access token
+/// Portcullis issued, whatever its audience (checked in the handler).
+#[derive(SecurityScheme)]
+#[oai(
+    ty = "bearer",
+    bearer_format = "JWT",
+    checker = "userinfo_token",
+    rename = "bearerAuth"
+)]
+pub struct UserInfoAuth(String);
+
+async fn userinfo_token(_req: &Request, bearer: Bearer) -> Option<String> {
+    Some(bearer.token)
+}
+
 fn unexpected_to<T>(e: Error, unavailable: fn(Problem) -> T, internal: fn(Problem) -> T) -> T {
     let p = problem_of(&e);
     if p.status().as_u16() == 503 {
         unavailable(p)
     } else {
         internal(p)
+    }
+}
+
+/// `grant_type=authorization_code`: client authentication, then the code.
+async fn code_grant(req: &Request, core: &Core, form: TokenForm) -> TokenEndpointResponse {
+    use crate::service::oidc::{ClientCredentials, CodeExchange};
+    let basic = match basic_credentials(req) {
+        Some(Some(pair)) => Some(pair),
+        Some(None) => {
+            return TokenEndpointResponse::error("invalid_client", "malformed Basic credentials");
+        }
+        None => None,
+    };
+    let creds = ClientCredentials {
+        basic,
+        client_id: form.client_id.filter(|s| !s.is_empty()),
+        client_secret: form.client_secret.filter(|s| !s.is_empty()),
+    };
+    let client = match core.token_client(&creds).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(f)) => return TokenEndpointResponse::error(f.error, f.description),
+        Err(e) => return e.into(),
+    };
+    let exchange = CodeExchange {
+        code: form.code.filter(|s| !s.is_empty()),
+        redirect_uri: form.redirect_uri.filter(|s| !s.is_empty()),
+        code_verifier: form.code_verifier.filter(|s| !s.is_empty()),
+    };
+    let info = client_info(req, core);
+    match core.exchange_code(&client, &exchange, &info).await {
+        Ok(Ok(t)) => TokenEndpointResponse::Ok(
+            Json(OAuthTokens {
+                access_token: t.access_token,
+                token_type: "Bearer".to_string(),
+                expires_in: t.expires_in,
+                refresh_token: t.refresh_token,
+                scope: Some(t.scope),
+                id_token: t.id_token,
+            }),
+            NO_STORE.to_string(),
+            "no-cache".to_string(),
+        ),
+        Ok(Err(f)) => TokenEndpointResponse::error(f.error, f.description),
+        Err(e) => e.into(),
     }
 }
 
@@ -357,10 +494,11 @@ impl OAuthApi {
         let form = form.0;
         match form.grant_type.as_deref() {
             Some("refresh_token") => {}
+            Some("authorization_code") => return code_grant(req, &core, form).await,
             Some(_) => {
                 return TokenEndpointResponse::error(
                     "unsupported_grant_type",
-                    "only the refresh_token grant is offered",
+                    "the grants offered are authorization_code and refresh_token",
                 );
             }
             None => {
@@ -370,6 +508,40 @@ impl OAuthApi {
         let Some(refresh_token) = form.refresh_token.filter(|t| !t.is_empty()) else {
             return TokenEndpointResponse::error("invalid_request", "refresh_token is required");
         };
+        // A session of an OAuth client refreshes for that client only, which
+        // authenticates as at the code grant (RFC 6749 §6).
+        match core.refresh_token_client(&refresh_token).await {
+            Ok(Some(owner)) => {
+                let basic = match basic_credentials(req) {
+                    Some(Some(pair)) => Some(pair),
+                    Some(None) => {
+                        return TokenEndpointResponse::error(
+                            "invalid_client",
+                            "malformed Basic credentials",
+                        );
+                    }
+                    None => None,
+                };
+                let creds = crate::service::oidc::ClientCredentials {
+                    basic,
+                    client_id: form.client_id.clone().filter(|s| !s.is_empty()),
+                    client_secret: form.client_secret.clone().filter(|s| !s.is_empty()),
+                };
+                match core.token_client(&creds).await {
+                    Ok(Ok(c)) if c.id == owner => {}
+                    Ok(Ok(_)) => {
+                        return TokenEndpointResponse::error(
+                            "invalid_grant",
+                            "the refresh token was issued to another client",
+                        );
+                    }
+                    Ok(Err(f)) => return TokenEndpointResponse::error(f.error, f.description),
+                    Err(e) => return e.into(),
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return e.into(),
+        }
         let client = client_info(req, &core);
         match core.refresh(&refresh_token, &client).await {
             Ok(t) => TokenEndpointResponse::Ok(
@@ -377,7 +549,9 @@ impl OAuthApi {
                     access_token: t.access_token,
                     token_type: "Bearer".to_string(),
                     expires_in: t.expires_in,
-                    refresh_token: t.refresh_token,
+                    refresh_token: Some(t.refresh_token),
+                    scope: None,
+                    id_token: None,
                 }),
                 NO_STORE.to_string(),
                 "no-cache".to_string(),
@@ -417,16 +591,19 @@ impl OAuthApi {
         method = "get",
         operation_id = "oauthUserinfo"
     )]
-    async fn userinfo(&self, core: Data<&Core>, auth: BearerTokenAuth) -> UserInfoResponse {
-        // The session is checked with the account read (one store read).
-        match core.me_checked(&auth.0).await {
+    async fn userinfo(&self, core: Data<&Core>, auth: UserInfoAuth) -> UserInfoResponse {
+        // Any access token Portcullis issued (an OAuth client's audience
+        // too); an OAuth client's session shows its granted scopes' claims.
+        match core.userinfo(&auth.0).await {
             Ok(a) => UserInfoResponse::Ok(Json(UserInfo {
-                sub: a.id,
+                sub: a.sub,
                 email: a.email,
                 email_verified: a.email_verified,
-                name: a.display_name,
-                picture: a.avatar_url,
+                name: a.name,
+                picture: a.picture,
                 locale: a.locale,
+                zoneinfo: a.zoneinfo,
+                updated_at: a.updated_at,
             })),
             Err(e) => e.into(),
         }
@@ -438,7 +615,7 @@ impl OAuthApi {
         method = "post",
         operation_id = "oauthUserinfoPost"
     )]
-    async fn userinfo_post(&self, core: Data<&Core>, auth: BearerTokenAuth) -> UserInfoResponse {
+    async fn userinfo_post(&self, core: Data<&Core>, auth: UserInfoAuth) -> UserInfoResponse {
         self.userinfo(core, auth).await
     }
 

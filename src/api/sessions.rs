@@ -145,6 +145,21 @@ impl SessionsApi {
     ) -> RefreshResponse {
         use secrecy::ExposeSecret;
         let client = client_info(req, &core);
+        // An OAuth client's session refreshes at /oauth/token, where the
+        // client authenticates.
+        match core
+            .refresh_token_client(body.0.refresh_token.0.expose_secret())
+            .await
+        {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                return crate::service::Error::TokenInvalid(
+                    "an OAuth client's refresh token: refresh it at /oauth/token",
+                )
+                .into();
+            }
+            Err(e) => return e.into(),
+        }
         match core
             .refresh(body.0.refresh_token.0.expose_secret(), &client)
             .await

@@ -16,8 +16,7 @@ pub struct Jwks {
 }
 
 /// OpenID provider metadata (RFC 8414 / OIDC Discovery), listing only
-/// endpoints that exist and speak the protocol their field names:
-/// no authorization endpoint (sign-in is the JSON API), so no response types.
+/// endpoints that exist and speak the protocol their field names.
 #[derive(Debug, Object)]
 pub struct OpenIdConfiguration {
     /// The `iss` of every token.
@@ -33,7 +32,7 @@ pub struct OpenIdConfiguration {
     /// RFC 7662 introspection endpoint (only when introspection is on).
     #[oai(skip_serializing_if_is_none)]
     pub introspection_endpoint: Option<String>,
-    /// Empty: there is no authorization endpoint.
+    /// `code`.
     pub response_types_supported: Vec<String>,
     /// Subject identifier types (`public`).
     pub subject_types_supported: Vec<String>,
@@ -47,6 +46,26 @@ pub struct OpenIdConfiguration {
     pub grant_types_supported: Vec<String>,
     /// Claims tokens may carry.
     pub claims_supported: Vec<String>,
+    /// `/oauth/authorize` (code flow with PKCE, hosted sign-in pages).
+    pub authorization_endpoint: String,
+    /// RP-initiated logout.
+    pub end_session_endpoint: String,
+    /// `S256` only.
+    pub code_challenge_methods_supported: Vec<String>,
+    /// `openid`, `email`, `profile`, `offline_access`.
+    pub scopes_supported: Vec<String>,
+    /// `none`, `login`, `consent`.
+    pub prompt_values_supported: Vec<String>,
+    /// `query`.
+    pub response_modes_supported: Vec<String>,
+    /// RFC 9207: authorization responses carry `iss`.
+    pub authorization_response_iss_parameter_supported: bool,
+    /// Request objects are not supported.
+    pub request_parameter_supported: bool,
+    /// Request objects by reference are not supported.
+    pub request_uri_parameter_supported: bool,
+    /// `normal`.
+    pub claim_types_supported: Vec<String>,
 }
 
 /// Responses of `GET /.well-known/jwks.json`.
@@ -107,25 +126,31 @@ impl WellKnownApi {
                 introspection_endpoint: core
                     .introspection_enabled()
                     .then(|| format!("{base}/oauth/introspect")),
-                response_types_supported: Vec::new(),
+                response_types_supported: strings(&["code"]),
+                authorization_endpoint: format!("{base}/oauth/authorize"),
+                end_session_endpoint: format!("{base}/oauth/logout"),
+                code_challenge_methods_supported: strings(&["S256"]),
+                scopes_supported: strings(&crate::service::oidc::SCOPES),
+                prompt_values_supported: strings(&["none", "login", "consent"]),
+                response_modes_supported: strings(&["query"]),
+                authorization_response_iss_parameter_supported: true,
+                request_parameter_supported: false,
+                request_uri_parameter_supported: false,
+                claim_types_supported: strings(&["normal"]),
                 subject_types_supported: strings(&["public"]),
                 id_token_signing_alg_values_supported: info.algorithms,
-                token_endpoint_auth_methods_supported: strings(&["none"]),
-                revocation_endpoint_auth_methods_supported: strings(&["none"]),
-                grant_types_supported: strings(&["refresh_token"]),
-                claims_supported: strings(&[
-                    "iss",
-                    "aud",
-                    "sub",
-                    "exp",
-                    "iat",
-                    "nbf",
-                    "jti",
-                    "sid",
-                    "amr",
-                    "roles",
-                    "client_id",
+                token_endpoint_auth_methods_supported: strings(&[
+                    "none",
+                    "client_secret_basic",
+                    "client_secret_post",
                 ]),
+                revocation_endpoint_auth_methods_supported: strings(&["none"]),
+                grant_types_supported: strings(&["authorization_code", "refresh_token"]),
+                claims_supported: {
+                    let mut c = strings(&crate::service::oidc::CLAIMS);
+                    c.extend(strings(&["nbf", "jti", "roles"]));
+                    c
+                },
             }),
             CACHE.to_string(),
         )

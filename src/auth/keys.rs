@@ -78,6 +78,22 @@ impl KeyRing {
         Ok((Self::from_keys(keys, wanted)?, generated))
     }
 
+    /// [`KeyRing::load_or_generate`], and also an RS256 key beside the
+    /// signing key when there is none (ID tokens for OAuth clients are RS256
+    /// by default). Returns the ring and the paths of generated keys.
+    pub fn load_or_generate_with_rs256(
+        dir: &Path,
+        alg: SigningAlg,
+    ) -> anyhow::Result<(Self, Vec<PathBuf>)> {
+        let (ring, generated) = Self::load_or_generate(dir, alg)?;
+        let mut made: Vec<PathBuf> = generated.into_iter().collect();
+        if ring.newest(Algorithm::RS256).is_some() {
+            return Ok((ring, made));
+        }
+        made.push(generate_key_file(dir, SigningAlg::Rs256)?);
+        Ok((Self::load(dir, alg)?, made))
+    }
+
     /// Loads the keys folder without creating anything.
     pub fn load(dir: &Path, alg: SigningAlg) -> anyhow::Result<Self> {
         Self::from_keys(load_dir(dir)?, algorithm(alg))
@@ -97,6 +113,14 @@ impl KeyRing {
     /// The key new tokens are signed with.
     pub fn signer(&self) -> &KeyEntry {
         &self.keys[self.active]
+    }
+
+    /// The newest key of `alg`, if the ring holds one.
+    pub fn newest(&self, alg: Algorithm) -> Option<&KeyEntry> {
+        self.keys
+            .iter()
+            .filter(|k| k.alg == alg)
+            .max_by_key(|k| (k.created, k.path.clone()))
     }
 
     /// The key with this `kid`, if it is ours.

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod clients;
 pub mod import;
 pub mod keys;
 pub mod passwords;

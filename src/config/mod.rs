@@ -22,6 +22,7 @@ mod dev;
 mod federation;
 mod groups;
 mod keys;
+pub mod pages;
 mod parse;
 mod passkeys;
 mod passwordless;
@@ -122,6 +123,8 @@ pub struct Settings {
     pub passwordless: PasswordlessSettings,
     /// Federated sign-in: upstream identity providers.
     pub federation: FederationSettings,
+    /// The hosted sign-in pages' theme (OpenID provider).
+    pub pages: pages::PagesSettings,
     /// `PORTCULLIS_LOG_FORMAT`: `pretty` or `json` (default: pretty on a terminal).
     pub log_format: LogFormat,
     /// `PORTCULLIS_DEV` or `serve --dev`: developer mode (see
@@ -407,6 +410,7 @@ impl Settings {
             passkeys,
             passwordless: PasswordlessSettings::from_map(map)?,
             federation: FederationSettings::from_map(map)?,
+            pages: pages::PagesSettings::from_map(map)?,
             log_format,
             dev: false,
             unknown_keys: unknown_keys(map),

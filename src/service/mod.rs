@@ -26,6 +26,7 @@ mod passkeys;
 // -- hardening --
 mod email_keys;
 mod oauth;
+pub mod oidc;
 mod session_cap;
 mod throttle;
 // Step-up and credential safety.

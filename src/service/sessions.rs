@@ -318,6 +318,9 @@ impl Core {
             ip: client.ip.map(|ip| ip.to_string()),
             proven_at: Some(now),
             idp,
+            client_id: None,
+            audience: None,
+            scope: None,
         };
         self.store.create_session(&session).await?;
         self.enforce_session_cap(&session.user_id).await?;
@@ -325,7 +328,11 @@ impl Core {
     }
 
     /// Signs an access token and a refresh token for the session's current generation.
-    fn issue_pair(&self, account: Account, session: &SessionRecord) -> Result<IssuedTokens> {
+    pub(super) fn issue_pair(
+        &self,
+        account: Account,
+        session: &SessionRecord,
+    ) -> Result<IssuedTokens> {
         let now = self.clock.now_u64();
         let access_token = self.tokens.issue_access_with(
             &account.id,
@@ -337,6 +344,8 @@ impl Core {
             AccessExtras {
                 is_anonymous: account.is_anonymous,
                 idp: session.idp.as_deref(),
+                // A session of an OAuth client: its audience and client id.
+                client: session.audience.as_deref().zip(session.client_id.as_deref()),
             },
         )?;
         let refresh_exp = u64::try_from(session.expires_at).unwrap_or(0);

@@ -14,6 +14,7 @@ pub mod email;
 pub mod embedded;
 pub mod identities;
 pub mod mongo;
+pub mod oauth;
 pub mod records;
 pub mod rules;
 pub mod security;
@@ -30,6 +31,7 @@ use async_trait::async_trait;
 pub use anonymous::AnonymousStore;
 pub use email::{EmailTicket, MailQueueStats, MailQueueStore, QueuedMail, TicketKind, TicketStore};
 pub use identities::{IdentityRecord, IdentityRemoval, IdentityStore, identity_key};
+pub use oauth::{ClientRecord, ConsentRecord, OAuthStore};
 pub use records::{
     AdminUpdate, AvatarRecord, CredentialRecord, ProfileUpdate, SessionRecord, UserRecord,
 };
@@ -403,6 +405,7 @@ pub trait Store:
     + CeremonyStore
     + AnonymousStore
     + IdentityStore
+    + OAuthStore
 {
     /// Deletes what has expired by `now`: sessions, single-use keys,
     /// WebAuthn ceremonies and failed-sign-in records (and, on MongoDB, retired refresh tokens).

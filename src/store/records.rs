@@ -307,6 +307,18 @@ pub struct SessionRecord {
     /// claim of the session's access tokens); `None` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idp: Option<String>,
+    /// The OAuth client the session was opened for (the authorization code
+    /// grant); `None` for sessions of the JSON API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The `aud` of the session's access tokens when it is not the
+    /// service's own (an OAuth client's audience).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// The scopes granted to the client (space-separated); `None` for
+    /// sessions of the JSON API (every claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 impl SessionRecord {

@@ -26,6 +26,8 @@ mod mfa;
 mod mongo;
 // Passkeys.
 mod oauth;
+// OpenID provider.
+mod oidc;
 mod passkeys;
 // Passwordless sign-in and anonymous users.
 mod passwordless;

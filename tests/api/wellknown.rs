@@ -106,9 +106,10 @@ fn the_spec_documents_every_error_status_as_problem_json() {
             for (status, resp) in op["responses"].as_object().unwrap() {
                 let code: u16 = status.parse().unwrap();
                 // OAuth endpoints answer 400 in their protocol's own JSON
-                // (RFC 6749 §5.2 `{"error": ...}`), as OAuth clients expect.
+                // (RFC 6749 §5.2 `{"error": ...}`), as OAuth clients expect;
+                // the token endpoint's `invalid_client` is a 401.
                 let oauth_error = path.starts_with("/oauth/")
-                    && code == 400
+                    && (code == 400 || (path == "/oauth/token" && code == 401))
                     && resp["content"]["application/json; charset=utf-8"]["schema"]["$ref"]
                         == "#/components/schemas/OAuthError";
                 if code >= 400 && !(path == "/readyz" && code == 503) && !oauth_error {

@@ -48,6 +48,9 @@ pub struct AccessExtras<'a> {
     pub is_anonymous: bool,
     /// The upstream identity provider of a federated sign-in (`idp`).
     pub idp: Option<&'a str>,
+    /// An OAuth client's session: `aud` and `client_id` (default: the
+    /// service's own audience for both).
+    pub client: Option<(&'a str, &'a str)>,
 }
 
 impl TokenService {
@@ -126,15 +129,18 @@ impl TokenService {
         now: u64,
         extras: AccessExtras<'_>,
     ) -> anyhow::Result<String> {
+        let (aud, client_id) = extras
+            .client
+            .unwrap_or((self.audience.as_str(), self.audience.as_str()));
         let claims = AccessClaims {
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            aud: aud.to_string(),
             sub: sub.to_string(),
             iat: now,
             nbf: now,
             exp: now + self.access_ttl.as_secs(),
             jti: uuid::Uuid::new_v4().to_string(),
-            client_id: self.audience.clone(),
+            client_id: client_id.to_string(),
             sid: sid.to_string(),
             amr: amr.to_vec(),
             roles: roles.to_vec(),
@@ -209,7 +215,16 @@ impl TokenService {
 
     /// Signs any claims with the active key under the given `typ`.
     pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> anyhow::Result<String> {
-        let key = self.ring.signer();
+        self.sign_with(self.ring.signer(), typ, claims)
+    }
+
+    /// Signs any claims with `key` (a key of the ring) under `typ`.
+    pub fn sign_with<T: Serialize>(
+        &self,
+        key: &super::keys::KeyEntry,
+        typ: &str,
+        claims: &T,
+    ) -> anyhow::Result<String> {
         let mut header = Header::new(key.alg);
         header.typ = Some(typ.to_string());
         header.kid = Some(key.kid.clone());
@@ -227,6 +242,17 @@ impl TokenService {
         self.verify(token, REFRESH_TYP, now)
     }
 
+    /// Verifies an access token at time `now` whatever its audience (the
+    /// service's or an OAuth client's): for the userinfo endpoint, which
+    /// serves every access token Portcullis issued.
+    pub fn verify_access_any_audience(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<AccessClaims, TokenError> {
+        self.verify_inner(token, ACCESS_TYP, now, false)
+    }
+
     /// Verifies signature, type and registered claims at time `now` (the
     /// service clock, with [`LEEWAY_SECS`] of skew); returns the claims.
     pub fn verify<T: DeserializeOwned + TimeClaims>(
@@ -234,6 +260,16 @@ impl TokenService {
         token: &str,
         typ: &str,
         now: u64,
+    ) -> Result<T, TokenError> {
+        self.verify_inner(token, typ, now, true)
+    }
+
+    fn verify_inner<T: DeserializeOwned + TimeClaims>(
+        &self,
+        token: &str,
+        typ: &str,
+        now: u64,
+        check_audience: bool,
     ) -> Result<T, TokenError> {
         if token.len() > 8192 || token.split('.').count() != 3 {
             return Err(TokenError::Malformed);
@@ -274,6 +310,9 @@ impl TokenService {
             validation.set_audience(&[&self.audience]);
         } else {
             validation.set_audience(&[own.as_str(), self.audience.as_str()]);
+        }
+        if !check_audience {
+            validation.validate_aud = false;
         }
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let data = jsonwebtoken::decode::<T>(token, &key.decoding, &validation).map_err(|e| {

@@ -29,6 +29,7 @@ pub(crate) mod upkeep;
 pub(crate) mod users;
 // Passkeys.
 pub(crate) mod ceremonies;
+pub(crate) mod oauth;
 pub(crate) mod passkeys;
 // Federated sign-in.
 pub(crate) mod identities;
@@ -92,6 +93,9 @@ pub(crate) fn session(user_id: &str, now: i64) -> SessionRecord {
         ip: Some("127.0.0.1".into()),
         proven_at: Some(now),
         idp: None,
+        client_id: None,
+        audience: None,
+        scope: None,
     }
 }
 
@@ -221,6 +225,11 @@ macro_rules! conformance_tests {
                 racing_unlinks_keep_one,
                 deleting_the_account_unlinks,
                 an_identity_lets_the_last_passkey_go,
+            }
+            oauth {
+                clients_round_trip,
+                client_id_conflicts,
+                consents_per_user_and_client,
             }
         );
     };

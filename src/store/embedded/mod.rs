@@ -26,6 +26,7 @@ mod once;
 mod security;
 // Passkeys.
 mod ceremonies;
+mod oauth;
 mod sessions;
 mod throttles;
 mod users;
@@ -154,6 +155,8 @@ impl EmbeddedStore {
         txn.open_table(identities::IDENTITIES)?;
         txn.open_table(identities::IDENTITY_KEYS)?;
         txn.open_table(identities::USER_IDENTITIES)?;
+        txn.open_table(oauth::CLIENTS)?;
+        txn.open_table(oauth::CONSENTS)?;
         txn.commit()?;
         let db = Arc::new(db);
         Ok(Self {

@@ -48,6 +48,7 @@ mod errors;
 mod identities;
 // Passkeys.
 mod ceremonies;
+mod oauth;
 mod once;
 mod security;
 mod sessions;

@@ -1048,6 +1048,84 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/clients": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every registered OAuth client (secrets are never shown). */
+        get: operations["adminListClients"];
+        put?: never;
+        /**
+         * Register an OAuth client; a confidential one gets its secret in this
+         *     answer only.
+         */
+        post: operations["adminCreateClient"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/clients/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One registered client. */
+        get: operations["adminGetClient"];
+        put?: never;
+        post?: never;
+        /** Remove a client: its codes and ID token hints stop working. */
+        delete: operations["adminDeleteClient"];
+        options?: never;
+        head?: never;
+        /** Change a client (its type and secret stay). */
+        patch: operations["adminUpdateClient"];
+        trace?: never;
+    };
+    "/v1/me/consents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The apps the caller consented to, and the scopes granted. */
+        get: operations["listConsents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/consents/{client_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Withdraw a consent: the app's sessions end, and it asks again next
+         *     time. Needs a recent proof on this session
+         *     (`POST /v1/me/reauthenticate`), else 401 `reauthentication-required`.
+         */
+        delete: operations["revokeConsent"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1231,6 +1309,11 @@ export interface components {
             new_password: string;
         };
         /**
+         * @description `public` (no secret) or `confidential` (a secret).
+         * @enum {string}
+         */
+        ClientTypeView: string;
+        /**
          * CodeExchange
          * @description The one-time code of a redirect flow and the client's PKCE verifier.
          */
@@ -1282,6 +1365,57 @@ export interface components {
             password?: string | null;
             /** @description A fresh assertion by one of the caller's passkeys. */
             passkey?: (components["schemas"]["PasskeyProof"] & unknown) | null;
+        };
+        /**
+         * Consent
+         * @description A consent a user gave a client.
+         */
+        Consent: {
+            /** @description The client. */
+            client_id: string;
+            /** @description Its name. */
+            client_name: string;
+            /** @description Scopes granted. */
+            scopes: string[];
+            /** @description RFC 3339: first grant. */
+            created_at: string;
+            /** @description RFC 3339: last grant. */
+            updated_at: string;
+        };
+        /**
+         * CreateClientRequest
+         * @description A client to register.
+         */
+        CreateClientRequest: {
+            /** @description Shown on the consent page (1 to 100 characters). */
+            name: string;
+            /**
+             * @description Redirect URIs: `https://…`, loopback `http://127.0.0.1/…` or
+             *     `http://[::1]/…` (any port), or a private-use scheme
+             *     (`com.example.app:/cb`).
+             */
+            redirect_uris: string[];
+            /**
+             * @description Where RP-initiated logout may return to.
+             * @default []
+             */
+            post_logout_redirect_uris: string[] | null;
+            /** @description `public` (default) or `confidential`. */
+            type?: (components["schemas"]["ClientTypeView"] & unknown) | null;
+            /**
+             * @description Skip consent, always issue a refresh token (default false).
+             * @default false
+             */
+            first_party: boolean | null;
+            /**
+             * @description Scopes it may ask for (default: openid, email, profile,
+             *     offline_access).
+             */
+            scopes?: string[] | null;
+            /** @description `aud` of its access tokens. */
+            audience?: string | null;
+            /** @description ID token algorithm: one of the published keys' (default RS256). */
+            id_token_signed_response_alg?: string | null;
         };
         /**
          * DeleteAccountRequest
@@ -1605,6 +1739,42 @@ export interface components {
             token: string;
         };
         /**
+         * OAuthClient
+         * @description A registered OAuth client.
+         */
+        OAuthClient: {
+            /** @description The `client_id`. */
+            id: string;
+            /** @description Shown on the consent page. */
+            name: string;
+            /** @description Exact redirect URIs (loopback ones match on any port). */
+            redirect_uris: string[];
+            /** @description Where RP-initiated logout may return to. */
+            post_logout_redirect_uris: string[];
+            /** @description `public` or `confidential`. */
+            type: components["schemas"]["ClientTypeView"] & unknown;
+            /** @description First-party clients skip consent and always get a refresh token. */
+            first_party: boolean;
+            /** @description Scopes it may ask for. */
+            scopes: string[];
+            /**
+             * @description `aud` of its access tokens (unset: the client id, or the service's
+             *     audience for first-party clients).
+             */
+            audience?: string;
+            /** @description Algorithm of its ID tokens (unset: RS256). */
+            id_token_signed_response_alg?: string;
+            /**
+             * @description The secret of a confidential client: in the answer to its creation
+             *     only, never again (it is stored hashed).
+             */
+            client_secret?: string;
+            /** @description RFC 3339. */
+            created_at: string;
+            /** @description RFC 3339. */
+            updated_at: string;
+        };
+        /**
          * OAuthError
          * @description An error response (RFC 6749 §5.2).
          */
@@ -1628,14 +1798,20 @@ export interface components {
              * @description Seconds until the access token expires.
              */
             expires_in: number;
-            /** @description A new refresh token; the one presented is retired. */
-            refresh_token: string;
+            /**
+             * @description A new refresh token; the one presented is retired. In a code grant:
+             *     with `offline_access`, or always for first-party clients.
+             */
+            refresh_token?: string;
+            /** @description Granted scopes (code grant). */
+            scope?: string;
+            /** @description The ID token (code grant with `openid`). */
+            id_token?: string;
         };
         /**
          * OpenIdConfiguration
          * @description OpenID provider metadata (RFC 8414 / OIDC Discovery), listing only
-         *     endpoints that exist and speak the protocol their field names:
-         *     no authorization endpoint (sign-in is the JSON API), so no response types.
+         *     endpoints that exist and speak the protocol their field names.
          */
         OpenIdConfiguration: {
             /** @description The `iss` of every token. */
@@ -1650,7 +1826,7 @@ export interface components {
             userinfo_endpoint: string;
             /** @description RFC 7662 introspection endpoint (only when introspection is on). */
             introspection_endpoint?: string;
-            /** @description Empty: there is no authorization endpoint. */
+            /** @description `code`. */
             response_types_supported: string[];
             /** @description Subject identifier types (`public`). */
             subject_types_supported: string[];
@@ -1664,6 +1840,26 @@ export interface components {
             grant_types_supported: string[];
             /** @description Claims tokens may carry. */
             claims_supported: string[];
+            /** @description `/oauth/authorize` (code flow with PKCE, hosted sign-in pages). */
+            authorization_endpoint: string;
+            /** @description RP-initiated logout. */
+            end_session_endpoint: string;
+            /** @description `S256` only. */
+            code_challenge_methods_supported: string[];
+            /** @description `openid`, `email`, `profile`, `offline_access`. */
+            scopes_supported: string[];
+            /** @description `none`, `login`, `consent`. */
+            prompt_values_supported: string[];
+            /** @description `query`. */
+            response_modes_supported: string[];
+            /** @description RFC 9207: authorization responses carry `iss`. */
+            authorization_response_iss_parameter_supported: boolean;
+            /** @description Request objects are not supported. */
+            request_parameter_supported: boolean;
+            /** @description Request objects by reference are not supported. */
+            request_uri_parameter_supported: boolean;
+            /** @description `normal`. */
+            claim_types_supported: string[];
         };
         /**
          * Passkey
@@ -1989,6 +2185,14 @@ export interface components {
             client_id?: string;
             /** @description Ignored: the new pair has the scope of the old one. */
             scope?: string;
+            /** @description `authorization_code`: the code from `/oauth/authorize`. */
+            code?: string;
+            /** @description `authorization_code`: the redirect URI of the authorization request. */
+            redirect_uri?: string;
+            /** @description `authorization_code`: the PKCE verifier (RFC 7636). */
+            code_verifier?: string;
+            /** @description `client_secret_post`: the confidential client's secret. */
+            client_secret?: string;
         };
         /**
          * Tokens
@@ -2020,6 +2224,27 @@ export interface components {
             otpauth_uri: string;
             /** @description The key URI as a QR code: an SVG document. */
             qr_svg: string;
+        };
+        /**
+         * UpdateClientRequest
+         * @description Changes to a client; fields left out stay as they are (`null` clears
+         *     `audience` and `id_token_signed_response_alg`).
+         */
+        UpdateClientRequest: {
+            /** @description New name. */
+            name?: string | null;
+            /** @description New redirect URIs. */
+            redirect_uris?: string[] | null;
+            /** @description New logout redirect URIs. */
+            post_logout_redirect_uris?: string[] | null;
+            /** @description First-party or not. */
+            first_party?: boolean | null;
+            /** @description New scopes. */
+            scopes?: string[] | null;
+            /** @description New audience (`null` clears it). */
+            audience?: string | null;
+            /** @description New ID token algorithm (`null` clears it). */
+            id_token_signed_response_alg?: string | null;
         };
         /**
          * UpdateProfileRequest
@@ -2105,16 +2330,23 @@ export interface components {
         UserInfo: {
             /** @description The user id (the `sub` of tokens). */
             sub: string;
-            /** @description The email address. */
-            email: string;
-            /** @description Whether the address was proven. */
-            email_verified: boolean;
+            /** @description The email address (scope `email`). */
+            email?: string;
+            /** @description Whether the address was proven (scope `email`). */
+            email_verified?: boolean;
             /** @description Display name. */
             name?: string;
             /** @description Avatar URL. */
             picture?: string;
             /** @description Preferred locale (BCP 47). */
             locale?: string;
+            /** @description IANA time zone (scope `profile`). */
+            zoneinfo?: string;
+            /**
+             * Format: int64
+             * @description Unix seconds of the last profile change (scope `profile`).
+             */
+            updated_at?: number;
         };
         /**
          * UserPage
@@ -5697,6 +5929,17 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["OAuthError"];
                 };
             };
+            /** @description RFC 6749 §5.2 `invalid_client`. */
+            401: {
+                headers: {
+                    "CACHE-CONTROL": string;
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["OAuthError"];
+                };
+            };
             /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
             413: {
                 headers: {
@@ -7216,6 +7459,556 @@ export interface operations {
             };
             /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminListClients: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every registered client. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["OAuthClient"][];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminCreateClient: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "MacBook Touch ID",
+                 *       "redirect_uris": []
+                 *     }
+                 */
+                "application/json; charset=utf-8": components["schemas"]["CreateClientRequest"];
+            };
+        };
+        responses: {
+            /** @description Registered; `client_secret` (confidential clients) is shown this once. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["OAuthClient"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminGetClient: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The client. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["OAuthClient"];
+                };
+            };
+            /** @description Problem details (RFC 9457). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `not-found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminDeleteClient: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `not-found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminUpdateClient: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "MacBook Touch ID"
+                 *     }
+                 */
+                "application/json; charset=utf-8": components["schemas"]["UpdateClientRequest"];
+            };
+        };
+        responses: {
+            /** @description The client. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["OAuthClient"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `malformed-request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `not-found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `payload-too-large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `validation`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listConsents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's consents. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Consent"][];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error. Problem types (`/problems/<slug>`): `internal`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revokeConsent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                client_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Withdrawn; that client's sessions ended. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `authentication-required`, `token-invalid`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `not-found`. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
