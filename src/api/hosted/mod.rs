@@ -55,8 +55,12 @@ pub const PASSKEY_SCRIPT_PATH: &str = "/login/passkey.js";
 pub const FORGOT_PATH: &str = "/login/forgot";
 /// The consent page.
 pub const CONSENT_PATH: &str = "/consent";
+/// A provider button: starts the upstream provider's redirect flow.
+pub const PROVIDER_PATH: &str = "/login/provider";
+/// Where a provider button's flow comes back to (from the callback).
+pub const PROVIDER_DONE_PATH: &str = "/login/provider/done";
 /// Every path (metric labels).
-pub const PATHS: [&str; 8] = [
+pub const PATHS: [&str; 10] = [
     AUTHORIZE_PATH,
     LOGOUT_PATH,
     LOGIN_PATH,
@@ -65,10 +69,16 @@ pub const PATHS: [&str; 8] = [
     PASSKEY_SCRIPT_PATH,
     FORGOT_PATH,
     CONSENT_PATH,
+    PROVIDER_PATH,
+    PROVIDER_DONE_PATH,
 ];
 
 /// The CSRF cookie of the hosted forms.
 pub const CSRF_COOKIE: &str = "__Host-portcullis-csrf";
+
+/// The cookie binding a provider button's flow to the browser that
+/// pressed it (its S256 is the flow's code challenge; 10 minutes).
+pub const FEDERATION_COOKIE: &str = "__Host-portcullis-fed";
 
 const BASE_CSS: &str = "body{font-family:system-ui,sans-serif;max-width:26rem;margin:3rem auto;padding:0 1rem;line-height:1.5;color:#1a1a1a}main{display:block}.logo{max-height:3rem;display:block;margin-bottom:1rem}label{display:block;margin-top:1rem;font-weight:600}input{width:100%;padding:.55rem;box-sizing:border-box;font-size:1rem;border:1px solid #666;border-radius:4px}input:focus,button:focus,a:focus{outline:3px solid #1a5fb4;outline-offset:2px}button,.button{display:inline-block;margin-top:1.25rem;padding:.6rem 1.2rem;font-size:1rem;border-radius:4px;border:1px solid #1a5fb4;background:#1a5fb4;color:#fff;cursor:pointer;text-decoration:none}button.secondary{background:#fff;color:#1a5fb4}.error{color:#a00;font-weight:600}.providers{list-style:none;padding:0}";
 
@@ -102,11 +112,10 @@ const BUILT_IN: &[(&str, &str)] = &[
     ),
 ];
 
-/// One button per configured upstream provider on the sign-in page.
-///
-/// The federation hook: sign-in with an upstream provider fills this list
-/// (`name` shown as "Continue with …", `url` where the button goes, with
-/// the sealed request `ar` to come back to); empty until it does.
+/// One button per configured upstream provider on the sign-in page
+/// (`name` shown as "Continue with …", `url` where the button goes: a
+/// plain link to [`PROVIDER_PATH`] with the sealed request `ar` to come
+/// back to).
 #[derive(Debug, Clone)]
 pub struct ProviderButton {
     /// Label.
@@ -116,9 +125,19 @@ pub struct ProviderButton {
 }
 
 /// The upstream-provider buttons for a sign-in page carrying the sealed
-/// request `ar` (see [`ProviderButton`]). Federated sign-in plugs in here.
-pub fn upstream_provider_buttons(_core: &Core, _ar: &str) -> Vec<ProviderButton> {
-    Vec::new()
+/// request `ar` (see [`ProviderButton`]), one per configured provider.
+pub fn upstream_provider_buttons(core: &Core, ar: &str) -> Vec<ProviderButton> {
+    core.providers()
+        .into_iter()
+        .map(|p| ProviderButton {
+            url: format!(
+                "{PROVIDER_PATH}?provider={}&ar={}",
+                encode_component(&p.id),
+                encode_component(ar)
+            ),
+            name: p.name,
+        })
+        .collect()
 }
 
 /// Templates and theme of the pages.
@@ -538,7 +557,7 @@ async fn login_page(
             passkeys => core.passkeys_available(),
             providers => upstream_provider_buttons(core, ar)
                 .into_iter()
-                .map(|b| Value::from_iter([("name", b.name), ("url", b.url)]))
+                .map(|b| context! { name => b.name, url => b.url })
                 .collect::<Vec<Value>>(),
         },
     );
@@ -592,6 +611,13 @@ fn error_code(e: &Error) -> &'static str {
         Error::PasskeyRejected(_) | Error::PasskeyInvalid(_) => "passkey",
         Error::TokenInvalid(_) => "request_expired",
         Error::Unavailable => "unavailable",
+        Error::LinkRequired { .. } => "link_required",
+        Error::ProviderEmailUnverified => "provider_email_unverified",
+        Error::SignupDisabled => "signup_disabled",
+        Error::CodeInvalid
+        | Error::IdTokenInvalid(_)
+        | Error::ProviderUnavailable
+        | Error::FederationRefused { .. } => "provider_error",
         _ => "error",
     }
 }
@@ -600,7 +626,13 @@ fn error_status(e: &Error) -> StatusCode {
     match e {
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        Error::EmailUnverified | Error::AccountDisabled => StatusCode::FORBIDDEN,
+        Error::EmailUnverified | Error::AccountDisabled | Error::SignupDisabled => {
+            StatusCode::FORBIDDEN
+        }
+        Error::LinkRequired { .. } => StatusCode::CONFLICT,
+        Error::ProviderEmailUnverified => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::ProviderUnavailable => StatusCode::BAD_GATEWAY,
+        Error::FederationRefused { .. } => StatusCode::BAD_REQUEST,
         _ => StatusCode::UNAUTHORIZED,
     }
 }
@@ -660,6 +692,122 @@ async fn login_post(
 /// `GET`/`POST /login`.
 pub fn login_route() -> RouteMethod {
     RouteMethod::new().get(login_get).post(login_post)
+}
+
+// ---- /login/provider ----
+
+#[derive(Deserialize)]
+struct ProviderQuery {
+    ar: Option<String>,
+    provider: Option<String>,
+}
+
+/// A provider button: starts the provider's redirect flow (the federation
+/// use case, kind `hosted`) and binds it to this browser with a cookie.
+#[handler]
+async fn provider_get(
+    req: &Request,
+    core: Data<&Core>,
+    pages: Data<&Arc<Pages>>,
+    Query(q): Query<ProviderQuery>,
+) -> Response {
+    let Some(r) = open(&core, q.ar.as_deref()) else {
+        return message(&pages, req, StatusCode::BAD_REQUEST, "expired", "");
+    };
+    let ar = q.ar.unwrap_or_default();
+    let binding = crate::service::oidc::random_token();
+    let return_to = format!(
+        "{}{PROVIDER_DONE_PATH}?ar={}",
+        core.settings.http.public_url,
+        encode_component(&ar)
+    );
+    let client = client_info(req, &core);
+    let provider = q.provider.unwrap_or_default();
+    match core
+        .federation_hosted_authorize(&provider, return_to, &binding, &client)
+        .await
+    {
+        Ok(url) => with_cookie(
+            see_other(&url),
+            Some(pages.cookie(FEDERATION_COOKIE, &binding, Some(600))),
+        ),
+        Err(e) => {
+            let hint = r.login_hint.clone().unwrap_or_default();
+            login_page(
+                req,
+                &core,
+                &pages,
+                error_status(&e),
+                &r,
+                &ar,
+                &hint,
+                Some(error_code(&e)),
+            )
+            .await
+        }
+    }
+}
+
+/// `GET /login/provider?provider=&ar=`.
+pub fn provider_route() -> RouteMethod {
+    RouteMethod::new().get(provider_get)
+}
+
+#[derive(Deserialize)]
+struct ProviderDoneQuery {
+    ar: Option<String>,
+    code: Option<String>,
+    error: Option<String>,
+}
+
+/// The end of a provider button's flow: the callback's one-time code (or
+/// its error) and this browser's binding cookie → the browser session,
+/// the second-factor step, or the sign-in page with the refusal.
+#[handler]
+async fn provider_done(
+    req: &Request,
+    core: Data<&Core>,
+    pages: Data<&Arc<Pages>>,
+    Query(q): Query<ProviderDoneQuery>,
+) -> Response {
+    let Some(r) = open(&core, q.ar.as_deref()) else {
+        return message(&pages, req, StatusCode::BAD_REQUEST, "expired", "");
+    };
+    let ar = q.ar.clone().unwrap_or_default();
+    let hint = r.login_hint.clone().unwrap_or_default();
+    let binding = cookies(req).remove(FEDERATION_COOKIE).unwrap_or_default();
+    let clear = Some(pages.cookie(FEDERATION_COOKIE, "", Some(0)));
+    let refused = |status: StatusCode, code: &'static str| {
+        login_page(req, &core, &pages, status, &r, &ar, &hint, Some(code))
+    };
+    let outcome = match (q.code.as_deref(), q.error.as_deref()) {
+        (Some(code), None) => {
+            let client = client_info(req, &core);
+            core.sign_in_with_hosted_code(code, &binding, &client).await
+        }
+        (_, Some("link-required")) => Err(Error::LinkRequired {
+            link_token: String::new(),
+        }),
+        (_, Some("provider-email-unverified")) => Err(Error::ProviderEmailUnverified),
+        (_, Some("signup-disabled")) => Err(Error::SignupDisabled),
+        (_, Some("account-disabled")) => Err(Error::AccountDisabled),
+        (_, Some("rate-limited")) => Err(Error::RateLimited { retry_after: 60 }),
+        _ => Err(Error::CodeInvalid),
+    };
+    let resp = match outcome {
+        Ok(SignIn::Tokens(t)) => signed_in(req, &core, &pages, &r, &t).await,
+        Ok(SignIn::MfaRequired(ch)) => {
+            mfa_page(req, &pages, StatusCode::OK, &r, &ar, &ch.mfa_token, None)
+        }
+        Err(e) => refused(error_status(&e), error_code(&e)).await,
+    };
+    with_cookie(resp, clear)
+}
+
+/// `GET /login/provider/done` (the callback of a provider button's flow
+/// redirects here).
+pub fn provider_done_route() -> RouteMethod {
+    RouteMethod::new().get(provider_done)
 }
 
 // ---- /login/mfa ----

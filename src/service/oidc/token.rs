@@ -298,7 +298,7 @@ impl Core {
             ip: info.ip.map(|ip| ip.to_string()),
             // Not a proof of its own: step-up asks again.
             proven_at: None,
-            idp: None,
+            idp: grant.idp.clone(),
             client_id: Some(client.id.clone()),
             audience: Some(self.client_audience(client)),
             scope: Some(grant.scope.join(" ")),
