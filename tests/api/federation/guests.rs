@@ -108,9 +108,16 @@ async fn a_guest_linking_an_identity_becomes_a_full_account_in_place() {
         "no password was set"
     );
 
-    // The code form (`intent=link`).
+    // The code form (`intent=link`), later than the guest signed in: a
+    // guest has no proof to give and needs none (as for the upgrade).
     let guest = app.guest().await;
     let id = guest["user"]["id"].as_str().unwrap().to_string();
+    // Past the step-up window (5 minutes); the issuers sign at the real
+    // time, so not much further.
+    app.clock.advance(600);
+    let r = app.refresh(&token(&guest, "refresh_token")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let guest: Value = r.json().await.unwrap();
     let email = unique_email();
     let sub = fresh("gc");
     is.acme.set_account(person(&sub, &email));
@@ -203,4 +210,41 @@ async fn a_guest_link_refused_leaves_a_guest_with_nothing_linked() {
         .native_ok(&is.google, "google", person(&sub, &free))
         .await;
     assert_ne!(r["user"]["id"], guest["user"]["id"]);
+}
+
+/// `hosted` (the hosted page's kind of flow) is no public `intent`, and a
+/// full account still needs its recent proof to link.
+#[tokio::test]
+async fn the_hosted_intent_is_not_public_and_full_accounts_still_prove() {
+    let is = Issuers::start().await;
+    let app = guest_app(&is).await;
+    let (_, challenge) = pkce();
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("redirect_to", SPA)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("intent", "hosted")
+        .finish();
+    let r = app
+        .client
+        .get(app.url(&format!("/v1/federation/google/authorize?{q}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    let (_, tokens) = app.signed_in_user().await;
+    // Past the step-up window (5 minutes), within the access token's life.
+    app.clock.advance(600);
+    let nonce = app.fed_nonce().await;
+    let mut claims = person(&fresh("fp"), &unique_email());
+    claims["nonce"] = json!(nonce);
+    let r = app
+        .post_authed_json(
+            "/v1/me/identities",
+            &token(&tokens, "access_token"),
+            &json!({"provider": "google", "id_token": is.google.id_token(claims), "nonce": nonce}),
+        )
+        .await;
+    assert_problem(r, StatusCode::UNAUTHORIZED, "reauthentication-required").await;
 }
