@@ -322,3 +322,70 @@ async fn an_account_with_totp_takes_the_second_factor_step() {
         "google"
     );
 }
+
+/// Apple's `form_post` through a button: the provider's page posts to the
+/// callback, which sends the browser to the hosted page (a top-level GET,
+/// so the `SameSite=Lax` binding cookie goes along); the first-time name
+/// fills the new account's display name (rule 6).
+#[tokio::test]
+async fn an_apple_button_with_form_post_ends_in_the_browser_session() {
+    let is = Issuers::start().await;
+    let (app, client) = hosted_app(&is).await;
+    let email = unique_email();
+    let sub = fresh("ap");
+    is.apple.set_account(person(&sub, &email));
+    is.apple.set_apple_user(Some(
+        json!({"name": {"firstName": "Ada", "lastName": "Lovelace"}}),
+    ));
+    let mut b = Browser::default();
+    let (verifier, challenge) = pkce();
+    let html = login_page(&mut b, &app, &client, &challenge).await;
+    let r = b.get(&app, &buttons(&html)["Apple"]).await;
+    let to_provider = location(&r);
+    let page = app.client.get(&to_provider).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK, "Apple answers by form_post");
+    let form = page.text().await.unwrap();
+    let value = |name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = form.find(&marker).map(|i| i + marker.len())?;
+        let end = start + form[start..].find('"')?;
+        Some(
+            form[start..end]
+                .replace("&quot;", "\"")
+                .replace("&amp;", "&"),
+        )
+    };
+    let action = {
+        let start = form.find("action=\"").unwrap() + 8;
+        form[start..start + form[start..].find('"').unwrap()].replace("&amp;", "&")
+    };
+    let mut fields = vec![
+        ("state", value("state").unwrap()),
+        ("code", value("code").unwrap()),
+    ];
+    if let Some(user) = value("user") {
+        fields.push(("user", user));
+    }
+    // A cross-site POST: no cookies of Portcullis go with it.
+    let r = app.client.post(&action).form(&fields).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let done = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(done.contains("/login/provider/done?"), "{done}");
+    let next = location(&b.get(&app, &done).await);
+    assert!(b.session().is_some());
+    let back = location(&consent(&mut b, &app, &next, "allow").await);
+    let q = query(&back);
+    let r = exchange(&app, &client, &q["code"], &verifier, REDIRECT).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    let at = token(&body, "access_token");
+    assert_eq!(claims_of(&at)["idp"], "apple");
+    let me: Value = app.userinfo(&at).await.json().await.unwrap();
+    assert_eq!(me["email"], email);
+    let id_token = claims_of(body["id_token"].as_str().unwrap());
+    assert_eq!(id_token["amr"], json!(["fed"]));
+    let native = app
+        .native_ok(&is.apple, "apple", person(&sub, &email))
+        .await;
+    assert_eq!(native["user"]["display_name"], "Ada Lovelace");
+}
