@@ -3,6 +3,7 @@
 
 pub mod breached;
 pub mod captcha;
+pub mod dpop;
 pub mod keys;
 pub mod limits;
 // Passkeys.

@@ -68,6 +68,10 @@ pub const KNOWN_KEYS: &[&str] = &[
     // Step-up and credential safety.
     "PORTCULLIS_REAUTH_WINDOW",
     "PORTCULLIS_MAX_PASSKEYS",
+    // Sender-constrained tokens (DPoP).
+    "PORTCULLIS_DPOP",
+    "PORTCULLIS_DPOP_MAX_AGE",
+    "PORTCULLIS_DPOP_NONCE",
 ];
 
 /// Keys of `map` this version does not read, sorted.

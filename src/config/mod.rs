@@ -18,6 +18,7 @@ use anyhow::{Context, bail};
 use ipnet::IpNet;
 use secrecy::SecretString;
 
+mod dpop;
 mod groups;
 mod keys;
 mod parse;
@@ -36,6 +37,7 @@ pub use parse::parse_duration;
 use parse::{parse_toml, split_list};
 pub use passkeys::{AndroidApp, PasskeySettings};
 pub use security::SecuritySettings;
+pub use dpop::{DpopMode, DpopSettings};
 
 /// JOSE algorithm used for newly generated keys and newly issued tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +114,8 @@ pub struct Settings {
     pub security: SecuritySettings,
     /// Passkeys (WebAuthn) and the native-app association files.
     pub passkeys: PasskeySettings,
+    /// Sender-constrained tokens (DPoP, RFC 9449).
+    pub dpop: DpopSettings,
     /// `PORTCULLIS_LOG_FORMAT`: `pretty` or `json` (default: pretty on a terminal).
     pub log_format: LogFormat,
     /// `PORTCULLIS_*` keys that were set but mean nothing to this version
@@ -386,6 +390,7 @@ impl Settings {
                 max_bytes: avatar_max_bytes,
             },
             security: SecuritySettings::from_map(map)?,
+            dpop: DpopSettings::from_map(map)?,
             passkeys,
             log_format,
             unknown_keys: unknown_keys(map),
