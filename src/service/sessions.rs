@@ -304,6 +304,7 @@ impl Core {
             user_agent: client.user_agent.map(|ua| ua.chars().take(256).collect()),
             ip: client.ip.map(|ip| ip.to_string()),
             proven_at: Some(now),
+            dpop_jkt: None,
         };
         self.store.create_session(&session).await?;
         self.enforce_session_cap(&session.user_id).await?;

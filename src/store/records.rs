@@ -293,6 +293,12 @@ pub struct SessionRecord {
     /// itself again before changing a credential.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proven_at: Option<i64>,
+    /// RFC 7638 thumbprint of the DPoP key the session is bound to: its
+    /// access tokens carry it as `cnf.jkt` and its refresh tokens refresh
+    /// only with a proof by that key. `None`: a bearer session (and every
+    /// record written before DPoP existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 impl SessionRecord {

@@ -181,6 +181,9 @@ pub enum OnceKey {
     MailLease(String, u32),
     /// A WebAuthn ceremony (its `challenge_id`), so it is finished once.
     Ceremony(String),
+    /// A DPoP proof (SHA-256 hex of its key's thumbprint and its `jti`):
+    /// a proof is accepted once, on every replica, for its lifetime.
+    DpopProof(String),
 }
 
 impl OnceKey {
@@ -197,6 +200,7 @@ impl OnceKey {
             Self::CodeTry(jti, n) => format!("code:{jti}:{n}"),
             Self::MailLease(id, n) => format!("mail:{id}:{n}"),
             Self::Ceremony(id) => format!("ceremony:{id}"),
+            Self::DpopProof(id) => format!("dpop:{id}"),
         }
     }
 }

@@ -18,6 +18,7 @@
 
 pub(crate) mod avatars;
 pub(crate) mod credentials;
+pub(crate) mod dpop;
 pub(crate) mod email;
 pub(crate) mod mfa;
 pub(crate) mod once;
@@ -88,6 +89,7 @@ pub(crate) fn session(user_id: &str, now: i64) -> SessionRecord {
         user_agent: Some("test".into()),
         ip: Some("127.0.0.1".into()),
         proven_at: Some(now),
+        dpop_jkt: None,
     }
 }
 
@@ -201,6 +203,11 @@ macro_rules! conformance_tests {
                 taken_once,
                 expired_is_not_taken,
                 concurrent_takes,
+            }
+            dpop {
+                bound_key_kept_and_bound_once,
+                racing_binds_one_key_wins,
+                proof_claimed_once,
             }
         );
     };
