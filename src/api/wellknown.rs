@@ -47,6 +47,8 @@ pub struct OpenIdConfiguration {
     pub grant_types_supported: Vec<String>,
     /// Claims tokens may carry.
     pub claims_supported: Vec<String>,
+    /// RFC 9449 §5.1: the algorithms of DPoP proofs this server accepts.
+    pub dpop_signing_alg_values_supported: Vec<String>,
 }
 
 /// Responses of `GET /.well-known/jwks.json`.
@@ -125,7 +127,9 @@ impl WellKnownApi {
                     "amr",
                     "roles",
                     "client_id",
+                    "cnf",
                 ]),
+                dpop_signing_alg_values_supported: strings(crate::auth::dpop::DPOP_ALGS),
             }),
             CACHE.to_string(),
         )

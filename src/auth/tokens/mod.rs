@@ -25,7 +25,7 @@ mod claims;
 mod tests;
 
 pub use claims::{
-    ACCESS_TYP, AccessClaims, LEEWAY_SECS, MFA_TYP, MfaClaims, NOT_ME_TYP, REFRESH_TYP,
+    ACCESS_TYP, AccessClaims, Confirmation, LEEWAY_SECS, MFA_TYP, MfaClaims, NOT_ME_TYP, REFRESH_TYP,
     RefreshClaims, TimeClaims, TokenError,
 };
 
@@ -101,6 +101,22 @@ impl TokenService {
         auth_time: u64,
         now: u64,
     ) -> anyhow::Result<String> {
+        self.issue_access_bound(sub, sid, amr, roles, auth_time, now, None)
+    }
+
+    /// Like [`TokenService::issue_access`], bound to the DPoP key of
+    /// thumbprint `jkt` (`cnf.jkt`, RFC 9449 §6) when given.
+    #[allow(clippy::too_many_arguments)]
+    pub fn issue_access_bound(
+        &self,
+        sub: &str,
+        sid: &str,
+        amr: &[String],
+        roles: &[String],
+        auth_time: u64,
+        now: u64,
+        jkt: Option<&str>,
+    ) -> anyhow::Result<String> {
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
@@ -114,6 +130,7 @@ impl TokenService {
             amr: amr.to_vec(),
             roles: roles.to_vec(),
             auth_time,
+            cnf: jkt.map(|j| Confirmation { jkt: j.to_string() }),
         };
         self.sign(ACCESS_TYP, &claims)
     }
@@ -127,6 +144,20 @@ impl TokenService {
         now: u64,
         exp: u64,
     ) -> anyhow::Result<String> {
+        self.issue_refresh_bound(sub, sid, jti, now, exp, None)
+    }
+
+    /// Like [`TokenService::issue_refresh`], carrying the session's DPoP
+    /// key thumbprint `jkt` when it is bound.
+    pub fn issue_refresh_bound(
+        &self,
+        sub: &str,
+        sid: &str,
+        jti: &str,
+        now: u64,
+        exp: u64,
+        jkt: Option<&str>,
+    ) -> anyhow::Result<String> {
         let claims = RefreshClaims {
             iss: self.issuer.clone(),
             aud: self.audience_for(REFRESH_TYP),
@@ -136,6 +167,7 @@ impl TokenService {
             exp,
             jti: jti.to_string(),
             sid: sid.to_string(),
+            cnf: jkt.map(|j| Confirmation { jkt: j.to_string() }),
         };
         self.sign(REFRESH_TYP, &claims)
     }
