@@ -11,6 +11,8 @@
 mod activity;
 mod atomic_limits;
 mod audit_log;
+// Sender-constrained tokens.
+mod dpop;
 mod errors;
 mod hardening;
 mod helpers;
