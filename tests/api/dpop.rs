@@ -318,6 +318,9 @@ async fn cors_allows_the_header_and_exposes_the_nonce_and_discovery_lists_algori
     let r = app.with_origin(Method::GET, "/v1/captcha", origin).await;
     let exposed = r.headers()["access-control-expose-headers"].to_str().unwrap();
     assert!(exposed.split(", ").any(|h| h == "dpop-nonce"), "{exposed}");
+    for slug in ["invalid-dpop-proof", "use-dpop-nonce", "dpop-required"] {
+        assert_eq!(app.status_of(&format!("/problems/{slug}")).await, StatusCode::OK, "{slug}");
+    }
     let d = app.get_json("/.well-known/openid-configuration").await;
     assert_eq!(d["dpop_signing_alg_values_supported"], json!(["ES256", "EdDSA"]));
 }
