@@ -24,6 +24,7 @@ import type {
 } from './types.js';
 
 import { decodeJwtClaims, isMfaChallenge, randomId } from './internal.js';
+import { boundJkt, defaultDpopSigner, DpopProofs, sendWithProof } from './dpop.js';
 import type { ClientOptions } from './options.js';
 
 export type { ClientOptions } from './options.js';
@@ -64,6 +65,7 @@ export class PortcullisClient {
   private readonly hooks: NonNullable<ClientOptions['hooks']>;
   private readonly tabId = randomId();
   private readonly listeners = new Set<AuthStateListener>();
+  private readonly dpop: DpopProofs | null;
   private channel: BroadcastChannel | null = null;
   private storageListener: ((e: StorageEvent) => void) | null = null;
 
@@ -88,6 +90,8 @@ export class PortcullisClient {
     this.hooks = options.hooks ?? {};
     const pageOrigin = (globalThis as { location?: Location }).location?.origin;
     this.tokenOrigins = options.tokenOrigins ?? (pageOrigin && pageOrigin !== 'null' ? [pageOrigin] : []);
+    const d = options.dpop;
+    this.dpop = d ? new DpopProofs(d === true ? defaultDpopSigner(this.storageKey) : d.signer) : null;
 
     if ((options.broadcast ?? true) && typeof BroadcastChannel !== 'undefined') {
       this.channel = new BroadcastChannel(`portcullis:${this.storageKey}`);
@@ -474,8 +478,18 @@ export class PortcullisClient {
     return this.url + (input.startsWith('/') ? input : `/${input}`);
   }
 
+  /**
+   * One HTTP exchange. With DPoP on, a request that issues tokens or
+   * carries `Authorization: DPoP` gets a fresh proof, and a
+   * `use_dpop_nonce` answer is retried once with the server's nonce.
+   */
+  private send(req: Request): Promise<Response> {
+    const once = (r: Request) => this.sendOnce(r);
+    return this.dpop ? sendWithProof(this.dpop, this.url, req, once) : once(req);
+  }
+
   /** One HTTP exchange with a time limit; network failures become NetworkError. */
-  private async send(req: Request): Promise<Response> {
+  private async sendOnce(req: Request): Promise<Response> {
     const ctrl = typeof AbortController !== 'undefined' ? new AbortController() : undefined;
     const timer = setTimeout(() => ctrl?.abort(), this.requestTimeoutMs);
     const outer = req.signal;
@@ -531,7 +545,7 @@ export class PortcullisClient {
     const retryCopy = base.clone();
     const token = await this.getAccessToken();
     if (!token) return this.send(base);
-    base.headers.set('authorization', `Bearer ${token}`);
+    base.headers.set('authorization', `${this.schemeOf(token)} ${token}`);
     const res = await this.send(base);
     if (res.status !== 401) return res;
     // A step-up refusal: the token is fine, a refresh would not help.
@@ -539,8 +553,20 @@ export class PortcullisClient {
     const next = await this.refreshSession({ staleAccessToken: token });
     if (!next || next.access_token === token) return res;
     await res.body?.cancel().catch(() => undefined);
-    retryCopy.headers.set('authorization', `Bearer ${next.access_token}`);
+    retryCopy.headers.set('authorization', `${this.schemeOf(next.access_token)} ${next.access_token}`);
     return this.send(retryCopy);
+  }
+
+  private schemeOf(token: string): 'DPoP' | 'Bearer' {
+    return this.dpop && boundJkt(token) ? 'DPoP' : 'Bearer';
+  }
+
+  /**
+   * The RFC 7638 thumbprint of this client's DPoP key (created if needed);
+   * `null` without `dpop`. Bound access tokens carry it as `cnf.jkt`.
+   */
+  async dpopThumbprint(): Promise<string | null> {
+    return this.dpop ? this.dpop.thumbprint() : null;
   }
 
   /** JSON call with the bearer; non-2xx -> PortcullisError. */
@@ -638,7 +664,11 @@ export class PortcullisClient {
         failure = e;
       }
     }
-    if (scope !== 'others') await this.clearSession();
+    if (scope !== 'others') {
+      await this.clearSession();
+      // A new session gets a new DPoP key (the old one is useless now).
+      await this.dpop?.reset().catch(() => undefined);
+    }
     if (failure) throw failure;
   }
 

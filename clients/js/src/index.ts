@@ -30,3 +30,12 @@ export {
 } from './passkeys.js';
 export type * from './types.js';
 export type { paths, components, operations } from './generated/openapi.js';
+export {
+  indexedDbDpopSigner,
+  memoryDpopSigner,
+  defaultDpopSigner,
+  jwkThumbprint,
+  accessTokenHash,
+  type DpopSigner,
+  type DpopKey,
+} from './dpop.js';

@@ -997,6 +997,14 @@ export interface components {
             passkey?: components["schemas"]["PasskeyProof"] & unknown;
         };
         /**
+         * ConfirmationView
+         * @description RFC 7800 `cnf`: the DPoP key thumbprint.
+         */
+        ConfirmationView: {
+            /** @description RFC 7638 thumbprint (SHA-256, base64url) of the DPoP public key. */
+            jkt: string;
+        };
+        /**
          * DeleteAccountRequest
          * @description Proof that the caller is the account's owner: at most one of
          *     `password`, `code` and `passkey`, of a kind the account has (a password
@@ -1096,8 +1104,10 @@ export interface components {
             aud?: string;
             /** @description Token id. */
             jti?: string;
-            /** @description `Bearer` for access tokens. */
+            /** @description `Bearer` for access tokens (`DPoP` for DPoP-bound ones). */
             token_type?: string;
+            /** @description RFC 9449 §6.2: the key a DPoP-bound token is bound to, `{jkt}`. */
+            cnf?: components["schemas"]["ConfirmationView"] & unknown;
             /** @description The client the token was issued to. */
             client_id?: string;
             /** @description Roles (access tokens). */
@@ -1216,7 +1226,7 @@ export interface components {
         OAuthTokens: {
             /** @description A new access token. */
             access_token: string;
-            /** @description Always `Bearer`. */
+            /** @description `Bearer`, or `DPoP` for a session bound to a DPoP key (RFC 9449). */
             token_type: string;
             /**
              * Format: uint64
@@ -1259,6 +1269,8 @@ export interface components {
             grant_types_supported: string[];
             /** @description Claims tokens may carry. */
             claims_supported: string[];
+            /** @description RFC 9449 §5.1: the algorithms of DPoP proofs this server accepts. */
+            dpop_signing_alg_values_supported: string[];
         };
         /**
          * Passkey
@@ -1372,6 +1384,12 @@ export interface components {
              *     `reauthentication-required` problems only.
              */
             methods?: string[];
+            /**
+             * @description The RFC 9449 error code (`invalid_dpop_proof`, `use_dpop_nonce`,
+             *     `invalid_token`): DPoP problems only, the same code as in
+             *     `WWW-Authenticate: DPoP error=...`.
+             */
+            error?: string;
         };
         /**
          * ReauthenticateRequest
@@ -1563,9 +1581,15 @@ export interface components {
          * @description A token pair.
          */
         Tokens: {
-            /** @description JWT access token (`typ: at+jwt`), sent as `Authorization: Bearer`. */
+            /**
+             * @description JWT access token (`typ: at+jwt`), sent as `Authorization: Bearer`
+             *     (or `Authorization: DPoP` with a proof, when `token_type` is `DPoP`).
+             */
             access_token: string;
-            /** @description Always `Bearer`. */
+            /**
+             * @description `Bearer`, or `DPoP` when the request carried a DPoP proof: the
+             *     tokens are bound to its key (RFC 9449).
+             */
             token_type: string;
             /**
              * Format: uint64
