@@ -40,6 +40,7 @@ fn session(i: usize) -> SessionRecord {
         user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0".into()),
         ip: Some("203.0.113.7".into()),
         proven_at: Some(1_900_000_000),
+        dpop_jkt: None,
     }
 }
 

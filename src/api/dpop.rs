@@ -36,9 +36,7 @@ fn issues_tokens(method: &Method, path: &str) -> bool {
     if path == "/oauth/token" || path == "/v1/sessions" {
         return true;
     }
-    path.starts_with("/v1/sessions/")
-        && !path.ends_with("/options")
-        && path != "/v1/sessions/email"
+    path.starts_with("/v1/sessions/") && !path.ends_with("/options") && path != "/v1/sessions/email"
 }
 
 /// `DPoP <token>` (scheme case-insensitive): the token.
@@ -99,7 +97,10 @@ pub(super) async fn dpop<E: Endpoint>(
     let mut resp = with_request_dpop(found, ep.call(req))
         .await
         .map(IntoResponse::into_response)?;
-    if let Some(v) = core.dpop_nonce().and_then(|n| HeaderValue::from_str(&n).ok()) {
+    if let Some(v) = core
+        .dpop_nonce()
+        .and_then(|n| HeaderValue::from_str(&n).ok())
+    {
         let h = resp.headers_mut();
         h.insert("dpop-nonce", v);
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -136,7 +136,10 @@ pub fn normalize_htu(raw: &str) -> Option<String> {
 
 /// The public key of a proof header's `jwk`, checked to be public and of
 /// the curve `alg` names; returns the key and its thumbprint.
-fn public_key(alg: Algorithm, jwk: &serde_json::Value) -> Result<(DecodingKey, String), ProofError> {
+fn public_key(
+    alg: Algorithm,
+    jwk: &serde_json::Value,
+) -> Result<(DecodingKey, String), ProofError> {
     let obj = jwk
         .as_object()
         .ok_or(ProofError::Invalid("the jwk header is not a JSON object"))?;
@@ -164,8 +167,8 @@ fn public_key(alg: Algorithm, jwk: &serde_json::Value) -> Result<(DecodingKey, S
     };
     let jwk: Jwk = serde_json::from_value(public)
         .map_err(|_| ProofError::Invalid("the jwk header is not a valid key"))?;
-    let key =
-        DecodingKey::from_jwk(&jwk).map_err(|_| ProofError::Invalid("the jwk is not a valid key"))?;
+    let key = DecodingKey::from_jwk(&jwk)
+        .map_err(|_| ProofError::Invalid("the jwk is not a valid key"))?;
     let jkt = jwk
         .thumbprint(ThumbprintHash::SHA256)
         .map_err(|_| ProofError::Invalid("the jwk is not a valid key"))?;
@@ -174,7 +177,10 @@ fn public_key(alg: Algorithm, jwk: &serde_json::Value) -> Result<(DecodingKey, S
 
 /// Checks a proof against the request (everything but `jti` replay and the
 /// server nonce, which [`check_nonce`] does with the claims returned).
-pub fn check_proof(proof: &str, want: &Expected<'_>) -> Result<(CheckedProof, Option<String>), ProofError> {
+pub fn check_proof(
+    proof: &str,
+    want: &Expected<'_>,
+) -> Result<(CheckedProof, Option<String>), ProofError> {
     use ProofError::Invalid;
     if proof.len() > MAX_PROOF_LEN || proof.split('.').count() != 3 {
         return Err(Invalid("the proof is not a compact JWS"));
@@ -214,7 +220,10 @@ pub fn check_proof(proof: &str, want: &Expected<'_>) -> Result<(CheckedProof, Op
             _ => Invalid("the proof is malformed"),
         })?
         .claims;
-    let jti = claims.jti.filter(|j| !j.is_empty()).ok_or(Invalid("the proof has no jti"))?;
+    let jti = claims
+        .jti
+        .filter(|j| !j.is_empty())
+        .ok_or(Invalid("the proof has no jti"))?;
     if jti.len() > MAX_JTI_LEN {
         return Err(Invalid("the proof's jti is too long"));
     }
@@ -232,7 +241,13 @@ pub fn check_proof(proof: &str, want: &Expected<'_>) -> Result<(CheckedProof, Op
     let iat = claims
         .iat
         .as_ref()
-        .and_then(|n| n.as_u64().or_else(|| n.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64)))
+        .and_then(|n| {
+            n.as_u64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite() && *f >= 0.0)
+                    .map(|f| f as u64)
+            })
+        })
         .ok_or(Invalid("the proof has no numeric iat"))?;
     if iat > want.now.saturating_add(LEEWAY_SECS) {
         return Err(Invalid("the proof's iat is in the future"));
@@ -242,7 +257,9 @@ pub fn check_proof(proof: &str, want: &Expected<'_>) -> Result<(CheckedProof, Op
     }
     match (want.access_token, claims.ath.as_deref()) {
         (Some(token), Some(ath)) if ath == ath_of(token) => {}
-        (Some(_), Some(_)) => return Err(Invalid("the proof's ath does not match the access token")),
+        (Some(_), Some(_)) => {
+            return Err(Invalid("the proof's ath does not match the access token"));
+        }
         (Some(_), None) => return Err(Invalid("the proof has no ath for the access token")),
         (None, _) => {}
     }
@@ -319,7 +336,10 @@ impl ProofSigner {
         let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
             .map_err(|_| anyhow::anyhow!("key generation failed"))?;
         let point = pair.public_key().as_ref().to_vec();
-        anyhow::ensure!(point.len() == 65 && point[0] == 4, "unexpected point encoding");
+        anyhow::ensure!(
+            point.len() == 65 && point[0] == 4,
+            "unexpected point encoding"
+        );
         let jwk = serde_json::json!({
             "kty": "EC",
             "crv": "P-256",

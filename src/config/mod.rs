@@ -27,6 +27,7 @@ mod security;
 #[cfg(test)]
 mod tests;
 
+pub use dpop::{DpopMode, DpopSettings};
 pub use groups::{
     AvatarSettings, HttpSettings, LimitSettings, MailSettings, PasswordSettings, StoreSettings,
     TokenSettings,
@@ -37,7 +38,6 @@ pub use parse::parse_duration;
 use parse::{parse_toml, split_list};
 pub use passkeys::{AndroidApp, PasskeySettings};
 pub use security::SecuritySettings;
-pub use dpop::{DpopMode, DpopSettings};
 
 /// JOSE algorithm used for newly generated keys and newly issued tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -226,7 +226,11 @@ pub struct IssuedTokens {
 impl IssuedTokens {
     /// `DPoP` for bound tokens, `Bearer` otherwise (the `token_type`).
     pub fn token_type(&self) -> &'static str {
-        if self.dpop_jkt.is_some() { "DPoP" } else { "Bearer" }
+        if self.dpop_jkt.is_some() {
+            "DPoP"
+        } else {
+            "Bearer"
+        }
     }
 }
 

@@ -73,7 +73,10 @@ impl Core {
         if let Ok(c) = self.tokens.verify_access(token, now) {
             // Not `authenticate`: the resource server asking holds the
             // token, not the client's DPoP key; `cnf` tells it what to check.
-            let live = self.store.session_live(&c.sid, &c.sub, self.clock.now()).await?;
+            let live = self
+                .store
+                .session_live(&c.sid, &c.sub, self.clock.now())
+                .await?;
             let checked = if live {
                 Ok(())
             } else {

@@ -6,9 +6,7 @@ use portcullis::auth::dpop::ProofSigner;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    PASSWORD, TestApp, claims_of, spawn_app, spawn_app_with, unique_email,
-};
+use crate::helpers::{PASSWORD, TestApp, claims_of, spawn_app, spawn_app_with, unique_email};
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -23,7 +21,13 @@ fn htu(app: &TestApp, path: &str) -> String {
     format!("{}{path}", app.addr.replace("127.0.0.1", "localhost"))
 }
 
-fn proof(app: &TestApp, key: &ProofSigner, method: &str, path: &str, token: Option<&str>) -> String {
+fn proof(
+    app: &TestApp,
+    key: &ProofSigner,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> String {
     key.proof(method, &htu(app, path), now(), token, None)
 }
 
@@ -51,28 +55,59 @@ async fn send(
 /// Registers a user and signs in with a proof by `key`; the tokens body.
 async fn bound_sign_in(app: &TestApp, key: &ProofSigner) -> Value {
     let email = unique_email();
-    assert_eq!(app.register(&email, PASSWORD).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.register(&email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
     let p = proof(app, key, "POST", "/v1/sessions", None);
     let body = json!({"email": email, "password": PASSWORD});
-    let r = send(app, Method::POST, "/v1/sessions", None, Some(&p), Some(&body)).await;
+    let r = send(
+        app,
+        Method::POST,
+        "/v1/sessions",
+        None,
+        Some(&p),
+        Some(&body),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::OK);
     r.json().await.unwrap()
 }
 
 async fn get_me(app: &TestApp, key: &ProofSigner, token: &str) -> Response {
     let p = proof(app, key, "GET", "/v1/me", Some(token));
-    send(app, Method::GET, "/v1/me", Some(&format!("DPoP {token}")), Some(&p), None).await
+    send(
+        app,
+        Method::GET,
+        "/v1/me",
+        Some(&format!("DPoP {token}")),
+        Some(&p),
+        None,
+    )
+    .await
 }
 
 /// A 401 with a `DPoP` challenge naming `error`.
 async fn assert_dpop_401(r: Response, slug: &str, error: &str) -> Value {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_string();
+    let challenge = r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(challenge.starts_with("DPoP "), "{challenge}");
-    assert!(challenge.contains(&format!("error=\"{error}\"")), "{challenge}");
+    assert!(
+        challenge.contains(&format!("error=\"{error}\"")),
+        "{challenge}"
+    );
     assert!(challenge.contains("algs=\"ES256 EdDSA\""), "{challenge}");
     let body: Value = r.json().await.unwrap();
-    assert!(body["type"].as_str().unwrap().ends_with(&format!("/problems/{slug}")), "{body}");
+    assert!(
+        body["type"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/problems/{slug}")),
+        "{body}"
+    );
     assert_eq!(body["error"], error);
     body
 }
@@ -104,7 +139,12 @@ async fn a_proof_at_sign_in_binds_the_tokens_and_they_work_only_with_proofs() {
     assert_dpop_401(none, "invalid-dpop-proof", "invalid_dpop_proof").await;
     // With a proof by another key.
     let thief = ProofSigner::es256().unwrap();
-    assert_dpop_401(get_me(&app, &thief, access).await, "token-invalid", "invalid_token").await;
+    assert_dpop_401(
+        get_me(&app, &thief, access).await,
+        "token-invalid",
+        "invalid_token",
+    )
+    .await;
     // A proof for another method, URL (the address connected to, not the
     // public URL) or token.
     for p in [
@@ -120,13 +160,35 @@ async fn a_proof_at_sign_in_binds_the_tokens_and_they_work_only_with_proofs() {
     }
     // The userinfo endpoint, and DELETE (htm) sign-out, understand it.
     let p = proof(&app, &key, "GET", "/oauth/userinfo", Some(access));
-    let r = send(&app, Method::GET, "/oauth/userinfo", Some(&auth), Some(&p), None).await;
+    let r = send(
+        &app,
+        Method::GET,
+        "/oauth/userinfo",
+        Some(&auth),
+        Some(&p),
+        None,
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(app.userinfo(access).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.userinfo(access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     let p = proof(&app, &key, "DELETE", "/v1/sessions", Some(access));
-    let r = send(&app, Method::DELETE, "/v1/sessions", Some(&auth), Some(&p), None).await;
+    let r = send(
+        &app,
+        Method::DELETE,
+        "/v1/sessions",
+        Some(&auth),
+        Some(&p),
+        None,
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    assert_eq!(get_me(&app, &key, access).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get_me(&app, &key, access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -142,14 +204,28 @@ async fn an_ed25519_key_binds_too_and_a_bearer_token_is_not_a_dpop_token() {
     let bearer = plain["access_token"].as_str().unwrap();
     assert!(claims_of(bearer).get("cnf").is_none());
     assert_eq!(app.me_status(bearer).await, StatusCode::OK);
-    assert_dpop_401(get_me(&app, &key, bearer).await, "token-invalid", "invalid_token").await;
+    assert_dpop_401(
+        get_me(&app, &key, bearer).await,
+        "token-invalid",
+        "invalid_token",
+    )
+    .await;
     // A proof with a private key in its jwk is refused at sign-in.
     let mut header = key.header();
     header["jwk"]["d"] = "AAAA".into();
-    let claims = json!({"jti": "x1", "htm": "POST", "htu": htu(&app, "/v1/sessions"), "iat": now()});
+    let claims =
+        json!({"jti": "x1", "htm": "POST", "htu": htu(&app, "/v1/sessions"), "iat": now()});
     let bad = key.sign_raw(&header, &claims);
     let body = json!({"email": unique_email(), "password": PASSWORD});
-    let r = send(&app, Method::POST, "/v1/sessions", None, Some(&bad), Some(&body)).await;
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/sessions",
+        None,
+        Some(&bad),
+        Some(&body),
+    )
+    .await;
     assert_dpop_401(r, "invalid-dpop-proof", "invalid_dpop_proof").await;
 }
 
@@ -165,7 +241,15 @@ async fn refresh_of_a_bound_session_needs_a_proof_by_its_key() {
     assert_dpop_401(r, "token-invalid", "invalid_token").await;
     let thief = ProofSigner::es256().unwrap();
     let p = proof(&app, &thief, "POST", "/v1/sessions/refresh", None);
-    let r = send(&app, Method::POST, "/v1/sessions/refresh", None, Some(&p), Some(&body)).await;
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/sessions/refresh",
+        None,
+        Some(&p),
+        Some(&body),
+    )
+    .await;
     assert_dpop_401(r, "token-invalid", "invalid_token").await;
     // The same at the OAuth token endpoint: invalid_grant.
     let r = app.oauth_refresh(refresh).await;
@@ -173,7 +257,15 @@ async fn refresh_of_a_bound_session_needs_a_proof_by_its_key() {
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
     // The family was not burned: the owner refreshes as usual.
     let p = proof(&app, &key, "POST", "/v1/sessions/refresh", None);
-    let r = send(&app, Method::POST, "/v1/sessions/refresh", None, Some(&p), Some(&body)).await;
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/sessions/refresh",
+        None,
+        Some(&p),
+        Some(&body),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::OK);
     let next: Value = r.json().await.unwrap();
     assert_eq!(next["token_type"], "DPoP");
@@ -206,7 +298,10 @@ async fn refresh_of_a_bound_session_needs_a_proof_by_its_key() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_dpop_proof");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "invalid_dpop_proof"
+    );
 }
 
 #[tokio::test]
@@ -216,7 +311,15 @@ async fn a_bearer_session_refreshed_with_a_proof_becomes_bound() {
     let key = ProofSigner::es256().unwrap();
     let p = proof(&app, &key, "POST", "/v1/sessions/refresh", None);
     let body = json!({"refresh_token": plain["refresh_token"]});
-    let r = send(&app, Method::POST, "/v1/sessions/refresh", None, Some(&p), Some(&body)).await;
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/sessions/refresh",
+        None,
+        Some(&p),
+        Some(&body),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::OK);
     let bound: Value = r.json().await.unwrap();
     assert_eq!(bound["token_type"], "DPoP");
@@ -233,23 +336,65 @@ async fn nonce_mode_asks_for_a_nonce_and_the_retry_works() {
     .await;
     let key = ProofSigner::es256().unwrap();
     let email = unique_email();
-    assert_eq!(app.register(&email, PASSWORD).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.register(&email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
     let body = json!({"email": email, "password": PASSWORD});
     let p = proof(&app, &key, "POST", "/v1/sessions", None);
-    let r = send(&app, Method::POST, "/v1/sessions", None, Some(&p), Some(&body)).await;
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/sessions",
+        None,
+        Some(&p),
+        Some(&body),
+    )
+    .await;
     let nonce = r.headers()["dpop-nonce"].to_str().unwrap().to_string();
     assert_dpop_401(r, "use-dpop-nonce", "use_dpop_nonce").await;
-    let p = key.proof("POST", &htu(&app, "/v1/sessions"), now(), None, Some(&nonce));
-    let r = send(&app, Method::POST, "/v1/sessions", None, Some(&p), Some(&body)).await;
+    let p = key.proof(
+        "POST",
+        &htu(&app, "/v1/sessions"),
+        now(),
+        None,
+        Some(&nonce),
+    );
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/sessions",
+        None,
+        Some(&p),
+        Some(&body),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.headers().contains_key("dpop-nonce"), "a fresh nonce with every answer");
+    assert!(
+        r.headers().contains_key("dpop-nonce"),
+        "a fresh nonce with every answer"
+    );
     let tokens: Value = r.json().await.unwrap();
     let access = tokens["access_token"].as_str().unwrap();
     // Resource requests need it too.
     let r = get_me(&app, &key, access).await;
     assert_dpop_401(r, "use-dpop-nonce", "use_dpop_nonce").await;
-    let p = key.proof("GET", &htu(&app, "/v1/me"), now(), Some(access), Some(&nonce));
-    let r = send(&app, Method::GET, "/v1/me", Some(&format!("DPoP {access}")), Some(&p), None).await;
+    let p = key.proof(
+        "GET",
+        &htu(&app, "/v1/me"),
+        now(),
+        Some(access),
+        Some(&nonce),
+    );
+    let r = send(
+        &app,
+        Method::GET,
+        "/v1/me",
+        Some(&format!("DPoP {access}")),
+        Some(&p),
+        None,
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::OK);
     // The token endpoint answers RFC 9449 §5's 400 with the header.
     let p = proof(&app, &key, "POST", "/oauth/token", None);
@@ -276,19 +421,33 @@ async fn required_mode_issues_no_bearer_tokens() {
     })
     .await;
     let email = unique_email();
-    assert_eq!(app.register(&email, PASSWORD).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.register(&email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
     let r = app.login(&email, PASSWORD).await;
     let body = assert_problem_dpop_required(r).await;
     assert!(body["detail"].as_str().unwrap().contains("DPoP"));
     let r = app.oauth_refresh("whatever").await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_dpop_proof");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "invalid_dpop_proof"
+    );
     // Routes that issue nothing are unaffected.
     assert_eq!(app.status_of("/v1/captcha").await, StatusCode::OK);
     let key = ProofSigner::es256().unwrap();
     let p = proof(&app, &key, "POST", "/v1/sessions", None);
     let login = json!({"email": email, "password": PASSWORD});
-    let r = send(&app, Method::POST, "/v1/sessions", None, Some(&p), Some(&login)).await;
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/sessions",
+        None,
+        Some(&p),
+        Some(&login),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.unwrap()["token_type"], "DPoP");
 }
@@ -313,16 +472,27 @@ async fn cors_allows_the_header_and_exposes_the_nonce_and_discovery_lists_algori
         .send()
         .await
         .unwrap();
-    let allowed = r.headers()["access-control-allow-headers"].to_str().unwrap();
+    let allowed = r.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap();
     assert!(allowed.split(", ").any(|h| h == "dpop"), "{allowed}");
     let r = app.with_origin(Method::GET, "/v1/captcha", origin).await;
-    let exposed = r.headers()["access-control-expose-headers"].to_str().unwrap();
+    let exposed = r.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap();
     assert!(exposed.split(", ").any(|h| h == "dpop-nonce"), "{exposed}");
     for slug in ["invalid-dpop-proof", "use-dpop-nonce", "dpop-required"] {
-        assert_eq!(app.status_of(&format!("/problems/{slug}")).await, StatusCode::OK, "{slug}");
+        assert_eq!(
+            app.status_of(&format!("/problems/{slug}")).await,
+            StatusCode::OK,
+            "{slug}"
+        );
     }
     let d = app.get_json("/.well-known/openid-configuration").await;
-    assert_eq!(d["dpop_signing_alg_values_supported"], json!(["ES256", "EdDSA"]));
+    assert_eq!(
+        d["dpop_signing_alg_values_supported"],
+        json!(["ES256", "EdDSA"])
+    );
 }
 
 #[tokio::test]

@@ -202,10 +202,7 @@ impl IntoResponse for Problem {
         {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
-        if let Some(v) = self
-            .dpop_nonce
-            .and_then(|v| HeaderValue::from_str(&v).ok())
-        {
+        if let Some(v) = self.dpop_nonce.and_then(|v| HeaderValue::from_str(&v).ok()) {
             resp.headers_mut().insert("dpop-nonce", v);
         }
         if let Some(secs) = self.retry_after {

@@ -56,7 +56,11 @@ fn rfc_7638_thumbprint_of_the_rfc_example_key() {
 #[test]
 fn typ_must_be_dpop_jwt() {
     let s = ProofSigner::es256().unwrap();
-    for typ in [serde_json::json!("JWT"), serde_json::json!(null), serde_json::json!("at+jwt")] {
+    for typ in [
+        serde_json::json!("JWT"),
+        serde_json::json!(null),
+        serde_json::json!("at+jwt"),
+    ] {
         let mut h = s.header();
         h["typ"] = typ;
         let p = s.sign_raw(&h, &claims(NOW));
@@ -71,7 +75,10 @@ fn only_es256_and_eddsa_are_accepted() {
         let mut h = s.header();
         h["alg"] = alg.into();
         let p = s.sign_raw(&h, &claims(NOW));
-        assert_eq!(refused(&p, &want(None)), "the proof's alg is not ES256 or EdDSA");
+        assert_eq!(
+            refused(&p, &want(None)),
+            "the proof's alg is not ES256 or EdDSA"
+        );
     }
     // An ES256 header over an Ed25519 key: the curve does not match.
     let e = ProofSigner::eddsa().unwrap();
@@ -87,11 +94,17 @@ fn a_jwk_with_a_private_member_is_refused() {
     let mut h = s.header();
     h["jwk"]["d"] = "c2VjcmV0".into();
     let p = s.sign_raw(&h, &claims(NOW));
-    assert_eq!(refused(&p, &want(None)), "the jwk header holds a private key");
+    assert_eq!(
+        refused(&p, &want(None)),
+        "the jwk header holds a private key"
+    );
     let mut h = s.header();
     h["jwk"] = serde_json::json!({"kty": "oct", "k": "c2VjcmV0"});
     let p = s.sign_raw(&h, &claims(NOW));
-    assert_eq!(refused(&p, &want(None)), "the jwk header holds a private key");
+    assert_eq!(
+        refused(&p, &want(None)),
+        "the jwk header holds a private key"
+    );
 }
 
 #[test]
@@ -199,7 +212,10 @@ fn iat_must_be_recent_and_not_in_the_future() {
     let ok = |iat| check_proof(&s.proof("GET", HTU, iat, None, None), &want(None)).is_ok();
     assert!(ok(NOW - 60));
     assert!(ok(NOW + LEEWAY_SECS));
-    assert!(!ok(NOW - 60 - LEEWAY_SECS - 1), "older than the maximum age");
+    assert!(
+        !ok(NOW - 60 - LEEWAY_SECS - 1),
+        "older than the maximum age"
+    );
     assert!(!ok(NOW + LEEWAY_SECS + 1), "in the future");
 }
 
@@ -229,12 +245,18 @@ fn nonces_are_stateless_and_rotate() {
     let other = NonceKeys::new(SecretBox::new(Box::new([8u8; 32])));
     let n = keys.issue(NOW);
     assert!(keys.accepts(&n, NOW));
-    assert!(keys.accepts(&n, NOW + NONCE_PERIOD_SECS), "the next slot still accepts it");
+    assert!(
+        keys.accepts(&n, NOW + NONCE_PERIOD_SECS),
+        "the next slot still accepts it"
+    );
     assert!(!keys.accepts(&n, NOW + 2 * NONCE_PERIOD_SECS), "expired");
     assert!(!other.accepts(&n, NOW), "another server secret");
     assert!(!keys.accepts("garbage", NOW));
     assert!(!keys.accepts(&format!("{}.{}", NOW / NONCE_PERIOD_SECS + 5, "x"), NOW));
-    assert_eq!(check_nonce(&keys, None, NOW), Err(ProofError::NonceRequired));
+    assert_eq!(
+        check_nonce(&keys, None, NOW),
+        Err(ProofError::NonceRequired)
+    );
     assert_eq!(check_nonce(&keys, Some(&n), NOW), Ok(()));
     // The nonce travels in the proof.
     let s = ProofSigner::es256().unwrap();

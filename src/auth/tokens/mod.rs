@@ -25,8 +25,8 @@ mod claims;
 mod tests;
 
 pub use claims::{
-    ACCESS_TYP, AccessClaims, Confirmation, LEEWAY_SECS, MFA_TYP, MfaClaims, NOT_ME_TYP, REFRESH_TYP,
-    RefreshClaims, TimeClaims, TokenError,
+    ACCESS_TYP, AccessClaims, Confirmation, LEEWAY_SECS, MFA_TYP, MfaClaims, NOT_ME_TYP,
+    REFRESH_TYP, RefreshClaims, TimeClaims, TokenError,
 };
 
 /// Issues and verifies tokens with one key ring and one issuer/audience.

@@ -14,7 +14,13 @@ pub(crate) async fn bound_key_kept_and_bound_once(store: DynStore) {
     bound.dpop_jkt = Some("key-a".into());
     store.create_session(&bound).await.unwrap();
     assert_eq!(
-        store.session(&bound.id).await.unwrap().unwrap().dpop_jkt.as_deref(),
+        store
+            .session(&bound.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .dpop_jkt
+            .as_deref(),
         Some("key-a")
     );
     let rot = Rotation {
@@ -30,25 +36,74 @@ pub(crate) async fn bound_key_kept_and_bound_once(store: DynStore) {
     };
     assert_eq!(after.dpop_jkt.as_deref(), Some("key-a"));
     // Already bound: the same key is fine, another is not.
-    assert!(store.bind_session_key("dpop-user", &bound.id, "key-a", NOW + 2).await.unwrap());
-    assert!(!store.bind_session_key("dpop-user", &bound.id, "key-b", NOW + 2).await.unwrap());
+    assert!(
+        store
+            .bind_session_key("dpop-user", &bound.id, "key-a", NOW + 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .bind_session_key("dpop-user", &bound.id, "key-b", NOW + 2)
+            .await
+            .unwrap()
+    );
 
     let plain = session("dpop-user", NOW);
     store.create_session(&plain).await.unwrap();
-    assert_eq!(store.session(&plain.id).await.unwrap().unwrap().dpop_jkt, None);
-    assert!(!store.bind_session_key("someone-else", &plain.id, "key-c", NOW + 2).await.unwrap());
-    assert!(!store.bind_session_key("dpop-user", "no-such-sid", "key-c", NOW + 2).await.unwrap());
-    assert!(store.bind_session_key("dpop-user", &plain.id, "key-c", NOW + 2).await.unwrap());
-    assert!(!store.bind_session_key("dpop-user", &plain.id, "key-d", NOW + 3).await.unwrap());
     assert_eq!(
-        store.session(&plain.id).await.unwrap().unwrap().dpop_jkt.as_deref(),
+        store.session(&plain.id).await.unwrap().unwrap().dpop_jkt,
+        None
+    );
+    assert!(
+        !store
+            .bind_session_key("someone-else", &plain.id, "key-c", NOW + 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .bind_session_key("dpop-user", "no-such-sid", "key-c", NOW + 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .bind_session_key("dpop-user", &plain.id, "key-c", NOW + 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .bind_session_key("dpop-user", &plain.id, "key-d", NOW + 3)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .session(&plain.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .dpop_jkt
+            .as_deref(),
         Some("key-c")
     );
     // Not on a revoked session.
     let gone = session("dpop-user", NOW);
     store.create_session(&gone).await.unwrap();
-    assert!(store.revoke_session("dpop-user", &gone.id, NOW + 1).await.unwrap());
-    assert!(!store.bind_session_key("dpop-user", &gone.id, "key-e", NOW + 2).await.unwrap());
+    assert!(
+        store
+            .revoke_session("dpop-user", &gone.id, NOW + 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .bind_session_key("dpop-user", &gone.id, "key-e", NOW + 2)
+            .await
+            .unwrap()
+    );
 }
 
 /// Racing binds of an unbound session to different keys: exactly one wins.
