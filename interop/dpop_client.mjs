@@ -12,13 +12,18 @@
 //  3. userinfo and GET /v1/me with the DPoP scheme and a proof answer 200;
 //  4. a grant without a proof is refused (invalid_grant), userinfo with the
 //     token as a bearer token is refused (401), and the session still works;
-//  5. introspection shows cnf.jkt and token_type DPoP.
+//  5. introspection shows cnf.jkt and token_type DPoP;
+//  6. the guide's jose resource-server check (verify_dpop_jose.mjs) accepts
+//     the bound token with a proof by the key, and refuses a replay, another
+//     key's proof, a proof for another URL and the token as a bearer token.
 // With --nonce, the server asks for nonces: the first grant must fail with
 // use_dpop_nonce (isDPoPNonceError), and the retry (the handle keeps the
 // nonce) must pass; without it, no request needs a retry.
 // Prints one "ok - ..." line per check; exit 0 when all pass, 1 otherwise.
 import * as oauth from 'oauth4webapi';
-import { calculateJwkThumbprint, exportJWK } from 'jose';
+import { calculateJwkThumbprint, exportJWK, SignJWT, base64url } from 'jose';
+import { createHash, randomUUID } from 'node:crypto';
+import { dpopVerifier } from './verify_dpop_jose.mjs';
 
 const args = {};
 for (let i = 2; i < process.argv.length; i++) {
@@ -128,6 +133,30 @@ try {
     await oauth.introspectionRequest(as, client, introspector, second.access_token, insecure));
   check('introspection: active, token_type DPoP, cnf.jkt', intro.active === true && intro.token_type === 'DPoP'
     && intro.cnf?.jkt === jkt, JSON.stringify(intro));
+
+  // The guide's resource server (jose), on an API of its own URL.
+  const verify = dpopVerifier(as.issuer);
+  const api = 'https://api.example.com/orders';
+  const proofBy = async (kp, url = api) => new SignJWT({
+    jti: randomUUID(), htm: 'GET', htu: url,
+    ath: base64url.encode(createHash('sha256').update(second.access_token).digest()),
+  })
+    .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: await exportJWK(kp.publicKey) })
+    .setIssuedAt()
+    .sign(kp.privateKey);
+  const req = (dpop, scheme = 'DPoP') => ({ method: 'GET', publicUrl: api, authorization: `${scheme} ${second.access_token}`, dpop });
+  const good = await proofBy(keyPair);
+  let rs = await verify(req(good)).then((at) => at.sub === sub, (e) => e.message);
+  check('jose resource server (the guide): bound token with a proof by its key', rs === true, rs);
+  const refusedBy = async (r) => verify(r).then(() => 'accepted', (e) => e.message);
+  const replay = await refusedBy(req(good));
+  check('jose resource server: a replayed proof is refused', replay === 'proof replayed', replay);
+  const otherKey = await refusedBy(req(await proofBy(await oauth.generateKeyPair('ES256'))));
+  check('jose resource server: another key\'s proof is refused', otherKey === 'proof by another key', otherKey);
+  const elsewhere = await refusedBy(req(await proofBy(keyPair, 'https://api.example.com/admin')));
+  check('jose resource server: a proof for another URL is refused', elsewhere === 'proof for another request', elsewhere);
+  const asBearer = await refusedBy(req(undefined, 'Bearer'));
+  check('jose resource server: the bound token as bearer is refused', asBearer.includes('DPoP scheme'), asBearer);
 } catch (e) {
   failed += 1;
   console.log(`FAIL - unexpected error: ${e?.constructor?.name} ${e?.message} ${JSON.stringify(e?.cause ?? '')}`);

@@ -352,6 +352,34 @@ impl ProofSigner {
         })
     }
 
+    /// A new P-256 key as PKCS#8 (to keep in a file: `portcullis bench
+    /// dpop-proofs --key`).
+    pub fn es256_pkcs8() -> anyhow::Result<Vec<u8>> {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &aws_lc_rs::rand::SystemRandom::new())
+            .map_err(|_| anyhow::anyhow!("key generation failed"))?;
+        Ok(doc.as_ref().to_vec())
+    }
+
+    /// The P-256 key of a PKCS#8 document.
+    pub fn es256_from_pkcs8(pkcs8: &[u8]) -> anyhow::Result<Self> {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
+            .map_err(|_| anyhow::anyhow!("not a P-256 PKCS#8 key"))?;
+        let point = pair.public_key().as_ref().to_vec();
+        anyhow::ensure!(point.len() == 65 && point[0] == 4, "unexpected point encoding");
+        let jwk = serde_json::json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "x": B64URL.encode(&point[1..33]),
+            "y": B64URL.encode(&point[33..65]),
+        });
+        Ok(Self {
+            key: SignerKey::Es256(pair),
+            jwk,
+        })
+    }
+
     /// A fresh Ed25519 key (EdDSA).
     pub fn eddsa() -> anyhow::Result<Self> {
         use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};

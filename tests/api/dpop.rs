@@ -524,3 +524,136 @@ async fn introspection_shows_the_binding() {
     assert_eq!(i["token_type"], "Bearer");
     assert!(i.get("cnf").is_none());
 }
+
+// -- The Rust resource-server check of docs/guides/dpop.md ("Rust, with
+// jsonwebtoken"), verbatim, run against real tokens below.
+mod guide {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+    use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+    use serde::Deserialize;
+    use sha2::{Digest, Sha256};
+
+    #[derive(Deserialize)]
+    struct Cnf {
+        jkt: String,
+    }
+    #[derive(Deserialize)]
+    struct Access {
+        sub: String,
+        cnf: Option<Cnf>,
+    }
+    #[derive(Deserialize)]
+    struct Proof {
+        jti: String,
+        htm: String,
+        htu: String,
+        iat: u64,
+        ath: Option<String>,
+    }
+
+    /// `key`: Portcullis's public key for the access token's `kid` (from the JWKS).
+    #[allow(clippy::too_many_arguments)]
+    pub fn verify(
+        issuer: &str,
+        key: &DecodingKey,
+        alg: Algorithm,
+        scheme: &str,
+        token: &str,
+        proof: &str,
+        method: &str,
+        url: &str,
+        now: u64,
+    ) -> anyhow::Result<String> {
+        let mut v = Validation::new(alg);
+        v.set_issuer(&[issuer]);
+        v.set_audience(&["portcullis"]);
+        let header = decode_header(token)?;
+        anyhow::ensure!(header.typ.as_deref() == Some("at+jwt"), "not an access token");
+        let at = decode::<Access>(token, key, &v)?.claims;
+        let Some(cnf) = at.cnf else {
+            anyhow::ensure!(scheme == "Bearer", "a bearer token must come as Bearer");
+            return Ok(at.sub);
+        };
+        anyhow::ensure!(scheme == "DPoP", "a DPoP-bound token needs the DPoP scheme");
+
+        let ph = decode_header(proof)?;
+        anyhow::ensure!(ph.typ.as_deref() == Some("dpop+jwt"), "not a DPoP proof");
+        anyhow::ensure!(
+            matches!(ph.alg, Algorithm::ES256 | Algorithm::EdDSA),
+            "algorithm"
+        );
+        // Refuse private keys: read the raw header, not only the parsed Jwk
+        // (its parser ignores members it does not know, such as `d`).
+        let raw: serde_json::Value =
+            serde_json::from_slice(&B64.decode(proof.split('.').next().unwrap_or(""))?)?;
+        anyhow::ensure!(raw["jwk"].get("d").is_none(), "private key in the proof");
+        let jwk: Jwk = ph.jwk.ok_or_else(|| anyhow::anyhow!("no jwk"))?;
+        let mut pv = Validation::new(ph.alg);
+        pv.validate_exp = false;
+        pv.validate_aud = false;
+        pv.required_spec_claims.clear();
+        let p = decode::<Proof>(proof, &DecodingKey::from_jwk(&jwk)?, &pv)?.claims;
+        anyhow::ensure!(
+            jwk.thumbprint(ThumbprintHash::SHA256)? == cnf.jkt,
+            "proof by another key"
+        );
+        anyhow::ensure!(p.htm == method && p.htu == url, "proof for another request");
+        anyhow::ensure!(
+            p.iat + 65 >= now && p.iat <= now + 5,
+            "proof too old or in the future"
+        );
+        let ath = B64.encode(Sha256::digest(token.as_bytes()));
+        anyhow::ensure!(
+            p.ath.as_deref() == Some(ath.as_str()),
+            "proof for another token"
+        );
+        // Finally claim p.jti in a store shared by your replicas (expiring after ~70 s).
+        let _ = p.jti;
+        Ok(at.sub)
+    }
+}
+
+#[tokio::test]
+async fn the_guides_rust_resource_server_check_works_on_real_tokens() {
+    let app = spawn_app().await;
+    let key = ProofSigner::es256().unwrap();
+    let tokens = bound_sign_in(&app, &key).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let issuer = app.get_json("/.well-known/openid-configuration").await["issuer"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let jwks = app.get_json("/.well-known/jwks.json").await;
+    let kid = jsonwebtoken::decode_header(access).unwrap().kid.unwrap();
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == kid.as_str())
+            .unwrap()
+            .clone(),
+    )
+    .unwrap();
+    let dk = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+    let alg = jsonwebtoken::decode_header(access).unwrap().alg;
+    let api = "https://api.example.com/orders";
+    let check = |scheme: &str, proof: &str, url: &str| {
+        guide::verify(&issuer, &dk, alg, scheme, access, proof, "GET", url, now())
+    };
+    let good = key.proof("GET", api, now(), Some(access), None);
+    let sub = claims_of(access)["sub"].as_str().unwrap().to_string();
+    assert_eq!(check("DPoP", &good, api).unwrap(), sub);
+    let other = ProofSigner::es256().unwrap().proof("GET", api, now(), Some(access), None);
+    assert!(check("DPoP", &other, api).is_err());
+    assert!(check("Bearer", &good, api).is_err());
+    assert!(check("DPoP", &good, "https://api.example.com/admin").is_err());
+    let mut h = key.header();
+    h["jwk"]["d"] = "AAAA".into();
+    let private = key.sign_raw(
+        &h,
+        &json!({"jti": "j", "htm": "GET", "htu": api, "iat": now(), "ath": portcullis::auth::dpop::ath_of(access)}),
+    );
+    assert!(check("DPoP", &private, api).is_err());
+}
