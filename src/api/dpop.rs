@@ -2,6 +2,9 @@
 //! `DPoP` proof before its handler runs and puts what it found in scope
 //! (`service::dpop` says why before, and what the use cases do with it).
 //!
+//! Two kinds of request are looked at; a `DPoP` header on any other is
+//! ignored (it could bind nothing, and checking one spends a store write):
+//!
 //! - `Authorization: DPoP <token>` is accepted wherever `Bearer` is: the
 //!   scheme is noted, the header handed on as `Bearer <token>` (so the
 //!   routes' one security scheme parses it), and the proof must carry
@@ -9,8 +12,12 @@
 //!   the bearer check (`Core::check_sender`), on every request.
 //! - A token-issuing request (`POST /v1/sessions` and every `POST
 //!   /v1/sessions/...` but the passkey options and the email-link request,
-//!   and `POST /oauth/token`) without a proof is refused here in
-//!   `PORTCULLIS_DPOP=required` mode, before any credential is spent.
+//!   and `POST /oauth/token`): its proof is checked before any credential
+//!   is spent; without one it is refused here in `PORTCULLIS_DPOP=required`
+//!   mode.
+//!
+//! Then:
+//!
 //! - Failures: on the JSON API a 401 problem with `WWW-Authenticate: DPoP
 //!   error="invalid_dpop_proof"` (or `use_dpop_nonce` and a `DPoP-Nonce`
 //!   header); at `/oauth/token` RFC 9449 §5's 400 JSON error, as OAuth
@@ -59,9 +66,14 @@ pub(super) async fn dpop<E: Endpoint>(
     let token = dpop_token(&req);
     let path = req.uri().path().to_string();
     let issues = issues_tokens(req.method(), &path);
-    if !has_proof && token.is_none() && !(issues && core.dpop_required()) {
-        // A bearer request: nothing to do (the bearer check still refuses
-        // a bound token sent so).
+    if token.is_none() && !issues {
+        // A bearer request, or one that issues nothing: a `DPoP` header on
+        // it binds nothing and is not checked (checking spends a store
+        // write); the bearer check still refuses a bound token sent so.
+        return ep.call(req).await.map(IntoResponse::into_response);
+    }
+    if !has_proof && token.is_none() && !core.dpop_required() {
+        // A token request without a proof in optional mode: bearer tokens.
         return ep.call(req).await.map(IntoResponse::into_response);
     }
     let proofs: Vec<String> = req

@@ -356,8 +356,11 @@ impl ProofSigner {
     /// dpop-proofs --key`).
     pub fn es256_pkcs8() -> anyhow::Result<Vec<u8>> {
         use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &aws_lc_rs::rand::SystemRandom::new())
-            .map_err(|_| anyhow::anyhow!("key generation failed"))?;
+        let doc = EcdsaKeyPair::generate_pkcs8(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            &aws_lc_rs::rand::SystemRandom::new(),
+        )
+        .map_err(|_| anyhow::anyhow!("key generation failed"))?;
         Ok(doc.as_ref().to_vec())
     }
 
@@ -367,7 +370,10 @@ impl ProofSigner {
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
             .map_err(|_| anyhow::anyhow!("not a P-256 PKCS#8 key"))?;
         let point = pair.public_key().as_ref().to_vec();
-        anyhow::ensure!(point.len() == 65 && point[0] == 4, "unexpected point encoding");
+        anyhow::ensure!(
+            point.len() == 65 && point[0] == 4,
+            "unexpected point encoding"
+        );
         let jwk = serde_json::json!({
             "kty": "EC",
             "crv": "P-256",

@@ -569,7 +569,10 @@ mod guide {
         v.set_issuer(&[issuer]);
         v.set_audience(&["portcullis"]);
         let header = decode_header(token)?;
-        anyhow::ensure!(header.typ.as_deref() == Some("at+jwt"), "not an access token");
+        anyhow::ensure!(
+            header.typ.as_deref() == Some("at+jwt"),
+            "not an access token"
+        );
         let at = decode::<Access>(token, key, &v)?.claims;
         let Some(cnf) = at.cnf else {
             anyhow::ensure!(scheme == "Bearer", "a bearer token must come as Bearer");
@@ -645,7 +648,9 @@ async fn the_guides_rust_resource_server_check_works_on_real_tokens() {
     let good = key.proof("GET", api, now(), Some(access), None);
     let sub = claims_of(access)["sub"].as_str().unwrap().to_string();
     assert_eq!(check("DPoP", &good, api).unwrap(), sub);
-    let other = ProofSigner::es256().unwrap().proof("GET", api, now(), Some(access), None);
+    let other = ProofSigner::es256()
+        .unwrap()
+        .proof("GET", api, now(), Some(access), None);
     assert!(check("DPoP", &other, api).is_err());
     assert!(check("Bearer", &good, api).is_err());
     assert!(check("DPoP", &good, "https://api.example.com/admin").is_err());
