@@ -8,6 +8,7 @@ pub mod admin;
 pub mod avatars;
 pub mod captcha;
 mod cors;
+mod dpop;
 pub mod extract;
 // Federated sign-in.
 pub mod federation;
@@ -197,6 +198,7 @@ pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
             ("/problems/{slug}", &["GET"]),
         ],
     ));
+    let dpop_core = core.clone();
     let _ = crate::telemetry::metrics();
     crate::telemetry::register_counters();
     Route::new()
@@ -242,6 +244,10 @@ pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
             })
         })
         .catch_all_error(|err| async move { problem::problem_from_poem_error(err) })
+        .around(move |ep, req| {
+            let core = dpop_core.clone();
+            Box::pin(async move { dpop::dpop(ep, req, &core).await })
+        })
         .around(move |ep, req| {
             let origins = cors_origins.clone();
             Box::pin(async move { cors::cors(ep, req, &origins).await })

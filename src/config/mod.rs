@@ -20,6 +20,7 @@ use secrecy::SecretString;
 
 mod dev;
 mod federation;
+mod dpop;
 mod groups;
 mod keys;
 pub mod pages;
@@ -32,6 +33,7 @@ mod tests;
 
 pub use dev::{DEV_BANNER, is_loopback_url};
 pub use federation::{FederationSettings, ProviderKind, ProviderSettings};
+pub use dpop::{DpopMode, DpopSettings};
 pub use groups::{
     AvatarSettings, HttpSettings, LimitSettings, MailSettings, PasswordSettings, StoreSettings,
     TokenSettings,
@@ -125,6 +127,8 @@ pub struct Settings {
     pub federation: FederationSettings,
     /// The hosted sign-in pages' theme (OpenID provider).
     pub pages: pages::PagesSettings,
+    /// Sender-constrained tokens (DPoP, RFC 9449).
+    pub dpop: DpopSettings,
     /// `PORTCULLIS_LOG_FORMAT`: `pretty` or `json` (default: pretty on a terminal).
     pub log_format: LogFormat,
     /// `PORTCULLIS_DEV` or `serve --dev`: developer mode (see
@@ -407,6 +411,7 @@ impl Settings {
                 max_bytes: avatar_max_bytes,
             },
             security: SecuritySettings::from_map(map)?,
+            dpop: DpopSettings::from_map(map)?,
             passkeys,
             passwordless: PasswordlessSettings::from_map(map)?,
             federation: FederationSettings::from_map(map)?,
