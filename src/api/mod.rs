@@ -153,6 +153,10 @@ pub fn spec_json() -> String {
 /// Every route with its middleware, serving `core`. Boxed: the stack of
 /// middleware is one deeply nested type, laid out once here (the crate
 /// raises `recursion_limit` for it) instead of in every crate that serves it.
+#[allow(
+    clippy::too_many_lines,
+    reason = "the one list of every mounted route and layer, read whole"
+)]
 pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
     let http = core.settings.http.clone();
     let api = service();

@@ -19,8 +19,8 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 
 mod dev;
-mod federation;
 mod dpop;
+mod federation;
 mod groups;
 mod keys;
 pub mod pages;
@@ -32,8 +32,8 @@ mod security;
 mod tests;
 
 pub use dev::{DEV_BANNER, is_loopback_url};
-pub use federation::{FederationSettings, ProviderKind, ProviderSettings};
 pub use dpop::{DpopMode, DpopSettings};
+pub use federation::{FederationSettings, ProviderKind, ProviderSettings};
 pub use groups::{
     AvatarSettings, HttpSettings, LimitSettings, MailSettings, PasswordSettings, StoreSettings,
     TokenSettings,

@@ -351,7 +351,10 @@ impl Core {
                 is_anonymous: account.is_anonymous,
                 idp: session.idp.as_deref(),
                 // A session of an OAuth client: its audience and client id.
-                client: session.audience.as_deref().zip(session.client_id.as_deref()),
+                client: session
+                    .audience
+                    .as_deref()
+                    .zip(session.client_id.as_deref()),
                 jkt,
             },
         )?;

@@ -404,6 +404,16 @@ enum Handler {
     Expr(String),
 }
 
+/// The file of API module `module`: `api/<module>.rs` or `api/<module>/mod.rs`.
+fn module_file(api: &BTreeMap<String, String>, module: &str) -> String {
+    let flat = format!("api/{module}.rs");
+    if api.contains_key(&flat) {
+        flat
+    } else {
+        format!("api/{module}/mod.rs")
+    }
+}
+
 /// A path argument: a literal (`:x` segments become `{x}`) or a
 /// `module::CONST` declared in `src/api/<module>.rs`.
 fn resolve_path(api: &BTreeMap<String, String>, expr: &str) -> String {
@@ -411,7 +421,7 @@ fn resolve_path(api: &BTreeMap<String, String>, expr: &str) -> String {
         s.trim_end_matches('"').to_string()
     } else {
         let (module, name) = expr.split_once("::").unwrap();
-        let text = &api[&format!("api/{module}.rs")];
+        let text = &api[&module_file(api, module)];
         let decl = format!("pubconst{name}:&str=\"");
         let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
         let at = compact.find(&decl).unwrap() + decl.len();
@@ -437,7 +447,7 @@ fn handlers_of(
     target: &str,
 ) -> Vec<(String, Handler)> {
     let in_module = |module: &str, name: &str| Handler::Fn {
-        file: format!("api/{module}.rs"),
+        file: module_file(api, module),
         name: name.to_string(),
     };
     if let Some(inner) = target.strip_prefix("poem::get(") {
@@ -445,7 +455,7 @@ fn handlers_of(
         return vec![("GET".to_string(), in_module(module, name))];
     }
     if let Some((module, ctor)) = target.strip_suffix("()").and_then(|t| t.split_once("::")) {
-        let text = &api[&format!("api/{module}.rs")];
+        let text = &api[&module_file(api, module)];
         let f = functions(text)
             .into_iter()
             .find(|f| f.name == ctor)

@@ -116,7 +116,15 @@ impl TokenService {
         auth_time: u64,
         now: u64,
     ) -> anyhow::Result<String> {
-        self.issue_access_with(sub, sid, amr, roles, auth_time, now, AccessExtras::default())
+        self.issue_access_with(
+            sub,
+            sid,
+            amr,
+            roles,
+            auth_time,
+            now,
+            AccessExtras::default(),
+        )
     }
 
     /// [`TokenService::issue_access`] with the claims only some sessions
