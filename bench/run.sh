@@ -8,7 +8,7 @@
 # CPU%, and the load average when the scenario started. See bench/README.md.
 #
 # Options (environment):
-#   BENCH_SCENARIOS   comma list of startup,login,me,refresh,register,isolation,scale,backends
+#   BENCH_SCENARIOS   comma list of startup,login,me,refresh,register,isolation,scale,backends,dpop
 #                     (default: all)
 #   BENCH_DURATION    seconds measured per scenario (default 10; login at cost 12: 2x)
 #   BENCH_WARMUP      seconds of discarded warm-up before each measurement (default 3)
@@ -70,7 +70,7 @@ else
 fi
 STANDARD=${BENCH_STANDARD:-1}
 PROFILE=${BENCH_PROFILE:-}
-SCENARIOS=${BENCH_SCENARIOS:-startup,login,me,refresh,register,isolation,scale,backends}
+SCENARIOS=${BENCH_SCENARIOS:-startup,login,me,refresh,register,isolation,scale,backends,dpop}
 THREADS=${BENCH_THREADS:-2}
 SCALE_COST=${BENCH_SCALE_COST:-10}
 REGISTER_COST=${BENCH_REGISTER_COST:-10}
@@ -170,6 +170,8 @@ FAILURES=0
 # The server and measurement helpers (settings, start/stop, seeding, wrk runs, rows).
 # shellcheck source=bench/helpers.sh
 source "$ROOT/bench/helpers.sh"
+# shellcheck source=bench/dpop.sh
+source "$ROOT/bench/dpop.sh"
 
 # Lines that go under the table.
 NOTES="$TMP/notes.md"
@@ -549,7 +551,7 @@ profile_me() {
 }
 
 # --- main loop ----------------------------------------------------------------
-for s in startup login me refresh register isolation scale backends; do
+for s in startup login me refresh register isolation scale backends dpop; do
   if has_scenario "$s"; then "sc_$s"; fi
 done
 

@@ -44,6 +44,7 @@ fn session(i: usize) -> SessionRecord {
         client_id: None,
         audience: None,
         scope: None,
+        dpop_jkt: None,
     }
 }
 

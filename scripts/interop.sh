@@ -2,7 +2,7 @@
 # Proved from the outside: third-party clients against a real Portcullis.
 #
 #   scripts/interop.sh                      # binary from $PORTCULLIS_BIN or target/debug/portcullis
-#   INTEROP_ONLY=jwt scripts/interop.sh     # only some phases: jwt, swagger, fuzz, reset, passkeys, oauth, federation, oidc (comma-separated)
+#   INTEROP_ONLY=jwt scripts/interop.sh     # only some phases: jwt, swagger, fuzz, reset, passkeys, oauth, federation, oidc, dpop (comma-separated)
 #
 # 1. jwt     For EdDSA, ES256 and RS256: a resource server verifies access
 #            tokens with PyJWT (PyJWKClient) and with jose (createRemoteJWKSet),
@@ -36,6 +36,18 @@
 #            RFC 7662 introspection (active), RFC 7009 revocation, then
 #            introspection inactive and the revoked refresh token refused
 #            with invalid_grant (interop/oauth_client.mjs).
+# 7. dpop    DPoP (RFC 9449). oauth4webapi, by discovery only, with its DPoP
+#            handle: a refresh_token grant with a proof binds the session
+#            (token_type DPoP, cnf.jkt), refresh without a proof refused,
+#            userinfo and GET /v1/me with proofs, the bound token refused as
+#            bearer and with another key's proof, introspection shows cnf;
+#            once with PORTCULLIS_DPOP_NONCE=true (the first grant must ask
+#            for a nonce, the retry pass) and once without
+#            (interop/dpop_client.mjs). Then Chromium with the TS client
+#            (interop/dpop_browser.mjs): the key is non-extractable, survives
+#            a reload and is shared by two tabs; the access token copied out
+#            of the page gets 401 with no proof, with another key's proof and
+#            with a replayed proof.
 #
 # Tools are pinned in interop/requirements.txt (→ interop/.venv) and
 # interop/package-lock.json (→ interop/node_modules); both are installed on
@@ -52,7 +64,7 @@ INTEROP="$ROOT/interop"
 ARTIFACTS="$INTEROP/artifacts"
 BIN=${PORTCULLIS_BIN:-$ROOT/target/debug/portcullis}
 case "$BIN" in /*) ;; *) BIN="$PWD/$BIN" ;; esac
-ONLY=${INTEROP_ONLY:-jwt,swagger,fuzz,reset,passkeys,oauth,federation,oidc}
+ONLY=${INTEROP_ONLY:-jwt,swagger,fuzz,reset,passkeys,oauth,federation,oidc,dpop}
 FUZZ_EXAMPLES=${INTEROP_FUZZ_EXAMPLES:-50}
 FUZZ_SEED=${INTEROP_FUZZ_SEED:-20261125}
 CHROMIUM=/usr/bin/chromium
@@ -287,10 +299,10 @@ t0=$SECONDS
 if wants jwt || wants fuzz; then
   if out=$(install_python 2>&1); then echo "$out"; else fail "install python tools" "$out"; setup_ok=false; fi
 fi
-if wants jwt || wants swagger || wants reset || wants passkeys || wants oauth || wants federation; then
+if wants jwt || wants swagger || wants reset || wants passkeys || wants oauth || wants federation || wants oidc || wants dpop; then
   if out=$(install_node 2>&1); then echo "$out"; else fail "install node tools" "$out"; setup_ok=false; fi
 fi
-if wants swagger || wants reset || wants passkeys || wants federation; then
+if wants swagger || wants reset || wants passkeys || wants federation || wants oidc || wants dpop; then
   if out=$(install_chromium 2>&1); then [ -z "$out" ] || echo "$out"; else fail "install chromium" "$out"; setup_ok=false; fi
 fi
 log "setup took $((SECONDS - t0))s; binary $BIN"
@@ -632,3 +644,45 @@ federation_phase() {
 }
 if wants federation; then run_phase federation federation_phase; fi
 if wants oidc; then run_phase oidc oidc_phase; fi
+
+# ---------------------------------------------------------------- 7. dpop
+dpop_phase() {
+  local t0=$SECONDS mode name email refresh out rc flag
+  log "--- dpop (oauth4webapi with DPoP, nonce mode off and on; the TS client in Chromium)"
+  for mode in false true; do
+    name=dpop_$mode; email="dpop-$mode@example.com"; rc=0; flag=""
+    new_server "$name" EdDSA 15m
+    SRV_EXTRA[$name]="PORTCULLIS_DPOP_NONCE=$mode"
+    start_server "$name"
+    api "$name" POST /v1/users "{\"email\":\"$email\",\"password\":\"$PASSWORD\"}" >/dev/null
+    refresh=$(api "$name" POST /v1/sessions "{\"email\":\"$email\",\"password\":\"$PASSWORD\"}" | json_field refresh_token)
+    if [ "$mode" = true ]; then flag=--nonce; fi
+    out=$(timeout 60 node "$INTEROP/dpop_client.mjs" --issuer "$(issuer "$name")" \
+      --refresh-token "$refresh" --introspection-token "$INTROSPECTION_TOKEN" $flag 2>&1) || rc=$?
+    printf '%s\n' "$out" | sed 's/^/       /'
+    if [ "$rc" -eq 0 ]; then
+      pass "dpop: oauth4webapi with DPoP via discovery (nonce mode $mode)"
+    else
+      fail "dpop: oauth4webapi with DPoP via discovery (nonce mode $mode, exit $rc)" "$out"
+    fi
+    stop_server "$name"
+  done
+  name=dpop_browser; rc=0
+  local page_port; page_port=$(free_port)
+  if [ ! -d "$ROOT/clients/js/node_modules" ]; then (cd "$ROOT/clients/js" && npm ci --silent); fi
+  new_server "$name" EdDSA 15m
+  SRV_EXTRA[$name]="PORTCULLIS_DPOP_NONCE=true
+PORTCULLIS_CORS_ORIGINS=http://localhost:$page_port"
+  start_server "$name"
+  out=$(timeout 180 node "$INTEROP/dpop_browser.mjs" --base "$(base "$name")" --chromium "$CHROMIUM" \
+    --page-port "$page_port" --client "$ROOT/clients/js" --screenshot "$ARTIFACTS/dpop.png" 2>&1) || rc=$?
+  printf '%s\n' "$out" | sed 's/^/       /'
+  if [ "$rc" -eq 0 ]; then
+    pass "dpop: the TS client in Chromium (non-extractable key, reload, two tabs, stolen token refused)"
+  else
+    fail "dpop: the TS client in Chromium (exit $rc)" "$out"
+  fi
+  stop_server "$name"
+  log "dpop took $((SECONDS - t0))s"
+}
+if wants dpop; then run_phase dpop dpop_phase; fi

@@ -64,6 +64,7 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
         tracing::warn!(dir = %keys_dir.display(), "generated the password pepper: losing it invalidates every password");
     }
     let (captcha_key, _) = load_or_create_secret(keys_dir, "captcha-hmac.key")?;
+    let (dpop_nonce_key, _) = load_or_create_secret(keys_dir, "dpop-nonce-hmac.key")?;
     let second_factor = Arc::new(SecondFactorKeys::load(keys_dir)?);
     let postbox = build_postbox(&settings)?;
     let store = open_store(&settings.store).await?;
@@ -117,6 +118,7 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
         second_factor,
         mail: Arc::new(postbox),
         breached,
+        dpop_nonces: Arc::new(crate::auth::dpop::NonceKeys::new(dpop_nonce_key)),
     })
 }
 

@@ -18,9 +18,9 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 /// Methods a listed origin may use.
 const ALLOW_METHODS: &str = "GET, POST, PATCH, PUT, DELETE";
 /// Request headers a listed origin may send.
-const ALLOW_HEADERS: &str = "authorization, content-type";
+const ALLOW_HEADERS: &str = "authorization, content-type, dpop";
 /// Response headers a listed origin's script may read.
-const EXPOSE_HEADERS: &str = "www-authenticate, retry-after, etag, x-request-id";
+const EXPOSE_HEADERS: &str = "www-authenticate, retry-after, etag, x-request-id, dpop-nonce";
 /// How long a browser may cache a preflight answer (seconds).
 const MAX_AGE: &str = "600";
 

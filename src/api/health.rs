@@ -23,6 +23,10 @@ pub enum HealthResponse {
 }
 
 /// Responses of `GET /readyz`.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "answered once per probe; the problem is built only when the store is down"
+)]
 #[derive(ApiResponse)]
 pub enum ReadyResponse {
     /// The store answers: ready for traffic.

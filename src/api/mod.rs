@@ -8,6 +8,7 @@ pub mod admin;
 pub mod avatars;
 pub mod captcha;
 mod cors;
+mod dpop;
 pub mod extract;
 // Federated sign-in.
 pub mod federation;
@@ -152,6 +153,10 @@ pub fn spec_json() -> String {
 /// Every route with its middleware, serving `core`. Boxed: the stack of
 /// middleware is one deeply nested type, laid out once here (the crate
 /// raises `recursion_limit` for it) instead of in every crate that serves it.
+#[allow(
+    clippy::too_many_lines,
+    reason = "the one list of every mounted route and layer, read whole"
+)]
 pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
     let http = core.settings.http.clone();
     let api = service();
@@ -197,6 +202,7 @@ pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
             ("/problems/{slug}", &["GET"]),
         ],
     ));
+    let dpop_core = core.clone();
     let _ = crate::telemetry::metrics();
     crate::telemetry::register_counters();
     Route::new()
@@ -244,6 +250,10 @@ pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
             })
         })
         .catch_all_error(|err| async move { problem::problem_from_poem_error(err) })
+        .around(move |ep, req| {
+            let core = dpop_core.clone();
+            Box::pin(async move { dpop::dpop(ep, req, &core).await })
+        })
         .around(move |ep, req| {
             let origins = cors_origins.clone();
             Box::pin(async move { cors::cors(ep, req, &origins).await })

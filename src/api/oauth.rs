@@ -78,7 +78,7 @@ pub struct TokenForm {
 pub struct OAuthTokens {
     /// A new access token.
     pub access_token: String,
-    /// Always `Bearer`.
+    /// `Bearer`, or `DPoP` for a session bound to a DPoP key (RFC 9449).
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: u64,
@@ -208,6 +208,11 @@ impl From<Error> for TokenEndpointResponse {
     fn from(e: Error) -> Self {
         match e {
             Error::TokenInvalid(why) => Self::error("invalid_grant", why),
+            // RFC 9449 §5: a refresh of a bound session without a proof by
+            // its key is an invalid grant for that client.
+            Error::DpopBinding(why) => Self::error("invalid_grant", why),
+            Error::DpopProofInvalid(why) => Self::error("invalid_dpop_proof", why),
+            Error::DpopRequired => Self::error("invalid_dpop_proof", "a DPoP proof is required"),
             Error::AccountDisabled => Self::error("invalid_grant", "account disabled"),
             other => {
                 let p = problem_of(&other);
@@ -324,9 +329,12 @@ pub struct IntrospectionView {
     /// Token id.
     #[oai(skip_serializing_if_is_none)]
     pub jti: Option<String>,
-    /// `Bearer` for access tokens.
+    /// `Bearer` for access tokens (`DPoP` for DPoP-bound ones).
     #[oai(skip_serializing_if_is_none)]
     pub token_type: Option<String>,
+    /// RFC 9449 §6.2: the key a DPoP-bound token is bound to, `{jkt}`.
+    #[oai(skip_serializing_if_is_none)]
+    pub cnf: Option<ConfirmationView>,
     /// The client the token was issued to.
     #[oai(skip_serializing_if_is_none)]
     pub client_id: Option<String>,
@@ -335,9 +343,18 @@ pub struct IntrospectionView {
     pub roles: Option<Vec<String>>,
 }
 
+/// RFC 7800 `cnf`: the DPoP key thumbprint.
+#[derive(Debug, Object)]
+pub struct ConfirmationView {
+    /// RFC 7638 thumbprint (SHA-256, base64url) of the DPoP public key.
+    pub jkt: String,
+}
+
 impl From<Introspection> for IntrospectionView {
     fn from(i: Introspection) -> Self {
+        let bound = i.cnf_jkt.is_some();
         Self {
+            cnf: i.cnf_jkt.map(|jkt| ConfirmationView { jkt }),
             active: i.active,
             sub: i.sub,
             sid: i.sid,
@@ -347,6 +364,7 @@ impl From<Introspection> for IntrospectionView {
             aud: i.aud,
             jti: i.jti,
             token_type: i.token_type.map(|t| match t {
+                "access_token" if bound => "DPoP".to_string(),
                 "access_token" => "Bearer".to_string(),
                 other => other.to_string(),
             }),
@@ -460,7 +478,7 @@ async fn code_grant(req: &Request, core: &Core, form: TokenForm) -> TokenEndpoin
         Ok(Ok(t)) => TokenEndpointResponse::Ok(
             Json(OAuthTokens {
                 access_token: t.access_token,
-                token_type: "Bearer".to_string(),
+                token_type: t.token_type.to_string(),
                 expires_in: t.expires_in,
                 refresh_token: t.refresh_token,
                 scope: Some(t.scope),
@@ -546,8 +564,8 @@ impl OAuthApi {
         match core.refresh(&refresh_token, &client).await {
             Ok(t) => TokenEndpointResponse::Ok(
                 Json(OAuthTokens {
+                    token_type: t.token_type().to_string(),
                     access_token: t.access_token,
-                    token_type: "Bearer".to_string(),
                     expires_in: t.expires_in,
                     refresh_token: Some(t.refresh_token),
                     scope: None,

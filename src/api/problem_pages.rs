@@ -270,6 +270,25 @@ pub const PROBLEMS: &[(&str, u16, &str, &str)] = &[
         "Service unavailable",
         "The service cannot reach its store right now: retry after `Retry-After` seconds.",
     ),
+    // DPoP (RFC 9449).
+    (
+        "invalid-dpop-proof",
+        401,
+        "Invalid DPoP proof",
+        "The `DPoP` proof header was refused (RFC 9449 §4.3): not a `dpop+jwt` signed with ES256 or EdDSA by the public key in its `jwk`, a private key in `jwk`, `htm`/`htu` not this request's method and URL, `iat` too old or in the future, `ath` not the access token's hash, or a proof already used. Make a new proof for each request. The body's `error` and `WWW-Authenticate: DPoP error=...` say `invalid_dpop_proof`.",
+    ),
+    (
+        "use-dpop-nonce",
+        401,
+        "DPoP nonce required",
+        "This server wants a server nonce in every DPoP proof. Send the request again with a new proof whose `nonce` claim is the value of the `DPoP-Nonce` response header (`use_dpop_nonce`).",
+    ),
+    (
+        "dpop-required",
+        401,
+        "DPoP proof required",
+        "This deployment issues sender-constrained tokens only (`PORTCULLIS_DPOP=required`): sign-in and refresh requests need a `DPoP` proof header (RFC 9449).",
+    ),
 ];
 
 fn escape(s: &str) -> String {

@@ -103,9 +103,11 @@ impl From<&Account> for AdminUserView {
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "Tokens")]
 pub struct TokensView {
-    /// JWT access token (`typ: at+jwt`), sent as `Authorization: Bearer`.
+    /// JWT access token (`typ: at+jwt`), sent as `Authorization: Bearer`
+    /// (or `Authorization: DPoP` with a proof, when `token_type` is `DPoP`).
     pub access_token: String,
-    /// Always `Bearer`.
+    /// `Bearer`, or `DPoP` when the request carried a DPoP proof: the
+    /// tokens are bound to its key (RFC 9449).
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: u64,
@@ -118,8 +120,8 @@ pub struct TokensView {
 impl From<IssuedTokens> for TokensView {
     fn from(t: IssuedTokens) -> Self {
         Self {
+            token_type: t.token_type().to_string(),
             access_token: t.access_token,
-            token_type: "Bearer".to_string(),
             expires_in: t.expires_in,
             refresh_token: t.refresh_token,
             user: Box::new(UserView::from(&t.account)),

@@ -66,6 +66,8 @@ pub struct OpenIdConfiguration {
     pub request_uri_parameter_supported: bool,
     /// `normal`.
     pub claim_types_supported: Vec<String>,
+    /// RFC 9449 §5.1: the algorithms of DPoP proofs this server accepts.
+    pub dpop_signing_alg_values_supported: Vec<String>,
 }
 
 /// Responses of `GET /.well-known/jwks.json`.
@@ -148,9 +150,10 @@ impl WellKnownApi {
                 grant_types_supported: strings(&["authorization_code", "refresh_token"]),
                 claims_supported: {
                     let mut c = strings(&crate::service::oidc::CLAIMS);
-                    c.extend(strings(&["nbf", "jti", "roles"]));
+                    c.extend(strings(&["nbf", "jti", "roles", "client_id", "cnf"]));
                     c
                 },
+                dpop_signing_alg_values_supported: strings(crate::auth::dpop::DPOP_ALGS),
             }),
             CACHE.to_string(),
         )

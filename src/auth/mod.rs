@@ -3,6 +3,7 @@
 
 pub mod breached;
 pub mod captcha;
+pub mod dpop;
 pub mod keys;
 pub mod limits;
 // Passkeys.
@@ -19,4 +20,4 @@ pub use limits::Limits;
 pub use passkeys::PasskeyRp;
 pub use password::PasswordHasher;
 pub use token_cache::TokenCache;
-pub use tokens::{AccessClaims, MfaClaims, RefreshClaims, TokenError, TokenService};
+pub use tokens::{AccessClaims, Confirmation, MfaClaims, RefreshClaims, TokenError, TokenService};

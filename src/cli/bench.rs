@@ -52,6 +52,10 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         batch: usize,
     },
+    /// Print COUNT DPoP proofs (one a line; fresh `jti`, `iat` now) by the
+    /// key in KEY, for METHOD URL; with TOKENS, `<token> <proof>` lines
+    /// whose proofs carry `ath` of their token (wrk cannot sign ES256).
+    DpopProofs(DpopProofsArgs),
     /// Print the mean seconds of one bcrypt verification at COST.
     Bcrypt {
         #[arg(long)]
@@ -62,6 +66,30 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         parallel: usize,
     },
+}
+
+/// `bench dpop-proofs`: see [`BenchCommand::DpopProofs`].
+#[derive(Debug, clap::Args)]
+pub struct DpopProofsArgs {
+    /// PKCS#8 file of the client's P-256 key (created when absent).
+    #[arg(long)]
+    key: std::path::PathBuf,
+    /// How many proofs.
+    #[arg(long)]
+    count: usize,
+    /// `htm`.
+    #[arg(long, default_value = "GET")]
+    method: String,
+    /// `htu` (the server's public URL and the path).
+    #[arg(long)]
+    url: String,
+    /// A file of access tokens (one a line): line i of the output is
+    /// `<token> <proof with ath of it>`, tokens taken round robin.
+    #[arg(long)]
+    tokens: Option<std::path::PathBuf>,
+    /// Print the key's RFC 7638 thumbprint instead of proofs.
+    #[arg(long)]
+    thumbprint: bool,
 }
 
 /// Runs a `bench` command with the usual settings (environment / TOML).
@@ -75,6 +103,7 @@ pub fn run(command: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
             start,
             batch,
         } => rt.block_on(seed(settings, start, count, batch.max(1))),
+        BenchCommand::DpopProofs(args) => dpop_proofs(&args),
         BenchCommand::Bcrypt {
             cost,
             iterations,
@@ -90,6 +119,47 @@ pub fn run(command: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn dpop_proofs(a: &DpopProofsArgs) -> anyhow::Result<()> {
+    use std::io::Write;
+
+    use portcullis::auth::dpop::ProofSigner;
+    let pkcs8 = match std::fs::read(&a.key) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let b = ProofSigner::es256_pkcs8()?;
+            std::fs::write(&a.key, &b).with_context(|| format!("writing {}", a.key.display()))?;
+            b
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", a.key.display())),
+    };
+    let signer = ProofSigner::es256_from_pkcs8(&pkcs8)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if a.thumbprint {
+        writeln!(out, "{}", signer.jkt())?;
+        return Ok(out.flush()?);
+    }
+    let tokens: Vec<String> = match &a.tokens {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect(),
+        None => Vec::new(),
+    };
+    let now = Clock::system().now_u64();
+    for i in 0..a.count {
+        match tokens.get(i % tokens.len().max(1)) {
+            Some(t) => {
+                let p = signer.proof(&a.method, &a.url, now, Some(t), None);
+                writeln!(out, "{t} {p}")?;
+            }
+            None => writeln!(out, "{}", signer.proof(&a.method, &a.url, now, None, None))?,
+        }
+    }
+    Ok(out.flush()?)
 }
 
 fn bench_password() -> anyhow::Result<Password> {

@@ -178,6 +178,10 @@ impl FederationSettings {
             })
     }
 
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one key after another, in the order DESIGN lists them"
+    )]
     pub(super) fn from_map(map: &BTreeMap<String, String>) -> anyhow::Result<Self> {
         let get = |key: &str| map.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
         let mut providers = Vec::new();

@@ -81,6 +81,10 @@ pub const KNOWN_KEYS: &[&str] = &[
     "PORTCULLIS_PROVIDERS",
     "PORTCULLIS_REDIRECT_URLS",
     "PORTCULLIS_FEDERATION_SIGNUP",
+    // Sender-constrained tokens (DPoP).
+    "PORTCULLIS_DPOP",
+    "PORTCULLIS_DPOP_MAX_AGE",
+    "PORTCULLIS_DPOP_NONCE",
 ];
 
 /// Keys of `map` this version does not read, sorted.

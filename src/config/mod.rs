@@ -19,6 +19,7 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 
 mod dev;
+mod dpop;
 mod federation;
 mod groups;
 mod keys;
@@ -31,6 +32,7 @@ mod security;
 mod tests;
 
 pub use dev::{DEV_BANNER, is_loopback_url};
+pub use dpop::{DpopMode, DpopSettings};
 pub use federation::{FederationSettings, ProviderKind, ProviderSettings};
 pub use groups::{
     AvatarSettings, HttpSettings, LimitSettings, MailSettings, PasswordSettings, StoreSettings,
@@ -125,6 +127,8 @@ pub struct Settings {
     pub federation: FederationSettings,
     /// The hosted sign-in pages' theme (OpenID provider).
     pub pages: pages::PagesSettings,
+    /// Sender-constrained tokens (DPoP, RFC 9449).
+    pub dpop: DpopSettings,
     /// `PORTCULLIS_LOG_FORMAT`: `pretty` or `json` (default: pretty on a terminal).
     pub log_format: LogFormat,
     /// `PORTCULLIS_DEV` or `serve --dev`: developer mode (see
@@ -407,6 +411,7 @@ impl Settings {
                 max_bytes: avatar_max_bytes,
             },
             security: SecuritySettings::from_map(map)?,
+            dpop: DpopSettings::from_map(map)?,
             passkeys,
             passwordless: PasswordlessSettings::from_map(map)?,
             federation: FederationSettings::from_map(map)?,

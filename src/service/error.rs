@@ -172,6 +172,23 @@ pub enum Error {
         /// What was wrong.
         detail: &'static str,
     },
+    // DPoP (RFC 9449).
+    /// The request's DPoP proof was refused (`invalid_dpop_proof`); the
+    /// reason is safe to show.
+    #[error("DPoP proof invalid: {0}")]
+    DpopProofInvalid(&'static str),
+    /// The proof must carry the server nonce given here (`use_dpop_nonce`,
+    /// sent back in `DPoP-Nonce`).
+    #[error("DPoP nonce required")]
+    DpopNonceRequired(String),
+    /// `PORTCULLIS_DPOP=required` and the token-issuing request has no proof.
+    #[error("DPoP proof required")]
+    DpopRequired,
+    /// A DPoP-bound token without a proof by its key (sent as `Bearer`, or
+    /// with another key's proof), or a bearer token sent as `DPoP`
+    /// (`invalid_token` with a `DPoP` challenge).
+    #[error("token not usable this way: {0}")]
+    DpopBinding(&'static str),
     /// The store cannot be reached; the request may succeed later.
     #[error("store unavailable")]
     Unavailable,

@@ -4,6 +4,7 @@
 //! ([`Account`], [`IssuedTokens`], [`SessionSummary`]), never storage records
 //! that hold secrets, and fail with [`Error`], which knows nothing of HTTP.
 
+pub mod dpop;
 mod error;
 mod guards;
 mod mfa;
@@ -104,6 +105,8 @@ pub struct Core {
     pub(crate) breached: Option<Arc<crate::auth::breached::BreachedFilter>>,
     /// Upstream identity providers and their caches (federated sign-in).
     pub(crate) federation: Arc<federation::Upstreams>,
+    /// Key of the stateless DPoP server nonces (`keys/dpop-nonce-hmac.key`).
+    pub(crate) dpop_nonces: Arc<crate::auth::dpop::NonceKeys>,
 }
 
 /// A verified caller: the access token checked out and its session is live.
@@ -230,6 +233,20 @@ pub struct IssuedTokens {
     pub account: Account,
     /// The session (refresh family) the pair belongs to.
     pub session_id: String,
+    /// Thumbprint of the DPoP key the pair is bound to (`cnf.jkt`); `None`
+    /// for bearer tokens.
+    pub dpop_jkt: Option<String>,
+}
+
+impl IssuedTokens {
+    /// `DPoP` for bound tokens, `Bearer` otherwise (the `token_type`).
+    pub fn token_type(&self) -> &'static str {
+        if self.dpop_jkt.is_some() {
+            "DPoP"
+        } else {
+            "Bearer"
+        }
+    }
 }
 
 /// One active session of a user, as listed to them.

@@ -35,6 +35,8 @@ pub struct Introspection {
     pub client_id: Option<String>,
     /// Roles (access tokens).
     pub roles: Vec<String>,
+    /// The DPoP key thumbprint a bound token is bound to (`cnf.jkt`).
+    pub cnf_jkt: Option<String>,
 }
 
 impl Core {
@@ -69,7 +71,18 @@ impl Core {
     pub async fn introspect(&self, token: &str) -> Result<Introspection> {
         let now = self.clock.now_u64();
         if let Ok(c) = self.tokens.verify_access(token, now) {
-            return Ok(match self.authenticate(token).await {
+            // Not `authenticate`: the resource server asking holds the
+            // token, not the client's DPoP key; `cnf` tells it what to check.
+            let live = self
+                .store
+                .session_live(&c.sid, &c.sub, self.clock.now())
+                .await?;
+            let checked = if live {
+                Ok(())
+            } else {
+                Err(Error::TokenInvalid("token revoked"))
+            };
+            return Ok(match checked {
                 // The roles as they are now: a demotion
                 // shows at once, as on Portcullis's own admin routes.
                 Ok(_) => match self.store.user_by_id(&c.sub).await? {
@@ -85,6 +98,7 @@ impl Core {
                         token_type: Some("access_token"),
                         client_id: Some(c.client_id),
                         roles: user.roles,
+                        cnf_jkt: c.cnf.map(|cnf| cnf.jkt),
                     },
                     _ => Introspection::default(),
                 },
@@ -107,6 +121,7 @@ impl Core {
                     aud: Some(c.aud),
                     jti: Some(c.jti),
                     token_type: Some("refresh_token"),
+                    cnf_jkt: c.cnf.map(|cnf| cnf.jkt),
                     ..Introspection::default()
                 });
             }

@@ -60,6 +60,8 @@ impl Core {
         let claims =
             self.verified_tokens
                 .verify_access(&self.tokens, token, self.clock.now_u64())?;
+        // DPoP: the binding is checked on every request, cache or not.
+        self.check_sender(&claims)?;
         tracing::Span::current().record("user_id", claims.sub.as_str());
         Ok(BearerToken { claims })
     }
@@ -301,6 +303,8 @@ impl Core {
         idp: Option<String>,
         client: ClientInfo,
     ) -> Result<IssuedTokens> {
+        // The DPoP binding seam (service::dpop): the request's proof key.
+        let dpop_jkt = self.request_dpop_jkt()?;
         let now = self.clock.now();
         let session = SessionRecord {
             id: uuid::Uuid::now_v7().to_string(),
@@ -321,6 +325,7 @@ impl Core {
             client_id: None,
             audience: None,
             scope: None,
+            dpop_jkt,
         };
         self.store.create_session(&session).await?;
         self.enforce_session_cap(&session.user_id).await?;
@@ -334,6 +339,7 @@ impl Core {
         session: &SessionRecord,
     ) -> Result<IssuedTokens> {
         let now = self.clock.now_u64();
+        let jkt = session.dpop_jkt.as_deref();
         let access_token = self.tokens.issue_access_with(
             &account.id,
             &session.id,
@@ -345,16 +351,21 @@ impl Core {
                 is_anonymous: account.is_anonymous,
                 idp: session.idp.as_deref(),
                 // A session of an OAuth client: its audience and client id.
-                client: session.audience.as_deref().zip(session.client_id.as_deref()),
+                client: session
+                    .audience
+                    .as_deref()
+                    .zip(session.client_id.as_deref()),
+                jkt,
             },
         )?;
         let refresh_exp = u64::try_from(session.expires_at).unwrap_or(0);
-        let refresh_token = self.tokens.issue_refresh(
+        let refresh_token = self.tokens.issue_refresh_bound(
             &account.id,
             &session.id,
             &session.current_jti,
             now,
             refresh_exp,
+            jkt,
         )?;
         Ok(IssuedTokens {
             access_token,
@@ -362,6 +373,7 @@ impl Core {
             refresh_token,
             account,
             session_id: session.id.clone(),
+            dpop_jkt: session.dpop_jkt.clone(),
         })
     }
 
@@ -371,6 +383,12 @@ impl Core {
         let claims = self
             .tokens
             .verify_refresh(refresh_token, self.clock.now_u64())?;
+        // DPoP, before the rotation: without a proof by the session's key
+        // the request is refused and the family goes on (service::dpop).
+        let proof = self.request_dpop_jkt()?;
+        let bound = claims.cnf.as_ref().map(|c| c.jkt.as_str());
+        self.check_refresh_sender(&claims.sub, &claims.sid, bound, proof.as_deref())
+            .await?;
         let now = self.clock.now();
         let new_jti = uuid::Uuid::new_v4().to_string();
         let rotation = Rotation {
@@ -410,6 +428,12 @@ impl Core {
         };
         if session.user_id != claims.sub {
             return Err(Error::TokenInvalid("invalid claims"));
+        }
+        // A bind that raced this refresh (or lost to another key).
+        if session.dpop_jkt.is_some() && session.dpop_jkt != proof {
+            return Err(Error::DpopBinding(
+                "the proof is not by the key this session is bound to",
+            ));
         }
         let user = match self.store.user_by_id(&session.user_id).await? {
             Some(u) if !u.disabled => u,

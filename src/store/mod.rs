@@ -260,6 +260,18 @@ pub trait SessionStore: Send + Sync {
     /// are on it), if it belongs to `user_id` and is active at `at`; false
     /// otherwise (nothing written).
     async fn record_proof(&self, user_id: &str, sid: &str, at: i64) -> StoreResult<bool>;
+    /// Binds session `sid` of `user_id` to the DPoP key `jkt` if it is
+    /// active at `now` and not bound yet (a bearer session refreshed with a
+    /// proof). True when the session is bound to `jkt` afterwards (also
+    /// when it already was); false when it is bound to another key, not
+    /// theirs or not active. Of racing binds to different keys one wins.
+    async fn bind_session_key(
+        &self,
+        user_id: &str,
+        sid: &str,
+        jkt: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
     /// Revokes every active session of a user but `keep`; returns how many.
     async fn revoke_sessions_of(
         &self,

@@ -319,6 +319,12 @@ pub struct SessionRecord {
     /// sessions of the JSON API (every claim).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// RFC 7638 thumbprint of the DPoP key the session is bound to: its
+    /// access tokens carry it as `cnf.jkt` and its refresh tokens refresh
+    /// only with a proof by that key. `None`: a bearer session (and every
+    /// record written before DPoP existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 impl SessionRecord {

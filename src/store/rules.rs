@@ -183,6 +183,9 @@ pub enum OnceKey {
     Ceremony(String),
     /// An upstream ID token (its SHA-256 hex), so it is accepted once.
     IdToken(String),
+    /// A DPoP proof (SHA-256 hex of its key's thumbprint and its `jti`):
+    /// a proof is accepted once, on every replica, for its lifetime.
+    DpopProof(String),
 }
 
 impl OnceKey {
@@ -200,6 +203,7 @@ impl OnceKey {
             Self::MailLease(id, n) => format!("mail:{id}:{n}"),
             Self::Ceremony(id) => format!("ceremony:{id}"),
             Self::IdToken(hash) => format!("idtoken:{hash}"),
+            Self::DpopProof(id) => format!("dpop:{id}"),
         }
     }
 }

@@ -33,12 +33,20 @@ const OTHER_KEYS: &[(&str, &str, &str)] = &[
 ];
 
 /// The settings files, in the order their groups appear in the reference.
-const CONFIG_FILES: &[&str] = &[
-    "src/config/groups.rs",
-    "src/config/passkeys.rs",
-    "src/config/security.rs",
-    "src/config/mod.rs",
-];
+/// The files of `src/config/` that declare settings (every one but the
+/// parser, the list of known keys and the tests), sorted.
+fn config_files() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(root().join("src/config"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| {
+            f.ends_with(".rs") && !["keys.rs", "parse.rs", "tests.rs"].contains(&f.as_str())
+        })
+        .map(|f| format!("src/config/{f}"))
+        .collect();
+    files.sort();
+    files
+}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -97,9 +105,9 @@ fn doc_default(meaning: &str) -> Option<String> {
 }
 
 fn config_keys() -> Vec<Key> {
-    let sources: Vec<(String, String)> = CONFIG_FILES
+    let sources: Vec<(String, String)> = config_files()
         .iter()
-        .map(|f| (f.to_string(), read(f)))
+        .map(|f| (f.clone(), read(f)))
         .collect();
     let all_code: String = sources.iter().map(|(_, s)| s.as_str()).collect();
     let mut keys = Vec::new();
@@ -230,11 +238,15 @@ fn slugs_in_code() -> Vec<String> {
         while let Some(at) = rest.find("Problem::new(") {
             rest = &rest[at + "Problem::new(".len()..];
             let args = &rest[..rest.find(';').unwrap_or(rest.len()).min(400)];
-            if let Some(q) = args.find('"') {
-                let s = &args[q + 1..];
-                if let Some(e) = s.find('"') {
-                    slugs.push(s[..e].to_string());
-                }
+            // The slug is the second argument when it is a literal (a
+            // variable slug, as for federation refusals, is listed where
+            // its literals are).
+            let second = args.split_once(',').map(|(_, r)| r.trim_start());
+            if let Some((slug, _)) = second
+                .and_then(|r| r.strip_prefix('"'))
+                .and_then(|s| s.split_once('"'))
+            {
+                slugs.push(slug.to_string());
             }
         }
     }

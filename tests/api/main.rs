@@ -13,6 +13,8 @@ mod atomic_limits;
 mod audit_log;
 mod cli;
 mod dev_mode;
+// Sender-constrained tokens.
+mod dpop;
 mod errors;
 // Federated sign-in.
 mod federation;

@@ -7,9 +7,6 @@
   spaces to dashes).
 - Every page of docs/ is listed in docs/SUMMARY.md (else the book never
   shows it).
-- Pages other branches write (PENDING) may be absent: they are listed in
-  SUMMARY.md as "coming" and reported, not failed; once present they are
-  checked like any other.
 
 External links (http, https, mailto) are not fetched.
 Exit status 0 when every link resolves.
@@ -21,17 +18,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-# Written on other branches of the same change; linked before they land.
-PENDING = {
-    "docs/guides/federation.md",
-    "docs/guides/openid-provider.md",
-    "docs/guides/dpop.md",
-    "docs/guides/passwordless.md",
-    "docs/guides/scale-out.md",
-    "docs/guides/developer-mode.md",
-    "docs/routes.md",
-    "docs/internals/layout.md",
-}
 LINK = re.compile(r"(?<!\!)\[(?:[^\]\[]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 IMAGE = re.compile(r"!\[[^\]]*\]\(\s*([^)\s]+)")
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
@@ -77,7 +63,7 @@ def anchors(path: Path):
 
 def main() -> int:
     pages = [ROOT / "README.md"] + sorted(DOCS.rglob("*.md"))
-    errors, pending_seen = [], set()
+    errors = []
     for page in pages:
         text = strip_code(page.read_text())
         for n, line in enumerate(text.splitlines(), 1):
@@ -94,9 +80,6 @@ def main() -> int:
                     errors.append(f"{where}: {target} leaves the repository")
                     continue
                 if not dest.exists():
-                    if rel in PENDING:
-                        pending_seen.add(rel)
-                        continue
                     errors.append(f"{where}: {target} does not exist")
                     continue
                 if anchor and dest.suffix == ".md" and anchor not in anchors(dest):
@@ -108,8 +91,6 @@ def main() -> int:
             continue
         if page.resolve() not in listed:
             errors.append(f"{page.relative_to(ROOT)}: not listed in docs/SUMMARY.md")
-    for rel in sorted(pending_seen):
-        print(f"links: pending (written on another branch): {rel}")
     for e in errors:
         print(f"links: {e}")
     print(f"links: {len(pages)} pages checked, {len(errors)} broken")

@@ -103,7 +103,11 @@ export class PortcullisClient extends SessionCore {
         failure = e;
       }
     }
-    if (scope !== 'others') await this.clearSession();
+    if (scope !== 'others') {
+      await this.clearSession();
+      // A new session gets a new DPoP key (the old one is useless now).
+      await this.dpop?.reset().catch(() => undefined);
+    }
     if (failure) throw failure;
   }
 

@@ -39,3 +39,12 @@ export {
   type LinkOffer,
   type ProviderCallback,
 } from './federation.js';
+export {
+  indexedDbDpopSigner,
+  memoryDpopSigner,
+  defaultDpopSigner,
+  jwkThumbprint,
+  accessTokenHash,
+  type DpopSigner,
+  type DpopKey,
+} from './dpop.js';

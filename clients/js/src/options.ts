@@ -2,6 +2,7 @@
  * The options of `createClient` / `new PortcullisClient`, apart from the
  * client itself so that `client.ts` stays under the 800-line limit.
  */
+import type { DpopSigner } from './dpop.js';
 import type { RefreshLock } from './lock.js';
 import type { StorageAdapter } from './storage.js';
 
@@ -43,6 +44,14 @@ export interface ClientOptions {
    * access token. Default: the page's own origin. `'*'` sends it anywhere.
    */
   tokenOrigins?: string[] | '*';
+  /**
+   * Sender-constrained tokens (DPoP, RFC 9449): `true` keeps a
+   * non-extractable ES256 key in IndexedDB (one for all tabs; in memory
+   * where there is no IndexedDB), signs a proof for every call that needs
+   * one, and retries once on `use_dpop_nonce`. `{ signer }` brings your own
+   * key store (React Native: Keychain / Keystore). Default off.
+   */
+  dpop?: boolean | { signer: DpopSigner };
   /** The clock (ms since the epoch). Tests set it. */
   now?: () => number;
   /** @internal Test hooks. */

@@ -4,6 +4,7 @@ import { defaultStorage, type StorageAdapter } from './storage.js';
 import type { AuthEvent, AuthStateListener, MfaChallenge, Session, TokensResponse, User } from './types.js';
 
 import { decodeJwtClaims, randomId } from './internal.js';
+import { boundJkt, defaultDpopSigner, DpopProofs, sendWithProof } from './dpop.js';
 import type { ClientOptions } from './options.js';
 
 const STORED_VERSION = 1;
@@ -44,6 +45,7 @@ export abstract class SessionCore {
   protected readonly hooks: NonNullable<ClientOptions['hooks']>;
   protected readonly tabId = randomId();
   protected readonly listeners = new Set<AuthStateListener>();
+  protected readonly dpop: DpopProofs | null;
   protected channel: BroadcastChannel | null = null;
   protected storageListener: ((e: StorageEvent) => void) | null = null;
 
@@ -68,6 +70,8 @@ export abstract class SessionCore {
     this.hooks = options.hooks ?? {};
     const pageOrigin = (globalThis as { location?: Location }).location?.origin;
     this.tokenOrigins = options.tokenOrigins ?? (pageOrigin && pageOrigin !== 'null' ? [pageOrigin] : []);
+    const d = options.dpop;
+    this.dpop = d ? new DpopProofs(d === true ? defaultDpopSigner(this.storageKey) : d.signer) : null;
 
     if ((options.broadcast ?? true) && typeof BroadcastChannel !== 'undefined') {
       this.channel = new BroadcastChannel(`portcullis:${this.storageKey}`);
@@ -454,8 +458,18 @@ export abstract class SessionCore {
     return this.url + (input.startsWith('/') ? input : `/${input}`);
   }
 
+  /**
+   * One HTTP exchange. With DPoP on, a request that issues tokens or
+   * carries `Authorization: DPoP` gets a fresh proof, and a
+   * `use_dpop_nonce` answer is retried once with the server's nonce.
+   */
+  protected send(req: Request): Promise<Response> {
+    const once = (r: Request) => this.sendOnce(r);
+    return this.dpop ? sendWithProof(this.dpop, this.url, req, once) : once(req);
+  }
+
   /** One HTTP exchange with a time limit; network failures become NetworkError. */
-  protected async send(req: Request): Promise<Response> {
+  protected async sendOnce(req: Request): Promise<Response> {
     const ctrl = typeof AbortController !== 'undefined' ? new AbortController() : undefined;
     const timer = setTimeout(() => ctrl?.abort(), this.requestTimeoutMs);
     const outer = req.signal;
@@ -511,7 +525,7 @@ export abstract class SessionCore {
     const retryCopy = base.clone();
     const token = await this.getAccessToken();
     if (!token) return this.send(base);
-    base.headers.set('authorization', `Bearer ${token}`);
+    base.headers.set('authorization', `${this.schemeOf(token)} ${token}`);
     const res = await this.send(base);
     if (res.status !== 401) return res;
     // A step-up refusal: the token is fine, a refresh would not help.
@@ -519,8 +533,20 @@ export abstract class SessionCore {
     const next = await this.refreshSession({ staleAccessToken: token });
     if (!next || next.access_token === token) return res;
     await res.body?.cancel().catch(() => undefined);
-    retryCopy.headers.set('authorization', `Bearer ${next.access_token}`);
+    retryCopy.headers.set('authorization', `${this.schemeOf(next.access_token)} ${next.access_token}`);
     return this.send(retryCopy);
+  }
+
+  protected schemeOf(token: string): 'DPoP' | 'Bearer' {
+    return this.dpop && boundJkt(token) ? 'DPoP' : 'Bearer';
+  }
+
+  /**
+   * The RFC 7638 thumbprint of this client's DPoP key (created if needed);
+   * `null` without `dpop`. Bound access tokens carry it as `cnf.jkt`.
+   */
+  async dpopThumbprint(): Promise<string | null> {
+    return this.dpop ? this.dpop.thumbprint() : null;
   }
 
   /** JSON call with the bearer; non-2xx -> PortcullisError. */

@@ -108,6 +108,12 @@ pub struct ProblemBody {
     #[oai(skip_serializing_if_is_none)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_token: Option<String>,
+    /// The RFC 9449 error code (`invalid_dpop_proof`, `use_dpop_nonce`,
+    /// `invalid_token`): DPoP problems only, the same code as in
+    /// `WWW-Authenticate: DPoP error=...`.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A problem+json response: body plus the headers its status calls for.
@@ -117,6 +123,8 @@ pub struct Problem {
     pub body: ProblemBody,
     www_authenticate: Option<String>,
     retry_after: Option<u64>,
+    /// A server nonce for the client's next DPoP proof (`DPoP-Nonce`).
+    dpop_nonce: Option<String>,
 }
 
 impl Problem {
@@ -133,9 +141,11 @@ impl Problem {
                 errors: None,
                 methods: None,
                 link_token: None,
+                error: None,
             },
             www_authenticate,
             retry_after: None,
+            dpop_nonce: None,
         }
     }
 
@@ -148,6 +158,25 @@ impl Problem {
         self.www_authenticate = Some(format!(
             "Bearer realm=\"portcullis\", error=\"{code}\", error_description=\"{description}\""
         ));
+        self
+    }
+}
+
+impl Problem {
+    /// A DPoP failure (RFC 9449 §7.1): `WWW-Authenticate: DPoP` with the
+    /// error `code`, the accepted algorithms, and `code` in the body too.
+    pub(crate) fn with_dpop_error(mut self, code: &str, description: &str) -> Self {
+        let algs = crate::auth::dpop::DPOP_ALGS.join(" ");
+        self.www_authenticate = Some(format!(
+            "DPoP realm=\"portcullis\", error=\"{code}\", error_description=\"{description}\", algs=\"{algs}\""
+        ));
+        self.body.error = Some(code.to_string());
+        self
+    }
+
+    /// Sends `nonce` as `DPoP-Nonce` (the nonce a retry must carry).
+    pub(crate) fn with_dpop_nonce(mut self, nonce: String) -> Self {
+        self.dpop_nonce = Some(nonce);
         self
     }
 }
@@ -178,6 +207,9 @@ impl IntoResponse for Problem {
             .and_then(|v| HeaderValue::from_str(&v).ok())
         {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        if let Some(v) = self.dpop_nonce.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            resp.headers_mut().insert("dpop-nonce", v);
         }
         if let Some(secs) = self.retry_after {
             resp.headers_mut()

@@ -241,6 +241,37 @@ pub fn problem_of(e: &Error) -> Problem {
         Error::FederationRefused { slug, detail } => {
             Problem::new(S::BAD_REQUEST, slug, "Federation request refused", *detail)
         }
+        // DPoP (RFC 9449 §7.1): 401 with a `DPoP` challenge on every
+        // route of the JSON API (the token endpoint answers RFC 6749's 400).
+        Error::DpopProofInvalid(why) => Problem::new(
+            S::UNAUTHORIZED,
+            "invalid-dpop-proof",
+            "Invalid DPoP proof",
+            format!("The DPoP proof was refused: {why}."),
+        )
+        .with_dpop_error("invalid_dpop_proof", why),
+        Error::DpopNonceRequired(nonce) => Problem::new(
+            S::UNAUTHORIZED,
+            "use-dpop-nonce",
+            "DPoP nonce required",
+            "Send the request again with a new DPoP proof carrying the nonce of the DPoP-Nonce header.",
+        )
+        .with_dpop_error("use_dpop_nonce", "a server nonce is required")
+        .with_dpop_nonce(nonce.clone()),
+        Error::DpopRequired => Problem::new(
+            S::UNAUTHORIZED,
+            "dpop-required",
+            "DPoP proof required",
+            "This server issues sender-constrained tokens only: send a DPoP proof (RFC 9449) in the DPoP header.",
+        )
+        .with_dpop_error("invalid_dpop_proof", "a DPoP proof is required"),
+        Error::DpopBinding(why) => Problem::new(
+            S::UNAUTHORIZED,
+            "token-invalid",
+            "Token invalid",
+            format!("The token is invalid: {why}."),
+        )
+        .with_dpop_error("invalid_token", why),
         Error::Unavailable => {
             tracing::error!("store unavailable");
             unavailable()

@@ -56,6 +56,17 @@ pub struct AccessClaims {
     /// `PORTCULLIS_PROVIDERS`); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idp: Option<String>,
+    /// RFC 9449 confirmation: the DPoP key the token is bound to. Absent
+    /// from bearer tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// RFC 7800 / RFC 9449 `cnf` claim of a sender-constrained token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Confirmation {
+    /// RFC 7638 thumbprint (SHA-256, base64url) of the DPoP public key.
+    pub jkt: String,
 }
 
 /// Claims of a refresh token.
@@ -77,6 +88,11 @@ pub struct RefreshClaims {
     pub jti: String,
     /// Session (refresh family) id.
     pub sid: String,
+    /// The DPoP key the session is bound to: the token refreshes only with
+    /// a proof by it (checked before the rotation, so a thief holding the
+    /// token alone cannot burn the family). Absent for bearer sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
 }
 
 /// Claims of an `mfa+jwt` token: proof that the password of `sub` was

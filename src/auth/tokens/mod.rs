@@ -25,8 +25,8 @@ mod claims;
 mod tests;
 
 pub use claims::{
-    ACCESS_TYP, AccessClaims, LEEWAY_SECS, MFA_TYP, MfaClaims, NOT_ME_TYP, REFRESH_TYP,
-    RefreshClaims, TimeClaims, TokenError,
+    ACCESS_TYP, AccessClaims, Confirmation, LEEWAY_SECS, MFA_TYP, MfaClaims, NOT_ME_TYP,
+    REFRESH_TYP, RefreshClaims, TimeClaims, TokenError,
 };
 
 /// Issues and verifies tokens with one key ring and one issuer/audience.
@@ -51,6 +51,9 @@ pub struct AccessExtras<'a> {
     /// An OAuth client's session: `aud` and `client_id` (default: the
     /// service's own audience for both).
     pub client: Option<(&'a str, &'a str)>,
+    /// The RFC 7638 thumbprint of the DPoP key the session is bound to
+    /// (`cnf.jkt`, RFC 9449 §6).
+    pub jkt: Option<&'a str>,
 }
 
 impl TokenService {
@@ -113,7 +116,15 @@ impl TokenService {
         auth_time: u64,
         now: u64,
     ) -> anyhow::Result<String> {
-        self.issue_access_with(sub, sid, amr, roles, auth_time, now, AccessExtras::default())
+        self.issue_access_with(
+            sub,
+            sid,
+            amr,
+            roles,
+            auth_time,
+            now,
+            AccessExtras::default(),
+        )
     }
 
     /// [`TokenService::issue_access`] with the claims only some sessions
@@ -147,6 +158,7 @@ impl TokenService {
             auth_time,
             is_anonymous: extras.is_anonymous,
             idp: extras.idp.map(str::to_string),
+            cnf: extras.jkt.map(|j| Confirmation { jkt: j.to_string() }),
         };
         self.sign(ACCESS_TYP, &claims)
     }
@@ -160,6 +172,20 @@ impl TokenService {
         now: u64,
         exp: u64,
     ) -> anyhow::Result<String> {
+        self.issue_refresh_bound(sub, sid, jti, now, exp, None)
+    }
+
+    /// Like [`TokenService::issue_refresh`], carrying the session's DPoP
+    /// key thumbprint `jkt` when it is bound.
+    pub fn issue_refresh_bound(
+        &self,
+        sub: &str,
+        sid: &str,
+        jti: &str,
+        now: u64,
+        exp: u64,
+        jkt: Option<&str>,
+    ) -> anyhow::Result<String> {
         let claims = RefreshClaims {
             iss: self.issuer.clone(),
             aud: self.audience_for(REFRESH_TYP),
@@ -169,6 +195,7 @@ impl TokenService {
             exp,
             jti: jti.to_string(),
             sid: sid.to_string(),
+            cnf: jkt.map(|j| Confirmation { jkt: j.to_string() }),
         };
         self.sign(REFRESH_TYP, &claims)
     }

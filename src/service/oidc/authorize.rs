@@ -193,6 +193,10 @@ impl Core {
     /// Validates `GET /oauth/authorize`: a client and redirect URI first
     /// (a page when either is wrong), then everything else (errors to the
     /// redirect URI).
+    #[allow(
+        clippy::too_many_lines,
+        reason = "the checks of an authorization request in RFC 6749 / OIDC order, each a few lines"
+    )]
     pub async fn authorize_request(
         &self,
         p: &AuthorizeParams,

@@ -61,6 +61,8 @@ pub struct CodeGrantTokens {
     pub id_token: Option<String>,
     /// With `offline_access`, or always for first-party clients.
     pub refresh_token: Option<String>,
+    /// `DPoP` when a proof on the token request bound the tokens, else `Bearer`.
+    pub token_type: &'static str,
 }
 
 /// Userinfo claims, by scope.
@@ -302,6 +304,8 @@ impl Core {
             client_id: Some(client.id.clone()),
             audience: Some(self.client_audience(client)),
             scope: Some(grant.scope.join(" ")),
+            // The DPoP binding seam: a proof on the token request binds.
+            dpop_jkt: self.request_dpop_jkt()?,
         };
         self.store.create_session(&session).await?;
         self.enforce_session_cap(&session.user_id).await?;
@@ -315,6 +319,7 @@ impl Core {
         };
         tracing::info!(user_id = %user.id, client_id = %client.id, sid = %session.id, event = "oauth.code_exchanged", "authorization code exchanged");
         Ok(CodeGrantTokens {
+            token_type: pair.token_type(),
             access_token: pair.access_token,
             expires_in: pair.expires_in,
             scope: grant.scope.join(" "),
@@ -418,6 +423,8 @@ impl Core {
         let claims = self
             .tokens
             .verify_access_any_audience(token, self.clock.now_u64())?;
+        // A DPoP-bound token needs the DPoP scheme and a proof by its key.
+        self.check_sender(&claims)?;
         let now = self.clock.now();
         let session = self
             .store

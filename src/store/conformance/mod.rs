@@ -19,6 +19,7 @@
 pub(crate) mod anonymous;
 pub(crate) mod avatars;
 pub(crate) mod credentials;
+pub(crate) mod dpop;
 pub(crate) mod email;
 pub(crate) mod mfa;
 pub(crate) mod once;
@@ -96,6 +97,7 @@ pub(crate) fn session(user_id: &str, now: i64) -> SessionRecord {
         client_id: None,
         audience: None,
         scope: None,
+        dpop_jkt: None,
     }
 }
 
@@ -230,6 +232,11 @@ macro_rules! conformance_tests {
                 clients_round_trip,
                 client_id_conflicts,
                 consents_per_user_and_client,
+            }
+            dpop {
+                bound_key_kept_and_bound_once,
+                racing_binds_one_key_wins,
+                proof_claimed_once,
             }
         );
     };

@@ -261,6 +261,39 @@ impl SessionStore for EmbeddedStore {
         .await
     }
 
+    async fn bind_session_key(
+        &self,
+        user_id: &str,
+        sid: &str,
+        jkt: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let user_id = user_id.to_string();
+        let sid = sid.to_string();
+        let jkt = jkt.to_string();
+        let cache = self.sessions.clone();
+        self.write(move |db| {
+            let done = modify(db, SESSIONS, &sid, |mut s: SessionRecord| {
+                if s.user_id != user_id || !s.is_active(now) {
+                    return (None, false);
+                }
+                match &s.dpop_jkt {
+                    Some(bound) => {
+                        let same = *bound == jkt;
+                        (None, same)
+                    }
+                    None => {
+                        s.dpop_jkt = Some(jkt.clone());
+                        (Some(s), true)
+                    }
+                }
+            });
+            cache.invalidate([sid.as_str()]);
+            Ok(done? == Some(true))
+        })
+        .await
+    }
+
     async fn revoke_sessions_of(
         &self,
         user_id: &str,

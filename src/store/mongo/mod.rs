@@ -117,6 +117,9 @@ enum RevocationId<'a> {
     /// `pkadd:<user id>`: a passkey being added to the account (see
     /// `credentials.rs`).
     PasskeyAdd(&'a str),
+    /// `dpopbind:<sid>`: the DPoP key a bearer session was bound to at a
+    /// refresh (see `sessions.rs`).
+    DpopBind(&'a str),
 }
 
 impl RevocationId<'_> {
@@ -132,6 +135,7 @@ impl RevocationId<'_> {
             Self::Attempt(account, slot) => format!("try:{slot}:{account}"),
             Self::Failure(account, nonce) => format!("failed:{nonce}:{account}"),
             Self::PasskeyAdd(user_id) => format!("pkadd:{user_id}"),
+            Self::DpopBind(sid) => format!("dpopbind:{sid}"),
         }
     }
 }

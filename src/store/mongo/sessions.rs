@@ -248,6 +248,59 @@ impl SessionStore for MongoStore {
         Ok(r.matched_count > 0)
     }
 
+    async fn bind_session_key(
+        &self,
+        user_id: &str,
+        sid: &str,
+        jkt: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let Some(current) = self.find_session(sid).await? else {
+            return Ok(false);
+        };
+        if current.user_id != user_id || !current.is_active(now) {
+            return Ok(false);
+        }
+        if let Some(bound) = &current.dpop_jkt {
+            return Ok(bound == jkt);
+        }
+        // The compare-and-swap is the insert of a record keyed by the sid
+        // (a conditional update alone is not atomic on FerretDB): of racing
+        // binds one inserts; the others read its key.
+        let claim = doc! {
+            "_id": RevocationId::DpopBind(sid).id(),
+            "kind": "dpop_bind",
+            "jkt": jkt,
+            "expires_at": current.expires_at,
+            EXPIRES_AT_DATE: date_of(current.expires_at),
+        };
+        let winner = match self.insert(&self.revocations, claim).await {
+            Ok(()) => jkt.to_string(),
+            Err(StoreError::Conflict) => {
+                let Some(d) = self
+                    .run(
+                        self.revocations
+                            .find_one(doc! { "_id": RevocationId::DpopBind(sid).id() }),
+                    )
+                    .await?
+                else {
+                    return Ok(false);
+                };
+                d.get_str("jkt").unwrap_or_default().to_string()
+            }
+            Err(e) => return Err(e),
+        };
+        // Idempotent: whoever reads the winner writes the same value.
+        let mut filter = doc! { "_id": sid, "user_id": user_id };
+        filter.extend(active(now));
+        self.run(
+            self.sessions
+                .update_one(filter, doc! { "$set": { "dpop_jkt": &winner } }),
+        )
+        .await?;
+        Ok(winner == jkt)
+    }
+
     async fn revoke_sessions_of(
         &self,
         user_id: &str,

@@ -8,6 +8,10 @@ use super::*;
 use crate::helpers::{run_cli, spawn_app_prepared, spawn_app_with_admin};
 
 #[tokio::test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one scenario: the form's CSRF token, then each framing header"
+)]
 async fn login_form_needs_its_csrf_token_and_pages_cannot_be_framed() {
     let (app, admin_tokens) = spawn_app_with_admin().await;
     let client = third_party(&app, &token(&admin_tokens, "access_token"), false).await;

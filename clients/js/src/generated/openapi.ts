@@ -1373,6 +1373,14 @@ export interface components {
             passkey?: (components["schemas"]["PasskeyProof"] & unknown) | null;
         };
         /**
+         * ConfirmationView
+         * @description RFC 7800 `cnf`: the DPoP key thumbprint.
+         */
+        ConfirmationView: {
+            /** @description RFC 7638 thumbprint (SHA-256, base64url) of the DPoP public key. */
+            jkt: string;
+        };
+        /**
          * Consent
          * @description A consent a user gave a client.
          */
@@ -1600,8 +1608,10 @@ export interface components {
             aud?: string;
             /** @description Token id. */
             jti?: string;
-            /** @description `Bearer` for access tokens. */
+            /** @description `Bearer` for access tokens (`DPoP` for DPoP-bound ones). */
             token_type?: string;
+            /** @description RFC 9449 §6.2: the key a DPoP-bound token is bound to, `{jkt}`. */
+            cnf?: components["schemas"]["ConfirmationView"] & unknown;
             /** @description The client the token was issued to. */
             client_id?: string;
             /** @description Roles (access tokens). */
@@ -1797,7 +1807,7 @@ export interface components {
         OAuthTokens: {
             /** @description A new access token. */
             access_token: string;
-            /** @description Always `Bearer`. */
+            /** @description `Bearer`, or `DPoP` for a session bound to a DPoP key (RFC 9449). */
             token_type: string;
             /**
              * Format: uint64
@@ -1866,6 +1876,8 @@ export interface components {
             request_uri_parameter_supported: boolean;
             /** @description `normal`. */
             claim_types_supported: string[];
+            /** @description RFC 9449 §5.1: the algorithms of DPoP proofs this server accepts. */
+            dpop_signing_alg_values_supported: string[];
         };
         /**
          * Passkey
@@ -1994,6 +2006,12 @@ export interface components {
              *     (`POST /v1/me/identities`): `link-required` problems only.
              */
             link_token?: string;
+            /**
+             * @description The RFC 9449 error code (`invalid_dpop_proof`, `use_dpop_nonce`,
+             *     `invalid_token`): DPoP problems only, the same code as in
+             *     `WWW-Authenticate: DPoP error=...`.
+             */
+            error?: string;
         };
         /**
          * Provider
@@ -2205,9 +2223,15 @@ export interface components {
          * @description A token pair.
          */
         Tokens: {
-            /** @description JWT access token (`typ: at+jwt`), sent as `Authorization: Bearer`. */
+            /**
+             * @description JWT access token (`typ: at+jwt`), sent as `Authorization: Bearer`
+             *     (or `Authorization: DPoP` with a proof, when `token_type` is `DPoP`).
+             */
             access_token: string;
-            /** @description Always `Bearer`. */
+            /**
+             * @description `Bearer`, or `DPoP` when the request carried a DPoP proof: the
+             *     tokens are bound to its key (RFC 9449).
+             */
             token_type: string;
             /**
              * Format: uint64
