@@ -470,6 +470,11 @@ impl FederationApi {
     }
 
     /// Link an identity to the caller's account (needs a recent proof).
+    ///
+    /// A guest (anonymous user) needs no proof and becomes a full account
+    /// with the same id and the provider's verified address (422
+    /// `provider-email-unverified` without one; 409 `conflict` when
+    /// another account holds it; nothing is linked then).
     #[oai(
         path = "/v1/me/identities",
         method = "post",

@@ -221,6 +221,8 @@ pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
         .at(hosted::PASSKEY_SCRIPT_PATH, hosted::passkey_script_route())
         .at(hosted::FORGOT_PATH, hosted::forgot_route())
         .at(hosted::CONSENT_PATH, hosted::consent_route())
+        .at(hosted::PROVIDER_PATH, hosted::provider_route())
+        .at(hosted::PROVIDER_DONE_PATH, hosted::provider_done_route())
         .at("/metrics", poem::get(metrics::metrics))
         .at("/problems/:slug", poem::get(problem_pages::page))
         .data(hosted::Pages::new(&core.settings))

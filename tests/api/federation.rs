@@ -8,6 +8,8 @@
 //! sign-in, linking and unlinking; `federation/flow.rs`: the redirect flow.
 
 mod flow;
+mod guests;
+mod hosted;
 
 use std::collections::BTreeMap;
 

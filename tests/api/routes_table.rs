@@ -399,12 +399,7 @@ fn other_rows(api: &BTreeMap<String, String>, index: &BTreeMap<String, String>) 
     rows
 }
 
-enum Handler {
-    Fn { file: String, name: String },
-    Expr(String),
-}
-
-/// The file of API module `module`: `api/<module>.rs` or `api/<module>/mod.rs`.
+/// The file of `src/api/<module>`: `<module>.rs` or `<module>/mod.rs`.
 fn module_file(api: &BTreeMap<String, String>, module: &str) -> String {
     let flat = format!("api/{module}.rs");
     if api.contains_key(&flat) {
@@ -412,6 +407,22 @@ fn module_file(api: &BTreeMap<String, String>, module: &str) -> String {
     } else {
         format!("api/{module}/mod.rs")
     }
+}
+
+/// The file of `src/api/<module>` (one file, or a directory of them) that
+/// defines `fn name`.
+fn defining_file(api: &BTreeMap<String, String>, module: &str, name: &str) -> String {
+    let dir = format!("api/{module}/");
+    let decl = format!("fn {name}(");
+    api.iter()
+        .filter(|(f, _)| **f == format!("api/{module}.rs") || f.starts_with(&dir))
+        .find(|(_, text)| text.contains(&decl))
+        .map_or_else(|| module_file(api, module), |(f, _)| f.clone())
+}
+
+enum Handler {
+    Fn { file: String, name: String },
+    Expr(String),
 }
 
 /// A path argument: a literal (`:x` segments become `{x}`) or a
@@ -447,7 +458,7 @@ fn handlers_of(
     target: &str,
 ) -> Vec<(String, Handler)> {
     let in_module = |module: &str, name: &str| Handler::Fn {
-        file: module_file(api, module),
+        file: defining_file(api, module, name),
         name: name.to_string(),
     };
     if let Some(inner) = target.strip_prefix("poem::get(") {
@@ -455,7 +466,7 @@ fn handlers_of(
         return vec![("GET".to_string(), in_module(module, name))];
     }
     if let Some((module, ctor)) = target.strip_suffix("()").and_then(|t| t.split_once("::")) {
-        let text = &api[&module_file(api, module)];
+        let text = &api[&defining_file(api, module, ctor)];
         let f = functions(text)
             .into_iter()
             .find(|f| f.name == ctor)

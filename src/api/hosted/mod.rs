@@ -39,6 +39,15 @@ use crate::service::oidc::{
 };
 use crate::service::{Core, Error, IssuedTokens, SecondFactor, SignIn};
 
+mod authorize;
+mod login;
+
+pub use authorize::{authorize_route, consent_route, logout_route};
+pub use login::{
+    forgot_route, login_route, mfa_route, passkey_route, passkey_script_route, provider_done_route,
+    provider_route,
+};
+
 /// `GET|POST /oauth/authorize`.
 pub const AUTHORIZE_PATH: &str = "/oauth/authorize";
 /// `GET|POST /oauth/logout`.
@@ -55,8 +64,12 @@ pub const PASSKEY_SCRIPT_PATH: &str = "/login/passkey.js";
 pub const FORGOT_PATH: &str = "/login/forgot";
 /// The consent page.
 pub const CONSENT_PATH: &str = "/consent";
+/// A provider button: starts the upstream provider's redirect flow.
+pub const PROVIDER_PATH: &str = "/login/provider";
+/// Where a provider button's flow comes back to (from the callback).
+pub const PROVIDER_DONE_PATH: &str = "/login/provider/done";
 /// Every path (metric labels).
-pub const PATHS: [&str; 8] = [
+pub const PATHS: [&str; 10] = [
     AUTHORIZE_PATH,
     LOGOUT_PATH,
     LOGIN_PATH,
@@ -65,10 +78,16 @@ pub const PATHS: [&str; 8] = [
     PASSKEY_SCRIPT_PATH,
     FORGOT_PATH,
     CONSENT_PATH,
+    PROVIDER_PATH,
+    PROVIDER_DONE_PATH,
 ];
 
 /// The CSRF cookie of the hosted forms.
 pub const CSRF_COOKIE: &str = "__Host-portcullis-csrf";
+
+/// The cookie binding a provider button's flow to the browser that
+/// pressed it (its S256 is the flow's code challenge; 10 minutes).
+pub const FEDERATION_COOKIE: &str = "__Host-portcullis-fed";
 
 const BASE_CSS: &str = "body{font-family:system-ui,sans-serif;max-width:26rem;margin:3rem auto;padding:0 1rem;line-height:1.5;color:#1a1a1a}main{display:block}.logo{max-height:3rem;display:block;margin-bottom:1rem}label{display:block;margin-top:1rem;font-weight:600}input{width:100%;padding:.55rem;box-sizing:border-box;font-size:1rem;border:1px solid #666;border-radius:4px}input:focus,button:focus,a:focus{outline:3px solid #1a5fb4;outline-offset:2px}button,.button{display:inline-block;margin-top:1.25rem;padding:.6rem 1.2rem;font-size:1rem;border-radius:4px;border:1px solid #1a5fb4;background:#1a5fb4;color:#fff;cursor:pointer;text-decoration:none}button.secondary{background:#fff;color:#1a5fb4}.error{color:#a00;font-weight:600}.providers{list-style:none;padding:0}";
 
@@ -102,11 +121,10 @@ const BUILT_IN: &[(&str, &str)] = &[
     ),
 ];
 
-/// One button per configured upstream provider on the sign-in page.
-///
-/// The federation hook: sign-in with an upstream provider fills this list
-/// (`name` shown as "Continue with …", `url` where the button goes, with
-/// the sealed request `ar` to come back to); empty until it does.
+/// One button per configured upstream provider on the sign-in page
+/// (`name` shown as "Continue with …", `url` where the button goes: a
+/// plain link to [`PROVIDER_PATH`] with the sealed request `ar` to come
+/// back to).
 #[derive(Debug, Clone)]
 pub struct ProviderButton {
     /// Label.
@@ -116,9 +134,19 @@ pub struct ProviderButton {
 }
 
 /// The upstream-provider buttons for a sign-in page carrying the sealed
-/// request `ar` (see [`ProviderButton`]). Federated sign-in plugs in here.
-pub fn upstream_provider_buttons(_core: &Core, _ar: &str) -> Vec<ProviderButton> {
-    Vec::new()
+/// request `ar` (see [`ProviderButton`]), one per configured provider.
+pub fn upstream_provider_buttons(core: &Core, ar: &str) -> Vec<ProviderButton> {
+    core.providers()
+        .into_iter()
+        .map(|p| ProviderButton {
+            url: format!(
+                "{PROVIDER_PATH}?provider={}&ar={}",
+                encode_component(&p.id),
+                encode_component(ar)
+            ),
+            name: p.name,
+        })
+        .collect()
 }
 
 /// Templates and theme of the pages.
@@ -439,697 +467,15 @@ fn decision_response(d: Decision) -> Response {
     }
 }
 
-// ---- /oauth/authorize ----
-
-async fn authorize(req: &Request, core: &Core, pages: &Pages, p: AuthorizeParams) -> Response {
-    let (r, _client) = match core.authorize_request(&p).await {
-        Ok(Ok(ok)) => ok,
-        Ok(Err(AuthorizeFailure::Page(why))) => {
-            return message(pages, req, StatusCode::BAD_REQUEST, "bad_request", &why);
-        }
-        Ok(Err(AuthorizeFailure::Redirect(url))) => return see_other(&url),
-        Err(e) => return failure(pages, req, &e),
-    };
-    let b = match browser(core, req).await {
-        Ok(b) => b,
-        Err(e) => return failure(pages, req, &e),
-    };
-    match core.authorize_decide(&r, b.as_ref(), false).await {
-        Ok(d) => decision_response(d),
-        Err(e) => failure(pages, req, &e),
-    }
-}
-
-#[handler]
-async fn authorize_get(
-    req: &Request,
-    core: Data<&Core>,
-    pages: Data<&Arc<Pages>>,
-    Query(p): Query<AuthorizeParams>,
-) -> Response {
-    authorize(req, &core, &pages, p).await
-}
-
-#[handler]
-async fn authorize_post(
-    req: &Request,
-    core: Data<&Core>,
-    pages: Data<&Arc<Pages>>,
-    Form(p): Form<AuthorizeParams>,
-) -> Response {
-    authorize(req, &core, &pages, p).await
-}
-
-/// `GET`/`POST /oauth/authorize`.
-pub fn authorize_route() -> RouteMethod {
-    RouteMethod::new().get(authorize_get).post(authorize_post)
-}
-
-// ---- /login ----
-
+/// The `ar` (sealed authorization request) query of the pages.
 #[derive(Debug, Deserialize)]
 struct ArQuery {
     ar: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct LoginForm {
-    ar: Option<String>,
-    csrf: Option<String>,
-    email: Option<String>,
-    password: Option<String>,
-    captcha: Option<String>,
-}
-
+/// The pending authorization request a page carries, if it is still valid.
 fn open(core: &Core, ar: Option<&str>) -> Option<AuthorizeRequest> {
     core.open_request(ar?).ok()
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn login_page(
-    req: &Request,
-    core: &Core,
-    pages: &Pages,
-    status: StatusCode,
-    r: &AuthorizeRequest,
-    ar: &str,
-    email: &str,
-    error: Option<&str>,
-) -> Response {
-    let (csrf, set) = csrf_of(req, pages);
-    let client_name = core
-        .client(r.client_id())
-        .await
-        .map(|c| c.name)
-        .unwrap_or_default();
-    let forgot = format!("{FORGOT_PATH}?ar={}", encode_component(ar));
-    let resp = pages.render(
-        status,
-        "login",
-        &languages(req, r.ui_locales.as_deref()),
-        &[redirect_target(&r.redirect_uri)],
-        context! {
-            ar => ar,
-            csrf => csrf,
-            email => email,
-            error => error,
-            client_name => client_name,
-            forgot_url => forgot,
-            passkeys => core.passkeys_available(),
-            providers => upstream_provider_buttons(core, ar)
-                .into_iter()
-                .map(|b| Value::from_iter([("name", b.name), ("url", b.url)]))
-                .collect::<Vec<Value>>(),
-        },
-    );
-    with_cookie(resp, set)
-}
-
-#[handler]
-async fn login_get(
-    req: &Request,
-    core: Data<&Core>,
-    pages: Data<&Arc<Pages>>,
-    Query(q): Query<ArQuery>,
-) -> Response {
-    let Some(r) = open(&core, q.ar.as_deref()) else {
-        return message(&pages, req, StatusCode::BAD_REQUEST, "expired", "");
-    };
-    let ar = q.ar.unwrap_or_default();
-    let hint = r.login_hint.clone().unwrap_or_default();
-    login_page(req, &core, &pages, StatusCode::OK, &r, &ar, &hint, None).await
-}
-
-/// A session opened by a hosted-page sign-in: the browser session cookie,
-/// then the request goes on (a code, or the consent page).
-async fn signed_in(
-    req: &Request,
-    core: &Core,
-    pages: &Pages,
-    r: &AuthorizeRequest,
-    tokens: &IssuedTokens,
-) -> Response {
-    let previous = browser(core, req).await.ok().flatten();
-    let (cookie, b) = match core.browser_cookie_for(tokens, previous.as_ref()).await {
-        Ok(ok) => ok,
-        Err(e) => return failure(pages, req, &e),
-    };
-    let resp = match core.authorize_decide(r, Some(&b), true).await {
-        Ok(d) => decision_response(d),
-        Err(e) => failure(pages, req, &e),
-    };
-    with_cookie(resp, Some(pages.session_cookie(&cookie)))
-}
-
-fn error_code(e: &Error) -> &'static str {
-    match e {
-        Error::InvalidCredentials => "invalid_credentials",
-        Error::InvalidCode | Error::MfaRequired(_) => "invalid_code",
-        Error::RateLimited { .. } => "rate_limited",
-        Error::CaptchaRequired => "captcha_required",
-        Error::EmailUnverified => "email_unverified",
-        Error::AccountDisabled => "account_disabled",
-        Error::PasskeyRejected(_) | Error::PasskeyInvalid(_) => "passkey",
-        Error::TokenInvalid(_) => "request_expired",
-        Error::Unavailable => "unavailable",
-        _ => "error",
-    }
-}
-
-fn error_status(e: &Error) -> StatusCode {
-    match e {
-        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-        Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        Error::EmailUnverified | Error::AccountDisabled => StatusCode::FORBIDDEN,
-        _ => StatusCode::UNAUTHORIZED,
-    }
-}
-
-#[handler]
-async fn login_post(
-    req: &Request,
-    core: Data<&Core>,
-    pages: Data<&Arc<Pages>>,
-    Form(f): Form<LoginForm>,
-) -> Response {
-    let Some(r) = open(&core, f.ar.as_deref()) else {
-        return message(&pages, req, StatusCode::BAD_REQUEST, "expired", "");
-    };
-    let ar = f.ar.clone().unwrap_or_default();
-    let email = f.email.clone().unwrap_or_default();
-    if !csrf_ok(req, f.csrf.as_deref()) {
-        return login_page(
-            req,
-            &core,
-            &pages,
-            StatusCode::FORBIDDEN,
-            &r,
-            &ar,
-            &email,
-            Some("csrf"),
-        )
-        .await;
-    }
-    let password = SecretString::from(f.password.unwrap_or_default());
-    let client = client_info(req, &core);
-    match core
-        .login(&email, password, f.captcha.as_deref(), client)
-        .await
-    {
-        Ok(SignIn::Tokens(t)) => signed_in(req, &core, &pages, &r, &t).await,
-        Ok(SignIn::MfaRequired(ch)) => {
-            mfa_page(req, &pages, StatusCode::OK, &r, &ar, &ch.mfa_token, None)
-        }
-        Err(e) => {
-            let code = error_code(&e);
-            login_page(
-                req,
-                &core,
-                &pages,
-                error_status(&e),
-                &r,
-                &ar,
-                &email,
-                Some(code),
-            )
-            .await
-        }
-    }
-}
-
-/// `GET`/`POST /login`.
-pub fn login_route() -> RouteMethod {
-    RouteMethod::new().get(login_get).post(login_post)
-}
-
-// ---- /login/mfa ----
-
-#[derive(Deserialize)]
-struct MfaForm {
-    ar: Option<String>,
-    csrf: Option<String>,
-    mfa_token: Option<String>,
-    code: Option<String>,
-}
-
-fn mfa_page(
-    req: &Request,
-    pages: &Pages,
-    status: StatusCode,
-    r: &AuthorizeRequest,
-    ar: &str,
-    mfa_token: &str,
-    error: Option<&str>,
-) -> Response {
-    let (csrf, set) = csrf_of(req, pages);
-    let resp = pages.render(
-        status,
-        "mfa",
-        &languages(req, r.ui_locales.as_deref()),
-        &[redirect_target(&r.redirect_uri)],
-        context! { ar => ar, csrf => csrf, mfa_token => mfa_token, error => error },
-    );
-    with_cookie(resp, set)
-}
-
-#[handler]
-async fn mfa_post(
-    req: &Request,
-    core: Data<&Core>,
-    pages: Data<&Arc<Pages>>,
-    Form(f): Form<MfaForm>,
-) -> Response {
-    let Some(r) = open(&core, f.ar.as_deref()) else {
-        return message(&pages, req, StatusCode::BAD_REQUEST, "expired", "");
-    };
-    let ar = f.ar.clone().unwrap_or_default();
-    let mfa_token = f.mfa_token.clone().unwrap_or_default();
-    if !csrf_ok(req, f.csrf.as_deref()) {
-        return mfa_page(
-            req,
-            &pages,
-            StatusCode::FORBIDDEN,
-            &r,
-            &ar,
-            &mfa_token,
-            Some("csrf"),
-        );
-    }
-    let code = f.code.unwrap_or_default().replace([' ', '-'], "");
-    let factor = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
-        SecondFactor::Code(code)
-    } else {
-        SecondFactor::RecoveryCode(SecretString::from(code))
-    };
-    let client = client_info(req, &core);
-    match core.login_mfa(&mfa_token, factor, client).await {
-        Ok(t) => signed_in(req, &core, &pages, &r, &t).await,
-        // The password step is over (token expired or used): start again.
-        Err(Error::TokenInvalid(_)) => {
-            let hint = r.login_hint.clone().unwrap_or_default();
-            login_page(
-                req,
-                &core,
-                &pages,
-                StatusCode::UNAUTHORIZED,
-                &r,
-                &ar,
-                &hint,
-                Some("request_expired"),
-            )
-            .await
-        }
-        Err(e) => {
-            let code = error_code(&e);
-            mfa_page(
-                req,
-                &pages,
-                error_status(&e),
-                &r,
-                &ar,
-                &mfa_token,
-                Some(code),
-            )
-        }
-    }
-}
-
-/// `POST /login/mfa` (the step is shown by `POST /login`).
-pub fn mfa_route() -> RouteMethod {
-    RouteMethod::new().post(mfa_post)
-}
-
-// ---- /login/passkey ----
-
-#[derive(Deserialize)]
-struct PasskeyForm {
-    ar: Option<String>,
-    csrf: Option<String>,
-    challenge_id: Option<String>,
-    credential: Option<String>,
-}
-
-#[handler]
-async fn passkey_post(
-    req: &Request,
-    core: Data<&Core>,
-    pages: Data<&Arc<Pages>>,
-    Form(f): Form<PasskeyForm>,
-) -> Response {
-    let Some(r) = open(&core, f.ar.as_deref()) else {
-        return message(&pages, req, StatusCode::BAD_REQUEST, "expired", "");
-    };
-    let ar = f.ar.clone().unwrap_or_default();
-    let hint = r.login_hint.clone().unwrap_or_default();
-    if !csrf_ok(req, f.csrf.as_deref()) {
-        return login_page(
-            req,
-            &core,
-            &pages,
-            StatusCode::FORBIDDEN,
-            &r,
-            &ar,
-            &hint,
-            Some("csrf"),
-        )
-        .await;
-    }
-    let credential: serde_json::Value = f
-        .credential
-        .as_deref()
-        .and_then(|c| serde_json::from_str(c).ok())
-        .unwrap_or(serde_json::Value::Null);
-    let client = client_info(req, &core);
-    match core
-        .passkey_sign_in(f.challenge_id.as_deref().unwrap_or(""), &credential, client)
-        .await
-    {
-        Ok(t) => signed_in(req, &core, &pages, &r, &t).await,
-        Err(e) => {
-            let code = match e {
-                Error::TokenInvalid(_) | Error::Validation(_) => "passkey",
-                ref other => error_code(other),
-            };
-            login_page(
-                req,
-                &core,
-                &pages,
-                error_status(&e),
-                &r,
-                &ar,
-                &hint,
-                Some(code),
-            )
-            .await
-        }
-    }
-}
-
-/// `POST /login/passkey`.
-pub fn passkey_route() -> RouteMethod {
-    RouteMethod::new().post(passkey_post)
-}
-
-#[handler]
-fn passkey_script() -> Response {
-    Response::builder()
-        .content_type("text/javascript; charset=utf-8")
-        .header(header::CACHE_CONTROL, "public, max-age=300")
-        .body(PASSKEY_JS)
-}
-
-/// `GET /login/passkey.js`: the passkey button's script.
-pub fn passkey_script_route() -> RouteMethod {
-    RouteMethod::new().get(passkey_script)
-}
-
-// ---- /login/forgot ----
-
-#[derive(Deserialize)]
-struct ForgotForm {
-    csrf: Option<String>,
-    email: Option<String>,
-}
-
-#[handler]
-fn forgot_get(req: &Request, pages: Data<&Arc<Pages>>) -> Response {
-    let (csrf, set) = csrf_of(req, &pages);
-    let resp = pages.render(
-        StatusCode::OK,
-        "forgot",
-        &languages(req, None),
-        &[],
-        context! { csrf => csrf, email => "", sent => false },
-    );
-    with_cookie(resp, set)
-}
-
-#[handler]
-async fn forgot_post(
-    req: &Request,
-    core: Data<&Core>,
-    pages: Data<&Arc<Pages>>,
-    Form(f): Form<ForgotForm>,
-) -> Response {
-    let (csrf, set) = csrf_of(req, &pages);
-    let email = f.email.unwrap_or_default();
-    let langs = languages(req, None);
-    if !csrf_ok(req, f.csrf.as_deref()) {
-        let resp = pages.render(
-            StatusCode::FORBIDDEN,
-            "forgot",
-            &langs,
-            &[],
-            context! { csrf => csrf, email => email, sent => false, error => "csrf" },
-        );
-        return with_cookie(resp, set);
-    }
-    let client = client_info(req, &core);
-    let (status, error) = match core.forgot_password(&email, None, &client).await {
-        Ok(()) => (StatusCode::OK, None),
-        Err(e) => (error_status(&e), Some(error_code(&e))),
-    };
-    let resp = pages.render(
-        status,
-        "forgot",
-        &langs,
-        &[],
-        context! { csrf => csrf, email => email, sent => error.is_none(), error => error },
-    );
-    with_cookie(resp, set)
-}
-
-/// `GET`/`POST /login/forgot`.
-pub fn forgot_route() -> RouteMethod {
-    RouteMethod::new().get(forgot_get).post(forgot_post)
-}
-
-// ---- /consent ----
-
-#[derive(Deserialize)]
-struct ConsentForm {
-    ar: Option<String>,
-    csrf: Option<String>,
-    decision: Option<String>,
-}
-
-async fn consent_page(
-    req: &Request,
-    core: &Core,
-    pages: &Pages,
-    status: StatusCode,
-    r: &AuthorizeRequest,
-    ar: &str,
-    error: Option<&str>,
-) -> Response {
-    let (csrf, set) = csrf_of(req, pages);
-    let client_name = core
-        .client(r.client_id())
-        .await
-        .map(|c| c.name)
-        .unwrap_or_default();
-    let resp = pages.render(
-        status,
-        "consent",
-        &languages(req, r.ui_locales.as_deref()),
-        &[redirect_target(&r.redirect_uri)],
-        context! { ar => ar, csrf => csrf, client_name => client_name, scopes => r.scope.clone(), error => error },
-    );
-    with_cookie(resp, set)
-}
-
-#[handler]
-async fn consent_get(
-    req: &Request,
-    core: Data<&Core>,
-    pages: Data<&Arc<Pages>>,
-    Query(q): Query<ArQuery>,
-) -> Response {
-    let Some(r) = open(&core, q.ar.as_deref()) else {
-        return message(&pages, req, StatusCode::BAD_REQUEST, "expired", "");
-    };
-    let ar = q.ar.unwrap_or_default();
-    match browser(&core, req).await {
-        Ok(Some(_)) => consent_page(req, &core, &pages, StatusCode::OK, &r, &ar, None).await,
-        Ok(None) => see_other(&format!("{LOGIN_PATH}?ar={}", encode_component(&ar))),
-        Err(e) => failure(&pages, req, &e),
-    }
-}
-
-#[handler]
-async fn consent_post(
-    req: &Request,
-    core: Data<&Core>,
-    pages: Data<&Arc<Pages>>,
-    Form(f): Form<ConsentForm>,
-) -> Response {
-    let Some(r) = open(&core, f.ar.as_deref()) else {
-        return message(&pages, req, StatusCode::BAD_REQUEST, "expired", "");
-    };
-    let ar = f.ar.clone().unwrap_or_default();
-    if !csrf_ok(req, f.csrf.as_deref()) {
-        return consent_page(
-            req,
-            &core,
-            &pages,
-            StatusCode::FORBIDDEN,
-            &r,
-            &ar,
-            Some("csrf"),
-        )
-        .await;
-    }
-    let b = match browser(&core, req).await {
-        Ok(Some(b)) => b,
-        Ok(None) => return see_other(&format!("{LOGIN_PATH}?ar={}", encode_component(&ar))),
-        Err(e) => return failure(&pages, req, &e),
-    };
-    let allow = f.decision.as_deref() == Some("allow");
-    match core
-        .authorize_consent(&r, &b, allow, &client_info(req, &core))
-        .await
-    {
-        Ok(url) => see_other(&url),
-        Err(e) => failure(&pages, req, &e),
-    }
-}
-
-/// `GET`/`POST /consent`.
-pub fn consent_route() -> RouteMethod {
-    RouteMethod::new().get(consent_get).post(consent_post)
-}
-
-// ---- /oauth/logout ----
-
-#[derive(Deserialize)]
-struct LogoutForm {
-    csrf: Option<String>,
-    #[serde(flatten)]
-    params: LogoutFields,
-}
-
-#[derive(Deserialize, Default)]
-struct LogoutFields {
-    id_token_hint: Option<String>,
-    post_logout_redirect_uri: Option<String>,
-    state: Option<String>,
-    client_id: Option<String>,
-    ui_locales: Option<String>,
-}
-
-impl From<LogoutFields> for LogoutParams {
-    fn from(f: LogoutFields) -> Self {
-        Self {
-            id_token_hint: f.id_token_hint,
-            post_logout_redirect_uri: f.post_logout_redirect_uri,
-            state: f.state,
-            client_id: f.client_id,
-            ui_locales: f.ui_locales,
-        }
-    }
-}
-
-async fn logout(
-    req: &Request,
-    core: &Core,
-    pages: &Pages,
-    p: LogoutParams,
-    confirmed: bool,
-) -> Response {
-    let b = match browser(core, req).await {
-        Ok(b) => b,
-        Err(e) => return failure(pages, req, &e),
-    };
-    let langs = languages(req, p.ui_locales.as_deref());
-    let outcome = match core.rp_logout(&p, b.as_ref(), confirmed).await {
-        Ok(o) => o,
-        Err(e) => return failure(pages, req, &e),
-    };
-    let clear = Some(pages.clear_session_cookie());
-    match outcome {
-        LogoutOutcome::Redirect(url) => with_cookie(see_other(&url), clear),
-        LogoutOutcome::SignedOut => with_cookie(
-            pages.render(
-                StatusCode::OK,
-                "message",
-                &langs,
-                &[],
-                context! { kind => "signed_out" },
-            ),
-            clear,
-        ),
-        LogoutOutcome::Refused(why) => pages.render(
-            StatusCode::BAD_REQUEST,
-            "message",
-            &langs,
-            &[],
-            context! { kind => "bad_request", detail => why },
-        ),
-        LogoutOutcome::Confirm => {
-            let (csrf, set) = csrf_of(req, pages);
-            let mut fields: Vec<(&str, String)> = Vec::new();
-            for (k, v) in [
-                ("post_logout_redirect_uri", &p.post_logout_redirect_uri),
-                ("state", &p.state),
-                ("client_id", &p.client_id),
-                ("ui_locales", &p.ui_locales),
-            ] {
-                if let Some(v) = v {
-                    fields.push((k, v.clone()));
-                }
-            }
-            let target = p
-                .post_logout_redirect_uri
-                .as_deref()
-                .map(redirect_target)
-                .unwrap_or_default();
-            let resp = pages.render(
-                StatusCode::OK,
-                "message",
-                &langs,
-                &[target],
-                context! { kind => "confirm_logout", csrf => csrf, fields => fields },
-            );
-            with_cookie(resp, set)
-        }
-    }
-}
-
-#[handler]
-async fn logout_get(
-    req: &Request,
-    core: Data<&Core>,
-    pages: Data<&Arc<Pages>>,
-    Query(f): Query<LogoutFields>,
-) -> Response {
-    logout(req, &core, &pages, f.into(), false).await
-}
-
-#[handler]
-async fn logout_post(
-    req: &Request,
-    core: Data<&Core>,
-    pages: Data<&Arc<Pages>>,
-    Form(f): Form<LogoutForm>,
-) -> Response {
-    // A form from the confirmation page (CSRF-checked), or an RP posting
-    // the logout request itself (then it is the GET's).
-    let confirmed = f.csrf.is_some();
-    if confirmed && !csrf_ok(req, f.csrf.as_deref()) {
-        return message(
-            &pages,
-            req,
-            StatusCode::FORBIDDEN,
-            "bad_request",
-            "This form expired. Please try again.",
-        );
-    }
-    logout(req, &core, &pages, f.params.into(), confirmed).await
-}
-
-/// `GET`/`POST /oauth/logout`.
-pub fn logout_route() -> RouteMethod {
-    RouteMethod::new().get(logout_get).post(logout_post)
 }
 
 /// The built-in template sources compile (checked in tests).

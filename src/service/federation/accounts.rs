@@ -8,6 +8,7 @@ use crate::audit::AuditEvent;
 use crate::auth::limits::Action;
 use crate::domain::{DisplayName, Email};
 use crate::service::mail::Notice as MailNotice;
+use crate::service::passwordless::AnonymousUpgrade;
 use crate::service::{ClientInfo, Core, Error, Principal, Proof, Result, SignIn};
 use crate::store::{
     CredentialRecord, IdentityRecord, IdentityRemoval, OnceKey, ProfileUpdate, StoreError,
@@ -405,7 +406,18 @@ impl Core {
         proof: Option<Proof>,
         client: &ClientInfo,
     ) -> Result<IdentitySummary> {
-        self.require_recent_proof(who, proof, client).await?;
+        let guest = self
+            .store
+            .user_by_id(&who.user_id)
+            .await?
+            .is_some_and(|u| u.anonymous);
+        // A guest has nothing to prove itself with (no password, second
+        // factor or passkey), and its live session is all there is of the
+        // account: linking is its upgrade, which asks no more than
+        // `POST /v1/me/upgrade` does.
+        if !(guest && proof.is_none()) {
+            self.require_recent_proof(who, proof, client).await?;
+        }
         let asserted = match offer {
             LinkOffer::LinkToken(token) => self
                 .take_step::<Asserted>(Step::Link, &token)
@@ -432,7 +444,44 @@ impl Core {
                     .await?
             }
         };
+        if guest {
+            return self.link_to_guest(who, &asserted, client).await;
+        }
         let linked = self.link_to(&who.user_id, &asserted, client).await?;
+        Ok(linked.into())
+    }
+
+    /// A guest links an identity: the identity first, then the guest
+    /// becomes a full account with the same id and the provider's verified
+    /// address. No verified address: 422 `provider-email-unverified`; an
+    /// address another account holds: 409 as `POST /v1/me/upgrade` answers.
+    /// Nothing stays linked when the upgrade fails.
+    async fn link_to_guest(
+        &self,
+        who: &Principal,
+        a: &Asserted,
+        client: &ClientInfo,
+    ) -> Result<IdentitySummary> {
+        let email = a.verified_email().ok_or(Error::ProviderEmailUnverified)?;
+        if self.store.user_by_email(email.as_str()).await?.is_some() {
+            return Err(Error::Conflict(
+                "An account with this email address already exists.",
+            ));
+        }
+        let linked = self.link_to(&who.user_id, a, client).await?;
+        let upgrade = AnonymousUpgrade {
+            email: email.as_str().to_string(),
+            password: None,
+            email_verified: true,
+        };
+        if let Err(e) = self
+            .upgrade_anonymous_user(&who.user_id, upgrade, client)
+            .await
+        {
+            // A guest has no other identity: undo the link.
+            self.store.delete_identities_of(&who.user_id).await?;
+            return Err(e);
+        }
         Ok(linked.into())
     }
 

@@ -25,6 +25,12 @@ pub enum Intent {
     Signin,
     /// Link to the signed-in account (`POST /v1/me/identities {code, code_verifier}`).
     Link,
+    /// Sign in on the hosted `/login` page (a provider button): kept only
+    /// in the stored state, never accepted as the public `intent`; the
+    /// one-time code goes back to a hosted page of this server, bound to
+    /// the browser that pressed the button (see
+    /// [`Core::federation_hosted_authorize`]).
+    Hosted,
 }
 
 impl Intent {
@@ -148,10 +154,12 @@ impl Core {
         req: AuthorizeRequest,
         client: &ClientInfo,
     ) -> Result<String> {
-        let upstream = self.federation.get(provider).ok_or(refused(
-            "unknown-provider",
-            "No provider with this id is configured.",
-        ))?;
+        if self.federation.get(provider).is_none() {
+            return Err(refused(
+                "unknown-provider",
+                "No provider with this id is configured.",
+            ));
+        }
         let redirect_to = req
             .redirect_to
             .filter(|r| self.settings.federation.redirect_allowed(r))
@@ -176,6 +184,39 @@ impl Core {
             Some(i) => Intent::parse(i)
                 .ok_or(refused("intent-invalid", "`intent` is `signin` or `link`."))?,
         };
+        self.begin_flow(provider, redirect_to, code_challenge, intent, client)
+            .await
+    }
+
+    /// The hosted `/login` page's provider button: a flow of the kind
+    /// [`Intent::Hosted`] whose callback returns (with a one-time code, or
+    /// an error) to `return_to`, a hosted page of this server, and whose
+    /// code is bound to the browser by `binding` (its S256 is the flow's
+    /// code challenge; the page keeps `binding` in a cookie).
+    pub async fn federation_hosted_authorize(
+        &self,
+        provider: &str,
+        return_to: String,
+        binding: &str,
+        client: &ClientInfo,
+    ) -> Result<String> {
+        self.begin_flow(provider, return_to, s256(binding), Intent::Hosted, client)
+            .await
+    }
+
+    /// Keeps a checked flow server-side and returns the provider's URL.
+    async fn begin_flow(
+        &self,
+        provider: &str,
+        redirect_to: String,
+        code_challenge: String,
+        intent: Intent,
+        client: &ClientInfo,
+    ) -> Result<String> {
+        let upstream = self.federation.get(provider).ok_or(refused(
+            "unknown-provider",
+            "No provider with this id is configured.",
+        ))?;
         self.rate_limit(Action::PasskeyOptions, client)?;
         let discovery = upstream.discovery().await?;
         let started = Started {
@@ -277,7 +318,7 @@ impl Core {
             }
             Err(e) => return Ok(fail(&e, "The provider's answer could not be verified.")),
         };
-        if started.intent == Intent::Signin
+        if started.intent != Intent::Link
             && let Err(e) = self.preview(&asserted).await
         {
             let description = match &e {
@@ -376,6 +417,21 @@ impl Core {
     ) -> Result<SignIn> {
         self.rate_limit(Action::SignIn, client)?;
         let asserted = self.take_code(code, code_verifier, Intent::Signin).await?;
+        self.federated_sign_in(asserted, client).await
+    }
+
+    /// The hosted page's end of a provider button's flow: the one-time
+    /// code and the browser's `binding` (see
+    /// [`Core::federation_hosted_authorize`]) → tokens for the browser
+    /// session, or a second-factor challenge.
+    pub async fn sign_in_with_hosted_code(
+        &self,
+        code: &str,
+        binding: &str,
+        client: &ClientInfo,
+    ) -> Result<SignIn> {
+        self.rate_limit(Action::SignIn, client)?;
+        let asserted = self.take_code(code, binding, Intent::Hosted).await?;
         self.federated_sign_in(asserted, client).await
     }
 }

@@ -147,6 +147,8 @@ pub struct BrowserSession {
     pub auth_time: i64,
     /// How the user signed in.
     pub amr: Vec<String>,
+    /// The upstream identity provider of a federated sign-in.
+    pub idp: Option<String>,
 }
 
 /// What a code stands for (the ceremony's state).
@@ -161,6 +163,10 @@ pub(super) struct CodeGrant {
     pub auth_time: i64,
     pub amr: Vec<String>,
     pub browser_sid: String,
+    /// The browser session's upstream provider (the `idp` of the
+    /// client's session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
 }
 
 fn non_empty(s: &Option<String>) -> Option<&str> {
@@ -357,6 +363,7 @@ impl Core {
             sid: s.id,
             user_id: s.user_id,
             amr: s.amr,
+            idp: s.idp,
         }))
     }
 
@@ -393,6 +400,7 @@ impl Core {
                 user_id: session.user_id,
                 auth_time: session.proven_at.unwrap_or(session.created_at),
                 amr: session.amr,
+                idp: session.idp,
             },
         ))
     }
@@ -527,6 +535,7 @@ impl Core {
             auth_time: b.auth_time,
             amr: b.amr.clone(),
             browser_sid: b.sid.clone(),
+            idp: b.idp.clone(),
         };
         let state = serde_json::to_string(&grant)
             .map_err(|e| Error::Unexpected(anyhow::anyhow!("encoding a code: {e}")))?;

@@ -300,7 +300,7 @@ impl Core {
             ip: info.ip.map(|ip| ip.to_string()),
             // Not a proof of its own: step-up asks again.
             proven_at: None,
-            idp: None,
+            idp: grant.idp.clone(),
             client_id: Some(client.id.clone()),
             audience: Some(self.client_audience(client)),
             scope: Some(grant.scope.join(" ")),
@@ -423,6 +423,8 @@ impl Core {
         let claims = self
             .tokens
             .verify_access_any_audience(token, self.clock.now_u64())?;
+        // A DPoP-bound token needs the DPoP scheme and a proof by its key.
+        self.check_sender(&claims)?;
         let now = self.clock.now();
         let session = self
             .store

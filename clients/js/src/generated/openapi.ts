@@ -1020,7 +1020,13 @@ export interface paths {
         /** The caller's linked identities. */
         get: operations["listIdentities"];
         put?: never;
-        /** Link an identity to the caller's account (needs a recent proof). */
+        /**
+         * Link an identity to the caller's account (needs a recent proof).
+         * @description A guest (anonymous user) needs no proof and becomes a full account
+         *     with the same id and the provider's verified address (422
+         *     `provider-email-unverified` without one; 409 `conflict` when
+         *     another account holds it; nothing is linked then).
+         */
         post: operations["linkIdentity"];
         delete?: never;
         options?: never;
