@@ -211,6 +211,13 @@ pub enum RedirectResponse {
     /// Problem details (RFC 9457).
     #[oai(status = 400)]
     BadRequest(Problem),
+    /// The provider's `form_post` body is too large (framework answer).
+    #[oai(status = 413)]
+    PayloadTooLarge(Problem),
+    /// The callback's POST is not `application/x-www-form-urlencoded`
+    /// (framework answer).
+    #[oai(status = 415)]
+    UnsupportedMediaType(Problem),
     /// Problem details (RFC 9457).
     #[oai(status = 429)]
     TooManyRequests(Problem),
@@ -230,6 +237,8 @@ impl From<crate::service::Error> for RedirectResponse {
         let p = super::problem::problem_of(&e);
         match p.status().as_u16() {
             400 => Self::BadRequest(p),
+            413 => Self::PayloadTooLarge(p),
+            415 => Self::UnsupportedMediaType(p),
             429 => Self::TooManyRequests(p),
             502 => Self::BadGateway(p),
             503 => Self::Unavailable(p),

@@ -49,6 +49,10 @@ EXTRA_KEYS = {
     "PORTCULLIS_IDLE_TIMEOUT",
     # Named in DESIGN.md's CLI paragraph (`portcullis admin create`).
     "PORTCULLIS_ADMIN_PASSWORD",
+    # The hosted pages' theme ("themable by CSS and a logo from
+    # configuration", the OpenID-provider issue; DESIGN names no key).
+    "PORTCULLIS_PAGES_CSS",
+    "PORTCULLIS_PAGES_LOGO_URL",
 }
 
 # `${VAR}`, `${VAR:-x}`, `${VAR-x}`, `${VAR:?err}`, `$VAR`; `$$` is an escape.

@@ -6959,6 +6959,27 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The provider's `form_post` body is too large (framework answer). Problem types (`/problems/<slug>`): `payload-too-large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The callback's POST is not `application/x-www-form-urlencoded`
+             *     (framework answer). Problem types (`/problems/<slug>`): `unsupported-media-type`.
+             */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `rate-limited`. */
             429: {
                 headers: {
@@ -7023,6 +7044,27 @@ export interface operations {
             };
             /** @description Problem details (RFC 9457). */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The provider's `form_post` body is too large (framework answer). Problem types (`/problems/<slug>`): `payload-too-large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The callback's POST is not `application/x-www-form-urlencoded`
+             *     (framework answer). Problem types (`/problems/<slug>`): `unsupported-media-type`.
+             */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7099,6 +7141,27 @@ export interface operations {
             };
             /** @description Problem details (RFC 9457). */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The provider's `form_post` body is too large (framework answer). Problem types (`/problems/<slug>`): `payload-too-large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The callback's POST is not `application/x-www-form-urlencoded`
+             *     (framework answer). Problem types (`/problems/<slug>`): `unsupported-media-type`.
+             */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
