@@ -643,7 +643,7 @@ fi
   for n in 2 16; do
     if [[ -f $TMP/frac-c10-n$n ]]; then
       f=$(cat "$TMP/frac-c10-n$n")
-      echo "- issue 16: sign-in at cost 10 ≥ 0.97 × bcrypt limit at $n connections (wrk -t1): $f × — $(verdict "$(awk -v f="$f" 'BEGIN{print (f >= 0.97)}')")"
+      echo "- round one: sign-in at cost 10 ≥ 0.97 × bcrypt limit at $n connections (wrk -t1): $f × — $(verdict "$(awk -v f="$f" 'BEGIN{print (f >= 0.97)}')")"
     fi
   done
   if [[ -f $TMP/iso_p99-c12 ]]; then
@@ -652,7 +652,7 @@ fi
   fi
   if [[ -f $TMP/iso_p99-c10 ]]; then
     p=$(cat "$TMP/iso_p99-c10")
-    echo "- issue 16: GET /v1/me p99 < 10 ms during a sign-in storm (cost 10, 16 conns): $p ms — $(verdict "$(awk -v p="$p" 'BEGIN{print (p < 10)}')")"
+    echo "- round one: GET /v1/me p99 < 10 ms during a sign-in storm (cost 10, 16 conns): $p ms — $(verdict "$(awk -v p="$p" 'BEGIN{print (p < 10)}')")"
   fi
   if ((${#sizes[@]} >= 2)); then
     small=${sizes[0]} big=${sizes[${#sizes[@]} - 1]}
