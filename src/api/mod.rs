@@ -200,6 +200,22 @@ pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
             ("/openapi.json", &["GET"]),
             ("/metrics", &["GET"]),
             ("/problems/{slug}", &["GET"]),
+            // The pages beside the API (their `RouteMethod`s), so that a
+            // 405 there names them in `Allow` too.
+            (pages::RESET_PATH, &["GET", "POST"]),
+            (pages::VERIFY_PATH, &["GET", "POST"]),
+            (pages::NOT_ME_PATH, &["GET", "POST"]),
+            (pages_sign_in::SIGN_IN_PATH, &["GET", "POST"]),
+            (hosted::AUTHORIZE_PATH, &["GET", "POST"]),
+            (hosted::LOGOUT_PATH, &["GET", "POST"]),
+            (hosted::LOGIN_PATH, &["GET", "POST"]),
+            (hosted::MFA_PATH, &["POST"]),
+            (hosted::PASSKEY_PATH, &["POST"]),
+            (hosted::PASSKEY_SCRIPT_PATH, &["GET"]),
+            (hosted::FORGOT_PATH, &["GET", "POST"]),
+            (hosted::CONSENT_PATH, &["GET", "POST"]),
+            (hosted::PROVIDER_PATH, &["GET"]),
+            (hosted::PROVIDER_DONE_PATH, &["GET"]),
         ],
     ));
     let dpop_core = core.clone();

@@ -234,6 +234,103 @@ pub fn refine(spec: &mut Value) {
             refine_operation(op, &schemas);
         }
     }
+    add_browser_routes(paths);
+}
+
+/// The browser's entry points of the OpenID provider (`src/api/hosted/`),
+/// served beside the API (HTML and redirects, no JSON): documented here so
+/// that clients find their parameters. Marked `x-browser-route`.
+fn add_browser_routes(paths: &mut Map<String, Value>) {
+    let query = |name: &str, required: bool, what: &str| json!({"name": name, "in": "query", "required": required, "schema": {"type": "string"}, "description": what});
+    let html = |what: &str| json!({"description": what, "content": {"text/html": {"schema": {"type": "string"}}}});
+    let redirect = |what: &str| json!({"description": what, "headers": {"Location": {"schema": {"type": "string"}}}});
+    let authorize = json!({"get": {
+        "tags": ["OAuth"],
+        "summary": "Authorization endpoint (code flow with PKCE)",
+        "description": "OpenID Connect authorization request: `response_type=code` only, S256 PKCE required for every client. Signs the user in on the hosted pages (`/login`, `/login/mfa`, `/consent`), then redirects to `redirect_uri` with `code` and `state` (or an RFC 6749 §4.1.2.1 error). An unknown client or redirect URI gets an HTML error page, never a redirect.",
+        "operationId": "oauthAuthorize",
+        "x-browser-route": true,
+        "parameters": [
+            query("response_type", true, "`code`."),
+            query("client_id", true, "A registered client."),
+            query("redirect_uri", true, "One of the client's redirect URIs (loopback: any port)."),
+            query("scope", false, "`openid`, `email`, `profile`, `offline_access`."),
+            query("state", false, "Returned unchanged."),
+            query("nonce", false, "Put in the ID token."),
+            query("code_challenge", true, "PKCE challenge (RFC 7636)."),
+            query("code_challenge_method", true, "`S256`."),
+            query("prompt", false, "`none`, `login` or `consent`."),
+            query("max_age", false, "Seconds since the last sign-in beyond which the user signs in again."),
+            query("login_hint", false, "Fills the email field."),
+            query("ui_locales", false, "Preferred languages of the pages."),
+        ],
+        "responses": {
+            "302": redirect("To the client's `redirect_uri` (code or error)."),
+            "303": redirect("To the hosted sign-in or consent page."),
+            "400": html("Unknown client or redirect URI: an error page."),
+        },
+    }});
+    let logout = json!({"get": {
+        "tags": ["OAuth"],
+        "summary": "RP-initiated logout",
+        "description": "OpenID Connect RP-Initiated Logout 1.0: ends the browser session, then redirects to a registered `post_logout_redirect_uri` (with `state`) or shows a page.",
+        "operationId": "oauthLogout",
+        "x-browser-route": true,
+        "parameters": [
+            query("id_token_hint", false, "An ID token this server issued."),
+            query("post_logout_redirect_uri", false, "One of the client's registered logout URIs."),
+            query("state", false, "Returned unchanged."),
+            query("client_id", false, "The client asking."),
+        ],
+        "responses": {
+            "200": html("Signed out (or asked to confirm)."),
+            "302": redirect("To the registered `post_logout_redirect_uri`."),
+            "303": redirect("Back after the confirmation form."),
+            "400": html("An unknown client or redirect: an error page."),
+        },
+    }});
+    paths.insert(
+        super::hosted::AUTHORIZE_PATH.to_string(),
+        with_form_post(authorize),
+    );
+    paths.insert(
+        super::hosted::LOGOUT_PATH.to_string(),
+        with_form_post(logout),
+    );
+}
+
+/// Adds the `POST` twin of a browser route's `GET`: the same parameters as
+/// an `application/x-www-form-urlencoded` body (OIDC Core §3.1.2.1, RP-Initiated
+/// Logout §2), the same answers.
+fn with_form_post(mut item: Value) -> Value {
+    let mut post = item["get"].clone();
+    let mut props = Map::new();
+    let mut required = Vec::new();
+    for p in post["parameters"].as_array().into_iter().flatten() {
+        let name = p["name"].as_str().unwrap_or_default().to_string();
+        if p["required"] == json!(true) {
+            required.push(json!(name));
+        }
+        props.insert(
+            name,
+            json!({"type": "string", "description": p["description"]}),
+        );
+    }
+    if let Some(op) = post.as_object_mut() {
+        op.remove("parameters");
+        let id = op["operationId"].as_str().unwrap_or_default().to_string();
+        op.insert("operationId".into(), json!(format!("{id}Post")));
+        op.insert(
+            "requestBody".into(),
+            json!({"required": true, "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": props, "required": required}}}}),
+        );
+    }
+    post["responses"]["415"] = json!({
+        "description": "Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`.",
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    });
+    item["post"] = post;
+    item
 }
 
 /// Names of the component schemas used as JSON request bodies, and of the

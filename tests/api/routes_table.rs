@@ -294,6 +294,10 @@ fn spec_rows(
     let mut rows = Vec::new();
     for (path, ops) in spec["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
+            // Documented in the spec, mounted beside it (`other_rows`).
+            if op.get("x-browser-route").is_some() {
+                continue;
+            }
             let id = op["operationId"].as_str().unwrap();
             let (handler, use_case, admin) = handlers
                 .get(id)

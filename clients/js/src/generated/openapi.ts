@@ -1132,6 +1132,54 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/oauth/authorize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Authorization endpoint (code flow with PKCE)
+         * @description OpenID Connect authorization request: `response_type=code` only, S256 PKCE required for every client. Signs the user in on the hosted pages (`/login`, `/login/mfa`, `/consent`), then redirects to `redirect_uri` with `code` and `state` (or an RFC 6749 §4.1.2.1 error). An unknown client or redirect URI gets an HTML error page, never a redirect.
+         */
+        get: operations["oauthAuthorize"];
+        put?: never;
+        /**
+         * Authorization endpoint (code flow with PKCE)
+         * @description OpenID Connect authorization request: `response_type=code` only, S256 PKCE required for every client. Signs the user in on the hosted pages (`/login`, `/login/mfa`, `/consent`), then redirects to `redirect_uri` with `code` and `state` (or an RFC 6749 §4.1.2.1 error). An unknown client or redirect URI gets an HTML error page, never a redirect.
+         */
+        post: operations["oauthAuthorizePost"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * RP-initiated logout
+         * @description OpenID Connect RP-Initiated Logout 1.0: ends the browser session, then redirects to a registered `post_logout_redirect_uri` (with `state`) or shows a page.
+         */
+        get: operations["oauthLogout"];
+        put?: never;
+        /**
+         * RP-initiated logout
+         * @description OpenID Connect RP-Initiated Logout 1.0: ends the browser session, then redirects to a registered `post_logout_redirect_uri` (with `state`) or shows a page.
+         */
+        post: operations["oauthLogoutPost"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -8120,6 +8168,262 @@ export interface operations {
             };
             /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unavailable`. */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    oauthAuthorize: {
+        parameters: {
+            query: {
+                /** @description `code`. */
+                response_type: string;
+                /** @description A registered client. */
+                client_id: string;
+                /** @description One of the client's redirect URIs (loopback: any port). */
+                redirect_uri: string;
+                /** @description `openid`, `email`, `profile`, `offline_access`. */
+                scope?: string;
+                /** @description Returned unchanged. */
+                state?: string;
+                /** @description Put in the ID token. */
+                nonce?: string;
+                /** @description PKCE challenge (RFC 7636). */
+                code_challenge: string;
+                /** @description `S256`. */
+                code_challenge_method: string;
+                /** @description `none`, `login` or `consent`. */
+                prompt?: string;
+                /** @description Seconds since the last sign-in beyond which the user signs in again. */
+                max_age?: string;
+                /** @description Fills the email field. */
+                login_hint?: string;
+                /** @description Preferred languages of the pages. */
+                ui_locales?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description To the client's `redirect_uri` (code or error). */
+            302: {
+                headers: {
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description To the hosted sign-in or consent page. */
+            303: {
+                headers: {
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unknown client or redirect URI: an error page. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+        };
+    };
+    oauthAuthorizePost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": {
+                    /** @description `code`. */
+                    response_type: string;
+                    /** @description A registered client. */
+                    client_id: string;
+                    /** @description One of the client's redirect URIs (loopback: any port). */
+                    redirect_uri: string;
+                    /** @description `openid`, `email`, `profile`, `offline_access`. */
+                    scope?: string;
+                    /** @description Returned unchanged. */
+                    state?: string;
+                    /** @description Put in the ID token. */
+                    nonce?: string;
+                    /** @description PKCE challenge (RFC 7636). */
+                    code_challenge: string;
+                    /** @description `S256`. */
+                    code_challenge_method: string;
+                    /** @description `none`, `login` or `consent`. */
+                    prompt?: string;
+                    /** @description Seconds since the last sign-in beyond which the user signs in again. */
+                    max_age?: string;
+                    /** @description Fills the email field. */
+                    login_hint?: string;
+                    /** @description Preferred languages of the pages. */
+                    ui_locales?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description To the client's `redirect_uri` (code or error). */
+            302: {
+                headers: {
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description To the hosted sign-in or consent page. */
+            303: {
+                headers: {
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unknown client or redirect URI: an error page. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    oauthLogout: {
+        parameters: {
+            query?: {
+                /** @description An ID token this server issued. */
+                id_token_hint?: string;
+                /** @description One of the client's registered logout URIs. */
+                post_logout_redirect_uri?: string;
+                /** @description Returned unchanged. */
+                state?: string;
+                /** @description The client asking. */
+                client_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Signed out (or asked to confirm). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description To the registered `post_logout_redirect_uri`. */
+            302: {
+                headers: {
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Back after the confirmation form. */
+            303: {
+                headers: {
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An unknown client or redirect: an error page. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+        };
+    };
+    oauthLogoutPost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": {
+                    /** @description An ID token this server issued. */
+                    id_token_hint?: string;
+                    /** @description One of the client's registered logout URIs. */
+                    post_logout_redirect_uri?: string;
+                    /** @description Returned unchanged. */
+                    state?: string;
+                    /** @description The client asking. */
+                    client_id?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Signed out (or asked to confirm). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description To the registered `post_logout_redirect_uri`. */
+            302: {
+                headers: {
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Back after the confirmation form. */
+            303: {
+                headers: {
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An unknown client or redirect: an error page. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Problem details (RFC 9457). Problem types (`/problems/<slug>`): `unsupported-media-type`. */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
