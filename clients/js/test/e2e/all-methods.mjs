@@ -91,12 +91,10 @@ async function mail(to, has) {
 // Each operation's last answer, for the unit tests (test/recorded/answers.json).
 const spec = JSON.parse(readFileSync(join(repoRoot, 'openapi', 'openapi.json'), 'utf8'));
 const recorded = {};
-async function record(method, url, res) {
+async function record(method, url, status, type, json) {
   const op = matchOperation(spec, method, url);
-  if (!op || recorded[op] || !res.ok) return;
-  const type = res.headers.get('content-type') ?? '';
-  const body = type.includes('json') ? await res.clone().json().catch(() => null) : null;
-  recorded[op] = { status: res.status, contentType: type, body };
+  if (!op || recorded[op] || status < 200 || status > 299 || !url.startsWith(api)) return;
+  recorded[op] = { status, contentType: type, body: type.includes('json') ? await json().catch(() => null) : null };
 }
 
 let rc = 1;
@@ -108,7 +106,7 @@ try {
     globalThis.fetch = async (input, init) => {
       const req = new Request(input, init);
       const res = await realFetch(req.clone());
-      await record(req.method, req.url, res);
+      await record(req.method, req.url, res.status, res.headers.get('content-type') ?? '', () => res.clone().json());
       return res;
     };
     const lib = await import(join(pkgRoot, 'dist', 'index.js'));
@@ -131,6 +129,10 @@ try {
     const page = await context.newPage();
     page.on('pageerror', (e) => console.log(`all-methods: page error: ${e.message}`));
     page.on('console', (m) => m.type() === 'error' && !/Failed to load resource/.test(m.text()) && console.log(`all-methods: console: ${m.text()}`));
+    page.on('response', (res) => {
+      const req = res.request();
+      void record(req.method(), res.url(), res.status(), res.headers()['content-type'] ?? '', () => res.json());
+    });
     const cdp = await context.newCDPSession(page);
     await cdp.send('WebAuthn.enable');
     await cdp.send('WebAuthn.addVirtualAuthenticator', {
@@ -170,8 +172,14 @@ try {
   t.check(missing.length === 0, `every method of the operations table called (${want.size}; missing: ${missing.join(', ') || 'none'})`);
   if (!a.chromium) console.log(`all-methods ${where}: not in Node (WebAuthn needs a browser): ${PASSKEY_METHODS.join(', ')}`);
   if (a.record) {
+    // Merged into what is there (Node records most; Chromium adds the passkey ceremonies).
     mkdirSync(dirname(a.record), { recursive: true });
-    writeFileSync(a.record, `${JSON.stringify(recorded, null, 2)}\n`);
+    let kept = {};
+    try {
+      kept = JSON.parse(readFileSync(a.record, 'utf8'));
+    } catch {}
+    const merged = Object.fromEntries(Object.entries({ ...recorded, ...kept }).sort(([x], [y]) => x.localeCompare(y)));
+    writeFileSync(a.record, `${JSON.stringify(merged, null, 2)}\n`);
     console.log(`all-methods: recorded ${Object.keys(recorded).length} operations' answers in ${a.record}`);
   }
   rc = t.done();
