@@ -8,15 +8,21 @@
 #   3. the portcullis binary: $PORTCULLIS_BIN, else `cargo build --bin portcullis`
 #   4. type-check and build the package and the example SPA (tsc)
 #   5. drift check: types regenerated from openapi/openapi.json must equal
-#      src/generated/openapi.ts
-#   6. unit tests (vitest, fake server): events, storage, error typing,
-#      retry and refresh rules, lock steal
+#      src/generated/openapi.ts, and every operation of the spec has a method
+#      (test/operations.mjs)
+#   6. unit tests (vitest): one per method against recorded server answers,
+#      events, storage, error typing, retry and refresh rules, lock steal,
+#      auto refresh, step-up retry, claims; the gzip size budget
 #   7. 50 concurrent Node clients on one memoryStorage: one refresh chain,
 #      no reuse (real Portcullis, 2 s access tokens)
-#   8. the example SPA in headless Chromium: 5 tabs for $JS_CLIENT_SECONDS
+#   8. every method once against a live Portcullis: Node and Chromium, on the
+#      embedded store and on MongoDB (FerretDB: $PORTCULLIS_TEST_MONGODB_URI,
+#      else one started with scripts/ferretdb.sh)
+#   9. the example SPA in headless Chromium: 5 tabs for $JS_CLIENT_SECONDS
 #      (default 60) seconds, sign-out propagation, a tab paused holding the
 #      refresh lock (real Portcullis with CORS, 2 s access tokens)
-#   9. npm pack, install the tarball in a temp project, import it
+#  10. npm pack, the README's install line with the tarball, import it;
+#      publint and arethetypeswrong on the package
 #
 # The last line is `js client: N passed, M failed`; non-zero exit on failure.
 # Artifacts (screenshot): clients/js/artifacts/.
@@ -72,6 +78,18 @@ portcullis_bin() {
 build() {
   npx tsc -p tsconfig.json && npx tsc -p test/tsconfig.json && npx tsc -p example/tsconfig.json
 }
+MONGO_URI=${PORTCULLIS_TEST_MONGODB_URI:-}
+FERRET_DIR=""
+start_mongo() {
+  if [ -n "$MONGO_URI" ]; then echo "MongoDB: $MONGO_URI"; return 0; fi
+  FERRET_DIR=$(mktemp -d)
+  MONGO_URI=$("$ROOT/scripts/ferretdb.sh" start "$FERRET_DIR" | tail -n 1) || return 1
+  echo "FerretDB: $MONGO_URI"
+}
+stop_mongo() {
+  if [ -n "$FERRET_DIR" ]; then "$ROOT/scripts/ferretdb.sh" stop "$FERRET_DIR" >/dev/null 2>&1 || true; rm -rf "$FERRET_DIR"; fi
+}
+trap stop_mongo EXIT
 
 step "npm ci" install_npm || true
 if [ "$failed" -ne 0 ]; then finish; fi
@@ -83,7 +101,16 @@ step "unit tests (vitest, fake server)" timeout 300 npx vitest run
 if [ -n "${PORTCULLIS_BIN:-}" ]; then
   step "50 Node clients, one refresh chain (real Portcullis)" timeout 120 node test/e2e/fifty-clients.mjs
   step "CAPTCHA: solveCaptcha() against PORTCULLIS_CAPTCHA=always (real Portcullis)" timeout 120 node test/e2e/captcha.mjs
+  step "every method, live server: Node, embedded store" timeout 300 node test/e2e/all-methods.mjs
+  step "MongoDB for the live-server suites (FerretDB)" start_mongo
+  if [ -n "$MONGO_URI" ]; then
+    step "every method, live server: Node, MongoDB" timeout 300 node test/e2e/all-methods.mjs --mongodb-uri "$MONGO_URI"
+  fi
   if [ -x "$CHROMIUM" ]; then
+    step "every method, live server: Chromium, embedded store" timeout 300 node test/e2e/all-methods.mjs --chromium "$CHROMIUM"
+    if [ -n "$MONGO_URI" ]; then
+      step "every method, live server: Chromium, MongoDB" timeout 300 node test/e2e/all-methods.mjs --chromium "$CHROMIUM" --mongodb-uri "$MONGO_URI"
+    fi
     step "example SPA in Chromium: 5 tabs ${SECONDS_BROWSER}s, sign-out, frozen tab (real Portcullis)" \
       timeout $((SECONDS_BROWSER + 180)) node test/e2e/browser.mjs --seconds "$SECONDS_BROWSER" --chromium "$CHROMIUM"
     step "example SPA on localhost: CAPTCHA step, add a passkey, turn on two-step sign-in (real Portcullis --dev)" \
@@ -94,5 +121,6 @@ if [ -n "${PORTCULLIS_BIN:-}" ]; then
 else
   failed=$((failed + 1)); results+=("FAIL end-to-end tests (no portcullis binary)")
 fi
-step "npm pack: install the tarball and import it" timeout 300 scripts/pack-check.sh
+step "npm pack: the README's install line with the tarball, import it" timeout 300 scripts/pack-check.sh
+step "publint --strict and arethetypeswrong (esm-only)" timeout 300 npm run --silent check:package
 finish
