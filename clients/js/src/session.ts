@@ -161,7 +161,10 @@ export abstract class SessionCore {
 
   /** Starts refreshing on a timer before expiry (see `autoRefresh`). Idempotent. */
   startAutoRefresh(): void {
-    if (!this.closed) this.autoRefresher.start();
+    if (this.closed) return;
+    this.autoRefresher.start();
+    // Called before storage was read: arm the timer for the stored session too.
+    void this.ready.then(() => this.autoRefresher.schedule());
   }
 
   /** Stops the timer; tokens are still refreshed on demand by calls. */

@@ -339,3 +339,24 @@ describe('setSession, claims, stored sessions', () => {
     expect((await c.getUser()).email).toBe('ada@example.com');
   });
 });
+
+describe('auto refresh from a stored session', () => {
+  it('startAutoRefresh before storage was read arms the timer for the stored session', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const t = server.signInDirect('ada@example.com');
+    const sid = JSON.parse(Buffer.from(t.refresh_token.split('.')[1]!, 'base64url').toString()).sid;
+    const storage = memoryStorage({
+      [storageKey]: JSON.stringify({
+        v: 2,
+        session: { accessToken: t.access_token, refreshToken: t.refresh_token, tokenType: 'Bearer', expiresIn: 60, expiresAt: clock.t + 60_000, sessionId: sid, generation: 0, user: { id: 'u1', email: 'ada@example.com' } },
+      }),
+    });
+    const c = client(storage);
+    c.startAutoRefresh();
+    clock.t += 41_000;
+    await vi.advanceTimersByTimeAsync(41_000);
+    await settle();
+    expect(server.refreshRotated).toBe(1);
+    expect(c.autoRefreshing).toBe(true);
+  });
+});
