@@ -121,7 +121,7 @@ try {
       base: api,
       check: t.check,
       mail,
-      totp: async (s) => totp(s),
+      totp: async (s, steps = 0) => totp(s, Date.now() + steps * 30_000),
       admin,
       introspectionToken,
       png: new Uint8Array(PNG),
@@ -150,7 +150,7 @@ try {
     await page.route('**/scenario.mjs', (r) => r.fulfill({ contentType: 'text/javascript', body: scenario }));
     await page.exposeFunction('ctxCheck', (ok, what) => t.check(ok, what));
     await page.exposeFunction('ctxMail', (to, has) => mail(to, has));
-    await page.exposeFunction('ctxTotp', (s) => totp(s));
+    await page.exposeFunction('ctxTotp', (s, steps = 0) => totp(s, Date.now() + steps * 30_000));
     // A page served from loopback (Chromium's local network access rules), with the
     // example's import map; the example itself stays signed out (its own storage key).
     await page.goto(`${pageOrigin}/index.html?api=${encodeURIComponent(api)}`);
@@ -162,7 +162,7 @@ try {
           base,
           check: (ok, what) => void window.ctxCheck(!!ok, what),
           mail: (to, has) => window.ctxMail(to, has),
-          totp: (s) => window.ctxTotp(s),
+          totp: (s, steps) => window.ctxTotp(s, steps ?? 0),
           admin,
           introspectionToken,
               png: Uint8Array.from(atob(png), (ch) => ch.charCodeAt(0)),

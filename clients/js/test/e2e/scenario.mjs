@@ -4,7 +4,7 @@
 // (`lib`) and the harness (`ctx`) from its caller.
 //
 // ctx: { base, check(ok, what), mail(to, has) -> Promise<{token, code} | null>,
-//        totp(secret) -> Promise<string>, admin: {email, password},
+//        totp(secret, steps = 0) -> Promise<string> (the code `steps` 30-s steps ahead), admin: {email, password},
 //        png: Uint8Array, log(msg) }
 // Passkeys: navigator.credentials (a virtual authenticator in Chromium, a
 // software one in Node). Calls that need what a test server cannot have (a configured identity
@@ -187,6 +187,17 @@ export async function run(lib, ctx) {
   const usernameless = await other.signInWithPasskey();
   check(usernameless.user.email === email, 'signInWithPasskey without an email (discoverable credential)');
   other.close();
+  // Two-step sign-in with the passkey as the second factor.
+  const enrol2 = await c.mfa.enrollTotp();
+  // The next time step's code (the server allows one step of skew): this
+  // step's may be the one already used above, and a used step is refused.
+  await c.mfa.activateTotp({ code: await ctx.totp(enrol2.secret, 1) });
+  await c.signOut();
+  const si3 = await c.signIn({ email, password });
+  check(si3.status === 'mfa_required' && si3.mfa.methods.includes('passkey'), `signIn: mfa_required offers the passkey (${si3.mfa?.methods})`);
+  await c.verifyMfa({ passkey: true });
+  check(c.amr.includes('hwk') && c.assuranceLevel === 'aal2', `verifyMfa: passkey as the second factor (amr ${c.amr})`);
+  await c.mfa.disableTotp({ password });
   mark('deletePasskey');
   await c.deletePasskey(pk.id);
   check((await c.listPasskeys()).length === 0, 'deletePasskey');
