@@ -7,21 +7,7 @@
  * leaving for the provider and coming back does not lose it.
  */
 
-/** A linked identity (`GET /v1/me/identities`). */
-export interface Identity {
-  id: string;
-  provider: string;
-  email: string | null;
-  created_at: string;
-  last_used_at: string | null;
-}
-
-/** A configured provider (`GET /v1/providers`). */
-export interface Provider {
-  id: string;
-  kind: 'google' | 'apple' | 'microsoft' | 'github' | 'oidc' | (string & {});
-  name: string;
-}
+export type { Identity, Provider } from './types.js';
 
 /** What `linkIdentity` accepts: one offer, optionally with a recent proof. */
 export type LinkOffer = (

@@ -1,4 +1,9 @@
 export { createClient, PortcullisClient, type ClientOptions } from './client.js';
+export type { MfaApi } from './mfa.js';
+export type { AdminApi } from './admin.js';
+export type { OAuthApi } from './oauth.js';
+export { toCamel, toSnake, type Camelize, type CamelCase } from './case.js';
+export { assuranceOf } from './claims.js';
 export {
   PortcullisError,
   ReauthenticationRequiredError,
@@ -34,8 +39,6 @@ export type { paths, components, operations } from './generated/openapi.js';
 export {
   createPkce,
   readProviderCallback,
-  type Identity,
-  type Provider,
   type LinkOffer,
   type ProviderCallback,
 } from './federation.js';

@@ -5,6 +5,7 @@
 import type { DpopSigner } from './dpop.js';
 import type { RefreshLock } from './lock.js';
 import type { StorageAdapter } from './storage.js';
+import type { ReauthProof } from './types.js';
 
 export interface ClientOptions {
   /** Base URL of Portcullis, e.g. `https://id.example.com`. */
@@ -52,6 +53,31 @@ export interface ClientOptions {
    * key store (React Native: Keychain / Keystore). Default off.
    */
   dpop?: boolean | { signer: DpopSigner };
+  /**
+   * Refresh the session on a timer before the access token expires, paused
+   * while the page is hidden (or, in React Native, while
+   * `client.setVisible(false)` says the app is in the background). Default:
+   * on where there is a `document` (browsers), off elsewhere: call
+   * `client.startAutoRefresh()` in React Native and long-running Node
+   * processes. See also `startAutoRefresh()` / `stopAutoRefresh()`.
+   */
+  autoRefresh?: boolean;
+  /**
+   * Step-up in one place: when a call is refused with 401
+   * `reauthentication-required`, the client emits
+   * `REAUTHENTICATION_REQUIRED`, calls this with the proofs the account
+   * can give (`password`, `totp`, `passkey`), proves the answer
+   * (`reauthenticate`) and retries the refused call once. Return `null` to
+   * give up: the call then throws `ReauthenticationRequiredError`.
+   */
+  onReauthenticationRequired?: (methods: string[]) => Promise<ReauthProof | null> | ReauthProof | null;
+  /**
+   * Read a password-reset link (`…/reset-password?token=`) from the URL the
+   * page was opened with: the token is kept for `resetPassword({ newPassword })`
+   * and `PASSWORD_RECOVERY` is emitted. Default true in browsers. React
+   * Native: pass the deep link to `client.handleRecoveryUrl(url)`.
+   */
+  detectRecoveryInUrl?: boolean;
   /** The clock (ms since the epoch). Tests set it. */
   now?: () => number;
   /** @internal Test hooks. */

@@ -1,13 +1,21 @@
-import { errorFromResponse, NetworkError, NotSignedInError, PortcullisError } from './errors.js';
+import { errorFromResponse, NetworkError, NotSignedInError, PortcullisError, ReauthenticationRequiredError } from './errors.js';
+import { AutoRefresher } from './autorefresh.js';
 import { defaultLock, type Lease, type RefreshLock } from './lock.js';
 import { defaultStorage, type StorageAdapter } from './storage.js';
-import type { AuthEvent, AuthStateListener, MfaChallenge, Session, TokensResponse, User } from './types.js';
+import type { AuthEvent, AuthStateListener, MfaChallenge, ReauthProof, Session, TokensResponse, User } from './types.js';
 
 import { decodeJwtClaims, randomId } from './internal.js';
+import { toCamel, toSnake } from './case.js';
 import { boundJkt, defaultDpopSigner, DpopProofs, sendWithProof } from './dpop.js';
 import type { ClientOptions } from './options.js';
 
-const STORED_VERSION = 1;
+const STORED_VERSION = 2;
+
+/** A session stored by 0.1 (snake_case, `v: 1`): read once, written back as v2. */
+function fromV1(s: Record<string, unknown>): Session | null {
+  const c = toCamel<Session>(s);
+  return c && typeof c.refreshToken === 'string' ? c : null;
+}
 
 interface Stored {
   v: number;
@@ -54,6 +62,10 @@ export abstract class SessionCore {
   protected refreshing: Promise<Session | null> | null = null;
   protected pendingMfa: MfaChallenge | null = null;
   protected closed = false;
+  protected readonly autoRefresher: AutoRefresher;
+  protected readonly onReauthRequired: ClientOptions['onReauthenticationRequired'];
+  /** The token of a password-reset link this app was opened with (see `detectRecoveryInUrl`). */
+  protected recoveryToken: string | null = null;
 
   constructor(options: ClientOptions) {
     this.url = options.url.replace(/\/+$/, '');
@@ -88,6 +100,13 @@ export abstract class SessionCore {
       };
       win.addEventListener('storage', this.storageListener as EventListener);
     }
+    this.onReauthRequired = options.onReauthenticationRequired;
+    this.autoRefresher = new AutoRefresher({
+      current: () => this.session,
+      marginFor: (s) => this.marginFor(s),
+      now: () => this.now(),
+      refresh: () => this.refreshSession(),
+    });
     this.ready = this.readStorage().then(
       (s) => {
         this.session = s;
@@ -96,11 +115,76 @@ export abstract class SessionCore {
         this.session = null;
       },
     );
+    const loc = (globalThis as { location?: { href?: string } }).location;
+    if ((options.detectRecoveryInUrl ?? true) && typeof loc?.href === 'string') this.readRecoveryUrl(loc.href);
+    if (options.autoRefresh ?? typeof (globalThis as { document?: unknown }).document !== 'undefined') {
+      void this.ready.then(() => this.startAutoRefresh());
+    }
+  }
+
+  /** Keeps the token of a `…/reset-password?token=` URL; true when it was one. */
+  protected readRecoveryUrl(url: string): boolean {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      return false;
+    }
+    const token = u.searchParams.get('token');
+    if (!token || !/\/reset-password\/?$/.test(u.pathname)) return false;
+    this.recoveryToken = token;
+    return true;
+  }
+
+  /**
+   * A password-reset link opened in the app (React Native deep link, or a
+   * URL read by the app itself): keeps its token for
+   * `resetPassword({ newPassword })` and emits `PASSWORD_RECOVERY`. Returns
+   * false (and does nothing) when `url` is not a reset link.
+   */
+  handleRecoveryUrl(url: string | URL): boolean {
+    if (!this.readRecoveryUrl(String(url))) return false;
+    void this.ready.then(() => this.emit('PASSWORD_RECOVERY', this.session));
+    return true;
+  }
+
+  /** The pending password-reset token (from the URL), if any. */
+  get passwordRecoveryToken(): string | null {
+    return this.recoveryToken;
+  }
+
+  // ------------------------------------------------------------ auto refresh
+
+  /** Starts refreshing on a timer before expiry (see `autoRefresh`). Idempotent. */
+  startAutoRefresh(): void {
+    if (!this.closed) this.autoRefresher.start();
+  }
+
+  /** Stops the timer; tokens are still refreshed on demand by calls. */
+  stopAutoRefresh(): void {
+    this.autoRefresher.stop();
+  }
+
+  /** Whether the auto-refresh timer is on. */
+  get autoRefreshing(): boolean {
+    return this.autoRefresher.isRunning;
+  }
+
+  /**
+   * Tells the client the app went to the background (`false`) or came back
+   * (`true`). Browsers need not call it (the client follows
+   * `document.visibilityState`); React Native: `AppState.addEventListener('change',
+   * (s) => client.setVisible(s === 'active'))`. While hidden the auto-refresh
+   * timer is paused; on return a refresh that fell due happens at once.
+   */
+  setVisible(visible: boolean): void {
+    this.autoRefresher.setVisible(visible);
   }
 
   /** Stops listening to other tabs. */
   close(): void {
     this.closed = true;
+    this.autoRefresher.dispose();
     this.channel?.close();
     this.channel = null;
     if (this.storageListener) {
@@ -125,6 +209,8 @@ export abstract class SessionCore {
     this.listeners.add(listener);
     void this.ready.then(() => {
       if (this.listeners.has(listener)) this.callListener(listener, 'INITIAL_SESSION', this.session);
+      // A reset link the app was opened with: also for listeners that subscribe late.
+      if (this.recoveryToken && this.listeners.has(listener)) this.callListener(listener, 'PASSWORD_RECOVERY', this.session);
     });
     return () => {
       this.listeners.delete(listener);
@@ -143,6 +229,7 @@ export abstract class SessionCore {
   }
 
   protected emit(event: AuthEvent, session: Session | null): void {
+    if (event === 'SIGNED_IN' || event === 'TOKEN_REFRESHED' || event === 'SIGNED_OUT') this.autoRefresher?.schedule();
     // Always asynchronous, so that no caller's lock or stack is held.
     const ls = [...this.listeners];
     queueMicrotask(() => {
@@ -161,7 +248,8 @@ export abstract class SessionCore {
     if (!raw) return null;
     try {
       const parsed = JSON.parse(raw) as Stored;
-      if (parsed?.v !== STORED_VERSION || !parsed.session?.refresh_token) return null;
+      if (parsed?.v === 1 && parsed.session) return fromV1(parsed.session as unknown as Record<string, unknown>);
+      if (parsed?.v !== STORED_VERSION || !parsed.session?.refreshToken) return null;
       return parsed.session;
     } catch {
       return null;
@@ -190,11 +278,11 @@ export abstract class SessionCore {
     await this.ready;
     if (msg.t === 'session') {
       const mine = this.session;
-      const sameFamily = mine && mine.session_id && mine.session_id === msg.session.session_id;
+      const sameFamily = mine && mine.sessionId && mine.sessionId === msg.session.sessionId;
       // Another tab's session is ours when storage is shared, or when it is
       // our own family (a duplicated tab with sessionStorage).
       if (!this.storage.sharedAcrossTabs && !sameFamily) return;
-      if (mine && mine.refresh_token === msg.session.refresh_token && mine.user.updated_at === msg.session.user.updated_at) {
+      if (mine && mine.refreshToken === msg.session.refreshToken && mine.user.updatedAt === msg.session.user.updatedAt) {
         return;
       }
       // Messages may arrive out of order: never go back to an older pair.
@@ -203,7 +291,7 @@ export abstract class SessionCore {
       if (!this.storage.sharedAcrossTabs) {
         await this.withLock(async () => {
           const cur = await this.readStorage();
-          if (cur && cur.session_id === msg.session.session_id) await this.writeStorage(msg.session);
+          if (cur && cur.sessionId === msg.session.sessionId) await this.writeStorage(msg.session);
           return { session: msg.session, events: [] };
         }).catch(() => undefined);
       }
@@ -212,11 +300,11 @@ export abstract class SessionCore {
     } else if (msg.t === 'signed_out') {
       const mine = this.session;
       if (!mine) return;
-      if (!this.storage.sharedAcrossTabs && msg.sid !== mine.session_id) return;
+      if (!this.storage.sharedAcrossTabs && msg.sid !== mine.sessionId) return;
       if (this.storage.sharedAcrossTabs) {
         // Believe storage, not the message: a newer sign-in may be there.
         const cur = await this.readStorage();
-        if (cur && cur.refresh_token !== mine.refresh_token && cur.session_id !== msg.sid) {
+        if (cur && cur.refreshToken !== mine.refreshToken && cur.sessionId !== msg.sid) {
           this.session = cur;
           this.emit('SIGNED_IN', cur);
           return;
@@ -237,11 +325,11 @@ export abstract class SessionCore {
     if (!cur && mine) {
       this.session = null;
       this.emit('SIGNED_OUT', null);
-    } else if (cur && (!mine || mine.refresh_token !== cur.refresh_token || mine.user.updated_at !== cur.user.updated_at)) {
+    } else if (cur && (!mine || mine.refreshToken !== cur.refreshToken || mine.user.updatedAt !== cur.user.updatedAt)) {
       this.session = cur;
       if (!mine) this.emit('SIGNED_IN', cur);
-      else if (mine.session_id !== cur.session_id) this.emit('SIGNED_IN', cur);
-      else if (mine.refresh_token !== cur.refresh_token) this.emit('TOKEN_REFRESHED', cur);
+      else if (mine.sessionId !== cur.sessionId) this.emit('SIGNED_IN', cur);
+      else if (mine.refreshToken !== cur.refreshToken) this.emit('TOKEN_REFRESHED', cur);
       else this.emit('USER_UPDATED', cur);
     }
   }
@@ -258,30 +346,30 @@ export abstract class SessionCore {
   // ------------------------------------------------------------ sessions
 
   protected toSession(t: TokensResponse, previous?: Session): Session {
-    const claims = decodeJwtClaims(t.access_token);
+    const claims = decodeJwtClaims(t.accessToken);
     const sid = typeof claims?.['sid'] === 'string' ? (claims['sid'] as string) : null;
     return {
-      generation: previous && previous.session_id === sid ? (previous.generation ?? 0) + 1 : 0,
-      access_token: t.access_token,
-      refresh_token: t.refresh_token,
-      token_type: t.token_type,
-      expires_in: t.expires_in,
-      expires_at: this.now() + t.expires_in * 1000,
-      session_id: sid,
+      generation: previous && previous.sessionId === sid ? (previous.generation ?? 0) + 1 : 0,
+      accessToken: t.accessToken,
+      refreshToken: t.refreshToken,
+      tokenType: t.tokenType,
+      expiresIn: t.expiresIn,
+      expiresAt: this.now() + t.expiresIn * 1000,
+      sessionId: sid,
       user: t.user as User,
     };
   }
 
   protected marginFor(s: Session): number {
-    return Math.min(this.refreshMarginMs, (s.expires_in * 1000) / 3);
+    return Math.min(this.refreshMarginMs, (s.expiresIn * 1000) / 3);
   }
 
   protected isFresh(s: Session): boolean {
-    return s.expires_at - this.now() > this.marginFor(s);
+    return s.expiresAt - this.now() > this.marginFor(s);
   }
 
   protected isExpired(s: Session): boolean {
-    return s.expires_at <= this.now();
+    return s.expiresAt <= this.now();
   }
 
   /** The session as kept (no network). */
@@ -299,13 +387,13 @@ export abstract class SessionCore {
     await this.ready;
     const s = this.session;
     if (!s) return null;
-    if (this.isFresh(s)) return s.access_token;
+    if (this.isFresh(s)) return s.accessToken;
     try {
       const next = await this.refreshSession();
-      return next?.access_token ?? null;
+      return next?.accessToken ?? null;
     } catch (e) {
       const cur = this.session;
-      if (cur && !this.isExpired(cur)) return cur.access_token;
+      if (cur && !this.isExpired(cur)) return cur.accessToken;
       throw e;
     }
   }
@@ -340,9 +428,9 @@ export abstract class SessionCore {
         this.session = s;
         if (!s) {
           if (mine) events.push(['SIGNED_OUT', null]);
-        } else if (!mine || mine.session_id !== s.session_id) {
+        } else if (!mine || mine.sessionId !== s.sessionId) {
           events.push(['SIGNED_IN', s]);
-        } else if (mine.refresh_token !== s.refresh_token) {
+        } else if (mine.refreshToken !== s.refreshToken) {
           events.push(['TOKEN_REFRESHED', s]);
         }
         return { session: s, events };
@@ -351,13 +439,13 @@ export abstract class SessionCore {
       let stored = await this.readStorage();
       if (!stored) return adopt(null);
       const mem = this.session;
-      if (mem && mem.session_id === stored.session_id && (mem.generation ?? 0) > (stored.generation ?? 0)) {
+      if (mem && mem.sessionId === stored.sessionId && (mem.generation ?? 0) > (stored.generation ?? 0)) {
         // Another tab's newer pair reached us (BroadcastChannel) before its
         // localStorage write did: the stored one is already retired.
         stored = mem;
       }
-      const storedIsStale = opts.staleAccessToken ? stored.access_token === opts.staleAccessToken : false;
-      const changedMeanwhile = !before || stored.refresh_token !== before.refresh_token;
+      const storedIsStale = opts.staleAccessToken ? stored.accessToken === opts.staleAccessToken : false;
+      const changedMeanwhile = !before || stored.refreshToken !== before.refreshToken;
       if (!storedIsStale && this.isFresh(stored) && (changedMeanwhile || !opts.force)) {
         // Another tab (or client) refreshed while we waited: take its pair.
         return adopt(stored);
@@ -366,22 +454,22 @@ export abstract class SessionCore {
         return adopt(stored);
       }
 
-      const presented = stored.refresh_token;
+      const presented = stored.refreshToken;
       const base = stored;
       // A pair in storage other than the one we presented, and not an older one of the same family.
       const newerThanPresented = (cur: Session | null): cur is Session =>
         !!cur &&
-        cur.refresh_token !== presented &&
-        (cur.session_id !== base.session_id || (cur.generation ?? 0) >= (base.generation ?? 0));
+        cur.refreshToken !== presented &&
+        (cur.sessionId !== base.sessionId || (cur.generation ?? 0) >= (base.generation ?? 0));
       let res: Response;
       try {
-        res = await this.request('POST', '/v1/sessions/refresh', { refresh_token: presented });
+        res = await this.request('POST', '/v1/sessions/refresh', { refreshToken: presented });
       } catch (e) {
         // Offline or timed out: never a sign-out. Keep what we have.
         throw e instanceof NetworkError ? e : new NetworkError('refresh failed', e);
       }
       if (res.ok) {
-        const next = this.toSession((await res.json()) as TokensResponse, stored);
+        const next = this.toSession(toCamel<TokensResponse>(await res.json()), stored);
         const cur = await this.readStorage();
         if (lease.lost && newerThanPresented(cur)) {
           // Our lock was stolen and the thief stored a pair: keep its.
@@ -404,7 +492,7 @@ export abstract class SessionCore {
           return adopt(cur);
         }
         await this.writeStorage(null);
-        this.post({ t: 'signed_out', from: this.tabId, sid: stored.session_id });
+        this.post({ t: 'signed_out', from: this.tabId, sid: stored.sessionId });
         return adopt(null);
       }
       // 429, 5xx, ...: the refresh token is still good; try again later.
@@ -413,7 +501,7 @@ export abstract class SessionCore {
   }
 
   /** Replaces the session under the lock (sign-in) and tells the other tabs. */
-  protected async setSession(next: Session, event: AuthEvent): Promise<Session> {
+  protected async saveSession(next: Session, event: AuthEvent): Promise<Session> {
     await this.ready;
     await this.withLock(async () => {
       await this.writeStorage(next);
@@ -432,7 +520,7 @@ export abstract class SessionCore {
       const stored = await this.readStorage();
       await this.writeStorage(null);
       this.session = null;
-      const sid = stored?.session_id ?? mine?.session_id ?? null;
+      const sid = stored?.sessionId ?? mine?.sessionId ?? null;
       this.post({ t: 'signed_out', from: this.tabId, sid });
       return { session: null, events: mine || stored ? [['SIGNED_OUT', null]] : [] };
     });
@@ -496,7 +584,7 @@ export abstract class SessionCore {
       new Request(this.resolve(path), {
         method,
         headers: h,
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        ...(body !== undefined ? { body: JSON.stringify(toSnake(body)) } : {}),
       }),
     );
   }
@@ -531,9 +619,9 @@ export abstract class SessionCore {
     // A step-up refusal: the token is fine, a refresh would not help.
     if (/insufficient_user_authentication/.test(res.headers.get('www-authenticate') ?? '')) return res;
     const next = await this.refreshSession({ staleAccessToken: token });
-    if (!next || next.access_token === token) return res;
+    if (!next || next.accessToken === token) return res;
     await res.body?.cancel().catch(() => undefined);
-    retryCopy.headers.set('authorization', `${this.schemeOf(next.access_token)} ${next.access_token}`);
+    retryCopy.headers.set('authorization', `${this.schemeOf(next.accessToken)} ${next.accessToken}`);
     return this.send(retryCopy);
   }
 
@@ -549,19 +637,40 @@ export abstract class SessionCore {
     return this.dpop ? this.dpop.thumbprint() : null;
   }
 
-  /** JSON call with the bearer; non-2xx -> PortcullisError. */
-  protected async authed<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** Proves who the user is on this session (`POST /v1/me/reauthenticate`). */
+  abstract reauthenticate(proof: ReauthProof): Promise<void>;
+
+  /**
+   * JSON call with the bearer; non-2xx -> PortcullisError. A 401
+   * `reauthentication-required` emits `REAUTHENTICATION_REQUIRED` and, with
+   * `onReauthenticationRequired`, is proven and retried once.
+   */
+  protected async authed<T>(method: string, path: string, body?: unknown, init: RequestInit = {}): Promise<T> {
     await this.ready;
     if (!this.session) throw new NotSignedInError();
-    const res = await this.fetch(path, {
-      method,
-      headers: {
-        accept: 'application/json, application/problem+json',
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    return this.parse<T>(res);
+    const call = async () => {
+      const res = await this.fetch(path, {
+        ...init,
+        method,
+        headers: {
+          accept: 'application/json, application/problem+json',
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...(init.headers as Record<string, string> | undefined),
+        },
+        ...(body !== undefined ? { body: JSON.stringify(toSnake(body)) } : {}),
+      });
+      return this.parse<T>(res);
+    };
+    try {
+      return await call();
+    } catch (e) {
+      if (!(e instanceof ReauthenticationRequiredError)) throw e;
+      this.emit('REAUTHENTICATION_REQUIRED', this.session);
+      const proof = this.onReauthRequired ? await this.onReauthRequired(e.methods) : null;
+      if (!proof) throw e;
+      await this.reauthenticate(proof);
+      return call();
+    }
   }
 
   /** JSON call without the bearer. */
@@ -573,8 +682,8 @@ export abstract class SessionCore {
     if (!res.ok) throw await errorFromResponse(res);
     if (res.status === 204 || res.status === 202) {
       const text = await res.text();
-      return (text ? JSON.parse(text) : undefined) as T;
+      return (text ? toCamel<T>(JSON.parse(text)) : undefined) as T;
     }
-    return (await res.json()) as T;
+    return toCamel<T>(await res.json());
   }
 }

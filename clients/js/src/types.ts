@@ -1,82 +1,75 @@
+/**
+ * The types the client hands out: every wire type is generated from
+ * openapi/openapi.json (`src/generated/openapi.ts`) and mapped to camelCase
+ * at the type level (`Camelize`, see `case.ts`); the only hand-written
+ * types are the client's own (its session, events, results and proofs).
+ */
+import type { Camelize } from './case.js';
 import type { components } from './generated/openapi.js';
 
 type Schemas = components['schemas'];
+type Wire<K extends keyof Schemas> = Camelize<Schemas[K]>;
+/** The application's JSON object of a user (passed through untouched: keys are not converted). */
+export type UserMetadata = Record<string, unknown>;
+type WithMetadata<T> = Omit<T, 'metadata'> & { metadata?: UserMetadata | null };
 
-/**
- * The user as Portcullis returns it. Generated from openapi.json; fields
- * the service's contract names that the spec of older server releases lacks
- * are optional here.
- */
-export type User = Schemas['User'] & {
-  locale?: string | null;
-  timezone?: string | null;
-  metadata?: Record<string, unknown> | null;
-  passkeys?: number;
-};
-
+/** The user as Portcullis returns it (`GET /v1/me`). */
+export type User = WithMetadata<Wire<'User'>>;
+/** A user as an admin sees it (`GET /v1/admin/users/{id}`). */
+export type AdminUser = WithMetadata<Wire<'AdminUser'>>;
+/** `GET /v1/admin/users`: a page of accounts. */
+export type UserPage = Omit<Wire<'UserPage'>, 'users'> & { users: AdminUser[] };
 /** The tokens body of sign-in, MFA, passkey sign-in and refresh. */
-export type TokensResponse = Schemas['Tokens'];
+export type TokensResponse = Omit<Wire<'Tokens'>, 'user'> & { user: User };
 /** One of the user's live sessions (`GET /v1/sessions`). */
-export type SessionInfo = Schemas['Session'];
+export type SessionInfo = Wire<'Session'>;
 export type SignOutScope = Schemas['Scope'];
-export type RegisterRequest = Schemas['RegisterRequest'] & {
-  locale?: string;
-  captcha?: string;
-};
-export type UpdateUserRequest = Schemas['UpdateProfileRequest'] & {
-  locale?: string | null;
-  timezone?: string | null;
-  metadata?: Record<string, unknown> | null;
-};
-export type CaptchaChallenge = Schemas['CaptchaChallenge'];
-
-// ---- hand-written: routes of the service's contract not yet in openapi.json
-
-/** `POST /v1/sessions` when the account has two-factor on. */
-export interface MfaChallenge {
-  mfa_required: true;
-  mfa_token: string;
-  expires_in: number;
-  methods: Array<'totp' | 'passkey' | 'recovery_code' | (string & {})>;
-}
-
-/** `POST /v1/users` with `PORTCULLIS_REQUIRE_VERIFIED_EMAIL=true`. */
-export interface VerificationSent {
-  status: 'verification_sent';
-}
-
-/** `{challenge_id, public_key}` of the passkey option routes. */
-export interface PasskeyOptionsResponse {
-  challenge_id: string;
-  /** WebAuthn options in their JSON form (base64url buffers), possibly wrapped in `{publicKey}`. */
-  public_key: Record<string, unknown>;
-}
-
-/** `POST /v1/me/passkeys` answer. */
-export interface Passkey {
-  id: string;
-  name: string | null;
-  created_at: string;
-  last_used_at: string | null;
-}
-
-export type ResetPasswordRequest =
-  | { token: string; new_password: string; mfa_code?: string; recovery_code?: string }
-  | { email: string; email_code: string; new_password: string; mfa_code?: string; recovery_code?: string };
+export type RegisterRequest = Wire<'RegisterRequest'>;
+export type UpdateUserRequest = WithMetadata<Wire<'UpdateProfileRequest'>>;
+export type CaptchaChallenge = Wire<'CaptchaChallenge'>;
+/** The second-factor step of a sign-in (`mfa_required`). */
+export type MfaChallenge = Wire<'MfaChallenge'>;
+/** `{challengeId, publicKey}` of the passkey option routes (`publicKey` is WebAuthn JSON, untouched). */
+export type PasskeyOptionsResponse = Omit<Wire<'PasskeyOptions'>, 'publicKey'> & { publicKey: Record<string, unknown> };
+/** A registered passkey (`GET /v1/me/passkeys`). */
+export type Passkey = Wire<'Passkey'>;
+export type ResetPasswordRequest = Wire<'ResetPasswordRequest'>;
+export type TotpEnrolment = Wire<'TotpEnrolment'>;
+export type RecoveryCodes = Wire<'RecoveryCodes'>;
+export type SecurityEvent = Wire<'SecurityEvent'>;
+export type SecurityEventPage = Wire<'SecurityEventPage'>;
+export type AdminUpdateUserRequest = Wire<'AdminPatchRequest'>;
+export type OAuthClient = Wire<'OAuthClient'>;
+export type CreateClientRequest = Wire<'CreateClientRequest'>;
+export type UpdateClientRequest = Wire<'UpdateClientRequest'>;
+export type Consent = Wire<'Consent'>;
+export type Identity = Wire<'Identity'>;
+export type Provider = Wire<'Provider'>;
+export type FederationNonce = Wire<'FederationNonce'>;
+export type HealthStatus = Wire<'HealthStatus'>;
+export type OAuthTokens = Wire<'OAuthTokens'>;
+export type TokenRequest = Wire<'TokenForm'>;
+export type RevokeRequest = Wire<'RevokeForm'>;
+export type IntrospectRequest = Wire<'IntrospectForm'>;
+export type Introspection = Wire<'IntrospectionView'>;
+export type UserInfo = Wire<'UserInfo'>;
+/** Standard documents, returned verbatim (their names are fixed by their RFCs). */
+export type Jwks = Schemas['Jwks'];
+export type OpenIdConfiguration = Schemas['OpenIdConfiguration'];
 
 // ---- the client's own types
 
 /** A signed-in session as the client keeps it. */
 export interface Session {
-  access_token: string;
-  refresh_token: string;
-  token_type: string;
+  accessToken: string;
+  refreshToken: string;
+  tokenType: string;
   /** Lifetime of the access token in seconds, as sent by the server. */
-  expires_in: number;
+  expiresIn: number;
   /** When the access token expires, in ms since the epoch (this device's clock). */
-  expires_at: number;
+  expiresAt: number;
   /** The session (refresh family) id: the `sid` claim. */
-  session_id: string | null;
+  sessionId: string | null;
   /** How many refreshes this session has had (counted by the client; orders pairs of one family). */
   generation?: number;
   user: User;
@@ -88,7 +81,9 @@ export type AuthEvent =
   | 'SIGNED_OUT'
   | 'TOKEN_REFRESHED'
   | 'USER_UPDATED'
-  | 'MFA_REQUIRED';
+  | 'PASSWORD_RECOVERY'
+  | 'MFA_REQUIRED'
+  | 'REAUTHENTICATION_REQUIRED';
 
 export type AuthStateListener = (event: AuthEvent, session: Session | null) => void | Promise<void>;
 
@@ -114,11 +109,28 @@ export type MfaProof =
   | { passkey: true; mfaToken?: string; signal?: AbortSignal };
 
 /**
- * A proof of identity for `client.reauthenticate`: the password, a current
- * TOTP code, or a passkey (options for `email`, default the signed-in
- * user's, or discoverable credentials).
+ * A proof of identity (`reauthenticate`, and the confirmation of
+ * `deleteUser`, `changeEmail`, `mfa.disableTotp`, ...): the password, a
+ * current TOTP code, or a passkey (options for `email`, default the
+ * signed-in user's, or discoverable credentials).
  */
 export type ReauthProof =
   | { password: string }
   | { code: string }
   | { passkey: true; email?: string; signal?: AbortSignal };
+
+/** Authenticator assurance of a session, from its `amr` claim. */
+export type AssuranceLevel = 'aal1' | 'aal2';
+
+/** The verified claims of the access token (`getClaims`). */
+export interface Claims {
+  sub: string;
+  sid?: string;
+  amr?: string[];
+  roles?: string[];
+  exp?: number;
+  iat?: number;
+  iss?: string;
+  aud?: string | string[];
+  [claim: string]: unknown;
+}

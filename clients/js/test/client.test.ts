@@ -70,12 +70,12 @@ describe('events and storage', () => {
     const r = await c.signIn({ email: 'ada@example.com', password: 'correct horse battery' });
     expect(r.status).toBe('signed_in');
     const stored = JSON.parse((await storage.getItem(storageKey))!);
-    expect(stored.session.refresh_token).toBe(r.status === 'signed_in' && r.session.refresh_token);
-    expect(stored.session.session_id).toMatch(/^s\d+$/);
+    expect(stored.session.refreshToken).toBe(r.status === 'signed_in' && r.session.refreshToken);
+    expect(stored.session.sessionId).toMatch(/^s\d+$/);
 
-    const u = await c.updateUser({ display_name: 'Ada' });
-    expect(u.display_name).toBe('Ada');
-    expect((await c.getSession())!.user.display_name).toBe('Ada');
+    const u = await c.updateUser({ displayName: 'Ada' });
+    expect(u.displayName).toBe('Ada');
+    expect((await c.getSession())!.user.displayName).toBe('Ada');
 
     await c.signOut();
     await settle();
@@ -112,7 +112,7 @@ describe('events and storage', () => {
     expect(await c.getAccessToken()).toBeTruthy();
     expect(server.refreshRotated).toBe(1);
     const s = JSON.parse(map.get(storageKey)!).session;
-    expect(s.refresh_token).toBe((await c.getSession())!.refresh_token);
+    expect(s.refreshToken).toBe((await c.getSession())!.refreshToken);
     await c.signOut();
     expect(map.size).toBe(0);
   });
@@ -357,19 +357,19 @@ describe('refresh and retry rules', () => {
       return orig(req);
     };
     const s = await c.refreshSession({ force: true });
-    expect(s?.refresh_token).toBe(newer.refresh_token);
+    expect(s?.refreshToken).toBe(newer.refresh_token);
   });
 
   it('a 401 on the API after another client already refreshed retries with the stored pair, no second refresh', async () => {
     const storage = memoryStorage();
     const a = await signedIn(storage);
     const b = client(storage);
-    const oldToken = (await b.getSession())!.access_token;
+    const oldToken = (await b.getSession())!.accessToken;
     await a.refreshSession({ force: true });
     expect(server.refreshCalls).toBe(1);
     // b still holds the old token in memory (no broadcast in this realm's test set-up delivered yet) and gets 401.
     const res = await b.refreshSession({ staleAccessToken: oldToken });
-    expect(res!.access_token).not.toBe(oldToken);
+    expect(res!.accessToken).not.toBe(oldToken);
     expect(server.refreshCalls).toBe(1);
   });
 
@@ -472,8 +472,8 @@ describe('other tabs (BroadcastChannel)', () => {
     const eventsB = recorder(b);
     await settle();
     await a.refreshSession({ force: true });
-    await vi.waitFor(async () => expect((await b.getSession())!.refresh_token).toBe((await a.getSession())!.refresh_token));
-    expect(JSON.parse((await sB.getItem(storageKey))!).session.refresh_token).toBe((await a.getSession())!.refresh_token);
+    await vi.waitFor(async () => expect((await b.getSession())!.refreshToken).toBe((await a.getSession())!.refreshToken));
+    expect(JSON.parse((await sB.getItem(storageKey))!).session.refreshToken).toBe((await a.getSession())!.refreshToken);
     await a.signOut();
     await vi.waitFor(async () => expect(await b.getSession()).toBeNull());
     expect(await sB.getItem(storageKey)).toBeNull();
@@ -486,10 +486,10 @@ describe('password reset and passkeys (the documented request bodies)', () => {
     const c = client(memoryStorage());
     await c.forgotPassword({ email: 'ada@example.com' });
     expect(server.forgot).toEqual(['ada@example.com']);
-    await c.resetPassword({ token: 'reset-token', new_password: 'another good passphrase' });
-    await c.resetPassword({ email: 'ada@example.com', email_code: '123456', new_password: 'another good passphrase' });
+    await c.resetPassword({ token: 'reset-token', newPassword: 'another good passphrase' });
+    await c.resetPassword({ email: 'ada@example.com', emailCode: '123456', newPassword: 'another good passphrase' });
     expect(server.resets).toHaveLength(2);
-    await expect(c.resetPassword({ token: 'nope', new_password: 'x' })).rejects.toMatchObject({
+    await expect(c.resetPassword({ token: 'nope', newPassword: 'x' })).rejects.toMatchObject({
       type: 'token-invalid-or-expired',
       status: 400,
     });
@@ -627,7 +627,7 @@ describe('passwordless and anonymous', () => {
     expect(byLink.status).toBe('signed_in');
     if (byLink.status !== 'signed_in') throw new Error('unreachable');
     expect(byLink.user.email).toBe('ada@example.com');
-    expect(await c.getAccessToken()).toBe(byLink.session.access_token);
+    expect(await c.getAccessToken()).toBe(byLink.session.accessToken);
     await c.signOut();
     const byCode = await c.verifyEmailSignIn({ email: 'ada@example.com', code: '12345678' });
     expect(byCode.status).toBe('signed_in');
@@ -647,7 +647,7 @@ describe('passwordless and anonymous', () => {
     const c = client(memoryStorage());
     const r = await c.verifyEmailSignIn({ email: 'mfa@example.com', code: '12345678' });
     expect(r.status).toBe('mfa_required');
-    expect(c.mfaChallenge?.mfa_token).toBe('mfa:mfa@example.com');
+    expect(c.mfaChallenge?.mfaToken).toBe('mfa:mfa@example.com');
     expect(await c.getSession()).toBeNull();
     const s = await c.verifyMfa({ code: '123456' });
     expect(s.user.email).toBe('mfa@example.com');
@@ -656,8 +656,8 @@ describe('passwordless and anonymous', () => {
   it('signInAnonymously makes a guest; upgrade keeps the id and refreshes away the claim', async () => {
     const c = client(memoryStorage());
     const guest = await c.signInAnonymously();
-    expect(guest.user.is_anonymous).toBe(true);
-    const claims = JSON.parse(Buffer.from(guest.access_token.split('.')[1]!, 'base64url').toString());
+    expect(guest.user.isAnonymous).toBe(true);
+    const claims = JSON.parse(Buffer.from(guest.accessToken.split('.')[1]!, 'base64url').toString());
     expect(claims.is_anonymous).toBe(true);
     const refreshesBefore = server.refreshCalls;
     const up = await c.upgrade({ email: 'grace@example.com', password: 'a long passphrase' });
@@ -666,10 +666,10 @@ describe('passwordless and anonymous', () => {
     expect(up.user.id).toBe(guest.user.id);
     expect(server.refreshCalls).toBe(refreshesBefore + 1);
     const after = (await c.getSession())!;
-    expect(after.session_id).toBe(guest.session_id);
-    expect(after.user.is_anonymous).toBe(false);
+    expect(after.sessionId).toBe(guest.sessionId);
+    expect(after.user.isAnonymous).toBe(false);
     expect(after.user.email).toBe('grace@example.com');
-    const fresh = JSON.parse(Buffer.from(after.access_token.split('.')[1]!, 'base64url').toString());
+    const fresh = JSON.parse(Buffer.from(after.accessToken.split('.')[1]!, 'base64url').toString());
     expect(fresh.is_anonymous).toBeUndefined();
     // A second upgrade, or a taken address, is a conflict.
     const err = await c.upgrade({ email: 'ada@example.com', password: 'a long passphrase' }).catch((e) => e);

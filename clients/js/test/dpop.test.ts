@@ -64,8 +64,8 @@ describe('DPoP', () => {
     const c = client(plain, seen);
     await signUpAndIn(c);
     const s = (await c.getSession())!;
-    expect(s.token_type).toBe('DPoP');
-    expect(claims(s.access_token)['cnf']['jkt']).toBe(await c.dpopThumbprint());
+    expect(s.tokenType).toBe('DPoP');
+    expect(claims(s.accessToken)['cnf']['jkt']).toBe(await c.dpopThumbprint());
     const login = seen.find((x) => x.path === '/v1/sessions')!;
     expect(login.dpop).toBe(true);
     // The sign-up issues no token: no proof spent on it.
@@ -77,17 +77,17 @@ describe('DPoP', () => {
     expect(call.auth.startsWith('DPoP ')).toBe(true);
     // Refresh with a proof by the same key.
     const next = (await c.refreshSession({ force: true }))!;
-    expect(next.access_token).not.toBe(s.access_token);
+    expect(next.accessToken).not.toBe(s.accessToken);
     expect(seen.at(-1)).toMatchObject({ path: '/v1/sessions/refresh', status: 200, dpop: true });
     await c.getUser();
     // The tokens alone are useless: no proof, bearer, refresh without proof.
-    const t = next.access_token;
+    const t = next.accessToken;
     expect((await fetch(`${plain.base}/v1/me`, { headers: { authorization: `Bearer ${t}` } })).status).toBe(401);
     expect((await fetch(`${plain.base}/v1/me`, { headers: { authorization: `DPoP ${t}` } })).status).toBe(401);
     const r = await fetch(`${plain.base}/v1/sessions/refresh`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ refresh_token: next.refresh_token }),
+      body: JSON.stringify({ refresh_token: next.refreshToken }),
     });
     expect(r.status).toBe(401);
     // ...and did not end the session.
@@ -130,7 +130,7 @@ describe('DPoP', () => {
     const seen: Seen[] = [];
     const c = client(plain, seen, { dpop: { signer } });
     await signUpAndIn(c);
-    expect((await c.getSession())!.token_type).toBe('DPoP');
+    expect((await c.getSession())!.tokenType).toBe('DPoP');
     await c.getUser();
     expect(signed).toBe(2);
     c.close();
@@ -140,7 +140,7 @@ describe('DPoP', () => {
     const seen: Seen[] = [];
     const c = client(plain, seen, { dpop: false });
     await signUpAndIn(c);
-    expect((await c.getSession())!.token_type).toBe('Bearer');
+    expect((await c.getSession())!.tokenType).toBe('Bearer');
     await c.getUser();
     expect(seen.some((x) => x.dpop)).toBe(false);
     c.close();

@@ -87,11 +87,11 @@ function render(session: Session | null) {
   if (session) {
     const u = session.user;
     $('#p-email').textContent = u.email;
-    $('#p-name').textContent = u.display_name ?? '—';
+    $('#p-name').textContent = u.displayName ?? '—';
     $('#p-id').textContent = u.id;
-    $('#p-mfa').textContent = u.mfa_enabled ? 'on' : 'off';
-    $('#totp-begin').hidden = !!u.mfa_enabled;
-    $('#p-exp').textContent = new Date(session.expires_at).toLocaleTimeString();
+    $('#p-mfa').textContent = u.mfaEnabled ? 'on' : 'off';
+    $('#totp-begin').hidden = !!u.mfaEnabled;
+    $('#p-exp').textContent = new Date(session.expiresAt).toLocaleTimeString();
   }
 }
 
@@ -104,9 +104,9 @@ async function loadSessions() {
       if (s.current) tr.className = 'current';
       const cells = [
         s.id.slice(0, 8) + (s.current ? ' (this one)' : ''),
-        new Date(s.created_at).toLocaleString(),
+        new Date(s.createdAt).toLocaleString(),
         s.amr.join(', '),
-        s.user_agent ? s.user_agent.replace(/^Mozilla\/5\.0 /, '').slice(0, 40) : '—',
+        s.userAgent ? s.userAgent.replace(/^Mozilla\/5\.0 /, '').slice(0, 40) : '—',
       ];
       for (const c of cells) {
         const td = document.createElement('td');
@@ -176,7 +176,7 @@ $('#signup-form').addEventListener('submit', (ev) => {
   const name = String(f.get('display_name') ?? '').trim();
   void guarded(async () => {
     const r = await withCaptcha((captcha) =>
-      client.signUp({ email, password, ...(name ? { display_name: name } : {}), ...(captcha ? { captcha } : {}) }),
+      client.signUp({ email, password, ...(name ? { displayName: name } : {}), ...(captcha ? { captcha } : {}) }),
     );
     if (r.status === 'verification_sent') {
       setError('Check your inbox to verify your email, then sign in.');
@@ -202,7 +202,7 @@ $('#profile-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const f = new FormData(ev.target as HTMLFormElement);
   const name = String(f.get('display_name') ?? '').trim();
-  void guarded(() => client.updateUser({ display_name: name || null }));
+  void guarded(() => client.updateUser({ displayName: name || null }));
 });
 
 /**
@@ -261,32 +261,11 @@ $('#signout-others').addEventListener('click', () => void guarded(async () => {
 }));
 $('#signout-global').addEventListener('click', () => void guarded(() => client.signOut({ scope: 'global' })));
 
-/**
- * A JSON call the client has no method for, through `client.fetch` (the
- * access token is added and refreshed as needed). A problem answer throws
- * an Error carrying its slug.
- */
-async function apiJson<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const r = await client.fetch(path, {
-    method,
-    ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
-  });
-  const data = r.status === 204 ? null : await r.json();
-  if (!r.ok) {
-    const p = data as { type?: string; title?: string; detail?: string };
-    const slug = (p.type ?? '').split('/').pop();
-    throw Object.assign(new Error(`${p.title ?? r.status}: ${p.detail ?? ''} (${slug}, ${r.status})`), { slug });
-  }
-  return data as T;
-}
-
 $('#totp-begin').addEventListener('click', () => void guarded(async () => {
-  const enrolment = await withStepUp(() =>
-    apiJson<{ secret: string; otpauth_uri: string; qr_svg: string }>('POST', '/v1/me/mfa/totp'),
-  );
+  const enrolment = await withStepUp(() => client.mfa.enrollTotp());
   if (!enrolment) return;
   // As an image, not as markup: nothing in it can run.
-  $<HTMLImageElement>('#totp-qr').src = `data:image/svg+xml;base64,${btoa(enrolment.qr_svg)}`;
+  $<HTMLImageElement>('#totp-qr').src = `data:image/svg+xml;base64,${btoa(enrolment.qrSvg)}`;
   $('#totp-secret').textContent = enrolment.secret;
   show('#totp-setup', true);
   show('#totp-done', false);
@@ -297,9 +276,9 @@ $('#totp-form').addEventListener('submit', (ev) => {
   const form = ev.target as HTMLFormElement;
   const code = String(new FormData(form).get('code') ?? '').trim();
   void guarded(async () => {
-    const { recovery_codes } = await apiJson<{ recovery_codes: string[] }>('POST', '/v1/me/mfa/totp/activate', { code });
+    const { recoveryCodes } = await client.mfa.activateTotp({ code });
     $('#recovery-codes').replaceChildren(
-      ...recovery_codes.map((c) => {
+      ...recoveryCodes.map((c) => {
         const li = document.createElement('li');
         li.textContent = c;
         return li;

@@ -315,7 +315,7 @@ try {
   const result = await frozen.evaluate(() => window.__frozenRefresh);
   log(`tab 1 was frozen ${frozenFor} ms; its refresh ended with: ${result}`);
   t.check(result === 'session', 'the woken tab ends its refresh with a session (adopted, not reused)');
-  const same = await frozen.evaluate(async () => (await window.portcullis.getSession()).refresh_token === JSON.parse(localStorage.getItem('portcullis.session')).session.refresh_token);
+  const same = await frozen.evaluate(async () => (await window.portcullis.getSession()).refreshToken === JSON.parse(localStorage.getItem('portcullis.session')).session.refreshToken);
   t.check(same, 'the woken tab holds the current pair from storage');
   const after = await Promise.all(pages.map((p) => loop(p, 5000)));
   t.check(sum(after, 'ok') === sum(after, 'calls') && sum(after, 'calls') > 0, `after waking, all ${TABS} tabs work (${sum(after, 'ok')}/${sum(after, 'calls')} ok)`);

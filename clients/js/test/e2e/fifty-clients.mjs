@@ -37,13 +37,13 @@ try {
   const first = mk();
   const r = await first.signIn({ email, password });
   t.check(r.status === 'signed_in', 'signed in once');
-  const initialRefresh = (await first.getSession()).refresh_token;
+  const initialRefresh = (await first.getSession()).refreshToken;
   const clients = [first, ...Array.from({ length: n - 1 }, mk)];
 
   // Let the access token come within the refresh margin, then start all at once:
   // 50 callers that all need a refresh in the same instant.
   const s0 = await first.getSession();
-  await sleep(Math.max(0, s0.expires_at - Date.now() - 400));
+  await sleep(Math.max(0, s0.expiresAt - Date.now() - 400));
   const statuses = new Map();
   let errors = 0;
   const end = Date.now() + seconds * 1000;

@@ -161,7 +161,7 @@ describe('PortcullisProvider and the hooks', () => {
     function SessionView(): ReactNode {
       const s = useSession();
       sessionRenders++;
-      return h('b', { 'data-who': 'token' }, s ? s.access_token.slice(-12) : 'none');
+      return h('b', { 'data-who': 'token' }, s ? s.accessToken.slice(-12) : 'none');
     }
     const el = mount(h(PortcullisProvider, { client: c }, h(Who), h(UserView), h(SessionView)));
     await until('signed out known', () => text(el) === 'out');

@@ -21,7 +21,7 @@ function Who(): ReactNode {
   const { isLoading, user } = useAuthState();
   const session = useSession();
   const u = useUser();
-  return h('p', null, isLoading ? 'loading' : user ? `${u?.email}:${session?.session_id}` : 'out');
+  return h('p', null, isLoading ? 'loading' : user ? `${u?.email}:${session?.sessionId}` : 'out');
 }
 
 describe('server rendering', () => {
@@ -36,7 +36,7 @@ describe('server rendering', () => {
   });
 
   it('renders the initial session a server knew, or signed out for null', () => {
-    const session = { session_id: 'sid-1', user: { id: 'u1', email: 'ssr@example.com' } } as unknown as Session;
+    const session = { sessionId: 'sid-1', user: { id: 'u1', email: 'ssr@example.com' } } as unknown as Session;
     expect(renderToString(h(PortcullisProvider, { client: untouchable, initialSession: session }, h(Who)))).toBe(
       '<p>ssr@example.com:sid-1</p>',
     );
