@@ -11,6 +11,10 @@
 #      src/generated/openapi.ts
 #   6. unit tests (vitest, fake server): events, storage, error typing,
 #      retry and refresh rules, lock steal
+#   6a. @portcullis/client/react: the hooks in jsdom (react-dom) with real
+#      clients, server rendering in plain Node
+#   6b. @portcullis/client/native: the SecureStore adapter (2048-byte limit,
+#      killed at every step), AppState auto refresh, native passkeys
 #   7. 50 concurrent Node clients on one memoryStorage: one refresh chain,
 #      no reuse (real Portcullis, 2 s access tokens)
 #   8. the example SPA in headless Chromium: 5 tabs for $JS_CLIENT_SECONDS
@@ -79,8 +83,12 @@ step "chromium" install_chromium
 step "portcullis binary" portcullis_bin
 step "tsc: package, tests, example" build
 step "generated types match openapi/openapi.json" node scripts/check-generated.mjs
-step "unit tests (vitest, fake server)" timeout 300 npx vitest run
+step "unit tests (vitest, fake server)" timeout 300 npx vitest run --exclude 'test/react/**' --exclude 'test/native/**'
 if [ -n "${PORTCULLIS_BIN:-}" ]; then
+  step "@portcullis/client/react: hooks in jsdom with real clients, server rendering (real Portcullis)" \
+    timeout 180 npx vitest run test/react
+  step "@portcullis/client/native: SecureStore chunks killed at every step, AppState, native passkeys (real Portcullis)" \
+    timeout 180 npx vitest run test/native
   step "50 Node clients, one refresh chain (real Portcullis)" timeout 120 node test/e2e/fifty-clients.mjs
   step "CAPTCHA: solveCaptcha() against PORTCULLIS_CAPTCHA=always (real Portcullis)" timeout 120 node test/e2e/captcha.mjs
   if [ -x "$CHROMIUM" ]; then

@@ -22,6 +22,8 @@ export {
 export { autoRefreshWithAppState, type AppStateLike, type AutoRefreshClient } from './app-state.js';
 export {
   nativePasskeys,
+  installNativePasskeys,
+  toJsonForm,
   normaliseCredential,
   toBase64url,
   type NativePasskeyModule,

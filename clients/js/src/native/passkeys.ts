@@ -104,3 +104,82 @@ export function nativePasskeys(module: NativePasskeyModule): PasskeyAdapter {
       withSignal(async () => normaliseCredential(await module.get(unwrap(publicKey))), opts.signal),
   };
 }
+
+const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/** Bytes -> unpadded base64url, without `btoa` (not in every JavaScript engine). */
+function bytesToBase64url(b: Uint8Array): string {
+  let out = '';
+  for (let i = 0; i < b.length; i += 3) {
+    const n = (b[i]! << 16) | ((b[i + 1] ?? 0) << 8) | (b[i + 2] ?? 0);
+    out += B64URL[(n >> 18) & 63]! + B64URL[(n >> 12) & 63]!;
+    if (i + 1 < b.length) out += B64URL[(n >> 6) & 63]!;
+    if (i + 2 < b.length) out += B64URL[n & 63]!;
+  }
+  return out;
+}
+
+/** WebAuthn options as a browser takes them (ArrayBuffers) -> their JSON form. */
+export function toJsonForm(v: unknown): unknown {
+  if (v instanceof ArrayBuffer) return bytesToBase64url(new Uint8Array(v));
+  if (ArrayBuffer.isView(v)) return bytesToBase64url(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+  if (Array.isArray(v)) return v.map(toJsonForm);
+  if (v && typeof v === 'object') {
+    const out: Json = {};
+    for (const [k, x] of Object.entries(v as Json)) if (x !== undefined) out[k] = toJsonForm(x);
+    return out;
+  }
+  return v;
+}
+
+interface CredentialRequest {
+  publicKey?: unknown;
+  signal?: AbortSignal;
+  mediation?: string;
+}
+
+/**
+ * Makes the client's passkey calls (`registerPasskey`, `signInWithPasskey`,
+ * the passkey second factor, `reauthenticate({passkey: true})`) go through
+ * a native module: installs a `navigator.credentials` whose `create`/`get`
+ * hand the options to the module in their JSON form and return its answer
+ * (which the client sends as is). Only where there is no
+ * `navigator.credentials` (React Native), unless `force`. Returns the
+ * function that uninstalls it.
+ *
+ * ```ts
+ * import { Passkey } from 'react-native-passkey';
+ * installNativePasskeys({ create: (o) => Passkey.create(o), get: (o) => Passkey.get(o) });
+ * ```
+ */
+export function installNativePasskeys(module: NativePasskeyModule, opts: { force?: boolean } = {}): () => void {
+  const adapter = nativePasskeys(module);
+  const g = globalThis as { navigator?: { credentials?: unknown } };
+  const nav = g.navigator ?? {};
+  if (nav.credentials && !opts.force) {
+    throw new Error('installNativePasskeys: navigator.credentials exists already (pass {force: true} to replace it)');
+  }
+  const asCredential = (json: Json) => ({ ...json, toJSON: () => json });
+  const container = {
+    async create(req: CredentialRequest = {}) {
+      const json = await adapter.create(toJsonForm(req.publicKey ?? {}) as Json, req.signal ? { signal: req.signal } : {});
+      return asCredential(json);
+    },
+    async get(req: CredentialRequest = {}) {
+      const json = await adapter.get(toJsonForm(req.publicKey ?? {}) as Json, {
+        ...(req.signal ? { signal: req.signal } : {}),
+        ...(req.mediation ? { mediation: req.mediation } : {}),
+      });
+      return asCredential(json);
+    },
+  };
+  const hadNavigator = !!g.navigator;
+  const previous = Object.getOwnPropertyDescriptor(nav, 'credentials');
+  Object.defineProperty(nav, 'credentials', { value: container, configurable: true, writable: true });
+  if (!hadNavigator) g.navigator = nav;
+  return () => {
+    if (previous) Object.defineProperty(nav, 'credentials', previous);
+    else delete (nav as { credentials?: unknown }).credentials;
+    if (!hadNavigator) delete g.navigator;
+  };
+}

@@ -1,8 +1,11 @@
 // autoRefreshWithAppState: AppState 'change' events drive the client's
 // foreground/background switch. React Native's AppState is replaced by an
 // emitter with its interface (addEventListener returning {remove}).
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient, memoryStorage, processLock } from '../../src/index.js';
 import { autoRefreshWithAppState, type AppStateLike, type AutoRefreshClient } from '../../src/native/index.js';
+// @ts-ignore: a plain ES module of the end-to-end harness
+import { startPortcullis } from '../e2e/harness.mjs';
 
 export class FakeAppState implements AppStateLike {
   currentState: string | null;
@@ -79,4 +82,65 @@ describe('autoRefreshWithAppState', () => {
     off();
     expect(ls.size).toBe(0);
   });
+});
+
+describe('autoRefreshWithAppState with the real client (real Portcullis, 2 s access tokens)', () => {
+  type Server = { base: string; stop: () => Promise<void> };
+  let server: Server;
+  beforeAll(async () => {
+    server = await startPortcullis({ PORTCULLIS_ACCESS_TTL: '2s' });
+  }, 30_000);
+  afterAll(async () => {
+    await server?.stop();
+  });
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it('refreshes in the foreground, not in the background, at once on return, never after dispose', async () => {
+    const refreshes: number[] = [];
+    const c = createClient({
+      url: server.base,
+      storage: memoryStorage(),
+      lock: processLock(),
+      broadcast: false,
+      autoRefresh: false,
+      fetch: (async (input: RequestInfo | URL, init?: RequestInit) => {
+        const req = input instanceof Request ? input : new Request(input, init);
+        if (new URL(req.url).pathname === '/v1/sessions/refresh') refreshes.push(Date.now());
+        return fetch(req, init);
+      }) as typeof fetch,
+    });
+    const email = `appstate-${Math.random().toString(36).slice(2)}@example.com`;
+    const password = 'correct horse battery staple 42';
+    await c.signUp({ email, password });
+    await c.signIn({ email, password });
+    await sleep(2500);
+    expect(refreshes).toHaveLength(0); // Node: no auto refresh until wired
+
+    const app = new FakeAppState('active');
+    const off = autoRefreshWithAppState(c, app);
+    await sleep(400);
+    expect(refreshes.length).toBeGreaterThanOrEqual(1); // it was due: at once
+    await sleep(2000);
+    const inForeground = refreshes.length;
+    expect(inForeground).toBeGreaterThanOrEqual(2); // every ~1.3 s of a 2 s token
+
+    app.set('background');
+    await sleep(3000);
+    expect(refreshes.length).toBe(inForeground);
+    const before = (await c.getSession())!;
+    expect(before.expiresAt).toBeLessThan(Date.now()); // expired while in the background
+
+    const back = Date.now();
+    app.set('active');
+    await sleep(500);
+    expect(refreshes.length).toBe(inForeground + 1);
+    expect(refreshes.at(-1)! - back).toBeLessThan(500);
+    expect((await c.getSession())!.expiresAt).toBeGreaterThan(Date.now());
+
+    off();
+    await sleep(2500);
+    expect(refreshes.length).toBe(inForeground + 1);
+    expect(app.listeners.size).toBe(0);
+    c.close();
+  }, 20_000);
 });

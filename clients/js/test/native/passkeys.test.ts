@@ -5,7 +5,8 @@
 // Portcullis registers the passkey and signs in with it.
 import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nativePasskeys, normaliseCredential, type NativePasskeyModule } from '../../src/native/index.js';
+import { createClient, memoryStorage, processLock } from '../../src/index.js';
+import { installNativePasskeys, nativePasskeys, normaliseCredential, toJsonForm, type NativePasskeyModule } from '../../src/native/index.js';
 // @ts-ignore: a plain ES module of the end-to-end harness
 import { startPortcullis } from '../e2e/harness.mjs';
 
@@ -136,6 +137,31 @@ describe('nativePasskeys against a real Portcullis', () => {
     expect(signedIn.json.user.email).toBe(email);
   });
 
+  it('installNativePasskeys: the client\'s own registerPasskey and signInWithPasskey go through the module', async () => {
+    const auth = softwareAuthenticator(origin);
+    const make = () => createClient({ url: server.base, storage: memoryStorage(), lock: processLock(), broadcast: false });
+    const c = make();
+    const email = `passkey-client-${Math.random().toString(36).slice(2)}@example.com`;
+    const password = 'correct horse battery staple 42';
+    await c.signUp({ email, password });
+    await c.signIn({ email, password });
+    const g = globalThis as { navigator?: { credentials?: unknown } };
+    const before = g.navigator?.credentials;
+    const uninstall = installNativePasskeys(auth);
+    try {
+      const added = await c.registerPasskey({ name: 'Phone' });
+      expect(added.name).toBe('Phone');
+      expect((await c.listPasskeys()).map((p) => p.id)).toContain(added.id);
+      await c.signOut();
+      const session = await make().signInWithPasskey();
+      expect(session.user.email).toBe(email);
+      expect(auth.calls).toBe(2);
+    } finally {
+      uninstall();
+    }
+    expect(g.navigator?.credentials).toBe(before);
+  });
+
   it('without the adapter\'s base64url fix the server refuses the same answer (control)', async () => {
     const auth = softwareAuthenticator(origin);
     const email = `passkey-raw-${Math.random().toString(36).slice(2)}@example.com`;
@@ -158,6 +184,30 @@ describe('nativePasskeys', () => {
     ctrl.abort();
     await expect(nativePasskeys(auth).get({ challenge: 'x' }, { signal: ctrl.signal })).rejects.toMatchObject({ name: 'AbortError' });
     expect(auth.calls).toBe(0);
+  });
+
+  it('toJsonForm turns the ArrayBuffers of browser options back into base64url', () => {
+    const bytes = new Uint8Array([0xfb, 0xff, 0xfe, 0x00, 0x01]);
+    expect(toJsonForm({ challenge: bytes.buffer, user: { id: bytes.subarray(1, 3), name: 'n' }, list: [{ id: bytes }], skip: undefined })).toEqual({
+      challenge: Buffer.from(bytes).toString('base64url'),
+      user: { id: Buffer.from(bytes.subarray(1, 3)).toString('base64url'), name: 'n' },
+      list: [{ id: Buffer.from(bytes).toString('base64url') }],
+    });
+    for (let n = 0; n < 40; n++) {
+      const b = randomBytes(n);
+      expect(toJsonForm(b.buffer.slice(b.byteOffset, b.byteOffset + n))).toBe(b.toString('base64url'));
+    }
+  });
+
+  it('installNativePasskeys refuses to replace a real navigator.credentials unless forced', () => {
+    const g = globalThis as { navigator?: { credentials?: unknown } };
+    const undo1 = installNativePasskeys(softwareAuthenticator('http://localhost'));
+    expect(() => installNativePasskeys(softwareAuthenticator('http://localhost'))).toThrow(/exists already/);
+    const undo2 = installNativePasskeys(softwareAuthenticator('http://localhost'), { force: true });
+    undo2();
+    expect(g.navigator?.credentials).toBeDefined();
+    undo1();
+    expect(g.navigator?.credentials).toBeUndefined();
   });
 
   it('normalises base64 to base64url and fills rawId, type and clientExtensionResults', () => {
