@@ -2,7 +2,7 @@
 // A tiny static server for the example SPA (no bundler, no dependencies):
 //   node example/serve.mjs [--port 5173] [--host 127.0.0.1]
 // Serves clients/js/example/ at / and the built package (clients/js/dist/)
-// at /lib/. By default it listens on the loopback (127.0.0.1 and, where
+// at /lib/ (with its dependency jose at /jose/). By default it listens on the loopback (127.0.0.1 and, where
 // there is one, ::1) and prints the page's address as http://localhost:PORT:
 // open that one, not 127.0.0.1, or passkeys fail ("This is an invalid
 // domain": WebAuthn needs a domain, and the server's relying party is
@@ -15,7 +15,8 @@ import { parseArgs } from 'node:util';
 
 const { values: a } = parseArgs({ options: { port: { type: 'string', default: '5173' }, host: { type: 'string', default: '127.0.0.1' } } });
 const here = dirname(fileURLToPath(import.meta.url));
-const roots = [['/lib/', join(here, '..', 'dist')], ['/', here]];
+// /jose/: the one runtime dependency of the package (its browser build), for the import map.
+const roots = [['/lib/', join(here, '..', 'dist')], ['/jose/', join(here, '..', 'node_modules', 'jose', 'dist', 'webapi')], ['/', here]];
 const types = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css', '.map': 'application/json', '.png': 'image/png', '.ico': 'image/x-icon' };
 
 const server = createServer(async (req, res) => {

@@ -1,7 +1,7 @@
 // Shared helpers of the end-to-end tests: a real Portcullis binary on a free
 // loopback port (fresh data and keys), the example's static server, metrics.
-import { spawn } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync, readFileSync, openSync, mkdirSync } from 'node:fs';
+import { spawn, execFileSync } from 'node:child_process';
+import { accessSync, constants, mkdtempSync, rmSync, readFileSync, openSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -35,8 +35,12 @@ async function waitFor(url, child, what, ms = 20_000) {
   throw new Error(`${what} did not answer ${url} within ${ms} ms`);
 }
 
-/** Starts Portcullis. `env` adds settings (e.g. PORTCULLIS_CORS_ORIGINS); a function gets the port. */
-export async function startPortcullis(env = {}) {
+/**
+ * Starts Portcullis. `env` adds settings (e.g. PORTCULLIS_CORS_ORIGINS); a
+ * function gets the port. `opts.admin: {email, password}` creates an
+ * administrator (`portcullis admin create`) before the server starts.
+ */
+export async function startPortcullis(env = {}, opts = {}) {
   const bin = process.env.PORTCULLIS_BIN || join(repoRoot, 'target', 'debug', 'portcullis');
   try {
     accessSync(bin, constants.X_OK);
@@ -51,10 +55,7 @@ export async function startPortcullis(env = {}) {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PORTCULLIS_')));
   const logPath = join(dir, 'server.log');
   const out = openSync(logPath, 'a');
-  const child = spawn(bin, ['serve'], {
-    cwd: dir,
-    stdio: ['ignore', out, out],
-    env: {
+  const fullEnv = {
       ...clean,
       PORTCULLIS_LISTEN: `127.0.0.1:${port}`,
       PORTCULLIS_PUBLIC_URL: base,
@@ -66,8 +67,15 @@ export async function startPortcullis(env = {}) {
       PORTCULLIS_ACCESS_TTL: '2s',
       PORTCULLIS_LOG_FORMAT: 'json',
       ...(typeof env === 'function' ? env(port) : env),
-    },
-  });
+  };
+  if (opts.admin) {
+    execFileSync(bin, ['admin', 'create', opts.admin.email], {
+      cwd: dir,
+      env: { ...fullEnv, PORTCULLIS_ADMIN_PASSWORD: opts.admin.password },
+      stdio: ['ignore', 'ignore', 'ignore'],
+    });
+  }
+  const child = spawn(bin, ['serve'], { cwd: dir, stdio: ['ignore', out, out], env: fullEnv });
   child.on('error', () => {});
   // Never outlive this process, whatever happens to it.
   const killOnExit = () => child.exitCode === null && child.kill('SIGKILL');
@@ -89,6 +97,8 @@ export async function startPortcullis(env = {}) {
   return {
     base,
     dir,
+    /** The newest mail (.eml text, quoted-printable soft breaks and =3D undone) in the outbox to `to` (and containing `has`), or null. */
+    mail: (to, has = '') => latestMail(join(dir, 'data', 'outbox'), to, has),
     log: () => readFileSync(logPath, 'utf8'),
     stop: async () => {
       await stop();
@@ -182,4 +192,19 @@ export async function reuseControl(base, email, password) {
   const again = await post('/v1/sessions/refresh', { refresh_token: a });
   const after = await metric(base, 'portcullis_refresh_reuse_total');
   return { status: again.status, before, after };
+}
+
+function latestMail(outbox, to, has) {
+  let files;
+  try {
+    files = readdirSync(outbox, { recursive: true }).filter((f) => String(f).endsWith('.eml'));
+  } catch {
+    return null;
+  }
+  const mails = files
+    .map((f) => join(outbox, String(f)))
+    .map((f) => ({ f, t: statSync(f).mtimeMs, text: readFileSync(f, 'utf8').replace(/=\r?\n/g, '').replace(/=3D/g, '=') }))
+    .filter((m) => new RegExp(`^To:.*${to.replace(/[.+]/g, '\\$&')}`, 'mi').test(m.text) && m.text.includes(has))
+    .sort((a, b) => a.t - b.t || a.f.localeCompare(b.f));
+  return mails.at(-1)?.text ?? null;
 }
