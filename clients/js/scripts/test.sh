@@ -20,6 +20,9 @@
 #   8. the example SPA in headless Chromium: 5 tabs for $JS_CLIENT_SECONDS
 #      (default 60) seconds, sign-out propagation, a tab paused holding the
 #      refresh lock (real Portcullis with CORS, 2 s access tokens)
+#   8b. the example's account pages in Chromium: passkeys added and removed,
+#      two-step sign-in, picture, email change, activity, federated sign-in
+#      through a fake OpenID provider (screenshots in artifacts/)
 #   9. npm pack, install the tarball in a temp project, import it
 #
 # The last line is `js client: N passed, M failed`; non-zero exit on failure.
@@ -96,6 +99,8 @@ if [ -n "${PORTCULLIS_BIN:-}" ]; then
       timeout $((SECONDS_BROWSER + 180)) node test/e2e/browser.mjs --seconds "$SECONDS_BROWSER" --chromium "$CHROMIUM"
     step "example SPA on localhost: CAPTCHA step, add a passkey, turn on two-step sign-in (real Portcullis --dev)" \
       timeout 240 node test/e2e/example-features.mjs --chromium "$CHROMIUM"
+    step "example SPA account pages: passkeys, two-step sign-in, picture, email change, activity, a provider's round trip (real Portcullis --dev, fake IdP)" \
+      timeout 240 node test/e2e/example-account.mjs --chromium "$CHROMIUM"
   else
     failed=$((failed + 1)); results+=("FAIL browser tests (no chromium)")
   fi

@@ -18,6 +18,7 @@ import {
   type AuthEvent,
   type Session,
 } from '@portcullis/client';
+import { deviceName, setupAccount } from './account.js';
 
 const params = new URLSearchParams(location.search);
 const api = params.get('api') ?? 'http://localhost:8080';
@@ -93,6 +94,7 @@ function render(session: Session | null) {
     $('#totp-begin').hidden = !!u.mfaEnabled;
     $('#p-exp').textContent = new Date(session.expiresAt).toLocaleTimeString();
   }
+  account.render(session);
 }
 
 async function loadSessions() {
@@ -106,7 +108,7 @@ async function loadSessions() {
         s.id.slice(0, 8) + (s.current ? ' (this one)' : ''),
         new Date(s.createdAt).toLocaleString(),
         s.amr.join(', '),
-        s.userAgent ? s.userAgent.replace(/^Mozilla\/5\.0 /, '').slice(0, 40) : '—',
+        deviceName(s.userAgent),
       ];
       for (const c of cells) {
         const td = document.createElement('td');
@@ -127,13 +129,19 @@ async function loadSessions() {
   );
 }
 
+// Passkeys, picture, email, activity, provider buttons: example/src/account.ts.
+const account = setupAccount({ client, guarded, withStepUp });
+
 client.onAuthStateChange((event, session) => {
   testHooks.__portcullisEvents!.push({ event, at: Date.now() });
   const li = document.createElement('li');
   li.textContent = `${new Date().toLocaleTimeString()} ${event}`;
   $('#events').prepend(li);
   render(session);
-  if (session && (event === 'SIGNED_IN' || event === 'INITIAL_SESSION')) void guarded(loadSessions);
+  if (session && (event === 'SIGNED_IN' || event === 'INITIAL_SESSION')) {
+    void guarded(loadSessions);
+    void guarded(account.load);
+  }
 });
 
 /**
@@ -251,6 +259,7 @@ async function withStepUp<T>(change: () => Promise<T>): Promise<T | undefined> {
 $('#add-passkey').addEventListener('click', () => void guarded(async () => {
   const added = await withStepUp(() => client.registerPasskey());
   if (added) setError(`Passkey "${added.name}" added.`);
+  await account.reloadPasskeys();
 }));
 
 $('#reload-sessions').addEventListener('click', () => void guarded(loadSessions));
