@@ -1,3 +1,4 @@
+'use client';
 /**
  * `@portcullis/client/react`: the session of a Portcullis client in React.
  *

@@ -4,7 +4,8 @@
 // by real clients signed in against a real Portcullis (the debug binary, or
 // PORTCULLIS_BIN). No JSX (the package compiles without it): createElement.
 import { act, createElement as h, StrictMode, useEffect, type ReactNode } from 'react';
-import { createRoot, type Root } from 'react-dom/client';
+import { createRoot, hydrateRoot, type Root } from 'react-dom/client';
+import { renderToString } from 'react-dom/server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, memoryStorage, processLock, type PortcullisClient } from '../../src/index.js';
 import type { AuthEvent, Session, User } from '../../src/types.js';
@@ -281,6 +282,29 @@ describe('PortcullisProvider and the hooks', () => {
     });
     await until('SIGNED_OUT heard', () => heard.length === 2);
     expect(heard).toEqual(['v1:SIGNED_IN:session', 'v2:SIGNED_OUT:null']);
+  });
+
+  it('hydrates the server HTML without a mismatch, then shows the stored session', async () => {
+    const storage = memoryStorage();
+    const first = newClient(storage, 'react.hydrate');
+    const email = await newUser(first);
+    await first.signIn({ email, password: PASSWORD });
+    const c = newClient(storage, 'react.hydrate');
+    const serverClient = { onAuthStateChange: () => () => undefined };
+    const el = document.createElement('div');
+    el.innerHTML = renderToString(h(PortcullisProvider, { client: serverClient, initialSession: null }, h(Who)));
+    expect(el.textContent).toBe('out');
+    document.body.append(el);
+    const problems: unknown[] = [];
+    let root!: Root;
+    act(() => {
+      root = hydrateRoot(el, h(PortcullisProvider, { client: c, initialSession: null }, h(Who)), {
+        onRecoverableError: (e) => void problems.push(e),
+      });
+    });
+    roots.push(root);
+    await until('the stored session after hydration', () => text(el) === `in:${email}`);
+    expect(problems).toEqual([]);
   });
 
   it('a new client prop replaces the subscription', async () => {
