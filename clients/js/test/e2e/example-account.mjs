@@ -14,7 +14,7 @@
 //   7. signed out, "Continue with Acme ID": the provider's round trip ends
 //      signed in as the provider's user.
 // Screenshots: artifacts/example-account-{signed-out,signed-in,federated}.png.
-//   node test/e2e/example-account.mjs [--chromium /usr/bin/chromium] [--artifacts DIR]
+//   node test/e2e/example-account.mjs [--chromium /usr/bin/chromium] [--artifacts DIR] [--mongodb-uri URI]
 import { createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,6 +28,7 @@ const { values: a } = parseArgs({
   options: {
     chromium: { type: 'string', default: '/usr/bin/chromium' },
     artifacts: { type: 'string', default: join(pkgRoot, 'artifacts') },
+    'mongodb-uri': { type: 'string' },
   },
 });
 mkdirSync(a.artifacts, { recursive: true });
@@ -104,7 +105,11 @@ const srv = await startPortcullis((port) => ({
   PORTCULLIS_PROVIDER_ACME_CLIENT_SECRET: 'fake-idp-secret-0123456789',
   PORTCULLIS_PROVIDER_ACME_NAME: 'Acme ID',
   PORTCULLIS_REDIRECT_URLS: `${pageOrigin}/index.html*`,
+  ...(a['mongodb-uri']
+    ? { PORTCULLIS_MONGODB_URI: a['mongodb-uri'], PORTCULLIS_MONGODB_DB: `js_example_account_${process.pid}_${Date.now()}` }
+    : {}),
 }));
+console.log(`example-account: store ${a['mongodb-uri'] ? 'MongoDB' : 'embedded'}`);
 const api = srv.base.replace('127.0.0.1', 'localhost');
 let browser;
 let rc = 1;
