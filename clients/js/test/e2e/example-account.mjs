@@ -13,7 +13,7 @@
 //   6. activity: the events of all that listed;
 //   7. signed out, "Continue with Acme ID": the provider's round trip ends
 //      signed in as the provider's user.
-// Screenshots: artifacts/example-account-{signed-out,signed-in,federated}.png.
+// Screenshots: artifacts/example-account-{signed-out,confirm,totp,signed-in,federated}.png.
 //   node test/e2e/example-account.mjs [--chromium /usr/bin/chromium] [--artifacts DIR] [--mongodb-uri URI]
 import { createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -140,6 +140,7 @@ try {
    * Clicks, then answers "confirm it's you" whenever it comes up, until
    * `done()` holds. Returns how many times the password was asked.
    */
+  let shotConfirm = false;
   const withConfirm = async (action, done, what, ms = 15_000) => {
     let asked = 0;
     await action();
@@ -148,6 +149,10 @@ try {
       if (Date.now() > end) throw new Error(`${what}: timed out (page says: ${await page.textContent('#error')})`);
       if (await page.locator('#confirm-form').isVisible()) {
         asked++;
+        if (!shotConfirm) {
+          shotConfirm = true;
+          await page.screenshot({ path: join(a.artifacts, 'example-account-confirm.png') });
+        }
         await page.fill('#confirm-form input[name=password]', PASSWORD);
         await page.click('#confirm-form button[type=submit]');
         await page.waitForSelector('#confirm-form', { state: 'hidden' });
@@ -199,6 +204,8 @@ try {
   const secret = (await page.textContent('#totp-secret')).trim();
   const qr = await page.getAttribute('#totp-qr', 'src');
   t.check(secret.length >= 16 && qr.startsWith('data:image/svg+xml;base64,'), 'QR code and key shown');
+  await page.waitForFunction(() => document.querySelector('#totp-qr')?.naturalWidth > 0);
+  await page.locator('#two-step').screenshot({ path: join(a.artifacts, 'example-account-totp.png') });
   await page.fill('#totp-form input[name=code]', totp(secret));
   await withConfirm(() => page.click('#totp-form button[type=submit]'), () => page.locator('#totp-done').isVisible(), 'activate TOTP');
   const first = await page.locator('#recovery-codes li').allTextContents();
