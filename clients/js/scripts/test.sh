@@ -8,22 +8,29 @@
 #   3. the portcullis binary: $PORTCULLIS_BIN, else `cargo build --bin portcullis`
 #   4. type-check and build the package and the example SPA (tsc)
 #   5. drift check: types regenerated from openapi/openapi.json must equal
-#      src/generated/openapi.ts
-#   6. unit tests (vitest, fake server): events, storage, error typing,
-#      retry and refresh rules, lock steal
+#      src/generated/openapi.ts, and every operation of the spec has a method
+#      (test/operations.mjs)
+#   6. unit tests (vitest): one per method against recorded server answers,
+#      events, storage, error typing, retry and refresh rules, lock steal,
+#      auto refresh, step-up retry, claims; the gzip size budget
 #   6a. @portcullis/client/react: the hooks in jsdom (react-dom) with real
-#      clients, server rendering in plain Node
+#      clients, hydration, server rendering in plain Node
 #   6b. @portcullis/client/native: the SecureStore adapter (2048-byte limit,
 #      killed at every step), AppState auto refresh, native passkeys
 #   7. 50 concurrent Node clients on one memoryStorage: one refresh chain,
 #      no reuse (real Portcullis, 2 s access tokens)
-#   8. the example SPA in headless Chromium: 5 tabs for $JS_CLIENT_SECONDS
+#   8. every method once against a live Portcullis: Node and Chromium, on the
+#      embedded store and on MongoDB (FerretDB: $PORTCULLIS_TEST_MONGODB_URI,
+#      else one started with scripts/ferretdb.sh)
+#   9. the example SPA in headless Chromium: 5 tabs for $JS_CLIENT_SECONDS
 #      (default 60) seconds, sign-out propagation, a tab paused holding the
 #      refresh lock (real Portcullis with CORS, 2 s access tokens)
-#   8b. the example's account pages in Chromium: passkeys added and removed,
+#   9b. the example's account pages in Chromium: passkeys added and removed,
 #      two-step sign-in, picture, email change, activity, federated sign-in
-#      through a fake OpenID provider (screenshots in artifacts/)
-#   9. npm pack, install the tarball in a temp project, import it
+#      through a fake OpenID provider (screenshots in artifacts/); embedded
+#      store and MongoDB
+#  10. npm pack, the README's install line with the tarball, import it;
+#      publint and arethetypeswrong on the package
 #
 # The last line is `js client: N passed, M failed`; non-zero exit on failure.
 # Artifacts (screenshot): clients/js/artifacts/.
@@ -79,6 +86,18 @@ portcullis_bin() {
 build() {
   npx tsc -p tsconfig.json && npx tsc -p test/tsconfig.json && npx tsc -p example/tsconfig.json
 }
+MONGO_URI=${PORTCULLIS_TEST_MONGODB_URI:-}
+FERRET_DIR=""
+start_mongo() {
+  if [ -n "$MONGO_URI" ]; then echo "MongoDB: $MONGO_URI"; return 0; fi
+  FERRET_DIR=$(mktemp -d)
+  MONGO_URI=$("$ROOT/scripts/ferretdb.sh" start "$FERRET_DIR" | tail -n 1) || return 1
+  echo "FerretDB: $MONGO_URI"
+}
+stop_mongo() {
+  if [ -n "$FERRET_DIR" ]; then "$ROOT/scripts/ferretdb.sh" stop "$FERRET_DIR" >/dev/null 2>&1 || true; rm -rf "$FERRET_DIR"; fi
+}
+trap stop_mongo EXIT
 
 step "npm ci" install_npm || true
 if [ "$failed" -ne 0 ]; then finish; fi
@@ -94,18 +113,32 @@ if [ -n "${PORTCULLIS_BIN:-}" ]; then
     timeout 180 npx vitest run test/native
   step "50 Node clients, one refresh chain (real Portcullis)" timeout 120 node test/e2e/fifty-clients.mjs
   step "CAPTCHA: solveCaptcha() against PORTCULLIS_CAPTCHA=always (real Portcullis)" timeout 120 node test/e2e/captcha.mjs
+  step "every method, live server: Node, embedded store" timeout 300 node test/e2e/all-methods.mjs
+  step "MongoDB for the live-server suites (FerretDB)" start_mongo
+  if [ -n "$MONGO_URI" ]; then
+    step "every method, live server: Node, MongoDB" timeout 300 node test/e2e/all-methods.mjs --mongodb-uri "$MONGO_URI"
+  fi
   if [ -x "$CHROMIUM" ]; then
+    step "every method, live server: Chromium, embedded store" timeout 300 node test/e2e/all-methods.mjs --chromium "$CHROMIUM"
+    if [ -n "$MONGO_URI" ]; then
+      step "every method, live server: Chromium, MongoDB" timeout 300 node test/e2e/all-methods.mjs --chromium "$CHROMIUM" --mongodb-uri "$MONGO_URI"
+    fi
     step "example SPA in Chromium: 5 tabs ${SECONDS_BROWSER}s, sign-out, frozen tab (real Portcullis)" \
       timeout $((SECONDS_BROWSER + 180)) node test/e2e/browser.mjs --seconds "$SECONDS_BROWSER" --chromium "$CHROMIUM"
     step "example SPA on localhost: CAPTCHA step, add a passkey, turn on two-step sign-in (real Portcullis --dev)" \
       timeout 240 node test/e2e/example-features.mjs --chromium "$CHROMIUM"
     step "example SPA account pages: passkeys, two-step sign-in, picture, email change, activity, a provider's round trip (real Portcullis --dev, fake IdP)" \
       timeout 240 node test/e2e/example-account.mjs --chromium "$CHROMIUM"
+    if [ -n "$MONGO_URI" ]; then
+      step "example SPA account pages, MongoDB" \
+        timeout 240 node test/e2e/example-account.mjs --chromium "$CHROMIUM" --mongodb-uri "$MONGO_URI"
+    fi
   else
     failed=$((failed + 1)); results+=("FAIL browser tests (no chromium)")
   fi
 else
   failed=$((failed + 1)); results+=("FAIL end-to-end tests (no portcullis binary)")
 fi
-step "npm pack: install the tarball and import it" timeout 300 scripts/pack-check.sh
+step "npm pack: the README's install line with the tarball, import it" timeout 300 scripts/pack-check.sh
+step "publint --strict and arethetypeswrong (esm-only)" timeout 300 npm run --silent check:package
 finish

@@ -143,8 +143,12 @@ export abstract class SessionCore {
    * false (and does nothing) when `url` is not a reset link.
    */
   handleRecoveryUrl(url: string | URL): boolean {
+    // Listeners subscribed from now on get it after INITIAL_SESSION; these now.
+    const ls = [...this.listeners];
     if (!this.readRecoveryUrl(String(url))) return false;
-    void this.ready.then(() => this.emit('PASSWORD_RECOVERY', this.session));
+    void this.ready.then(() => {
+      for (const l of ls) if (this.listeners.has(l)) this.callListener(l, 'PASSWORD_RECOVERY', this.session);
+    });
     return true;
   }
 
@@ -157,7 +161,10 @@ export abstract class SessionCore {
 
   /** Starts refreshing on a timer before expiry (see `autoRefresh`). Idempotent. */
   startAutoRefresh(): void {
-    if (!this.closed) this.autoRefresher.start();
+    if (this.closed) return;
+    this.autoRefresher.start();
+    // Called before storage was read: arm the timer for the stored session too.
+    void this.ready.then(() => this.autoRefresher.schedule());
   }
 
   /** Stops the timer; tokens are still refreshed on demand by calls. */
@@ -207,10 +214,15 @@ export abstract class SessionCore {
    */
   onAuthStateChange(listener: AuthStateListener): () => void {
     this.listeners.add(listener);
+    // A reset link the app was opened with (or handed over before this
+    // subscription): PASSWORD_RECOVERY right after INITIAL_SESSION, however
+    // late the listener subscribes, until the password is reset.
+    const recovering = this.recoveryToken !== null;
     void this.ready.then(() => {
       if (this.listeners.has(listener)) this.callListener(listener, 'INITIAL_SESSION', this.session);
-      // A reset link the app was opened with: also for listeners that subscribe late.
-      if (this.recoveryToken && this.listeners.has(listener)) this.callListener(listener, 'PASSWORD_RECOVERY', this.session);
+      if (recovering && this.recoveryToken && this.listeners.has(listener)) {
+        this.callListener(listener, 'PASSWORD_RECOVERY', this.session);
+      }
     });
     return () => {
       this.listeners.delete(listener);

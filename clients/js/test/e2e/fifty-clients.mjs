@@ -3,7 +3,8 @@
 // memoryStorage(): they must form exactly one refresh chain (every refresh
 // presents the token the previous refresh returned, each token once), never
 // trip reuse detection (portcullis_refresh_reuse_total stays 0, no grace
-// answers needed), and no 401 reaches the callers.
+// answers needed), and no 401 reaches the callers. Half of them also run
+// the auto-refresh timer (all timers fire at the same moment: still one chain).
 //   node test/e2e/fifty-clients.mjs [--seconds 12]
 import { parseArgs } from 'node:util';
 import { createClient, memoryStorage } from '../../dist/index.js';
@@ -33,7 +34,9 @@ try {
   };
 
   const storage = memoryStorage();
-  const mk = () => createClient({ url: srv.base, storage, storageKey: 'fifty', fetch: wire, broadcast: false });
+  let made = 0;
+  const mk = () =>
+    createClient({ url: srv.base, storage, storageKey: 'fifty', fetch: wire, broadcast: false, autoRefresh: made++ % 2 === 0 });
   const first = mk();
   const r = await first.signIn({ email, password });
   t.check(r.status === 'signed_in', 'signed in once');

@@ -53,8 +53,8 @@ describe('the package entries', () => {
 
   it('package.json: ./react and ./native exports, React an optional peer only', () => {
     const p = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8'));
-    expect(p.exports['./react']).toEqual({ types: './dist/react/index.d.ts', import: './dist/react/index.js' });
-    expect(p.exports['./native']).toEqual({ types: './dist/native/index.d.ts', import: './dist/native/index.js' });
+    expect(p.exports['./react']).toEqual({ types: './dist/react/index.d.ts', import: './dist/react/index.js', default: './dist/react/index.js' });
+    expect(p.exports['./native']).toEqual({ types: './dist/native/index.d.ts', import: './dist/native/index.js', default: './dist/native/index.js' });
     expect(p.peerDependencies?.react).toBeDefined();
     expect(p.peerDependenciesMeta?.react?.optional).toBe(true);
     expect(p.dependencies?.react).toBeUndefined();
