@@ -60,3 +60,33 @@ describe('the package entries', () => {
     expect(p.dependencies?.react).toBeUndefined();
   });
 });
+
+describe('subpath sizes (minified + gzip, React and the main entry external)', () => {
+  async function gzipped(entry: string): Promise<number> {
+    const { rolldown } = await import('rolldown');
+    const { gzipSync } = await import('node:zlib');
+    const bundle = await rolldown({
+      input: join(pkg, 'src', entry, 'index.ts'),
+      platform: 'browser',
+      external: [/^react/, /\/index\.js$/],
+      logLevel: 'silent',
+    });
+    const { output } = await bundle.generate({ format: 'esm', minify: true });
+    await bundle.close();
+    return gzipSync(output[0].code, { level: 9 }).length;
+  }
+
+  it('@portcullis/client/react: under 2 000 bytes', async () => {
+    const size = await gzipped('react');
+    console.log(`size: @portcullis/client/react: ${size} bytes`);
+    expect(size).toBeGreaterThan(500);
+    expect(size).toBeLessThan(2_000);
+  });
+
+  it('@portcullis/client/native: under 4 000 bytes', async () => {
+    const size = await gzipped('native');
+    console.log(`size: @portcullis/client/native: ${size} bytes`);
+    expect(size).toBeGreaterThan(1_000);
+    expect(size).toBeLessThan(4_000);
+  });
+});
