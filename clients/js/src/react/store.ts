@@ -28,11 +28,12 @@ export interface AuthSnapshot<S = Session, U = User> {
 
 export type AuthEventHandler<S = Session> = (event: AuthEvent, session: S | null) => void;
 
-/** Events that say something happened but carry no session: they keep the one there is. */
-const KEEPS_SESSION: ReadonlySet<AuthEvent> = new Set<AuthEvent>([
-  'MFA_REQUIRED',
-  'REAUTHENTICATION_REQUIRED' as AuthEvent,
-]);
+/**
+ * Events that say something happened without changing the session (a
+ * two-factor step, a step-up, a reset link opened, possibly before storage
+ * is read): they keep the session and the loading state there are.
+ */
+const KEEPS_SESSION: ReadonlySet<AuthEvent> = new Set<AuthEvent>(['MFA_REQUIRED', 'REAUTHENTICATION_REQUIRED', 'PASSWORD_RECOVERY']);
 
 function userOf<U>(session: unknown): U | null {
   const u = (session as { user?: U } | null)?.user;
@@ -79,15 +80,17 @@ export class AuthStore<S = Session, U = User> {
   /** Applies one event of the client. */
   receive(event: AuthEvent, session: S | null): void {
     const prev = this.snap;
-    const nextSession = session === null && KEEPS_SESSION.has(event) ? prev.session : session;
+    const keeps = KEEPS_SESSION.has(event);
+    const nextSession = keeps ? prev.session : session;
     const nextUserRaw = userOf<U>(nextSession);
     // Keep the user object while the profile is the same (a refresh), so
     // `useUser` consumers do not render for a new token.
     const user = sameJson(prev.user, nextUserRaw) ? prev.user : nextUserRaw;
-    const sameState = nextSession === prev.session && user === prev.user && !prev.isLoading;
+    const isLoading = keeps ? prev.isLoading : false;
+    const sameState = nextSession === prev.session && user === prev.user && isLoading === prev.isLoading;
     if (!(sameState && event === 'INITIAL_SESSION')) {
       if (!sameState || prev.event !== event) {
-        this.snap = Object.freeze({ session: nextSession, user, event, isLoading: false });
+        this.snap = Object.freeze({ session: nextSession, user, event, isLoading });
         for (const s of [...this.subscribers]) s();
       }
     }
