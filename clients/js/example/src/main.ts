@@ -34,6 +34,12 @@ const client = createClient({
   url: api,
   storage: localStorageAdapter(),
   lockTimeoutMs: Number(params.get('lockTimeout') ?? 5000),
+  // Step-up in one place: when a change needs a recent proof, the client
+  // calls this, proves the password, and retries the change once.
+  onReauthenticationRequired: async () => {
+    const password = await askForPassword();
+    return password === null ? null : { password };
+  },
   hooks: {
     afterRefreshLock: async () => {
       if (!testHooks.__portcullisFreezeNextRefresh) return;
@@ -240,19 +246,17 @@ function askForPassword(): Promise<string | null> {
 }
 
 /**
- * Runs a change that may need a recent proof of identity (step-up): on
- * `reauthentication-required` asks for the password, confirms it with
- * `client.reauthenticate`, and runs the change again.
+ * Runs a change that may need a recent proof of identity (step-up). The
+ * client asks for it (`onReauthenticationRequired` above: the password
+ * prompt) and retries; when the prompt is cancelled the change ends here,
+ * quietly (undefined).
  */
 async function withStepUp<T>(change: () => Promise<T>): Promise<T | undefined> {
   try {
     return await change();
   } catch (e) {
-    if (!isReauthenticationRequired(e) && (e as { slug?: string }).slug !== 'reauthentication-required') throw e;
-    const password = await askForPassword();
-    if (password === null) return undefined;
-    await client.reauthenticate({ password });
-    return change();
+    if (isReauthenticationRequired(e)) return undefined;
+    throw e;
   }
 }
 
@@ -285,7 +289,9 @@ $('#totp-form').addEventListener('submit', (ev) => {
   const form = ev.target as HTMLFormElement;
   const code = String(new FormData(form).get('code') ?? '').trim();
   void guarded(async () => {
-    const { recoveryCodes } = await client.mfa.activateTotp({ code });
+    const activated = await withStepUp(() => client.mfa.activateTotp({ code }));
+    if (!activated) return;
+    const { recoveryCodes } = activated;
     $('#recovery-codes').replaceChildren(
       ...recoveryCodes.map((c) => {
         const li = document.createElement('li');
