@@ -1,6 +1,7 @@
 // The example SPA: sign-up, sign-in, the two-factor step, profile, the
-// session list and sign-out, on @portcullis/client. Plain TypeScript compiled
-// by tsc; no bundler (the page's import map resolves the package).
+// session list and sign-out, on @portcullis/client (the account pages:
+// account.ts). Plain TypeScript compiled by tsc; no bundler (the page's
+// import map resolves the package).
 //
 // Query parameters: `api` (Portcullis base URL, default
 // http://localhost:8080), `lockTimeout` (ms, default 5000).
