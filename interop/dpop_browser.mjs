@@ -145,8 +145,8 @@ try {
     window.log('signed in as ' + me.email);
     return { session: r.session, jkt: await window.pc.dpopThumbprint(), me: me.email };
   }, email);
-  check('sign-in binds the session: token_type DPoP', signed.session.token_type === 'DPoP', signed.session.token_type);
-  check('the access token is bound to the page key (cnf.jkt)', claims(signed.session.access_token).cnf?.jkt === signed.jkt);
+  check('sign-in binds the session: token_type DPoP', signed.session.tokenType === 'DPoP', signed.session.tokenType);
+  check('the access token is bound to the page key (cnf.jkt)', claims(signed.session.accessToken).cnf?.jkt === signed.jkt);
   check('GET /v1/me with proofs (nonce read through CORS, retried)', signed.me === email, signed.me);
 
   const key = await page.evaluate(async () => {
@@ -187,7 +187,7 @@ try {
 
   // Copied out of the page.
   const session = await page.evaluate(() => window.pc.getSession());
-  const token = session.access_token;
+  const token = session.accessToken;
   const noProof = await fetch(htu('/v1/me'), { headers: { authorization: `DPoP ${token}` } });
   check('the copied access token without a proof: 401', noProof.status === 401, noProof.status);
   const asBearer = await fetch(htu('/v1/me'), { headers: { authorization: `Bearer ${token}` } });
@@ -205,14 +205,14 @@ try {
   const stolenRefresh = await fetch(htu('/v1/sessions/refresh'), {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ refresh_token: session.refresh_token }),
+    body: JSON.stringify({ refresh_token: session.refreshToken }),
   });
   check('the copied refresh token without a proof: 401', stolenRefresh.status === 401, stolenRefresh.status);
   const still = await page.evaluate(async () => {
     const s = await window.pc.refreshSession({ force: true });
     const me = await window.pc.getUser();
     window.log('refreshed; still ' + me.email);
-    return { type: s?.token_type, me: me.email };
+    return { type: s?.tokenType, me: me.email };
   });
   check('...and the page still refreshes and works', still.type === 'DPoP' && still.me === email, JSON.stringify(still));
 

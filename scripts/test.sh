@@ -205,7 +205,7 @@ if "$venv/bin/pytest" -q tests/deploy; then record "k8s manifests" ok; else reco
 if [[ -x scripts/interop.sh ]]; then
     run_step "interop (PyJWT, jose, Swagger UI, schemathesis)" scripts/interop.sh
 fi
-run_step "TypeScript client (clients/js: unit, 50 clients, 5 Chromium tabs, npm pack)" env PORTCULLIS_BIN="$PWD/target/debug/portcullis" clients/js/scripts/test.sh
+run_step "TypeScript client (clients/js: unit + drift, every method on a live server in Node and Chromium on both stores, 50 clients, 5 Chromium tabs, npm pack, publint/attw)" env PORTCULLIS_BIN="$PWD/target/debug/portcullis" clients/js/scripts/test.sh
 if [[ -x bench/run.sh ]]; then
     # The smoke run uses the debug binary the tests built: CI skips a release build.
     run_step "benchmark smoke" env BENCH_QUICK=1 BENCH_BIN=target/debug/portcullis bench/run.sh

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createClient, memoryStorage, PortcullisClient } from '../src/index.js';
-import { OPAQUE_KEYS } from '../src/case.js';
+import { camelKey, OPAQUE_KEYS, snakeKey } from '../src/case.js';
 // @ts-expect-error plain JS module shared with the end-to-end runner
 import { LOCAL_METHODS, NOT_CALLS, OPERATIONS } from './operations.mjs';
 // @ts-expect-error plain JS module shared with the end-to-end runner
@@ -273,6 +273,22 @@ describe('each method hits its route (recorded server answers)', () => {
 });
 
 describe('the wire stays snake_case, free-form maps stay as given', () => {
+  it('every property and parameter name of the spec survives camelCase and back', () => {
+    const names = new Set<string>();
+    const walk = (x: unknown): void => {
+      if (Array.isArray(x)) x.forEach(walk);
+      else if (x && typeof x === 'object') {
+        const o = x as Record<string, unknown>;
+        if (o['properties'] && typeof o['properties'] === 'object') Object.keys(o['properties']).forEach((k) => names.add(k));
+        if (typeof o['name'] === 'string' && (o['in'] === 'query' || o['in'] === 'path')) names.add(o['name']);
+        Object.values(o).forEach(walk);
+      }
+    };
+    walk(spec);
+    expect(names.size).toBeGreaterThan(100);
+    expect([...names].filter((n) => snakeKey(camelKey(n)) !== n)).toEqual([]);
+  });
+
   it('updateUser sends display_name and metadata untouched, returns camelCase', async () => {
     hits = [];
     clients = [];

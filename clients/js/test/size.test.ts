@@ -1,7 +1,8 @@
 // The size budget: the whole package (every export, so nothing shaken off)
-// bundled and minified for a browser, with the parts of `jose` it uses,
-// gzipped. An app that imports less pays less. The budget is 20 000 bytes
-// (18.1 kB at 0.2.0); the client without jose must stay under 14 000 (12.7 kB).
+// bundled and minified for a browser, with the parts of `jose` it uses (a
+// chunk loaded on the first getClaims()), every chunk gzipped. An app that
+// imports less pays less. The budget is 20 000 bytes; the client without
+// jose must stay under 14 000. The figures are printed when the test runs.
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { rolldown } from 'rolldown';
@@ -14,7 +15,8 @@ async function gzipped(external: string[]): Promise<number> {
   const bundle = await rolldown({ input: join(__dirname, '..', 'src', 'index.ts'), platform: 'browser', external, logLevel: 'silent' });
   const { output } = await bundle.generate({ format: 'esm', minify: true });
   await bundle.close();
-  return gzipSync(output[0].code, { level: 9 }).length;
+  // Every chunk (jose is loaded on demand: its own chunk), each gzipped.
+  return output.reduce((n, o) => n + ('code' in o ? gzipSync(o.code, { level: 9 }).length : 0), 0);
 }
 
 describe('size budget (gzip)', () => {
