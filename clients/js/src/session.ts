@@ -118,7 +118,7 @@ export abstract class SessionCore {
     const loc = (globalThis as { location?: { href?: string } }).location;
     if ((options.detectRecoveryInUrl ?? true) && typeof loc?.href === 'string') this.readRecoveryUrl(loc.href);
     if (options.autoRefresh ?? typeof (globalThis as { document?: unknown }).document !== 'undefined') {
-      void this.ready.then(() => this.startAutoRefresh());
+      this.startAutoRefresh();
     }
   }
 
@@ -131,7 +131,8 @@ export abstract class SessionCore {
       return false;
     }
     const token = u.searchParams.get('token');
-    if (!token || !/\/reset-password\/?$/.test(u.pathname)) return false;
+    // https://app.example.com/…/reset-password?token=, or a deep link myapp://reset-password?token=.
+    if (!token || !/(^|\/)reset-password\/?$/.test(u.host + u.pathname)) return false;
     this.recoveryToken = token;
     return true;
   }

@@ -149,6 +149,23 @@ describe('auto refresh', () => {
     expect(events.at(-1)).toBe('SIGNED_OUT');
   });
 
+  it('stopAutoRefresh right after creating a browser client keeps it off', async () => {
+    Object.defineProperty(globalThis, 'document', {
+      value: { visibilityState: 'visible', addEventListener: () => {}, removeEventListener: () => {} },
+      configurable: true,
+    });
+    try {
+      const c = client(memoryStorage(), { autoRefresh: undefined });
+      c.stopAutoRefresh();
+      await c.signIn({ email: 'ada@example.com', password: 'correct horse battery' });
+      await advance(100_000);
+      expect(c.autoRefreshing).toBe(false);
+      expect(server.refreshCalls).toBe(0);
+    } finally {
+      delete (globalThis as { document?: unknown }).document;
+    }
+  });
+
   it('stopAutoRefresh stops the timer; startAutoRefresh starts it (off by default outside browsers)', async () => {
     const c = client(memoryStorage());
     expect(c.autoRefreshing).toBe(false);
@@ -191,7 +208,10 @@ describe('PASSWORD_RECOVERY', () => {
     const c = client();
     const events = recorder(c);
     expect(c.handleRecoveryUrl('myapp://verify-email?token=x')).toBe(false);
-    expect(c.handleRecoveryUrl('myapp://host/reset-password?token=t1')).toBe(true);
+    expect(c.handleRecoveryUrl('https://reset-password.example.com/?token=x')).toBe(false);
+    expect(c.handleRecoveryUrl('myapp://reset-password')).toBe(false);
+    expect(c.handleRecoveryUrl('myapp://reset-password?token=t1')).toBe(true);
+    expect(c.passwordRecoveryToken).toBe('t1');
     await settle();
     expect(events).toEqual(['INITIAL_SESSION', 'PASSWORD_RECOVERY']);
     const later = recorder(c);
