@@ -13,6 +13,10 @@
 #   6. unit tests (vitest): one per method against recorded server answers,
 #      events, storage, error typing, retry and refresh rules, lock steal,
 #      auto refresh, step-up retry, claims; the gzip size budget
+#   6a. @portcullis/client/react: the hooks in jsdom (react-dom) with real
+#      clients, hydration, server rendering in plain Node
+#   6b. @portcullis/client/native: the SecureStore adapter (2048-byte limit,
+#      killed at every step), AppState auto refresh, native passkeys
 #   7. 50 concurrent Node clients on one memoryStorage: one refresh chain,
 #      no reuse (real Portcullis, 2 s access tokens)
 #   8. every method once against a live Portcullis: Node and Chromium, on the
@@ -21,6 +25,10 @@
 #   9. the example SPA in headless Chromium: 5 tabs for $JS_CLIENT_SECONDS
 #      (default 60) seconds, sign-out propagation, a tab paused holding the
 #      refresh lock (real Portcullis with CORS, 2 s access tokens)
+#   9b. the example's account pages in Chromium: passkeys added and removed,
+#      two-step sign-in, picture, email change, activity, federated sign-in
+#      through a fake OpenID provider (screenshots in artifacts/); embedded
+#      store and MongoDB
 #  10. npm pack, the README's install line with the tarball, import it;
 #      publint and arethetypeswrong on the package
 #
@@ -97,8 +105,12 @@ step "chromium" install_chromium
 step "portcullis binary" portcullis_bin
 step "tsc: package, tests, example" build
 step "generated types match openapi/openapi.json" node scripts/check-generated.mjs
-step "unit tests (vitest, fake server)" timeout 300 npx vitest run
+step "unit tests (vitest, fake server)" timeout 300 npx vitest run --exclude 'test/react/**' --exclude 'test/native/**'
 if [ -n "${PORTCULLIS_BIN:-}" ]; then
+  step "@portcullis/client/react: hooks in jsdom with real clients, server rendering (real Portcullis)" \
+    timeout 180 npx vitest run test/react
+  step "@portcullis/client/native: SecureStore chunks killed at every step, AppState, native passkeys (real Portcullis)" \
+    timeout 180 npx vitest run test/native
   step "50 Node clients, one refresh chain (real Portcullis)" timeout 120 node test/e2e/fifty-clients.mjs
   step "CAPTCHA: solveCaptcha() against PORTCULLIS_CAPTCHA=always (real Portcullis)" timeout 120 node test/e2e/captcha.mjs
   step "every method, live server: Node, embedded store" timeout 300 node test/e2e/all-methods.mjs
@@ -115,6 +127,12 @@ if [ -n "${PORTCULLIS_BIN:-}" ]; then
       timeout $((SECONDS_BROWSER + 180)) node test/e2e/browser.mjs --seconds "$SECONDS_BROWSER" --chromium "$CHROMIUM"
     step "example SPA on localhost: CAPTCHA step, add a passkey, turn on two-step sign-in (real Portcullis --dev)" \
       timeout 240 node test/e2e/example-features.mjs --chromium "$CHROMIUM"
+    step "example SPA account pages: passkeys, two-step sign-in, picture, email change, activity, a provider's round trip (real Portcullis --dev, fake IdP)" \
+      timeout 240 node test/e2e/example-account.mjs --chromium "$CHROMIUM"
+    if [ -n "$MONGO_URI" ]; then
+      step "example SPA account pages, MongoDB" \
+        timeout 240 node test/e2e/example-account.mjs --chromium "$CHROMIUM" --mongodb-uri "$MONGO_URI"
+    fi
   else
     failed=$((failed + 1)); results+=("FAIL browser tests (no chromium)")
   fi

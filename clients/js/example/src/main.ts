@@ -1,6 +1,7 @@
 // The example SPA: sign-up, sign-in, the two-factor step, profile, the
-// session list and sign-out, on @portcullis/client. Plain TypeScript compiled
-// by tsc; no bundler (the page's import map resolves the package).
+// session list and sign-out, on @portcullis/client (the account pages:
+// account.ts). Plain TypeScript compiled by tsc; no bundler (the page's
+// import map resolves the package).
 //
 // Query parameters: `api` (Portcullis base URL, default
 // http://localhost:8080), `lockTimeout` (ms, default 5000).
@@ -18,6 +19,7 @@ import {
   type AuthEvent,
   type Session,
 } from '@portcullis/client';
+import { deviceName, setupAccount } from './account.js';
 
 const params = new URLSearchParams(location.search);
 const api = params.get('api') ?? 'http://localhost:8080';
@@ -33,6 +35,12 @@ const client = createClient({
   url: api,
   storage: localStorageAdapter(),
   lockTimeoutMs: Number(params.get('lockTimeout') ?? 5000),
+  // Step-up in one place: when a change needs a recent proof, the client
+  // calls this, proves the password, and retries the change once.
+  onReauthenticationRequired: async () => {
+    const password = await askForPassword();
+    return password === null ? null : { password };
+  },
   hooks: {
     afterRefreshLock: async () => {
       if (!testHooks.__portcullisFreezeNextRefresh) return;
@@ -93,6 +101,7 @@ function render(session: Session | null) {
     $('#totp-begin').hidden = !!u.mfaEnabled;
     $('#p-exp').textContent = new Date(session.expiresAt).toLocaleTimeString();
   }
+  account.render(session);
 }
 
 async function loadSessions() {
@@ -106,7 +115,7 @@ async function loadSessions() {
         s.id.slice(0, 8) + (s.current ? ' (this one)' : ''),
         new Date(s.createdAt).toLocaleString(),
         s.amr.join(', '),
-        s.userAgent ? s.userAgent.replace(/^Mozilla\/5\.0 /, '').slice(0, 40) : '—',
+        deviceName(s.userAgent),
       ];
       for (const c of cells) {
         const td = document.createElement('td');
@@ -127,13 +136,19 @@ async function loadSessions() {
   );
 }
 
+// Passkeys, picture, email, activity, provider buttons: example/src/account.ts.
+const account = setupAccount({ client, guarded, withStepUp });
+
 client.onAuthStateChange((event, session) => {
   testHooks.__portcullisEvents!.push({ event, at: Date.now() });
   const li = document.createElement('li');
   li.textContent = `${new Date().toLocaleTimeString()} ${event}`;
   $('#events').prepend(li);
   render(session);
-  if (session && (event === 'SIGNED_IN' || event === 'INITIAL_SESSION')) void guarded(loadSessions);
+  if (session && (event === 'SIGNED_IN' || event === 'INITIAL_SESSION')) {
+    void guarded(loadSessions);
+    void guarded(account.load);
+  }
 });
 
 /**
@@ -232,25 +247,24 @@ function askForPassword(): Promise<string | null> {
 }
 
 /**
- * Runs a change that may need a recent proof of identity (step-up): on
- * `reauthentication-required` asks for the password, confirms it with
- * `client.reauthenticate`, and runs the change again.
+ * Runs a change that may need a recent proof of identity (step-up). The
+ * client asks for it (`onReauthenticationRequired` above: the password
+ * prompt) and retries; when the prompt is cancelled the change ends here,
+ * quietly (undefined).
  */
 async function withStepUp<T>(change: () => Promise<T>): Promise<T | undefined> {
   try {
     return await change();
   } catch (e) {
-    if (!isReauthenticationRequired(e) && (e as { slug?: string }).slug !== 'reauthentication-required') throw e;
-    const password = await askForPassword();
-    if (password === null) return undefined;
-    await client.reauthenticate({ password });
-    return change();
+    if (isReauthenticationRequired(e)) return undefined;
+    throw e;
   }
 }
 
 $('#add-passkey').addEventListener('click', () => void guarded(async () => {
   const added = await withStepUp(() => client.registerPasskey());
   if (added) setError(`Passkey "${added.name}" added.`);
+  await account.reloadPasskeys();
 }));
 
 $('#reload-sessions').addEventListener('click', () => void guarded(loadSessions));
@@ -276,7 +290,9 @@ $('#totp-form').addEventListener('submit', (ev) => {
   const form = ev.target as HTMLFormElement;
   const code = String(new FormData(form).get('code') ?? '').trim();
   void guarded(async () => {
-    const { recoveryCodes } = await client.mfa.activateTotp({ code });
+    const activated = await withStepUp(() => client.mfa.activateTotp({ code }));
+    if (!activated) return;
+    const { recoveryCodes } = activated;
     $('#recovery-codes').replaceChildren(
       ...recoveryCodes.map((c) => {
         const li = document.createElement('li');
