@@ -1,6 +1,5 @@
 import { errorFromResponse, PortcullisError } from './errors.js';
 import { solveCaptcha, type SolveCaptchaOptions } from './captcha.js';
-import { createPasskeyCredential, getPasskeyCredential } from './passkeys.js';
 import type {
   AssuranceLevel,
   CaptchaChallenge,
@@ -117,7 +116,7 @@ export class PortcullisClient extends SessionCore {
     else if ('recoveryCode' in proof) body = { mfaToken, recoveryCode: proof.recoveryCode };
     else {
       const opts = await this.anon<PasskeyOptionsResponse>('POST', '/v1/sessions/passkey/options', { mfaToken });
-      const credential = await getPasskeyCredential(opts.publicKey, proof.signal ? { signal: proof.signal } : {});
+      const credential = await this.passkeys.get(opts.publicKey, proof.signal ? { signal: proof.signal } : {});
       body = { mfaToken, passkey: { challengeId: opts.challengeId, credential } };
     }
     const tokens = await this.anon<TokensResponse>('POST', '/v1/sessions/mfa', body);
@@ -236,7 +235,7 @@ export class PortcullisClient extends SessionCore {
     if ('code' in proof) return { code: proof.code };
     const email = proof.email ?? this.session?.user.email;
     const opts = await this.anon<PasskeyOptionsResponse>('POST', '/v1/sessions/passkey/options', email ? { email } : {});
-    const credential = await getPasskeyCredential(opts.publicKey, proof.signal ? { signal: proof.signal } : {});
+    const credential = await this.passkeys.get(opts.publicKey, proof.signal ? { signal: proof.signal } : {});
     return { passkey: { challengeId: opts.challengeId, credential } };
   }
 
@@ -250,7 +249,7 @@ export class PortcullisClient extends SessionCore {
    */
   async registerPasskey(opts: { name?: string; signal?: AbortSignal } = {}): Promise<Passkey> {
     const options = await this.authed<PasskeyOptionsResponse>('POST', '/v1/me/passkeys/options');
-    const credential = await createPasskeyCredential(options.publicKey, opts.signal);
+    const credential = await this.passkeys.create(options.publicKey, opts.signal ? { signal: opts.signal } : {});
     return this.authed<Passkey>('POST', '/v1/me/passkeys', {
       challengeId: options.challengeId,
       credential,
@@ -271,7 +270,7 @@ export class PortcullisClient extends SessionCore {
       '/v1/sessions/passkey/options',
       opts.email ? { email: opts.email } : {},
     );
-    const credential = await getPasskeyCredential(options.publicKey, {
+    const credential = await this.passkeys.get(options.publicKey, {
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.mediation ? { mediation: opts.mediation } : {}),
     });

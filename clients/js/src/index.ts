@@ -32,6 +32,8 @@ export {
   decodeCreationOptions,
   decodeRequestOptions,
   encodeCredential,
+  browserPasskeys,
+  type PasskeyAdapter,
 } from './passkeys.js';
 export { solveCaptcha, encodeCaptchaSolution, type SolveCaptchaOptions } from './captcha.js';
 export type * from './types.js';

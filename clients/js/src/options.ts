@@ -3,6 +3,7 @@
  * client itself so that `client.ts` stays under the 800-line limit.
  */
 import type { DpopSigner } from './dpop.js';
+import type { PasskeyAdapter } from './passkeys.js';
 import type { RefreshLock } from './lock.js';
 import type { StorageAdapter } from './storage.js';
 import type { ReauthProof } from './types.js';
@@ -78,6 +79,12 @@ export interface ClientOptions {
    * Native: pass the deep link to `client.handleRecoveryUrl(url)`.
    */
   detectRecoveryInUrl?: boolean;
+  /**
+   * How passkey calls reach an authenticator. Default: the browser's
+   * `navigator.credentials`. React Native: `nativePasskeys(module)` from
+   * `@portcullis/client/native`.
+   */
+  passkeys?: PasskeyAdapter;
   /** The clock (ms since the epoch). Tests set it. */
   now?: () => number;
   /** @internal Test hooks. */

@@ -110,3 +110,22 @@ export async function getPasskeyCredential(
   if (!cred) throw new Error('no passkey was chosen');
   return encodeCredential(cred);
 }
+
+/**
+ * What the client's passkey calls (`registerPasskey`, `signInWithPasskey`,
+ * the passkey second factor, `reauthenticate({passkey})`) use to talk to an
+ * authenticator: the server's options in (WebAuthn JSON form, base64url
+ * buffers), the credential's JSON form out. The default is the browser's
+ * `navigator.credentials`; React Native passes `nativePasskeys(module)`
+ * from `@portcullis/client/native` as the `passkeys` option.
+ */
+export interface PasskeyAdapter {
+  create(publicKey: Json, opts?: { signal?: AbortSignal }): Promise<Json>;
+  get(publicKey: Json, opts?: { signal?: AbortSignal; mediation?: CredentialMediationRequirement }): Promise<Json>;
+}
+
+/** The default {@link PasskeyAdapter}: `navigator.credentials`. */
+export const browserPasskeys: PasskeyAdapter = {
+  create: (publicKey, opts = {}) => createPasskeyCredential(publicKey, opts.signal),
+  get: (publicKey, opts = {}) => getPasskeyCredential(publicKey, opts),
+};

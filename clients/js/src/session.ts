@@ -8,6 +8,7 @@ import { decodeJwtClaims, randomId } from './internal.js';
 import { toCamel, toSnake } from './case.js';
 import { boundJkt, defaultDpopSigner, DpopProofs, sendWithProof } from './dpop.js';
 import type { ClientOptions } from './options.js';
+import { browserPasskeys, type PasskeyAdapter } from './passkeys.js';
 
 const STORED_VERSION = 2;
 
@@ -54,6 +55,8 @@ export abstract class SessionCore {
   protected readonly tabId = randomId();
   protected readonly listeners = new Set<AuthStateListener>();
   protected readonly dpop: DpopProofs | null;
+  /** The authenticator of passkey calls (`options.passkeys`, else the browser's). */
+  protected readonly passkeys: PasskeyAdapter;
   protected channel: BroadcastChannel | null = null;
   protected storageListener: ((e: StorageEvent) => void) | null = null;
 
@@ -80,6 +83,7 @@ export abstract class SessionCore {
     this.lockSettleMs = options.lockSettleMs ?? (this.lock.kind === 'web-locks' ? 30 : 0);
     this.now = options.now ?? (() => Date.now());
     this.hooks = options.hooks ?? {};
+    this.passkeys = options.passkeys ?? browserPasskeys;
     const pageOrigin = (globalThis as { location?: Location }).location?.origin;
     this.tokenOrigins = options.tokenOrigins ?? (pageOrigin && pageOrigin !== 'null' ? [pageOrigin] : []);
     const d = options.dpop;

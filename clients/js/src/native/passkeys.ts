@@ -10,6 +10,10 @@
  * base64url, `rawId` and `type` are filled in, unknown fields are kept.
  */
 
+import type { PasskeyAdapter } from '../passkeys.js';
+
+export type { PasskeyAdapter };
+
 type Json = Record<string, unknown>;
 
 /** A native module's two calls, WebAuthn JSON in and out. */
@@ -18,17 +22,6 @@ export interface NativePasskeyModule {
   create(options: Json): Promise<Json>;
   /** Sign-in: `PublicKeyCredentialRequestOptionsJSON` -> `AuthenticationResponseJSON`. */
   get(options: Json): Promise<Json>;
-}
-
-/**
- * What the client's passkey calls (`registerPasskey`, `signInWithPasskey`,
- * the passkey second factor, `reauthenticate({passkey})`) need in place of
- * `navigator.credentials`: the server's options in, the credential's JSON
- * form out.
- */
-export interface PasskeyAdapter {
-  create(publicKey: Json, opts?: { signal?: AbortSignal }): Promise<Json>;
-  get(publicKey: Json, opts?: { signal?: AbortSignal; mediation?: string }): Promise<Json>;
 }
 
 /** webauthn-rs wraps options as `{publicKey: {...}}`; the native modules want the inner object. */
@@ -135,7 +128,7 @@ export function toJsonForm(v: unknown): unknown {
 interface CredentialRequest {
   publicKey?: unknown;
   signal?: AbortSignal;
-  mediation?: string;
+  mediation?: CredentialMediationRequirement;
 }
 
 /**

@@ -162,6 +162,26 @@ describe('nativePasskeys against a real Portcullis', () => {
     expect(g.navigator?.credentials).toBe(before);
   });
 
+  it('the passkeys option: registerPasskey, the passkey second factor and signInWithPasskey go through the module, navigator untouched', async () => {
+    const auth = softwareAuthenticator(origin);
+    const make = () =>
+      createClient({ url: server.base, storage: memoryStorage(), lock: processLock(), broadcast: false, passkeys: nativePasskeys(auth) });
+    const g = globalThis as { navigator?: { credentials?: unknown } };
+    expect(g.navigator?.credentials).toBeUndefined();
+    const c = make();
+    const email = `passkey-option-${Math.random().toString(36).slice(2)}@example.com`;
+    const password = 'correct horse battery staple 42';
+    await c.signUp({ email, password });
+    await c.signIn({ email, password });
+    const added = await c.registerPasskey({ name: 'Phone' });
+    expect((await c.listPasskeys()).map((p) => p.id)).toContain(added.id);
+    await c.signOut();
+    const session = await make().signInWithPasskey({ email });
+    expect(session.user.email).toBe(email);
+    expect(auth.calls).toBe(2);
+    expect(g.navigator?.credentials).toBeUndefined();
+  });
+
   it('without the adapter\'s base64url fix the server refuses the same answer (control)', async () => {
     const auth = softwareAuthenticator(origin);
     const email = `passkey-raw-${Math.random().toString(36).slice(2)}@example.com`;
