@@ -32,6 +32,7 @@ use secrecy::{ExposeSecret, SecretBox};
 
 use super::{Core, Result};
 use crate::clock::secs;
+use crate::domain::UserId;
 use crate::mail::{MailError, Mailer, OutgoingMail, Rendered, Templates};
 use crate::store::{QueuedMail, TicketKind, UserRecord};
 
@@ -181,7 +182,7 @@ impl Core {
     /// Queues a security notice for `user_id`. Never fails the caller: a
     /// notice that cannot be queued is logged (the change it reports has
     /// already happened).
-    pub async fn notify(&self, user_id: &str, notice: Notice) {
+    pub async fn notify(&self, user_id: &UserId, notice: Notice) {
         let id = format!(
             "notice:{}:{user_id}:{}",
             notice.as_str(),
@@ -189,7 +190,7 @@ impl Core {
         );
         let kind = format!("{KIND_NOTICE_PREFIX}{}", notice.as_str());
         if let Err(e) = self.enqueue(id, &kind, Some(user_id), None).await {
-            tracing::warn!(error = %e, user_id, notice = notice.as_str(), "could not queue a security notice");
+            tracing::warn!(error = %e, user_id = %user_id, notice = notice.as_str(), "could not queue a security notice");
         }
     }
 
@@ -217,7 +218,7 @@ impl Core {
         let mail = QueuedMail {
             id,
             kind: kind.to_string(),
-            user_id: user_id.map(str::to_string),
+            user_id: user_id.map(UserId::from),
             email: email.map(str::to_string),
             locale: None,
             detail,
@@ -555,7 +556,7 @@ impl Core {
     /// The account's passkeys with their dates, oldest first, for mails
     /// that list the ways into an account (reset, "not me"). Linked
     /// identities join this list when they exist.
-    async fn passkey_lines(&self, user_id: &str) -> Result<Vec<PasskeyLine>> {
+    async fn passkey_lines(&self, user_id: &UserId) -> Result<Vec<PasskeyLine>> {
         let creds = self.store.credentials(user_id).await?.unwrap_or_default();
         let mut list: Vec<_> = creds.passkeys.into_values().collect();
         list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));

@@ -88,7 +88,7 @@ impl Core {
                 Ok(_) => match self.store.user_by_id(&c.sub).await? {
                     Some(user) if !user.disabled => Introspection {
                         active: true,
-                        sub: Some(c.sub),
+                        sub: Some(c.sub.into_string()),
                         sid: Some(c.sid),
                         exp: Some(c.exp),
                         iat: Some(c.iat),
@@ -113,7 +113,7 @@ impl Core {
             if live {
                 return Ok(Introspection {
                     active: true,
-                    sub: Some(c.sub),
+                    sub: Some(c.sub.into_string()),
                     sid: Some(c.sid),
                     exp: Some(c.exp),
                     iat: Some(c.iat),

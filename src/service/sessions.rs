@@ -12,7 +12,7 @@ use crate::auth::limits::{Action, FAILURE_WINDOW};
 use crate::auth::tokens::AccessExtras;
 use crate::clock::secs;
 use crate::config::CaptchaMode;
-use crate::domain::{Email, Password};
+use crate::domain::{Email, Password, UserId};
 use crate::store::{CredentialRecord, RotateOutcome, Rotation, SessionRecord, UserRecord};
 
 /// The client address for a log line (empty when unknown).
@@ -155,13 +155,13 @@ impl Core {
 
     /// Replaces an imported hash, just verified with `password`, by a
     /// peppered one: from now on the account verifies like any other.
-    async fn upgrade_legacy_hash(&self, user_id: &str, password: &Password) -> Result<()> {
+    async fn upgrade_legacy_hash(&self, user_id: &UserId, password: &Password) -> Result<()> {
         let hash = self.hasher.hash(password).await?;
         self.store
             .set_password_hash(user_id, &hash, self.clock.now())
             .await?;
         tracing::info!(
-            user_id,
+            user_id = %user_id,
             event = "password.rehashed",
             "imported password hash upgraded to the peppered scheme"
         );

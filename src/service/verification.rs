@@ -7,7 +7,7 @@ use super::tickets::TicketProof;
 use super::{
     ClientInfo, Core, Error, FieldError, MailNotice, Principal, Proof, Registration, Result,
 };
-use crate::domain::Email;
+use crate::domain::{Email, UserId};
 
 const EMAIL_TAKEN: &str = "An account with this email address already exists.";
 use crate::auth::limits::Action;
@@ -42,10 +42,10 @@ impl Core {
     /// Queues a verification mail for `user_id` (after registration or on
     /// request). A failure to queue is logged, not returned: the account
     /// exists, and the user can ask again.
-    pub(super) async fn queue_verification(&self, user_id: &str) {
+    pub(super) async fn queue_verification(&self, user_id: &UserId) {
         let id = format!("verify:{user_id}:{}", uuid::Uuid::now_v7().simple());
         if let Err(e) = self.enqueue(id, KIND_VERIFY, Some(user_id), None).await {
-            tracing::warn!(error = %e, user_id, "could not queue a verification mail");
+            tracing::warn!(error = %e, user_id = %user_id, "could not queue a verification mail");
         }
     }
 

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::UserId;
+
 /// JOSE `typ` of access tokens (RFC 9068).
 pub const ACCESS_TYP: &str = "at+jwt";
 /// JOSE `typ` of refresh tokens.
@@ -26,7 +28,7 @@ pub struct AccessClaims {
     /// Audience.
     pub aud: String,
     /// Subject: the user id.
-    pub sub: String,
+    pub sub: UserId,
     /// Expiry, Unix seconds.
     pub exp: u64,
     /// Issued at, Unix seconds.
@@ -77,7 +79,7 @@ pub struct RefreshClaims {
     /// Audience.
     pub aud: String,
     /// Subject: the user id.
-    pub sub: String,
+    pub sub: UserId,
     /// Expiry, Unix seconds (the session's expiry).
     pub exp: u64,
     /// Issued at, Unix seconds.
@@ -106,7 +108,7 @@ pub struct MfaClaims {
     /// Audience.
     pub aud: String,
     /// Subject: the user id.
-    pub sub: String,
+    pub sub: UserId,
     /// Expiry, Unix seconds.
     pub exp: u64,
     /// Issued at, Unix seconds: when the password was checked.

@@ -146,7 +146,7 @@ impl TokenService {
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: aud.to_string(),
-            sub: sub.to_string(),
+            sub: sub.into(),
             iat: now,
             nbf: now,
             exp: now + self.access_ttl.as_secs(),
@@ -189,7 +189,7 @@ impl TokenService {
         let claims = RefreshClaims {
             iss: self.issuer.clone(),
             aud: self.audience_for(REFRESH_TYP),
-            sub: sub.to_string(),
+            sub: sub.into(),
             iat: now,
             nbf: now,
             exp,
@@ -224,7 +224,7 @@ impl TokenService {
         let claims = MfaClaims {
             iss: self.issuer.clone(),
             aud: self.audience_for(MFA_TYP),
-            sub: sub.to_string(),
+            sub: sub.into(),
             iat: now,
             nbf: now,
             exp: now + ttl_secs,

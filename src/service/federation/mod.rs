@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ClientInfo, Core, Error, Principal, Result};
 use crate::clock::UnixTime;
+use crate::domain::UserId;
 use crate::store::{CeremonyRecord, IdentityRecord, StoreError};
 pub use upstream::Upstreams;
 use upstream::{random_token, sha256_hex};
@@ -241,7 +242,7 @@ impl Core {
     }
 
     /// The identities of any user (the admin view).
-    pub async fn identities_of_user(&self, user_id: &str) -> Result<Vec<IdentitySummary>> {
+    pub async fn identities_of_user(&self, user_id: &UserId) -> Result<Vec<IdentitySummary>> {
         Ok(self
             .store
             .identities_of(user_id)

@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 use super::{CODE_TTL_SECS, REQUEST_TTL_SECS, SCOPES, random_token, sha256_hex, with_query};
 use crate::audit::AuditEvent;
 use crate::auth::tokens::TimeClaims;
+use crate::domain::UserId;
 use crate::service::{ClientInfo, Core, Error, IssuedTokens, Result};
 use crate::store::{CeremonyRecord, ClientRecord, ConsentRecord};
 
@@ -142,7 +143,7 @@ pub struct BrowserSession {
     /// Its session id (the ID token's `sid`).
     pub sid: String,
     /// The user.
-    pub user_id: String,
+    pub user_id: UserId,
     /// Unix seconds of the last proof on it (`auth_time`).
     pub auth_time: i64,
     /// How the user signed in.

@@ -236,7 +236,7 @@ impl Core {
                 "code_verifier does not match",
             )));
         }
-        let user = match ceremony.user_id.as_deref() {
+        let user = match ceremony.user_id.as_ref() {
             Some(id) => self.store.user_by_id(id).await?,
             None => None,
         };
@@ -386,7 +386,7 @@ impl Core {
 
     fn scoped_claims(scope: &[String], account: &Account, user: &UserRecord) -> UserInfoClaims {
         let mut out = UserInfoClaims {
-            sub: user.id.clone(),
+            sub: user.id.to_string(),
             ..UserInfoClaims::default()
         };
         if has(scope, "email") {

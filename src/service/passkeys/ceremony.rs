@@ -5,6 +5,7 @@
 use super::{CEREMONIES_PER_ACCOUNT, CeremonyKind, PASSKEYS_OFF, PasskeyOptions};
 use crate::auth::passkeys::{CEREMONY_TTL, Started};
 use crate::clock::secs;
+use crate::domain::UserId;
 use crate::service::{Core, Error, Result};
 use crate::store::CeremonyRecord;
 
@@ -25,7 +26,7 @@ impl Core {
     pub(super) async fn begin_ceremony(
         &self,
         kind: CeremonyKind,
-        user_id: Option<String>,
+        user_id: Option<UserId>,
         started: Started,
     ) -> Result<PasskeyOptions> {
         if let Some(user_id) = &user_id {

@@ -22,6 +22,7 @@
 
 use super::{Error, FieldError, Result};
 use crate::auth::passkeys::PasskeyError;
+use crate::domain::UserId;
 use crate::store::PasskeyRecord;
 mod association;
 mod ceremony;
@@ -110,7 +111,7 @@ impl From<&PasskeyRecord> for PasskeySummary {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasskeyAssertion {
     /// Whose passkey it was.
-    pub user_id: String,
+    pub user_id: UserId,
     /// Which passkey.
     pub passkey_id: String,
     /// Whether the authenticator verified the user (PIN, biometrics).

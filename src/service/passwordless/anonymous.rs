@@ -35,7 +35,7 @@ use crate::audit::AuditEvent;
 use crate::auth::limits::Action;
 use crate::clock::secs;
 use crate::config::CaptchaMode;
-use crate::domain::Email;
+use crate::domain::{Email, UserId};
 use crate::service::guards::password_context;
 use crate::service::mail::KIND_ALREADY_REGISTERED;
 use crate::service::throttle::{Reserved, network_of};
@@ -126,7 +126,7 @@ impl Core {
             }
         }
         let now = self.clock.now();
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = UserId::mint();
         let user = UserRecord {
             email: format!("{id}@{ANONYMOUS_DOMAIN}"),
             id,
@@ -214,7 +214,7 @@ impl Core {
     /// account is not (or no longer) anonymous.
     pub async fn upgrade_anonymous_user(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         input: AnonymousUpgrade,
         client: &ClientInfo,
     ) -> Result<Account> {
@@ -272,7 +272,7 @@ impl Core {
             Err(e) => return Err(e.into()),
         }
         tracing::info!(
-            user_id,
+            user_id = %user_id,
             event = "user.registered",
             upgraded = true,
             "anonymous user upgraded to a full account"
@@ -333,7 +333,7 @@ mod tests {
             "correct horse battery staple 42",
         )
         .await;
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = UserId::mint();
         let guest = UserRecord {
             email: format!("{id}@{ANONYMOUS_DOMAIN}"),
             id: id.clone(),

@@ -42,7 +42,7 @@ use super::{ClientInfo, Core, Error, FieldError, Result, SignIn};
 use crate::audit::AuditEvent;
 use crate::auth::limits::Action;
 use crate::config::CaptchaMode;
-use crate::domain::Email;
+use crate::domain::{Email, UserId};
 use crate::store::{CredentialRecord, StoreError, UserRecord};
 
 /// Lifetime of a sign-in link and code, in seconds.
@@ -224,7 +224,7 @@ impl Core {
         }
         let now = self.clock.now();
         let user = UserRecord {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: UserId::mint(),
             email: address.to_string(),
             email_verified: true,
             roles: vec!["user".to_string()],

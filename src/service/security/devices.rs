@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{NOT_ME_TYP, NotMeClaims, network_of, ua_family};
 use crate::audit::{AuditEvent, Suspicion};
 use crate::clock::secs;
+use crate::domain::UserId;
 use crate::service::{Account, ClientInfo, Core, Error, Result};
 use crate::store::OnceKey;
 
@@ -105,7 +106,7 @@ impl Core {
     /// A signed, single-use "not me" token for the sign-in `sid` from device `dev`.
     pub(in crate::service) fn not_me_token(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         sid: &str,
         dev: &str,
     ) -> anyhow::Result<SecretString> {
@@ -114,7 +115,7 @@ impl Core {
         let claims = NotMeClaims {
             iss: self.tokens.issuer().to_string(),
             aud: self.tokens.audience_for(NOT_ME_TYP),
-            sub: user_id.to_string(),
+            sub: user_id.clone(),
             sid: sid.to_string(),
             dev: dev.to_string(),
             jti: uuid::Uuid::new_v4().to_string(),

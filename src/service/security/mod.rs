@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::AuditSink;
 use crate::auth::tokens::TimeClaims;
 use crate::clock::UnixTime;
+use crate::domain::UserId;
 use crate::store::AuditRecord;
 
 mod detection;
@@ -130,7 +131,7 @@ pub struct AuditFilter {
 struct NotMeClaims {
     iss: String,
     aud: String,
-    sub: String,
+    sub: UserId,
     sid: String,
     /// The device the notice is about (not secret: the token is signed).
     dev: String,
