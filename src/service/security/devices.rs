@@ -6,6 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{NOT_ME_TYP, NotMeClaims, network_of, ua_family};
 use crate::audit::{AuditEvent, Suspicion};
+use crate::auth::tokens::RegisteredClaims;
 use crate::clock::secs;
 use crate::domain::UserId;
 use crate::service::{Account, ClientInfo, Core, Error, Result};
@@ -113,15 +114,17 @@ impl Core {
         let now = self.clock.now_u64();
         let ttl = self.settings.security.not_me_ttl.as_secs();
         let claims = NotMeClaims {
-            iss: self.tokens.issuer().to_string(),
-            aud: self.tokens.audience_for(NOT_ME_TYP),
-            sub: user_id.clone(),
+            registered: RegisteredClaims {
+                iss: self.tokens.issuer().to_string(),
+                aud: self.tokens.audience_for(NOT_ME_TYP),
+                sub: user_id.clone(),
+                exp: now.saturating_add(ttl),
+                iat: now,
+                nbf: now,
+                jti: uuid::Uuid::new_v4().to_string(),
+            },
             sid: sid.to_string(),
             dev: dev.to_string(),
-            jti: uuid::Uuid::new_v4().to_string(),
-            iat: now,
-            nbf: now,
-            exp: now.saturating_add(ttl),
         };
         Ok(SecretString::from(self.tokens.sign(NOT_ME_TYP, &claims)?))
     }
@@ -161,7 +164,7 @@ impl Core {
             client,
         );
         // The reset mail (its link and code are made when it is sent).
-        let id = format!("not_me_reset:{}:{}", user.id, claims.jti);
+        let id = format!("not_me_reset:{}:{}", user.id, claims.registered.jti);
         if let Err(e) = self
             .enqueue(id, crate::service::mail::KIND_RESET, Some(&user.id), None)
             .await
