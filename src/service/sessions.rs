@@ -7,7 +7,7 @@ use super::{
     Account, BearerToken, ClientInfo, Core, Error, IssuedTokens, Principal, Result, SessionSummary,
     SignIn,
 };
-use crate::audit::{AuditEvent, Suspicion};
+use crate::audit::{AuditEvent, RateLimitedAction, Suspicion};
 use crate::auth::limits::{Action, FAILURE_WINDOW};
 use crate::auth::tokens::AccessExtras;
 use crate::clock::secs;
@@ -217,7 +217,13 @@ impl Core {
                     metrics::counter!("portcullis_logins_total", "result" => "throttled")
                         .increment(1);
                     let refused = self.throttled("sign_in", None, &pseudonym, &client, retry_after);
-                    self.audit(AuditEvent::RateLimited { action: "sign_in" }, None, &client);
+                    self.audit(
+                        AuditEvent::RateLimited {
+                            action: RateLimitedAction::SignIn,
+                        },
+                        None,
+                        &client,
+                    );
                     return Err(refused);
                 }
                 CaptchaMode::OnFailures => match self.check_captcha_audited(captcha, &client).await

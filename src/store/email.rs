@@ -77,8 +77,8 @@ pub struct EmailTicket {
 pub struct QueuedMail {
     /// The idempotency key: one event, one id, one mail.
     pub id: String,
-    /// What to send (`password_reset`, `verify_email`, `notice.*`, ...).
-    pub kind: String,
+    /// What to send (stored as `password_reset`, `verify_email`, `notice.*`, ...).
+    pub kind: super::MailKind,
     /// Recipient by account, when the mail is about one.
     pub user_id: Option<UserId>,
     /// Recipient by address (a reset request names an address, not a user).

@@ -13,6 +13,7 @@ pub mod anonymous;
 pub mod email;
 pub mod embedded;
 pub mod identities;
+pub mod kinds;
 pub mod mongo;
 pub mod oauth;
 pub mod records;
@@ -33,6 +34,7 @@ use crate::domain::UserId;
 pub use anonymous::AnonymousStore;
 pub use email::{EmailTicket, MailQueueStats, MailQueueStore, QueuedMail, TicketKind, TicketStore};
 pub use identities::{IdentityRecord, IdentityRemoval, IdentityStore, identity_key};
+pub use kinds::{CeremonyKind, MailKind};
 pub use oauth::{ClientRecord, ConsentRecord, OAuthStore};
 pub use records::{
     AdminUpdate, AvatarRecord, CredentialRecord, ProfileUpdate, SessionRecord, UserRecord,

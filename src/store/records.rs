@@ -196,8 +196,8 @@ pub enum PasskeyRemoval {
 pub struct CeremonyRecord {
     /// The `challenge_id` given to the client (UUIDv4 text).
     pub id: String,
-    /// What the ceremony is for (`register`, `authenticate`, `discover`).
-    pub kind: String,
+    /// What the ceremony is for (stored as `register`, `authenticate`, ...).
+    pub kind: super::CeremonyKind,
     /// The user it is for; `None` for a usernameless sign-in.
     pub user_id: Option<UserId>,
     /// The relying-party library's ceremony state, as its JSON. Not secret,

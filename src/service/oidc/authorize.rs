@@ -15,16 +15,13 @@ use crate::audit::AuditEvent;
 use crate::auth::tokens::TimeClaims;
 use crate::domain::UserId;
 use crate::service::{ClientInfo, Core, Error, IssuedTokens, Result};
-use crate::store::{CeremonyRecord, ClientRecord, ConsentRecord};
+use crate::store::{CeremonyKind, CeremonyRecord, ClientRecord, ConsentRecord};
 
 /// The browser session cookie of the hosted pages.
 pub const SESSION_COOKIE: &str = "__Host-portcullis";
 
 /// JOSE `typ` of a sealed authorization request.
 const REQUEST_TYP: &str = "authreq+jwt";
-
-/// Ceremony kind of an authorization code.
-pub(super) const CODE_KIND: &str = "oauth_code";
 
 /// The parameters of `GET /oauth/authorize`, as sent (unknown ones ignored).
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -543,7 +540,7 @@ impl Core {
         self.store
             .save_ceremony(&CeremonyRecord {
                 id: code_key(&code),
-                kind: CODE_KIND.to_string(),
+                kind: CeremonyKind::OAuthCode,
                 user_id: Some(b.user_id.clone()),
                 state,
                 expires_at: self.clock.now() + CODE_TTL_SECS,

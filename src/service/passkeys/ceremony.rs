@@ -35,7 +35,7 @@ impl Core {
         }
         let ceremony = CeremonyRecord {
             id: uuid::Uuid::new_v4().to_string(),
-            kind: kind.as_str().to_string(),
+            kind,
             user_id,
             state: started.state,
             expires_at: self.clock.now().saturating_add(secs(CEREMONY_TTL)),
@@ -58,6 +58,6 @@ impl Core {
             .store
             .take_ceremony(challenge_id, self.clock.now())
             .await?
-            .filter(|c| kinds.iter().any(|k| k.as_str() == c.kind)))
+            .filter(|c| kinds.contains(&c.kind)))
     }
 }

@@ -253,7 +253,7 @@ impl Core {
             .find(|p| p.credential_id == credential_id)
             .cloned()
             .ok_or_else(not_registered)?;
-        let discoverable = ceremony.kind == CeremonyKind::Discover.as_str();
+        let discoverable = ceremony.kind == CeremonyKind::Discover;
         let asserted = self
             .rp(true)?
             .finish_authentication(credential, &ceremony.state, discoverable, &passkey.passkey)

@@ -10,7 +10,7 @@ use crate::auth::tokens::RegisteredClaims;
 use crate::clock::secs;
 use crate::domain::UserId;
 use crate::service::{Account, ClientInfo, Core, Error, Result};
-use crate::store::OnceKey;
+use crate::store::{MailKind, OnceKey};
 
 impl Core {
     /// After a successful sign-in: records `login.succeeded`, remembers the
@@ -88,7 +88,7 @@ impl Core {
                 Ok(detail) => {
                     self.enqueue_detailed(
                         id,
-                        crate::service::mail::KIND_NEW_SIGN_IN,
+                        MailKind::NewSignIn,
                         Some(&account.id),
                         None,
                         Some(detail),
@@ -166,7 +166,7 @@ impl Core {
         // The reset mail (its link and code are made when it is sent).
         let id = format!("not_me_reset:{}:{}", user.id, claims.registered.jti);
         if let Err(e) = self
-            .enqueue(id, crate::service::mail::KIND_RESET, Some(&user.id), None)
+            .enqueue(id, MailKind::PasswordReset, Some(&user.id), None)
             .await
         {
             tracing::warn!(error = %e, user_id = %user.id, "could not queue the reset mail after not-me");
