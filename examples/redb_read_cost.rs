@@ -27,7 +27,7 @@ const KEYS: usize = 1_000;
 fn session(i: usize) -> SessionRecord {
     SessionRecord {
         id: format!("0193a5b2-7c4e-7000-8000-{i:012}"),
-        user_id: format!("0193a5b2-0000-7000-8000-{i:012}"),
+        user_id: format!("0193a5b2-0000-7000-8000-{i:012}").into(),
         current_jti: uuid::Uuid::new_v4().to_string(),
         previous_jti: Some(uuid::Uuid::new_v4().to_string()),
         rotated_at: 1_900_000_000,

@@ -9,6 +9,7 @@ use poem_openapi::{Object, OpenApi};
 use super::problem::responses;
 use super::views::AdminUserView;
 use super::{AdminAuth, ApiTags};
+use crate::domain::UserId;
 use crate::service::{AdminPatch, Core};
 use poem::web::Data;
 
@@ -116,7 +117,7 @@ impl AdminApi {
         auth: AdminAuth,
         id: Path<String>,
     ) -> AdminUserResponse {
-        match core.admin_get_user(&auth.0, &id.0).await {
+        match core.admin_get_user(&auth.0, &UserId::from(id.0)).await {
             Ok(u) => {
                 let mut view = AdminUserView::from(&u);
                 match core.identities_of_user(&u.id).await {
@@ -152,7 +153,12 @@ impl AdminApi {
             email_verified: body.0.email_verified,
         };
         match core
-            .admin_update_user(&auth.0, &id.0, patch, &super::client_info(req, &core))
+            .admin_update_user(
+                &auth.0,
+                &UserId::from(id.0),
+                patch,
+                &super::client_info(req, &core),
+            )
             .await
         {
             Ok(u) => AdminUserResponse::Ok(Json(AdminUserView::from(&u))),
@@ -174,7 +180,11 @@ impl AdminApi {
         id: Path<String>,
     ) -> AdminDeleteResponse {
         match core
-            .admin_delete_user(&auth.0, &id.0, &super::client_info(req, &core))
+            .admin_delete_user(
+                &auth.0,
+                &UserId::from(id.0),
+                &super::client_info(req, &core),
+            )
             .await
         {
             Ok(()) => AdminDeleteResponse::Deleted,
@@ -196,7 +206,11 @@ impl AdminApi {
         id: Path<String>,
     ) -> AdminDeleteResponse {
         match core
-            .admin_end_sessions(&auth.0, &id.0, &super::client_info(req, &core))
+            .admin_end_sessions(
+                &auth.0,
+                &UserId::from(id.0),
+                &super::client_info(req, &core),
+            )
             .await
         {
             Ok(_) => AdminDeleteResponse::Deleted,

@@ -18,6 +18,7 @@ use poem_openapi::{ApiRequest, ApiResponse, Multipart, OpenApi};
 use super::problem::{Problem, internal, problem_of, responses};
 use super::views::UserView;
 use super::{ApiTags, BearerAuth};
+use crate::domain::UserId;
 use crate::media::UploadType;
 use crate::service::{Avatar, Core, Error};
 
@@ -227,7 +228,7 @@ impl AvatarApi {
         core: Data<&Core>,
         id: Path<String>,
     ) -> GetAvatarResponse {
-        let Avatar { etag, bytes, .. } = match core.avatar(&id.0).await {
+        let Avatar { etag, bytes, .. } = match core.avatar(&UserId::from(id.0)).await {
             Ok(a) => a,
             Err(e) => return e.into(),
         };

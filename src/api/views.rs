@@ -57,7 +57,7 @@ pub struct UserView {
 impl From<&Account> for UserView {
     fn from(u: &Account) -> Self {
         Self {
-            id: u.id.clone(),
+            id: u.id.to_string(),
             email: u.email.clone(),
             email_verified: u.email_verified,
             display_name: u.display_name.clone(),

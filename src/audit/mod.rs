@@ -58,6 +58,54 @@ pub const CHANNEL_CAPACITY: usize = 10_000;
 /// Largest batch written at once.
 pub const MAX_BATCH: usize = 500;
 
+/// Which budget ran out in a `rate_limited` event (its `action` detail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimitedAction {
+    /// The per-IP sign-in budget, or the per-account failed sign-ins.
+    SignIn,
+    /// The per-IP sign-up budget.
+    Register,
+    /// The per-IP refresh budget.
+    Refresh,
+    /// The per-IP budget of password and email flows.
+    Email,
+    /// The per-IP budget of passkey ceremony options.
+    PasskeyOptions,
+    /// Guest accounts (`POST /v1/sessions/anonymous`) per network.
+    Anonymous,
+    /// Sign-in mails (`POST /v1/sessions/email`) per address.
+    EmailSignIn,
+}
+
+impl RateLimitedAction {
+    /// The stored text of the `action` detail.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SignIn => "sign_in",
+            Self::Register => "register",
+            Self::Refresh => "refresh",
+            Self::Email => "email",
+            Self::PasskeyOptions => "passkey_options",
+            Self::Anonymous => "anonymous",
+            Self::EmailSignIn => "email_sign_in",
+        }
+    }
+}
+
+impl From<crate::auth::limits::Action> for RateLimitedAction {
+    fn from(action: crate::auth::limits::Action) -> Self {
+        use crate::auth::limits::Action;
+        match action {
+            Action::SignIn => Self::SignIn,
+            Action::Register => Self::Register,
+            Action::Refresh => Self::Refresh,
+            Action::Email => Self::Email,
+            Action::PasskeyOptions => Self::PasskeyOptions,
+        }
+    }
+}
+
 /// A security event, as the use cases name it. The type names
 /// ([`AuditEvent::kind`]: `login.succeeded`, ...) are part of the API:
 /// clients filter `/v1/admin/audit` and webhooks by them.
@@ -139,8 +187,8 @@ pub enum AuditEvent {
     CaptchaFailed,
     /// `rate_limited` (`action`: the per-IP budget that ran out).
     RateLimited {
-        /// `sign_in`, `register`, `refresh`, `email`.
-        action: &'static str,
+        /// The budget (stored as its text: `sign_in`, `register`, ...).
+        action: RateLimitedAction,
     },
     /// `account.deleted`.
     AccountDeleted,
@@ -337,7 +385,7 @@ impl AuditEvent {
             Self::PasswordChanged { revoked } | Self::PasswordReset { revoked } => {
                 put("revoked", revoked.to_string());
             }
-            Self::RateLimited { action } => put("action", (*action).to_string()),
+            Self::RateLimited { action } => put("action", action.as_str().to_string()),
             Self::Admin { target, facts, .. } => {
                 if let Some(t) = target {
                     put("target_user_id", t.clone());
@@ -433,7 +481,10 @@ mod tests {
     fn kinds_are_the_contracts_names() {
         assert_eq!(AuditEvent::UserRegistered.kind(), "user.registered");
         assert_eq!(
-            AuditEvent::RateLimited { action: "sign_in" }.kind(),
+            AuditEvent::RateLimited {
+                action: RateLimitedAction::SignIn,
+            }
+            .kind(),
             "rate_limited"
         );
         assert_eq!(
@@ -468,13 +519,10 @@ mod tests {
     }
 
     fn refusal(at: i64, ip: &str) -> AuditRecord {
-        AuditEvent::RateLimited { action: "sign_in" }.record(
-            None,
-            Some(ip.to_string()),
-            Some("curl/8"),
-            at,
-            1000,
-        )
+        AuditEvent::RateLimited {
+            action: RateLimitedAction::SignIn,
+        }
+        .record(None, Some(ip.to_string()), Some("curl/8"), at, 1000)
     }
 
     #[test]

@@ -191,7 +191,7 @@ async fn seed(settings: &Settings, start: u64, count: u64, batch: usize) -> anyh
         let users: Vec<(UserRecord, CredentialRecord)> = (next..upto)
             .map(|i| {
                 let user = UserRecord {
-                    id: uuid::Uuid::now_v7().to_string(),
+                    id: portcullis::domain::UserId::mint(),
                     email: format!("user{i}@bench.test"),
                     email_verified: true,
                     display_name: None,

@@ -10,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::{Account, ClientInfo, Core, Error, FieldError, Principal, Result};
 use crate::audit::AuditEvent;
+use crate::domain::UserId;
 use crate::store::AdminUpdate;
 
 /// Page size when none is asked for.
@@ -105,7 +106,7 @@ impl Core {
     }
 
     /// One account.
-    pub async fn admin_get_user(&self, admin: &Principal, user_id: &str) -> Result<Account> {
+    pub async fn admin_get_user(&self, admin: &Principal, user_id: &UserId) -> Result<Account> {
         let user = self
             .store
             .user_by_id(user_id)
@@ -122,7 +123,7 @@ impl Core {
     pub async fn admin_update_user(
         &self,
         admin: &Principal,
-        user_id: &str,
+        user_id: &UserId,
         patch: AdminPatch,
         client: &ClientInfo,
     ) -> Result<Account> {
@@ -203,7 +204,7 @@ impl Core {
     pub async fn admin_end_sessions(
         &self,
         admin: &Principal,
-        user_id: &str,
+        user_id: &UserId,
         client: &ClientInfo,
     ) -> Result<u64> {
         if self.store.user_by_id(user_id).await?.is_none() {
@@ -230,7 +231,7 @@ impl Core {
     pub async fn admin_delete_user(
         &self,
         admin: &Principal,
-        user_id: &str,
+        user_id: &UserId,
         client: &ClientInfo,
     ) -> Result<()> {
         if !self.store.delete_user(user_id).await? {

@@ -2,6 +2,7 @@
 //! remove.
 
 use super::{Account, Core, Error, FieldError, Principal, Result};
+use crate::domain::UserId;
 use crate::media::{self, MediaError, UploadType};
 use crate::store::AvatarRecord;
 
@@ -69,7 +70,7 @@ impl Core {
     }
 
     /// The avatar of a user, for anyone; `NotFound` when there is none.
-    pub async fn avatar(&self, user_id: &str) -> Result<Avatar> {
+    pub async fn avatar(&self, user_id: &UserId) -> Result<Avatar> {
         let a = self
             .store
             .avatar(user_id)

@@ -38,6 +38,7 @@ use super::{Core, Error, Result};
 use crate::auth::AccessClaims;
 use crate::auth::dpop::{Expected, ProofError, check_nonce, check_proof, normalize_htu};
 use crate::config::DpopMode;
+use crate::domain::UserId;
 use crate::store::OnceKey;
 
 tokio::task_local! {
@@ -194,7 +195,7 @@ impl Core {
     /// bound to its key from now on. Nothing is rotated or revoked here.
     pub(super) async fn check_refresh_sender(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         sid: &str,
         bound: Option<&str>,
         proof: Option<&str>,

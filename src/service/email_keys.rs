@@ -60,7 +60,7 @@ mod tests {
             .await
             .unwrap();
         let legacy = UserRecord {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: crate::domain::UserId::mint(),
             // The key the earlier release stored: NFC, lower case, Unicode domain.
             email: "bücher@bücher.example".to_string(),
             email_verified: false,

@@ -69,13 +69,7 @@ impl Core {
     /// Takes one request from the client's per-IP budget.
     pub(super) fn rate_limit(&self, action: Action, client: &ClientInfo) -> Result<()> {
         self.limits.check(action, client.ip).map_err(|retry_after| {
-            let action = match action {
-                Action::SignIn => "sign_in",
-                Action::Register => "register",
-                Action::Refresh => "refresh",
-                Action::Email => "email",
-                Action::PasskeyOptions => "passkey_options",
-            };
+            let action = action.into();
             self.audit(AuditEvent::RateLimited { action }, None, client);
             Error::RateLimited { retry_after }
         })

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::sessions::ADMIN_ROLE;
 use super::{Account, Core, Error, FieldError, Result};
 use crate::auth::PasswordHasher;
-use crate::domain::{DisplayName, Email};
+use crate::domain::{DisplayName, Email, UserId};
 use crate::store::{AdminUpdate, CredentialRecord, StoreError, UserRecord};
 
 /// One line of an import file.
@@ -86,7 +86,7 @@ fn prepare(
         Some(_) => return Err("created_at is neither RFC 3339 text nor Unix seconds".into()),
     };
     let user = UserRecord {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: UserId::mint(),
         email: email.as_str().to_string(),
         email_verified: line.email_verified.unwrap_or(false),
         display_name: display_name.map(DisplayName::into_inner),
@@ -195,7 +195,7 @@ impl Core {
             ..CredentialRecord::default()
         };
         let user = UserRecord {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: UserId::mint(),
             email: email.as_str().to_string(),
             email_verified: true,
             roles: vec!["user".to_string(), ADMIN_ROLE.to_string()],
@@ -220,7 +220,7 @@ impl Core {
     /// the command line (no acting user: `via` is `cli`). Stored at once:
     /// the CLI runs no flusher. A failure is logged (the account change
     /// is done).
-    async fn cli_admin_event(&self, action: &'static str, user_id: &str) {
+    async fn cli_admin_event(&self, action: &'static str, user_id: &UserId) {
         let event = crate::audit::AuditEvent::Admin {
             action,
             target: Some(user_id.to_string()),
@@ -230,7 +230,7 @@ impl Core {
             .audit_now(event, None, &super::ClientInfo::default())
             .await
         {
-            tracing::warn!(error = %e, user_id, "admin event not stored");
+            tracing::warn!(error = %e, user_id = %user_id, "admin event not stored");
         }
     }
 }

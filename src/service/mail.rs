@@ -32,8 +32,9 @@ use secrecy::{ExposeSecret, SecretBox};
 
 use super::{Core, Result};
 use crate::clock::secs;
+use crate::domain::UserId;
 use crate::mail::{MailError, Mailer, OutgoingMail, Rendered, Templates};
-use crate::store::{QueuedMail, TicketKind, UserRecord};
+use crate::store::{MailKind, QueuedMail, TicketKind, UserRecord};
 
 /// How long a claimed send attempt is exclusive to its claimer.
 pub const SEND_LEASE: i64 = 300;
@@ -43,17 +44,6 @@ pub const GIVE_UP_AFTER: i64 = 3 * 86_400;
 const KEEP_SENT: i64 = 7 * 86_400;
 /// Longest wait between two attempts.
 const MAX_BACKOFF: i64 = 600;
-
-/// Queue kinds (stored: fixed).
-pub(super) const KIND_RESET: &str = "password_reset";
-pub(super) const KIND_VERIFY: &str = "verify_email";
-pub(super) const KIND_ALREADY_REGISTERED: &str = "already_registered";
-/// The verification mail of an email change, to the new address.
-pub(super) const KIND_EMAIL_CHANGE: &str = "email_change";
-/// A passwordless sign-in mail (link and code), to an address.
-pub(super) const KIND_EMAIL_SIGN_IN: &str = "email_sign_in";
-/// A new-sign-in notice with its "not me" link.
-pub(super) const KIND_NEW_SIGN_IN: &str = "new_sign_in";
 
 /// What a new-sign-in notice is rendered from (kept in the queue; the
 /// "not me" token is signed when the mail is sent).
@@ -70,7 +60,6 @@ pub(super) struct NewSignInDetail {
     /// When (Unix seconds).
     pub(super) at: i64,
 }
-const KIND_NOTICE_PREFIX: &str = "notice.";
 
 /// Who asked for a reset mail (kept in the queue so that the sender can
 /// record `password.reset_requested` for a known account).
@@ -181,15 +170,15 @@ impl Core {
     /// Queues a security notice for `user_id`. Never fails the caller: a
     /// notice that cannot be queued is logged (the change it reports has
     /// already happened).
-    pub async fn notify(&self, user_id: &str, notice: Notice) {
+    pub async fn notify(&self, user_id: &UserId, notice: Notice) {
         let id = format!(
             "notice:{}:{user_id}:{}",
             notice.as_str(),
             uuid::Uuid::now_v7().simple()
         );
-        let kind = format!("{KIND_NOTICE_PREFIX}{}", notice.as_str());
-        if let Err(e) = self.enqueue(id, &kind, Some(user_id), None).await {
-            tracing::warn!(error = %e, user_id, notice = notice.as_str(), "could not queue a security notice");
+        let kind = MailKind::Notice(notice.as_str().to_string());
+        if let Err(e) = self.enqueue(id, kind, Some(user_id), None).await {
+            tracing::warn!(error = %e, user_id = %user_id, notice = notice.as_str(), "could not queue a security notice");
         }
     }
 
@@ -197,7 +186,7 @@ impl Core {
     pub(super) async fn enqueue(
         &self,
         id: String,
-        kind: &str,
+        kind: MailKind,
         user_id: Option<&str>,
         email: Option<&str>,
     ) -> Result<()> {
@@ -208,7 +197,7 @@ impl Core {
     pub(super) async fn enqueue_detailed(
         &self,
         id: String,
-        kind: &str,
+        kind: MailKind,
         user_id: Option<&str>,
         email: Option<&str>,
         detail: Option<String>,
@@ -216,8 +205,8 @@ impl Core {
         let now = self.clock.now();
         let mail = QueuedMail {
             id,
-            kind: kind.to_string(),
-            user_id: user_id.map(str::to_string),
+            kind,
+            user_id: user_id.map(UserId::from),
             email: email.map(str::to_string),
             locale: None,
             detail,
@@ -338,7 +327,7 @@ impl Core {
         let base = self.link_base().to_string();
         let user = match (&mail.user_id, &mail.email) {
             (Some(id), _) => self.store.user_by_id(id).await?,
-            (None, Some(email)) if mail.kind != KIND_ALREADY_REGISTERED => {
+            (None, Some(email)) if mail.kind != MailKind::AlreadyRegistered => {
                 self.store.user_by_email(email).await?
             }
             _ => None,
@@ -359,8 +348,8 @@ impl Core {
             to: user_email.to_string(),
             content,
         };
-        match mail.kind.as_str() {
-            KIND_RESET => {
+        match &mail.kind {
+            MailKind::PasswordReset => {
                 let Some(user) = live(user) else {
                     return Ok(None);
                 };
@@ -397,7 +386,7 @@ impl Core {
                 )?;
                 Ok(Some(out(&user.email, content)))
             }
-            KIND_VERIFY => {
+            MailKind::VerifyEmail => {
                 let Some(user) = live(user) else {
                     return Ok(None);
                 };
@@ -413,7 +402,7 @@ impl Core {
                 )?;
                 Ok(Some(out(&user.email, content)))
             }
-            KIND_EMAIL_CHANGE => {
+            MailKind::EmailChange => {
                 let (Some(user), Some(new_email)) = (live(user), mail.email.as_deref()) else {
                     return Ok(None);
                 };
@@ -431,7 +420,7 @@ impl Core {
                 )?;
                 Ok(Some(out(new_email, content)))
             }
-            KIND_NEW_SIGN_IN => {
+            MailKind::NewSignIn => {
                 let Some(user) = live(user) else {
                     return Ok(None);
                 };
@@ -459,7 +448,7 @@ impl Core {
                 )?;
                 Ok(Some(out(&user.email, content)))
             }
-            KIND_EMAIL_SIGN_IN => {
+            MailKind::EmailSignIn => {
                 let Some(address) = mail.email.as_deref() else {
                     return Ok(None);
                 };
@@ -479,7 +468,7 @@ impl Core {
                 )?;
                 Ok(Some(out(address, content)))
             }
-            KIND_ALREADY_REGISTERED => {
+            MailKind::AlreadyRegistered => {
                 let Some(email) = &mail.email else {
                     return Ok(None);
                 };
@@ -490,11 +479,11 @@ impl Core {
                 )?;
                 Ok(Some(out(email, content)))
             }
-            kind => {
-                let Some(notice) = kind.strip_prefix(KIND_NOTICE_PREFIX) else {
-                    tracing::warn!(kind, "unknown kind of queued mail dropped");
-                    return Ok(None);
-                };
+            MailKind::Other(kind) => {
+                tracing::warn!(kind, "unknown kind of queued mail dropped");
+                Ok(None)
+            }
+            MailKind::Notice(notice) => {
                 let Some(user) = user.filter(|u| !u.anonymous) else {
                     return Ok(None);
                 };
@@ -555,7 +544,7 @@ impl Core {
     /// The account's passkeys with their dates, oldest first, for mails
     /// that list the ways into an account (reset, "not me"). Linked
     /// identities join this list when they exist.
-    async fn passkey_lines(&self, user_id: &str) -> Result<Vec<PasskeyLine>> {
+    async fn passkey_lines(&self, user_id: &UserId) -> Result<Vec<PasskeyLine>> {
         let creds = self.store.credentials(user_id).await?.unwrap_or_default();
         let mut list: Vec<_> = creds.passkeys.into_values().collect();
         list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));

@@ -73,7 +73,7 @@ pub use federation::{IdentitySummary, IssuedNonce, LinkOffer, ProviderInfo};
 use crate::auth::{Captcha, Limits, PasswordHasher, TokenService};
 use crate::clock::{Clock, UnixTime};
 use crate::config::Settings;
-use crate::domain::PasswordPolicy;
+use crate::domain::{PasswordPolicy, UserId};
 use crate::store::{DynStore, SessionRecord, UserRecord};
 
 /// The service core shared by all requests: settings and every part the use
@@ -113,7 +113,7 @@ pub struct Core {
 #[derive(Debug, Clone)]
 pub struct Principal {
     /// The user id (`sub`).
-    pub user_id: String,
+    pub user_id: UserId,
     /// The session id (`sid`).
     pub sid: String,
     /// Roles carried by the token.
@@ -132,7 +132,7 @@ impl BearerToken {
     /// The caller, once the session was found live.
     fn principal(&self) -> Principal {
         Principal {
-            user_id: self.claims.sub.clone(),
+            user_id: UserId::from(self.claims.sub.as_str()),
             sid: self.claims.sid.clone(),
             roles: self.claims.roles.clone(),
         }
@@ -152,7 +152,7 @@ pub struct ClientInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     /// Stable user id (the `sub` of tokens).
-    pub id: String,
+    pub id: UserId,
     /// Normalized email address.
     pub email: String,
     /// Whether the address was proven.

@@ -85,16 +85,16 @@ impl Core {
             return Ok(match checked {
                 // The roles as they are now: a demotion
                 // shows at once, as on Portcullis's own admin routes.
-                Ok(_) => match self.store.user_by_id(&c.sub).await? {
+                Ok(_) => match self.store.user_by_id(&c.registered.sub).await? {
                     Some(user) if !user.disabled => Introspection {
                         active: true,
-                        sub: Some(c.sub),
+                        sub: Some(c.registered.sub.into_string()),
                         sid: Some(c.sid),
-                        exp: Some(c.exp),
-                        iat: Some(c.iat),
-                        iss: Some(c.iss),
-                        aud: Some(c.aud),
-                        jti: Some(c.jti),
+                        exp: Some(c.registered.exp),
+                        iat: Some(c.registered.iat),
+                        iss: Some(c.registered.iss),
+                        aud: Some(c.registered.aud),
+                        jti: Some(c.registered.jti),
                         token_type: Some("access_token"),
                         client_id: Some(c.client_id),
                         roles: user.roles,
@@ -108,18 +108,20 @@ impl Core {
         }
         if let Ok(c) = self.tokens.verify_refresh(token, now) {
             let live = self.store.session(&c.sid).await?.is_some_and(|s| {
-                s.user_id == c.sub && s.is_active(self.clock.now()) && s.current_jti == c.jti
+                s.user_id == c.registered.sub
+                    && s.is_active(self.clock.now())
+                    && s.current_jti == c.registered.jti
             });
             if live {
                 return Ok(Introspection {
                     active: true,
-                    sub: Some(c.sub),
+                    sub: Some(c.registered.sub.into_string()),
                     sid: Some(c.sid),
-                    exp: Some(c.exp),
-                    iat: Some(c.iat),
-                    iss: Some(c.iss),
-                    aud: Some(c.aud),
-                    jti: Some(c.jti),
+                    exp: Some(c.registered.exp),
+                    iat: Some(c.registered.iat),
+                    iss: Some(c.registered.iss),
+                    aud: Some(c.registered.aud),
+                    jti: Some(c.registered.jti),
                     token_type: Some("refresh_token"),
                     cnf_jkt: c.cnf.map(|cnf| cnf.jkt),
                     ..Introspection::default()
@@ -134,12 +136,12 @@ impl Core {
     pub async fn revoke_token(&self, token: &str, client: &ClientInfo) -> Result<()> {
         let now = self.clock.now_u64();
         let who = match self.tokens.verify_refresh(token, now) {
-            Ok(c) => Some((c.sub, c.sid)),
+            Ok(c) => Some((c.registered.sub, c.sid)),
             Err(_) => self
                 .tokens
                 .verify_access(token, now)
                 .ok()
-                .map(|c| (c.sub, c.sid)),
+                .map(|c| (c.registered.sub, c.sid)),
         };
         if let Some((user_id, sid)) = who
             && self

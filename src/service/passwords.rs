@@ -6,7 +6,7 @@ use super::guards::password_context;
 use super::throttle::Reserved;
 use super::{ClientInfo, Core, Error, FieldError, Principal, Result};
 use crate::audit::AuditEvent;
-use crate::domain::Password;
+use crate::domain::{Password, UserId};
 
 impl Core {
     /// Changes the password after checking the current one; ends every
@@ -58,7 +58,7 @@ impl Core {
     /// without a hash) costs the same bcrypt work and is refused the same.
     pub(super) async fn confirm_password(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         password: SecretString,
         client: &ClientInfo,
     ) -> Result<()> {
@@ -70,7 +70,7 @@ impl Core {
                 return Ok(Ok(()));
             }
             tracing::warn!(
-                user_id,
+                user_id = %user_id,
                 client_ip = %super::sessions::ip_text(client),
                 event = "password.change_failed",
                 "refused: wrong current password"
@@ -90,7 +90,7 @@ impl Core {
     /// and `Err` when it could not tell (store down: the place is given back).
     pub(super) async fn throttled_proof(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         client: &ClientInfo,
         check: impl std::future::Future<Output = Result<std::result::Result<(), Error>>>,
     ) -> Result<()> {

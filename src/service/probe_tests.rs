@@ -2,7 +2,7 @@
 //! need the token service's keys.
 
 use super::*;
-use crate::auth::tokens::{MFA_TYP, REFRESH_TYP, RefreshClaims};
+use crate::auth::tokens::{MFA_TYP, REFRESH_TYP, RefreshClaims, RegisteredClaims};
 
 const START: i64 = 1_900_000_025;
 const PASSWORD: &str = "correct horse battery staple 42";
@@ -24,7 +24,10 @@ async fn m7_refresh_token_of_the_old_shape_still_refreshes() {
     assert_ne!(claims.aud, core.tokens.audience());
     // The same token as the previous release signed it.
     let legacy = RefreshClaims {
-        aud: core.tokens.audience().to_string(),
+        registered: RegisteredClaims {
+            aud: core.tokens.audience().to_string(),
+            ..claims.registered.clone()
+        },
         ..claims
     };
     let old_shape = core.tokens.sign(REFRESH_TYP, &legacy).unwrap();
@@ -39,7 +42,10 @@ async fn m7_refresh_token_of_the_old_shape_still_refreshes() {
     assert_eq!(claims.aud, core.tokens.audience_for(REFRESH_TYP));
     // Another audience is still refused.
     let foreign = RefreshClaims {
-        aud: "someone-else".into(),
+        registered: RegisteredClaims {
+            aud: "someone-else".into(),
+            ..claims.registered.clone()
+        },
         ..claims
     };
     let foreign = core.tokens.sign(REFRESH_TYP, &foreign).unwrap();

@@ -10,7 +10,7 @@
 use secrecy::SecretString;
 
 use super::guards::password_context;
-use super::mail::{KIND_RESET, Notice};
+use super::mail::Notice;
 use super::throttle::Reserved;
 use super::tickets::TicketProof;
 use super::{ClientInfo, Core, Error, FieldError, Result, SecondFactor};
@@ -18,6 +18,7 @@ use crate::audit::AuditEvent;
 use crate::auth::limits::Action;
 use crate::config::CaptchaMode;
 use crate::domain::Email;
+use crate::store::MailKind;
 use crate::store::{TicketKind, UserRecord};
 
 /// Reset requests per address within 15 minutes before 429.
@@ -63,8 +64,14 @@ impl Core {
             user_agent: client.user_agent.clone(),
         })
         .ok();
-        self.enqueue_detailed(id, KIND_RESET, None, Some(email.as_str()), asker)
-            .await?;
+        self.enqueue_detailed(
+            id,
+            MailKind::PasswordReset,
+            None,
+            Some(email.as_str()),
+            asker,
+        )
+        .await?;
         tracing::info!(
             event = "password.reset_requested",
             "password reset requested"

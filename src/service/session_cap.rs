@@ -3,11 +3,13 @@
 //! signing in in a loop cannot grow a user's session list (and its
 //! `GET /v1/sessions` answer) without bound.
 
+use crate::domain::UserId;
+
 use super::{Core, Result};
 
 impl Core {
     /// Ends the user's oldest active sessions beyond the cap; returns how many.
-    pub(super) async fn enforce_session_cap(&self, user_id: &str) -> Result<usize> {
+    pub(super) async fn enforce_session_cap(&self, user_id: &UserId) -> Result<usize> {
         let cap = self.settings.limits.max_sessions as usize;
         let now = self.clock.now();
         let mut sessions = self.store.sessions_of(user_id, now).await?;
@@ -26,7 +28,7 @@ impl Core {
         if ended > 0 {
             metrics::counter!("portcullis_sessions_evicted_total").increment(ended as u64);
             tracing::info!(
-                user_id,
+                user_id = %user_id,
                 ended,
                 event = "session.evicted",
                 "oldest sessions ended: session cap reached"

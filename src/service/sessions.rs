@@ -7,12 +7,12 @@ use super::{
     Account, BearerToken, ClientInfo, Core, Error, IssuedTokens, Principal, Result, SessionSummary,
     SignIn,
 };
-use crate::audit::{AuditEvent, Suspicion};
+use crate::audit::{AuditEvent, RateLimitedAction, Suspicion};
 use crate::auth::limits::{Action, FAILURE_WINDOW};
 use crate::auth::tokens::AccessExtras;
 use crate::clock::secs;
 use crate::config::CaptchaMode;
-use crate::domain::{Email, Password};
+use crate::domain::{Email, Password, UserId};
 use crate::store::{CredentialRecord, RotateOutcome, Rotation, SessionRecord, UserRecord};
 
 /// The client address for a log line (empty when unknown).
@@ -155,13 +155,13 @@ impl Core {
 
     /// Replaces an imported hash, just verified with `password`, by a
     /// peppered one: from now on the account verifies like any other.
-    async fn upgrade_legacy_hash(&self, user_id: &str, password: &Password) -> Result<()> {
+    async fn upgrade_legacy_hash(&self, user_id: &UserId, password: &Password) -> Result<()> {
         let hash = self.hasher.hash(password).await?;
         self.store
             .set_password_hash(user_id, &hash, self.clock.now())
             .await?;
         tracing::info!(
-            user_id,
+            user_id = %user_id,
             event = "password.rehashed",
             "imported password hash upgraded to the peppered scheme"
         );
@@ -217,7 +217,13 @@ impl Core {
                     metrics::counter!("portcullis_logins_total", "result" => "throttled")
                         .increment(1);
                     let refused = self.throttled("sign_in", None, &pseudonym, &client, retry_after);
-                    self.audit(AuditEvent::RateLimited { action: "sign_in" }, None, &client);
+                    self.audit(
+                        AuditEvent::RateLimited {
+                            action: RateLimitedAction::SignIn,
+                        },
+                        None,
+                        &client,
+                    );
                     return Err(refused);
                 }
                 CaptchaMode::OnFailures => match self.check_captcha_audited(captcha, &client).await

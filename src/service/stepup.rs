@@ -32,6 +32,7 @@ use super::mfa::code_field;
 use super::{ClientInfo, Core, Error, Principal, Result};
 use crate::audit::AuditEvent;
 use crate::clock::secs;
+use crate::domain::UserId;
 
 /// A proof of the user's identity, as a client sends it: exactly one of a
 /// kind the account has (any other is refused like a wrong one).
@@ -153,7 +154,7 @@ impl Core {
     }
 
     /// The kinds of proof the account has: `password`, `totp`, `passkey`.
-    async fn proof_methods(&self, user_id: &str) -> Result<Vec<&'static str>> {
+    async fn proof_methods(&self, user_id: &UserId) -> Result<Vec<&'static str>> {
         let creds = self
             .store
             .credentials(user_id)
@@ -177,7 +178,7 @@ impl Core {
     /// count.
     pub(super) async fn verify_proof(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         proof: Proof,
         client: &ClientInfo,
     ) -> Result<&'static str> {

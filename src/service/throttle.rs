@@ -34,6 +34,7 @@ use std::net::IpAddr;
 use super::{ClientInfo, Core, Error, Result};
 use crate::auth::limits::FAILURE_WINDOW;
 use crate::clock::secs;
+use crate::domain::UserId;
 
 /// The account-wide limit is this many times the per-network one.
 pub const ACCOUNT_WIDE_FACTOR: u32 = 10;
@@ -210,7 +211,7 @@ impl Core {
     }
 
     /// The throttle key of current-password checks of a signed-in user.
-    pub(super) fn password_check_keys(&self, user_id: &str) -> Vec<(String, u32)> {
+    pub(super) fn password_check_keys(&self, user_id: &UserId) -> Vec<(String, u32)> {
         vec![(
             format!("pwcheck|{user_id}"),
             self.settings.limits.login_max_failures,

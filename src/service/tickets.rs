@@ -31,7 +31,7 @@ use subtle::ConstantTimeEq;
 
 use super::{Core, Error, Result};
 use crate::auth::secrets::hmac_sha256;
-use crate::domain::Email;
+use crate::domain::{Email, UserId};
 use crate::store::{EmailTicket, OnceKey, TicketKind, UserRecord};
 
 /// Wrong tries before a code dies.
@@ -177,7 +177,7 @@ impl Core {
         let now = self.clock.now();
         let ticket = EmailTicket {
             kind,
-            user_id: user.id.clone(),
+            user_id: user.id.to_string(),
             code_hash: self.code_hash(&jti, &code),
             jti,
             token_hash: hex(&Sha256::digest(secret)),
@@ -194,7 +194,7 @@ impl Core {
             // id when the code is used, so a newer change kills it too.
             let index = EmailTicket {
                 user_id: address_key(email),
-                owner: Some(user.id.clone()),
+                owner: Some(user.id.to_string()),
                 ..ticket
             };
             self.store.put_ticket(&index).await?;
@@ -219,6 +219,7 @@ impl Core {
         let (user, ticket) = match proof {
             TicketProof::Token(token) => {
                 let (user_id, secret) = parse_token(token).ok_or(Error::TicketInvalid)?;
+                let user_id = UserId::from(user_id);
                 let ticket = self
                     .store
                     .ticket(kind, &user_id, now)
@@ -412,7 +413,7 @@ impl Core {
                 let owner = index.as_ref().and_then(|i| i.owner.clone());
                 let user = self
                     .store
-                    .user_by_id(owner.as_deref().unwrap_or(NO_ACCOUNT))
+                    .user_by_id(&UserId::from(owner.as_deref().unwrap_or(NO_ACCOUNT)))
                     .await?;
                 let id = user.as_ref().map_or(NO_ACCOUNT, |u| u.id.as_str());
                 let ticket = self.store.ticket(kind, id, now).await?;

@@ -7,7 +7,7 @@ use super::{Account, ClientInfo, Core, Error, FieldError, Result};
 use crate::audit::AuditEvent;
 use crate::auth::limits::Action;
 use crate::config::CaptchaMode;
-use crate::domain::{DisplayName, Email};
+use crate::domain::{DisplayName, Email, UserId};
 use crate::store::{CredentialRecord, StoreError, UserRecord};
 
 const EMAIL_TAKEN: &str = "An account with this email address already exists.";
@@ -107,7 +107,7 @@ impl Core {
         };
         let now = self.clock.now();
         let user = UserRecord {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: UserId::mint(),
             email: checked.email.as_str().to_string(),
             email_verified: false,
             display_name: checked.display_name.map(DisplayName::into_inner),
@@ -130,7 +130,7 @@ impl Core {
     }
 
     /// The account of a verified caller; gone means the token is void.
-    pub(super) async fn account(&self, user_id: &str) -> Result<Account> {
+    pub(super) async fn account(&self, user_id: &UserId) -> Result<Account> {
         self.store
             .user_by_id(user_id)
             .await?

@@ -2,12 +2,12 @@
 //! on request), `verify` to spend it, and the enumeration-safe registration
 //! of `PORTCULLIS_REQUIRE_VERIFIED_EMAIL=true`.
 
-use super::mail::{KIND_ALREADY_REGISTERED, KIND_EMAIL_CHANGE, KIND_VERIFY};
 use super::tickets::TicketProof;
 use super::{
     ClientInfo, Core, Error, FieldError, MailNotice, Principal, Proof, Registration, Result,
 };
-use crate::domain::Email;
+use crate::domain::{Email, UserId};
+use crate::store::MailKind;
 
 const EMAIL_TAKEN: &str = "An account with this email address already exists.";
 use crate::auth::limits::Action;
@@ -42,10 +42,13 @@ impl Core {
     /// Queues a verification mail for `user_id` (after registration or on
     /// request). A failure to queue is logged, not returned: the account
     /// exists, and the user can ask again.
-    pub(super) async fn queue_verification(&self, user_id: &str) {
+    pub(super) async fn queue_verification(&self, user_id: &UserId) {
         let id = format!("verify:{user_id}:{}", uuid::Uuid::now_v7().simple());
-        if let Err(e) = self.enqueue(id, KIND_VERIFY, Some(user_id), None).await {
-            tracing::warn!(error = %e, user_id, "could not queue a verification mail");
+        if let Err(e) = self
+            .enqueue(id, MailKind::VerifyEmail, Some(user_id), None)
+            .await
+        {
+            tracing::warn!(error = %e, user_id = %user_id, "could not queue a verification mail");
         }
     }
 
@@ -71,7 +74,7 @@ impl Core {
             }
             Err(Error::Conflict(_)) if may_notify => {
                 let id = format!("registered:{}", uuid::Uuid::now_v7().simple());
-                self.enqueue(id, KIND_ALREADY_REGISTERED, None, Some(&email))
+                self.enqueue(id, MailKind::AlreadyRegistered, None, Some(&email))
                     .await?;
                 tracing::info!("registration with a taken address: notice queued");
                 Ok(())
@@ -158,7 +161,7 @@ impl Core {
             .await?;
         if self.user_by_email(&email).await?.is_some() {
             let id = format!("registered:{}", uuid::Uuid::now_v7().simple());
-            self.enqueue(id, KIND_ALREADY_REGISTERED, None, Some(email.as_str()))
+            self.enqueue(id, MailKind::AlreadyRegistered, None, Some(email.as_str()))
                 .await?;
             tracing::info!(user_id = %account.id, "email change to a taken address: its owner notified");
         } else {
@@ -169,7 +172,7 @@ impl Core {
             );
             self.enqueue(
                 id,
-                KIND_EMAIL_CHANGE,
+                MailKind::EmailChange,
                 Some(&account.id),
                 Some(email.as_str()),
             )

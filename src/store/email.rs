@@ -6,6 +6,8 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::UserId;
+
 use super::StoreResult;
 
 /// What a ticket proves when it is used.
@@ -44,7 +46,8 @@ impl TicketKind {
 pub struct EmailTicket {
     /// Reset or verification.
     pub kind: TicketKind,
-    /// The user it is for.
+    /// The user it is for (for the index entry of an email change, the
+    /// address key instead: see `owner`), so plain text, not a `UserId`.
     pub user_id: String,
     /// Id of this ticket; spending it claims a single-use key on it.
     pub jti: String,
@@ -74,10 +77,10 @@ pub struct EmailTicket {
 pub struct QueuedMail {
     /// The idempotency key: one event, one id, one mail.
     pub id: String,
-    /// What to send (`password_reset`, `verify_email`, `notice.*`, ...).
-    pub kind: String,
+    /// What to send (stored as `password_reset`, `verify_email`, `notice.*`, ...).
+    pub kind: super::MailKind,
     /// Recipient by account, when the mail is about one.
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     /// Recipient by address (a reset request names an address, not a user).
     pub email: Option<String>,
     /// Locale of the request, when known (templates fall back to `en`).

@@ -9,6 +9,8 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::UserId;
+
 use super::StoreResult;
 
 /// One identity of an upstream provider, linked to an account.
@@ -17,7 +19,7 @@ pub struct IdentityRecord {
     /// Our id (UUIDv7 text), used in `/v1/me/identities/{id}`.
     pub id: String,
     /// The account it signs in to.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The provider id of the configuration (`google`, `acme`).
     pub provider: String,
     /// The provider's issuer (`iss` of its ID tokens).
@@ -74,7 +76,7 @@ pub trait IdentityStore: Send + Sync {
         sub: &str,
     ) -> StoreResult<Option<IdentityRecord>>;
     /// The user's identities, oldest first.
-    async fn identities_of(&self, user_id: &str) -> StoreResult<Vec<IdentityRecord>>;
+    async fn identities_of(&self, user_id: &UserId) -> StoreResult<Vec<IdentityRecord>>;
     /// Records a sign-in with identity `id`: `last_used_at` becomes `now`
     /// and `email` the address the provider gave this time (when it gave
     /// one). No error when it is gone.
@@ -82,8 +84,8 @@ pub trait IdentityStore: Send + Sync {
     /// Unlinks identity `id` of `user_id`, unless the account would be left
     /// without any way in (no password, no passkey, no other identity):
     /// then [`IdentityRemoval::LastCredential`] and nothing changes.
-    async fn unlink_identity(&self, user_id: &str, id: &str) -> StoreResult<IdentityRemoval>;
+    async fn unlink_identity(&self, user_id: &UserId, id: &str) -> StoreResult<IdentityRemoval>;
     /// Unlinks every identity of the user (account deletion, a password
     /// reset claiming an unverified account); returns how many.
-    async fn delete_identities_of(&self, user_id: &str) -> StoreResult<u64>;
+    async fn delete_identities_of(&self, user_id: &UserId) -> StoreResult<u64>;
 }

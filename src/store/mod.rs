@@ -13,6 +13,7 @@ pub mod anonymous;
 pub mod email;
 pub mod embedded;
 pub mod identities;
+pub mod kinds;
 pub mod mongo;
 pub mod oauth;
 pub mod records;
@@ -28,9 +29,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::domain::UserId;
+
 pub use anonymous::AnonymousStore;
 pub use email::{EmailTicket, MailQueueStats, MailQueueStore, QueuedMail, TicketKind, TicketStore};
 pub use identities::{IdentityRecord, IdentityRemoval, IdentityStore, identity_key};
+pub use kinds::{CeremonyKind, MailKind};
 pub use oauth::{ClientRecord, ConsentRecord, OAuthStore};
 pub use records::{
     AdminUpdate, AvatarRecord, CredentialRecord, ProfileUpdate, SessionRecord, UserRecord,
@@ -79,7 +83,7 @@ pub trait UserStore: Send + Sync {
         users: &[(UserRecord, CredentialRecord)],
     ) -> StoreResult<Vec<bool>>;
     /// The account with this id, without its credentials.
-    async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>>;
+    async fn user_by_id(&self, id: &UserId) -> StoreResult<Option<UserRecord>>;
     /// The account with this normalized email, without its credentials.
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
     /// Applies a profile update and sets `updated_at` to `now`; returns the
@@ -87,7 +91,7 @@ pub trait UserStore: Send + Sync {
     /// kept as they are.
     async fn update_profile(
         &self,
-        id: &str,
+        id: &UserId,
         update: &ProfileUpdate,
         now: i64,
     ) -> StoreResult<Option<UserRecord>>;
@@ -104,7 +108,7 @@ pub trait UserStore: Send + Sync {
     /// the profile after it, `None` when there is no such user.
     async fn admin_update(
         &self,
-        id: &str,
+        id: &UserId,
         update: &AdminUpdate,
         now: i64,
     ) -> StoreResult<Option<UserRecord>>;
@@ -113,13 +117,13 @@ pub trait UserStore: Send + Sync {
     /// such user. (On MongoDB these are several single-document or
     /// per-collection operations: sessions and avatar go first, the account
     /// last, so an interrupted deletion leaves the account to delete again.)
-    async fn delete_user(&self, id: &str) -> StoreResult<bool>;
+    async fn delete_user(&self, id: &UserId) -> StoreResult<bool>;
     /// Moves the account to the (normalized) address `email`, marks it
     /// verified and sets `updated_at`, in one atomic step with the unique
     /// index: `Conflict` (and nothing changed) when another account holds
     /// `email`; false when there is no such user. The old address is free
     /// afterwards.
-    async fn change_email(&self, id: &str, email: &str, now: i64) -> StoreResult<bool>;
+    async fn change_email(&self, id: &UserId, email: &str, now: i64) -> StoreResult<bool>;
 }
 
 /// Avatars: one re-encoded image per user.
@@ -129,21 +133,21 @@ pub trait AvatarStore: Send + Sync {
     /// account; false, and nothing kept, when there is no such user.
     async fn put_avatar(&self, avatar: &AvatarRecord) -> StoreResult<bool>;
     /// The user's avatar, `None` when they have none.
-    async fn avatar(&self, user_id: &str) -> StoreResult<Option<AvatarRecord>>;
+    async fn avatar(&self, user_id: &UserId) -> StoreResult<Option<AvatarRecord>>;
     /// Removes the user's avatar and clears its etag on the account; false
     /// when there was none.
-    async fn delete_avatar(&self, user_id: &str) -> StoreResult<bool>;
+    async fn delete_avatar(&self, user_id: &UserId) -> StoreResult<bool>;
 }
 
 /// The secrets of accounts, stored with the account (see [`records`]).
 #[async_trait]
 pub trait CredentialStore: Send + Sync {
     /// The credentials of the user, `None` when there is no such user.
-    async fn credentials(&self, user_id: &str) -> StoreResult<Option<CredentialRecord>>;
+    async fn credentials(&self, user_id: &UserId) -> StoreResult<Option<CredentialRecord>>;
     /// Replaces the password hash (a peppered one: `legacy_bcrypt` is
     /// cleared) and sets the user's `updated_at` to `now`; the profile is
     /// kept. False when there is no such user.
-    async fn set_password_hash(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<bool>;
+    async fn set_password_hash(&self, user_id: &UserId, hash: &str, now: i64) -> StoreResult<bool>;
     /// Hands an account whose address was never verified to whoever just
     /// proved the address (a password reset), in one write: the password
     /// hash becomes `hash` (peppered), every other credential is forgotten
@@ -151,7 +155,7 @@ pub trait CredentialStore: Send + Sync {
     /// `mfa_enabled` false, `passkey_count` 0), the address is marked
     /// verified and `updated_at` becomes `now`. The rest of the profile is
     /// kept. False when there is no such user.
-    async fn claim_account(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<bool>;
+    async fn claim_account(&self, user_id: &UserId, hash: &str, now: i64) -> StoreResult<bool>;
 
     // Two-factor sign-in (TOTP and recovery codes). Secrets arrive sealed
     // and codes hashed: the store never sees them in the clear.
@@ -159,7 +163,7 @@ pub trait CredentialStore: Send + Sync {
     /// Keeps `sealed` as the pending TOTP secret (not yet confirmed),
     /// replacing an earlier pending one; an active secret stays as it is.
     /// False when there is no such user.
-    async fn set_pending_totp(&self, user_id: &str, sealed: &str) -> StoreResult<bool>;
+    async fn set_pending_totp(&self, user_id: &UserId, sealed: &str) -> StoreResult<bool>;
     /// Turns two-factor sign-in on, if `sealed` is still the pending
     /// secret: it becomes the active secret, the recovery codes become
     /// `recovery_codes` (hashes), `mfa_enabled` turns true and `updated_at`
@@ -167,7 +171,7 @@ pub trait CredentialStore: Send + Sync {
     /// pending by now.
     async fn activate_totp(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         sealed: &str,
         recovery_codes: &[String],
         now: i64,
@@ -175,21 +179,25 @@ pub trait CredentialStore: Send + Sync {
     /// Turns two-factor sign-in off: forgets the active and pending
     /// secrets and the recovery codes, `mfa_enabled` turns false,
     /// `updated_at` becomes `now`. False when there is no such user.
-    async fn disable_totp(&self, user_id: &str, now: i64) -> StoreResult<bool>;
+    async fn disable_totp(&self, user_id: &UserId, now: i64) -> StoreResult<bool>;
     /// Replaces the recovery codes (hashes) with a new set while two-factor
     /// sign-in is on; every code of the old set stops working. False when
     /// there is no such user or two-factor sign-in is off.
     async fn replace_recovery_codes(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         recovery_codes: &[String],
         now: i64,
     ) -> StoreResult<bool>;
     /// Uses up the recovery code with hash `hash`: true when it was unused
     /// and is now gone, false otherwise. Of racing uses of one code exactly
     /// one gets true.
-    async fn consume_recovery_code(&self, user_id: &str, hash: &str, now: i64)
-    -> StoreResult<bool>;
+    async fn consume_recovery_code(
+        &self,
+        user_id: &UserId,
+        hash: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
     // Passkeys.
     /// Adds a passkey, counts it in the profile's `passkey_count` and sets
     /// `updated_at` to `now`, in one write, unless the user has `max`
@@ -198,7 +206,7 @@ pub trait CredentialStore: Send + Sync {
     /// written) when the user already has a passkey with this id.
     async fn add_passkey(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         passkey: &PasskeyRecord,
         max: u32,
         now: i64,
@@ -206,14 +214,14 @@ pub trait CredentialStore: Send + Sync {
     /// Replaces a passkey after a use (new counter, backup state, library
     /// state, `last_used_at`). False when the user has no passkey with
     /// `passkey.id` (removed meanwhile): nothing is written then.
-    async fn update_passkey(&self, user_id: &str, passkey: &PasskeyRecord) -> StoreResult<bool>;
+    async fn update_passkey(&self, user_id: &UserId, passkey: &PasskeyRecord) -> StoreResult<bool>;
     /// Removes a passkey, uncounts it and sets `updated_at` to `now`, unless
     /// it is the last passkey of an account without a password or a linked
     /// identity (that would lock the user out): then [`PasskeyRemoval::LastCredential`] and
     /// nothing changes.
     async fn remove_passkey(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         passkey_id: &str,
         now: i64,
     ) -> StoreResult<PasskeyRemoval>;
@@ -242,24 +250,24 @@ pub trait SessionStore: Send + Sync {
     /// `now` ([`SessionRecord::is_active`]): the bearer check. Exact: a
     /// session revoked by a write that returned is never live here. (The
     /// embedded store answers from memory, see `embedded::cache`.)
-    async fn session_live(&self, sid: &str, user_id: &str, now: i64) -> StoreResult<bool> {
+    async fn session_live(&self, sid: &str, user_id: &UserId, now: i64) -> StoreResult<bool> {
         Ok(self
             .session(sid)
             .await?
-            .is_some_and(|s| s.user_id == user_id && s.is_active(now)))
+            .is_some_and(|s| s.user_id == *user_id && s.is_active(now)))
     }
     /// A refresh attempt: atomic compare-and-swap of the family's current
     /// generation, decided by [`classify_rotation`]. Of racing attempts with
     /// the current token exactly one gets `Rotated`.
     async fn rotate(&self, rotation: &Rotation<'_>) -> StoreResult<RotateOutcome>;
     /// Active sessions of a user, newest first.
-    async fn sessions_of(&self, user_id: &str, now: i64) -> StoreResult<Vec<SessionRecord>>;
+    async fn sessions_of(&self, user_id: &UserId, now: i64) -> StoreResult<Vec<SessionRecord>>;
     /// Revokes one session of `user_id`; false when it is not theirs or not active.
-    async fn revoke_session(&self, user_id: &str, sid: &str, now: i64) -> StoreResult<bool>;
+    async fn revoke_session(&self, user_id: &UserId, sid: &str, now: i64) -> StoreResult<bool>;
     /// Sets `proven_at` of session `sid` to `at` (the user proved who they
     /// are on it), if it belongs to `user_id` and is active at `at`; false
     /// otherwise (nothing written).
-    async fn record_proof(&self, user_id: &str, sid: &str, at: i64) -> StoreResult<bool>;
+    async fn record_proof(&self, user_id: &UserId, sid: &str, at: i64) -> StoreResult<bool>;
     /// Binds session `sid` of `user_id` to the DPoP key `jkt` if it is
     /// active at `now` and not bound yet (a bearer session refreshed with a
     /// proof). True when the session is bound to `jkt` afterwards (also
@@ -267,7 +275,7 @@ pub trait SessionStore: Send + Sync {
     /// theirs or not active. Of racing binds to different keys one wins.
     async fn bind_session_key(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         sid: &str,
         jkt: &str,
         now: i64,
@@ -275,7 +283,7 @@ pub trait SessionStore: Send + Sync {
     /// Revokes every active session of a user but `keep`; returns how many.
     async fn revoke_sessions_of(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         keep: Option<&str>,
         now: i64,
     ) -> StoreResult<u64>;
@@ -389,7 +397,7 @@ pub trait DeviceStore: Send + Sync {
     /// other's device as unknown (at worst one extra alert).
     async fn note_device(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         key: &str,
         network: &str,
         now: i64,
@@ -397,7 +405,7 @@ pub trait DeviceStore: Send + Sync {
     ) -> StoreResult<KnownDevices>;
     /// Forgets one device of a user (after "not me": the next sign-in from
     /// it is new again). No error when it is not there.
-    async fn forget_device(&self, user_id: &str, key: &str) -> StoreResult<()>;
+    async fn forget_device(&self, user_id: &UserId, key: &str) -> StoreResult<()>;
 }
 
 /// A whole backend: every kind of record, plus upkeep.
@@ -434,7 +442,7 @@ pub trait Store:
     async fn live_session_user(
         &self,
         sid: &str,
-        user_id: &str,
+        user_id: &UserId,
         now: i64,
     ) -> StoreResult<(bool, Option<UserRecord>)> {
         if !self.session_live(sid, user_id, now).await? {

@@ -4,6 +4,8 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::UserId;
+
 use super::StoreResult;
 
 /// A registered OAuth client (an app that signs users in *with*
@@ -46,7 +48,7 @@ pub struct ClientRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsentRecord {
     /// The user.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The client.
     pub client_id: String,
     /// Scopes granted (sorted, no duplicates).
@@ -74,9 +76,13 @@ pub trait OAuthStore: Send + Sync {
     /// `consent.client_id`.
     async fn put_consent(&self, consent: &ConsentRecord) -> StoreResult<()>;
     /// The user's consent to the client.
-    async fn consent(&self, user_id: &str, client_id: &str) -> StoreResult<Option<ConsentRecord>>;
+    async fn consent(
+        &self,
+        user_id: &UserId,
+        client_id: &str,
+    ) -> StoreResult<Option<ConsentRecord>>;
     /// Every consent of the user, by client id.
-    async fn consents_of(&self, user_id: &str) -> StoreResult<Vec<ConsentRecord>>;
+    async fn consents_of(&self, user_id: &UserId) -> StoreResult<Vec<ConsentRecord>>;
     /// Removes the user's consent to the client; false when there was none.
-    async fn delete_consent(&self, user_id: &str, client_id: &str) -> StoreResult<bool>;
+    async fn delete_consent(&self, user_id: &UserId, client_id: &str) -> StoreResult<bool>;
 }

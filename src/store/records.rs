@@ -28,12 +28,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::UserId;
+
 /// A user account's profile as stored: everything but its secrets. Safe to
 /// hand to the service layer; never sent to clients as is (the API maps it).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UserRecord {
     /// Stable id (UUIDv7 text); the `sub` of tokens.
-    pub id: String,
+    pub id: UserId,
     /// Normalized email (the unique key).
     pub email: String,
     /// Whether the user proved they own the address.
@@ -194,10 +196,10 @@ pub enum PasskeyRemoval {
 pub struct CeremonyRecord {
     /// The `challenge_id` given to the client (UUIDv4 text).
     pub id: String,
-    /// What the ceremony is for (`register`, `authenticate`, `discover`).
-    pub kind: String,
+    /// What the ceremony is for (stored as `register`, `authenticate`, ...).
+    pub kind: super::CeremonyKind,
     /// The user it is for; `None` for a usernameless sign-in.
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     /// The relying-party library's ceremony state, as its JSON. Not secret,
     /// but it must never reach the client (a client holding it could replay).
     pub state: String,
@@ -236,7 +238,7 @@ pub struct AdminUpdate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AvatarRecord {
     /// The user it belongs to (the key).
-    pub user_id: String,
+    pub user_id: UserId,
     /// Media type of `bytes` (`image/png` or `image/webp`).
     pub content_type: String,
     /// Strong entity tag (a hash of `bytes`), without quotes.
@@ -271,7 +273,7 @@ pub struct SessionRecord {
     /// The session id (`sid` claim).
     pub id: String,
     /// The user who signed in.
-    pub user_id: String,
+    pub user_id: UserId,
     /// `jti` of the one refresh token of this family that may be used now.
     pub current_jti: String,
     /// `jti` the current one replaced, and when: within the grace window a

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::UserId;
+
 use super::records::SessionRecord;
 
 /// What a refresh attempt found.
@@ -216,7 +218,7 @@ impl OnceKey {
 /// chooses that string. The `MFA:` prefix is upper case, which neither a
 /// normalized email nor a lower-cased string can contain, so no sign-in
 /// attempt can add to (or clear) the second-factor count of a user.
-pub fn mfa_throttle_key(user_id: &str) -> String {
+pub fn mfa_throttle_key(user_id: &UserId) -> String {
     format!("MFA:{user_id}")
 }
 
@@ -243,7 +245,7 @@ mod tests {
 
     #[test]
     fn no_sign_in_input_reaches_the_mfa_throttle_key() {
-        let key = mfa_throttle_key("0190-abc");
+        let key = mfa_throttle_key(&"0190-abc".into());
         // What `login` counts failures under for any input: lower case.
         for input in [key.as_str(), "mfa:0190-abc", " MFA:0190-abc "] {
             assert_ne!(input.trim().to_lowercase(), key);

@@ -427,7 +427,7 @@ async fn trusted_email_links_a_verified_account_at_once() {
     })
     .await;
     let (email, tokens) = app.signed_in_user().await;
-    let uid = tokens["user"]["id"].as_str().unwrap().to_string();
+    let uid = portcullis::domain::UserId::from(tokens["user"]["id"].as_str().unwrap());
     let update = portcullis::store::AdminUpdate {
         email_verified: Some(true),
         ..Default::default()
@@ -436,7 +436,7 @@ async fn trusted_email_links_a_verified_account_at_once() {
     let body = app
         .native_ok(&is.google, "google", person(&fresh("t"), &email))
         .await;
-    assert_eq!(body["user"]["id"], uid);
+    assert_eq!(body["user"]["id"], uid.as_str());
     // acme does not trust emails: link-required.
     let r = app
         .native(&is.acme, "acme", person(&fresh("t"), &email))

@@ -386,7 +386,7 @@ async fn known_and_unknown_addresses_look_the_same() {
             let email = unique_email();
             let now = app.clock.now();
             let user = portcullis::store::UserRecord {
-                id: uuid::Uuid::now_v7().to_string(),
+                id: portcullis::domain::UserId::mint(),
                 email: email.clone(),
                 email_verified: true,
                 roles: vec!["user".into()],

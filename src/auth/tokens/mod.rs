@@ -24,9 +24,10 @@ mod claims;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use claims::registered;
 pub use claims::{
     ACCESS_TYP, AccessClaims, Confirmation, LEEWAY_SECS, MFA_TYP, MfaClaims, NOT_ME_TYP,
-    REFRESH_TYP, RefreshClaims, TimeClaims, TokenError,
+    REFRESH_TYP, RefreshClaims, RegisteredClaims, TimeClaims, TokenError,
 };
 
 /// Issues and verifies tokens with one key ring and one issuer/audience.
@@ -144,13 +145,15 @@ impl TokenService {
             .client
             .unwrap_or((self.audience.as_str(), self.audience.as_str()));
         let claims = AccessClaims {
-            iss: self.issuer.clone(),
-            aud: aud.to_string(),
-            sub: sub.to_string(),
-            iat: now,
-            nbf: now,
-            exp: now + self.access_ttl.as_secs(),
-            jti: uuid::Uuid::new_v4().to_string(),
+            registered: RegisteredClaims {
+                iss: self.issuer.clone(),
+                aud: aud.to_string(),
+                sub: sub.into(),
+                exp: now + self.access_ttl.as_secs(),
+                iat: now,
+                nbf: now,
+                jti: uuid::Uuid::new_v4().to_string(),
+            },
             client_id: client_id.to_string(),
             sid: sid.to_string(),
             amr: amr.to_vec(),
@@ -187,13 +190,15 @@ impl TokenService {
         jkt: Option<&str>,
     ) -> anyhow::Result<String> {
         let claims = RefreshClaims {
-            iss: self.issuer.clone(),
-            aud: self.audience_for(REFRESH_TYP),
-            sub: sub.to_string(),
-            iat: now,
-            nbf: now,
-            exp,
-            jti: jti.to_string(),
+            registered: RegisteredClaims {
+                iss: self.issuer.clone(),
+                aud: self.audience_for(REFRESH_TYP),
+                sub: sub.into(),
+                exp,
+                iat: now,
+                nbf: now,
+                jti: jti.to_string(),
+            },
             sid: sid.to_string(),
             cnf: jkt.map(|j| Confirmation { jkt: j.to_string() }),
         };
@@ -222,13 +227,15 @@ impl TokenService {
         idp: Option<&str>,
     ) -> anyhow::Result<(String, MfaClaims)> {
         let claims = MfaClaims {
-            iss: self.issuer.clone(),
-            aud: self.audience_for(MFA_TYP),
-            sub: sub.to_string(),
-            iat: now,
-            nbf: now,
-            exp: now + ttl_secs,
-            jti: uuid::Uuid::new_v4().to_string(),
+            registered: RegisteredClaims {
+                iss: self.issuer.clone(),
+                aud: self.audience_for(MFA_TYP),
+                sub: sub.into(),
+                exp: now + ttl_secs,
+                iat: now,
+                nbf: now,
+                jti: uuid::Uuid::new_v4().to_string(),
+            },
             amr: amr.to_vec(),
             idp: idp.map(str::to_string),
         };

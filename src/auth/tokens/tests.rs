@@ -253,3 +253,120 @@ proptest! {
         prop_assert!(svc.verify_access(&token, now_secs()).is_err());
     }
 }
+
+/// Claims JSON of each kind exactly as the release before
+/// [`RegisteredClaims`] wrote it (one flat object, fields in this order).
+const ACCESS_JSON: &str = r#"{"iss":"https://issuer.test","aud":"portcullis","sub":"user-1","exp":1900000900,"iat":1900000000,"nbf":1900000000,"jti":"a-jti","client_id":"portcullis","sid":"sid-1","amr":["pwd","otp"],"roles":["user"],"auth_time":1899999000,"is_anonymous":true,"idp":"acme","cnf":{"jkt":"thumb"}}"#;
+const REFRESH_JSON: &str = r#"{"iss":"https://issuer.test","aud":"https://issuer.test/refresh","sub":"user-1","exp":1902592000,"iat":1900000000,"nbf":1900000000,"jti":"r-jti","sid":"sid-1"}"#;
+const MFA_JSON: &str = r#"{"iss":"https://issuer.test","aud":"https://issuer.test/mfa","sub":"user-1","exp":1900000300,"iat":1900000000,"nbf":1900000000,"jti":"m-jti","amr":["pwd"]}"#;
+/// An access token of an earlier release: without `auth_time` (read as 0).
+const OLD_ACCESS_JSON: &str = r#"{"iss":"https://issuer.test","aud":"portcullis","sub":"user-1","exp":1900000900,"iat":1900000000,"nbf":1900000000,"jti":"a-jti","client_id":"portcullis","sid":"sid-1","amr":["pwd"],"roles":["user"]}"#;
+
+#[test]
+fn claims_keep_their_wire_format() {
+    let access: AccessClaims = serde_json::from_str(ACCESS_JSON).unwrap();
+    assert_eq!(access.sub, "user-1");
+    assert_eq!((access.exp, access.jti.as_str()), (1_900_000_900, "a-jti"));
+    assert_eq!(access.cnf.as_ref().map(|c| c.jkt.as_str()), Some("thumb"));
+    assert_eq!(serde_json::to_string(&access).unwrap(), ACCESS_JSON);
+    let refresh: RefreshClaims = serde_json::from_str(REFRESH_JSON).unwrap();
+    assert_eq!(
+        (refresh.sid.as_str(), refresh.jti.as_str()),
+        ("sid-1", "r-jti")
+    );
+    assert_eq!(serde_json::to_string(&refresh).unwrap(), REFRESH_JSON);
+    let mfa: MfaClaims = serde_json::from_str(MFA_JSON).unwrap();
+    assert_eq!(mfa.amr, ["pwd"]);
+    assert_eq!(serde_json::to_string(&mfa).unwrap(), MFA_JSON);
+    // A missing registered claim is still refused, as it was.
+    let no_jti = ACCESS_JSON.replace(r#""jti":"a-jti","#, "");
+    assert!(serde_json::from_str::<AccessClaims>(&no_jti).is_err());
+}
+
+#[test]
+fn tokens_signed_by_the_previous_release_still_verify() {
+    let (_d, svc) = service(SigningAlg::EdDsa);
+    let now = 1_900_000_010;
+    // The bytes the previous release signed: its claims serialized flat.
+    let signed = |typ: &str, json: &str| {
+        let raw: serde_json::Value = serde_json::from_str(json).unwrap();
+        svc.sign(typ, &raw).unwrap()
+    };
+    let access = svc
+        .verify_access(&signed(ACCESS_TYP, ACCESS_JSON), now)
+        .unwrap();
+    assert_eq!(access, serde_json::from_str(ACCESS_JSON).unwrap());
+    let old = svc
+        .verify_access(&signed(ACCESS_TYP, OLD_ACCESS_JSON), now)
+        .unwrap();
+    assert_eq!(
+        (old.auth_time, old.is_anonymous, old.cnf.is_none()),
+        (0, false, true)
+    );
+    let refresh = svc
+        .verify_refresh(&signed(REFRESH_TYP, REFRESH_JSON), now)
+        .unwrap();
+    assert_eq!(refresh.sub, "user-1");
+    let mfa = svc.verify_mfa(&signed(MFA_TYP, MFA_JSON), now).unwrap();
+    assert_eq!(mfa.jti, "m-jti");
+    // And the time claims still come from the registered part.
+    assert_eq!(
+        svc.verify_mfa(&signed(MFA_TYP, MFA_JSON), 1_900_000_400),
+        Err(TokenError::Expired)
+    );
+}
+
+/// What `#[serde(flatten)]` costs on the access token: decoding the claims
+/// with and without it, next to a whole verification (signature included).
+/// Run: `cargo test --lib flatten_costs -- --ignored --nocapture`. In a
+/// test build serde's generic code is unoptimised while the crypto
+/// dependencies are (`profile.dev.package."*"`), so this overstates the
+/// share of decoding; a release build only shrinks it.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn flatten_costs_little_next_to_the_signature() {
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code, reason = "only decoded")]
+    struct Flat {
+        iss: String,
+        aud: String,
+        sub: String,
+        exp: u64,
+        iat: u64,
+        nbf: u64,
+        jti: String,
+        client_id: String,
+        sid: String,
+        amr: Vec<String>,
+        roles: Vec<String>,
+        #[serde(default)]
+        auth_time: u64,
+        #[serde(default)]
+        is_anonymous: bool,
+        idp: Option<String>,
+        cnf: Option<Confirmation>,
+    }
+    fn per_call(n: u32, mut f: impl FnMut()) -> Duration {
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        start.elapsed() / n
+    }
+    let (_d, svc) = service(SigningAlg::EdDsa);
+    let raw: serde_json::Value = serde_json::from_str(ACCESS_JSON).unwrap();
+    let token = svc.sign(ACCESS_TYP, &raw).unwrap();
+    let n = 20_000;
+    let flat = per_call(n, || {
+        std::hint::black_box(serde_json::from_str::<Flat>(ACCESS_JSON).unwrap());
+    });
+    let flattened = per_call(n, || {
+        std::hint::black_box(serde_json::from_str::<AccessClaims>(ACCESS_JSON).unwrap());
+    });
+    let verify = per_call(n / 10, || {
+        std::hint::black_box(svc.verify_access(&token, 1_900_000_010).unwrap());
+    });
+    println!(
+        "decode flat {flat:?}, decode flattened {flattened:?}, whole verify_access {verify:?}"
+    );
+}

@@ -6,7 +6,7 @@ use super::upstream::{IdClaims, UPSTREAM_LEEWAY, Upstream, sha256_hex};
 use super::{Asserted, IdentitySummary, LINK_TTL_SECS, LinkOffer, Step};
 use crate::audit::AuditEvent;
 use crate::auth::limits::Action;
-use crate::domain::{DisplayName, Email};
+use crate::domain::{DisplayName, Email, UserId};
 use crate::service::mail::Notice as MailNotice;
 use crate::service::passwordless::AnonymousUpgrade;
 use crate::service::{ClientInfo, Core, Error, Principal, Proof, Result, SignIn};
@@ -49,10 +49,10 @@ impl Asserted {
         Email::parse(self.email.as_deref()?).ok()
     }
 
-    fn record(&self, user_id: &str, now: i64) -> IdentityRecord {
+    fn record(&self, user_id: &UserId, now: i64) -> IdentityRecord {
         IdentityRecord {
             id: uuid::Uuid::now_v7().to_string(),
-            user_id: user_id.to_string(),
+            user_id: user_id.clone(),
             provider: self.provider.clone(),
             iss: self.iss.clone(),
             sub: self.sub.clone(),
@@ -174,7 +174,7 @@ impl Core {
     ) -> Result<UserRecord> {
         let now = self.clock.now();
         let user = UserRecord {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: UserId::mint(),
             email: email.as_str().to_string(),
             email_verified: true,
             display_name: a
@@ -290,7 +290,7 @@ impl Core {
     /// again to the same account is a no-op.
     async fn link_to(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         a: &Asserted,
         client: &ClientInfo,
     ) -> Result<IdentityRecord> {
@@ -304,13 +304,13 @@ impl Core {
                     .identity_by_key(&a.provider, &a.iss, &a.sub)
                     .await?
                 {
-                    Some(found) if found.user_id == user_id => Ok(found),
+                    Some(found) if found.user_id == *user_id => Ok(found),
                     _ => Err(Error::IdentityTaken),
                 };
             }
             Err(e) => return Err(e.into()),
         }
-        tracing::info!(user_id, provider = %a.provider, event = "identity.linked", "identity linked");
+        tracing::info!(user_id = %user_id, provider = %a.provider, event = "identity.linked", "identity linked");
         self.audit(
             AuditEvent::IdentityLinked {
                 provider: a.provider.clone(),

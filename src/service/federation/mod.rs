@@ -41,7 +41,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{ClientInfo, Core, Error, Principal, Result};
 use crate::clock::UnixTime;
-use crate::store::{CeremonyRecord, IdentityRecord, StoreError};
+use crate::domain::UserId;
+use crate::store::{CeremonyKind, CeremonyRecord, IdentityRecord, StoreError};
 pub use upstream::Upstreams;
 use upstream::{random_token, sha256_hex};
 
@@ -146,6 +147,15 @@ enum Step {
 }
 
 impl Step {
+    fn kind(self) -> CeremonyKind {
+        match self {
+            Self::Nonce => CeremonyKind::FederationNonce,
+            Self::State => CeremonyKind::FederationState,
+            Self::Code => CeremonyKind::FederationCode,
+            Self::Link => CeremonyKind::FederationLink,
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Self::Nonce => "fed-nonce",
@@ -171,7 +181,7 @@ impl Core {
         let value = random_token(32);
         let record = CeremonyRecord {
             id: step.id(&value),
-            kind: step.as_str().to_string(),
+            kind: step.kind(),
             user_id: None,
             state: serde_json::to_string(payload).map_err(|e| Error::Unexpected(e.into()))?,
             expires_at: self.clock.now().saturating_add(ttl),
@@ -201,7 +211,7 @@ impl Core {
         else {
             return Ok(None);
         };
-        if record.kind != step.as_str() {
+        if record.kind != step.kind() {
             return Ok(None);
         }
         Ok(serde_json::from_str(&record.state).ok())
@@ -241,7 +251,7 @@ impl Core {
     }
 
     /// The identities of any user (the admin view).
-    pub async fn identities_of_user(&self, user_id: &str) -> Result<Vec<IdentitySummary>> {
+    pub async fn identities_of_user(&self, user_id: &UserId) -> Result<Vec<IdentitySummary>> {
         Ok(self
             .store
             .identities_of(user_id)

@@ -5,7 +5,7 @@
 use super::{Candidate, Proven, SecondFactor, code_field};
 use crate::audit::AuditEvent;
 use crate::auth::totp::{self, STEP_SECS};
-use crate::domain::TotpCode;
+use crate::domain::{TotpCode, UserId};
 use crate::service::throttle::Reserved;
 use crate::service::{ClientInfo, Core, Error, Result};
 use crate::store::{CredentialRecord, OnceKey, mfa_throttle_key};
@@ -20,7 +20,7 @@ impl Core {
     /// [`Error::RateLimited`].
     pub async fn check_second_factor(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         factor: Option<SecondFactor>,
         client: &ClientInfo,
     ) -> Result<()> {
@@ -56,7 +56,7 @@ impl Core {
     /// routes share one budget.
     pub(in crate::service) async fn check_current_code(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         code: &TotpCode,
         client: &ClientInfo,
     ) -> Result<std::result::Result<(), Error>> {
@@ -80,7 +80,7 @@ impl Core {
 
     /// The credentials of a user who must exist (a verified caller or the
     /// subject of a verified token).
-    pub(super) async fn credentials_of(&self, user_id: &str) -> Result<CredentialRecord> {
+    pub(super) async fn credentials_of(&self, user_id: &UserId) -> Result<CredentialRecord> {
         self.store
             .credentials(user_id)
             .await?
@@ -96,7 +96,7 @@ impl Core {
     /// answer), and `Err` when it could not tell (the place is given back).
     pub(super) async fn mfa_guarded<T>(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         client: &ClientInfo,
         check: impl std::future::Future<Output = Result<std::result::Result<T, Error>>>,
     ) -> Result<std::result::Result<T, Error>> {
@@ -108,7 +108,7 @@ impl Core {
             Reserved::Granted(a) => a,
             Reserved::Full(a, retry_after) => {
                 self.release_attempt(a).await;
-                tracing::info!(user_id, event = "rate_limited", "second factor throttled");
+                tracing::info!(user_id = %user_id, event = "rate_limited", "second factor throttled");
                 return Err(Error::RateLimited { retry_after });
             }
             Reserved::Busy(retry_after) => return Err(Error::RateLimited { retry_after }),
@@ -131,9 +131,9 @@ impl Core {
     }
 
     /// A wrong second factor was counted: metrics, log and audit.
-    fn mfa_failed(&self, user_id: &str, client: &ClientInfo) {
+    fn mfa_failed(&self, user_id: &UserId, client: &ClientInfo) {
         metrics::counter!("portcullis_mfa_failures_total").increment(1);
-        tracing::info!(user_id, "wrong second factor");
+        tracing::info!(user_id = %user_id, "wrong second factor");
         self.audit(AuditEvent::MfaFailed, Some(user_id), client);
     }
 
@@ -141,7 +141,7 @@ impl Core {
     /// now (one step of drift either way).
     pub(super) fn totp_step(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         sealed: &str,
         code: &TotpCode,
     ) -> Result<Option<u64>> {
@@ -155,7 +155,7 @@ impl Core {
     }
 
     /// Claims a TOTP step of a user: true the first time only.
-    pub(super) async fn claim_step(&self, user_id: &str, step: u64) -> Result<bool> {
+    pub(super) async fn claim_step(&self, user_id: &UserId, step: u64) -> Result<bool> {
         // Kept until the code can no longer be accepted (one step of drift),
         // plus a step of margin.
         let until = step.saturating_add(3).saturating_mul(STEP_SECS);
@@ -174,7 +174,7 @@ impl Core {
     /// `Some` of what to spend, `None` when wrong.
     pub(super) async fn candidate(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         credentials: &CredentialRecord,
         factor: &SecondFactor,
     ) -> Result<Option<Candidate>> {
@@ -203,7 +203,7 @@ impl Core {
     /// recovery code. `None` when someone used it first (a replay).
     pub(super) async fn spend(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         candidate: Candidate,
         client: &ClientInfo,
     ) -> Result<Option<Proven>> {

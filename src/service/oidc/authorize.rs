@@ -13,17 +13,15 @@ use subtle::ConstantTimeEq;
 use super::{CODE_TTL_SECS, REQUEST_TTL_SECS, SCOPES, random_token, sha256_hex, with_query};
 use crate::audit::AuditEvent;
 use crate::auth::tokens::TimeClaims;
+use crate::domain::UserId;
 use crate::service::{ClientInfo, Core, Error, IssuedTokens, Result};
-use crate::store::{CeremonyRecord, ClientRecord, ConsentRecord};
+use crate::store::{CeremonyKind, CeremonyRecord, ClientRecord, ConsentRecord};
 
 /// The browser session cookie of the hosted pages.
 pub const SESSION_COOKIE: &str = "__Host-portcullis";
 
 /// JOSE `typ` of a sealed authorization request.
 const REQUEST_TYP: &str = "authreq+jwt";
-
-/// Ceremony kind of an authorization code.
-pub(super) const CODE_KIND: &str = "oauth_code";
 
 /// The parameters of `GET /oauth/authorize`, as sent (unknown ones ignored).
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -142,7 +140,7 @@ pub struct BrowserSession {
     /// Its session id (the ID token's `sid`).
     pub sid: String,
     /// The user.
-    pub user_id: String,
+    pub user_id: UserId,
     /// Unix seconds of the last proof on it (`auth_time`).
     pub auth_time: i64,
     /// How the user signed in.
@@ -542,7 +540,7 @@ impl Core {
         self.store
             .save_ceremony(&CeremonyRecord {
                 id: code_key(&code),
-                kind: CODE_KIND.to_string(),
+                kind: CeremonyKind::OAuthCode,
                 user_id: Some(b.user_id.clone()),
                 state,
                 expires_at: self.clock.now() + CODE_TTL_SECS,

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::{BrowserSession, with_query};
 use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
+use crate::domain::UserId;
 use crate::service::{ClientInfo, Core, Error, Principal, Result};
 
 /// One consent, as listed to its user.
@@ -204,7 +205,9 @@ impl Core {
         if let Some(h) = &hint
             && let Some(sid) = &h.sid
         {
-            self.store.revoke_session(&h.sub, sid, now).await?;
+            self.store
+                .revoke_session(&UserId::from(h.sub.as_str()), sid, now)
+                .await?;
         }
         Ok(match redirect {
             Some(uri) => {

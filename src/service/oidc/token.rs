@@ -7,11 +7,11 @@ use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256, Sha512};
 
-use super::authorize::{CODE_KIND, CodeGrant, code_key};
+use super::authorize::{CodeGrant, code_key};
 use crate::audit::AuditEvent;
 use crate::clock::secs;
 use crate::service::{Account, ClientInfo, Core, Error, Result};
-use crate::store::{ClientRecord, SessionRecord, UserRecord};
+use crate::store::{CeremonyKind, ClientRecord, SessionRecord, UserRecord};
 
 /// How the client authenticated at the token endpoint.
 #[derive(Debug, Clone, Default)]
@@ -209,7 +209,7 @@ impl Core {
         }
         let now = self.clock.now();
         let taken = self.store.take_ceremony(&code_key(code), now).await?;
-        let Some(ceremony) = taken.filter(|c| c.kind == CODE_KIND) else {
+        let Some(ceremony) = taken.filter(|c| c.kind == CeremonyKind::OAuthCode) else {
             self.code_replayed(code, info).await?;
             return Ok(Err(failure(
                 "invalid_grant",
@@ -236,7 +236,7 @@ impl Core {
                 "code_verifier does not match",
             )));
         }
-        let user = match ceremony.user_id.as_deref() {
+        let user = match ceremony.user_id.as_ref() {
             Some(id) => self.store.user_by_id(id).await?,
             None => None,
         };
@@ -386,7 +386,7 @@ impl Core {
 
     fn scoped_claims(scope: &[String], account: &Account, user: &UserRecord) -> UserInfoClaims {
         let mut out = UserInfoClaims {
-            sub: user.id.clone(),
+            sub: user.id.to_string(),
             ..UserInfoClaims::default()
         };
         if has(scope, "email") {

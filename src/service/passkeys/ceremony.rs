@@ -5,6 +5,7 @@
 use super::{CEREMONIES_PER_ACCOUNT, CeremonyKind, PASSKEYS_OFF, PasskeyOptions};
 use crate::auth::passkeys::{CEREMONY_TTL, Started};
 use crate::clock::secs;
+use crate::domain::UserId;
 use crate::service::{Core, Error, Result};
 use crate::store::CeremonyRecord;
 
@@ -25,7 +26,7 @@ impl Core {
     pub(super) async fn begin_ceremony(
         &self,
         kind: CeremonyKind,
-        user_id: Option<String>,
+        user_id: Option<UserId>,
         started: Started,
     ) -> Result<PasskeyOptions> {
         if let Some(user_id) = &user_id {
@@ -34,7 +35,7 @@ impl Core {
         }
         let ceremony = CeremonyRecord {
             id: uuid::Uuid::new_v4().to_string(),
-            kind: kind.as_str().to_string(),
+            kind,
             user_id,
             state: started.state,
             expires_at: self.clock.now().saturating_add(secs(CEREMONY_TTL)),
@@ -57,6 +58,6 @@ impl Core {
             .store
             .take_ceremony(challenge_id, self.clock.now())
             .await?
-            .filter(|c| kinds.iter().any(|k| k.as_str() == c.kind)))
+            .filter(|c| kinds.contains(&c.kind)))
     }
 }

@@ -22,6 +22,7 @@
 
 use super::{Error, FieldError, Result};
 use crate::auth::passkeys::PasskeyError;
+use crate::domain::UserId;
 use crate::store::PasskeyRecord;
 mod association;
 mod ceremony;
@@ -41,29 +42,9 @@ const CHALLENGE_GONE: &str =
 /// Longest passkey name, in characters.
 const NAME_MAX: usize = 64;
 
-/// What a ceremony was begun for; a challenge only finishes its own kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CeremonyKind {
-    /// Adding a passkey to a signed-in account.
-    Register,
-    /// Signing in as a named user (their credentials listed).
-    Authenticate,
-    /// Signing in without naming a user (discoverable credentials).
-    Discover,
-    /// The second factor after a password (`POST /v1/sessions/mfa`).
-    Mfa,
-}
-
-impl CeremonyKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Register => "register",
-            Self::Authenticate => "authenticate",
-            Self::Discover => "discover",
-            Self::Mfa => "mfa",
-        }
-    }
-}
+/// What a ceremony was begun for; a challenge only finishes its own kind
+/// (the passkey kinds: `Register`, `Authenticate`, `Discover`, `Mfa`).
+pub(crate) use crate::store::CeremonyKind;
 
 /// Options for a ceremony, as the client gets them.
 #[derive(Debug, Clone)]
@@ -110,7 +91,7 @@ impl From<&PasskeyRecord> for PasskeySummary {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasskeyAssertion {
     /// Whose passkey it was.
-    pub user_id: String,
+    pub user_id: UserId,
     /// Which passkey.
     pub passkey_id: String,
     /// Whether the authenticator verified the user (PIN, biometrics).

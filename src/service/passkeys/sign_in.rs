@@ -6,7 +6,7 @@ use super::{
     CHALLENGE_GONE, CeremonyKind, PasskeyAssertion, PasskeyOptions, named_options, refusal,
 };
 use crate::auth::limits::Action;
-use crate::domain::Email;
+use crate::domain::{Email, UserId};
 use crate::service::{ClientInfo, Core, Error, FieldError, IssuedTokens, Result};
 use crate::store::CeremonyRecord;
 
@@ -114,7 +114,7 @@ impl Core {
     /// listed). `NotFound` when the user has none.
     pub(crate) async fn start_passkey_assertion(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         kind: CeremonyKind,
     ) -> Result<PasskeyOptions> {
         let creds = self.store.credentials(user_id).await?.unwrap_or_default();
@@ -126,7 +126,7 @@ impl Core {
             .rp(true)?
             .start_authentication(&stored)
             .map_err(|e| refusal(e, true, Some(user_id)))?;
-        self.begin_ceremony(kind, Some(user_id.to_string()), started)
+        self.begin_ceremony(kind, Some(user_id.clone()), started)
             .await
     }
 
@@ -147,7 +147,7 @@ impl Core {
                     .rp(true)?
                     .identify(credential)
                     .map_err(|e| refusal(e, true, None))?;
-                handle.to_string()
+                UserId::from(handle.to_string())
             }
         };
         let asserted = self.check_assertion(&user_id, &ceremony, credential).await;
@@ -191,7 +191,7 @@ impl Core {
     /// token named the user.
     pub(crate) async fn verify_passkey_assertion(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         challenge_id: &str,
         credential: &serde_json::Value,
     ) -> Result<PasskeyAssertion> {
@@ -212,7 +212,7 @@ impl Core {
     /// ([`Error::PasskeyRejected`]).
     pub(crate) async fn verify_own_passkey(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         challenge_id: &str,
         credential: &serde_json::Value,
     ) -> Result<PasskeyAssertion> {
@@ -232,7 +232,7 @@ impl Core {
     /// passkey it names, then records the use (counter, backup state).
     async fn check_assertion(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         ceremony: &CeremonyRecord,
         credential: &serde_json::Value,
     ) -> Result<PasskeyAssertion> {
@@ -253,13 +253,13 @@ impl Core {
             .find(|p| p.credential_id == credential_id)
             .cloned()
             .ok_or_else(not_registered)?;
-        let discoverable = ceremony.kind == CeremonyKind::Discover.as_str();
+        let discoverable = ceremony.kind == CeremonyKind::Discover;
         let asserted = self
             .rp(true)?
             .finish_authentication(credential, &ceremony.state, discoverable, &passkey.passkey)
             .map_err(|e| refusal(e, true, Some(user_id)))?;
         if asserted.backup_state != passkey.backup_state {
-            tracing::info!(user_id, passkey_id = %passkey.id, backup_state = asserted.backup_state, "passkey backup state changed");
+            tracing::info!(user_id = %user_id, passkey_id = %passkey.id, backup_state = asserted.backup_state, "passkey backup state changed");
         }
         passkey.counter = asserted.counter;
         passkey.backup_eligible = asserted.backup_eligible;
@@ -271,7 +271,7 @@ impl Core {
         // Removed meanwhile: the assertion was still valid when it began.
         self.store.update_passkey(user_id, &passkey).await?;
         Ok(PasskeyAssertion {
-            user_id: user_id.to_string(),
+            user_id: user_id.clone(),
             passkey_id: passkey.id,
             user_verified: asserted.user_verified,
         })

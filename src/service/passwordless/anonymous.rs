@@ -31,18 +31,18 @@
 
 use secrecy::SecretString;
 
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, RateLimitedAction};
 use crate::auth::limits::Action;
 use crate::clock::secs;
 use crate::config::CaptchaMode;
-use crate::domain::Email;
+use crate::domain::{Email, UserId};
 use crate::service::guards::password_context;
-use crate::service::mail::KIND_ALREADY_REGISTERED;
 use crate::service::throttle::{Reserved, network_of};
 use crate::service::verification::NOTICES_PER_ADDRESS;
 use crate::service::{
     Account, ClientInfo, Core, Error, FieldError, IssuedTokens, Principal, Result,
 };
+use crate::store::MailKind;
 use crate::store::{CredentialRecord, StoreError, UserRecord};
 
 /// Anonymous users one client network may create within 15 minutes
@@ -110,7 +110,7 @@ impl Core {
                         let refused = self.throttled("anonymous", None, "", &client, retry_after);
                         self.audit(
                             AuditEvent::RateLimited {
-                                action: "anonymous",
+                                action: RateLimitedAction::Anonymous,
                             },
                             None,
                             &client,
@@ -126,7 +126,7 @@ impl Core {
             }
         }
         let now = self.clock.now();
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = UserId::mint();
         let user = UserRecord {
             email: format!("{id}@{ANONYMOUS_DOMAIN}"),
             id,
@@ -195,8 +195,13 @@ impl Core {
                     .is_ok()
                 {
                     let id = format!("registered:{}", uuid::Uuid::now_v7().simple());
-                    self.enqueue(id, KIND_ALREADY_REGISTERED, None, Some(address.as_str()))
-                        .await?;
+                    self.enqueue(
+                        id,
+                        MailKind::AlreadyRegistered,
+                        None,
+                        Some(address.as_str()),
+                    )
+                    .await?;
                 }
                 Ok(UpgradeOutcome::VerificationSent)
             }
@@ -214,7 +219,7 @@ impl Core {
     /// account is not (or no longer) anonymous.
     pub async fn upgrade_anonymous_user(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         input: AnonymousUpgrade,
         client: &ClientInfo,
     ) -> Result<Account> {
@@ -272,7 +277,7 @@ impl Core {
             Err(e) => return Err(e.into()),
         }
         tracing::info!(
-            user_id,
+            user_id = %user_id,
             event = "user.registered",
             upgraded = true,
             "anonymous user upgraded to a full account"
@@ -333,7 +338,7 @@ mod tests {
             "correct horse battery staple 42",
         )
         .await;
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = UserId::mint();
         let guest = UserRecord {
             email: format!("{id}@{ANONYMOUS_DOMAIN}"),
             id: id.clone(),

@@ -34,15 +34,15 @@ mod anonymous;
 
 pub use anonymous::{AnonymousUpgrade, UpgradeOutcome};
 
-use super::mail::KIND_EMAIL_SIGN_IN;
 use super::recovery::FORGOT_PER_EMAIL;
 use super::throttle::Reserved;
 use super::tickets::{IssuedTicket, TicketProof};
 use super::{ClientInfo, Core, Error, FieldError, Result, SignIn};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, RateLimitedAction};
 use crate::auth::limits::Action;
 use crate::config::CaptchaMode;
-use crate::domain::Email;
+use crate::domain::{Email, UserId};
+use crate::store::MailKind;
 use crate::store::{CredentialRecord, StoreError, UserRecord};
 
 /// Lifetime of a sign-in link and code, in seconds.
@@ -72,7 +72,7 @@ impl Core {
         self.per_address_limit("forgot", email.as_str(), FORGOT_PER_EMAIL)
             .await?;
         let id = format!("sign-in:{}", uuid::Uuid::now_v7().simple());
-        self.enqueue(id, KIND_EMAIL_SIGN_IN, None, Some(email.as_str()))
+        self.enqueue(id, MailKind::EmailSignIn, None, Some(email.as_str()))
             .await?;
         tracing::info!(event = "login.email_requested", "sign-in mail requested");
         Ok(())
@@ -133,7 +133,7 @@ impl Core {
                         let pseudonym = self.hasher.pseudonym(&account);
                         self.audit(
                             AuditEvent::RateLimited {
-                                action: "email_sign_in",
+                                action: RateLimitedAction::EmailSignIn,
                             },
                             None,
                             &client,
@@ -224,7 +224,7 @@ impl Core {
         }
         let now = self.clock.now();
         let user = UserRecord {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: UserId::mint(),
             email: address.to_string(),
             email_verified: true,
             roles: vec!["user".to_string()],

@@ -6,9 +6,11 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{NOT_ME_TYP, NotMeClaims, network_of, ua_family};
 use crate::audit::{AuditEvent, Suspicion};
+use crate::auth::tokens::RegisteredClaims;
 use crate::clock::secs;
+use crate::domain::UserId;
 use crate::service::{Account, ClientInfo, Core, Error, Result};
-use crate::store::OnceKey;
+use crate::store::{MailKind, OnceKey};
 
 impl Core {
     /// After a successful sign-in: records `login.succeeded`, remembers the
@@ -86,7 +88,7 @@ impl Core {
                 Ok(detail) => {
                     self.enqueue_detailed(
                         id,
-                        crate::service::mail::KIND_NEW_SIGN_IN,
+                        MailKind::NewSignIn,
                         Some(&account.id),
                         None,
                         Some(detail),
@@ -105,22 +107,24 @@ impl Core {
     /// A signed, single-use "not me" token for the sign-in `sid` from device `dev`.
     pub(in crate::service) fn not_me_token(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         sid: &str,
         dev: &str,
     ) -> anyhow::Result<SecretString> {
         let now = self.clock.now_u64();
         let ttl = self.settings.security.not_me_ttl.as_secs();
         let claims = NotMeClaims {
-            iss: self.tokens.issuer().to_string(),
-            aud: self.tokens.audience_for(NOT_ME_TYP),
-            sub: user_id.to_string(),
+            registered: RegisteredClaims {
+                iss: self.tokens.issuer().to_string(),
+                aud: self.tokens.audience_for(NOT_ME_TYP),
+                sub: user_id.clone(),
+                exp: now.saturating_add(ttl),
+                iat: now,
+                nbf: now,
+                jti: uuid::Uuid::new_v4().to_string(),
+            },
             sid: sid.to_string(),
             dev: dev.to_string(),
-            jti: uuid::Uuid::new_v4().to_string(),
-            iat: now,
-            nbf: now,
-            exp: now.saturating_add(ttl),
         };
         Ok(SecretString::from(self.tokens.sign(NOT_ME_TYP, &claims)?))
     }
@@ -160,9 +164,9 @@ impl Core {
             client,
         );
         // The reset mail (its link and code are made when it is sent).
-        let id = format!("not_me_reset:{}:{}", user.id, claims.jti);
+        let id = format!("not_me_reset:{}:{}", user.id, claims.registered.jti);
         if let Err(e) = self
-            .enqueue(id, crate::service::mail::KIND_RESET, Some(&user.id), None)
+            .enqueue(id, MailKind::PasswordReset, Some(&user.id), None)
             .await
         {
             tracing::warn!(error = %e, user_id = %user.id, "could not queue the reset mail after not-me");

@@ -123,7 +123,7 @@ impl Core {
         limit: Option<u32>,
     ) -> Result<EventPage> {
         let query = AuditQuery {
-            user_id: Some(who.user_id.clone()),
+            user_id: Some(who.user_id.to_string()),
             before: parse_cursor(cursor)?,
             limit: parse_limit(limit)?,
             ..AuditQuery::default()

@@ -29,7 +29,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditSink;
-use crate::auth::tokens::TimeClaims;
+use crate::auth::tokens::RegisteredClaims;
 use crate::clock::UnixTime;
 use crate::store::AuditRecord;
 
@@ -128,26 +128,15 @@ pub struct AuditFilter {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct NotMeClaims {
-    iss: String,
-    aud: String,
-    sub: String,
+    /// `sub` is the user the notice went to; `jti` is claimed once used.
+    #[serde(flatten)]
+    registered: RegisteredClaims,
     sid: String,
     /// The device the notice is about (not secret: the token is signed).
     dev: String,
-    jti: String,
-    iat: u64,
-    nbf: u64,
-    exp: u64,
 }
 
-impl TimeClaims for NotMeClaims {
-    fn exp(&self) -> u64 {
-        self.exp
-    }
-    fn nbf(&self) -> u64 {
-        self.nbf
-    }
-}
+crate::auth::tokens::registered!(NotMeClaims);
 
 /// The coarse user-agent family a device is known by: browser (or first
 /// product token) and OS. Coarse on purpose: browser updates must not make

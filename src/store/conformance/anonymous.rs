@@ -1,6 +1,7 @@
 //! Checks of [`AnonymousStore`](crate::store::AnonymousStore) and of the
 //! sign-in ticket kind.
 
+use super::uid;
 use super::{credentials, session, user};
 use crate::store::{CredentialRecord, DynStore, EmailTicket, StoreError, TicketKind, UserRecord};
 
@@ -8,7 +9,7 @@ const T0: i64 = 1_800_000_000;
 
 /// A guest as the service makes it, last used at `at`.
 fn guest(at: i64) -> UserRecord {
-    let id = uuid::Uuid::now_v7().to_string();
+    let id = crate::domain::UserId::mint();
     UserRecord {
         email: format!("{id}@anonymous.invalid"),
         id,
@@ -44,7 +45,7 @@ pub(crate) async fn guest_round_trip_and_touch(store: DynStore) {
             .last_active_at
             .is_none()
     );
-    assert!(!store.touch_anonymous("no-such-id", T0).await.unwrap());
+    assert!(!store.touch_anonymous(&uid("no-such-id"), T0).await.unwrap());
 }
 
 pub(crate) async fn stale_guests_listed_and_deleted(store: DynStore) {

@@ -1,12 +1,13 @@
 //! Checks of [`AvatarStore`](crate::store::AvatarStore).
 
+use super::uid;
 use super::{credentials, user};
 use crate::store::{AvatarRecord, DynStore};
 
 /// An avatar record for tests.
 pub(crate) fn avatar(user_id: &str) -> AvatarRecord {
     AvatarRecord {
-        user_id: user_id.to_string(),
+        user_id: user_id.into(),
         content_type: "image/png".into(),
         etag: "0123456789abcdef0123456789abcdef".into(),
         bytes: (0..=255u8).cycle().take(70_000).collect(),
@@ -45,5 +46,5 @@ pub(crate) async fn put_read_replace_delete(store: DynStore) {
 
 pub(crate) async fn no_avatar_without_account(store: DynStore) {
     assert!(!store.put_avatar(&avatar("no-such-user")).await.unwrap());
-    assert!(store.avatar("no-such-user").await.unwrap().is_none());
+    assert!(store.avatar(&uid("no-such-user")).await.unwrap().is_none());
 }

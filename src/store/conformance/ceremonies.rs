@@ -1,13 +1,13 @@
 //! Checks of [`CeremonyStore`] (passkey ceremonies).
 
-use crate::store::{CeremonyRecord, DynStore, StoreError};
+use crate::store::{CeremonyKind, CeremonyRecord, DynStore, StoreError};
 
 const NOW: i64 = 1_900_000_000;
 
 fn ceremony(expires_at: i64) -> CeremonyRecord {
     CeremonyRecord {
         id: uuid::Uuid::new_v4().to_string(),
-        kind: "authenticate".into(),
+        kind: CeremonyKind::Authenticate,
         user_id: Some("u1".into()),
         state: "{\"challenge\":\"abc\"}".into(),
         expires_at,

@@ -1,6 +1,7 @@
 //! Checks of [`CredentialStore`], and that credentials and profile share
 //! one stored value without leaking into each other.
 
+use super::uid;
 use super::{credentials, user};
 use crate::store::{CredentialRecord, DynStore, ProfileUpdate};
 
@@ -13,7 +14,13 @@ pub(crate) async fn round_trip(store: DynStore) {
     };
     store.create_user(&u, &c).await.unwrap();
     assert_eq!(store.credentials(&u.id).await.unwrap(), Some(c));
-    assert!(store.credentials("no-such-id").await.unwrap().is_none());
+    assert!(
+        store
+            .credentials(&uid("no-such-id"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 pub(crate) async fn set_password_hash(store: DynStore) {
@@ -34,8 +41,13 @@ pub(crate) async fn set_password_hash(store: DynStore) {
             .password_hash,
         "$2b$new"
     );
-    assert!(!store.set_password_hash("missing", "x", 0).await.unwrap());
-    assert!(store.credentials("missing").await.unwrap().is_none());
+    assert!(
+        !store
+            .set_password_hash(&uid("missing"), "x", 0)
+            .await
+            .unwrap()
+    );
+    assert!(store.credentials(&uid("missing")).await.unwrap().is_none());
 }
 
 pub(crate) async fn profile_update_keeps_credentials(store: DynStore) {

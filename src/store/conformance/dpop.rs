@@ -3,6 +3,7 @@
 //! proofs claimed once ([`OnceKey::DpopProof`]).
 
 use super::session;
+use super::uid;
 use crate::store::{DynStore, OnceKey, RotateOutcome, Rotation};
 
 const NOW: i64 = 1_900_000_000;
@@ -38,13 +39,13 @@ pub(crate) async fn bound_key_kept_and_bound_once(store: DynStore) {
     // Already bound: the same key is fine, another is not.
     assert!(
         store
-            .bind_session_key("dpop-user", &bound.id, "key-a", NOW + 2)
+            .bind_session_key(&uid("dpop-user"), &bound.id, "key-a", NOW + 2)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .bind_session_key("dpop-user", &bound.id, "key-b", NOW + 2)
+            .bind_session_key(&uid("dpop-user"), &bound.id, "key-b", NOW + 2)
             .await
             .unwrap()
     );
@@ -57,25 +58,25 @@ pub(crate) async fn bound_key_kept_and_bound_once(store: DynStore) {
     );
     assert!(
         !store
-            .bind_session_key("someone-else", &plain.id, "key-c", NOW + 2)
+            .bind_session_key(&uid("someone-else"), &plain.id, "key-c", NOW + 2)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .bind_session_key("dpop-user", "no-such-sid", "key-c", NOW + 2)
+            .bind_session_key(&uid("dpop-user"), "no-such-sid", "key-c", NOW + 2)
             .await
             .unwrap()
     );
     assert!(
         store
-            .bind_session_key("dpop-user", &plain.id, "key-c", NOW + 2)
+            .bind_session_key(&uid("dpop-user"), &plain.id, "key-c", NOW + 2)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .bind_session_key("dpop-user", &plain.id, "key-d", NOW + 3)
+            .bind_session_key(&uid("dpop-user"), &plain.id, "key-d", NOW + 3)
             .await
             .unwrap()
     );
@@ -94,13 +95,13 @@ pub(crate) async fn bound_key_kept_and_bound_once(store: DynStore) {
     store.create_session(&gone).await.unwrap();
     assert!(
         store
-            .revoke_session("dpop-user", &gone.id, NOW + 1)
+            .revoke_session(&uid("dpop-user"), &gone.id, NOW + 1)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .bind_session_key("dpop-user", &gone.id, "key-e", NOW + 2)
+            .bind_session_key(&uid("dpop-user"), &gone.id, "key-e", NOW + 2)
             .await
             .unwrap()
     );
@@ -117,7 +118,7 @@ pub(crate) async fn racing_binds_one_key_wins(store: DynStore) {
         tasks.push(tokio::spawn(async move {
             let key = format!("key-{i}");
             store
-                .bind_session_key("dpop-race", &sid, &key, NOW + 1)
+                .bind_session_key(&uid("dpop-race"), &sid, &key, NOW + 1)
                 .await
                 .unwrap()
                 .then_some(key)

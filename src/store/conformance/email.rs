@@ -22,7 +22,7 @@ fn ticket(kind: TicketKind, user: &str, jti: &str) -> EmailTicket {
 fn mail(id: &str, due: i64) -> QueuedMail {
     QueuedMail {
         id: id.to_string(),
-        kind: "password_reset".into(),
+        kind: crate::store::MailKind::PasswordReset,
         user_id: None,
         email: Some("m@example.com".into()),
         locale: None,

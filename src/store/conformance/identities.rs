@@ -1,12 +1,13 @@
 //! Checks of [`IdentityStore`] (federated sign-in).
 
 use super::{credentials, user};
+use crate::domain::UserId;
 use crate::store::{CredentialRecord, DynStore, IdentityRecord, IdentityRemoval, StoreError};
 
 fn identity(user_id: &str, provider: &str, sub: &str, at: i64) -> IdentityRecord {
     IdentityRecord {
         id: uuid::Uuid::now_v7().to_string(),
-        user_id: user_id.to_string(),
+        user_id: user_id.into(),
         provider: provider.to_string(),
         iss: format!("https://{provider}.example"),
         sub: sub.to_string(),
@@ -16,7 +17,7 @@ fn identity(user_id: &str, provider: &str, sub: &str, at: i64) -> IdentityRecord
     }
 }
 
-async fn account(store: &DynStore, email: &str, with_password: bool) -> String {
+async fn account(store: &DynStore, email: &str, with_password: bool) -> UserId {
     let u = user(email);
     let c = if with_password {
         credentials()

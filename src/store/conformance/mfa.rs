@@ -2,7 +2,9 @@
 //! TOTP secrets, recovery codes (used once, even when raced), and the claims
 //! of TOTP steps and `mfa+jwt` tokens in [`OnceStore`].
 
+use super::uid;
 use super::{credentials, user};
+use crate::domain::UserId;
 use crate::store::{DynStore, OnceKey};
 
 const NOW: i64 = 1_900_000_000;
@@ -12,7 +14,7 @@ fn codes(prefix: &str) -> Vec<String> {
 }
 
 /// A user with two-factor sign-in on and the recovery codes `codes("rc")`.
-async fn user_with_mfa(store: &DynStore, email: &str) -> String {
+async fn user_with_mfa(store: &DynStore, email: &str) -> UserId {
     let u = user(email);
     store.create_user(&u, &credentials()).await.unwrap();
     assert!(store.set_pending_totp(&u.id, "v1:sealed").await.unwrap());
@@ -56,10 +58,15 @@ pub(crate) async fn pending_then_active(store: DynStore) {
     assert!(profile.mfa_enabled);
     assert_eq!(profile.updated_at, NOW);
     assert_eq!(profile.email, u.email);
-    assert!(!store.set_pending_totp("no-such-user", "x").await.unwrap());
     assert!(
         !store
-            .activate_totp("no-such-user", "x", &[], NOW)
+            .set_pending_totp(&uid("no-such-user"), "x")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .activate_totp(&uid("no-such-user"), "x", &[], NOW)
             .await
             .unwrap()
     );
@@ -78,7 +85,7 @@ pub(crate) async fn disable_forgets_secrets_and_codes(store: DynStore) {
     assert!(!profile.mfa_enabled);
     assert_eq!(profile.updated_at, NOW + 5);
     assert!(!store.consume_recovery_code(&id, "rc00", NOW).await.unwrap());
-    assert!(!store.disable_totp("no-such-user", NOW).await.unwrap());
+    assert!(!store.disable_totp(&uid("no-such-user"), NOW).await.unwrap());
 }
 
 pub(crate) async fn replaced_codes_kill_the_old_set(store: DynStore) {
@@ -145,7 +152,7 @@ pub(crate) async fn recovery_code_works_once(store: DynStore) {
     );
     assert!(
         !store
-            .consume_recovery_code("no-such-user", "rc00", NOW)
+            .consume_recovery_code(&uid("no-such-user"), "rc00", NOW)
             .await
             .unwrap()
     );

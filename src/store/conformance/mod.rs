@@ -35,12 +35,19 @@ pub(crate) mod passkeys;
 // Federated sign-in.
 pub(crate) mod identities;
 
+use crate::domain::UserId;
+
 use super::{CredentialRecord, PasskeyRecord, SessionRecord, UserRecord};
+
+/// A user id from test text (literal ids of accounts that may not exist).
+pub(crate) fn uid(id: &str) -> UserId {
+    UserId::from(id)
+}
 
 /// A profile for tests, with a fresh id.
 pub(crate) fn user(email: &str) -> UserRecord {
     UserRecord {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: UserId::mint(),
         email: email.to_string(),
         email_verified: false,
         display_name: Some("Test".into()),
@@ -80,7 +87,7 @@ pub(crate) fn passkey(tag: &str) -> PasskeyRecord {
 pub(crate) fn session(user_id: &str, now: i64) -> SessionRecord {
     SessionRecord {
         id: uuid::Uuid::now_v7().to_string(),
-        user_id: user_id.to_string(),
+        user_id: UserId::from(user_id),
         current_jti: uuid::Uuid::new_v4().to_string(),
         previous_jti: None,
         rotated_at: now,

@@ -1,6 +1,7 @@
 //! Checks of [`OAuthStore`](crate::store::OAuthStore): registered clients
 //! and consents.
 
+use super::uid;
 use crate::store::{ClientRecord, ConsentRecord, DynStore, StoreError};
 
 fn client(id: &str) -> ClientRecord {
@@ -87,11 +88,11 @@ pub(crate) async fn consents_per_user_and_client(store: DynStore) {
     let wider = grant("u1", "c1", &["email", "openid"], 5);
     store.put_consent(&wider).await.unwrap();
     assert_eq!(
-        store.consent("u1", "c1").await.unwrap(),
+        store.consent(&uid("u1"), "c1").await.unwrap(),
         Some(wider.clone())
     );
-    assert_eq!(store.consent("u2", "c1").await.unwrap(), None);
-    let of_u1 = store.consents_of("u1").await.unwrap();
+    assert_eq!(store.consent(&uid("u2"), "c1").await.unwrap(), None);
+    let of_u1 = store.consents_of(&uid("u1")).await.unwrap();
     assert_eq!(
         of_u1
             .iter()
@@ -100,8 +101,8 @@ pub(crate) async fn consents_per_user_and_client(store: DynStore) {
         ["c1", "c2"],
         "only u1's consents (not u10's), by client"
     );
-    assert!(store.delete_consent("u1", "c1").await.unwrap());
-    assert!(!store.delete_consent("u1", "c1").await.unwrap());
-    assert_eq!(store.consent("u1", "c1").await.unwrap(), None);
-    assert_eq!(store.consents_of("u10").await.unwrap().len(), 1);
+    assert!(store.delete_consent(&uid("u1"), "c1").await.unwrap());
+    assert!(!store.delete_consent(&uid("u1"), "c1").await.unwrap());
+    assert_eq!(store.consent(&uid("u1"), "c1").await.unwrap(), None);
+    assert_eq!(store.consents_of(&uid("u10")).await.unwrap().len(), 1);
 }

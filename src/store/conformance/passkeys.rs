@@ -1,5 +1,6 @@
 //! Checks of the passkey methods of [`CredentialStore`].
 
+use super::uid;
 use super::{credentials, passkey, user};
 use crate::store::{CredentialRecord, DynStore, PasskeyAddition, PasskeyRemoval, StoreError};
 
@@ -49,7 +50,7 @@ pub(crate) async fn add_duplicate_id_conflicts(store: DynStore) {
     );
     assert_eq!(
         store
-            .add_passkey("no-such-user", &passkey("x"), MAX, 3)
+            .add_passkey(&uid("no-such-user"), &passkey("x"), MAX, 3)
             .await
             .unwrap(),
         PasskeyAddition::NoUser
@@ -72,7 +73,12 @@ pub(crate) async fn update_after_use(store: DynStore) {
     assert!(!store.update_passkey(&u.id, &passkey("gone")).await.unwrap());
     let creds = store.credentials(&u.id).await.unwrap().unwrap();
     assert_eq!(creds.passkeys.len(), 1);
-    assert!(!store.update_passkey("no-such-user", &a).await.unwrap());
+    assert!(
+        !store
+            .update_passkey(&uid("no-such-user"), &a)
+            .await
+            .unwrap()
+    );
 }
 
 pub(crate) async fn remove_one(store: DynStore) {
@@ -97,7 +103,7 @@ pub(crate) async fn remove_one(store: DynStore) {
     );
     assert_eq!(
         store
-            .remove_passkey("no-such-user", &b.id, 7)
+            .remove_passkey(&uid("no-such-user"), &b.id, 7)
             .await
             .unwrap(),
         PasskeyRemoval::NotFound
@@ -269,7 +275,7 @@ pub(crate) async fn claim_forgets_every_other_credential(store: DynStore) {
     assert_eq!(again, PasskeyAddition::Added);
     assert!(
         !store
-            .claim_account("no-such-user", "$2b$x", 12)
+            .claim_account(&uid("no-such-user"), "$2b$x", 12)
             .await
             .unwrap()
     );

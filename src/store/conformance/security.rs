@@ -1,5 +1,6 @@
 //! Checks of [`AuditStore`], [`WebhookStore`] and [`DeviceStore`].
 
+use super::uid;
 use std::collections::BTreeMap;
 
 use crate::store::security::audit_id;
@@ -274,28 +275,28 @@ fn ids_of(d: &[WebhookDelivery]) -> Vec<String> {
 
 pub(crate) async fn devices_remembered_and_bounded(store: DynStore) {
     let before = store
-        .note_device("u1", "Firefox|10.0.0.0/24", "10.0.0.0/24", NOW, 2)
+        .note_device(&uid("u1"), "Firefox|10.0.0.0/24", "10.0.0.0/24", NOW, 2)
         .await
         .unwrap();
     assert!(before.devices.is_empty());
     let before = store
-        .note_device("u1", "Chrome|10.0.1.0/24", "10.0.1.0/24", NOW + 1, 2)
+        .note_device(&uid("u1"), "Chrome|10.0.1.0/24", "10.0.1.0/24", NOW + 1, 2)
         .await
         .unwrap();
     assert!(before.knows("Firefox|10.0.0.0/24"));
     assert!(!before.knows("Chrome|10.0.1.0/24"));
     store
-        .note_device("u1", "Safari|10.0.2.0/24", "10.0.2.0/24", NOW + 2, 2)
+        .note_device(&uid("u1"), "Safari|10.0.2.0/24", "10.0.2.0/24", NOW + 2, 2)
         .await
         .unwrap();
     let now = store
-        .note_device("u1", "Safari|10.0.2.0/24", "10.0.2.0/24", NOW + 3, 2)
+        .note_device(&uid("u1"), "Safari|10.0.2.0/24", "10.0.2.0/24", NOW + 3, 2)
         .await
         .unwrap();
     assert_eq!(now.devices.len(), 2, "bounded");
     assert!(!now.knows("Firefox|10.0.0.0/24"), "least recent forgotten");
     let other = store
-        .note_device("u2", "Firefox|10.0.0.0/24", "10.0.0.0/24", NOW, 2)
+        .note_device(&uid("u2"), "Firefox|10.0.0.0/24", "10.0.0.0/24", NOW, 2)
         .await
         .unwrap();
     assert!(other.devices.is_empty(), "per user");
@@ -304,15 +305,15 @@ pub(crate) async fn devices_remembered_and_bounded(store: DynStore) {
 pub(crate) async fn forget_a_device(store: DynStore) {
     for (i, key) in ["a|n1", "b|n2"].into_iter().enumerate() {
         store
-            .note_device("u1", key, "n", NOW + i as i64, 5)
+            .note_device(&uid("u1"), key, "n", NOW + i as i64, 5)
             .await
             .unwrap();
     }
-    store.forget_device("u1", "a|n1").await.unwrap();
-    store.forget_device("u1", "missing").await.unwrap();
-    store.forget_device("nobody", "a|n1").await.unwrap();
+    store.forget_device(&uid("u1"), "a|n1").await.unwrap();
+    store.forget_device(&uid("u1"), "missing").await.unwrap();
+    store.forget_device(&uid("nobody"), "a|n1").await.unwrap();
     let now = store
-        .note_device("u1", "b|n2", "n", NOW + 5, 5)
+        .note_device(&uid("u1"), "b|n2", "n", NOW + 5, 5)
         .await
         .unwrap();
     assert!(!now.knows("a|n1") && now.knows("b|n2"));

@@ -1,6 +1,8 @@
 //! Checks of [`SessionStore`].
 
+use super::uid;
 use super::{credentials, session, user};
+use crate::domain::UserId;
 use crate::store::{DynStore, RotateOutcome, Rotation, StoreError};
 
 const NOW: i64 = 1_900_000_000;
@@ -189,7 +191,7 @@ pub(crate) async fn revoke_one(store: DynStore) {
     for s in [&a, &b, &c, &other] {
         store.create_session(s).await.unwrap();
     }
-    let listed = store.sessions_of("rev-user", now + 5).await.unwrap();
+    let listed = store.sessions_of(&uid("rev-user"), now + 5).await.unwrap();
     assert_eq!(
         listed.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
         vec![c.id.as_str(), b.id.as_str(), a.id.as_str()],
@@ -198,7 +200,7 @@ pub(crate) async fn revoke_one(store: DynStore) {
 
     assert!(
         !store
-            .revoke_session("rev-user", &other.id, now + 5)
+            .revoke_session(&uid("rev-user"), &other.id, now + 5)
             .await
             .unwrap(),
         "not the caller's session"
@@ -214,19 +216,23 @@ pub(crate) async fn revoke_one(store: DynStore) {
     );
     assert!(
         store
-            .revoke_session("rev-user", &a.id, now + 5)
+            .revoke_session(&uid("rev-user"), &a.id, now + 5)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .revoke_session("rev-user", &a.id, now + 6)
+            .revoke_session(&uid("rev-user"), &a.id, now + 6)
             .await
             .unwrap(),
         "already revoked"
     );
     assert_eq!(
-        store.sessions_of("rev-user", now + 6).await.unwrap().len(),
+        store
+            .sessions_of(&uid("rev-user"), now + 6)
+            .await
+            .unwrap()
+            .len(),
         2
     );
 }
@@ -242,31 +248,31 @@ pub(crate) async fn revoke_all_but_one(store: DynStore) {
     }
     assert!(
         store
-            .revoke_session("rev-user", &a.id, now + 5)
+            .revoke_session(&uid("rev-user"), &a.id, now + 5)
             .await
             .unwrap()
     );
     // Only the active ones count.
     assert_eq!(
         store
-            .revoke_sessions_of("rev-user", Some(&c.id), now + 7)
+            .revoke_sessions_of(&uid("rev-user"), Some(&c.id), now + 7)
             .await
             .unwrap(),
         1
     );
-    let left = store.sessions_of("rev-user", now + 8).await.unwrap();
+    let left = store.sessions_of(&uid("rev-user"), now + 8).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].id, c.id);
     assert_eq!(
         store
-            .revoke_sessions_of("rev-user", None, now + 9)
+            .revoke_sessions_of(&uid("rev-user"), None, now + 9)
             .await
             .unwrap(),
         1
     );
     assert!(
         store
-            .sessions_of("rev-user", now + 10)
+            .sessions_of(&uid("rev-user"), now + 10)
             .await
             .unwrap()
             .is_empty()
@@ -286,12 +292,16 @@ pub(crate) async fn expired_not_listed(store: DynStore) {
     let s = session("someone-else", NOW);
     store.create_session(&s).await.unwrap();
     assert_eq!(
-        store.sessions_of("someone-else", NOW).await.unwrap().len(),
+        store
+            .sessions_of(&uid("someone-else"), NOW)
+            .await
+            .unwrap()
+            .len(),
         1
     );
     assert!(
         store
-            .sessions_of("someone-else", NOW + 3601)
+            .sessions_of(&uid("someone-else"), NOW + 3601)
             .await
             .unwrap()
             .is_empty()
@@ -305,7 +315,7 @@ pub(crate) async fn expired_not_listed(store: DynStore) {
 pub(crate) async fn live_check_follows_every_session_write(store: DynStore) {
     let u = user("live@example.com");
     store.create_user(&u, &credentials()).await.unwrap();
-    let live = |sid: String, uid: String, now: i64| {
+    let live = |sid: String, uid: UserId, now: i64| {
         let store = store.clone();
         async move {
             let a = store.session_live(&sid, &uid, now).await.unwrap();
@@ -407,19 +417,19 @@ pub(crate) async fn proof_time_recorded_and_kept(store: DynStore) {
     assert_eq!(store.session(&s.id).await.unwrap().unwrap().proven_at, None);
     assert!(
         !store
-            .record_proof("someone-else", &s.id, NOW + 5)
+            .record_proof(&uid("someone-else"), &s.id, NOW + 5)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .record_proof("proof-user", "no-such-sid", NOW + 5)
+            .record_proof(&uid("proof-user"), "no-such-sid", NOW + 5)
             .await
             .unwrap()
     );
     assert!(
         store
-            .record_proof("proof-user", &s.id, NOW + 10)
+            .record_proof(&uid("proof-user"), &s.id, NOW + 10)
             .await
             .unwrap()
     );
@@ -447,13 +457,13 @@ pub(crate) async fn proof_time_recorded_and_kept(store: DynStore) {
     // Not on a revoked session.
     assert!(
         store
-            .revoke_session("proof-user", &s.id, NOW + 30)
+            .revoke_session(&uid("proof-user"), &s.id, NOW + 30)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .record_proof("proof-user", &s.id, NOW + 40)
+            .record_proof(&uid("proof-user"), &s.id, NOW + 40)
             .await
             .unwrap()
     );

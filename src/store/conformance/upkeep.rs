@@ -1,6 +1,7 @@
 //! Checks of the upkeep methods of [`Store`](crate::store::Store).
 
 use super::session;
+use super::uid;
 use crate::store::{DynStore, OnceKey};
 
 pub(crate) async fn ping(store: DynStore) {
@@ -24,7 +25,14 @@ pub(crate) async fn purge_expired(store: DynStore) {
     assert_eq!(store.purge_expired(now).await.unwrap(), 1);
     assert!(store.session(&old.id).await.unwrap().is_none());
     assert!(store.session(&fresh.id).await.unwrap().is_some());
-    assert!(store.sessions_of("purge-user", now).await.unwrap().len() == 1);
+    assert!(
+        store
+            .sessions_of(&uid("purge-user"), now)
+            .await
+            .unwrap()
+            .len()
+            == 1
+    );
     // Expired claims and failures are gone or ignored either way.
     assert!(store.claim_once(&key, now + 60, now).await.unwrap());
     assert!(

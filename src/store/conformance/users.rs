@@ -1,5 +1,6 @@
 //! Checks of [`UserStore`].
 
+use super::uid;
 use super::{credentials, user};
 use crate::store::{DynStore, ProfileUpdate, StoreError};
 
@@ -18,7 +19,13 @@ pub(crate) async fn create_and_read(store: DynStore) {
             .unwrap()
             .is_none()
     );
-    assert!(store.user_by_id("no-such-id").await.unwrap().is_none());
+    assert!(
+        store
+            .user_by_id(&uid("no-such-id"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 pub(crate) async fn duplicate_email_conflicts(store: DynStore) {
@@ -97,7 +104,7 @@ pub(crate) async fn update_profile(store: DynStore) {
     assert_eq!(cleared.display_name, None);
     assert!(
         store
-            .update_profile("missing", &upd, 0)
+            .update_profile(&uid("missing"), &upd, 0)
             .await
             .unwrap()
             .is_none()
@@ -214,7 +221,7 @@ pub(crate) async fn admin_update(store: DynStore) {
     assert_eq!(store.credentials(&u.id).await.unwrap(), Some(credentials()));
     assert!(
         store
-            .admin_update("missing", &upd, 5)
+            .admin_update(&uid("missing"), &upd, 5)
             .await
             .unwrap()
             .is_none()
@@ -330,7 +337,7 @@ pub(crate) async fn change_email_moves_the_unique_key(store: DynStore) {
     store.create_user(&again, &credentials()).await.unwrap();
     assert!(
         !store
-            .change_email("no-such-id", "x@example.com", 1)
+            .change_email(&uid("no-such-id"), "x@example.com", 1)
             .await
             .unwrap()
     );

@@ -11,6 +11,7 @@ use super::avatars::AVATARS;
 use super::sessions::{SESSIONS, USER_SESSIONS, sids_of, user_session_key};
 use super::users::{EMAILS, StoredUser, USERS};
 use super::{EmbeddedStore, decode, encode, get_json, modify, other};
+use crate::domain::UserId;
 use crate::store::{AnonymousStore, StoreError, StoreResult, UserRecord};
 
 /// Whether `u` is a guest last used before `cutoff`.
@@ -20,7 +21,7 @@ fn stale(u: &UserRecord, cutoff: i64) -> bool {
 
 #[async_trait]
 impl AnonymousStore for EmbeddedStore {
-    async fn touch_anonymous(&self, id: &str, now: i64) -> StoreResult<bool> {
+    async fn touch_anonymous(&self, id: &UserId, now: i64) -> StoreResult<bool> {
         let id = id.to_string();
         self.write(move |db| {
             Ok(modify(db, USERS, &id, |mut stored: StoredUser| {
@@ -35,7 +36,7 @@ impl AnonymousStore for EmbeddedStore {
         .await
     }
 
-    async fn stale_anonymous(&self, cutoff: i64, limit: usize) -> StoreResult<Vec<String>> {
+    async fn stale_anonymous(&self, cutoff: i64, limit: usize) -> StoreResult<Vec<UserId>> {
         self.run(move |db| {
             let txn = db.begin_read().map_err(other)?;
             let users = txn.open_table(USERS).map_err(other)?;
@@ -55,7 +56,7 @@ impl AnonymousStore for EmbeddedStore {
         .await
     }
 
-    async fn delete_stale_anonymous(&self, id: &str, cutoff: i64) -> StoreResult<bool> {
+    async fn delete_stale_anonymous(&self, id: &UserId, cutoff: i64) -> StoreResult<bool> {
         let id = id.to_string();
         let cache = self.sessions.clone();
         self.write(move |db| {
@@ -100,7 +101,7 @@ impl AnonymousStore for EmbeddedStore {
 
     async fn upgrade_anonymous(
         &self,
-        id: &str,
+        id: &UserId,
         email: &str,
         email_verified: bool,
         password_hash: &str,

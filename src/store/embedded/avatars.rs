@@ -7,6 +7,7 @@ use redb::{ReadableDatabase, TableDefinition};
 
 use super::users::{StoredUser, USERS};
 use super::{EmbeddedStore, encode, get_json, other};
+use crate::domain::UserId;
 use crate::store::{AvatarRecord, AvatarStore, StoreResult};
 
 /// User id → JSON [`AvatarRecord`].
@@ -45,7 +46,7 @@ impl AvatarStore for EmbeddedStore {
         .await
     }
 
-    async fn avatar(&self, user_id: &str) -> StoreResult<Option<AvatarRecord>> {
+    async fn avatar(&self, user_id: &UserId) -> StoreResult<Option<AvatarRecord>> {
         let id = user_id.to_string();
         self.run(move |db| {
             let txn = db.begin_read().map_err(other)?;
@@ -54,7 +55,7 @@ impl AvatarStore for EmbeddedStore {
         .await
     }
 
-    async fn delete_avatar(&self, user_id: &str) -> StoreResult<bool> {
+    async fn delete_avatar(&self, user_id: &UserId) -> StoreResult<bool> {
         let id = user_id.to_string();
         self.write(move |db| {
             let txn = super::commit::begin_write(db)?;

@@ -6,6 +6,7 @@ use redb::ReadableDatabase;
 
 use super::users::{StoredUser, USERS};
 use super::{EmbeddedStore, get_json, modify, other};
+use crate::domain::UserId;
 use crate::store::{
     CredentialRecord, CredentialStore, PasskeyAddition, PasskeyRecord, PasskeyRemoval, StoreError,
     StoreResult,
@@ -13,7 +14,7 @@ use crate::store::{
 
 #[async_trait]
 impl CredentialStore for EmbeddedStore {
-    async fn credentials(&self, user_id: &str) -> StoreResult<Option<CredentialRecord>> {
+    async fn credentials(&self, user_id: &UserId) -> StoreResult<Option<CredentialRecord>> {
         let id = user_id.to_string();
         self.read_now(move |db| {
             let txn = db.begin_read().map_err(other)?;
@@ -21,7 +22,7 @@ impl CredentialStore for EmbeddedStore {
         })
     }
 
-    async fn set_password_hash(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<bool> {
+    async fn set_password_hash(&self, user_id: &UserId, hash: &str, now: i64) -> StoreResult<bool> {
         let id = user_id.to_string();
         let hash = hash.to_string();
         self.write(move |db| {
@@ -37,7 +38,7 @@ impl CredentialStore for EmbeddedStore {
         .await
     }
 
-    async fn claim_account(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<bool> {
+    async fn claim_account(&self, user_id: &UserId, hash: &str, now: i64) -> StoreResult<bool> {
         let hash = hash.to_string();
         self.update_user(user_id, move |stored| {
             stored.credentials = CredentialRecord {
@@ -52,7 +53,7 @@ impl CredentialStore for EmbeddedStore {
         .await
     }
 
-    async fn set_pending_totp(&self, user_id: &str, sealed: &str) -> StoreResult<bool> {
+    async fn set_pending_totp(&self, user_id: &UserId, sealed: &str) -> StoreResult<bool> {
         let sealed = sealed.to_string();
         self.update_user(user_id, move |stored| {
             stored.credentials.totp_pending = Some(sealed);
@@ -63,7 +64,7 @@ impl CredentialStore for EmbeddedStore {
 
     async fn activate_totp(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         sealed: &str,
         recovery_codes: &[String],
         now: i64,
@@ -84,7 +85,7 @@ impl CredentialStore for EmbeddedStore {
         .await
     }
 
-    async fn disable_totp(&self, user_id: &str, now: i64) -> StoreResult<bool> {
+    async fn disable_totp(&self, user_id: &UserId, now: i64) -> StoreResult<bool> {
         self.update_user(user_id, move |stored| {
             stored.credentials.totp_secret = None;
             stored.credentials.totp_pending = None;
@@ -98,7 +99,7 @@ impl CredentialStore for EmbeddedStore {
 
     async fn replace_recovery_codes(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         recovery_codes: &[String],
         now: i64,
     ) -> StoreResult<bool> {
@@ -116,7 +117,7 @@ impl CredentialStore for EmbeddedStore {
 
     async fn consume_recovery_code(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         hash: &str,
         _now: i64,
     ) -> StoreResult<bool> {
@@ -134,7 +135,7 @@ impl CredentialStore for EmbeddedStore {
     // Passkeys.
     async fn add_passkey(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         passkey: &PasskeyRecord,
         max: u32,
         now: i64,
@@ -163,7 +164,7 @@ impl CredentialStore for EmbeddedStore {
         .await
     }
 
-    async fn update_passkey(&self, user_id: &str, passkey: &PasskeyRecord) -> StoreResult<bool> {
+    async fn update_passkey(&self, user_id: &UserId, passkey: &PasskeyRecord) -> StoreResult<bool> {
         let id = user_id.to_string();
         let passkey = passkey.clone();
         self.write(move |db| {
@@ -183,7 +184,7 @@ impl CredentialStore for EmbeddedStore {
 
     async fn remove_passkey(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         passkey_id: &str,
         now: i64,
     ) -> StoreResult<PasskeyRemoval> {
@@ -218,7 +219,7 @@ impl EmbeddedStore {
     /// the answer). False when there is no such user.
     async fn update_user(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         f: impl FnOnce(&mut StoredUser) -> bool + Send + 'static,
     ) -> StoreResult<bool> {
         let id = user_id.to_string();

@@ -9,6 +9,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::users::USERS;
 use super::{EmbeddedStore, encode, get_json, other};
+use crate::domain::UserId;
 use crate::store::{
     CredentialRecord, IdentityRecord, IdentityRemoval, IdentityStore, StoreError, StoreResult,
     identity_key,
@@ -125,7 +126,7 @@ impl IdentityStore for EmbeddedStore {
         })
     }
 
-    async fn identities_of(&self, user_id: &str) -> StoreResult<Vec<IdentityRecord>> {
+    async fn identities_of(&self, user_id: &UserId) -> StoreResult<Vec<IdentityRecord>> {
         let user_id = user_id.to_string();
         self.read_now(move |db| {
             let txn = db.begin_read().map_err(other)?;
@@ -158,7 +159,7 @@ impl IdentityStore for EmbeddedStore {
         .await
     }
 
-    async fn unlink_identity(&self, user_id: &str, id: &str) -> StoreResult<IdentityRemoval> {
+    async fn unlink_identity(&self, user_id: &UserId, id: &str) -> StoreResult<IdentityRemoval> {
         let user_id = user_id.to_string();
         let id = id.to_string();
         self.write(move |db| {
@@ -199,7 +200,7 @@ impl IdentityStore for EmbeddedStore {
         .await
     }
 
-    async fn delete_identities_of(&self, user_id: &str) -> StoreResult<u64> {
+    async fn delete_identities_of(&self, user_id: &UserId) -> StoreResult<u64> {
         let user_id = user_id.to_string();
         self.write(move |db| {
             let txn = super::commit::begin_write(db)?;

@@ -43,6 +43,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::domain::UserId;
+
 use super::{Store, StoreError, StoreResult, UserRecord};
 
 /// The redb-backed store.
@@ -229,7 +231,7 @@ impl Store for EmbeddedStore {
     async fn live_session_user(
         &self,
         sid: &str,
-        user_id: &str,
+        user_id: &UserId,
         now: i64,
     ) -> StoreResult<(bool, Option<UserRecord>)> {
         sessions::live(self, sid, user_id, now, true)

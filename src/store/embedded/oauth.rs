@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{EmbeddedStore, decode, encode, get_json, other};
+use crate::domain::UserId;
 use crate::store::{ClientRecord, ConsentRecord, OAuthStore, StoreError, StoreResult};
 
 /// Client id → JSON [`ClientRecord`].
@@ -107,7 +108,11 @@ impl OAuthStore for EmbeddedStore {
         .await
     }
 
-    async fn consent(&self, user_id: &str, client_id: &str) -> StoreResult<Option<ConsentRecord>> {
+    async fn consent(
+        &self,
+        user_id: &UserId,
+        client_id: &str,
+    ) -> StoreResult<Option<ConsentRecord>> {
         self.read_now(|db| {
             let txn = db.begin_read().map_err(other)?;
             let t = txn.open_table(CONSENTS).map_err(other)?;
@@ -115,7 +120,7 @@ impl OAuthStore for EmbeddedStore {
         })
     }
 
-    async fn consents_of(&self, user_id: &str) -> StoreResult<Vec<ConsentRecord>> {
+    async fn consents_of(&self, user_id: &UserId) -> StoreResult<Vec<ConsentRecord>> {
         let prefix = format!("{user_id}/");
         self.run(move |db| {
             let txn = db.begin_read().map_err(other)?;
@@ -133,7 +138,7 @@ impl OAuthStore for EmbeddedStore {
         .await
     }
 
-    async fn delete_consent(&self, user_id: &str, client_id: &str) -> StoreResult<bool> {
+    async fn delete_consent(&self, user_id: &UserId, client_id: &str) -> StoreResult<bool> {
         let key = consent_key(user_id, client_id);
         self.write(move |db| {
             let txn = super::commit::begin_write(db)?;

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{EmbeddedStore, decode, encode, get_json, other};
+use crate::domain::UserId;
 use crate::store::{
     AuditQuery, AuditRecord, AuditStore, DeviceStore, KnownDevices, StoreResult, WebhookDelivery,
     WebhookStore,
@@ -315,7 +316,7 @@ impl WebhookStore for EmbeddedStore {
 impl DeviceStore for EmbeddedStore {
     async fn note_device(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         key: &str,
         network: &str,
         now: i64,
@@ -339,7 +340,7 @@ impl DeviceStore for EmbeddedStore {
         .await
     }
 
-    async fn forget_device(&self, user_id: &str, key: &str) -> StoreResult<()> {
+    async fn forget_device(&self, user_id: &UserId, key: &str) -> StoreResult<()> {
         let (user_id, key) = (user_id.to_string(), key.to_string());
         self.write(move |db| {
             super::modify::<KnownDevices, ()>(db, DEVICES, &user_id, |mut d| {

@@ -7,6 +7,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use super::cache::{SessionCache, SessionState};
 use super::users::USERS;
 use super::{EmbeddedStore, decode, encode, get_json, modify, other};
+use crate::domain::UserId;
 use crate::store::{
     RotateOutcome, Rotation, SessionRecord, SessionStore, StoreError, StoreResult, UserRecord,
     classify_rotation,
@@ -87,7 +88,7 @@ pub(super) fn read_live(
     db: &Database,
     cache: &SessionCache,
     sid: &str,
-    user_id: &str,
+    user_id: &UserId,
     now: i64,
     with_user: bool,
 ) -> StoreResult<(bool, Option<UserRecord>)> {
@@ -125,7 +126,7 @@ pub(super) fn read_live(
 pub(super) fn live(
     store: &EmbeddedStore,
     sid: &str,
-    user_id: &str,
+    user_id: &UserId,
     now: i64,
     with_user: bool,
 ) -> StoreResult<(bool, Option<UserRecord>)> {
@@ -167,7 +168,7 @@ impl SessionStore for EmbeddedStore {
         })
     }
 
-    async fn session_live(&self, sid: &str, user_id: &str, now: i64) -> StoreResult<bool> {
+    async fn session_live(&self, sid: &str, user_id: &UserId, now: i64) -> StoreResult<bool> {
         Ok(live(self, sid, user_id, now, false)?.0)
     }
 
@@ -203,7 +204,7 @@ impl SessionStore for EmbeddedStore {
         .await
     }
 
-    async fn sessions_of(&self, user_id: &str, now: i64) -> StoreResult<Vec<SessionRecord>> {
+    async fn sessions_of(&self, user_id: &UserId, now: i64) -> StoreResult<Vec<SessionRecord>> {
         let user_id = user_id.to_string();
         self.run(move |db| {
             let txn = db.begin_read().map_err(other)?;
@@ -223,7 +224,7 @@ impl SessionStore for EmbeddedStore {
         .await
     }
 
-    async fn revoke_session(&self, user_id: &str, sid: &str, now: i64) -> StoreResult<bool> {
+    async fn revoke_session(&self, user_id: &UserId, sid: &str, now: i64) -> StoreResult<bool> {
         let user_id = user_id.to_string();
         let sid = sid.to_string();
         let cache = self.sessions.clone();
@@ -241,7 +242,7 @@ impl SessionStore for EmbeddedStore {
         .await
     }
 
-    async fn record_proof(&self, user_id: &str, sid: &str, at: i64) -> StoreResult<bool> {
+    async fn record_proof(&self, user_id: &UserId, sid: &str, at: i64) -> StoreResult<bool> {
         let user_id = user_id.to_string();
         let sid = sid.to_string();
         let cache = self.sessions.clone();
@@ -263,7 +264,7 @@ impl SessionStore for EmbeddedStore {
 
     async fn bind_session_key(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         sid: &str,
         jkt: &str,
         now: i64,
@@ -296,7 +297,7 @@ impl SessionStore for EmbeddedStore {
 
     async fn revoke_sessions_of(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         keep: Option<&str>,
         now: i64,
     ) -> StoreResult<u64> {

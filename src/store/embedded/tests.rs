@@ -1,6 +1,7 @@
 //! Tests of the embedded store: the conformance suite, durability across
 //! reopen, and records written by the first release.
 
+use crate::store::conformance::uid;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -168,7 +169,9 @@ fn a_revocation_racing_cached_reads_is_exact() {
                         // Read the flag first: if the revocation had
                         // returned by then, the check must say "not live".
                         let after = revoked.load(Ordering::SeqCst);
-                        let live = rt.block_on(store.session_live(&sid, "racer", NOW)).unwrap();
+                        let live = rt
+                            .block_on(store.session_live(&sid, &uid("racer"), NOW))
+                            .unwrap();
                         assert!(!(after && live), "round {round}: stale live session");
                         // Drop the cached entry now and then, so reads keep
                         // going to redb and racing the write.
@@ -182,7 +185,7 @@ fn a_revocation_racing_cached_reads_is_exact() {
             .collect();
         std::thread::sleep(std::time::Duration::from_millis(2));
         assert!(
-            rt.block_on(store.revoke_session("racer", &s.id, NOW))
+            rt.block_on(store.revoke_session(&uid("racer"), &s.id, NOW))
                 .unwrap()
         );
         revoked.store(true, Ordering::SeqCst);
@@ -192,7 +195,7 @@ fn a_revocation_racing_cached_reads_is_exact() {
             r.join().unwrap();
         }
         assert!(
-            !rt.block_on(store.session_live(&s.id, "racer", NOW))
+            !rt.block_on(store.session_live(&s.id, &uid("racer"), NOW))
                 .unwrap()
         );
     }

@@ -10,6 +10,7 @@ use std::ops::Bound;
 use super::avatars::AVATARS;
 use super::sessions::{SESSIONS, USER_SESSIONS, sids_of, user_session_key};
 use super::{EmbeddedStore, decode, encode, get_json, modify, other};
+use crate::domain::UserId;
 use crate::store::{
     AdminUpdate, CredentialRecord, ProfileUpdate, StoreError, StoreResult, UserRecord, UserStore,
 };
@@ -116,7 +117,7 @@ impl UserStore for EmbeddedStore {
         .await
     }
 
-    async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
+    async fn user_by_id(&self, id: &UserId) -> StoreResult<Option<UserRecord>> {
         let id = id.to_string();
         self.read_now(move |db| {
             let txn = db.begin_read().map_err(other)?;
@@ -142,7 +143,7 @@ impl UserStore for EmbeddedStore {
 
     async fn update_profile(
         &self,
-        id: &str,
+        id: &UserId,
         update: &ProfileUpdate,
         now: i64,
     ) -> StoreResult<Option<UserRecord>> {
@@ -175,7 +176,7 @@ impl UserStore for EmbeddedStore {
         .await
     }
 
-    async fn change_email(&self, id: &str, email: &str, now: i64) -> StoreResult<bool> {
+    async fn change_email(&self, id: &UserId, email: &str, now: i64) -> StoreResult<bool> {
         let (id, email) = (id.to_string(), email.to_string());
         self.write(move |db| {
             let txn = super::commit::begin_write(db)?;
@@ -254,7 +255,7 @@ impl UserStore for EmbeddedStore {
 
     async fn admin_update(
         &self,
-        id: &str,
+        id: &UserId,
         update: &AdminUpdate,
         now: i64,
     ) -> StoreResult<Option<UserRecord>> {
@@ -280,7 +281,7 @@ impl UserStore for EmbeddedStore {
         .await
     }
 
-    async fn delete_user(&self, id: &str) -> StoreResult<bool> {
+    async fn delete_user(&self, id: &UserId) -> StoreResult<bool> {
         let id = id.to_string();
         let cache = self.sessions.clone();
         self.write(move |db| {

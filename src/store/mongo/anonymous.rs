@@ -9,6 +9,7 @@ use super::{EXPIRES_AT_DATE, MongoStore, date_of, is_duplicate_key, map_err, run
 
 /// How long an upgrade's hold on an address lives if its holder dies.
 const ADDRESS_LOCK_SECS: i64 = 30;
+use crate::domain::UserId;
 use crate::store::{AnonymousStore, StoreError, StoreResult};
 
 /// A guest last used before `cutoff` (one created before `last_active_at`
@@ -25,7 +26,7 @@ fn stale_filter(cutoff: i64) -> Document {
 
 #[async_trait]
 impl AnonymousStore for MongoStore {
-    async fn touch_anonymous(&self, id: &str, now: i64) -> StoreResult<bool> {
+    async fn touch_anonymous(&self, id: &UserId, now: i64) -> StoreResult<bool> {
         let r = self
             .run(self.users.update_one(
                 doc! { "_id": id, "anonymous": true },
@@ -35,7 +36,7 @@ impl AnonymousStore for MongoStore {
         Ok(r.matched_count > 0)
     }
 
-    async fn stale_anonymous(&self, cutoff: i64, limit: usize) -> StoreResult<Vec<String>> {
+    async fn stale_anonymous(&self, cutoff: i64, limit: usize) -> StoreResult<Vec<UserId>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -51,13 +52,13 @@ impl AnonymousStore for MongoStore {
         while self.run(cursor.advance()).await? {
             let d: Document = cursor.deserialize_current().map_err(map_err)?;
             if let Ok(id) = d.get_str("_id") {
-                ids.push(id.to_string());
+                ids.push(UserId::from(id));
             }
         }
         Ok(ids)
     }
 
-    async fn delete_stale_anonymous(&self, id: &str, cutoff: i64) -> StoreResult<bool> {
+    async fn delete_stale_anonymous(&self, id: &UserId, cutoff: i64) -> StoreResult<bool> {
         // The account first, by a filter that re-checks the rule: a guest
         // that upgraded or was used meanwhile is not matched. Then its
         // sessions and avatar (an interruption between leaves sessions of
@@ -78,7 +79,7 @@ impl AnonymousStore for MongoStore {
 
     async fn upgrade_anonymous(
         &self,
-        id: &str,
+        id: &UserId,
         email: &str,
         email_verified: bool,
         password_hash: &str,

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use mongodb::bson::doc;
 
 use super::{MongoStore, from_doc, to_doc};
+use crate::domain::UserId;
 use crate::store::{AvatarRecord, AvatarStore, StoreResult};
 
 #[async_trait]
@@ -39,7 +40,7 @@ impl AvatarStore for MongoStore {
         Ok(false)
     }
 
-    async fn avatar(&self, user_id: &str) -> StoreResult<Option<AvatarRecord>> {
+    async fn avatar(&self, user_id: &UserId) -> StoreResult<Option<AvatarRecord>> {
         let Some(mut d) = self
             .run(self.avatars.find_one(doc! { "_id": user_id }))
             .await?
@@ -50,7 +51,7 @@ impl AvatarStore for MongoStore {
         from_doc(d).map(Some)
     }
 
-    async fn delete_avatar(&self, user_id: &str) -> StoreResult<bool> {
+    async fn delete_avatar(&self, user_id: &UserId) -> StoreResult<bool> {
         self.run(self.users.update_one(
             doc! { "_id": user_id },
             doc! { "$unset": { "avatar_etag": "" } },

@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use mongodb::bson::{self, Bson, Document, doc};
 
 use super::{EXPIRES_AT_DATE, MongoStore, RevocationId, date_of, from_doc};
+use crate::domain::UserId;
 use crate::store::{
     CredentialRecord, CredentialStore, PasskeyAddition, PasskeyRecord, PasskeyRemoval, StoreError,
     StoreResult,
@@ -67,7 +68,7 @@ fn credential_projection() -> Document {
 
 #[async_trait]
 impl CredentialStore for MongoStore {
-    async fn credentials(&self, user_id: &str) -> StoreResult<Option<CredentialRecord>> {
+    async fn credentials(&self, user_id: &UserId) -> StoreResult<Option<CredentialRecord>> {
         self.run(
             self.users
                 .find_one(doc! { "_id": user_id })
@@ -78,7 +79,7 @@ impl CredentialStore for MongoStore {
         .transpose()
     }
 
-    async fn set_password_hash(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<bool> {
+    async fn set_password_hash(&self, user_id: &UserId, hash: &str, now: i64) -> StoreResult<bool> {
         // `$set`/`$unset` of these fields only: the profile stays. A
         // peppered hash is never legacy.
         let r = self
@@ -93,7 +94,7 @@ impl CredentialStore for MongoStore {
         Ok(r.matched_count > 0)
     }
 
-    async fn claim_account(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<bool> {
+    async fn claim_account(&self, user_id: &UserId, hash: &str, now: i64) -> StoreResult<bool> {
         // One `update_one`: the credentials go in the same write as the
         // new password, so no moment exists where the new owner's password
         // works next to the squatter's passkey or second factor.
@@ -121,7 +122,7 @@ impl CredentialStore for MongoStore {
         Ok(r.matched_count > 0)
     }
 
-    async fn set_pending_totp(&self, user_id: &str, sealed: &str) -> StoreResult<bool> {
+    async fn set_pending_totp(&self, user_id: &UserId, sealed: &str) -> StoreResult<bool> {
         let r = self
             .run(self.users.update_one(
                 doc! { "_id": user_id },
@@ -133,7 +134,7 @@ impl CredentialStore for MongoStore {
 
     async fn activate_totp(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         sealed: &str,
         recovery_codes: &[String],
         now: i64,
@@ -153,7 +154,7 @@ impl CredentialStore for MongoStore {
         Ok(r.matched_count > 0)
     }
 
-    async fn disable_totp(&self, user_id: &str, now: i64) -> StoreResult<bool> {
+    async fn disable_totp(&self, user_id: &UserId, now: i64) -> StoreResult<bool> {
         let r = self
             .run(self.users.update_one(
                 doc! { "_id": user_id },
@@ -171,7 +172,7 @@ impl CredentialStore for MongoStore {
 
     async fn replace_recovery_codes(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         recovery_codes: &[String],
         now: i64,
     ) -> StoreResult<bool> {
@@ -186,7 +187,7 @@ impl CredentialStore for MongoStore {
 
     async fn consume_recovery_code(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         hash: &str,
         now: i64,
     ) -> StoreResult<bool> {
@@ -227,7 +228,7 @@ impl CredentialStore for MongoStore {
     // document, guarded by its filter; `passkey_count` moves with it.
     async fn add_passkey(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         passkey: &PasskeyRecord,
         max: u32,
         now: i64,
@@ -248,7 +249,7 @@ impl CredentialStore for MongoStore {
         added
     }
 
-    async fn update_passkey(&self, user_id: &str, passkey: &PasskeyRecord) -> StoreResult<bool> {
+    async fn update_passkey(&self, user_id: &UserId, passkey: &PasskeyRecord) -> StoreResult<bool> {
         let Some(path) = passkey_path(&passkey.id) else {
             return Ok(false);
         };
@@ -265,7 +266,7 @@ impl CredentialStore for MongoStore {
 
     async fn remove_passkey(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         passkey_id: &str,
         now: i64,
     ) -> StoreResult<PasskeyRemoval> {
@@ -321,7 +322,7 @@ impl MongoStore {
     /// Takes the passkey-add lock of `user_id` (see the module docs);
     /// returns its nonce. Waits for another add of the same account, at
     /// most [`ADD_LOCK_WAIT`].
-    async fn lock_passkey_adds(&self, user_id: &str, now: i64) -> StoreResult<String> {
+    async fn lock_passkey_adds(&self, user_id: &UserId, now: i64) -> StoreResult<String> {
         let id = RevocationId::PasskeyAdd(user_id).id();
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let expires_at = now.saturating_add(ADD_LOCK_SECS);
@@ -358,7 +359,7 @@ impl MongoStore {
     /// The add itself, under the lock.
     async fn add_passkey_locked(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         passkey: &PasskeyRecord,
         max: u32,
         now: i64,

@@ -18,6 +18,7 @@ use mongodb::bson::{Document, doc};
 
 use super::errors::map_err;
 use super::{MongoStore, from_doc, to_doc};
+use crate::domain::UserId;
 use crate::store::{
     CredentialRecord, CredentialStore, IdentityRecord, IdentityRemoval, IdentityStore, StoreError,
     StoreResult, UserStore, identity_key,
@@ -36,7 +37,7 @@ impl MongoStore {
     /// Takes the unlink lease of `user_id`, waiting for another holder
     /// (at most about two seconds); a lease left by a crashed holder is
     /// broken once expired.
-    async fn take_unlink_lease(&self, user_id: &str) -> StoreResult<String> {
+    async fn take_unlink_lease(&self, user_id: &UserId) -> StoreResult<String> {
         let id = format!("unlink:{user_id}");
         for _ in 0..40 {
             let now = unix_now();
@@ -85,7 +86,7 @@ impl IdentityStore for MongoStore {
         .await
     }
 
-    async fn identities_of(&self, user_id: &str) -> StoreResult<Vec<IdentityRecord>> {
+    async fn identities_of(&self, user_id: &UserId) -> StoreResult<Vec<IdentityRecord>> {
         let mut cursor = self
             .run(
                 self.identities
@@ -114,7 +115,7 @@ impl IdentityStore for MongoStore {
         Ok(())
     }
 
-    async fn unlink_identity(&self, user_id: &str, id: &str) -> StoreResult<IdentityRemoval> {
+    async fn unlink_identity(&self, user_id: &UserId, id: &str) -> StoreResult<IdentityRemoval> {
         let lease = self.take_unlink_lease(user_id).await?;
         let outcome = async {
             let mine = self.identities_of(user_id).await?;
@@ -140,7 +141,7 @@ impl IdentityStore for MongoStore {
         outcome
     }
 
-    async fn delete_identities_of(&self, user_id: &str) -> StoreResult<u64> {
+    async fn delete_identities_of(&self, user_id: &UserId) -> StoreResult<u64> {
         let r = self
             .run(self.identities.delete_many(doc! { "user_id": user_id }))
             .await?;

@@ -70,6 +70,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use self::errors::{NOT_IMPLEMENTED, command_code, is_duplicate_key, map_err, scrub};
+use crate::domain::UserId;
+
 use super::{OnceKey, Store, StoreError, StoreResult, TicketKind, UserRecord, UserStore};
 
 const USERS: &str = "users";
@@ -162,6 +164,14 @@ pub struct MongoStore {
 
 /// Record → document: `id` becomes `_id` (first), and `expires_at` gets its
 /// date copy when the record has one.
+/// A user id goes into a filter or an update as the bare string it is
+/// stored as (the records' `#[serde(transparent)]`).
+impl From<UserId> for bson::Bson {
+    fn from(id: UserId) -> Self {
+        Self::String(id.into_string())
+    }
+}
+
 fn to_doc<T: Serialize>(record: &T) -> StoreResult<Document> {
     let mut fields = bson::to_document(record)
         .map_err(|e| StoreError::Other(anyhow::Error::new(e).context("encoding a record")))?;
@@ -498,11 +508,11 @@ impl Store for MongoStore {
     async fn live_session_user(
         &self,
         sid: &str,
-        user_id: &str,
+        user_id: &UserId,
         now: i64,
     ) -> StoreResult<(bool, Option<UserRecord>)> {
         let (session, user) = tokio::try_join!(self.find_session(sid), self.user_by_id(user_id))?;
-        if session.is_some_and(|s| s.user_id == user_id && s.is_active(now)) {
+        if session.is_some_and(|s| s.user_id == *user_id && s.is_active(now)) {
             Ok((true, user))
         } else {
             Ok((false, None))

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use mongodb::bson::{Document, doc};
 
 use super::{MongoStore, from_doc, map_err, to_doc};
+use crate::domain::UserId;
 use crate::store::{ClientRecord, ConsentRecord, OAuthStore, StoreResult};
 
 const CLIENTS: &str = "oauth_clients";
@@ -91,7 +92,11 @@ impl OAuthStore for MongoStore {
         Ok(())
     }
 
-    async fn consent(&self, user_id: &str, client_id: &str) -> StoreResult<Option<ConsentRecord>> {
+    async fn consent(
+        &self,
+        user_id: &UserId,
+        client_id: &str,
+    ) -> StoreResult<Option<ConsentRecord>> {
         self.find_record(
             &self.db.collection(CONSENTS),
             doc! { "_id": consent_key(user_id, client_id) },
@@ -99,13 +104,13 @@ impl OAuthStore for MongoStore {
         .await
     }
 
-    async fn consents_of(&self, user_id: &str) -> StoreResult<Vec<ConsentRecord>> {
+    async fn consents_of(&self, user_id: &UserId) -> StoreResult<Vec<ConsentRecord>> {
         let mut out: Vec<ConsentRecord> = self.all(CONSENTS, doc! { "user_id": user_id }).await?;
         out.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         Ok(out)
     }
 
-    async fn delete_consent(&self, user_id: &str, client_id: &str) -> StoreResult<bool> {
+    async fn delete_consent(&self, user_id: &UserId, client_id: &str) -> StoreResult<bool> {
         let r = self
             .run(
                 self.db

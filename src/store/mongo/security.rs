@@ -11,6 +11,7 @@ use mongodb::bson::{self, Document, doc};
 use mongodb::{Collection, IndexModel};
 
 use super::{MongoStore, index, is_duplicate_key, map_err, run_bounded_raw, to_doc};
+use crate::domain::UserId;
 use crate::store::{
     AuditQuery, AuditRecord, AuditStore, DeviceStore, KnownDevices, StoreError, StoreResult,
     WebhookDelivery, WebhookStore,
@@ -268,7 +269,7 @@ impl WebhookStore for MongoStore {
 impl DeviceStore for MongoStore {
     async fn note_device(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         key: &str,
         network: &str,
         now: i64,
@@ -299,7 +300,7 @@ impl DeviceStore for MongoStore {
         }
     }
 
-    async fn forget_device(&self, user_id: &str, key: &str) -> StoreResult<()> {
+    async fn forget_device(&self, user_id: &UserId, key: &str) -> StoreResult<()> {
         // FerretDB v1 does not match `$pull` conditions on subdocuments: read,
         // update, write back, as `note_device` does.
         let coll = self.device_coll();

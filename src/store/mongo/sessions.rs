@@ -7,6 +7,7 @@ use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::ReturnDocument;
 
 use super::{EXPIRES_AT_DATE, MongoStore, RevocationId, date_of, from_doc, to_doc};
+use crate::domain::UserId;
 use crate::store::{
     RotateOutcome, Rotation, SessionRecord, SessionStore, StoreError, StoreResult,
     classify_rotation,
@@ -213,7 +214,7 @@ impl SessionStore for MongoStore {
         }
     }
 
-    async fn sessions_of(&self, user_id: &str, now: i64) -> StoreResult<Vec<SessionRecord>> {
+    async fn sessions_of(&self, user_id: &UserId, now: i64) -> StoreResult<Vec<SessionRecord>> {
         let mut filter = doc! { "user_id": user_id };
         filter.extend(active(now));
         self.all_of(
@@ -224,7 +225,7 @@ impl SessionStore for MongoStore {
         .await
     }
 
-    async fn revoke_session(&self, user_id: &str, sid: &str, now: i64) -> StoreResult<bool> {
+    async fn revoke_session(&self, user_id: &UserId, sid: &str, now: i64) -> StoreResult<bool> {
         let mut filter = doc! { "_id": sid, "user_id": user_id };
         filter.extend(active(now));
         let r = self
@@ -236,7 +237,7 @@ impl SessionStore for MongoStore {
         Ok(r.matched_count > 0)
     }
 
-    async fn record_proof(&self, user_id: &str, sid: &str, at: i64) -> StoreResult<bool> {
+    async fn record_proof(&self, user_id: &UserId, sid: &str, at: i64) -> StoreResult<bool> {
         let mut filter = doc! { "_id": sid, "user_id": user_id };
         filter.extend(active(at));
         let r = self
@@ -250,7 +251,7 @@ impl SessionStore for MongoStore {
 
     async fn bind_session_key(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         sid: &str,
         jkt: &str,
         now: i64,
@@ -258,7 +259,7 @@ impl SessionStore for MongoStore {
         let Some(current) = self.find_session(sid).await? else {
             return Ok(false);
         };
-        if current.user_id != user_id || !current.is_active(now) {
+        if current.user_id != *user_id || !current.is_active(now) {
             return Ok(false);
         }
         if let Some(bound) = &current.dpop_jkt {
@@ -303,7 +304,7 @@ impl SessionStore for MongoStore {
 
     async fn revoke_sessions_of(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         keep: Option<&str>,
         now: i64,
     ) -> StoreResult<u64> {

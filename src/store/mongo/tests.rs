@@ -6,6 +6,7 @@
 //! `scripts/ferretdb.sh`, or MongoDB). Without it they print `SKIPPED` and
 //! pass, except under `CI=true`, where they fail.
 
+use crate::store::conformance::uid;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -422,13 +423,13 @@ async fn proxied_store(uri: &str) -> (MongoStore, MongoStore, watch::Sender<Mode
     .await
     .unwrap();
     via.ping().await.unwrap();
-    assert!(via.user_by_id("nobody").await.unwrap().is_none());
+    assert!(via.user_by_id(&uid("nobody")).await.unwrap().is_none());
     (direct, via, mode)
 }
 
 async fn assert_unavailable_soon(store: &MongoStore) {
     let started = Instant::now();
-    let result = tokio::time::timeout(Duration::from_secs(30), store.user_by_id("nobody"))
+    let result = tokio::time::timeout(Duration::from_secs(30), store.user_by_id(&uid("nobody")))
         .await
         .expect("an operation on a lost server must not hang");
     match result {

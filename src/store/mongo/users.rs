@@ -9,6 +9,7 @@ use mongodb::options::ReturnDocument;
 
 use super::credentials::CREDENTIAL_FIELDS;
 use super::{MongoStore, from_doc, is_duplicate_key, map_err, run_bounded_raw, to_doc};
+use crate::domain::UserId;
 use crate::store::{
     AdminUpdate, CredentialRecord, ProfileUpdate, StoreError, StoreResult, UserRecord, UserStore,
 };
@@ -119,7 +120,7 @@ impl UserStore for MongoStore {
         Ok(created)
     }
 
-    async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
+    async fn user_by_id(&self, id: &UserId) -> StoreResult<Option<UserRecord>> {
         self.find_user(doc! { "_id": id }).await
     }
 
@@ -129,7 +130,7 @@ impl UserStore for MongoStore {
 
     async fn update_profile(
         &self,
-        id: &str,
+        id: &UserId,
         update: &ProfileUpdate,
         now: i64,
     ) -> StoreResult<Option<UserRecord>> {
@@ -167,7 +168,7 @@ impl UserStore for MongoStore {
         .transpose()
     }
 
-    async fn change_email(&self, id: &str, email: &str, now: i64) -> StoreResult<bool> {
+    async fn change_email(&self, id: &UserId, email: &str, now: i64) -> StoreResult<bool> {
         // The address held by another account: refused up front. On
         // MongoDB the unique index on `email` also decides a race (duplicate
         // key → Conflict); FerretDB v1 does not report a clash on update,
@@ -236,7 +237,7 @@ impl UserStore for MongoStore {
 
     async fn admin_update(
         &self,
-        id: &str,
+        id: &UserId,
         update: &AdminUpdate,
         now: i64,
     ) -> StoreResult<Option<UserRecord>> {
@@ -260,7 +261,7 @@ impl UserStore for MongoStore {
         .transpose()
     }
 
-    async fn delete_user(&self, id: &str) -> StoreResult<bool> {
+    async fn delete_user(&self, id: &UserId) -> StoreResult<bool> {
         // No transactions: sessions and the avatar first, the account
         // last, so an interrupted deletion leaves an account that can be
         // deleted again (never sessions of a gone account that nothing

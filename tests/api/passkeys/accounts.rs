@@ -69,6 +69,7 @@ async fn a_passkey_is_a_second_factor_after_a_password() {
 /// Turns the signed-in user `id` into a passkey-only account: no password,
 /// as an import without `password_hash` leaves one (the API cannot).
 async fn drop_password(app: &TestApp, id: &str) {
+    let id = &portcullis::domain::UserId::from(id);
     assert!(
         app.store
             .set_password_hash(id, "", app.clock.now())
@@ -230,7 +231,13 @@ async fn a_passkey_only_account_deletes_itself_with_an_assertion() {
         app.login(&email, PASSWORD).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    assert!(app.store.credentials(&id).await.unwrap().is_none());
+    assert!(
+        app.store
+            .credentials(&id.as_str().into())
+            .await
+            .unwrap()
+            .is_none()
+    );
     // The other account is untouched.
     assert_eq!(app.me_status(&other_at).await, StatusCode::OK);
 }

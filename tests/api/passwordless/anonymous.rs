@@ -4,6 +4,7 @@
 //! with the manual clock, and a flood from one network.
 
 use portcullis::clock::Clock;
+use portcullis::domain::UserId;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -196,7 +197,13 @@ async fn unused_guests_are_purged_after_the_ttl() {
     clock.advance(12 * 3600 + 1);
     assert_eq!(app.core.purge_anonymous().await.unwrap(), 1);
     let gone = idle["user"]["id"].as_str().unwrap();
-    assert!(app.store.user_by_id(gone).await.unwrap().is_none());
+    assert!(
+        app.store
+            .user_by_id(&UserId::from(gone))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(
         app.refresh(&token(&idle, "refresh_token")).await.status(),
         StatusCode::UNAUTHORIZED
@@ -204,7 +211,13 @@ async fn unused_guests_are_purged_after_the_ttl() {
     // The used one and the upgraded one stay.
     for kept in [&used, &upgraded] {
         let id = kept["user"]["id"].as_str().unwrap();
-        assert!(app.store.user_by_id(id).await.unwrap().is_some());
+        assert!(
+            app.store
+                .user_by_id(&UserId::from(id))
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
     assert_eq!(
         app.refresh(&token(&used_now, "refresh_token"))
@@ -221,12 +234,24 @@ async fn unused_guests_are_purged_after_the_ttl() {
         .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let id = leaving["user"]["id"].as_str().unwrap();
-    assert!(app.store.user_by_id(id).await.unwrap().is_none());
+    assert!(
+        app.store
+            .user_by_id(&UserId::from(id))
+            .await
+            .unwrap()
+            .is_none()
+    );
     // A day after its last refresh the used one goes too; never the upgraded.
     clock.advance(86_401 - 600);
     assert_eq!(app.core.purge_anonymous().await.unwrap(), 1);
     let id = upgraded["user"]["id"].as_str().unwrap();
-    assert!(app.store.user_by_id(id).await.unwrap().is_some());
+    assert!(
+        app.store
+            .user_by_id(&UserId::from(id))
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[tokio::test]
