@@ -25,8 +25,17 @@ use crate::store::mongo::MongoStore;
 /// How long a CAPTCHA challenge may be solved and used.
 const CAPTCHA_TTL_SECS: u64 = 600;
 
-/// Opens the store the settings name.
+/// Opens the store the settings name (the embedded one with its default cache).
 pub async fn open_store(settings: &StoreSettings) -> anyhow::Result<DynStore> {
+    open_store_sized(settings, crate::store::embedded::DEFAULT_CACHE_BYTES).await
+}
+
+/// [`open_store`], the embedded store caching at most `redb_cache` bytes
+/// of pages (`PORTCULLIS_REDB_CACHE_SIZE`).
+pub async fn open_store_sized(
+    settings: &StoreSettings,
+    redb_cache: usize,
+) -> anyhow::Result<DynStore> {
     if let Some(uri) = &settings.mongodb_uri {
         let store = MongoStore::connect(
             uri.expose_secret(),
@@ -42,7 +51,7 @@ pub async fn open_store(settings: &StoreSettings) -> anyhow::Result<DynStore> {
         })?;
         return Ok(Arc::new(store));
     }
-    let store = EmbeddedStore::open(&settings.data_dir)?;
+    let store = EmbeddedStore::open_with_cache(&settings.data_dir, redb_cache)?;
     Ok(Arc::new(store))
 }
 
@@ -68,7 +77,7 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
     let (dpop_nonce_key, _) = load_or_create_secret(keys_dir, "dpop-nonce-hmac.key")?;
     let second_factor = Arc::new(SecondFactorKeys::load(keys_dir)?);
     let postbox = build_postbox(&settings)?;
-    let store = open_store(&settings.store).await?;
+    let store = open_store_sized(&settings.store, settings.performance.redb_cache_size).await?;
     let t = &settings.tokens;
     let tokens = TokenService::new(
         Arc::new(ring),

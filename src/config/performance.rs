@@ -45,7 +45,7 @@ pub struct PerformanceSettings {
     pub audit_refresh: AuditRefresh,
     /// `PORTCULLIS_REDB_CACHE_SIZE`: bytes of page cache of the embedded
     /// store (suffixes `k`, `m`, `g`: powers of 1024); bounds the memory the
-    /// store keeps under load (default `32m`).
+    /// store keeps under load (default `64m`; redb's own default is 1 GiB).
     pub redb_cache_size: usize,
 }
 
@@ -54,7 +54,7 @@ impl Default for PerformanceSettings {
         Self {
             refresh_signing: RefreshSigning::Hmac,
             audit_refresh: AuditRefresh::Hourly,
-            redb_cache_size: 32 << 20,
+            redb_cache_size: 64 << 20,
         }
     }
 }
@@ -95,7 +95,7 @@ impl PerformanceSettings {
             "all" => AuditRefresh::All,
             other => bail!("PORTCULLIS_AUDIT_REFRESH must be hourly or all, not {other:?}"),
         };
-        let cache = get_or("PORTCULLIS_REDB_CACHE_SIZE", "32m");
+        let cache = get_or("PORTCULLIS_REDB_CACHE_SIZE", "64m");
         let redb_cache_size = parse_bytes(&cache)
             .filter(|n| *n >= 1 << 20)
             .with_context(|| {
@@ -125,16 +125,16 @@ mod tests {
         let d = PerformanceSettings::from_map(&map(&[])).unwrap();
         assert_eq!(d.refresh_signing, RefreshSigning::Hmac);
         assert_eq!(d.audit_refresh, AuditRefresh::Hourly);
-        assert_eq!(d.redb_cache_size, 32 << 20);
+        assert_eq!(d.redb_cache_size, 64 << 20);
         let s = PerformanceSettings::from_map(&map(&[
             ("PORTCULLIS_REFRESH_SIGNING", "signing-key"),
             ("PORTCULLIS_AUDIT_REFRESH", "all"),
-            ("PORTCULLIS_REDB_CACHE_SIZE", "64M"),
+            ("PORTCULLIS_REDB_CACHE_SIZE", "16M"),
         ]))
         .unwrap();
         assert_eq!(s.refresh_signing, RefreshSigning::SigningKey);
         assert_eq!(s.audit_refresh, AuditRefresh::All);
-        assert_eq!(s.redb_cache_size, 64 << 20);
+        assert_eq!(s.redb_cache_size, 16 << 20);
         assert_eq!(parse_bytes("2097152"), Some(2 << 20));
         assert_eq!(parse_bytes("1g"), Some(1 << 30));
     }
