@@ -168,6 +168,58 @@ pub(super) async fn security_headers<E: Endpoint>(
     Ok(resp)
 }
 
+/// A request id in UUID v4 form, unique without a system call: 64 random
+/// bits drawn once per process and a counter (the ids only need to be
+/// unique, not unpredictable; `Uuid::new_v4` asks the kernel for 16 random
+/// bytes on every request).
+fn fresh_request_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        let mut b = [0u8; 8];
+        if aws_lc_rs::rand::fill(&mut b).is_err() {
+            // No randomness: the process start time keeps ids of
+            // different processes apart.
+            return std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() << 30 ^ u64::from(d.subsec_nanos()));
+        }
+        u64::from_le_bytes(b)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&prefix.to_be_bytes());
+    bytes[8..].copy_from_slice(&n.to_be_bytes());
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
+}
+
+/// The `status` label of the request metrics, without an allocation for
+/// the common ones.
+fn status_label(status: u16) -> metrics::SharedString {
+    let s: &'static str = match status {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        302 => "302",
+        303 => "303",
+        304 => "304",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        409 => "409",
+        422 => "422",
+        429 => "429",
+        _ => return metrics::SharedString::from(status.to_string()),
+    };
+    metrics::SharedString::from(s)
+}
+
 /// One span per request (request id, method, route, status, latency, user
 /// id), and one log line when it ends. Query strings are not logged. Every
 /// response carries `X-Request-Id`: the proxy's when a trusted proxy sent
@@ -201,7 +253,7 @@ pub(super) async fn trace_request<E: Endpoint>(
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
         .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .unwrap_or_else(fresh_request_id);
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
@@ -223,7 +275,7 @@ pub(super) async fn trace_request<E: Endpoint>(
     let labels = [
         ("method", metrics::SharedString::from(method)),
         ("route", metrics::SharedString::from(route)),
-        ("status", metrics::SharedString::from(status.to_string())),
+        ("status", status_label(status)),
     ];
     metrics::counter!("portcullis_http_requests_total", &labels).increment(1);
     metrics::histogram!("portcullis_http_request_duration_seconds", &labels)
