@@ -112,7 +112,8 @@ if [[ -n ${BENCH_BASELINE_BIN:-} ]]; then
 fi
 case $PROFILE in
   "" | me) ;;
-  *) die "BENCH_PROFILE=$PROFILE: only 'me' is supported" ;;
+  floor | me,floor | floor,me) ;; # floor: GET /bench/floor of `bench floor`
+  *) die "BENCH_PROFILE=$PROFILE: 'me', 'floor' or 'me,floor'" ;;
 esac
 if [[ -n $PROFILE ]]; then
   for tool in valgrind callgrind_control; do
@@ -490,7 +491,7 @@ me_curl_config() { # n file: curl config of n GET /v1/me, tokens from $toks roun
   : >"$2"
   for ((j = 0; j < $1; j++)); do
     ((j > 0)) && echo "next" >>"$2"
-    printf 'url = "%s/v1/me"\nheader = "Authorization: Bearer %s"\noutput = "/dev/null"\nwrite-out = "%%{http_code} %%{num_connects}\\n"\nsilent\n' \
+    printf 'url = "%s'"${PROFILE_PATH:-/v1/me}"'"\nheader = "Authorization: Bearer %s"\noutput = "/dev/null"\nwrite-out = "%%{http_code} %%{num_connects}\\n"\nsilent\n' \
       "$URL" "${toks[j % 32]}" >>"$2"
   done
 }
@@ -502,7 +503,7 @@ profile_me() {
   stop_server
   settings "$data" 4
   (cd "$TMP" && exec env "${ENVV[@]}" valgrind --tool=callgrind --callgrind-out-file="$prefix.%p" \
-    "$BIN" serve) >>"$TMP/server.log" 2>"$TMP/valgrind-$label.log" &
+    "$BIN" ${PROFILE_SERVE:-serve}) >>"$TMP/server.log" 2>"$TMP/valgrind-$label.log" &
   SERVER_PID=$!
   pid=$SERVER_PID
   for _ in $(seq 1 600); do
@@ -546,7 +547,7 @@ profile_me() {
   {
     echo "### $label: $(bin_id "$BIN")"
     echo
-    echo "- $PROFILE_REQUESTS × \`GET /v1/me\` (32 users' tokens, round robin) on one keep-alive connection (curl; $conns new connection(s)), $ok answered 200, in $load_s s under callgrind"
+    echo "- $PROFILE_REQUESTS × \`GET ${PROFILE_PATH:-/v1/me}\` (32 users' tokens, round robin) on one keep-alive connection (curl; $conns new connection(s)), $ok answered 200, in $load_s s under callgrind"
     echo "- Ir during the load: $load_ir; idle: $idle_ir in ${PROFILE_IDLE_S} s (subtracted pro rata: $(awk -v i="$idle_ir" -v is="$PROFILE_IDLE_S" -v s="$load_s" 'BEGIN{printf "%.0f", i / is * s}'))"
     echo "- **$ipr instructions per request** (all server threads)"
     echo "- top functions by self Ir (Ir, % of the load, function; whole list: \`profile-me-$label-self.txt\`; the call graph: \`$(basename "$prefix").$pid.2\` in kcachegrind or \`callgrind_annotate --tree=caller\`):"
@@ -556,7 +557,7 @@ profile_me() {
     echo '```'
     echo
   } >>"$PROFILE_MD"
-  log "profile $label: $ipr instructions per GET /v1/me ($ok/$PROFILE_REQUESTS answered 200)"
+  log "profile $label: $ipr instructions per GET ${PROFILE_PATH:-/v1/me} ($ok/$PROFILE_REQUESTS answered 200)"
 }
 
 # --- main loop ----------------------------------------------------------------
@@ -564,18 +565,20 @@ for s in startup floor login me refresh register isolation scale backends dpop f
   if has_scenario "$s"; then "sc_$s"; fi
 done
 
-if [[ $PROFILE == me ]]; then
-  if [[ $AB == 1 ]]; then
-    BIN=$BASE_BIN; profile_me baseline; base_ipr=$PROF_IPR
-    BIN=$NEW_BIN; profile_me new; new_ipr=$PROF_IPR
+for route in ${PROFILE//,/ }; do
+  PROFILE_PATH=/v1/me PROFILE_SERVE=serve
+  [[ $route == floor ]] && PROFILE_PATH=/bench/floor PROFILE_SERVE="bench floor"
+  if [[ $AB == 1 ]] && { [[ $route == me ]] || BIN=$BASE_BIN bin_has floor; }; then
+    BIN=$BASE_BIN; profile_me "baseline-$route"; base_ipr=$PROF_IPR
+    BIN=$NEW_BIN; profile_me "new-$route"; new_ipr=$PROF_IPR
     {
       echo "- **new / baseline: $(awk -v n="$new_ipr" -v b="$base_ipr" 'BEGIN{printf "%.3f", n/b}')** instructions per request ($new_ipr vs $base_ipr)"
       echo
     } >>"$PROFILE_MD"
   else
-    profile_me "$(basename "$BIN")"
+    BIN=$NEW_BIN; profile_me "$(basename "$BIN")-$route"
   fi
-fi
+done
 
 # --- A/B table ----------------------------------------------------------------
 AB_WARN="$TMP/ab_warn"
@@ -636,7 +639,7 @@ fi
   if [[ -s $TMP/soak.md ]]; then cat "$TMP/soak.md"; fi
   if [[ -s $PROFILE_MD ]]; then
     echo
-    echo "## Profile: \`GET /v1/me\` under callgrind (BENCH_PROFILE=me)"
+    echo "## Profile under callgrind (BENCH_PROFILE=$PROFILE)"
     echo
     cat "$PROFILE_MD"
   fi

@@ -31,7 +31,7 @@ soak_run() {
     elapsed=$(awk -v ns="$((now - t0))" 'BEGIN{printf "%.0f", ns/1e9}')
     rss=$(awk -v k="$(rss_kb "$SERVER_PID")" 'BEGIN{printf "%.1f", k/1024}')
     store=$(awk -v b="$(stat -c %s "$data/portcullis.redb" 2>/dev/null || echo 0)" 'BEGIN{printf "%.1f", b/1048576}')
-    cpu=$(awk -v c="$((c_now - c_prev))" -v hz="$CLK_TCK" -v ns="$((now - t_prev))" 'BEGIN{printf "%.0f", ns > 0 ? c/hz/(ns/1e9)*100 : 0}')
+    cpu=$(awk -v c="$((c_now - c_prev))" -v hz="$CLK_TCK" -v ns="$((now - t_prev))" 'BEGIN{printf "%.0f", (ns > 0 ? c/hz/(ns/1e9)*100 : 0)}')
     echo "$elapsed,$rss,$store,$cpu,$(cut -d' ' -f1 /proc/loadavg)" >>"$csv"
     t_prev=$now; c_prev=$c_now
   }
