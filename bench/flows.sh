@@ -26,8 +26,16 @@ PKCE_VERIFIER="bench-verifier-0123456789abcdefghijklmnopqrstuvwxyz-ABCDEFG"
 bin_has() { "$BIN" bench "$1" --help >/dev/null 2>&1; }
 cpu_ratio() { awk -v a="$1" -v b="$2" 'BEGIN{if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-"}'; }
 
+# BENCH_FLOOR_BASELINE_BIN: in A/B mode, the baseline of the floor units when
+# BENCH_BASELINE_BIN has no `bench floor` (e.g. the baseline's source plus
+# the bench commits: the same server code with the floor mounted).
+FLOOR_BASE_BIN=${BENCH_FLOOR_BASELINE_BIN:-}
 floor_run() {
   local data load f1 f1c m mc r rc f2 f2c
+  if [[ -n $FLOOR_BASE_BIN && -n $BASE_BIN && $BIN == "$BASE_BIN" ]] && ! bin_has floor; then
+    BIN=$(realpath "$FLOOR_BASE_BIN")
+    note "${AB_TAG:+$AB_TAG: }floor baseline: $(bin_id "$BIN") (BENCH_FLOOR_BASELINE_BIN)"
+  fi
   if ! bin_has floor; then
     note "${AB_TAG:+$AB_TAG: }floor skipped: $(basename "$BIN") has no \`bench floor\`"
     return 0
@@ -164,6 +172,7 @@ email_run() {
   done
   waited=$(awk -v ns="$(($(date +%s%N) - t0))" 'BEGIN{printf "%.1f", ns/1e9}')
   note "${AB_TAG:+$AB_TAG: }email: $got of $want mails in the outbox ${waited} s after the requests ended"
+  # shellcheck disable=SC2016 # an awk program
   find "$data/outbox" -name '*.eml' -print0 | xargs -0 awk '{sub(/\r$/, "")} /^To: /{to=$2} /^    Code: /{print to, $2; nextfile}' >"$TMP/email.lines"
   load=$(loadavg)
   BENCH_ONCE_KIND=email-code BENCH_LINES_FILE="$TMP/email.lines" run_wrk email-verify once.lua "$CONNS" "$DURATION"

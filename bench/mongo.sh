@@ -120,7 +120,8 @@ mongo2_run() {
   c1a=$(cpu_ticks "$SERVER_PID"); c1b=$(cpu_ticks "${MONGO_REPLICA_PIDS[0]}"); c1f=$(cpu_ticks "${fpid:-0}")
   local pct
   pct() { awk -v c="$1" -v hz="$CLK_TCK" -v ns="$((t1 - t0))" 'BEGIN{printf "%.0f", c/hz/(ns/1e9)*100}'; }
-  local cpu="replica A $(pct $((c1a - c0a))) %, B $(pct $((c1b - c0b))) %, FerretDB $([[ -n $fpid ]] && echo "$(pct $((c1f - c0f))) %" || echo "not measured (external)")"
+  local cpu
+  cpu="replica A $(pct $((c1a - c0a))) %, B $(pct $((c1b - c0b))) %, FerretDB $([[ -n $fpid ]] && echo "$(pct $((c1f - c0f))) %" || echo "not measured (external)")"
   bg_row 17 mongo2-login "MongoDB, 2 replicas: POST /v1/sessions on A (cost $MONGO2_COST)" 2 "$load" "mixed load, all rows at once; CPU: $cpu"
   bg_row 17 mongo2-me-a "MongoDB, 2 replicas: GET /v1/me on A" 4 "$load" "8 users' tokens (signed in on A)"
   bg_row 17 mongo2-me-b "MongoDB, 2 replicas: GET /v1/me on B" 4 "$load" "the same tokens, on B"

@@ -502,6 +502,7 @@ profile_me() {
   seed "$data" 4 0 32
   stop_server
   settings "$data" 4
+  # shellcheck disable=SC2086 # PROFILE_SERVE is one or two words
   (cd "$TMP" && exec env "${ENVV[@]}" valgrind --tool=callgrind --callgrind-out-file="$prefix.%p" \
     "$BIN" ${PROFILE_SERVE:-serve}) >>"$TMP/server.log" 2>"$TMP/valgrind-$label.log" &
   SERVER_PID=$!
@@ -568,8 +569,10 @@ done
 for route in ${PROFILE//,/ }; do
   PROFILE_PATH=/v1/me PROFILE_SERVE=serve
   [[ $route == floor ]] && PROFILE_PATH=/bench/floor PROFILE_SERVE="bench floor"
-  if [[ $AB == 1 ]] && { [[ $route == me ]] || BIN=$BASE_BIN bin_has floor; }; then
-    BIN=$BASE_BIN; profile_me "baseline-$route"; base_ipr=$PROF_IPR
+  base=$BASE_BIN
+  [[ $route == floor && -n $FLOOR_BASE_BIN ]] && base=$(realpath "$FLOOR_BASE_BIN")
+  if [[ $AB == 1 ]] && { [[ $route == me ]] || BIN=$base bin_has floor; }; then
+    BIN=$base; profile_me "baseline-$route"; base_ipr=$PROF_IPR
     BIN=$NEW_BIN; profile_me "new-$route"; new_ipr=$PROF_IPR
     {
       echo "- **new / baseline: $(awk -v n="$new_ipr" -v b="$base_ipr" 'BEGIN{printf "%.3f", n/b}')** instructions per request ($new_ipr vs $base_ipr)"
