@@ -11,10 +11,11 @@ use secrecy::ExposeSecret;
 use crate::api::timeouts::{TimeoutAcceptor, Timeouts};
 use crate::auth::password::load_or_create_pepper;
 use crate::auth::secrets::load_or_create_secret;
+use crate::auth::tokens::RefreshKey;
 use crate::auth::totp::SecondFactorKeys;
 use crate::auth::{Captcha, KeyRing, Limits, PasskeyRp, PasswordHasher, TokenService};
 use crate::clock::Clock;
-use crate::config::{Settings, StoreSettings};
+use crate::config::{RefreshSigning, Settings, StoreSettings};
 use crate::domain::PasswordPolicy;
 use crate::service::{Core, Postbox};
 use crate::store::DynStore;
@@ -24,8 +25,17 @@ use crate::store::mongo::MongoStore;
 /// How long a CAPTCHA challenge may be solved and used.
 const CAPTCHA_TTL_SECS: u64 = 600;
 
-/// Opens the store the settings name.
+/// Opens the store the settings name (the embedded one with its default cache).
 pub async fn open_store(settings: &StoreSettings) -> anyhow::Result<DynStore> {
+    open_store_sized(settings, crate::store::embedded::DEFAULT_CACHE_BYTES).await
+}
+
+/// [`open_store`], the embedded store caching at most `redb_cache` bytes
+/// of pages (`PORTCULLIS_REDB_CACHE_SIZE`).
+pub async fn open_store_sized(
+    settings: &StoreSettings,
+    redb_cache: usize,
+) -> anyhow::Result<DynStore> {
     if let Some(uri) = &settings.mongodb_uri {
         let store = MongoStore::connect(
             uri.expose_secret(),
@@ -41,7 +51,7 @@ pub async fn open_store(settings: &StoreSettings) -> anyhow::Result<DynStore> {
         })?;
         return Ok(Arc::new(store));
     }
-    let store = EmbeddedStore::open(&settings.data_dir)?;
+    let store = EmbeddedStore::open_with_cache(&settings.data_dir, redb_cache)?;
     Ok(Arc::new(store))
 }
 
@@ -67,7 +77,7 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
     let (dpop_nonce_key, _) = load_or_create_secret(keys_dir, "dpop-nonce-hmac.key")?;
     let second_factor = Arc::new(SecondFactorKeys::load(keys_dir)?);
     let postbox = build_postbox(&settings)?;
-    let store = open_store(&settings.store).await?;
+    let store = open_store_sized(&settings.store, settings.performance.redb_cache_size).await?;
     let t = &settings.tokens;
     let tokens = TokenService::new(
         Arc::new(ring),
@@ -75,6 +85,10 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
         t.audience.clone(),
         t.access_ttl,
         t.refresh_ttl,
+    )
+    .with_refresh_key(
+        load_refresh_key(&settings)?,
+        settings.performance.refresh_signing == RefreshSigning::Hmac,
     );
     let p = &settings.passwords;
     let hasher = PasswordHasher::new(pepper, p.bcrypt_cost, p.bcrypt_concurrency)?;
@@ -120,6 +134,27 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
         breached,
         dpop_nonces: Arc::new(crate::auth::dpop::NonceKeys::new(dpop_nonce_key)),
     })
+}
+
+/// The HMAC key of refresh tokens (`keys/refresh-hmac.key`, made on first
+/// start). With `PORTCULLIS_REFRESH_SIGNING=signing-key` a folder that lacks
+/// it and cannot get it (read-only) is no error: the replica then signs and
+/// verifies refresh tokens with the ring, as releases before the key did.
+fn load_refresh_key(settings: &Settings) -> anyhow::Result<Option<RefreshKey>> {
+    let dir = &settings.tokens.keys_dir;
+    match RefreshKey::load_or_create(dir) {
+        Ok((key, created)) => {
+            if created {
+                tracing::warn!(dir = %dir.display(), "generated the refresh-token key (refresh-hmac.key): share it with every replica");
+            }
+            Ok(Some(key))
+        }
+        Err(e) if settings.performance.refresh_signing == RefreshSigning::SigningKey => {
+            tracing::warn!(error = %format!("{e:#}"), "no refresh-token HMAC key: refresh tokens signed with it are refused by this replica");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The mailer (SMTP or outbox), templates and email-code key.

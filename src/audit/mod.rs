@@ -102,6 +102,11 @@ pub enum AuditEvent {
         sid: String,
         /// Answered from the grace window.
         grace: bool,
+        /// The session's refresh generation (refreshes so far): between
+        /// two stored events of a session, their difference is how many
+        /// refreshes it made (`PORTCULLIS_AUDIT_REFRESH=hourly` stores one
+        /// an hour).
+        generation: u64,
     },
     /// `token.reuse_detected`: a retired refresh token came back; the
     /// family is revoked.
@@ -327,11 +332,16 @@ impl AuditEvent {
                 put("scope", (*scope).to_string());
                 put("revoked", revoked.to_string());
             }
-            Self::TokenRefreshed { sid, grace } => {
+            Self::TokenRefreshed {
+                sid,
+                grace,
+                generation,
+            } => {
                 put("sid", sid.clone());
                 if *grace {
                     put("grace", "true".into());
                 }
+                put("generation", generation.to_string());
             }
             Self::TokenReuseDetected { sid } => put("sid", sid.clone()),
             Self::PasswordChanged { revoked } | Self::PasswordReset { revoked } => {

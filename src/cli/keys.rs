@@ -4,12 +4,13 @@ use clap::Subcommand;
 use portcullis::auth::KeyRing;
 use portcullis::auth::keys::generate_key_file;
 use portcullis::auth::password::load_or_create_pepper;
+use portcullis::auth::tokens::{REFRESH_KEY_FILE, RefreshKey};
 use portcullis::config::Settings;
 
 /// `portcullis keys ...`
 #[derive(Subcommand)]
 pub enum KeysAction {
-    /// Create a signing key of PORTCULLIS_SIGNING_ALG and the password pepper, if absent.
+    /// Create a signing key of PORTCULLIS_SIGNING_ALG, the password pepper and the refresh-token key, if absent.
     Generate,
     /// Add a new signing key; older keys stay published for verification.
     Rotate,
@@ -22,6 +23,13 @@ pub fn run(action: KeysAction, settings: &Settings) -> anyhow::Result<()> {
     let (_, pepper_created) = load_or_create_pepper(dir)?;
     if pepper_created {
         println!("created {}", dir.join("password-pepper.key").display());
+    }
+    // The refresh-token key is secret and never rotated by `keys rotate`
+    // (replacing it would end every session); made here so a keys folder
+    // filled by the CLI holds every file a replica needs.
+    let (_, refresh_created) = RefreshKey::load_or_create(dir)?;
+    if refresh_created {
+        println!("created {}", dir.join(REFRESH_KEY_FILE).display());
     }
     match action {
         KeysAction::Generate => {

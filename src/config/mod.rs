@@ -27,6 +27,7 @@ pub mod pages;
 mod parse;
 mod passkeys;
 mod passwordless;
+mod performance;
 mod security;
 #[cfg(test)]
 mod tests;
@@ -44,6 +45,7 @@ pub use parse::parse_duration;
 use parse::{parse_toml, split_list};
 pub use passkeys::{AndroidApp, PasskeySettings};
 pub use passwordless::PasswordlessSettings;
+pub use performance::{AuditRefresh, PerformanceSettings, RefreshSigning};
 pub use security::SecuritySettings;
 
 /// JOSE algorithm used for newly generated keys and newly issued tokens.
@@ -129,6 +131,9 @@ pub struct Settings {
     pub pages: pages::PagesSettings,
     /// Sender-constrained tokens (DPoP, RFC 9449).
     pub dpop: DpopSettings,
+    /// Throughput and memory trade-offs (refresh signing, refresh audit
+    /// events, the embedded store's cache).
+    pub performance: PerformanceSettings,
     /// `PORTCULLIS_LOG_FORMAT`: `pretty` or `json` (default: pretty on a terminal).
     pub log_format: LogFormat,
     /// `PORTCULLIS_DEV` or `serve --dev`: developer mode (see
@@ -412,6 +417,7 @@ impl Settings {
             },
             security: SecuritySettings::from_map(map)?,
             dpop: DpopSettings::from_map(map)?,
+            performance: PerformanceSettings::from_map(map)?,
             passkeys,
             passwordless: PasswordlessSettings::from_map(map)?,
             federation: FederationSettings::from_map(map)?,

@@ -28,6 +28,7 @@ mod passkeys;
 mod email_keys;
 mod oauth;
 pub mod oidc;
+mod refresh_audit;
 mod session_cap;
 mod throttle;
 // Step-up and credential safety.

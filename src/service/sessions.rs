@@ -400,20 +400,13 @@ impl Core {
             grace_secs: secs(self.settings.tokens.refresh_grace),
         };
         let session = match self.store.rotate(&rotation).await? {
+            // What is stored: service::refresh_audit (PORTCULLIS_AUDIT_REFRESH).
             RotateOutcome::Rotated(s) => {
-                let event = AuditEvent::TokenRefreshed {
-                    sid: s.id.clone(),
-                    grace: false,
-                };
-                self.audit(event, Some(&s.user_id), client);
+                self.audit_refresh(&s, claims.iat, false, client);
                 s
             }
             RotateOutcome::Grace(s) => {
-                let event = AuditEvent::TokenRefreshed {
-                    sid: s.id.clone(),
-                    grace: true,
-                };
-                self.audit(event, Some(&s.user_id), client);
+                self.audit_refresh(&s, claims.iat, true, client);
                 s
             }
             RotateOutcome::Reused(s) => {

@@ -87,7 +87,11 @@ async fn a_journey_produces_exactly_the_expected_events_in_order() {
 
 #[tokio::test]
 async fn activity_shows_only_the_callers_events_and_pages() {
-    let app = spawn_app().await;
+    // Every refresh stored (the default keeps one per session and hour).
+    let app = spawn_app_with(|m| {
+        m.insert("PORTCULLIS_AUDIT_REFRESH".into(), "all".into());
+    })
+    .await;
     let (_, a) = app.signed_in_user().await;
     let (_, b) = app.signed_in_user().await;
     let mut rt = token(&a, "refresh_token");

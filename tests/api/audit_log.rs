@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 mod aggregation;
+mod refresh_hourly;
 
 const NEW_PASSWORD: &str = "a different passphrase 77 for tests";
 const UA: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";

@@ -38,6 +38,8 @@ mod process;
 // Lean read path.
 mod read_path;
 mod recovery;
+// Refresh tokens signed with the HMAC key (performance round two).
+mod refresh_signing;
 mod routes_table;
 mod sessions;
 mod shutdown;

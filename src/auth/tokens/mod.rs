@@ -10,6 +10,11 @@
 //!
 //! The claims and their `typ` values live in `claims.rs` (re-exported here);
 //! this module holds [`TokenService`], which issues and verifies them.
+//!
+//! Refresh tokens are signed with a secret HMAC key of their own
+//! (`refresh_key.rs`, HS256) unless `PORTCULLIS_REFRESH_SIGNING=signing-key`;
+//! a refresh token signed by a key of the ring (every earlier release) still
+//! verifies. The HMAC key verifies refresh tokens only.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +26,13 @@ use serde::de::DeserializeOwned;
 use super::keys::KeyRing;
 
 mod claims;
+mod refresh_key;
+#[cfg(test)]
+mod refresh_tests;
 #[cfg(test)]
 mod tests;
+
+pub use refresh_key::{REFRESH_KEY_FILE, RefreshKey};
 
 pub use claims::{
     ACCESS_TYP, AccessClaims, Confirmation, LEEWAY_SECS, MFA_TYP, MfaClaims, NOT_ME_TYP,
@@ -39,6 +49,10 @@ pub struct TokenService {
     pub access_ttl: Duration,
     /// Lifetime of a session (sliding, renewed at each refresh).
     pub refresh_ttl: Duration,
+    /// The HMAC key of refresh tokens, when loaded.
+    refresh_key: Option<Arc<RefreshKey>>,
+    /// Whether new refresh tokens are signed with `refresh_key`.
+    refresh_hmac: bool,
 }
 
 /// Access-token claims only some sessions carry; the default is none.
@@ -71,6 +85,26 @@ impl TokenService {
             audience,
             access_ttl,
             refresh_ttl,
+            refresh_key: None,
+            refresh_hmac: false,
+        }
+    }
+
+    /// Adds the HMAC key of refresh tokens: it verifies refresh tokens
+    /// from now on, and signs the new ones when `sign` is true
+    /// (`PORTCULLIS_REFRESH_SIGNING=hmac`); otherwise they are signed by the
+    /// ring's signer, as before the key existed.
+    pub fn with_refresh_key(mut self, key: Option<RefreshKey>, sign: bool) -> Self {
+        self.refresh_hmac = sign && key.is_some();
+        self.refresh_key = key.map(Arc::new);
+        self
+    }
+
+    /// The `kid` new refresh tokens are signed under.
+    pub fn refresh_kid(&self) -> &str {
+        match &self.refresh_key {
+            Some(k) if self.refresh_hmac => &k.kid,
+            _ => &self.ring.signer().kid,
         }
     }
 
@@ -197,7 +231,16 @@ impl TokenService {
             sid: sid.to_string(),
             cnf: jkt.map(|j| Confirmation { jkt: j.to_string() }),
         };
-        self.sign(REFRESH_TYP, &claims)
+        match &self.refresh_key {
+            Some(key) if self.refresh_hmac => {
+                let mut header = Header::new(key.alg);
+                header.typ = Some(REFRESH_TYP.to_string());
+                header.kid = Some(key.kid.clone());
+                jsonwebtoken::encode(&header, &claims, &key.encoding)
+                    .map_err(|e| anyhow::anyhow!("signing failed: {e}"))
+            }
+            _ => self.sign(REFRESH_TYP, &claims),
+        }
     }
 
     /// Signs an `mfa+jwt` token for `sub` after a right password, valid
@@ -265,8 +308,11 @@ impl TokenService {
     }
 
     /// Verifies a refresh token at time `now`.
+    ///
+    /// Signed by the HMAC key of refresh tokens, or by a key of the ring
+    /// (tokens of earlier releases, or of `PORTCULLIS_REFRESH_SIGNING=signing-key`).
     pub fn verify_refresh(&self, token: &str, now: u64) -> Result<RefreshClaims, TokenError> {
-        self.verify(token, REFRESH_TYP, now)
+        self.verify_keyed(token, REFRESH_TYP, now, true, self.refresh_key.as_deref())
     }
 
     /// Verifies an access token at time `now` whatever its audience (the
@@ -277,7 +323,7 @@ impl TokenService {
         token: &str,
         now: u64,
     ) -> Result<AccessClaims, TokenError> {
-        self.verify_inner(token, ACCESS_TYP, now, false)
+        self.verify_keyed(token, ACCESS_TYP, now, false, None)
     }
 
     /// Verifies signature, type and registered claims at time `now` (the
@@ -288,15 +334,18 @@ impl TokenService {
         typ: &str,
         now: u64,
     ) -> Result<T, TokenError> {
-        self.verify_inner(token, typ, now, true)
+        self.verify_keyed(token, typ, now, true, None)
     }
 
-    fn verify_inner<T: DeserializeOwned + TimeClaims>(
+    /// Verifies against the ring, or against `hmac` when the token names
+    /// its `kid` (only ever the refresh-token key, for refresh tokens).
+    fn verify_keyed<T: DeserializeOwned + TimeClaims>(
         &self,
         token: &str,
         typ: &str,
         now: u64,
         check_audience: bool,
+        hmac: Option<&RefreshKey>,
     ) -> Result<T, TokenError> {
         if token.len() > 8192 || token.split('.').count() != 3 {
             return Err(TokenError::Malformed);
@@ -318,11 +367,17 @@ impl TokenService {
             return Err(TokenError::WrongType);
         }
         let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
-        let key = self.ring.by_kid(kid).ok_or(TokenError::UnknownKey)?;
-        if header.alg != key.alg {
+        let (alg, decoding) = match hmac.filter(|k| k.kid == kid) {
+            Some(k) => (k.alg, &k.decoding),
+            None => {
+                let key = self.ring.by_kid(kid).ok_or(TokenError::UnknownKey)?;
+                (key.alg, &key.decoding)
+            }
+        };
+        if header.alg != alg {
             return Err(TokenError::AlgorithmNotAllowed);
         }
-        let mut validation = Validation::new(key.alg);
+        let mut validation = Validation::new(alg);
         validation.leeway = LEEWAY_SECS;
         // Time is checked below against the service clock, not the system's.
         validation.validate_exp = false;
@@ -342,7 +397,7 @@ impl TokenService {
             validation.validate_aud = false;
         }
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let data = jsonwebtoken::decode::<T>(token, &key.decoding, &validation).map_err(|e| {
+        let data = jsonwebtoken::decode::<T>(token, decoding, &validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
             match e.kind() {
                 K::InvalidSignature => TokenError::BadSignature,

@@ -123,13 +123,27 @@ pub struct StoreInUse {
     pub path: std::path::PathBuf,
 }
 
+/// Bytes of redb page cache unless configured (`PORTCULLIS_REDB_CACHE_SIZE`;
+/// redb's own default, 1 GiB, let the RSS grow with the store under load).
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
 impl EmbeddedStore {
-    /// Opens (or creates) the database in `data_dir`.
+    /// Opens (or creates) the database in `data_dir`, with the default cache.
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
+        Self::open_with_cache(data_dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the database in `data_dir`; redb caches at most
+    /// `cache_bytes` of pages in memory (reads beyond it go to the file,
+    /// usually the kernel's page cache).
+    pub fn open_with_cache(data_dir: &Path, cache_bytes: usize) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
         let path = data_dir.join("portcullis.redb");
-        let db = match Database::create(&path) {
+        let db = match redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(&path)
+        {
             Ok(db) => db,
             Err(
                 redb::DatabaseError::DatabaseAlreadyOpen

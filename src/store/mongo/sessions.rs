@@ -20,7 +20,15 @@ fn active(now: i64) -> Document {
 /// A retired refresh token, in `revocations` under [`RevocationId::RetiredToken`]: the
 /// record of the one rotation that retired it, and what that rotation
 /// changes in the family. Inserting it is the rotation's compare-and-swap
-/// (see [`SessionStore::rotate`] below); it expires with the family.
+/// (see [`SessionStore::rotate`] below).
+///
+/// It is kept [`RETIRED_KEEP_SECS`] (plus the grace window) after the
+/// rotation, not for the family's life (one record per refresh for 30 days
+/// grew `revocations` without bound under a refresh load): once the swap
+/// is applied, the family itself says the token is retired (it is neither
+/// current nor, after the grace window, previous: a reuse), and a record
+/// whose swap never happened (a crash) merely lets the token rotate afresh
+/// once it is purged.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct RetiredToken {
     sid: String,
@@ -28,8 +36,15 @@ pub(super) struct RetiredToken {
     /// The family's generation after the rotation.
     generation: i64,
     rotated_at: i64,
+    /// The family's expiry after the rotation.
     expires_at: i64,
+    /// When the record may be purged.
+    keep_until: i64,
 }
+
+/// How long a retired-token record outlives its rotation (beyond the grace
+/// window): far longer than any racing attempt takes.
+pub(super) const RETIRED_KEEP_SECS: i64 = 3600;
 
 impl RetiredToken {
     pub(super) fn new(r: &Rotation<'_>, next: &SessionRecord) -> Self {
@@ -39,6 +54,9 @@ impl RetiredToken {
             generation: i64::try_from(next.generation).unwrap_or(i64::MAX),
             rotated_at: next.rotated_at,
             expires_at: next.expires_at,
+            keep_until: next
+                .expires_at
+                .min(next.rotated_at + RETIRED_KEEP_SECS + r.grace_secs.max(0)),
         }
     }
 
@@ -50,8 +68,10 @@ impl RetiredToken {
             "next_jti": &self.next_jti,
             "generation": self.generation,
             "rotated_at": self.rotated_at,
-            "expires_at": self.expires_at,
-            EXPIRES_AT_DATE: date_of(self.expires_at),
+            // `expires_at` is what the purge (and the TTL index) go by.
+            "expires_at": self.keep_until,
+            EXPIRES_AT_DATE: date_of(self.keep_until),
+            "family_expires_at": self.expires_at,
         }
     }
 
@@ -61,7 +81,12 @@ impl RetiredToken {
             next_jti: d.get_str("next_jti").ok()?.to_string(),
             generation: d.get_i64("generation").ok()?,
             rotated_at: d.get_i64("rotated_at").ok()?,
-            expires_at: d.get_i64("expires_at").ok()?,
+            // Records of earlier releases kept the family's expiry here.
+            expires_at: d
+                .get_i64("family_expires_at")
+                .or_else(|_| d.get_i64("expires_at"))
+                .ok()?,
+            keep_until: d.get_i64("expires_at").ok()?,
         })
     }
 }

@@ -461,3 +461,74 @@ async fn server_hung_is_unavailable() {
     assert_unavailable_soon(&via).await;
     direct.drop_database().await.unwrap();
 }
+
+/// Retired-token records do not pile up for the family's 30 days: the
+/// purge drops them an hour after their rotation, and the family still
+/// rotates and still detects reuse of the tokens they retired.
+#[tokio::test]
+async fn retired_token_records_are_purged_soon_after_their_rotation() {
+    on_fresh_db("mongo retired-token purge test", |store| async move {
+        let now = 1_900_000_000;
+        let s = suite::session("retired-purge-user", now);
+        store.create_session(&s).await.unwrap();
+        let mut presented = s.current_jti.clone();
+        let mut retired = Vec::new();
+        for n in 0..3 {
+            let new_jti = format!("purge-gen{n}");
+            let r = Rotation {
+                sid: &s.id,
+                presented_jti: &presented,
+                new_jti: &new_jti,
+                now,
+                new_expires_at: now + 30 * 86_400,
+                grace_secs: 10,
+            };
+            assert!(matches!(
+                store.rotate(&r).await.unwrap(),
+                RotateOutcome::Rotated(_)
+            ));
+            retired.push(presented.clone());
+            presented = new_jti;
+        }
+        let count = |store: &MongoStore| {
+            let c = store.revocations.clone();
+            let sid = s.id.clone();
+            async move {
+                c.count_documents(doc! { "kind": "refresh_rotated", "sid": sid })
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(count(&store).await, 3);
+        // Within the hour nothing goes; after it, every record goes.
+        store.purge_expired(now + 60).await.unwrap();
+        assert_eq!(count(&store).await, 3);
+        let later = now + super::sessions::RETIRED_KEEP_SECS + 11;
+        store.purge_expired(later).await.unwrap();
+        assert_eq!(count(&store).await, 0);
+        let live = store.session(&s.id).await.unwrap().unwrap();
+        assert!(live.is_active(later), "the family lives on");
+        let next = Rotation {
+            sid: &s.id,
+            presented_jti: &presented,
+            new_jti: "purge-gen3",
+            now: later,
+            new_expires_at: later + 30 * 86_400,
+            grace_secs: 10,
+        };
+        assert!(matches!(
+            store.rotate(&next).await.unwrap(),
+            RotateOutcome::Rotated(_)
+        ));
+        let reuse = Rotation {
+            presented_jti: &retired[0],
+            new_jti: "purge-thief",
+            ..next.clone()
+        };
+        assert!(matches!(
+            store.rotate(&reuse).await.unwrap(),
+            RotateOutcome::Reused(_)
+        ));
+    })
+    .await;
+}
