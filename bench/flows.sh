@@ -19,6 +19,9 @@ FED_SUBJECTS=${BENCH_FED_SUBJECTS:-$([[ $QUICK == 1 ]] && echo 50 || echo 1000)}
 EMAIL_CODES=${BENCH_EMAIL_CODES:-$([[ $QUICK == 1 ]] && echo 300 || echo 20000)}
 IDP_PORT=$((PORT + 7))
 IDP_PID=""
+# The binary whose `bench id-tokens` signs the provider's tokens (any build of
+# this branch: the server under test need not have the command).
+TOOL_BIN=$(realpath "${BENCH_TOOL_BIN:-$NEW_BIN}")
 REDIRECT="http://127.0.0.1:9/cb"
 PKCE_VERIFIER="bench-verifier-0123456789abcdefghijklmnopqrstuvwxyz-ABCDEFG"
 
@@ -73,7 +76,7 @@ floor_run() {
 idp_start() {
   [[ -n $IDP_PID ]] && return 0
   command -v python3 >/dev/null || die "python3 is required for the fed scenario (the provider's static files)"
-  "$NEW_BIN" bench id-tokens --key "$TMP/idp.p8" --issuer "http://127.0.0.1:$IDP_PORT" --publish "$TMP/idp" >/dev/null
+  "$TOOL_BIN" bench id-tokens --key "$TMP/idp.p8" --issuer "http://127.0.0.1:$IDP_PORT" --publish "$TMP/idp" >/dev/null
   python3 -m http.server "$IDP_PORT" --bind 127.0.0.1 --directory "$TMP/idp" >"$TMP/idp.log" 2>&1 &
   IDP_PID=$!
   for _ in $(seq 1 100); do
@@ -83,7 +86,7 @@ idp_start() {
   die "the local provider did not start; see $TMP/idp.log"
 }
 id_tokens() { # nonces_file first subjects
-  "$NEW_BIN" bench id-tokens --key "$TMP/idp.p8" --issuer "http://127.0.0.1:$IDP_PORT" \
+  "$TOOL_BIN" bench id-tokens --key "$TMP/idp.p8" --issuer "http://127.0.0.1:$IDP_PORT" \
     --nonces "$1" --first "$2" --subjects "$3"
 }
 
@@ -165,9 +168,15 @@ email_run() {
   want=$R_REQS
   [[ $R_RANOUT == yes ]] && want=$EMAIL_CODES # all sent (wrk does not count the last answers of a stopped thread)
   t0=$(date +%s%N)
+  # Until all are there, or none came for 3 s (a stopped wrk thread may not
+  # have written its last request), at most 2 minutes.
+  local prev=-1 still=0
   for _ in $(seq 1 600); do
     got=$(find "$data/outbox" -name '*.eml' 2>/dev/null | wc -l)
     ((got >= want)) && break
+    if ((got == prev)); then still=$((still + 1)); else still=0; fi
+    ((still >= 15)) && break
+    prev=$got
     sleep 0.2
   done
   waited=$(awk -v ns="$(($(date +%s%N) - t0))" 'BEGIN{printf "%.1f", ns/1e9}')
