@@ -6,8 +6,8 @@
 # are signed just before each DPoP run by `portcullis bench dpop-proofs`
 # (one key, in $TMP), each used once, so the server runs with
 # PORTCULLIS_DPOP_MAX_AGE=10m (a proof must still be fresh when wrk sends it).
-# In A/B mode (BENCH_BASELINE_BIN) the scenario runs with the new binary
-# only: the baseline has no DPoP.
+# In A/B mode (BENCH_BASELINE_BIN) each binary runs the DPoP rows on its own
+# server (dpop_ab_run), A1 B A2 like every other scenario.
 # shellcheck shell=bash disable=SC2034
 
 DPOP_KEY=""
@@ -68,10 +68,37 @@ dpop_run() {
   unset 'EXTRA_ENV[-1]'
 }
 
+# A/B mode: DPoP-bound GET /v1/me and refresh on a fresh server per binary
+# (A1 baseline, B new, A2 baseline); bearer is in the me and refresh scenarios.
+dpop_ab_run() {
+  local data load proofs
+  DPOP_KEY="$TMP/dpop-client.p8"
+  proofs=$((DURATION * DPOP_RATE + 1000))
+  EXTRA_ENV+=(PORTCULLIS_DPOP_MAX_AGE=10m)
+  data=$(fresh_data "dpop-c$REGISTER_COST" "$REGISTER_COST")
+  start_server "$data" "$REGISTER_COST"
+  export BENCH_USERS=$LOGIN_USERS
+  dpop_login_tokens 32 access_token >"$TMP/dpop-me.tokens"
+  load=$(loadavg)
+  pc "$TMP/unused" 4 bench dpop-proofs --key "$DPOP_KEY" --count "$proofs" --url "$URL/v1/me" \
+    --tokens "$TMP/dpop-me.tokens" >"$TMP/dpop-me.lines"
+  BENCH_TOKENS_FILE="$TMP/dpop-me.lines" run_wrk dpop-me me_dpop.lua "$CONNS" "$DURATION"
+  row 9 "GET /v1/me, DPoP" "$CONNS" "$load" "32 bound sessions; a proof (ES256, ath) each request, $proofs signed before the run, each once"
+  load=$(loadavg)
+  dpop_login_tokens $((CONNS * 2)) refresh_token >"$TMP/dpop-refresh.tokens"
+  pc "$TMP/unused" 4 bench dpop-proofs --key "$DPOP_KEY" --count "$proofs" --method POST \
+    --url "$URL/v1/sessions/refresh" >"$TMP/dpop-refresh.proofs"
+  BENCH_TOKENS_FILE="$TMP/dpop-refresh.tokens" BENCH_PROOFS_FILE="$TMP/dpop-refresh.proofs" \
+    run_wrk dpop-refresh refresh_dpop.lua "$CONNS" "$DURATION"
+  row 10 "POST /v1/sessions/refresh, DPoP" "$CONNS" "$load" "bound sessions; a proof (ES256) each refresh; rotation"
+  unset 'EXTRA_ENV[-1]'
+}
+
 sc_dpop() {
-  local saved=$BIN saved_ab=$AB
-  BIN=$NEW_BIN; AB=0
+  if [[ $AB == 1 ]]; then
+    ab dpop_ab_run
+    return 0
+  fi
   dpop_run
   stop_server
-  BIN=$saved; AB=$saved_ab
 }

@@ -32,7 +32,9 @@ start_server() { # data_dir cost ; sets SERVER_PID STARTUP_MS IDLE_RSS_MB
   local t0 t1 code=""
   t0=$(date +%s%N)
   settings "$1" "$2"
-  (cd "$TMP" && exec env "${ENVV[@]}" "$BIN" serve) >>"$TMP/server.log" 2>&1 &
+  # SERVE_ARGS: `bench floor` for the floor scenario (bench/flows.sh).
+  # shellcheck disable=SC2086 # one or two words
+  (cd "$TMP" && exec env "${ENVV[@]}" "$BIN" ${SERVE_ARGS:-serve}) >>"$TMP/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 3000); do
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$URL/healthz" || true)
@@ -108,15 +110,19 @@ run_wrk() {
   if [[ -z $line ]]; then
     log "$name: wrk produced no result; see $out"
     cat "$out" >&2
-    R_OK=0; R_RPS=0; R_P50=0; R_P99=0; R_P999=0; R_ERR=1; R_FALLBACK=0
+    R_OK=0; R_RPS=0; R_P50=0; R_P99=0; R_P999=0; R_ERR=1; R_FALLBACK=0; R_REQS=0; R_RANOUT=no
   else
     R_OK=1
     field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
     R_RPS=$(field rps); R_P50=$(field p50_ms); R_P99=$(field p99_ms)
     R_P999=$(field p999_ms); R_ERR=$(field errors); R_FALLBACK=$(field fallback_logins)
+    R_REQS=$(field requests); R_RANOUT=$(field ran_out); R_DUR=$(field duration_s)
   fi
   R_RSS_MB=$(sort -n "$samples" | tail -1 | awk '{printf "%.1f", $1/1024}')
   R_CPU=$(awk -v c="$((c1 - c0))" -v hz="$CLK_TCK" -v ns="$((t1 - t0))" 'BEGIN{printf "%.0f", c/hz/(ns/1e9)*100}')
+  # Server CPU per request, ms: over the whole window, so it also holds for
+  # runs whose single-use work ran out before -d ended (once.lua).
+  R_CPU_MS=$(awk -v c="$((c1 - c0))" -v hz="$CLK_TCK" -v n="${R_REQS:-0}" 'BEGIN{if (n > 0) printf "%.3f", c/hz*1000/n; else print "-"}')
   wrk_s=$(awk '{print $1 + $2; exit}' "$TMP/wrk.time" 2>/dev/null || echo 0)
   R_WRK_CPU=$(awk -v s="$wrk_s" -v ns="$((t1 - t0))" 'BEGIN{printf "%.0f", s/(ns/1e9)*100}')
   R_OTHER_CPU=$(awk -v b="$((b1 - b0))" -v c="$((c1 - c0))" -v s="$wrk_s" -v hz="$CLK_TCK" -v ns="$((t1 - t0))" \
@@ -132,13 +138,14 @@ warmup() { # SCRIPT CONNS [THREADS]
 }
 
 # In A/B mode every row is also kept for the A/B table: run, scenario, conns,
-# req/s, p99 ms, fraction of the bcrypt limit (ROW_FRAC, login rows only).
+# req/s, p99 ms, fraction of the bcrypt limit (ROW_FRAC, login rows only),
+# server CPU ms per request.
 AB_TSV="$TMP/ab.tsv"
 : >"$AB_TSV"
 ROW_FRAC=""
-ab_record() { # scenario conns rps p99 frac
+ab_record() { # scenario conns rps p99 frac [cpu_ms]
   [[ $AB == 1 ]] || return 0
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$AB_TAG" "$1" "$2" "$3" "$4" "$5" >>"$AB_TSV"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$AB_TAG" "$1" "$2" "$3" "$4" "$5" "${6:--}" >>"$AB_TSV"
 }
 # True for the run whose figures feed the Targets section: the only run, or B.
 reported_run() { [[ -z $AB_TAG || $AB_TAG == B ]]; }
@@ -160,10 +167,12 @@ row() {
     log "WARNING: ${AB_TAG:+$AB_TAG }$2: no request completed in the measured window"
     ab_record "$2" "$3" - - -
   else
-    ab_record "$2" "$3" "$R_RPS" "$R_P99" "${ROW_FRAC:--}"
+    ab_record "$2" "$3" "$R_RPS" "$R_P99" "${ROW_FRAC:--}" "$R_CPU_MS"
   fi
-  printf '| %s | %s | %s | %.1f | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s |\n' \
-    "$1" "$(tag_label "$2")" "$3" "$R_RPS" "$R_P50" "$R_P99" "$R_P999" "$errs" "$R_RSS_MB" "$R_CPU" "$R_WRK_CPU" "$R_OTHER_CPU" "$4" "$5" >>"$RESULTS"
+  local notes=$5
+  [[ ${R_RANOUT:-no} == yes ]] && notes="$notes; its single-use work ran out after $R_DUR s: req/s over that time, CPU % over the whole window"
+  printf '| %s | %s | %s | %.1f | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+    "$1" "$(tag_label "$2")" "$3" "$R_RPS" "$R_P50" "$R_P99" "$R_P999" "$errs" "$R_RSS_MB" "$R_CPU" "$R_CPU_MS" "$R_WRK_CPU" "$R_OTHER_CPU" "$4" "$notes" >>"$RESULTS"
   if [[ $R_OK != 1 || $R_ERR != 0 || ${R_FALLBACK:-0} != 0 ]]; then
     FAILURES=$((FAILURES + 1))
     log "FAILED: ${AB_TAG:+$AB_TAG }$2 (errors=$errs, fallback logins=${R_FALLBACK:-0})"

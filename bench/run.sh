@@ -8,8 +8,8 @@
 # CPU%, and the load average when the scenario started. See bench/README.md.
 #
 # Options (environment):
-#   BENCH_SCENARIOS   comma list of startup,login,me,refresh,register,isolation,scale,backends,dpop
-#                     (default: all)
+#   BENCH_SCENARIOS   comma list of startup,floor,login,me,refresh,register,isolation,scale,
+#                     backends,dpop,fed,oauth,email,mongo2,soak (default: all; bench/README.md)
 #   BENCH_DURATION    seconds measured per scenario (default 10; login at cost 12: 2x)
 #   BENCH_WARMUP      seconds of discarded warm-up before each measurement (default 3)
 #   BENCH_CONNECTIONS connections for GET /v1/me, refresh, register (default 32)
@@ -70,7 +70,7 @@ else
 fi
 STANDARD=${BENCH_STANDARD:-1}
 PROFILE=${BENCH_PROFILE:-}
-SCENARIOS=${BENCH_SCENARIOS:-startup,login,me,refresh,register,isolation,scale,backends,dpop}
+SCENARIOS=${BENCH_SCENARIOS:-startup,floor,login,me,refresh,register,isolation,scale,backends,dpop,fed,oauth,email,mongo2,soak}
 THREADS=${BENCH_THREADS:-2}
 SCALE_COST=${BENCH_SCALE_COST:-10}
 REGISTER_COST=${BENCH_REGISTER_COST:-10}
@@ -112,7 +112,8 @@ if [[ -n ${BENCH_BASELINE_BIN:-} ]]; then
 fi
 case $PROFILE in
   "" | me) ;;
-  *) die "BENCH_PROFILE=$PROFILE: only 'me' is supported" ;;
+  floor | me,floor | floor,me) ;; # floor: GET /bench/floor of `bench floor`
+  *) die "BENCH_PROFILE=$PROFILE: 'me', 'floor' or 'me,floor'" ;;
 esac
 if [[ -n $PROFILE ]]; then
   for tool in valgrind callgrind_control; do
@@ -134,6 +135,8 @@ SERVER_PID=""
 FERRET_DIR=""
 cleanup() {
   stop_server
+  if declare -F mongo_stop_replicas >/dev/null; then mongo_stop_replicas; fi
+  if [[ -n ${IDP_PID:-} ]]; then kill "$IDP_PID" 2>/dev/null || true; fi
   if [[ -n $FERRET_DIR ]]; then "$ROOT/scripts/ferretdb.sh" stop "$FERRET_DIR" >/dev/null 2>&1 || true; fi
   if [[ ${BENCH_KEEP:-0} != 1 ]]; then
     # Keep the results when they were written inside the temp dir.
@@ -163,8 +166,8 @@ FAILURES=0
     echo "- binary: $(bin_id "$BIN")"
   fi
   echo
-  echo "| # | scenario | conns | req/s | p50 ms | p99 ms | p99.9 ms | errors | server peak RSS MB | server CPU % | wrk CPU % | other CPU % | load avg at start | notes |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| # | scenario | conns | req/s | p50 ms | p99 ms | p99.9 ms | errors | server peak RSS MB | server CPU % | server CPU ms/req | wrk CPU % | other CPU % | load avg at start | notes |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 } >"$RESULTS"
 
 # The server and measurement helpers (settings, start/stop, seeding, wrk runs, rows).
@@ -172,6 +175,13 @@ FAILURES=0
 source "$ROOT/bench/helpers.sh"
 # shellcheck source=bench/dpop.sh
 source "$ROOT/bench/dpop.sh"
+# The floor and the single-use sign-in flows; MongoDB with two replicas; the soak.
+# shellcheck source=bench/flows.sh
+source "$ROOT/bench/flows.sh"
+# shellcheck source=bench/mongo.sh
+source "$ROOT/bench/mongo.sh"
+# shellcheck source=bench/soak.sh
+source "$ROOT/bench/soak.sh"
 
 # Lines that go under the table.
 NOTES="$TMP/notes.md"
@@ -228,7 +238,7 @@ startup_run() {
   med=$(printf '%s\n' "${samples[@]}" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
   if reported_run; then echo "$med" >"$TMP/startup_ms"; echo "$rss" >"$TMP/idle_rss"; fi
   ab_record "start-up to first 200, ms (median; in the p99 columns)" - - "$med" -
-  printf '| 7 | %s | - | - | - | - | - | - | %s (idle) | - | - | - | %s | process start to first 200 on /healthz: median %s ms of %s starts (%s ms) |\n' \
+  printf '| 7 | %s | - | - | - | - | - | - | %s (idle) | - | - | - | - | %s | process start to first 200 on /healthz: median %s ms of %s starts (%s ms) |\n' \
     "$(tag_label "idle RSS / start-up (empty store)")" "$rss" "$load" "$med" "$STARTUPS" "$(IFS=,; echo "${samples[*]}")" >>"$RESULTS"
   log "${AB_TAG:+$AB_TAG }start-up median ${med} ms; idle RSS ${rss} MB"
 }
@@ -481,7 +491,7 @@ me_curl_config() { # n file: curl config of n GET /v1/me, tokens from $toks roun
   : >"$2"
   for ((j = 0; j < $1; j++)); do
     ((j > 0)) && echo "next" >>"$2"
-    printf 'url = "%s/v1/me"\nheader = "Authorization: Bearer %s"\noutput = "/dev/null"\nwrite-out = "%%{http_code} %%{num_connects}\\n"\nsilent\n' \
+    printf 'url = "%s'"${PROFILE_PATH:-/v1/me}"'"\nheader = "Authorization: Bearer %s"\noutput = "/dev/null"\nwrite-out = "%%{http_code} %%{num_connects}\\n"\nsilent\n' \
       "$URL" "${toks[j % 32]}" >>"$2"
   done
 }
@@ -492,8 +502,9 @@ profile_me() {
   seed "$data" 4 0 32
   stop_server
   settings "$data" 4
+  # shellcheck disable=SC2086 # PROFILE_SERVE is one or two words
   (cd "$TMP" && exec env "${ENVV[@]}" valgrind --tool=callgrind --callgrind-out-file="$prefix.%p" \
-    "$BIN" serve) >>"$TMP/server.log" 2>"$TMP/valgrind-$label.log" &
+    "$BIN" ${PROFILE_SERVE:-serve}) >>"$TMP/server.log" 2>"$TMP/valgrind-$label.log" &
   SERVER_PID=$!
   pid=$SERVER_PID
   for _ in $(seq 1 600); do
@@ -537,7 +548,7 @@ profile_me() {
   {
     echo "### $label: $(bin_id "$BIN")"
     echo
-    echo "- $PROFILE_REQUESTS × \`GET /v1/me\` (32 users' tokens, round robin) on one keep-alive connection (curl; $conns new connection(s)), $ok answered 200, in $load_s s under callgrind"
+    echo "- $PROFILE_REQUESTS × \`GET ${PROFILE_PATH:-/v1/me}\` (32 users' tokens, round robin) on one keep-alive connection (curl; $conns new connection(s)), $ok answered 200, in $load_s s under callgrind"
     echo "- Ir during the load: $load_ir; idle: $idle_ir in ${PROFILE_IDLE_S} s (subtracted pro rata: $(awk -v i="$idle_ir" -v is="$PROFILE_IDLE_S" -v s="$load_s" 'BEGIN{printf "%.0f", i / is * s}'))"
     echo "- **$ipr instructions per request** (all server threads)"
     echo "- top functions by self Ir (Ir, % of the load, function; whole list: \`profile-me-$label-self.txt\`; the call graph: \`$(basename "$prefix").$pid.2\` in kcachegrind or \`callgrind_annotate --tree=caller\`):"
@@ -547,26 +558,30 @@ profile_me() {
     echo '```'
     echo
   } >>"$PROFILE_MD"
-  log "profile $label: $ipr instructions per GET /v1/me ($ok/$PROFILE_REQUESTS answered 200)"
+  log "profile $label: $ipr instructions per GET ${PROFILE_PATH:-/v1/me} ($ok/$PROFILE_REQUESTS answered 200)"
 }
 
 # --- main loop ----------------------------------------------------------------
-for s in startup login me refresh register isolation scale backends dpop; do
+for s in startup floor login me refresh register isolation scale backends dpop fed oauth email mongo2 soak; do
   if has_scenario "$s"; then "sc_$s"; fi
 done
 
-if [[ $PROFILE == me ]]; then
-  if [[ $AB == 1 ]]; then
-    BIN=$BASE_BIN; profile_me baseline; base_ipr=$PROF_IPR
-    BIN=$NEW_BIN; profile_me new; new_ipr=$PROF_IPR
+for route in ${PROFILE//,/ }; do
+  PROFILE_PATH=/v1/me PROFILE_SERVE=serve
+  [[ $route == floor ]] && PROFILE_PATH=/bench/floor PROFILE_SERVE="bench floor"
+  base=$BASE_BIN
+  [[ $route == floor && -n $FLOOR_BASE_BIN ]] && base=$(realpath "$FLOOR_BASE_BIN")
+  if [[ $AB == 1 ]] && { [[ $route == me ]] || BIN=$base bin_has floor; }; then
+    BIN=$base; profile_me "baseline-$route"; base_ipr=$PROF_IPR
+    BIN=$NEW_BIN; profile_me "new-$route"; new_ipr=$PROF_IPR
     {
       echo "- **new / baseline: $(awk -v n="$new_ipr" -v b="$base_ipr" 'BEGIN{printf "%.3f", n/b}')** instructions per request ($new_ipr vs $base_ipr)"
       echo
     } >>"$PROFILE_MD"
   else
-    profile_me "$(basename "$BIN")"
+    BIN=$NEW_BIN; profile_me "$(basename "$BIN")-$route"
   fi
-fi
+done
 
 # --- A/B table ----------------------------------------------------------------
 AB_WARN="$TMP/ab_warn"
@@ -576,13 +591,13 @@ if [[ $AB == 1 && -s $AB_TSV ]]; then
     echo
     echo "## A/B: new (B) vs baseline (mean of A1 and A2)"
     echo
-    echo "Ratios are new / baseline: above 1 is better for req/s and × limit, below 1 is better for p99. \"A1↔A2\" is |A1 − A2| / their mean; above 10 % (⚠) the machine was too noisy for that figure."
+    echo "Ratios are new / baseline: above 1 is better for req/s and × limit, below 1 is better for p99 and server CPU ms per request. \"A1↔A2\" is |A1 − A2| / their mean; above 10 % (⚠) the machine was too noisy for that figure."
     echo
-    echo "| scenario | conns | req/s new | req/s baseline (A1, A2) | req/s ratio | p99 ms new | p99 ms baseline (A1, A2) | p99 ratio | × bcrypt limit new | × limit baseline (A1, A2) | A1↔A2 |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| scenario | conns | req/s new | req/s baseline (A1, A2) | req/s ratio | p99 ms new | p99 ms baseline (A1, A2) | p99 ratio | server CPU ms/req new | CPU ms/req baseline (A1, A2) | CPU ratio | × bcrypt limit new | × limit baseline (A1, A2) | A1↔A2 |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     awk -F'\t' -v warnf="$AB_WARN" '
       function isnum(x) { return x ~ /^[0-9]+(\.[0-9]*)?$/ }
-      function f(x) { return x >= 100 ? sprintf("%.0f", x) : (x >= 10 ? sprintf("%.1f", x) : sprintf("%.2f", x)) }
+      function f(x) { return x >= 100 ? sprintf("%.0f", x) : (x >= 10 ? sprintf("%.1f", x) : (x >= 1 ? sprintf("%.2f", x) : sprintf("%.3f", x))) }
       # cells for one figure: new | baseline (A1, A2) [| ratio]; adds to spread
       function cells(b, a1, a2, what, with_ratio,   base, d, out) {
         if (!(isnum(b) && isnum(a1) && isnum(a2))) return with_ratio ? "– | – | –" : "– | –"
@@ -596,7 +611,7 @@ if [[ $AB == 1 && -s $AB_TSV ]]; then
       }
       { k = $2 SUBSEP $3
         if (!(k in seen)) { seen[k] = 1; order[++n] = k; name[k] = $2; conns[k] = $3 }
-        rps[k, $1] = $4; p99[k, $1] = $5; frac[k, $1] = $6 }
+        rps[k, $1] = $4; p99[k, $1] = $5; frac[k, $1] = $6; cpu[k, $1] = $7 }
       END {
         for (i = 1; i <= n; i++) {
           k = order[i]; spread = ""
@@ -604,9 +619,10 @@ if [[ $AB == 1 && -s $AB_TSV ]]; then
           incomplete = conns[k] != "-" && (!isnum(rps[k, "A1"]) || !isnum(rps[k, "B"]) || !isnum(rps[k, "A2"]))
           r = cells(rps[k, "B"], rps[k, "A1"], rps[k, "A2"], "req/s", 1)
           p = cells(p99[k, "B"], p99[k, "A1"], p99[k, "A2"], "p99", 1)
+          c = cells(cpu[k, "B"], cpu[k, "A1"], cpu[k, "A2"], "CPU/req", 1)
           l = cells(frac[k, "B"], frac[k, "A1"], frac[k, "A2"], "× limit", 0)
           if (incomplete) spread = spread (spread == "" ? "" : ", ") "a run completed no request"
-          printf "| %s | %s | %s | %s | %s | %s |\n", name[k], conns[k], r, p, l, spread
+          printf "| %s | %s | %s | %s | %s | %s | %s |\n", name[k], conns[k], r, p, c, l, spread
         }
       }' "$AB_TSV"
   } >>"$RESULTS"
@@ -623,9 +639,10 @@ fi
     echo
     sed 's/^/- /' "$AB_WARN"
   fi
+  if [[ -s $TMP/soak.md ]]; then cat "$TMP/soak.md"; fi
   if [[ -s $PROFILE_MD ]]; then
     echo
-    echo "## Profile: \`GET /v1/me\` under callgrind (BENCH_PROFILE=me)"
+    echo "## Profile under callgrind (BENCH_PROFILE=$PROFILE)"
     echo
     cat "$PROFILE_MD"
   fi

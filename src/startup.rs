@@ -178,6 +178,7 @@ pub struct Application {
     acceptor: TimeoutAcceptor<poem::listener::TcpAcceptor>,
     addr: SocketAddr,
     core: Core,
+    floor: bool,
 }
 
 impl Application {
@@ -213,7 +214,17 @@ impl Application {
             acceptor,
             addr,
             core,
+            floor: false,
         })
+    }
+
+    /// Also serves the load benchmark's empty endpoint
+    /// ([`crate::api::FLOOR_PATH`]; `portcullis bench floor`).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn with_floor(mut self) -> Self {
+        self.floor = true;
+        self
     }
 
     /// The port the listener is bound to.
@@ -250,7 +261,7 @@ impl Application {
         tracing::info!(addr = %self.addr, store = %self.core.store_name(), mail = %self.core.mailer_name(), "portcullis listening");
         let grace = self.core.settings.security.shutdown_timeout;
         let core = self.core.clone();
-        let app = crate::api::routes(self.core);
+        let app = crate::api::routes_with_floor(self.core, self.floor);
         let result = poem::Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(app, stop, Some(grace))
             .await;

@@ -153,11 +153,27 @@ pub fn spec_json() -> String {
 /// Every route with its middleware, serving `core`. Boxed: the stack of
 /// middleware is one deeply nested type, laid out once here (the crate
 /// raises `recursion_limit` for it) instead of in every crate that serves it.
+pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
+    routes_with_floor(core, false)
+}
+
+/// The path of the load benchmark's empty endpoint (`portcullis bench floor`).
+#[doc(hidden)]
+pub const FLOOR_PATH: &str = "/bench/floor";
+
+/// [`routes`]; with `floor`, also an empty `GET` [`FLOOR_PATH`] (200, no
+/// body) in the same route tree behind the same middleware: the load
+/// benchmark's floor, what HTTP alone costs on this stack. Never mounted
+/// by `portcullis serve`.
+#[doc(hidden)]
 #[allow(
     clippy::too_many_lines,
     reason = "the one list of every mounted route and layer, read whole"
 )]
-pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
+pub fn routes_with_floor(
+    core: Core,
+    floor: bool,
+) -> poem::endpoint::BoxEndpoint<'static, Response> {
     let http = core.settings.http.clone();
     let api = service();
     // Swagger UI and /openapi.json show the refined spec (`spec_json`).
@@ -189,6 +205,9 @@ pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
     templates.extend(pages::PATHS.map(String::from));
     templates.push(pages_sign_in::SIGN_IN_PATH.to_string());
     templates.extend(hosted::PATHS.map(String::from));
+    if floor {
+        templates.push(FLOOR_PATH.to_string());
+    }
     let labels = Arc::new(crate::telemetry::RouteLabels::new(
         templates.iter().map(String::as_str),
     ));
@@ -221,7 +240,7 @@ pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
     let dpop_core = core.clone();
     let _ = crate::telemetry::metrics();
     crate::telemetry::register_counters();
-    Route::new()
+    let mut route = Route::new()
         .nest("/", api)
         .nest("/docs", ui)
         .at("/openapi.json", spec)
@@ -240,7 +259,14 @@ pub fn routes(core: Core) -> poem::endpoint::BoxEndpoint<'static, Response> {
         .at(hosted::PROVIDER_PATH, hosted::provider_route())
         .at(hosted::PROVIDER_DONE_PATH, hosted::provider_done_route())
         .at("/metrics", poem::get(metrics::metrics))
-        .at("/problems/:slug", poem::get(problem_pages::page))
+        .at("/problems/:slug", poem::get(problem_pages::page));
+    if floor {
+        route = route.at(
+            FLOOR_PATH,
+            poem::get(poem::endpoint::make_sync(|_| poem::http::StatusCode::OK)),
+        );
+    }
+    route
         .data(hosted::Pages::new(&core.settings))
         .data(core)
         // Each layer's future is boxed: unboxed, every layer's future holds

@@ -15,6 +15,14 @@
 //!   machine actually sustains, which on shared or SMT cores can be less
 //!   than P times the one-at-a-time rate.
 //!
+//! - `bench floor` serves like `portcullis serve`, plus an empty
+//!   `GET /bench/floor` behind the same middleware (the "floor" row: what
+//!   HTTP alone allows on this stack).
+//! - `bench id-tokens` is the benchmark's upstream identity provider: it
+//!   writes a discovery document and a JWKS for a static file server
+//!   (`--publish`), and signs ID tokens (ES256) for the server's nonces,
+//!   one per nonce, to be used once each (wrk cannot sign).
+//!
 //! Not part of the service's contract: hidden from `--help`.
 
 use std::time::Instant;
@@ -56,6 +64,13 @@ pub enum BenchCommand {
     /// key in KEY, for METHOD URL; with TOKENS, `<token> <proof>` lines
     /// whose proofs carry `ath` of their token (wrk cannot sign ES256).
     DpopProofs(DpopProofsArgs),
+    /// Serve like `portcullis serve`, plus an empty `GET /bench/floor`
+    /// (200, no body) behind the same middleware.
+    Floor,
+    /// The benchmark's identity provider: with PUBLISH, write its
+    /// discovery document and JWKS there; with NONCES, print one
+    /// `<nonce> <ID token>` line per nonce (ES256, by the key in KEY).
+    IdTokens(IdTokensArgs),
     /// Print the mean seconds of one bcrypt verification at COST.
     Bcrypt {
         #[arg(long)]
@@ -92,6 +107,37 @@ pub struct DpopProofsArgs {
     thumbprint: bool,
 }
 
+/// `bench id-tokens`: see [`BenchCommand::IdTokens`].
+#[derive(Debug, clap::Args)]
+pub struct IdTokensArgs {
+    /// PKCS#8 file of the provider's P-256 key (created when absent).
+    #[arg(long)]
+    key: std::path::PathBuf,
+    /// The provider's issuer URL (where PUBLISH is served).
+    #[arg(long)]
+    issuer: String,
+    /// Write `.well-known/openid-configuration` and `jwks.json` into this
+    /// folder (served as static files at ISSUER).
+    #[arg(long)]
+    publish: Option<std::path::PathBuf>,
+    /// `aud` of the tokens (the provider's client id at Portcullis).
+    #[arg(long, default_value = "bench-client")]
+    audience: String,
+    /// A file of nonces (one a line, from `POST /v1/federation/nonce`).
+    #[arg(long)]
+    nonces: Option<std::path::PathBuf>,
+    /// Token i is for subject `bench-{(FIRST + i) % SUBJECTS}`, email
+    /// `fed{...}@idp.bench.test` (verified).
+    #[arg(long, default_value_t = 1000)]
+    subjects: u64,
+    /// See SUBJECTS.
+    #[arg(long, default_value_t = 0)]
+    first: u64,
+}
+
+/// The `kid` of the benchmark provider's key.
+const IDP_KID: &str = "bench-idp";
+
 /// Runs a `bench` command with the usual settings (environment / TOML).
 pub fn run(command: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -104,6 +150,15 @@ pub fn run(command: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
             batch,
         } => rt.block_on(seed(settings, start, count, batch.max(1))),
         BenchCommand::DpopProofs(args) => dpop_proofs(&args),
+        BenchCommand::IdTokens(args) => id_tokens(&args),
+        BenchCommand::Floor => rt.block_on(async {
+            portcullis::startup::Application::build(settings.clone())
+                .await
+                .context("starting")?
+                .with_floor()
+                .run_until(crate::shutdown_signal())
+                .await
+        }),
         BenchCommand::Bcrypt {
             cost,
             iterations,
@@ -121,20 +176,85 @@ pub fn run(command: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
     }
 }
 
-fn dpop_proofs(a: &DpopProofsArgs) -> anyhow::Result<()> {
-    use std::io::Write;
-
+/// The P-256 key in `path`, created there when absent.
+fn es256_key(path: &std::path::Path) -> anyhow::Result<portcullis::auth::dpop::ProofSigner> {
     use portcullis::auth::dpop::ProofSigner;
-    let pkcs8 = match std::fs::read(&a.key) {
+    let pkcs8 = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let b = ProofSigner::es256_pkcs8()?;
-            std::fs::write(&a.key, &b).with_context(|| format!("writing {}", a.key.display()))?;
+            std::fs::write(path, &b).with_context(|| format!("writing {}", path.display()))?;
             b
         }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", a.key.display())),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let signer = ProofSigner::es256_from_pkcs8(&pkcs8)?;
+    ProofSigner::es256_from_pkcs8(&pkcs8)
+}
+
+fn id_tokens(a: &IdTokensArgs) -> anyhow::Result<()> {
+    use std::io::Write;
+
+    let signer = es256_key(&a.key)?;
+    let issuer = a.issuer.trim_end_matches('/');
+    if let Some(dir) = &a.publish {
+        let well_known = dir.join(".well-known");
+        std::fs::create_dir_all(&well_known)
+            .with_context(|| format!("creating {}", well_known.display()))?;
+        let discovery = serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"),
+            "jwks_uri": format!("{issuer}/jwks.json"),
+            "id_token_signing_alg_values_supported": ["ES256"],
+        });
+        let mut jwk = signer.jwk.clone();
+        jwk["kid"] = IDP_KID.into();
+        jwk["alg"] = "ES256".into();
+        jwk["use"] = "sig".into();
+        std::fs::write(
+            well_known.join("openid-configuration"),
+            discovery.to_string(),
+        )?;
+        std::fs::write(
+            dir.join("jwks.json"),
+            serde_json::json!({ "keys": [jwk] }).to_string(),
+        )?;
+    }
+    let Some(path) = &a.nonces else {
+        return Ok(());
+    };
+    let nonces =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let header = serde_json::json!({ "alg": "ES256", "kid": IDP_KID, "typ": "JWT" });
+    let now = Clock::system().now_u64();
+    let subjects = a.subjects.max(1);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for (i, nonce) in nonces
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        let s = a.first.wrapping_add(i as u64) % subjects;
+        let claims = serde_json::json!({
+            "iss": issuer,
+            "aud": a.audience,
+            "sub": format!("bench-{s}"),
+            "email": format!("fed{s}@idp.bench.test"),
+            "email_verified": true,
+            "nonce": nonce,
+            "iat": now,
+            "exp": now + 3600,
+        });
+        writeln!(out, "{nonce} {}", signer.sign_raw(&header, &claims))?;
+    }
+    Ok(out.flush()?)
+}
+
+fn dpop_proofs(a: &DpopProofsArgs) -> anyhow::Result<()> {
+    use std::io::Write;
+
+    let signer = es256_key(&a.key)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if a.thumbprint {
         writeln!(out, "{}", signer.jkt())?;
