@@ -166,6 +166,7 @@ fn backoff(attempts: u32) -> i64 {
     (1_i64 << exp).min(MAX_BACKOFF)
 }
 
+// size-check: impl Core over 300 lines: the queue and the sender with its one prepare per kind; next to split (queue, sender).
 impl Core {
     /// Queues a security notice for `user_id`. Never fails the caller: a
     /// notice that cannot be queued is logged (the change it reports has

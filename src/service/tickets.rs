@@ -134,6 +134,7 @@ fn address_key(email: &str) -> String {
     format!("to {email}")
 }
 
+// size-check: impl Core over 300 lines: issuing and checking email tickets; next to split (issue, check).
 impl Core {
     fn code_hash(&self, jti: &str, code: &str) -> String {
         hex(&hmac_sha256(

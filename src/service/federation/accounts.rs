@@ -63,6 +63,7 @@ impl Asserted {
     }
 }
 
+// size-check: impl Core over 300 lines: creating, linking and unlinking federated accounts; next to split by step (create, link, unlink).
 impl Core {
     /// Where `a` leads (no write): rules 1 to 4.
     async fn resolve(&self, a: &Asserted) -> Result<Resolution> {

@@ -171,6 +171,7 @@ fn non_empty(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
+// size-check: impl Core over 300 lines: the authorization request from parsing to the code; next to split (request, consent, code).
 impl Core {
     /// The error redirect of RFC 6749 §4.1.2.1 (with `state` and `iss`).
     pub fn authorize_error(

@@ -125,6 +125,7 @@ fn has(scope: &[String], s: &str) -> bool {
     scope.iter().any(|x| x == s)
 }
 
+// size-check: impl Core over 300 lines: the token endpoint grants; next to split by grant.
 impl Core {
     /// The audience of a client's access tokens: its own when registered,
     /// else the service's for first-party clients (their tokens work on
