@@ -335,9 +335,10 @@ fn spec_rows(
 /// `.nest(path, ...)` other than the API itself).
 fn other_rows(api: &BTreeMap<String, String>, index: &BTreeMap<String, String>) -> Vec<Row> {
     let module = &api["api/mod.rs"];
+    // `routes` is `routes_with_floor(core, false)`: the one list of mounts.
     let routes_fn = functions(module)
         .into_iter()
-        .find(|f| f.name == "routes")
+        .find(|f| f.name == "routes_with_floor")
         .unwrap();
     let compact: String = routes_fn
         .body
@@ -365,6 +366,9 @@ fn other_rows(api: &BTreeMap<String, String>, index: &BTreeMap<String, String>) 
             }
         }
         let (path_expr, target) = compact[args_at..end].split_once(',').unwrap();
+        if path_expr == "FLOOR_PATH" {
+            continue; // the load benchmark's empty endpoint: never mounted by `serve`
+        }
         let path = resolve_path(api, path_expr);
         if path == "/" {
             continue; // the OpenAPI service itself
