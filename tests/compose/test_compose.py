@@ -53,6 +53,12 @@ EXTRA_KEYS = {
     # configuration", the OpenID-provider issue; DESIGN names no key).
     "PORTCULLIS_PAGES_CSS",
     "PORTCULLIS_PAGES_LOGO_URL",
+    # Performance round two: which key signs refresh tokens (DESIGN "Tokens"
+    # allows an HMAC key of their own), what a refresh stores in the audit
+    # log, and the bound of redb's page cache.
+    "PORTCULLIS_REFRESH_SIGNING",
+    "PORTCULLIS_AUDIT_REFRESH",
+    "PORTCULLIS_REDB_CACHE_SIZE",
 }
 
 # `${VAR}`, `${VAR:-x}`, `${VAR-x}`, `${VAR:?err}`, `$VAR`; `$$` is an escape.

@@ -91,7 +91,10 @@ async fn decodes_as_access_token(app: &TestApp, jwt: &str) -> bool {
         .unwrap()
         .to_string();
     let header = jsonwebtoken::decode_header(jwt).unwrap();
-    let jwk = jwks.find(header.kid.as_deref().unwrap()).unwrap();
+    // A key that is not published (the refresh tokens' HMAC key) verifies nothing.
+    let Some(jwk) = jwks.find(header.kid.as_deref().unwrap()) else {
+        return false;
+    };
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
     let mut v = jsonwebtoken::Validation::new(header.alg);
     v.set_audience(&["portcullis"]);
@@ -140,6 +143,30 @@ async fn m7_other_tokens_fail_a_resource_servers_audience_check() {
         app.not_me(&not_me[0]).await.status(),
         StatusCode::NO_CONTENT
     );
+}
+
+/// M7 where a refresh token is signed by a published key
+/// (`PORTCULLIS_REFRESH_SIGNING=signing-key`, the rolling-upgrade mode): its
+/// own audience is what a resource server refuses.
+#[tokio::test]
+async fn m7_a_ring_signed_refresh_token_fails_the_audience_check() {
+    let app = spawn_app_with(|m| {
+        m.insert("PORTCULLIS_REFRESH_SIGNING".into(), "signing-key".into());
+    })
+    .await;
+    let email = unique_email();
+    app.register(&email, PASSWORD).await;
+    let pair: Value = app.login(&email, PASSWORD).await.json().await.unwrap();
+    let refresh = token(&pair, "refresh_token");
+    let kid = jsonwebtoken::decode_header(&refresh).unwrap().kid.unwrap();
+    let jwks = app.get_json("/.well-known/jwks.json").await;
+    let published = jwks["keys"].as_array().unwrap();
+    assert!(
+        published.iter().any(|k| k["kid"] == kid.as_str()),
+        "signed by a published key in this mode"
+    );
+    assert!(decodes_as_access_token(&app, &token(&pair, "access_token")).await);
+    assert!(!decodes_as_access_token(&app, &refresh).await);
 }
 
 /// Reads what the server sends on `stream` until it closes (at most `limit`).
