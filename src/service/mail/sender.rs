@@ -1,240 +1,19 @@
-//! Mail as the use cases see it: queueing a message for an event
-//! ([`Core::notify`] for security notices; reset and verification mails are
-//! queued by their own use cases), and the sender's step
-//! ([`Core::send_due_mail`]), run by the mail job in [`jobs`](crate::jobs).
-//!
-//! # What the queue guarantees
-//!
-//! - A mail is queued in the store before the request that caused it
-//!   answers; a crash or an SMTP outage after that only delays it: it is
-//!   retried with exponential backoff (1 s doubling to 10 min) for up to
-//!   [`GIVE_UP_AFTER`] seconds.
-//! - Each event has one idempotency key (the queue record's id): queueing
-//!   the same event twice queues one mail, and once sent a mail is never
-//!   claimed again.
-//! - A send attempt is claimed with a lease ([`SEND_LEASE`]): of several
-//!   replicas exactly one gets it. A replica that dies mid-send leaves the
-//!   lease to expire, then another one sends it. So delivery is
-//!   at-least-once: a second copy goes out only when a replica dies after
-//!   the SMTP server accepted a message and before it recorded that (a
-//!   window of one store write). Both copies carry the same `Message-ID`.
-//! - A failed send is logged and retried; the client of the request that
-//!   queued the mail never sees it.
-//! - Reset and verification links are made when the mail is sent, not when
-//!   it is queued: no live token waits in the queue. A retry makes a new
-//!   link (the older one dies with it).
+//! The sender: claims due mails, prepares each by kind (links and codes are
+//! made here, at send time), hands it to the mailer, and records the outcome.
 
-use std::sync::Arc;
-
-use lettre::message::Mailbox;
 use minijinja::context;
-use secrecy::{ExposeSecret, SecretBox};
+use secrecy::ExposeSecret;
 
-use super::{Core, Result};
+use super::{
+    KEEP_SENT, NewSignInDetail, Notice, ResetRequestDetail, SEND_LEASE, SendRound, backoff,
+};
 use crate::clock::secs;
 use crate::domain::UserId;
-use crate::mail::{MailError, Mailer, OutgoingMail, Rendered, Templates};
+use crate::mail::{MailError, OutgoingMail, Rendered};
+use crate::service::{Core, Result};
 use crate::store::{MailKind, QueuedMail, TicketKind, UserRecord};
 
-/// How long a claimed send attempt is exclusive to its claimer.
-pub const SEND_LEASE: i64 = 300;
-/// How long an unsent mail is retried before it is given up.
-pub const GIVE_UP_AFTER: i64 = 3 * 86_400;
-/// How long a sent mail's record keeps refusing a duplicate of its event.
-const KEEP_SENT: i64 = 7 * 86_400;
-/// Longest wait between two attempts.
-const MAX_BACKOFF: i64 = 600;
-
-/// What a new-sign-in notice is rendered from (kept in the queue; the
-/// "not me" token is signed when the mail is sent).
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub(super) struct NewSignInDetail {
-    /// The session the sign-in opened.
-    pub(super) sid: String,
-    /// The device key (user-agent family and network) "not me" forgets.
-    pub(super) dev: String,
-    /// Approximate device, for the reader (`Firefox on Linux`).
-    pub(super) device: String,
-    /// Client address.
-    pub(super) ip: Option<String>,
-    /// When (Unix seconds).
-    pub(super) at: i64,
-}
-
-/// Who asked for a reset mail (kept in the queue so that the sender can
-/// record `password.reset_requested` for a known account).
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub(super) struct ResetRequestDetail {
-    /// Client address.
-    pub(super) ip: Option<String>,
-    /// Client user agent.
-    pub(super) user_agent: Option<String>,
-}
-
-/// The mail side of the core: where mail goes and what it looks like.
-pub struct Postbox {
-    pub(crate) mailer: Arc<dyn Mailer>,
-    pub(crate) templates: Templates,
-    pub(crate) from: Mailbox,
-    /// Keys the HMAC of email codes (`keys/email-code-hmac.key`).
-    pub(crate) code_key: SecretBox<[u8; 32]>,
-    /// Wakes the sender when a mail is queued by this process.
-    pub(crate) wake: tokio::sync::Notify,
-}
-
-impl Postbox {
-    /// Assembles the postbox.
-    pub fn new(
-        mailer: Arc<dyn Mailer>,
-        templates: Templates,
-        from: Mailbox,
-        code_key: SecretBox<[u8; 32]>,
-    ) -> Self {
-        Self {
-            mailer,
-            templates,
-            from,
-            code_key,
-            wake: tokio::sync::Notify::new(),
-        }
-    }
-
-    pub(crate) fn code_key(&self) -> &[u8; 32] {
-        self.code_key.expose_secret()
-    }
-}
-
-/// A security notice mailed to a user. Features that change a security
-/// setting add a variant (its text comes from the `notice` templates,
-/// which branch on [`Notice::as_str`] and have a generic text for any other).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Notice {
-    /// The user changed their password (`POST /v1/me/password`).
-    PasswordChanged,
-    /// The password was reset by link or code.
-    PasswordReset,
-    /// Two-factor sign-in was turned on.
-    TwoFactorEnabled,
-    /// Two-factor sign-in was turned off.
-    TwoFactorDisabled,
-    /// A new set of recovery codes replaced the old one.
-    RecoveryCodesRegenerated,
-    /// A passkey was added to the account.
-    PasskeyAdded,
-    /// A passkey was removed from the account.
-    PasskeyRemoved,
-    /// A change of the account's address was asked for (sent to the old one).
-    EmailChangeRequested,
-    /// A password reset claimed an account whose address was never
-    /// verified: every other credential and session was removed.
-    AccountClaimed,
-    /// An identity of an upstream provider was linked to the account.
-    IdentityLinked,
-}
-
-impl Notice {
-    /// The notice's name in templates and the queue (`password_changed`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PasswordChanged => "password_changed",
-            Self::PasswordReset => "password_reset",
-            Self::TwoFactorEnabled => "mfa_enabled",
-            Self::TwoFactorDisabled => "mfa_disabled",
-            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
-            Self::PasskeyAdded => "passkey_added",
-            Self::PasskeyRemoved => "passkey_removed",
-            Self::EmailChangeRequested => "email_change_requested",
-            Self::AccountClaimed => "account_claimed",
-            Self::IdentityLinked => "identity_linked",
-        }
-    }
-}
-
-/// What one round of the sender did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SendRound {
-    /// Mails handed to the mailer and accepted.
-    pub sent: usize,
-    /// Mails with nothing to send (unknown user, already verified, stale).
-    pub dropped: usize,
-    /// Attempts that failed and will be retried.
-    pub failed: usize,
-}
-
-fn backoff(attempts: u32) -> i64 {
-    let exp = attempts.saturating_sub(1).min(10);
-    (1_i64 << exp).min(MAX_BACKOFF)
-}
-
-// size-check: impl Core over 300 lines: the queue and the sender with its one prepare per kind; next to split (queue, sender).
 impl Core {
-    /// Queues a security notice for `user_id`. Never fails the caller: a
-    /// notice that cannot be queued is logged (the change it reports has
-    /// already happened).
-    pub async fn notify(&self, user_id: &UserId, notice: Notice) {
-        let id = format!(
-            "notice:{}:{user_id}:{}",
-            notice.as_str(),
-            uuid::Uuid::now_v7().simple()
-        );
-        let kind = MailKind::Notice(notice.as_str().to_string());
-        if let Err(e) = self.enqueue(id, kind, Some(user_id), None).await {
-            tracing::warn!(error = %e, user_id = %user_id, notice = notice.as_str(), "could not queue a security notice");
-        }
-    }
-
-    /// Queues one mail under the idempotency key `id` and wakes the sender.
-    pub(super) async fn enqueue(
-        &self,
-        id: String,
-        kind: MailKind,
-        user_id: Option<&str>,
-        email: Option<&str>,
-    ) -> Result<()> {
-        self.enqueue_detailed(id, kind, user_id, email, None).await
-    }
-
-    /// [`Core::enqueue`] with non-secret `detail` (JSON text) to render from.
-    pub(super) async fn enqueue_detailed(
-        &self,
-        id: String,
-        kind: MailKind,
-        user_id: Option<&str>,
-        email: Option<&str>,
-        detail: Option<String>,
-    ) -> Result<()> {
-        let now = self.clock.now();
-        let mail = QueuedMail {
-            id,
-            kind,
-            user_id: user_id.map(UserId::from),
-            email: email.map(str::to_string),
-            locale: None,
-            detail,
-            created_at: now,
-            attempts: 0,
-            next_attempt_at: now,
-            last_error: None,
-            sent_at: None,
-            expires_at: now.saturating_add(GIVE_UP_AFTER),
-        };
-        if self.store.enqueue_mail(&mail).await? {
-            metrics::counter!("portcullis_mail_queued_total").increment(1);
-            self.mail.wake.notify_one();
-        }
-        Ok(())
-    }
-
-    /// Waits until a mail is queued by this process or `max` has passed.
-    pub async fn wait_for_mail(&self, max: std::time::Duration) {
-        let _ = tokio::time::timeout(max, self.mail.wake.notified()).await;
-    }
-
-    /// Where mail goes, for the start-up log.
-    pub fn mailer_name(&self) -> String {
-        self.mail.mailer.describe()
-    }
-
     /// One round of the sender: claims and sends due mails until none is
     /// left (at most `max`). Updates the mail metrics.
     pub async fn send_due_mail(&self, max: usize) -> Result<SendRound> {
@@ -307,11 +86,6 @@ impl Core {
         }
     }
 
-    /// Purges sent and given-up queue records and dead tickets.
-    pub(super) async fn purge_mail(&self) -> Result<u64> {
-        Ok(self.store.purge_email_records(self.clock.now()).await?)
-    }
-
     /// Base of links in mail (`PORTCULLIS_APP_URL` or the public URL).
     fn link_base(&self) -> &str {
         self.settings.mail.link_base(&self.settings.http.public_url)
@@ -342,7 +116,9 @@ impl Core {
             self.mail
                 .templates
                 .render(name, locale.as_deref(), &ctx)
-                .map_err(|e| super::Error::Unexpected(anyhow::anyhow!("template {name}: {e}")))
+                .map_err(|e| {
+                    crate::service::Error::Unexpected(anyhow::anyhow!("template {name}: {e}"))
+                })
         };
         let out = |user_email: &str, content: Rendered| OutgoingMail {
             id: mail.id.clone(),
@@ -366,7 +142,7 @@ impl Core {
                         .as_deref()
                         .and_then(|d| serde_json::from_str::<ResetRequestDetail>(d).ok()),
                 ) {
-                    let client = super::ClientInfo {
+                    let client = crate::service::ClientInfo {
                         ip: asker.ip.and_then(|ip| ip.parse().ok()),
                         user_agent: asker.user_agent,
                     };
@@ -453,7 +229,7 @@ impl Core {
                 let Some(address) = mail.email.as_deref() else {
                     return Ok(None);
                 };
-                let ttl = super::passwordless::SIGN_IN_TTL;
+                let ttl = crate::service::passwordless::SIGN_IN_TTL;
                 if now - mail.created_at > ttl {
                     return Ok(None);
                 }
@@ -564,17 +340,4 @@ impl Core {
 /// is nobody's mailbox).
 fn live(user: Option<UserRecord>) -> Option<UserRecord> {
     user.filter(|u| !u.disabled && !u.anonymous)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_to_a_cap() {
-        assert_eq!(backoff(1), 1);
-        assert_eq!(backoff(2), 2);
-        assert_eq!(backoff(5), 16);
-        assert_eq!(backoff(40), MAX_BACKOFF);
-    }
 }
