@@ -87,7 +87,7 @@ impl Core {
     /// Claims one try of the code of `found` (with none: of the address's
     /// stand-in ticket, so that an address without an account or a live
     /// ticket costs the same work and runs out of tries the same way; no
-    /// timing oracle, issue 20 M3) and compares `code`. True only for a
+    /// timing oracle: the security probe's M3) and compares `code`. True only for a
     /// well-formed right code of a real ticket.
     async fn try_code(
         &self,
