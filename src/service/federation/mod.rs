@@ -8,7 +8,7 @@
 //! The rules (DESIGN "Federated sign-in"), and where they live:
 //! 1. An identity is `(provider, iss, sub)` ([`IdentityStore`](crate::store::IdentityStore),
 //!    unique on both backends); a linked one signs in to its account
-//!    whatever its email says now (`accounts.rs`, [`Core::resolve`]).
+//!    whatever its email says now (`accounts/`, [`Core::resolve`]).
 //! 2. An unknown identity with a verified email no account holds creates
 //!    an account (verified, no password) unless signup is off.
 //! 3. A verified email that an account holds is never linked silently:

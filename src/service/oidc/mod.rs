@@ -3,9 +3,9 @@
 //! consents and RP-initiated logout.
 //!
 //! - `clients.rs`: registration (admin API and CLI) and redirect URI rules;
-//! - `authorize.rs`: `/oauth/authorize`, the browser session cookie, the
+//! - `authorize/`: `/oauth/authorize`, the browser session cookie, the
 //!   decision between a code, the sign-in page and the consent page;
-//! - `token.rs`: the `authorization_code` grant, ID tokens, userinfo claims;
+//! - `token/`: the `authorization_code` grant, ID tokens, userinfo claims;
 //! - `consents.rs`: a user's consents, and RP-initiated logout.
 //!
 //! Sign-in on the hosted pages is [`Core::login`], [`Core::login_mfa`] and
