@@ -194,6 +194,10 @@ elif [[ -n "$mongo_skip" ]]; then
         record "tests (MongoDB backend)" "skipped ($mongo_skip)"
     fi
 fi
+# The FerretDB started above stops here: later steps that want a MongoDB
+# (the TypeScript client's live suites) start their own unless the caller
+# gave a URI.
+if [[ -n "$ferret_dir" ]]; then unset PORTCULLIS_TEST_MONGODB_URI PORTCULLIS_TEST_FERRETDB_DIR; fi
 cleanup
 ferret_dir=""
 
