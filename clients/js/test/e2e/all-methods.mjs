@@ -9,11 +9,10 @@
 // Fails when a method of test/operations.mjs was not called. Passkeys: a
 // CDP virtual authenticator in Chromium, a software one in Node
 // (soft-authenticator.mjs, as navigator.credentials).
-import { createHmac } from 'node:crypto';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { checks, pkgRoot, repoRoot, startExampleServer, startPortcullis } from './harness.mjs';
+import { checks, pkgRoot, repoRoot, startExampleServer, startPortcullis, totp } from './harness.mjs';
 import { OPERATIONS } from '../operations.mjs';
 import { matchOperation } from '../spec-ops.mjs';
 import { softAuthenticator } from './soft-authenticator.mjs';
@@ -28,22 +27,6 @@ const { values: a } = parseArgs({
 const where = `${a.chromium ? 'chromium' : 'node'}/${a['mongodb-uri'] ? 'mongodb' : 'embedded'}`;
 const t = checks(`all-methods ${where}`);
 
-function base32(s) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of s.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
-  const out = [];
-  for (let i = 0; i + 8 <= bits.length; i += 8) out.push(parseInt(bits.slice(i, i + 8), 2));
-  return Buffer.from(out);
-}
-function totp(secret, at = Date.now()) {
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(at / 1000 / 30)));
-  const h = createHmac('sha1', base32(secret)).update(counter).digest();
-  const o = h[h.length - 1] & 0xf;
-  const n = ((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3];
-  return String(n % 1_000_000).padStart(6, '0');
-}
 // A 1x1 PNG.
 const PNG = Buffer.from(
   'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',

@@ -15,14 +15,13 @@
 //      signed in as the provider's user.
 // Screenshots: artifacts/example-account-{signed-out,confirm,totp,signed-in,federated}.png.
 //   node test/e2e/example-account.mjs [--chromium /usr/bin/chromium] [--artifacts DIR] [--mongodb-uri URI]
-import { createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { crc32, deflateSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 import { startFakeIdp } from './fake-idp.mjs';
-import { checks, pkgRoot, sleep, startExampleServer, startPortcullis } from './harness.mjs';
+import { checks, pkgRoot, sleep, startExampleServer, startPortcullis, totp } from './harness.mjs';
 
 const { values: a } = parseArgs({
   options: {
@@ -34,22 +33,6 @@ const { values: a } = parseArgs({
 mkdirSync(a.artifacts, { recursive: true });
 const t = checks('example-account');
 
-function base32(s) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of s.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
-  const out = [];
-  for (let i = 0; i + 8 <= bits.length; i += 8) out.push(parseInt(bits.slice(i, i + 8), 2));
-  return Buffer.from(out);
-}
-function totp(secret, at = Date.now()) {
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(at / 1000 / 30)));
-  const h = createHmac('sha1', base32(secret)).update(counter).digest();
-  const o = h[h.length - 1] & 0xf;
-  const n = ((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3];
-  return String(n % 1_000_000).padStart(6, '0');
-}
 /** A w×h RGB PNG: a diagonal gradient with a light disc (something to look at). */
 function png(w, h) {
   const raw = Buffer.alloc((w * 3 + 1) * h);

@@ -9,12 +9,11 @@
 //   3. "Turn on two-step sign-in": the QR code and key shown, a TOTP code
 //      computed here from the key, ten recovery codes, the profile says on.
 //   node test/e2e/example-features.mjs [--chromium /usr/bin/chromium] [--artifacts DIR]
-import { createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
-import { checks, pkgRoot, startExampleServer, startPortcullis } from './harness.mjs';
+import { checks, pkgRoot, startExampleServer, startPortcullis, totp } from './harness.mjs';
 
 const { values: a } = parseArgs({
   options: {
@@ -25,22 +24,6 @@ const { values: a } = parseArgs({
 mkdirSync(a.artifacts, { recursive: true });
 const t = checks('example-features');
 
-function base32(s) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of s.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
-  const out = [];
-  for (let i = 0; i + 8 <= bits.length; i += 8) out.push(parseInt(bits.slice(i, i + 8), 2));
-  return Buffer.from(out);
-}
-function totp(secret, at = Date.now()) {
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(at / 1000 / 30)));
-  const h = createHmac('sha1', base32(secret)).update(counter).digest();
-  const o = h[h.length - 1] & 0xf;
-  const n = ((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3];
-  return String(n % 1_000_000).padStart(6, '0');
-}
 
 const example = await startExampleServer();
 const pageOrigin = example.base.replace('127.0.0.1', 'localhost');

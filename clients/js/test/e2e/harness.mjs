@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 // Shared helpers of the end-to-end tests: a real Portcullis binary on a free
 // loopback port (fresh data and keys), the example's static server, metrics.
 import { spawn, execFileSync } from 'node:child_process';
@@ -207,4 +208,22 @@ function latestMail(outbox, to, has) {
     .filter((m) => new RegExp(`^To:.*${to.replace(/[.+]/g, '\\$&')}`, 'mi').test(m.text) && m.text.includes(has))
     .sort((a, b) => a.t - b.t || a.f.localeCompare(b.f));
   return mails.at(-1)?.text ?? null;
+}
+
+function base32(s) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of s.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const out = [];
+  for (let i = 0; i + 8 <= bits.length; i += 8) out.push(parseInt(bits.slice(i, i + 8), 2));
+  return Buffer.from(out);
+}
+/** The current RFC 6238 code (SHA-1, 30 s, 6 digits) of a base32 secret: what an authenticator app shows. */
+export function totp(secret, at = Date.now()) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 1000 / 30)));
+  const h = createHmac('sha1', base32(secret)).update(counter).digest();
+  const o = h[h.length - 1] & 0xf;
+  const n = ((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3];
+  return String(n % 1_000_000).padStart(6, '0');
 }
