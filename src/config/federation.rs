@@ -318,13 +318,7 @@ pub(super) fn provider_keys(map: &BTreeMap<String, String>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config::test_map as map;
 
     #[test]
     fn kinds_default_from_the_id_and_issuers_from_the_kind() {

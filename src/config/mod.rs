@@ -32,6 +32,15 @@ mod security;
 #[cfg(test)]
 mod tests;
 
+/// A settings map from `(key, value)` pairs, for the config modules' tests.
+#[cfg(test)]
+pub(crate) fn test_map(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect()
+}
+
 pub use dev::{DEV_BANNER, is_loopback_url};
 pub use dpop::{DpopMode, DpopSettings};
 pub use federation::{FederationSettings, ProviderKind, ProviderSettings};
