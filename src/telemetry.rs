@@ -5,6 +5,7 @@
 //! request span records the path without its query string.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
@@ -45,7 +46,10 @@ pub fn metrics() -> Option<&'static PrometheusHandle> {
                 ])
                 .ok()?;
             match builder.install_recorder() {
-                Ok(handle) => Some(handle),
+                Ok(handle) => {
+                    spawn_upkeep(handle.clone());
+                    Some(handle)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "metrics recorder not installed");
                     None
@@ -53,6 +57,27 @@ pub fn metrics() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// How often the recorder's histograms are drained. `install_recorder`
+/// leaves this to the caller: without it every recorded duration stays in
+/// memory until `/metrics` is scraped (about 200 bytes a refresh under load,
+/// without end when nothing scrapes).
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+const UPKEEP_THREAD: &str = "metrics-upkeep";
+
+/// One thread per process (the recorder is process-wide), not a task on a
+/// runtime: the recorder outlives any one server's runtime.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name(UPKEEP_THREAD.into())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "metrics upkeep thread not started");
+    }
 }
 
 /// Every counter the service increments, with each label set it uses: they
@@ -156,5 +181,24 @@ mod tests {
         assert_eq!(&*l.label("/v1/sessions/abc-123"), "/v1/sessions/{sid}");
         assert_eq!(&*l.label("/v1/sessions/a/b"), "unmatched");
         assert_eq!(&*l.label("/etc/passwd"), "unmatched");
+    }
+
+    /// Without upkeep the histograms keep every recorded value until a
+    /// scrape; the soak benchmark saw RSS grow ~11 MB a minute.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn histograms_are_drained_without_a_scrape() {
+        if metrics().is_none() {
+            return; // another recorder owns this process
+        }
+        let names: Vec<String> = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|c| c.trim().to_owned())
+            .collect();
+        assert!(
+            names.iter().any(|n| n == UPKEEP_THREAD),
+            "no {UPKEEP_THREAD} thread among {names:?}"
+        );
     }
 }
