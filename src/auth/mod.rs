@@ -10,6 +10,7 @@ pub mod limits;
 pub mod passkeys;
 pub mod password;
 pub mod secrets;
+pub mod signers;
 pub mod token_cache;
 pub mod tokens;
 pub mod totp;

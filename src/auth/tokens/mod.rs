@@ -80,6 +80,8 @@ impl TokenService {
         access_ttl: Duration,
         refresh_ttl: Duration,
     ) -> Self {
+        // Parsed private keys are kept from the first signature on.
+        super::signers::install();
         Self {
             ring,
             issuer,

@@ -13,6 +13,8 @@ use tracing_subscriber::fmt::format::FmtSpan;
 
 use crate::config::LogFormat;
 
+mod json;
+
 /// Installs the global subscriber. `RUST_LOG` overrides the default level
 /// (`info`). Safe to call more than once (later calls do nothing).
 pub fn init(format: LogFormat) {
@@ -24,10 +26,8 @@ pub fn init(format: LogFormat) {
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+            .fmt_fields(json::JsonSpanFields)
+            .event_format(json::JsonLine)
             .try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
@@ -71,9 +71,11 @@ const UPKEEP_THREAD: &str = "metrics-upkeep";
 fn spawn_upkeep(handle: PrometheusHandle) {
     let spawned = std::thread::Builder::new()
         .name(UPKEEP_THREAD.into())
-        .spawn(move || loop {
-            std::thread::sleep(UPKEEP_EVERY);
-            handle.run_upkeep();
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
         });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "metrics upkeep thread not started");
@@ -191,11 +193,19 @@ mod tests {
         if metrics().is_none() {
             return; // another recorder owns this process
         }
-        let names: Vec<String> = std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-            .map(|c| c.trim().to_owned())
-            .collect();
+        // The new thread names itself once it runs: look for a while.
+        let names = || -> Vec<String> {
+            std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .map(|c| c.trim().to_owned())
+                .collect()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !names().iter().any(|n| n == UPKEEP_THREAD) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let names = names();
         assert!(
             names.iter().any(|n| n == UPKEEP_THREAD),
             "no {UPKEEP_THREAD} thread among {names:?}"
