@@ -123,6 +123,9 @@ pub fn register_counters() {
 /// metric labels stay few whatever the paths requested.
 #[derive(Debug, Clone)]
 pub struct RouteLabels {
+    /// Templates without a parameter, by their path: one lookup for most
+    /// requests instead of a scan of every template.
+    exact: std::collections::HashMap<String, Arc<str>>,
     routes: Vec<(Vec<Option<String>>, Arc<str>)>,
     unmatched: Arc<str>,
 }
@@ -143,7 +146,13 @@ impl RouteLabels {
             .collect();
         // Literal segments win over parameters (`/refresh` before `/{sid}`).
         routes.sort_by_key(|(segments, _)| segments.iter().filter(|s| s.is_none()).count());
+        let exact = routes
+            .iter()
+            .filter(|(segments, _)| segments.iter().all(Option::is_some))
+            .map(|(_, t)| (t.trim_matches('/').to_owned(), t.clone()))
+            .collect();
         Self {
+            exact,
             routes,
             unmatched: Arc::from("unmatched"),
         }
@@ -152,6 +161,9 @@ impl RouteLabels {
     /// The template a path matches (cheap to clone: a shared string).
     pub fn label(&self, path: &str) -> Arc<str> {
         let path = path.trim_matches('/');
+        if let Some(t) = self.exact.get(path) {
+            return t.clone();
+        }
         let count = path.split('/').count();
         self.routes
             .iter()
