@@ -17,7 +17,7 @@ use crate::auth::{Captcha, KeyRing, Limits, PasskeyRp, PasswordHasher, TokenServ
 use crate::clock::Clock;
 use crate::config::{RefreshSigning, Settings, StoreSettings};
 use crate::domain::PasswordPolicy;
-use crate::service::{Core, Postbox};
+use crate::service::{Core, CoreParts, Postbox};
 use crate::store::DynStore;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::mongo::MongoStore;
@@ -110,7 +110,7 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
         }
         None => None,
     };
-    Ok(Core {
+    Ok(Core::new(CoreParts {
         passkeys: passkeys.map(Arc::new),
         limits: Arc::new(Limits::new(settings.limits.rate_limit)),
         federation: Arc::new(crate::service::federation::Upstreams::new(
@@ -133,7 +133,7 @@ pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core
         mail: Arc::new(postbox),
         breached,
         dpop_nonces: Arc::new(crate::auth::dpop::NonceKeys::new(dpop_nonce_key)),
-    })
+    }))
 }
 
 /// The HMAC key of refresh tokens (`keys/refresh-hmac.key`, made on first

@@ -78,10 +78,28 @@ use crate::domain::{PasswordPolicy, UserId};
 use crate::store::{DynStore, SessionRecord, UserRecord};
 
 /// The service core shared by all requests: settings and every part the use
-/// cases need. Cheap to clone (everything is behind an `Arc`). Fields are
+/// cases need ([`CoreParts`], behind one `Arc`). A clone is one reference
+/// count: poem's `.data(core)` clones it into every request. The parts are
 /// private to the crate: the API layer calls use cases, never the parts.
 #[derive(Clone)]
-pub struct Core {
+pub struct Core(Arc<CoreParts>);
+
+impl Core {
+    /// The core over its parts.
+    pub(crate) fn new(parts: CoreParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for Core {
+    type Target = CoreParts;
+    fn deref(&self) -> &CoreParts {
+        &self.0
+    }
+}
+
+/// Everything a [`Core`] holds.
+pub struct CoreParts {
     pub(crate) settings: Arc<Settings>,
     pub(crate) store: DynStore,
     pub(crate) tokens: TokenService,

@@ -44,8 +44,9 @@ pub use claims::{
 #[derive(Clone)]
 pub struct TokenService {
     ring: Arc<KeyRing>,
-    issuer: String,
-    audience: String,
+    // Shared strings: a `Core` (and this with it) is cloned per request.
+    issuer: Arc<str>,
+    audience: Arc<str>,
     /// Lifetime of access tokens.
     pub access_ttl: Duration,
     /// Lifetime of a session (sliding, renewed at each refresh).
@@ -84,8 +85,8 @@ impl TokenService {
         super::signers::install();
         Self {
             ring,
-            issuer,
-            audience,
+            issuer: issuer.into(),
+            audience: audience.into(),
             access_ttl,
             refresh_ttl,
             refresh_key: None,
@@ -133,7 +134,7 @@ impl TokenService {
     /// `typ` (PyJWT's and `jose`'s defaults) still refuses them.
     pub fn audience_for(&self, typ: &str) -> String {
         let kind = match typ {
-            ACCESS_TYP => return self.audience.clone(),
+            ACCESS_TYP => return self.audience.to_string(),
             REFRESH_TYP => "refresh",
             MFA_TYP => "mfa",
             NOT_ME_TYP => "not-me",
@@ -177,12 +178,10 @@ impl TokenService {
         now: u64,
         extras: AccessExtras<'_>,
     ) -> anyhow::Result<String> {
-        let (aud, client_id) = extras
-            .client
-            .unwrap_or((self.audience.as_str(), self.audience.as_str()));
+        let (aud, client_id) = extras.client.unwrap_or((&*self.audience, &*self.audience));
         let claims = AccessClaims {
             registered: RegisteredClaims {
-                iss: self.issuer.clone(),
+                iss: self.issuer.to_string(),
                 aud: aud.to_string(),
                 sub: sub.into(),
                 exp: now + self.access_ttl.as_secs(),
@@ -227,7 +226,7 @@ impl TokenService {
     ) -> anyhow::Result<String> {
         let claims = RefreshClaims {
             registered: RegisteredClaims {
-                iss: self.issuer.clone(),
+                iss: self.issuer.to_string(),
                 aud: self.audience_for(REFRESH_TYP),
                 sub: sub.into(),
                 exp,
@@ -273,7 +272,7 @@ impl TokenService {
     ) -> anyhow::Result<(String, MfaClaims)> {
         let claims = MfaClaims {
             registered: RegisteredClaims {
-                iss: self.issuer.clone(),
+                iss: self.issuer.to_string(),
                 aud: self.audience_for(MFA_TYP),
                 sub: sub.into(),
                 exp: now + ttl_secs,
@@ -391,16 +390,16 @@ impl TokenService {
         // Time is checked below against the service clock, not the system's.
         validation.validate_exp = false;
         validation.validate_nbf = false;
-        validation.set_issuer(&[&self.issuer]);
+        validation.set_issuer(&[&*self.issuer]);
         // Tokens other than access tokens were issued with the access
         // audience by earlier releases: they are accepted under it until the
         // longest of them (a 30-day refresh token) has expired. `typ` above
         // still keeps every kind in its place.
         let own = self.audience_for(typ);
-        if own == self.audience {
-            validation.set_audience(&[&self.audience]);
+        if *own == *self.audience {
+            validation.set_audience(&[&*self.audience]);
         } else {
-            validation.set_audience(&[own.as_str(), self.audience.as_str()]);
+            validation.set_audience(&[own.as_str(), &*self.audience]);
         }
         if !check_audience {
             validation.validate_aud = false;
