@@ -221,6 +221,8 @@ pub fn generate_key_file(dir: &Path, alg: SigningAlg) -> anyhow::Result<PathBuf>
 }
 
 fn load_dir(dir: &Path) -> anyhow::Result<Vec<KeyEntry>> {
+    // Before the first JWK is derived: jsonwebtoken fixes its provider then.
+    let _ = super::signers::install();
     let mut keys = Vec::new();
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,

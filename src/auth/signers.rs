@@ -127,17 +127,24 @@ fn signer_factory(
     }))
 }
 
-/// Installs the provider for the process (once; later calls do nothing).
-/// Called before the first signature: [`super::tokens::TokenService::new`].
-pub fn install() {
+/// Installs the provider for the process (once; later calls change
+/// nothing). jsonwebtoken fixes its provider at its first use of one (a
+/// key's JWK, a signature, a verification), so this must come before any:
+/// `main` calls it first, and so do [`crate::startup::build_core`] and the
+/// key ring's loading for programs that embed the library. Returns whether
+/// this provider is the process's (false: something used jsonwebtoken
+/// before, or installed another provider; signing then parses keys per
+/// signature, as before, and stays correct).
+pub fn install() -> bool {
     static PROVIDER: OnceLock<CryptoProvider> = OnceLock::new();
     let provider = PROVIDER.get_or_init(|| CryptoProvider {
         signer_factory,
         ..aws_lc::DEFAULT_PROVIDER.clone()
     });
-    // Err: already installed (by an earlier call, or by an embedding
-    // program's own choice, which stands).
-    let _ = provider.install_default();
+    match provider.install_default() {
+        Ok(()) => true,
+        Err(installed) => std::ptr::eq(installed, provider),
+    }
 }
 
 #[cfg(test)]
@@ -152,6 +159,29 @@ mod tests {
     fn turn() -> std::sync::MutexGuard<'static, ()> {
         TURN.lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A token signed by this module's signer (jsonwebtoken's steps, with
+    /// the signer of `signer_factory`): the process-wide provider is fixed
+    /// by whichever test first touches jsonwebtoken.
+    fn sign_through_ours(alg: Algorithm, claims: &Value, key: &EncodingKey) -> String {
+        use base64::Engine as _;
+        let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let header = serde_json::to_vec(&Header::new(alg)).unwrap();
+        let msg = format!(
+            "{}.{}",
+            b64(&header),
+            b64(&serde_json::to_vec(claims).unwrap())
+        );
+        let before = SIGNED.load(std::sync::atomic::Ordering::Relaxed);
+        let signer = signer_factory(&alg, key).unwrap();
+        assert_eq!(signer.algorithm(), alg);
+        let sig = signer.try_sign(msg.as_bytes()).unwrap();
+        assert!(
+            SIGNED.load(std::sync::atomic::Ordering::Relaxed) > before,
+            "not the cached signer"
+        );
+        format!("{msg}.{}", b64(&sig))
     }
 
     /// A new key as `keys generate` writes it (PKCS#8 v1).
@@ -184,7 +214,6 @@ mod tests {
     #[test]
     fn cached_signers_sign_as_jsonwebtoken_does() {
         let _turn = turn();
-        install();
         let claims = json!({"sub": "u", "exp": 4_000_000_000u64, "aud": "a"});
         for alg in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256] {
             // As the ring loads its keys: a PKCS#8 PEM file.
@@ -199,19 +228,17 @@ mod tests {
             let dec = DecodingKey::from_jwk(&jwk).unwrap();
             let mut v = Validation::new(alg);
             v.set_audience(&["a"]);
-            let before = SIGNED.load(std::sync::atomic::Ordering::Relaxed);
             for _ in 0..3 {
-                let t = encode(&Header::new(alg), &claims, &enc).unwrap();
+                let t = sign_through_ours(alg, &claims, &enc);
                 let back = decode::<Value>(&t, &dec, &v).unwrap();
                 assert_eq!(back.claims, claims, "{alg:?}");
             }
-            // Signed by this provider (other tests only add to the count).
-            assert!(
-                SIGNED.load(std::sync::atomic::Ordering::Relaxed) >= before + 3,
-                "{alg:?} not signed through the cached signer"
-            );
+            // jsonwebtoken's own encode verifies too, whichever provider
+            // this test process ended up with.
+            let t = encode(&Header::new(alg), &claims, &enc).unwrap();
+            assert_eq!(decode::<Value>(&t, &dec, &v).unwrap().claims, claims);
             if alg == Algorithm::EdDSA {
-                let ours = encode(&Header::new(alg), &claims, &enc).unwrap();
+                let ours = sign_through_ours(alg, &claims, &enc);
                 let signer = (aws_lc::DEFAULT_PROVIDER.signer_factory)(&alg, &enc).unwrap();
                 let (msg, _) = ours.rsplit_once('.').unwrap();
                 let theirs = signer.try_sign(msg.as_bytes()).unwrap();
@@ -234,23 +261,22 @@ mod tests {
     /// jsonwebtoken refuses it; a broken key is an error, not a panic.
     #[test]
     fn mismatched_or_broken_keys_are_errors() {
-        install();
         let ed = ed_key();
+        assert!(signer_factory(&Algorithm::RS256, &ed).is_err());
         assert!(encode(&Header::new(Algorithm::RS256), &json!({}), &ed).is_err());
         let broken = EncodingKey::from_ed_der(b"not a key");
-        assert!(encode(&Header::new(Algorithm::EdDSA), &json!({}), &broken).is_err());
+        assert!(signer_factory(&Algorithm::EdDSA, &broken).is_err());
         let broken = EncodingKey::from_rsa_der(b"not a key");
-        assert!(encode(&Header::new(Algorithm::RS256), &json!({}), &broken).is_err());
+        assert!(signer_factory(&Algorithm::RS256, &broken).is_err());
     }
 
     /// Past KEEP keys the oldest goes; signing with any still works.
     #[test]
     fn the_cache_is_bounded() {
         let _turn = turn();
-        install();
         let keys: Vec<_> = (0..KEEP + 4).map(|_| ed_key()).collect();
         for k in keys.iter().chain(keys.iter()) {
-            encode(&Header::new(Algorithm::EdDSA), &json!({"n": 1}), k).unwrap();
+            sign_through_ours(Algorithm::EdDSA, &json!({"n": 1}), k);
         }
         assert!(cache().lock().unwrap().len() <= KEEP);
     }

@@ -82,7 +82,7 @@ impl TokenService {
         refresh_ttl: Duration,
     ) -> Self {
         // Parsed private keys are kept from the first signature on.
-        super::signers::install();
+        let _ = super::signers::install();
         Self {
             ring,
             issuer: issuer.into(),
