@@ -88,8 +88,6 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    // First of all: jsonwebtoken keeps the provider of its first use.
-    let _ = portcullis::auth::signers::install();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve { dev: false });
     if let Command::Openapi = command {

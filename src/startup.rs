@@ -58,15 +58,14 @@ pub async fn open_store_sized(
 /// Loads keys (generating dev keys on first start), opens the store and
 /// assembles the service core around `clock`.
 pub async fn build_core(settings: Settings, clock: Clock) -> anyhow::Result<Core> {
-    if !crate::auth::signers::install() {
-        tracing::warn!(
-            "jsonwebtoken was used before its provider was set: private keys are parsed on every signature"
-        );
-    }
     let keys_dir = &settings.tokens.keys_dir;
     let alg = settings.tokens.signing_alg;
     let (ring, generated) =
         KeyRing::load_or_generate_with_rs256(keys_dir, alg).context("loading signing keys")?;
+    // The ring's loading installed it before its first use of jsonwebtoken.
+    if !crate::auth::signers::install() {
+        tracing::warn!("{}", crate::auth::signers::NOT_INSTALLED);
+    }
     for path in generated {
         tracing::warn!(
             path = %path.display(),

@@ -79,15 +79,17 @@ struct CachedSigner {
     key: Arc<Parsed>,
 }
 
-/// Signatures made by [`CachedSigner`] (tests: other tests sign in
-/// parallel with keys of their own, so the cache's content cannot tell).
 #[cfg(test)]
-static SIGNED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+thread_local! {
+    /// Signatures made by [`CachedSigner`] on this thread (tests: the cache
+    /// is shared with tests signing in parallel, a thread's count is not).
+    static SIGNED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 
 impl Signer<Vec<u8>> for CachedSigner {
     fn try_sign(&self, msg: &[u8]) -> Result<Vec<u8>, SigError> {
         #[cfg(test)]
-        SIGNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        SIGNED.with(|n| n.set(n.get() + 1));
         match &*self.key {
             Parsed::Ed25519(k) => Ok(k.sign(msg).as_ref().to_vec()),
             Parsed::P256(k) => k
@@ -130,22 +132,31 @@ fn signer_factory(
 /// Installs the provider for the process (once; later calls change
 /// nothing). jsonwebtoken fixes its provider at its first use of one (a
 /// key's JWK, a signature, a verification), so this must come before any:
-/// `main` calls it first, and so do [`crate::startup::build_core`] and the
-/// key ring's loading for programs that embed the library. Returns whether
-/// this provider is the process's (false: something used jsonwebtoken
-/// before, or installed another provider; signing then parses keys per
-/// signature, as before, and stays correct).
+/// the key ring's loading calls it before it derives the first JWK, which
+/// is the service's first use. Returns whether this provider is the
+/// process's (false: something used jsonwebtoken before, or installed
+/// another provider; signing then parses keys per signature, as before,
+/// and stays correct; [`crate::startup::build_core`] logs
+/// [`NOT_INSTALLED`] then).
 pub fn install() -> bool {
     static PROVIDER: OnceLock<CryptoProvider> = OnceLock::new();
-    let provider = PROVIDER.get_or_init(|| CryptoProvider {
-        signer_factory,
-        ..aws_lc::DEFAULT_PROVIDER.clone()
-    });
-    match provider.install_default() {
-        Ok(()) => true,
-        Err(installed) => std::ptr::eq(installed, provider),
-    }
+    // The first call's outcome: `install_default`'s error carries the
+    // provider offered, not the one in place, so a later call cannot tell.
+    static INSTALLED: OnceLock<bool> = OnceLock::new();
+    *INSTALLED.get_or_init(|| {
+        PROVIDER
+            .get_or_init(|| CryptoProvider {
+                signer_factory,
+                ..aws_lc::DEFAULT_PROVIDER.clone()
+            })
+            .install_default()
+            .is_ok()
+    })
 }
+
+/// The warning of a process whose jsonwebtoken provider is not this one.
+pub const NOT_INSTALLED: &str =
+    "jsonwebtoken was used before its provider was set: private keys are parsed on every signature";
 
 #[cfg(test)]
 mod tests {
@@ -153,13 +164,6 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-
-    /// The cache is process-wide: these tests take turns with it.
-    static TURN: Mutex<()> = Mutex::new(());
-    fn turn() -> std::sync::MutexGuard<'static, ()> {
-        TURN.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
 
     /// A token signed by this module's signer (jsonwebtoken's steps, with
     /// the signer of `signer_factory`): the process-wide provider is fixed
@@ -173,12 +177,12 @@ mod tests {
             b64(&header),
             b64(&serde_json::to_vec(claims).unwrap())
         );
-        let before = SIGNED.load(std::sync::atomic::Ordering::Relaxed);
+        let before = SIGNED.with(std::cell::Cell::get);
         let signer = signer_factory(&alg, key).unwrap();
         assert_eq!(signer.algorithm(), alg);
         let sig = signer.try_sign(msg.as_bytes()).unwrap();
         assert!(
-            SIGNED.load(std::sync::atomic::Ordering::Relaxed) > before,
+            SIGNED.with(std::cell::Cell::get) == before + 1,
             "not the cached signer"
         );
         format!("{msg}.{}", b64(&sig))
@@ -213,7 +217,6 @@ mod tests {
     /// deterministic: the very same bytes).
     #[test]
     fn cached_signers_sign_as_jsonwebtoken_does() {
-        let _turn = turn();
         let claims = json!({"sub": "u", "exp": 4_000_000_000u64, "aud": "a"});
         for alg in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256] {
             // As the ring loads its keys: a PKCS#8 PEM file.
@@ -273,7 +276,6 @@ mod tests {
     /// Past KEEP keys the oldest goes; signing with any still works.
     #[test]
     fn the_cache_is_bounded() {
-        let _turn = turn();
         let keys: Vec<_> = (0..KEEP + 4).map(|_| ed_key()).collect();
         for k in keys.iter().chain(keys.iter()) {
             sign_through_ours(Algorithm::EdDSA, &json!({"n": 1}), k);

@@ -143,6 +143,13 @@ async fn first_start_generates_keys_and_logs_no_secrets() {
         logs.contains("\"user_id\""),
         "authenticated requests log the user id"
     );
+    // The signing provider that keeps parsed keys is the process's: the key
+    // ring installs it before jsonwebtoken's first use (else private keys
+    // are parsed on every signature, and the server says so).
+    assert!(
+        !logs.contains(portcullis::auth::signers::NOT_INSTALLED),
+        "the parsed-keys signing provider was not installed:\n{logs}"
+    );
     // One structured line per request: request id, method, route, status,
     // latency, and the user id once authenticated.
     let line = logs

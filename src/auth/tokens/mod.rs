@@ -81,8 +81,6 @@ impl TokenService {
         access_ttl: Duration,
         refresh_ttl: Duration,
     ) -> Self {
-        // Parsed private keys are kept from the first signature on.
-        let _ = super::signers::install();
         Self {
             ring,
             issuer: issuer.into(),
