@@ -40,10 +40,32 @@ summary=()
 step() { printf '\n==> %s\n' "$*"; }
 record() { summary+=("$1: $2"); if [[ "$2" == FAIL* ]]; then failures=$((failures + 1)); fi; }
 
+# A failed step's telling lines (failed checks and tests, panics, thrown
+# errors, timeouts), kept for the summary: CI shows the end of the output,
+# where a long step's own lines may be cut away.
+details=()
+keep_details() {
+    local name=$1 log=$2 lines
+    # Colour codes (vitest's) stripped first.
+    lines=$(sed -E 's/\x1b\[[0-9;]*m//g' "$log" |
+        grep -a -E '(^|[[:space:]])(FAIL|FAILED|not ok)([[:space:]:-]|$)|panicked at|^[[:space:]]*(Error|TypeError|AssertionError|RangeError)\b|[Tt]imed? ?out|did not answer|exited with' |
+        grep -a -v -E '^[[:space:]]*ok ' | cut -c1-300 | tail -n 25 || true)
+    if [[ -z $lines ]]; then lines=$(tail -n 15 "$log" | cut -c1-300); fi
+    details+=("--- $name" "$lines")
+}
+
 run_step() {
     local name=$1; shift
     step "$name"
-    if "$@"; then record "$name" ok; else record "$name" FAIL; fi
+    local log
+    log=$(mktemp)
+    if "$@" 2>&1 | tee "$log"; then
+        record "$name" ok
+    else
+        record "$name" FAIL
+        keep_details "$name" "$log"
+    fi
+    rm -f "$log"
 }
 
 # Runs a cargo test step with its output copied to a log, then counts the
@@ -54,7 +76,7 @@ run_test_step() {
     step "$name"
     local log status=ok n reasons
     log=$(mktemp)
-    if ! "$@" 2>&1 | tee "$log"; then status=FAIL; fi
+    if ! "$@" 2>&1 | tee "$log"; then status=FAIL; keep_details "$name" "$log"; fi
     n=$(grep -c 'SKIPPED: ' "$log" || true)
     if [[ $n -gt 0 ]]; then
         # "what (why)" counts under its why: one reason per kind of skip.
@@ -120,6 +142,10 @@ run_step "size check (800 lines per hand-written file, 300 per impl Core)" size_
 # The summary: one line per step, the skipped tests, the wall time, and the
 # last line CI reads (`test.sh: N passed, N failed`).
 finish() {
+    if [[ ${#details[@]} -gt 0 ]]; then
+        step "what failed (the telling lines of each failed step)"
+        printf '%s\n' "${details[@]}"
+    fi
     step "summary"
     printf '  %s\n' "${summary[@]}"
     if $quick; then

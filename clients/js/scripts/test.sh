@@ -112,7 +112,7 @@ if [ -n "${PORTCULLIS_BIN:-}" ]; then
   step "@portcullis/client/native: SecureStore chunks killed at every step, AppState, native passkeys (real Portcullis)" \
     timeout 180 npx vitest run test/native
   step "50 Node clients, one refresh chain (real Portcullis)" timeout 120 node test/e2e/fifty-clients.mjs
-  step "CAPTCHA: solveCaptcha() against PORTCULLIS_CAPTCHA=always (real Portcullis)" timeout 120 node test/e2e/captcha.mjs
+  step "CAPTCHA: solveCaptcha() against PORTCULLIS_CAPTCHA=always (real Portcullis)" timeout 300 node test/e2e/captcha.mjs
   step "every method, live server: Node, embedded store" timeout 300 node test/e2e/all-methods.mjs
   step "MongoDB for the live-server suites (FerretDB)" start_mongo
   if [ -n "$MONGO_URI" ]; then
