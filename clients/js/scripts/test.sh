@@ -62,14 +62,26 @@ install_npm() {
   if [ -d node_modules ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     echo "node_modules: up to date"; return 0
   fi
-  timeout 600 npm ci --no-audit --no-fund --loglevel=error || return 1
+  # A registry hiccup is retried once; a real error fails twice.
+  timeout 600 npm ci --no-audit --no-fund --loglevel=error ||
+    { echo "npm ci failed; once more in 10 s"; sleep 10; timeout 600 npm ci --no-audit --no-fund --loglevel=error; } || return 1
   echo "$want" >"$stamp"
 }
 install_chromium() {
   if [ -x "$CHROMIUM" ]; then "$CHROMIUM" --version 2>/dev/null; return 0; fi
   if [ "$(id -u)" -ne 0 ]; then echo "$CHROMIUM is missing and this is not root: apt-get install chromium" >&2; return 1; fi
-  timeout 300 apt-get update -qq || return 1
-  DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq chromium >/dev/null || return 1
+  # Up to three tries, each with a fresh package list: a mirror in the
+  # middle of publishing a new Chromium answers with missing files or
+  # mismatched hashes for a while.
+  local try
+  for try in 1 2 3; do
+    if timeout 300 apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq chromium >/dev/null; then
+      break
+    fi
+    echo "installing chromium failed (try $try of 3)" >&2
+    [ "$try" -lt 3 ] && sleep 20
+  done
   [ -x "$CHROMIUM" ]
 }
 portcullis_bin() {
