@@ -98,18 +98,31 @@ where
     T: Serialize + DeserializeOwned,
 {
     let txn = commit::begin_write(db)?;
-    let result = {
-        let mut t = txn.open_table(table).map_err(other)?;
-        let Some(current) = get_json::<T>(&t, key)? else {
-            return Ok(None);
-        };
-        let (next, result) = f(current);
-        if let Some(next) = next {
-            t.insert(key, encode(&next)?.as_slice()).map_err(other)?;
-        }
-        result
+    let Some(result) = modify_in(&txn, table, key, f)? else {
+        return Ok(None);
     };
     txn.commit().map_err(other)?;
+    Ok(Some(result))
+}
+
+/// [`modify`] in the caller's write transaction (which commits).
+fn modify_in<T, R>(
+    txn: &redb::WriteTransaction,
+    table: TableDefinition<&str, &[u8]>,
+    key: &str,
+    f: impl FnOnce(T) -> (Option<T>, R),
+) -> StoreResult<Option<R>>
+where
+    T: Serialize + DeserializeOwned,
+{
+    let mut t = txn.open_table(table).map_err(other)?;
+    let Some(current) = get_json::<T>(&t, key)? else {
+        return Ok(None);
+    };
+    let (next, result) = f(current);
+    if let Some(next) = next {
+        t.insert(key, encode(&next)?.as_slice()).map_err(other)?;
+    }
     Ok(Some(result))
 }
 
@@ -160,6 +173,7 @@ impl EmbeddedStore {
         txn.open_table(users::EMAILS)?;
         txn.open_table(sessions::SESSIONS)?;
         txn.open_table(sessions::USER_SESSIONS)?;
+        txn.open_table(sessions::ENDED_USER_SESSIONS)?;
         txn.open_table(once::ONCE)?;
         txn.open_table(throttles::FAILURES)?;
         txn.open_table(avatars::AVATARS)?;

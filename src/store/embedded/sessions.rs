@@ -1,12 +1,23 @@
-//! [`SessionStore`] on redb: `sessions` (sid → JSON [`SessionRecord`]) and
-//! `sessions_by_user` (`<user id>/<sid>` → ()).
+//! [`SessionStore`] on redb: `sessions` (sid → JSON [`SessionRecord`]),
+//! `sessions_by_user` (`<user id>/<sid>` → ()) for the sessions not ended,
+//! and `sessions_by_user_ended` for those ended before they expired.
+//!
+//! The split keeps [`SessionStore::sessions_of`], which the session cap
+//! calls on every sign-in, from reading a user's whole history: a session
+//! signed out, revoked or evicted stays stored until it expires (up to the
+//! refresh lifetime), and a user who signs in often had hundreds of them.
+//! An ended session's index entry moves in the transaction that ends it.
+//! `sessions_by_user` may still hold ended sessions (stores written before
+//! the split): every reader checks the record itself, so the index only
+//! decides what is read, never what is answered. Deleting an account reads
+//! both.
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::cache::{SessionCache, SessionState};
 use super::users::USERS;
-use super::{EmbeddedStore, decode, encode, get_json, modify, other};
+use super::{EmbeddedStore, decode, encode, get_json, modify, modify_in, other};
 use crate::domain::UserId;
 use crate::store::{
     RotateOutcome, Rotation, SessionRecord, SessionStore, StoreError, StoreResult, UserRecord,
@@ -18,6 +29,9 @@ pub(super) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("
 /// Key: `<user id>/<session id>`.
 pub(super) const USER_SESSIONS: TableDefinition<&str, ()> =
     TableDefinition::new("sessions_by_user");
+/// Key: `<user id>/<session id>` of a session ended before it expired.
+pub(super) const ENDED_USER_SESSIONS: TableDefinition<&str, ()> =
+    TableDefinition::new("sessions_by_user_ended");
 
 pub(super) fn user_session_key(user_id: &str, sid: &str) -> String {
     format!("{user_id}/{sid}")
@@ -40,11 +54,48 @@ pub(super) fn sids_of(
     Ok(sids)
 }
 
+/// Moves the index entries of `sids`, sessions of `user_id` just ended,
+/// to the ended index, in the caller's transaction.
+fn index_ended<'a>(
+    txn: &WriteTransaction,
+    user_id: &str,
+    sids: impl IntoIterator<Item = &'a str>,
+) -> StoreResult<()> {
+    let mut live = txn.open_table(USER_SESSIONS).map_err(other)?;
+    let mut ended = txn.open_table(ENDED_USER_SESSIONS).map_err(other)?;
+    for sid in sids {
+        let key = user_session_key(user_id, sid);
+        live.remove(key.as_str()).map_err(other)?;
+        ended.insert(key.as_str(), ()).map_err(other)?;
+    }
+    Ok(())
+}
+
+/// Deletes every session of `user_id`, ended or not, and their index
+/// entries, in the caller's transaction (the account is going); returns
+/// their ids.
+pub(super) fn delete_all_of(txn: &WriteTransaction, user_id: &str) -> StoreResult<Vec<String>> {
+    let mut sessions = txn.open_table(SESSIONS).map_err(other)?;
+    let mut deleted = Vec::new();
+    for index in [USER_SESSIONS, ENDED_USER_SESSIONS] {
+        let mut by_user = txn.open_table(index).map_err(other)?;
+        for sid in sids_of(&by_user, user_id)? {
+            sessions.remove(sid.as_str()).map_err(other)?;
+            by_user
+                .remove(user_session_key(user_id, &sid).as_str())
+                .map_err(other)?;
+            deleted.push(sid);
+        }
+    }
+    Ok(deleted)
+}
+
 /// Deletes the sessions expired by `now` (and their index entries), in the
 /// caller's transaction; returns how many.
 pub(super) fn purge_expired(txn: &WriteTransaction, now: i64) -> StoreResult<u64> {
     let mut sessions = txn.open_table(SESSIONS).map_err(other)?;
     let mut by_user = txn.open_table(USER_SESSIONS).map_err(other)?;
+    let mut ended = txn.open_table(ENDED_USER_SESSIONS).map_err(other)?;
     let mut expired = Vec::new();
     for item in sessions.iter().map_err(other)? {
         let (k, v) = item.map_err(other)?;
@@ -56,9 +107,9 @@ pub(super) fn purge_expired(txn: &WriteTransaction, now: i64) -> StoreResult<u64
     let mut n = 0;
     for (sid, user_id) in expired {
         sessions.remove(sid.as_str()).map_err(other)?;
-        by_user
-            .remove(user_session_key(&user_id, &sid).as_str())
-            .map_err(other)?;
+        let key = user_session_key(&user_id, &sid);
+        by_user.remove(key.as_str()).map_err(other)?;
+        ended.remove(key.as_str()).map_err(other)?;
         n += 1;
     }
     Ok(n)
@@ -188,7 +239,8 @@ impl SessionStore for EmbeddedStore {
                 new_expires_at,
                 grace_secs,
             };
-            let outcome = modify(db, SESSIONS, &sid, |current: SessionRecord| {
+            let txn = super::commit::begin_write(db)?;
+            let outcome = modify_in(&txn, SESSIONS, &sid, |current: SessionRecord| {
                 let outcome = classify_rotation(&current, &r);
                 let write = match &outcome {
                     RotateOutcome::Rotated(next) | RotateOutcome::Reused(next) => {
@@ -198,8 +250,19 @@ impl SessionStore for EmbeddedStore {
                 };
                 (write, outcome)
             });
+            // A reuse ends the family.
+            let outcome = match outcome {
+                Ok(Some(RotateOutcome::Reused(s))) => index_ended(&txn, &s.user_id, [sid.as_str()])
+                    .map(|()| Some(RotateOutcome::Reused(s))),
+                other => other,
+            };
+            let committed = match outcome {
+                Ok(Some(outcome)) => txn.commit().map_err(other).map(|()| outcome),
+                Ok(None) => Ok(RotateOutcome::Invalid),
+                Err(e) => Err(e),
+            };
             cache.invalidate([sid.as_str()]);
-            Ok(outcome?.unwrap_or(RotateOutcome::Invalid))
+            committed
         })
         .await
     }
@@ -229,15 +292,24 @@ impl SessionStore for EmbeddedStore {
         let sid = sid.to_string();
         let cache = self.sessions.clone();
         self.write(move |db| {
-            let revoked = modify(db, SESSIONS, &sid, |mut s: SessionRecord| {
+            let txn = super::commit::begin_write(db)?;
+            let revoked = modify_in(&txn, SESSIONS, &sid, |mut s: SessionRecord| {
                 if s.user_id != user_id || !s.is_active(now) {
                     return (None, false);
                 }
                 s.revoked_at = Some(now);
                 (Some(s), true)
             });
+            let committed = match revoked {
+                Ok(Some(true)) => index_ended(&txn, &user_id, [sid.as_str()])
+                    .and_then(|()| txn.commit().map_err(other))
+                    .map(|()| true),
+                // Nothing written: the transaction is dropped.
+                Ok(_) => Ok(false),
+                Err(e) => Err(e),
+            };
             cache.invalidate([sid.as_str()]);
-            Ok(revoked? == Some(true))
+            committed
         })
         .await
     }
@@ -326,6 +398,7 @@ impl SessionStore for EmbeddedStore {
                     }
                 }
             }
+            index_ended(&txn, &user_id, revoked.iter().map(String::as_str))?;
             let committed = txn.commit().map_err(other);
             cache.invalidate(revoked.iter().map(String::as_str));
             committed?;

@@ -200,3 +200,110 @@ fn a_revocation_racing_cached_reads_is_exact() {
         );
     }
 }
+
+/// The sids under `user_id` in an index table.
+fn indexed(
+    store: &EmbeddedStore,
+    table: redb::TableDefinition<&str, ()>,
+    user_id: &str,
+) -> Vec<String> {
+    let txn = store.db.begin_read().unwrap();
+    let mut sids = super::sessions::sids_of(&txn.open_table(table).unwrap(), user_id).unwrap();
+    sids.sort();
+    sids
+}
+
+/// A session ended before it expires (signed out, every other one revoked,
+/// a reused refresh token) leaves the index `sessions_of` reads, so the
+/// session cap's check on every sign-in reads the live sessions, not the
+/// user's history; the purge at expiry and the account's deletion still
+/// find every one of them.
+#[tokio::test]
+async fn ended_sessions_leave_the_live_index() {
+    use super::sessions::ENDED_USER_SESSIONS;
+    use crate::store::{RotateOutcome, Rotation, SessionStore, Store};
+    const NOW: i64 = 1_900_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let user = suite::user("history@example.com");
+    store
+        .create_user(&user, &suite::credentials())
+        .await
+        .unwrap();
+    let id = user.id.as_str();
+    let [kept, signed_out, reused, other] = std::array::from_fn(|_| suite::session(id, NOW));
+    for s in [&kept, &signed_out, &reused, &other] {
+        store.create_session(s).await.unwrap();
+    }
+    assert_eq!(indexed(&store, USER_SESSIONS, id).len(), 4);
+
+    assert!(
+        store
+            .revoke_session(&user.id, &signed_out.id, NOW)
+            .await
+            .unwrap()
+    );
+    let outcome = store
+        .rotate(&Rotation {
+            sid: &reused.id,
+            presented_jti: "not-the-current-one",
+            new_jti: "next",
+            now: NOW,
+            new_expires_at: NOW + 3600,
+            grace_secs: 0,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(outcome, RotateOutcome::Reused(_)));
+    // Ending one again moves nothing and says so.
+    assert!(
+        !store
+            .revoke_session(&user.id, &signed_out.id, NOW)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .revoke_sessions_of(&user.id, Some(&kept.id), NOW)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(indexed(&store, USER_SESSIONS, id), vec![kept.id.clone()]);
+    let mut ended = vec![signed_out.id.clone(), reused.id.clone(), other.id.clone()];
+    ended.sort();
+    assert_eq!(indexed(&store, ENDED_USER_SESSIONS, id), ended);
+    let live: Vec<_> = store
+        .sessions_of(&user.id, NOW)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(live, vec![kept.id.clone()]);
+
+    // The purge at expiry empties both indexes of expired sessions.
+    let late = suite::session(id, NOW - 7200);
+    store.create_session(&late).await.unwrap();
+    assert!(
+        store
+            .revoke_session(&user.id, &late.id, NOW - 7200)
+            .await
+            .unwrap()
+    );
+    assert!(store.purge_expired(NOW).await.unwrap() >= 1);
+    assert!(!indexed(&store, ENDED_USER_SESSIONS, id).contains(&late.id));
+    assert!(store.session(&late.id).await.unwrap().is_none());
+
+    // Deleting the account deletes the ended sessions too.
+    assert!(store.delete_user(&user.id).await.unwrap());
+    for s in [&kept, &signed_out, &reused, &other] {
+        assert!(
+            store.session(&s.id).await.unwrap().is_none(),
+            "{} kept",
+            s.id
+        );
+    }
+    assert!(indexed(&store, USER_SESSIONS, id).is_empty());
+    assert!(indexed(&store, ENDED_USER_SESSIONS, id).is_empty());
+}

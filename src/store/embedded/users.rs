@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::ops::Bound;
 
 use super::avatars::AVATARS;
-use super::sessions::{SESSIONS, USER_SESSIONS, sids_of, user_session_key};
+use super::sessions::delete_all_of;
 use super::{EmbeddedStore, decode, encode, get_json, modify, other};
 use crate::domain::UserId;
 use crate::store::{
@@ -299,15 +299,7 @@ impl UserStore for EmbeddedStore {
                     .map_err(other)?
                     .remove(user.email.as_str())
                     .map_err(other)?;
-                let mut by_user = txn.open_table(USER_SESSIONS).map_err(other)?;
-                let mut sessions = txn.open_table(SESSIONS).map_err(other)?;
-                for sid in sids_of(&by_user, &id)? {
-                    sessions.remove(sid.as_str()).map_err(other)?;
-                    by_user
-                        .remove(user_session_key(&id, &sid).as_str())
-                        .map_err(other)?;
-                    ended.push(sid);
-                }
+                ended.extend(delete_all_of(&txn, &id)?);
                 txn.open_table(AVATARS)
                     .map_err(other)?
                     .remove(id.as_str())

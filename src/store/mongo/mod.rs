@@ -356,8 +356,20 @@ impl MongoStore {
         )
         .await?;
 
-        self.create_index(&self.sessions, index(doc! { "user_id": 1 }, "user_id"))
-            .await?;
+        // A user's live sessions (`sessions_of`, read by the session cap on
+        // every sign-in) are an index range: the signed-out and revoked
+        // ones kept until they expire are not read. Its prefix serves the
+        // deletion of all of a user's sessions. (Deployments created
+        // before it also keep the single-field `user_id` index; it is
+        // redundant now and may be dropped.)
+        self.create_index(
+            &self.sessions,
+            index(
+                doc! { "user_id": 1, "revoked_at": 1, "expires_at": 1 },
+                "user_id_live",
+            ),
+        )
+        .await?;
         self.create_index(
             &self.sessions,
             index(doc! { "expires_at": 1 }, "expires_at"),
