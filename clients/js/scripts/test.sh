@@ -46,8 +46,15 @@ step() {
   local name=$1; shift
   local t0=$SECONDS
   echo "==> js client: $name"
-  if "$@"; then passed=$((passed + 1)); results+=("ok   $name ($((SECONDS - t0))s)")
-  else failed=$((failed + 1)); results+=("FAIL $name ($((SECONDS - t0))s)"); fi
+  local rc=0
+  "$@" || rc=$?
+  if [ "$rc" -eq 0 ]; then passed=$((passed + 1)); results+=("ok   $name ($((SECONDS - t0))s)")
+  else
+    # The exit code says how it failed: 124 is `timeout` killing the step.
+    local why="exit $rc"
+    [ "$rc" -eq 124 ] && why="timed out: killed by timeout"
+    failed=$((failed + 1)); results+=("FAIL $name ($((SECONDS - t0))s, $why)")
+  fi
 }
 finish() {
   printf '  %s\n' "${results[@]}"
