@@ -46,10 +46,11 @@ record() { summary+=("$1: $2"); if [[ "$2" == FAIL* ]]; then failures=$((failure
 details=()
 keep_details() {
     local name=$1 log=$2 lines
-    # Colour codes (vitest's) stripped first.
+    # Colour codes (vitest's) stripped first; passing tests whose names
+    # merely contain a word such as "timeout" are left out.
     lines=$(sed -E 's/\x1b\[[0-9;]*m//g' "$log" |
         grep -a -E '(^|[[:space:]])(FAIL|FAILED|not ok)([[:space:]:-]|$)|panicked at|^[[:space:]]*(Error|TypeError|AssertionError|RangeError)\b|[Tt]imed? ?out|did not answer|exited with' |
-        grep -a -v -E '^[[:space:]]*ok ' | cut -c1-300 | tail -n 25 || true)
+        grep -a -v -E '^[[:space:]]*ok |[.][.][.] ok$|✓' | cut -c1-300 | tail -n 25 || true)
     if [[ -z $lines ]]; then lines=$(tail -n 15 "$log" | cut -c1-300); fi
     details+=("--- $name" "$lines")
 }

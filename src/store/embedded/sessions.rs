@@ -71,6 +71,50 @@ fn index_ended<'a>(
     Ok(())
 }
 
+/// One refresh attempt on `r.sid` in a write transaction of its own; a
+/// reuse ends the family (its index entry moves with it). The caller
+/// invalidates the session cache, whatever the outcome.
+fn rotate_in(db: &Database, r: &Rotation<'_>) -> StoreResult<RotateOutcome> {
+    let txn = super::commit::begin_write(db)?;
+    let outcome = modify_in(&txn, SESSIONS, r.sid, |current: SessionRecord| {
+        let outcome = classify_rotation(&current, r);
+        let write = match &outcome {
+            RotateOutcome::Rotated(next) | RotateOutcome::Reused(next) => Some(next.clone()),
+            RotateOutcome::Grace(_) | RotateOutcome::Invalid => None,
+        };
+        (write, outcome)
+    })?;
+    let Some(outcome) = outcome else {
+        return Ok(RotateOutcome::Invalid);
+    };
+    if let RotateOutcome::Reused(ended) = &outcome {
+        index_ended(&txn, &ended.user_id, [r.sid])?;
+    }
+    txn.commit().map_err(other)?;
+    Ok(outcome)
+}
+
+/// Ends `sid` if it is a live session of `user_id`, in a write transaction
+/// of its own (its index entry moves with it); whether it did. The caller
+/// invalidates the session cache, whatever the outcome.
+fn revoke_in(db: &Database, user_id: &str, sid: &str, now: i64) -> StoreResult<bool> {
+    let txn = super::commit::begin_write(db)?;
+    let revoked = modify_in(&txn, SESSIONS, sid, |mut s: SessionRecord| {
+        if s.user_id != user_id || !s.is_active(now) {
+            return (None, false);
+        }
+        s.revoked_at = Some(now);
+        (Some(s), true)
+    })?;
+    if revoked != Some(true) {
+        // Nothing written: the transaction is dropped.
+        return Ok(false);
+    }
+    index_ended(&txn, user_id, [sid])?;
+    txn.commit().map_err(other)?;
+    Ok(true)
+}
+
 /// Deletes every session of `user_id`, ended or not, and their index
 /// entries, in the caller's transaction (the account is going); returns
 /// their ids.
@@ -239,30 +283,9 @@ impl SessionStore for EmbeddedStore {
                 new_expires_at,
                 grace_secs,
             };
-            let txn = super::commit::begin_write(db)?;
-            let outcome = modify_in(&txn, SESSIONS, &sid, |current: SessionRecord| {
-                let outcome = classify_rotation(&current, &r);
-                let write = match &outcome {
-                    RotateOutcome::Rotated(next) | RotateOutcome::Reused(next) => {
-                        Some(next.clone())
-                    }
-                    RotateOutcome::Grace(_) | RotateOutcome::Invalid => None,
-                };
-                (write, outcome)
-            });
-            // A reuse ends the family.
-            let outcome = match outcome {
-                Ok(Some(RotateOutcome::Reused(s))) => index_ended(&txn, &s.user_id, [sid.as_str()])
-                    .map(|()| Some(RotateOutcome::Reused(s))),
-                other => other,
-            };
-            let committed = match outcome {
-                Ok(Some(outcome)) => txn.commit().map_err(other).map(|()| outcome),
-                Ok(None) => Ok(RotateOutcome::Invalid),
-                Err(e) => Err(e),
-            };
+            let outcome = rotate_in(db, &r);
             cache.invalidate([sid.as_str()]);
-            committed
+            outcome
         })
         .await
     }
@@ -292,24 +315,9 @@ impl SessionStore for EmbeddedStore {
         let sid = sid.to_string();
         let cache = self.sessions.clone();
         self.write(move |db| {
-            let txn = super::commit::begin_write(db)?;
-            let revoked = modify_in(&txn, SESSIONS, &sid, |mut s: SessionRecord| {
-                if s.user_id != user_id || !s.is_active(now) {
-                    return (None, false);
-                }
-                s.revoked_at = Some(now);
-                (Some(s), true)
-            });
-            let committed = match revoked {
-                Ok(Some(true)) => index_ended(&txn, &user_id, [sid.as_str()])
-                    .and_then(|()| txn.commit().map_err(other))
-                    .map(|()| true),
-                // Nothing written: the transaction is dropped.
-                Ok(_) => Ok(false),
-                Err(e) => Err(e),
-            };
+            let revoked = revoke_in(db, &user_id, &sid, now);
             cache.invalidate([sid.as_str()]);
-            committed
+            revoked
         })
         .await
     }
